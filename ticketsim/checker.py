@@ -1,0 +1,234 @@
+"""The invariant checker: a pure function from a sale's history and db to violations.
+
+It reads only what a run records (the db before and after, and the buyers'
+events), so a saved history can be audited later exactly as a live run is.
+Each violation carries a plain-language explanation naming the buyers involved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.events import Event, Step, buyer_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from ticketsim.db import TicketDB
+
+#: Buyers named in one explanation before the rest are counted ("and 47 more").
+NAMES_SHOWN: Final = 3
+
+
+class Kind(str, Enum):
+    OVERSOLD = "oversold"  #: more buyers told "you got a ticket" than were on sale
+    DOUBLE_BOOKED = "double-booked"  #: one seat told to two or more buyers
+    LOST_SALE = "lost-sale"  #: a buyer told success has no entry in the ledger
+    COUNT_MISMATCH = "count-mismatch"  #: remaining + recorded sales != tickets
+    NEGATIVE_REMAINING = "negative-remaining"  #: the db's count went below zero
+    SEAT_CONFLICT = "seat-conflict"  #: the ledger itself has a seat twice, or out of range
+    UNDERSOLD = "undersold"  #: a safe strategy sold fewer than min(tickets, buyers)
+    UNREADABLE_DB = "unreadable-db"  #: the db left behind does not parse
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: Kind
+    explanation: str
+    buyers: tuple[str, ...] = ()
+    seat: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "explanation": self.explanation,
+            "buyers": list(self.buyers),
+            "seat": self.seat,
+        }
+
+
+def names(buyers: Sequence[str]) -> str:
+    """``buyer-1``, ``buyer-1 and buyer-2``, ``buyer-1, buyer-2, buyer-3 and 4 more``."""
+    if len(buyers) <= 2:
+        return " and ".join(buyers)
+    if len(buyers) <= NAMES_SHOWN:
+        return ", ".join(buyers[:-1]) + f" and {buyers[-1]}"
+    return ", ".join(buyers[:NAMES_SHOWN]) + f" and {len(buyers) - NAMES_SHOWN} more"
+
+
+def _first(history: Iterable[Event], step: Step) -> dict[int, Event]:
+    first: dict[int, Event] = {}
+    for event in history:
+        if event.step is step and event.buyer not in first:
+            first[event.buyer] = event
+    return first
+
+
+def check_db(db: TicketDB) -> list[Violation]:
+    """Violations visible in a db on its own, without any history."""
+    found: list[Violation] = []
+    if db.remaining < 0:
+        found.append(
+            Violation(Kind.NEGATIVE_REMAINING, f"remaining={db.remaining} is below zero")
+        )
+    if db.remaining > db.tickets:
+        found.append(
+            Violation(
+                Kind.COUNT_MISMATCH,
+                f"remaining={db.remaining} is more than the {db.tickets} tickets put on sale",
+            )
+        )
+    elif db.remaining + len(db.ledger) != db.tickets:
+        found.append(
+            Violation(
+                Kind.COUNT_MISMATCH,
+                f"remaining={db.remaining} plus {len(db.ledger)} sale(s) in the ledger "
+                f"is not the {db.tickets} tickets put on sale",
+            )
+        )
+    holders: dict[int, list[str]] = defaultdict(list)
+    for sale in db.ledger:
+        holders[sale.seat].append(sale.buyer)
+    for seat, buyers in sorted(holders.items()):
+        if not 1 <= seat <= db.tickets:
+            found.append(
+                Violation(
+                    Kind.SEAT_CONFLICT,
+                    f"the ledger sells seat {seat}, outside seats 1-{db.tickets}",
+                    tuple(buyers),
+                    seat,
+                )
+            )
+        elif len(buyers) > 1:
+            found.append(
+                Violation(
+                    Kind.SEAT_CONFLICT,
+                    f"the ledger sells seat {seat} {len(buyers)} times ({names(buyers)})",
+                    tuple(buyers),
+                    seat,
+                )
+            )
+    return found
+
+
+def _race_story(seat: int, buyers: list[int], history: Sequence[Event]) -> str:
+    """Why several buyers were sold one seat: what each read, and when they wrote."""
+    reads, writes = _first(history, Step.READ), _first(history, Step.WRITE)
+    ordered = sorted(buyers)
+    who = names([buyer_name(b) for b in ordered])
+    if len(ordered) == 2:
+        subject, either, all_of = f"{who} both", "either", "both"
+    else:
+        subject, either, all_of = f"All {len(ordered)} buyers ({who})", "any of them", "all"
+    seen = {reads[b].value for b in ordered if b in reads}
+    last_read = max((reads[b].t for b in ordered if b in reads), default=None)
+    first_write = min((writes[b].t for b in ordered if b in writes), default=None)
+    if len(seen) == 1 and last_read is not None and first_write is not None:
+        value = seen.pop()
+        if last_read < first_write:
+            return (
+                f"Lost update: {subject} read remaining={value} before {either} wrote it "
+                f"back; {all_of} were sold seat {seat}."
+            )
+        return (
+            f"Stale count: {subject} read remaining={value}, some after an older count had "
+            f"been written back over a newer one; {all_of} were sold seat {seat}."
+        )
+    return f"Seat {seat} was sold to {who}."
+
+
+def check(
+    initial: TicketDB,
+    final: TicketDB | None,
+    history: Sequence[Event],
+    *,
+    buyers: int,
+    safe: bool,
+    final_error: str | None = None,
+) -> list[Violation]:
+    """Every invariant the sale broke.
+
+    ``initial`` is the db as the sale opened (its ``remaining`` is what was on sale),
+    ``final`` the db afterwards (``None`` when it no longer parses, with
+    ``final_error`` saying why), ``history`` the buyers' events. ``safe`` adds the
+    liveness check: a safe strategy must sell exactly ``min(on sale, buyers)``.
+    """
+    found: list[Violation] = []
+    on_sale = max(initial.remaining, 0)
+    sold = [e for e in history if e.step is Step.OK]
+    sold_names = [e.name for e in sold]
+    if len(sold) > on_sale:
+        found.append(
+            Violation(
+                Kind.OVERSOLD,
+                f"Oversold: {len(sold)} buyers were told they got a ticket, but only "
+                f"{on_sale} were on sale ({len(sold) - on_sale} too many).",
+                tuple(sold_names),
+            )
+        )
+    by_seat: dict[int, list[int]] = defaultdict(list)
+    for sale in initial.ledger:
+        by_seat[sale.seat].append(0)  # 0: sold before this sale opened
+    for event in sold:
+        if event.seat is not None:
+            by_seat[event.seat].append(event.buyer)
+    for seat, holders in sorted(by_seat.items()):
+        ours = [b for b in holders if b]
+        if len(holders) > 1 and ours:
+            story = _race_story(seat, ours, history)
+            if len(ours) < len(holders):
+                story += " The seat had already been sold before this sale opened."
+            found.append(
+                Violation(
+                    Kind.DOUBLE_BOOKED, story, tuple(buyer_name(b) for b in ours), seat
+                )
+            )
+    if final is None:
+        found.append(
+            Violation(
+                Kind.UNREADABLE_DB,
+                f"The db left behind is unreadable ({final_error or 'unknown reason'}); "
+                "every sale in it is lost.",
+            )
+        )
+    else:
+        recorded = {(s.buyer, s.seat, s.pid) for s in final.ledger}
+        lost = [
+            buyer_name(e.buyer)
+            for e in sorted(sold, key=lambda e: e.buyer)
+            if (e.name, e.seat, e.pid) not in recorded
+        ]
+        if lost:
+            found.append(
+                Violation(
+                    Kind.LOST_SALE,
+                    f"Lost sale: {names(lost)} {'was' if len(lost) == 1 else 'were'} told "
+                    "success, but the ledger has no entry for "
+                    f"{'it' if len(lost) == 1 else 'them'}: a later write, made from an "
+                    "older read of the db, replaced it.",
+                    tuple(lost),
+                )
+            )
+        found.extend(check_db(final))
+    if safe:
+        expected = min(on_sale, buyers)
+        if len(sold) < expected:
+            refused = [e.name for e in history if e.step is Step.FAIL]
+            failed = [e.name for e in history if e.step is Step.ERROR]
+            detail = []
+            if refused:
+                detail.append(f"{names(refused)} refused")
+            if failed:
+                detail.append(f"{names(failed)} did not finish")
+            found.append(
+                Violation(
+                    Kind.UNDERSOLD,
+                    f"Undersold: {len(sold)} sale(s), but {expected} = min({on_sale} on sale, "
+                    f"{buyers} buyers) were due" + (f"; {'; '.join(detail)}." if detail else "."),
+                    tuple(refused + failed),
+                )
+            )
+    return found

@@ -1,0 +1,52 @@
+"""Exceptions ticketsim raises.
+
+Each one subclasses a builtin so that callers can catch it by meaning
+(``ValueError`` for bad input, ``OSError`` for I/O) and each one pickles, so a
+buyer process can send it to the parent unchanged.
+"""
+
+from __future__ import annotations
+
+
+class TicketsimError(Exception):
+    """Base class of every error ticketsim raises on purpose."""
+
+
+class ConfigError(TicketsimError, ValueError):
+    """A run was asked for with a value it cannot honour.
+
+    The message names the setting as ``name=value`` and says what to do instead.
+    """
+
+    def __init__(self, name: str, value: object, advice: str) -> None:
+        self.name = name
+        self.value = value
+        self.advice = advice
+        super().__init__(f"{name}={value!r}: {advice}")
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, object, str]]:
+        return type(self), (self.name, self.value, self.advice)
+
+
+class DbError(TicketsimError, ValueError):
+    """A ticket db could not be read, or does not hold a valid ticket db."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[DbError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)
+
+
+class GuardTimeout(TicketsimError, TimeoutError):
+    """A buyer waited longer than the run's timeout for its strategy's lock."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what = what
+        self.seconds = seconds
+        super().__init__(f"gave up waiting for the {what} after {seconds:g} s")
+
+    def __reduce__(self) -> tuple[type[GuardTimeout], tuple[str, float]]:
+        return type(self), (self.what, self.seconds)

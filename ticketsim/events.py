@@ -1,0 +1,114 @@
+"""The history of a sale: one :class:`Event` per step a buyer took.
+
+Buyers send events to the parent as they go; reports, the checker, timelines
+and replays are all derived from this history and nothing else.
+
+A buyer's steps, in order (``wait``/``enter``/``leave`` only when its strategy
+guards the purchase, ``torn`` whenever a read saw a half-written db)::
+
+    ready -> check -> [wait -> enter] -> read -> write -> [leave] -> ok
+                                         read ---------> [leave] -> fail
+    any step may end in error instead (the outcome is then unknown)
+
+Buyer processes import this module, so it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+
+class Step(str, Enum):
+    READY = "ready"  #: the process is up and waits for the sale to open
+    CHECK = "check"  #: looked at the remaining count, unprotected (the tutorial's ``search``)
+    WAIT = "wait"  #: started waiting for the strategy's lock
+    ENTER = "enter"  #: holds the lock; the critical section starts
+    READ = "read"  #: read the db inside the critical section; ``value`` is what it saw
+    TORN = "torn"  #: a read found the db empty or half written, and will try again
+    WRITE = "write"  #: wrote the db back; ``value`` is the new remaining, ``seat`` the seat
+    LEAVE = "leave"  #: released the lock
+    OK = "ok"  #: the buyer was told it got ``seat``
+    FAIL = "fail"  #: the buyer was told the tickets are sold out
+    ERROR = "error"  #: the buyer gave up or crashed; ``note`` says why; outcome unknown
+
+
+#: Steps after which a buyer does nothing more.
+OUTCOMES: Final = frozenset({Step.OK, Step.FAIL, Step.ERROR})
+
+
+def buyer_name(number: int) -> str:
+    """The process name of buyer ``number`` (1-based), as every report prints it."""
+    return f"buyer-{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of one buyer.
+
+    ``t`` is ``time.monotonic()`` in the buyer, which on Linux is one clock for
+    every process, so events of different buyers can be ordered by it.
+    """
+
+    buyer: int
+    step: Step
+    t: float
+    pid: int
+    value: int | None = None
+    seat: int | None = None
+    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return buyer_name(self.buyer)
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"buyer": self.buyer, "step": self.step.value, "t": self.t}
+        row["pid"] = self.pid
+        for key in ("value", "seat", "note"):
+            if getattr(self, key) is not None:
+                row[key] = getattr(self, key)
+        return row
+
+
+def to_jsonl(history: tuple[Event, ...] | list[Event]) -> str:
+    """The history as JSON Lines, one event per line, in the order given."""
+    return "".join(json.dumps(event.to_json()) + "\n" for event in history)
+
+
+def _opt_int(row: dict[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    if value is not None and type(value) is not int:
+        raise ValueError(f"{key}={value!r} must be a whole number")
+    return value
+
+
+def from_json(row: object) -> Event:
+    """Rebuild an event from :meth:`Event.to_json`; raise ``ValueError`` naming the bad field."""
+    if not isinstance(row, dict):
+        raise ValueError(f"an event must be a JSON object, got {type(row).__name__}")
+    try:
+        step = Step(row.get("step"))
+    except ValueError:
+        raise ValueError(f"step={row.get('step')!r} is not one of the steps") from None
+    buyer, t, pid, note = row.get("buyer"), row.get("t"), row.get("pid"), row.get("note")
+    if type(buyer) is not int or buyer < 1:
+        raise ValueError(f"buyer={buyer!r} must be a buyer number from 1")
+    if type(t) not in (int, float) or not math.isfinite(t):
+        raise ValueError(f"t={t!r} must be a number of seconds")
+    if type(pid) is not int:
+        raise ValueError(f"pid={pid!r} must be a whole number")
+    if note is not None and not isinstance(note, str):
+        raise ValueError(f"note={note!r} must be a string")
+    return Event(
+        buyer=buyer,
+        step=step,
+        t=float(t),
+        pid=pid,
+        value=_opt_int(row, "value"),
+        seat=_opt_int(row, "seat"),
+        note=note,
+    )

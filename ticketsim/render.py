@@ -1,0 +1,66 @@
+"""Rich views of ticketsim's data. Builds renderables; printing is the caller's job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ticketsim.report import Report
+
+#: Explanations shown under the verdict; ``--json`` has them all.
+STORIES_SHOWN: Final = 3
+
+
+def _count(value: int | None, *, bad: bool = False) -> Text:
+    if value is None:
+        return Text("unreadable", style="bold red")
+    return Text(str(value), style="bold red" if bad and value else "")
+
+
+def report_view(report: Report) -> RenderableType:
+    """The report of one sale: the figures, the verdict, and how any violation happened."""
+    header = Text.assemble(
+        ("strategy ", "dim"),
+        (report.strategy, "bold"),
+        (f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ", "dim"),
+        (f"{report.start_method}, seed {report.seed}", "dim"),
+    )
+    table = Table(show_header=False, min_width=50)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Text]] = [
+        ('sold (told "you got a ticket")', _count(report.sold)),
+        ("remaining in the db", _count(report.remaining)),
+        ("sales in the ledger", _count(report.ledger_sales)),
+        ("oversold", _count(report.oversold, bad=True)),
+        ("double-booked seats", _count(report.double_booked, bad=True)),
+        ("lost sales", _count(report.lost_sales, bad=True)),
+        ("torn reads", _count(report.torn_reads, bad=True)),
+        ("saw a ticket, then refused", _count(report.saw_but_refused)),
+        ("unfinished buyers", _count(report.unfinished, bad=True)),
+        ("elapsed", Text(f"{report.elapsed_s:.3f} s")),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    parts: list[RenderableType] = [header, table]
+    style = "bold green" if report.ok else "bold red"
+    parts.append(Text(report.verdict, style=style))
+    stories = [v.explanation for v in report.violations][:STORIES_SHOWN]
+    parts.extend(Text(f"  - {story}") for story in stories)
+    hidden = len(report.violations) - len(stories)
+    if hidden > 0:
+        parts.append(Text(f"  ({hidden} more; --json lists them all)", style="dim"))
+    if not report.ok and not report.safe and report.stalled is None:
+        parts.append(
+            Text(
+                "Nothing protected the read-decide-write section. Run it again with --lock.",
+                style="yellow",
+            )
+        )
+    return Group(*parts)

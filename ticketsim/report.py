@@ -1,0 +1,172 @@
+"""The report of a sale: every figure a person or a script reads, derived from a run.
+
+:func:`build_report` is the only place figures are computed; the rich view and
+``--json`` both print a :class:`Report` and compute nothing themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from ticketsim.checker import Kind, Violation, check
+from ticketsim.events import Step
+
+if TYPE_CHECKING:
+    from ticketsim.runner import RunResult
+
+
+class ExitCode(IntEnum):
+    """What ``ticketsim`` exits with."""
+
+    OK = 0  #: every invariant held
+    VIOLATED = 1  #: an invariant was violated (the point of the ``none`` demo)
+    BAD_INPUT = 2  #: a bad argument or db; nothing was run and the db is untouched
+    STALLED = 3  #: the sale stalled or was abandoned; its processes were ended
+
+
+@dataclass(frozen=True)
+class Report:
+    strategy: str
+    safe: bool
+    buyers: int
+    #: Tickets on sale when the sale opened.
+    tickets: int
+    #: Buyers told "you got a ticket".
+    sold: int
+    #: Buyers told "sold out".
+    refused: int
+    #: Buyers that looked (``check``), saw a ticket left, and were then refused.
+    saw_but_refused: int
+    #: Buyers with no outcome (crashed, timed out, or never got to buy).
+    unfinished: int
+    #: ``remaining`` in the db afterwards (``None``: unreadable).
+    remaining: int | None
+    #: Sales this run added to the ledger.
+    ledger_sales: int | None
+    oversold: int
+    #: Seats sold to more than one buyer.
+    double_booked: int
+    #: Buyers told success with no ledger entry.
+    lost_sales: int
+    #: Reads that found the db empty or half written.
+    torn_reads: int
+    elapsed_s: float
+    delay: float
+    seed: int
+    start_method: str
+    db: str
+    stalled: str | None
+    violations: tuple[Violation, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.stalled is None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.stalled is not None:
+            return ExitCode.STALLED
+        return ExitCode.VIOLATED if self.violations else ExitCode.OK
+
+    @property
+    def throughput(self) -> float:
+        """Sales per second from the opening of the sale to the last outcome."""
+        return self.sold / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def verdict(self) -> str:
+        """One line: OK, or what went wrong in figures (the explanations say how)."""
+        if self.stalled is not None:
+            return f"STALLED: {self.stalled}"
+        if not self.violations:
+            return (
+                f"OK: sold {self.sold} of {self.tickets} ticket(s) to {self.buyers} buyer(s); "
+                "every invariant held"
+            )
+        found: list[str] = []
+        if self.oversold:
+            found.append(f"{self.sold} sold for {self.tickets} ticket(s), {self.oversold} too many")
+        if self.double_booked:
+            found.append(f"{self.double_booked} seat(s) sold twice or more")
+        if self.lost_sales:
+            found.append(f"{self.lost_sales} sale(s) missing from the ledger")
+        counted = {Kind.OVERSOLD, Kind.DOUBLE_BOOKED, Kind.LOST_SALE}
+        found.extend(v.kind.value for v in self.violations if v.kind not in counted)
+        head = "OVERSOLD" if self.oversold or self.double_booked else "VIOLATED"
+        return f"{head}: {'; '.join(found)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "safe": self.safe,
+            "buyers": self.buyers,
+            "tickets": self.tickets,
+            "sold": self.sold,
+            "refused": self.refused,
+            "saw_but_refused": self.saw_but_refused,
+            "unfinished": self.unfinished,
+            "remaining": self.remaining,
+            "ledger_sales": self.ledger_sales,
+            "oversold": self.oversold,
+            "double_booked": self.double_booked,
+            "lost_sales": self.lost_sales,
+            "torn_reads": self.torn_reads,
+            "ok": self.ok,
+            "verdict": self.verdict,
+            "exit_code": int(self.exit_code),
+            "stalled": self.stalled,
+            "violations": [v.to_json() for v in self.violations],
+            "elapsed_s": round(self.elapsed_s, 6),
+            "throughput": round(self.throughput, 3),
+            "delay": self.delay,
+            "seed": self.seed,
+            "start_method": self.start_method,
+            "db": self.db,
+        }
+
+
+def build_report(result: RunResult) -> Report:
+    """Derive every figure of the report from the run's history and dbs."""
+    config, history = result.config, result.history
+    violations = check(
+        result.initial,
+        result.final,
+        history,
+        buyers=config.buyers,
+        safe=result.safe,
+        final_error=result.final_error,
+    )
+    outcome: dict[int, Step] = {
+        e.buyer: e.step for e in history if e.step in (Step.OK, Step.FAIL, Step.ERROR)
+    }
+    saw: set[int] = {
+        e.buyer for e in history if e.step is Step.CHECK and e.value is not None and e.value > 0
+    }
+    sold = sum(1 for step in outcome.values() if step is Step.OK)
+    on_sale = max(result.initial.remaining, 0)
+    final = result.final
+    return Report(
+        strategy=config.strategy,
+        safe=result.safe,
+        buyers=config.buyers,
+        tickets=on_sale,
+        sold=sold,
+        refused=sum(1 for step in outcome.values() if step is Step.FAIL),
+        saw_but_refused=sum(1 for b, step in outcome.items() if step is Step.FAIL and b in saw),
+        unfinished=config.buyers - sum(1 for s in outcome.values() if s is not Step.ERROR),
+        remaining=None if final is None else final.remaining,
+        ledger_sales=None if final is None else len(final.ledger) - len(result.initial.ledger),
+        oversold=max(0, sold - on_sale),
+        double_booked=sum(1 for v in violations if v.kind is Kind.DOUBLE_BOOKED),
+        lost_sales=sum(len(v.buyers) for v in violations if v.kind is Kind.LOST_SALE),
+        torn_reads=sum(1 for e in history if e.step is Step.TORN),
+        elapsed_s=result.elapsed_s,
+        delay=config.delay,
+        seed=result.seed,
+        start_method=result.start_method,
+        db=config.db,
+        stalled=result.stalled,
+        violations=tuple(violations),
+    )

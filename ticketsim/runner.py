@@ -1,0 +1,306 @@
+"""Run a sale: start the buyer processes, open the sale, collect the history.
+
+:func:`run_sale` is the library's entry point. It never prints and never waits
+without a bound: a sale that makes no progress for ``timeout`` seconds is marked
+stalled, and every process it started is ended before it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from ticketsim import db as dbfile
+from ticketsim import strategies
+from ticketsim.buyer import BuyerSpec, Lockstep, Pacer, run_buyer
+from ticketsim.checker import check_db
+from ticketsim.errors import ConfigError, DbError
+from ticketsim.events import OUTCOMES, Event, Step, buyer_name
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.queues import Queue
+
+START_METHODS: Final = ("fork", "spawn", "forkserver")
+#: One process per buyer: past this many, a run would exhaust a small machine.
+MAX_BUYERS: Final = 1000
+MAX_TICKETS: Final = 1_000_000
+MAX_DELAY_S: Final = 60.0
+MAX_TIMEOUT_S: Final = 3600.0
+#: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
+JITTER: Final = 0.5
+#: How long the parent blocks on the event queue before it looks at the processes again.
+_POLL_S: Final = 0.05
+#: Grace given to a process to exit by itself once the sale is over or abandoned.
+_JOIN_S: Final = 5.0
+_KILL_S: Final = 2.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One sale to run. Invalid values raise :class:`ConfigError` on construction."""
+
+    buyers: int = 50
+    tickets: int = 10
+    strategy: str = strategies.StrategyName.NONE.value
+    db_path: Path = dbfile.DEFAULT_DB
+    #: Race window between reading and writing, in seconds (jittered per buyer by ``seed``).
+    delay: float = 0.1
+    #: Seeds the jitter; ``None`` draws one, and the result records it.
+    seed: int | None = None
+    #: A sale that makes no progress for this many seconds is stalled and ended.
+    timeout: float = 30.0
+    #: ``None``: the platform's default start method.
+    start_method: str | None = None
+    #: Sell from the db as it is, instead of resetting it to ``tickets`` fresh tickets.
+    keep: bool = False
+    #: Force every buyer to read before any writes (unguarded strategies only).
+    lockstep: bool = False
+
+    def __post_init__(self) -> None:
+        _require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyer processes")
+        _require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
+        _require_number("delay", self.delay, 0.0, MAX_DELAY_S)
+        _require_number("timeout", self.timeout, 0.0, MAX_TIMEOUT_S, open_low=True)
+        strategy = strategies.get(self.strategy)
+        if self.start_method is not None and self.start_method not in START_METHODS:
+            raise ConfigError(
+                "start_method", self.start_method, f"choose one of {', '.join(START_METHODS)}"
+            )
+        if self.timeout <= self.delay * (1 + JITTER):
+            raise ConfigError(
+                "timeout",
+                self.timeout,
+                f"must be longer than the longest race window ({self.delay * (1 + JITTER):g} s "
+                f"for delay={self.delay:g}); raise --timeout or lower --delay",
+            )
+        if self.lockstep and strategy.safe:
+            raise ConfigError(
+                "lockstep",
+                True,
+                f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
+                "never read before any writes; use lockstep with an unprotected strategy",
+            )
+
+    @property
+    def db(self) -> str:
+        return os.fspath(self.db_path)
+
+
+def _require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+    if type(value) is not int:
+        raise ConfigError(name, value, f"must be a whole number of {what}")
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"choose from {low} to {high} {what}")
+
+
+def _require_number(
+    name: str, value: object, low: float, high: float, *, open_low: bool = False
+) -> None:
+    if type(value) not in (int, float) or value != value:  # NaN is not a duration
+        raise ConfigError(name, value, "must be a number of seconds")
+    assert isinstance(value, (int, float))
+    too_low = value <= low if open_low else value < low
+    if too_low or value > high:
+        bound = f"more than {low:g}" if open_low else f"at least {low:g}"
+        raise ConfigError(name, value, f"choose {bound} and at most {high:g} seconds")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What happened in one sale: the raw material every report is derived from."""
+
+    config: RunConfig
+    start_method: str
+    seed: int
+    #: The db as the sale opened.
+    initial: dbfile.TicketDB
+    #: The db after the sale, or ``None`` if it could not be read back.
+    final: dbfile.TicketDB | None
+    #: Why ``final`` is ``None``.
+    final_error: str | None
+    history: tuple[Event, ...]
+    #: ``time.monotonic()`` when the sale opened (buyers' event times are on this clock).
+    opened_at: float
+    #: Wall time from opening the sale to the last buyer's outcome (or the stall).
+    elapsed_s: float
+    #: ``None``, or why the sale was abandoned before every buyer finished.
+    stalled: str | None = None
+    #: Exit code of each buyer process (negative: killed by that signal).
+    exit_codes: tuple[int | None, ...] = field(default=())
+
+    @property
+    def safe(self) -> bool:
+        return strategies.get(self.config.strategy).safe
+
+
+def window(delay: float, seed: int, number: int) -> float:
+    """The race window of buyer ``number``: the same for the same seed, run after run."""
+    return delay * (1 + JITTER * random.Random(f"{seed}/{number}").random())
+
+
+def prepare_db(config: RunConfig) -> dbfile.TicketDB:
+    """Reset the db to fresh tickets, or with ``keep``, load and vet the db as it is.
+
+    Raises :class:`DbError` before anything is written if the db cannot be used.
+    """
+    path = config.db_path
+    if config.keep:
+        initial = dbfile.load(path)
+        problems = check_db(initial)
+        if problems:
+            raise DbError(config.db, f"{problems[0].explanation}; reset it (run without --keep)")
+        return initial
+    if path.is_dir():
+        raise DbError(config.db, "is a directory; give the path of a .json file")
+    if not path.parent.exists():
+        if path.parent != dbfile.DEFAULT_DB.parent:
+            raise DbError(config.db, f"the folder {path.parent} does not exist; create it first")
+        path.parent.mkdir(parents=True)
+    initial = dbfile.TicketDB.fresh(config.tickets)
+    try:
+        dbfile.write_atomic(path, initial)
+    except OSError as exc:
+        raise DbError(config.db, f"cannot be written ({exc.strerror or exc})") from None
+    return initial
+
+
+def run_sale(config: RunConfig) -> RunResult:
+    """Run one sale as ``config`` says and return its history; never prints."""
+    ctx = multiprocessing.get_context(config.start_method)
+    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
+    strategy = strategies.get(config.strategy)
+    initial = prepare_db(config)
+    channel: Queue[Event] = ctx.Queue()
+    gate = ctx.Event()
+    pacer = Lockstep(ctx.Barrier(config.buyers)) if config.lockstep else Pacer()
+    history: list[Event] = []
+    processes: list[BaseProcess] = []
+    stalled: str | None = None
+    opened_at = time.monotonic()
+    with strategy.provide(ctx, config.db) as tools:
+        try:
+            for number in range(1, config.buyers + 1):
+                spec = BuyerSpec(number, window(config.delay, seed, number), config.timeout)
+                process = ctx.Process(
+                    target=run_buyer,
+                    name=buyer_name(number),
+                    args=(spec, tools, channel, gate, pacer),
+                    daemon=True,
+                )
+                process.start()
+                processes.append(process)
+            # Open the sale only when every buyer is waiting at the gate, so that
+            # process start-up (slow under spawn) does not serialise the buyers.
+            stalled = _collect(channel, processes, history, Step.READY, config.timeout)
+            opened_at = time.monotonic()
+            gate.set()
+            if stalled is None:
+                stalled = _collect(channel, processes, history, None, config.timeout)
+            stopped_at = time.monotonic()
+        finally:
+            _end(processes)
+            _drain(channel, history)
+            _close(channel)
+    outcomes = [e.t for e in history if e.step in OUTCOMES]
+    ended_at = stopped_at if stalled or not outcomes else max(outcomes)
+    final: dbfile.TicketDB | None = None
+    final_error: str | None = None
+    try:
+        final = dbfile.load(config.db_path)
+    except DbError as exc:
+        final_error = exc.reason
+    return RunResult(
+        config=config,
+        start_method=ctx.get_start_method(),
+        seed=seed,
+        initial=initial,
+        final=final,
+        final_error=final_error,
+        history=tuple(sorted(history, key=lambda e: e.t)),
+        opened_at=opened_at,
+        elapsed_s=max(0.0, ended_at - opened_at),
+        stalled=stalled,
+        exit_codes=tuple(p.exitcode for p in processes),
+    )
+
+
+def _collect(
+    channel: Queue[Event],
+    processes: list[BaseProcess],
+    history: list[Event],
+    until: Step | None,
+    timeout: float,
+) -> str | None:
+    """Gather events until every buyer has sent ``until`` (``None``: an outcome).
+
+    Returns ``None`` when they all did, or why the wait was abandoned: no event for
+    ``timeout`` seconds, or every buyer process gone with some still unaccounted for.
+    """
+    steps = OUTCOMES if until is None else frozenset({until})
+    done = {e.buyer for e in history if e.step in steps}
+    # A buyer that has already finished has certainly passed READY.
+    done |= {e.buyer for e in history if e.step in OUTCOMES}
+    last_progress = time.monotonic()
+    while len(done) < len(processes):
+        try:
+            event = channel.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not any(p.is_alive() for p in processes):
+                missing = len(processes) - len(done)
+                return f"{missing} buyer process(es) ended without reporting an outcome"
+            idle = time.monotonic() - last_progress
+            if idle > timeout:
+                waiting = "an outcome" if until is None else f"{until.value!r}"
+                return (
+                    f"no progress for {idle:.1f} s: {len(processes) - len(done)} buyer(s) "
+                    f"still owed {waiting}"
+                )
+            continue
+        history.append(event)
+        last_progress = time.monotonic()
+        if event.step in steps or event.step in OUTCOMES:
+            done.add(event.buyer)
+    return None
+
+
+def _end(processes: list[BaseProcess]) -> None:
+    """Join every process; terminate, then kill, whatever does not exit in time."""
+    deadline = time.monotonic() + _JOIN_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(_KILL_S)
+        if process.is_alive():
+            process.kill()
+            process.join(_KILL_S)
+
+
+def _drain(channel: Queue[Event], history: list[Event]) -> None:
+    """Keep the events that arrived after the collection stopped (a stalled sale's last words)."""
+    # Safe to read after processes were killed: an event pickles to far less than
+    # PIPE_BUF, so each one reached the pipe whole or not at all.
+    while True:
+        try:
+            history.append(channel.get(timeout=_POLL_S))
+        except queue.Empty:
+            return
+
+
+def _close(channel: Queue[Event]) -> None:
+    # The parent never puts, so there is no feeder thread to flush; buyers that were
+    # killed may have left the queue's lock held, so never wait on it.
+    channel.cancel_join_thread()
+    with contextlib.suppress(OSError, ValueError):
+        channel.close()
