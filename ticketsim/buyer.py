@@ -54,28 +54,46 @@ class Gate(Protocol):
 class Pacer:
     """Hooks that force an interleaving. This one forces nothing."""
 
-    def after_read(self, timeout: float) -> None:
-        del timeout
+    def after_read(self, number: int, timeout: float) -> None:
+        """Called inside the critical section, once the buyer has read the db."""
+        del number, timeout
+
+    def done(self, number: int) -> None:
+        """Called once the buyer has written, or decided not to."""
+        del number
 
 
 @dataclass(frozen=True)
 class Lockstep(Pacer):
-    """Every buyer reads before any buyer writes: the race, made certain.
+    """Every buyer reads, then they write one at a time in buyer order.
 
-    Each buyer waits at a ``multiprocessing.Barrier`` sized to the number of buyers
-    right after its read. Only unguarded strategies can pass it: under a lock the
+    This is the race made certain and repeatable (schedule ``1r 2r .. 1w 2w ..``):
+    each buyer waits at a barrier sized to the number of buyers right after its
+    read, then for its turn to write. Writes are taken in turn because unprotected
+    writes that overlap in time can interleave their bytes, and which of them wins
+    would be luck. Only unguarded strategies can pass the barrier: under a lock the
     second buyer cannot read until the first has written.
     """
 
     barrier: Any
+    #: ``multiprocessing.Value('i')``: the number of the buyer whose turn it is to write.
+    turn: Any
+    #: ``multiprocessing.Condition`` that guards ``turn``.
+    changed: Any
 
-    def after_read(self, timeout: float) -> None:
+    def after_read(self, number: int, timeout: float) -> None:
         self.barrier.wait(timeout)
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.turn.value == number, timeout):
+                raise TimeoutError(f"buyer {number} never got its turn to write")
+
+    def done(self, number: int) -> None:
+        with self.changed:
+            self.turn.value = number + 1
+            self.changed.notify_all()
 
 
-def run_buyer(
-    spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer: Pacer
-) -> None:
+def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
     """The body of a buyer process."""
     pid = os.getpid()
 
@@ -94,16 +112,19 @@ def run_buyer(
         with tools.guard.hold(record, spec.timeout):
             seen = tools.store.read(record)
             record(Step.READ, value=seen.remaining)
-            pacer.after_read(spec.timeout)
-            if seen.remaining > 0:
-                seat = seen.next_seat()
-                # The race window: the tutorial's sleep between deciding and writing.
-                time.sleep(spec.window)
-                tools.store.write(seen.sell(Sale(spec.name, seat, pid, time.time())))
-                record(Step.WRITE, value=seen.remaining - 1, seat=seat)
+            try:
+                pacer.after_read(spec.number, spec.timeout)
+                if seen.remaining > 0:
+                    seat = seen.next_seat()
+                    # The race window: the tutorial's sleep between deciding and writing.
+                    time.sleep(spec.window)
+                    tools.store.write(seen.sell(Sale(spec.name, seat, pid, time.time())))
+                    record(Step.WRITE, value=seen.remaining - 1, seat=seat)
+            finally:
+                pacer.done(spec.number)
         if seat is None:
             record(Step.FAIL, value=seen.remaining)
         else:
             record(Step.OK, seat=seat)
-    except BaseException as exc:  # noqa: BLE001 - the history, not stderr, must say why
+    except BaseException as exc:
         record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")

@@ -71,9 +71,7 @@ def check_db(db: TicketDB) -> list[Violation]:
     """Violations visible in a db on its own, without any history."""
     found: list[Violation] = []
     if db.remaining < 0:
-        found.append(
-            Violation(Kind.NEGATIVE_REMAINING, f"remaining={db.remaining} is below zero")
-        )
+        found.append(Violation(Kind.NEGATIVE_REMAINING, f"remaining={db.remaining} is below zero"))
     if db.remaining > db.tickets:
         found.append(
             Violation(
@@ -140,6 +138,82 @@ def _race_story(seat: int, buyers: list[int], history: Sequence[Event]) -> str:
     return f"Seat {seat} was sold to {who}."
 
 
+def _oversold(on_sale: int, sold: list[Event]) -> list[Violation]:
+    if len(sold) <= on_sale:
+        return []
+    return [
+        Violation(
+            Kind.OVERSOLD,
+            f"Oversold: {len(sold)} buyers were told they got a ticket, but only "
+            f"{on_sale} were on sale ({len(sold) - on_sale} too many).",
+            tuple(buyer_name(b) for b in sorted(e.buyer for e in sold)),
+        )
+    ]
+
+
+def _double_booked(
+    initial: TicketDB, sold: list[Event], history: Sequence[Event]
+) -> list[Violation]:
+    by_seat: dict[int, list[int]] = defaultdict(list)
+    for sale in initial.ledger:
+        by_seat[sale.seat].append(0)  # 0: sold before this sale opened
+    for event in sold:
+        if event.seat is not None:
+            by_seat[event.seat].append(event.buyer)
+    found = []
+    for seat, holders in sorted(by_seat.items()):
+        ours = [b for b in holders if b]
+        if len(holders) > 1 and ours:
+            story = _race_story(seat, ours, history)
+            if len(ours) < len(holders):
+                story += " The seat had already been sold before this sale opened."
+            names_ = tuple(buyer_name(b) for b in sorted(ours))
+            found.append(Violation(Kind.DOUBLE_BOOKED, story, names_, seat))
+    return found
+
+
+def _lost(final: TicketDB, sold: list[Event]) -> list[Violation]:
+    recorded = {(s.buyer, s.seat, s.pid) for s in final.ledger}
+    lost = [
+        buyer_name(e.buyer)
+        for e in sorted(sold, key=lambda e: e.buyer)
+        if (e.name, e.seat, e.pid) not in recorded
+    ]
+    if not lost:
+        return []
+    one = len(lost) == 1
+    return [
+        Violation(
+            Kind.LOST_SALE,
+            f"Lost sale: {names(lost)} {'was' if one else 'were'} told success, but the "
+            f"ledger has no entry for {'it' if one else 'them'}: a later write, made from an "
+            "older read of the db, replaced it.",
+            tuple(lost),
+        )
+    ]
+
+
+def _undersold(
+    on_sale: int, buyers: int, sold: list[Event], history: Sequence[Event]
+) -> list[Violation]:
+    expected = min(on_sale, buyers)
+    if len(sold) >= expected:
+        return []
+    refused = [e.name for e in history if e.step is Step.FAIL]
+    failed = [e.name for e in history if e.step is Step.ERROR]
+    detail = [f"{names(refused)} refused"] if refused else []
+    if failed:
+        detail.append(f"{names(failed)} did not finish")
+    return [
+        Violation(
+            Kind.UNDERSOLD,
+            f"Undersold: {len(sold)} sale(s), but {expected} = min({on_sale} on sale, "
+            f"{buyers} buyers) were due" + (f"; {'; '.join(detail)}." if detail else "."),
+            tuple(refused + failed),
+        )
+    ]
+
+
 def check(
     initial: TicketDB,
     final: TicketDB | None,
@@ -156,36 +230,9 @@ def check(
     ``final_error`` saying why), ``history`` the buyers' events. ``safe`` adds the
     liveness check: a safe strategy must sell exactly ``min(on sale, buyers)``.
     """
-    found: list[Violation] = []
     on_sale = max(initial.remaining, 0)
     sold = [e for e in history if e.step is Step.OK]
-    sold_names = [e.name for e in sold]
-    if len(sold) > on_sale:
-        found.append(
-            Violation(
-                Kind.OVERSOLD,
-                f"Oversold: {len(sold)} buyers were told they got a ticket, but only "
-                f"{on_sale} were on sale ({len(sold) - on_sale} too many).",
-                tuple(sold_names),
-            )
-        )
-    by_seat: dict[int, list[int]] = defaultdict(list)
-    for sale in initial.ledger:
-        by_seat[sale.seat].append(0)  # 0: sold before this sale opened
-    for event in sold:
-        if event.seat is not None:
-            by_seat[event.seat].append(event.buyer)
-    for seat, holders in sorted(by_seat.items()):
-        ours = [b for b in holders if b]
-        if len(holders) > 1 and ours:
-            story = _race_story(seat, ours, history)
-            if len(ours) < len(holders):
-                story += " The seat had already been sold before this sale opened."
-            found.append(
-                Violation(
-                    Kind.DOUBLE_BOOKED, story, tuple(buyer_name(b) for b in ours), seat
-                )
-            )
+    found = _oversold(on_sale, sold) + _double_booked(initial, sold, history)
     if final is None:
         found.append(
             Violation(
@@ -195,40 +242,7 @@ def check(
             )
         )
     else:
-        recorded = {(s.buyer, s.seat, s.pid) for s in final.ledger}
-        lost = [
-            buyer_name(e.buyer)
-            for e in sorted(sold, key=lambda e: e.buyer)
-            if (e.name, e.seat, e.pid) not in recorded
-        ]
-        if lost:
-            found.append(
-                Violation(
-                    Kind.LOST_SALE,
-                    f"Lost sale: {names(lost)} {'was' if len(lost) == 1 else 'were'} told "
-                    "success, but the ledger has no entry for "
-                    f"{'it' if len(lost) == 1 else 'them'}: a later write, made from an "
-                    "older read of the db, replaced it.",
-                    tuple(lost),
-                )
-            )
-        found.extend(check_db(final))
+        found += _lost(final, sold) + check_db(final)
     if safe:
-        expected = min(on_sale, buyers)
-        if len(sold) < expected:
-            refused = [e.name for e in history if e.step is Step.FAIL]
-            failed = [e.name for e in history if e.step is Step.ERROR]
-            detail = []
-            if refused:
-                detail.append(f"{names(refused)} refused")
-            if failed:
-                detail.append(f"{names(failed)} did not finish")
-            found.append(
-                Violation(
-                    Kind.UNDERSOLD,
-                    f"Undersold: {len(sold)} sale(s), but {expected} = min({on_sale} on sale, "
-                    f"{buyers} buyers) were due" + (f"; {'; '.join(detail)}." if detail else "."),
-                    tuple(refused + failed),
-                )
-            )
+        found += _undersold(on_sale, buyers, sold, history)
     return found

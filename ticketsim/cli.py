@@ -153,13 +153,9 @@ def run(
     tickets: Annotated[int, typer.Option(help="Tickets put on sale (ignored with --keep).")] = 10,
     strategy: Annotated[
         StrategyName | None,
-        typer.Option(
-            help="How buyers share the db.", case_sensitive=False, show_default="none"
-        ),
+        typer.Option(help="How buyers share the db.", case_sensitive=False, show_default="none"),
     ] = None,
-    lock: Annotated[
-        bool, typer.Option("--lock", help="Shorthand for --strategy lock.")
-    ] = False,
+    lock: Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")] = False,
     db: Annotated[
         Path,
         typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True),
@@ -188,7 +184,7 @@ def run(
     ] = None,
     lockstep: Annotated[
         bool,
-        typer.Option(help="Force every buyer to read before any writes (unprotected only)."),
+        typer.Option(help="Force the race: every buyer reads, then each writes in turn (none only)."),
     ] = False,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.

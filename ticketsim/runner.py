@@ -8,13 +8,13 @@ stalled, and every process it started is ended before it returns.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import queue
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ticketsim import db as dbfile
@@ -25,9 +25,9 @@ from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import OUTCOMES, Event, Step, buyer_name
 
 if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
     from multiprocessing.queues import Queue
+    from pathlib import Path
 
 START_METHODS: Final = ("fork", "spawn", "forkserver")
 #: One process per buyer: past this many, a run would exhaust a small machine.
@@ -41,6 +41,10 @@ JITTER: Final = 0.5
 _POLL_S: Final = 0.05
 #: Grace given to a process to exit by itself once the sale is over or abandoned.
 _JOIN_S: Final = 5.0
+#: Buyers wait this many times the parent's stall timeout before giving up by
+#: themselves, so that a stall is always seen (and reported) by the parent first;
+#: their own limit only matters if the parent is gone.
+BUYER_PATIENCE: Final = 2.0
 _KILL_S: Final = 2.0
 
 
@@ -62,7 +66,8 @@ class RunConfig:
     start_method: str | None = None
     #: Sell from the db as it is, instead of resetting it to ``tickets`` fresh tickets.
     keep: bool = False
-    #: Force every buyer to read before any writes (unguarded strategies only).
+    #: Force every buyer to read before any writes, then write in buyer order
+    #: (unguarded strategies only): see :class:`ticketsim.buyer.Lockstep`.
     lockstep: bool = False
 
     def __post_init__(self) -> None:
@@ -105,9 +110,8 @@ def _require_int(name: str, value: object, low: int, high: int, what: str) -> No
 def _require_number(
     name: str, value: object, low: float, high: float, *, open_low: bool = False
 ) -> None:
-    if type(value) not in (int, float) or value != value:  # NaN is not a duration
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         raise ConfigError(name, value, "must be a number of seconds")
-    assert isinstance(value, (int, float))
     too_low = value <= low if open_low else value < low
     if too_low or value > high:
         bound = f"more than {low:g}" if open_low else f"at least {low:g}"
@@ -181,7 +185,11 @@ def run_sale(config: RunConfig) -> RunResult:
     initial = prepare_db(config)
     channel: Queue[Event] = ctx.Queue()
     gate = ctx.Event()
-    pacer = Lockstep(ctx.Barrier(config.buyers)) if config.lockstep else Pacer()
+    pacer = (
+        Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition())
+        if config.lockstep
+        else Pacer()
+    )
     history: list[Event] = []
     processes: list[BaseProcess] = []
     stalled: str | None = None
@@ -189,7 +197,9 @@ def run_sale(config: RunConfig) -> RunResult:
     with strategy.provide(ctx, config.db) as tools:
         try:
             for number in range(1, config.buyers + 1):
-                spec = BuyerSpec(number, window(config.delay, seed, number), config.timeout)
+                spec = BuyerSpec(
+                    number, window(config.delay, seed, number), config.timeout * BUYER_PATIENCE
+                )
                 process = ctx.Process(
                     target=run_buyer,
                     name=buyer_name(number),

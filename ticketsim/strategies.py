@@ -88,9 +88,7 @@ class Guard(ABC):
     """Decides when a buyer may run its read-decide-write section."""
 
     @abstractmethod
-    def hold(
-        self, record: Recorder, timeout: float
-    ) -> contextlib.AbstractContextManager[None]:
+    def hold(self, record: Recorder, timeout: float) -> contextlib.AbstractContextManager[None]:
         """Wait at most ``timeout`` seconds for the right to run; record the wait."""
 
 
@@ -183,10 +181,11 @@ STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
 }
 
 
-def get(name: str | StrategyName) -> Strategy:
+def get(name: str) -> Strategy:
     """The strategy called ``name``; :class:`ConfigError` lists the choices otherwise."""
-    try:
-        return STRATEGIES[StrategyName(name)]
-    except ValueError:
+    # StrategyName members are str, so they and plain strings find the same entry.
+    strategy = STRATEGIES.get(name)  # type: ignore[call-overload]
+    if strategy is None:
         choices = ", ".join(s.value for s in StrategyName)
-        raise ConfigError("strategy", name, f"choose one of {choices}") from None
+        raise ConfigError("strategy", name, f"choose one of {choices}")
+    return strategy

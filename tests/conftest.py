@@ -1,0 +1,30 @@
+"""Shared fixtures and the hypothesis profiles.
+
+Profiles (choose with ``HYPOTHESIS_PROFILE``): ``ci`` (the default; small, for the
+suite that CI runs in a few minutes on 2 cores), ``dev`` (more examples) and
+``deep`` (long stress runs). Tests that start processes need ``deadline=None``:
+process start-up time is not what they measure.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_SLOW_OK = [HealthCheck.too_slow]
+settings.register_profile("ci", max_examples=8, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("deep", max_examples=300, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A db path in a folder of its own."""
+    return tmp_path / "tickets.json"

@@ -1,0 +1,242 @@
+"""The command line through typer's CliRunner: reports, exit codes and bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+from typer.testing import CliRunner
+
+from ticketsim import __version__
+from ticketsim import db as dbfile
+from ticketsim.cli import app
+from ticketsim.events import OUTCOMES, from_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from typer.testing import Result
+
+runner = CliRunner()
+FAST = ["--delay", "0", "--timeout", "20"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False, prog_name="ticketsim")
+
+
+def test_lock_run_reports_ok_as_json(db_path: Path) -> None:
+    result = invoke(
+        "run", "--buyers", "12", "--tickets", "4", "--lock", "--json", "--db", str(db_path), *FAST
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in (
+        "strategy",
+        "buyers",
+        "tickets",
+        "sold",
+        "oversold",
+        "remaining",
+        "ok",
+        "violations",
+        "elapsed_s",
+    ):
+        assert key in report
+    assert report["strategy"] == "lock"
+    assert report["sold"] == 4
+    assert report["oversold"] == 0
+    assert report["remaining"] == 0
+    assert report["saw_but_refused"] == 8
+    assert report["ok"] is True
+    assert report["violations"] == []
+    assert dbfile.load(db_path).remaining == 0
+
+
+def test_forced_race_exits_1_and_explains_itself(db_path: Path) -> None:
+    result = invoke(
+        "run",
+        "--buyers",
+        "3",
+        "--tickets",
+        "1",
+        "--lockstep",
+        "--json",
+        "--db",
+        str(db_path),
+        *FAST,
+    )
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["sold"] == 3
+    assert report["oversold"] == 2
+    assert report["double_booked"] == 1
+    assert report["lost_sales"] == 2
+    assert report["ok"] is False
+    kinds = [v["kind"] for v in report["violations"]]
+    assert kinds == ["oversold", "double-booked", "lost-sale"]
+    assert report["violations"][1]["explanation"] == (
+        "Lost update: All 3 buyers (buyer-1, buyer-2 and buyer-3) read remaining=1 before "
+        "any of them wrote it back; all were sold seat 1."
+    )
+
+
+def test_the_rich_report_shows_the_oversell_and_the_way_out(db_path: Path) -> None:
+    result = invoke(
+        "run", "--buyers", "2", "--tickets", "1", "--lockstep", "--db", str(db_path), *FAST
+    )
+    assert result.exit_code == 1
+    assert "OVERSOLD: 2 sold for 1 ticket(s), 1 too many" in result.stdout
+    assert "buyer-1 and buyer-2 both read remaining=1 before either wrote it back" in (
+        " ".join(result.stdout.split())
+    )
+    assert "Run it again with --lock" in result.stdout
+
+
+def test_the_rich_report_of_a_safe_run(db_path: Path) -> None:
+    result = invoke("run", "--buyers", "3", "--tickets", "2", "--lock", "--db", str(db_path), *FAST)
+    assert result.exit_code == 0
+    assert "OK: sold 2 of 2 ticket(s) to 3 buyer(s); every invariant held" in result.stdout
+    assert "strategy lock" in result.stdout
+
+
+def test_history_is_written_as_json_lines(db_path: Path) -> None:
+    history = db_path.parent / "run.jsonl"
+    result = invoke(
+        "run",
+        "--buyers",
+        "4",
+        "--tickets",
+        "2",
+        "--lock",
+        "--db",
+        str(db_path),
+        "--history",
+        str(history),
+        *FAST,
+    )
+    assert result.exit_code == 0
+    events = [from_json(json.loads(line)) for line in history.read_text().splitlines()]
+    assert sorted(e.buyer for e in events if e.step in OUTCOMES) == [1, 2, 3, 4]
+    assert [e.t for e in events] == sorted(e.t for e in events)
+
+
+def test_db_comes_from_the_environment(db_path: Path) -> None:
+    result = invoke(
+        "run",
+        "--buyers",
+        "2",
+        "--tickets",
+        "5",
+        "--lock",
+        *FAST,
+        env={"TICKETSIM_DB": str(db_path)},
+    )
+    assert result.exit_code == 0
+    assert dbfile.load(db_path).remaining == 3
+
+
+def test_keep_sells_from_the_db_as_it_is(db_path: Path) -> None:
+    dbfile.write_atomic(db_path, dbfile.TicketDB.fresh(3))
+    result = invoke(
+        "run",
+        "--buyers",
+        "5",
+        "--tickets",
+        "50",
+        "--lock",
+        "--keep",
+        "--json",
+        "--db",
+        str(db_path),
+        *FAST,
+    )
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert (report["tickets"], report["sold"], report["remaining"]) == (3, 3, 0)
+
+
+def test_version_and_bare_command() -> None:
+    assert invoke("--version").stdout.strip() == f"ticketsim {__version__}"
+    bare = invoke()
+    assert bare.exit_code == 0
+    assert "run" in bare.stdout
+
+
+def test_help_has_an_example() -> None:
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Usage: ticketsim run" in text
+    assert "'ticketsim run --buyers 50 --lock' does not" in text
+
+
+BAD_INPUT = [
+    (["--buyers", "0"], "--buyers=0: choose from 1 to 1000"),
+    (["--buyers", "-4"], "--buyers=-4"),
+    (["--buyers", "abc"], "--buyers='abc'"),
+    (["--buyers", "10000000"], "--buyers=10000000"),
+    (["--tickets", "-1"], "--tickets=-1"),
+    (["--delay", "-0.5"], "--delay=-0.5"),
+    (["--delay", "soon"], "--delay='soon'"),
+    (["--timeout", "0"], "--timeout=0.0"),
+    (["--strategy", "mutex"], "--strategy='mutex'"),
+    (["--start-method", "vfork"], "--start-method='vfork'"),
+    (["--lock", "--strategy", "none"], "--lock and --strategy=none disagree"),
+    (["--lockstep", "--lock"], "--lockstep=True"),
+    (["--keep"], "--db="),
+    (["--history", "/nonexistent-folder/h.jsonl"], "--history=/nonexistent-folder/h.jsonl"),
+    (["--bogus"], "No such option: --bogus"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_INPUT, ids=[" ".join(args) for args, _ in BAD_INPUT]
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_the_db_alone(
+    db_path: Path, args: list[str], message: str
+) -> None:
+    db_path.write_text("not a db, and it must stay exactly like this\n")
+    before = db_path.read_bytes()
+    result = invoke("run", "--db", str(db_path), *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ticketsim: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("[1, 2]"), "top level must be a JSON object"),
+        (
+            lambda p: p.write_text('{"event": "x", "tickets": 2, "remaining": 5, "ledger": []}'),
+            "more than the 2 tickets",
+        ),
+    ],
+    ids=["directory", "missing", "a-list", "remaining-above-tickets"],
+)
+def test_keep_with_an_unusable_db(db_path: Path, make: object, message: str) -> None:
+    make(db_path)  # type: ignore[operator]
+    snapshot = db_path.read_bytes() if db_path.is_file() else None
+    result = invoke("run", "--keep", "--lock", "--db", str(db_path), *FAST)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if snapshot is not None:
+        assert db_path.read_bytes() == snapshot
+
+
+def test_a_db_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "tickets.json"
+    result = invoke("run", "--lock", "--db", str(path), *FAST)
+    assert result.exit_code == 2
+    assert "does not exist; create it first" in result.stderr
+    assert not path.parent.exists()

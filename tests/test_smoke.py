@@ -1,0 +1,89 @@
+"""The installed program, run for real in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("typer", "rich", "hypothesis", "pytest", "click", "pydantic")
+
+
+def script() -> str:
+    found = shutil.which("ticketsim", path=str(Path(sys.executable).parent)) or shutil.which(
+        "ticketsim"
+    )
+    if found is None:
+        pytest.fail("the ticketsim console script is not installed; pip install -e '.[test]'")
+    return found
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_installed_ticketsim_runs_a_safe_sale(db_path: Path, method: str) -> None:
+    done = subprocess.run(
+        [
+            script(),
+            "run",
+            "--buyers",
+            "6",
+            "--tickets",
+            "4",
+            "--lock",
+            "--json",
+            "--delay",
+            "0",
+            "--start-method",
+            method,
+            "--db",
+            str(db_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    report = json.loads(done.stdout)
+    assert (report["sold"], report["remaining"], report["ok"]) == (4, 0, True)
+    assert report["start_method"] == method
+
+
+def test_python_dash_m_and_bad_input(db_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ticketsim", "run", "--buyers", "nope", "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "--buyers='nope'" in done.stderr
+    assert not db_path.exists()
+
+
+def test_what_a_buyer_process_imports_is_light() -> None:
+    """A spawned buyer imports the package, the buyer and the parent's main module.
+
+    The console script's main module is ``ticketsim._entry``; none of these may pull
+    in the command line's libraries.
+    """
+    code = (
+        "import sys, ticketsim, ticketsim.buyer, ticketsim._entry, ticketsim.__main__\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert done.stdout.strip() == "[]"
