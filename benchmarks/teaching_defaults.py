@@ -25,7 +25,10 @@ def run(args: list[str], db: Path) -> tuple[dict[str, object], float]:
     started = time.perf_counter()
     done = subprocess.run(
         [exe, "run", "--json", "--db", str(db), *args],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):
@@ -46,7 +49,8 @@ def main() -> None:
         locked = [run(["--buyers", "50", "--lock", *extra], db) for _ in range(options.runs)]
     oversold = [int(r["oversold"]) for r, _ in unprotected]  # type: ignore[call-overload]
     unreadable = sum(
-        1 for r, _ in unprotected
+        1
+        for r, _ in unprotected
         if any(v["kind"] == "unreadable-db" for v in r["violations"])  # type: ignore[attr-defined]
     )
     print(f"start method: {unprotected[0][0]['start_method']}, runs: {options.runs}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import tempfile
@@ -155,7 +156,7 @@ def assert_safe_and_live(result: RunResult) -> None:
         for w in result.history
         if w.step is Step.WRITE and w.buyer == r.buyer
     )
-    assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert all(a_end < b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
 @given(
@@ -308,7 +309,7 @@ def test_an_atomic_store_does_not_mistake_a_corrupt_db_for_a_torn_read(db_path: 
         ({"start_method": "vfork"}, "start_method"),
         ({"lockstep": True, "strategy": "lock"}, "lockstep"),
     ],
-    ids=lambda v: str(v),
+    ids=str,
 )
 def test_bad_settings_are_refused_before_anything_runs(
     db_path: Path, options: dict[str, object], name: str

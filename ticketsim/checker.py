@@ -95,7 +95,8 @@ def check_db(db: TicketDB) -> list[Violation]:
             found.append(
                 Violation(
                     Kind.SEAT_CONFLICT,
-                    f"the ledger sells seat {seat}, outside seats 1-{db.tickets}",
+                    f"the ledger sells seat {seat} to {names(buyers)}, outside seats "
+                    f"1-{db.tickets}",
                     tuple(buyers),
                     seat,
                 )
@@ -117,6 +118,8 @@ def _race_story(seat: int, buyers: list[int], history: Sequence[Event]) -> str:
     reads, writes = _first(history, Step.READ), _first(history, Step.WRITE)
     ordered = sorted(buyers)
     who = names([buyer_name(b) for b in ordered])
+    if len(ordered) == 1:
+        return f"{who} was sold seat {seat}."
     if len(ordered) == 2:
         subject, either, all_of = f"{who} both", "either", "both"
     else:
@@ -141,12 +144,14 @@ def _race_story(seat: int, buyers: list[int], history: Sequence[Event]) -> str:
 def _oversold(on_sale: int, sold: list[Event]) -> list[Violation]:
     if len(sold) <= on_sale:
         return []
+    who = [buyer_name(b) for b in sorted(e.buyer for e in sold)]
     return [
         Violation(
             Kind.OVERSOLD,
-            f"Oversold: {len(sold)} buyers were told they got a ticket, but only "
-            f"{on_sale} were on sale ({len(sold) - on_sale} too many).",
-            tuple(buyer_name(b) for b in sorted(e.buyer for e in sold)),
+            f"Oversold: {len(sold)} buyers ({names(who)}) were told they got a ticket, but "
+            f"only {on_sale} {'was' if on_sale == 1 else 'were'} on sale "
+            f"({len(sold) - on_sale} too many).",
+            tuple(who),
         )
     ]
 

@@ -184,7 +184,9 @@ def run(
     ] = None,
     lockstep: Annotated[
         bool,
-        typer.Option(help="Force the race: every buyer reads, then each writes in turn (none only)."),
+        typer.Option(
+            help="Force the race: every buyer reads, then each writes in turn (none only)."
+        ),
     ] = False,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.

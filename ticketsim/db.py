@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import stat
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from ticketsim._values import seconds
 from ticketsim.errors import DbError
 
 FORMAT: Final = "ticketsim/1"
@@ -116,13 +116,14 @@ def _sale(source: str, index: int, raw: object) -> Sale:
     buyer, when = raw["buyer"], raw["time"]
     if not isinstance(buyer, str) or not buyer:
         raise DbError(source, f"{where}.buyer must be a non-empty string")
-    if type(when) not in (int, float) or not math.isfinite(when):
+    when = seconds(when)
+    if when is None:
         raise DbError(source, f"{where}.time must be a number of seconds")
     return Sale(
         buyer=buyer,
         seat=_int(source, f"{where}.seat", raw["seat"]),
         pid=_int(source, f"{where}.pid", raw["pid"]),
-        time=float(when),
+        time=when,
     )
 
 
@@ -175,7 +176,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise DbError(source, f"cannot be read ({exc.strerror or exc})") from None
     if len(data) > MAX_DB_BYTES:
-        raise DbError(source, f"larger than {MAX_DB_BYTES // 2**20} MiB; not a ticket db")
+        raise DbError(source, f"larger than {MAX_DB_BYTES} bytes; not a ticket db")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -199,15 +200,17 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     try:
-        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        mode = None
+        # mkstemp creates 0600; a new db gets what open() would have given it.
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(dumps(db))
-        if mode is not None:
-            os.chmod(temp, mode)
+        os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -16,10 +16,11 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
+
+from ticketsim._values import seconds
 
 
 class Step(str, Enum):
@@ -97,7 +98,8 @@ def from_json(row: object) -> Event:
     buyer, t, pid, note = row.get("buyer"), row.get("t"), row.get("pid"), row.get("note")
     if type(buyer) is not int or buyer < 1:
         raise ValueError(f"buyer={buyer!r} must be a buyer number from 1")
-    if type(t) not in (int, float) or not math.isfinite(t):
+    when = seconds(t)
+    if when is None:
         raise ValueError(f"t={t!r} must be a number of seconds")
     if type(pid) is not int:
         raise ValueError(f"pid={pid!r} must be a whole number")
@@ -106,7 +108,7 @@ def from_json(row: object) -> Event:
     return Event(
         buyer=buyer,
         step=step,
-        t=float(t),
+        t=when,
         pid=pid,
         value=_opt_int(row, "value"),
         seat=_opt_int(row, "seat"),

@@ -200,7 +200,8 @@ def run_sale(config: RunConfig) -> RunResult:
                 spec = BuyerSpec(
                     number, window(config.delay, seed, number), config.timeout * BUYER_PATIENCE
                 )
-                process = ctx.Process(
+                # typeshed's BaseContext lacks Process; every concrete context has it.
+                process = ctx.Process(  # type: ignore[attr-defined]
                     target=run_buyer,
                     name=buyer_name(number),
                     args=(spec, tools, channel, gate, pacer),

@@ -184,7 +184,7 @@ STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
 def get(name: str) -> Strategy:
     """The strategy called ``name``; :class:`ConfigError` lists the choices otherwise."""
     # StrategyName members are str, so they and plain strings find the same entry.
-    strategy = STRATEGIES.get(name)  # type: ignore[call-overload]
+    strategy: Strategy | None = STRATEGIES.get(name)  # type: ignore[call-overload]
     if strategy is None:
         choices = ", ".join(s.value for s in StrategyName)
         raise ConfigError("strategy", name, f"choose one of {choices}")

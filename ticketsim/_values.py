@@ -1,0 +1,20 @@
+"""Checks on values read from JSON files, shared by the db and the history readers."""
+
+from __future__ import annotations
+
+import math
+
+
+def seconds(value: object) -> float | None:
+    """``value`` as a finite number of seconds, or ``None`` if it is not one.
+
+    JSON integers are unbounded, and a huge one overflows ``float()``; ``true`` is a
+    bool, not a number, whatever Python's ``int`` subclassing says.
+    """
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
