@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
-def run(args: list[str], db: Path) -> tuple[dict[str, object], float]:
+def run(args: list[str], db: Path) -> tuple[dict[str, Any], float]:
     exe = shutil.which("ticketsim", path=str(Path(sys.executable).parent)) or "ticketsim"
     started = time.perf_counter()
     done = subprocess.run(
@@ -33,7 +34,7 @@ def run(args: list[str], db: Path) -> tuple[dict[str, object], float]:
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):
         sys.exit(f"ticketsim {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report, wall
 
 
@@ -47,11 +48,9 @@ def main() -> None:
         db = Path(folder) / "tickets.json"
         unprotected = [run(["--buyers", "50", *extra], db) for _ in range(options.runs)]
         locked = [run(["--buyers", "50", "--lock", *extra], db) for _ in range(options.runs)]
-    oversold = [int(r["oversold"]) for r, _ in unprotected]  # type: ignore[call-overload]
+    oversold = [int(r["oversold"]) for r, _ in unprotected]
     unreadable = sum(
-        1
-        for r, _ in unprotected
-        if any(v["kind"] == "unreadable-db" for v in r["violations"])  # type: ignore[attr-defined]
+        1 for r, _ in unprotected if any(v["kind"] == "unreadable-db" for v in r["violations"])
     )
     print(f"start method: {unprotected[0][0]['start_method']}, runs: {options.runs}")
     print(
@@ -60,13 +59,13 @@ def main() -> None:
         f"db left unreadable in {unreadable}/{options.runs}; "
         f"wall median {statistics.median(w for _, w in unprotected):.2f} s"
     )
-    sold = sorted({int(r["sold"]) for r, _ in locked})  # type: ignore[call-overload]
+    sold = sorted({int(r["sold"]) for r, _ in locked})
     ok = sum(1 for r, _ in locked if r["ok"])
     print(
         f"lock, 50 buyers: ok in {ok}/{options.runs} runs, sold {sold}; wall median "
         f"{statistics.median(w for _, w in locked):.2f} s, max {max(w for _, w in locked):.2f} s; "
         "sale median "
-        f"{statistics.median(float(r['elapsed_s']) for r, _ in locked):.2f} s"  # type: ignore[arg-type]
+        f"{statistics.median(float(r['elapsed_s']) for r, _ in locked):.2f} s"
     )
 
 
