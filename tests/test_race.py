@@ -10,20 +10,20 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketsim import db as dbfile
-from ticketsim import strategies
+from ticketsim.buyer import KillFirstHolder
 from ticketsim.checker import Kind, check_db
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import OUTCOMES, Event, Step
 from ticketsim.report import ExitCode, build_report
 from ticketsim.runner import RunConfig, RunResult, run_sale
-from ticketsim.strategies import FileStore, LockGuard, Strategy, Tools
+from ticketsim.stores import FileStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -226,36 +226,32 @@ def test_same_seed_gives_the_same_race_windows() -> None:
     assert all(0.1 <= window(0.1, s, 1) <= 0.15 for s in range(50))
 
 
-class _HeldLock(Strategy):
-    """A lock the parent takes before the sale and never gives back: a dead holder."""
-
-    name = cast("strategies.StrategyName", "held-lock")
-    safe = True
-    how = "test only"
-
-    @contextlib.contextmanager
-    def provide(self, ctx: BaseContext, db_path: str) -> Iterator[Tools]:
-        lock = ctx.Lock()
-        lock.acquire()
-        yield Tools(FileStore(db_path), LockGuard(lock))
-
-
-def test_a_lock_nobody_releases_is_reported_as_a_stall_and_no_process_survives(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_killed_lock_holder_is_reported_as_a_stall_and_no_process_survives(
+    db_path: Path,
 ) -> None:
-    monkeypatch.setitem(
-        cast("dict[str, Strategy]", strategies.STRATEGIES), "held-lock", _HeldLock()
-    )
+    victims: list[Any] = []
+
+    def kill_first(ctx: BaseContext, config: RunConfig) -> KillFirstHolder:
+        victims.append(ctx.Value("i", 0))
+        return KillFirstHolder(victims[-1])
+
     started = time.monotonic()
-    result = sale(db_path, strategy="held-lock", buyers=3, timeout=1.0, start_method="fork")
+    result = run_sale(
+        RunConfig(
+            db_path=db_path, strategy="lock", buyers=3, timeout=1.0, start_method="fork", delay=0.0
+        ),
+        pacer=kill_first,
+    )
     assert time.monotonic() - started < 15  # bounded: stall guard + join grace
     report = build_report(result)
     assert report.exit_code is ExitCode.STALLED
     assert report.stalled is not None
     assert "no progress" in report.stalled
     assert report.sold == 0
-    waits = {e.buyer for e in result.history if e.step is Step.WAIT}
-    assert waits == {1, 2, 3}
+    victim = victims[0].value
+    assert victim in {1, 2, 3}
+    assert {e.buyer for e in result.history if e.step is Step.WAIT} == {1, 2, 3}
+    assert [e.step for e in result.history if e.buyer == victim][-1] is Step.READ
     assert multiprocessing.active_children() == []
     for pid in {e.pid for e in result.history}:
         with pytest.raises(ProcessLookupError):

@@ -13,6 +13,7 @@ under ``spawn`` stays cheap.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +22,8 @@ from ticketsim.db import Sale
 from ticketsim.events import Event, Step, buyer_name
 
 if TYPE_CHECKING:
+    from ticketsim.events import Recorder
+    from ticketsim.stores import Store
     from ticketsim.strategies import Tools
 
 
@@ -93,8 +96,59 @@ class Lockstep(Pacer):
             self.changed.notify_all()
 
 
+@dataclass(frozen=True)
+class KillFirstHolder(Pacer):
+    """SIGKILL the first buyer to reach its critical section, while it is inside.
+
+    What that costs depends on the strategy: a ``multiprocessing.Lock`` has no owner,
+    so nobody ever releases it and the sale stalls; the kernel releases a file lock
+    when its holder dies. ``victim`` is a ``multiprocessing.Value('i')`` that records
+    who was killed (0 while nobody has been).
+    """
+
+    victim: Any
+
+    def after_read(self, number: int, timeout: float) -> None:
+        with self.victim.get_lock():
+            if self.victim.value:
+                return
+            self.victim.value = number
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def take_ticket(
+    store: Store,
+    number: int,
+    pid: int,
+    window: float,
+    record: Recorder,
+    pacer: Pacer | None = None,
+    timeout: float = 0.0,
+) -> int | None:
+    """Read, decide, wait out the race window, write: the critical section.
+
+    Returns the seat sold, or ``None`` when the read found no ticket left. Run by a
+    buyer inside its strategy's guard, or by the ticket office on a buyer's behalf.
+    """
+    pacer = pacer or Pacer()
+    seen = store.read(record)
+    record(Step.READ, value=seen.remaining)
+    try:
+        pacer.after_read(number, timeout)
+        if seen.remaining <= 0:
+            return None
+        seat = seen.next_seat()
+        # The race window: the tutorial's sleep between deciding and writing.
+        time.sleep(window)
+        store.sell(seen, Sale(buyer_name(number), seat, pid, time.time()))
+        record(Step.WRITE, value=seen.remaining - 1, seat=seat)
+        return seat
+    finally:
+        pacer.done(number)
+
+
 def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
-    """The body of a buyer process."""
+    """The body of a buyer process (or of one pool task)."""
     pid = os.getpid()
 
     def record(
@@ -107,24 +161,39 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
             return
-        record(Step.CHECK, value=tools.store.read(record).remaining)
-        seat = None
-        with tools.guard.hold(record, spec.timeout):
-            seen = tools.store.read(record)
-            record(Step.READ, value=seen.remaining)
-            try:
-                pacer.after_read(spec.number, spec.timeout)
-                if seen.remaining > 0:
-                    seat = seen.next_seat()
-                    # The race window: the tutorial's sleep between deciding and writing.
-                    time.sleep(spec.window)
-                    tools.store.write(seen.sell(Sale(spec.name, seat, pid, time.time())))
-                    record(Step.WRITE, value=seen.remaining - 1, seat=seat)
-            finally:
-                pacer.done(spec.number)
+        seen = tools.store.read(record).remaining
+        record(Step.CHECK, value=seen)
+        if tools.office is not None:
+            record(Step.WAIT)  # queued at the office
+            seat = tools.office.buy(spec.number, pid, spec.window, spec.timeout)
+        else:
+            with tools.guard.hold(record, spec.timeout):
+                seat = take_ticket(
+                    tools.store, spec.number, pid, spec.window, record, pacer, spec.timeout
+                )
         if seat is None:
-            record(Step.FAIL, value=seen.remaining)
+            record(Step.FAIL)
         else:
             record(Step.OK, seat=seat)
     except BaseException as exc:
         record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")
+
+
+#: What a pool worker was given by the pool's initializer. Locks cannot travel as task
+#: arguments, only through inheritance when the worker starts, so this global is the
+#: one place a worker can keep them; it is set once per worker process.
+_pool_worker: tuple[Tools, Channel, Gate, Pacer] | None = None
+
+
+def init_pool_worker(tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
+    """``multiprocessing.Pool`` initializer: keep this worker's primitives."""
+    global _pool_worker  # noqa: PLW0603 - see _pool_worker
+    _pool_worker = (tools, channel, gate, pacer)
+
+
+def run_pool_task(spec: BuyerSpec) -> None:
+    """One buyer, run as a task of a pool worker."""
+    if _pool_worker is None:
+        raise RuntimeError("run_pool_task needs init_pool_worker as the pool initializer")
+    tools, channel, gate, pacer = _pool_worker
+    run_buyer(spec, tools, channel, gate, pacer)

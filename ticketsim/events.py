@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ticketsim._values import seconds
 
@@ -44,6 +44,14 @@ OUTCOMES: Final = frozenset({Step.OK, Step.FAIL, Step.ERROR})
 def buyer_name(number: int) -> str:
     """The process name of buyer ``number`` (1-based), as every report prints it."""
     return f"buyer-{number}"
+
+
+def buyer_number(name: str) -> int:
+    """The inverse of :func:`buyer_name`."""
+    prefix, _, number = name.partition("-")
+    if prefix != "buyer" or not number.isdigit():
+        raise ValueError(f"name={name!r} is not a buyer name like 'buyer-3'")
+    return int(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +122,16 @@ def from_json(row: object) -> Event:
         seat=_opt_int(row, "seat"),
         note=note,
     )
+
+
+class Recorder(Protocol):
+    """Records one step of one buyer: what stores, guards and the office are handed."""
+
+    def __call__(
+        self,
+        step: Step,
+        *,
+        value: int | None = None,
+        seat: int | None = None,
+        note: str | None = None,
+    ) -> None: ...

@@ -7,31 +7,43 @@ stalled, and every process it started is ended before it returns.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import multiprocessing
 import os
 import queue
 import random
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
 from ticketsim import strategies
-from ticketsim.buyer import BuyerSpec, Lockstep, Pacer, run_buyer
+from ticketsim.buyer import (
+    BuyerSpec,
+    Lockstep,
+    Pacer,
+    init_pool_worker,
+    run_buyer,
+    run_pool_task,
+)
+from ticketsim.channel import EventChannel
 from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError
-from ticketsim.events import OUTCOMES, Event, Step, buyer_name
+from ticketsim.events import OUTCOMES, Event, Step
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
-    from multiprocessing.queues import Queue
     from pathlib import Path
 
 START_METHODS: Final = ("fork", "spawn", "forkserver")
 #: One process per buyer: past this many, a run would exhaust a small machine.
 MAX_BUYERS: Final = 1000
+#: With a pool, buyers are tasks, not processes; the history bounds how many.
+MAX_POOLED_BUYERS: Final = 100_000
+POOL_HINT: Final = ", or run more buyers on a pool of worker processes with --pool N"
 MAX_TICKETS: Final = 1_000_000
 MAX_DELAY_S: Final = 60.0
 MAX_TIMEOUT_S: Final = 3600.0
@@ -66,12 +78,18 @@ class RunConfig:
     start_method: str | None = None
     #: Sell from the db as it is, instead of resetting it to ``tickets`` fresh tickets.
     keep: bool = False
+    #: Run the buyers as tasks of a ``multiprocessing.Pool`` of this many workers.
+    pool: int | None = None
     #: Force every buyer to read before any writes, then write in buyer order
     #: (unguarded strategies only): see :class:`ticketsim.buyer.Lockstep`.
     lockstep: bool = False
 
     def __post_init__(self) -> None:
-        _require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyer processes")
+        if self.pool is None:
+            _require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyer processes", POOL_HINT)
+        else:
+            _require_int("pool", self.pool, 1, MAX_BUYERS, "worker processes")
+            _require_int("buyers", self.buyers, 1, MAX_POOLED_BUYERS, "buyers")
         _require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
         _require_number("delay", self.delay, 0.0, MAX_DELAY_S)
         _require_number("timeout", self.timeout, 0.0, MAX_TIMEOUT_S, open_low=True)
@@ -87,12 +105,19 @@ class RunConfig:
                 f"must be longer than the longest race window ({self.delay * (1 + JITTER):g} s "
                 f"for delay={self.delay:g}); raise --timeout or lower --delay",
             )
-        if self.lockstep and strategy.safe:
+        if self.lockstep and strategy.serialises:
             raise ConfigError(
                 "lockstep",
                 True,
                 f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
                 "never read before any writes; use lockstep with an unprotected strategy",
+            )
+        if self.lockstep and self.pool is not None and self.pool < self.buyers:
+            raise ConfigError(
+                "lockstep",
+                True,
+                f"every buyer must be running at once, and pool={self.pool} runs fewer than "
+                f"buyers={self.buyers}; drop --pool or make it at least --buyers",
             )
 
     @property
@@ -100,11 +125,11 @@ class RunConfig:
         return os.fspath(self.db_path)
 
 
-def _require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+def _require_int(name: str, value: object, low: int, high: int, what: str, hint: str = "") -> None:
     if type(value) is not int:
         raise ConfigError(name, value, f"must be a whole number of {what}")
     if not low <= value <= high:
-        raise ConfigError(name, value, f"choose from {low} to {high} {what}")
+        raise ConfigError(name, value, f"choose from {low} to {high} {what}{hint}")
 
 
 def _require_number(
@@ -177,50 +202,140 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     return initial
 
 
-def run_sale(config: RunConfig) -> RunResult:
-    """Run one sale as ``config`` says and return its history; never prints."""
+PacerFactory = Callable[["BaseContext", RunConfig], Pacer]
+
+
+class _Crew(ABC):
+    """The processes that run the buyers."""
+
+    @abstractmethod
+    def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None: ...
+
+    @property
+    @abstractmethod
+    def at_once(self) -> int:
+        """How many buyers can be waiting at the gate together."""
+
+    @abstractmethod
+    def alive(self) -> bool: ...
+
+    @abstractmethod
+    def end(self) -> None:
+        """Stop every process, waiting a bounded time for each."""
+
+    @abstractmethod
+    def exit_codes(self) -> tuple[int | None, ...]: ...
+
+
+class _OneProcessEach(_Crew):
+    """One ``multiprocessing.Process`` per buyer, named ``buyer-N``: the lesson's setup."""
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self.ctx = ctx
+        self.processes: list[BaseProcess] = []
+
+    def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
+        for spec in specs:
+            # typeshed's BaseContext lacks Process; every concrete context has it.
+            process = self.ctx.Process(  # type: ignore[attr-defined]
+                target=run_buyer, name=spec.name, args=(spec, *args), daemon=True
+            )
+            process.start()
+            self.processes.append(process)
+
+    @property
+    def at_once(self) -> int:
+        return len(self.processes)
+
+    def alive(self) -> bool:
+        return any(p.is_alive() for p in self.processes)
+
+    def end(self) -> None:
+        _end(self.processes)
+
+    def exit_codes(self) -> tuple[int | None, ...]:
+        return tuple(p.exitcode for p in self.processes)
+
+
+class _PoolCrew(_Crew):
+    """Buyers as ``apply_async`` tasks of a ``multiprocessing.Pool`` of ``size`` workers.
+
+    Locks cannot be task arguments; they reach the workers through the initializer.
+    """
+
+    def __init__(self, ctx: BaseContext, size: int) -> None:
+        self.ctx = ctx
+        self.size = size
+        self.pool: Any = None
+        self.results: list[Any] = []
+
+    def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
+        self.pool = self.ctx.Pool(
+            min(self.size, len(specs)), initializer=init_pool_worker, initargs=args
+        )
+        self.results = [self.pool.apply_async(run_pool_task, (spec,)) for spec in specs]
+
+    @property
+    def at_once(self) -> int:
+        return min(self.size, len(self.results))
+
+    def alive(self) -> bool:
+        # A task whose worker was killed never becomes ready; the stall guard catches it.
+        return not all(r.ready() for r in self.results)
+
+    def end(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def exit_codes(self) -> tuple[int | None, ...]:
+        return ()
+
+
+def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResult:
+    """Run one sale as ``config`` says and return its history; never prints.
+
+    ``pacer`` builds hooks that force an interleaving (tests use it to kill a buyer
+    inside its critical section, for example); ``config.lockstep`` builds its own.
+    """
     ctx = multiprocessing.get_context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = strategies.get(config.strategy)
     initial = prepare_db(config)
-    channel: Queue[Event] = ctx.Queue()
+    channel = EventChannel(ctx)
     gate = ctx.Event()
-    pacer = (
-        Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition())
-        if config.lockstep
-        else Pacer()
-    )
+    if pacer is not None:
+        hooks = pacer(ctx, config)
+    elif config.lockstep:
+        hooks = Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition())
+    else:
+        hooks = Pacer()
+    crew: _Crew = _PoolCrew(ctx, config.pool) if config.pool else _OneProcessEach(ctx)
+    specs = [
+        BuyerSpec(n, window(config.delay, seed, n), config.timeout * BUYER_PATIENCE)
+        for n in range(1, config.buyers + 1)
+    ]
     history: list[Event] = []
-    processes: list[BaseProcess] = []
     stalled: str | None = None
     opened_at = time.monotonic()
-    with strategy.provide(ctx, config.db) as tools:
+    setup = strategies.Setup(ctx, config.db, initial, config.buyers, channel.sender, config.timeout)
+    with strategy.provide(setup) as tools:
         try:
-            for number in range(1, config.buyers + 1):
-                spec = BuyerSpec(
-                    number, window(config.delay, seed, number), config.timeout * BUYER_PATIENCE
-                )
-                # typeshed's BaseContext lacks Process; every concrete context has it.
-                process = ctx.Process(  # type: ignore[attr-defined]
-                    target=run_buyer,
-                    name=buyer_name(number),
-                    args=(spec, tools, channel, gate, pacer),
-                    daemon=True,
-                )
-                process.start()
-                processes.append(process)
-            # Open the sale only when every buyer is waiting at the gate, so that
-            # process start-up (slow under spawn) does not serialise the buyers.
-            stalled = _collect(channel, processes, history, Step.READY, config.timeout)
+            crew.start(specs, (tools, channel.sender, gate, hooks))
+            # Open the sale only when the buyers are waiting at the gate, so that
+            # process start-up (slow under spawn) does not serialise them.
+            stalled = _collect(channel, crew, history, Step.READY, crew.at_once, config.timeout)
             opened_at = time.monotonic()
             gate.set()
             if stalled is None:
-                stalled = _collect(channel, processes, history, None, config.timeout)
+                stalled = _collect(channel, crew, history, None, config.buyers, config.timeout)
             stopped_at = time.monotonic()
         finally:
-            _end(processes)
+            crew.end()
             _drain(channel, history)
-            _close(channel)
+            channel.close()
+        history.sort(key=lambda e: e.t)
+        tools.store.settle(config.db, initial, history)
     outcomes = [e.t for e in history if e.step in OUTCOMES]
     ended_at = stopped_at if stalled or not outcomes else max(outcomes)
     final: dbfile.TicketDB | None = None
@@ -236,43 +351,43 @@ def run_sale(config: RunConfig) -> RunResult:
         initial=initial,
         final=final,
         final_error=final_error,
-        history=tuple(sorted(history, key=lambda e: e.t)),
+        history=tuple(history),
         opened_at=opened_at,
         elapsed_s=max(0.0, ended_at - opened_at),
         stalled=stalled,
-        exit_codes=tuple(p.exitcode for p in processes),
+        exit_codes=crew.exit_codes(),
     )
 
 
 def _collect(
-    channel: Queue[Event],
-    processes: list[BaseProcess],
+    channel: EventChannel,
+    crew: _Crew,
     history: list[Event],
     until: Step | None,
+    expected: int,
     timeout: float,
 ) -> str | None:
-    """Gather events until every buyer has sent ``until`` (``None``: an outcome).
+    """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
 
     Returns ``None`` when they all did, or why the wait was abandoned: no event for
     ``timeout`` seconds, or every buyer process gone with some still unaccounted for.
     """
     steps = OUTCOMES if until is None else frozenset({until})
-    done = {e.buyer for e in history if e.step in steps}
     # A buyer that has already finished has certainly passed READY.
-    done |= {e.buyer for e in history if e.step in OUTCOMES}
+    done = {e.buyer for e in history if e.step in steps or e.step in OUTCOMES}
     last_progress = time.monotonic()
-    while len(done) < len(processes):
+    while len(done) < expected:
         try:
             event = channel.get(timeout=_POLL_S)
         except queue.Empty:
-            if not any(p.is_alive() for p in processes):
-                missing = len(processes) - len(done)
-                return f"{missing} buyer process(es) ended without reporting an outcome"
+            if not crew.alive():
+                missing = expected - len(done)
+                return f"{missing} buyer(s) ended without reporting an outcome"
             idle = time.monotonic() - last_progress
             if idle > timeout:
                 waiting = "an outcome" if until is None else f"{until.value!r}"
                 return (
-                    f"no progress for {idle:.1f} s: {len(processes) - len(done)} buyer(s) "
+                    f"no progress for {idle:.1f} s: {expected - len(done)} buyer(s) "
                     f"still owed {waiting}"
                 )
             continue
@@ -298,20 +413,10 @@ def _end(processes: list[BaseProcess]) -> None:
             process.join(_KILL_S)
 
 
-def _drain(channel: Queue[Event], history: list[Event]) -> None:
+def _drain(channel: EventChannel, history: list[Event]) -> None:
     """Keep the events that arrived after the collection stopped (a stalled sale's last words)."""
-    # Safe to read after processes were killed: an event pickles to far less than
-    # PIPE_BUF, so each one reached the pipe whole or not at all.
     while True:
         try:
             history.append(channel.get(timeout=_POLL_S))
         except queue.Empty:
             return
-
-
-def _close(channel: Queue[Event]) -> None:
-    # The parent never puts, so there is no feeder thread to flush; buyers that were
-    # killed may have left the queue's lock held, so never wait on it.
-    channel.cancel_join_thread()
-    with contextlib.suppress(OSError, ValueError):
-        channel.close()

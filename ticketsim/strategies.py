@@ -1,137 +1,75 @@
-"""Strategies: how buyers share the ticket db, and what (if anything) protects it.
+"""Strategies: how buyers share the tickets, and what (if anything) protects them.
 
-A strategy contributes two picklable parts to every buyer, bundled as :class:`Tools`:
+A strategy gives every buyer a :class:`Tools` bundle of picklable parts:
 
-* a **store**, which reads and writes the shared state (:class:`FileStore`: the db
-  file, written atomically or the tutorial's naive way);
+* a **store**, which reads and writes the shared state: the db file itself
+  (:class:`FileStore`), or a count or seat map in shared memory, or a manager's dict,
+  that the parent writes to the db once the sale is over;
 * a **guard**, which decides who may run the read-decide-write section
-  (:class:`NoGuard`, or :class:`LockGuard` around any primitive with
-  ``acquire(timeout=)``/``release()``).
+  (:class:`NoGuard`, :class:`LockGuard` around any primitive with
+  ``acquire(timeout=)``/``release()``, or :class:`FileLockGuard`);
+* or an **office**: a single process that does every read-decide-write itself and
+  answers each buyer (:class:`OfficeClient`).
 
 The buyer (:mod:`ticketsim.buyer`) owns the order of the steps; the runner owns the
-processes. A new strategy subclasses :class:`Strategy`, builds its primitives from
-the run's multiprocessing context in :meth:`Strategy.provide`, and registers itself
-in :data:`STRATEGIES`; neither the buyer nor the runner changes.
+processes. A new strategy subclasses :class:`Strategy`, builds its primitives in
+:meth:`Strategy.provide`, and is added to :data:`STRATEGIES`; neither the buyer nor
+the runner changes.
 
-Buyer processes unpickle the stores and guards defined here, so this module uses the
-standard library (and, for file locks, ``filelock``) only.
+The parts live in :mod:`ticketsim.stores`, :mod:`ticketsim.guards` and
+:mod:`ticketsim.office`. Buyer processes unpickle them and import this module, so
+all four use the standard library and ``filelock`` only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ticketsim import db as dbfile
-from ticketsim.errors import ConfigError, DbError, GuardTimeout
-from ticketsim.events import Step
+from ticketsim.errors import ConfigError
+from ticketsim.guards import FileLockGuard, Guard, LockGuard, NoGuard
+from ticketsim.office import PENDING, OfficeClient, run_office
+from ticketsim.stores import (
+    FREE,
+    SOLD_BEFORE,
+    CountStore,
+    FileStore,
+    ManagerStore,
+    SeatMapStore,
+    Store,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from multiprocessing.context import BaseContext
 
-#: How often a buyer re-reads a db it found half written before it gives up.
-TORN_RETRIES: Final = 1000
-#: Pause between those re-reads: long enough for the writer to finish its ``json.dump``.
-TORN_BACKOFF_S: Final = 0.0005
-
-
-class Recorder(Protocol):
-    """What a buyer hands to stores and guards to record a step."""
-
-    def __call__(
-        self,
-        step: Step,
-        *,
-        value: int | None = None,
-        seat: int | None = None,
-        note: str | None = None,
-    ) -> None: ...
-
-
-@dataclass(frozen=True)
-class FileStore:
-    """The db file as the shared state.
-
-    ``naive`` selects the tutorial's ``open(path, "w")`` + ``json.dump`` write, which
-    can be seen half done; otherwise every write is atomic. Reads that find a
-    half-written db are recorded as ``torn`` and retried: with atomic writes that
-    never happens, so there a bad db is an error, not a torn read.
-    """
-
-    path: str
-    naive: bool = False
-
-    def read(self, record: Recorder) -> dbfile.TicketDB:
-        for _ in range(TORN_RETRIES):
-            try:
-                return dbfile.load(self.path)
-            except DbError as exc:
-                if not self.naive:
-                    raise
-                record(Step.TORN, note=exc.reason)
-            time.sleep(TORN_BACKOFF_S)
-        raise DbError(self.path, f"still half written after {TORN_RETRIES} reads")
-
-    def write(self, db: dbfile.TicketDB) -> None:
-        if self.naive:
-            dbfile.write_naive(self.path, db)
-        else:
-            dbfile.write_atomic(self.path, db)
-
-
-class Guard(ABC):
-    """Decides when a buyer may run its read-decide-write section."""
-
-    @abstractmethod
-    def hold(self, record: Recorder, timeout: float) -> contextlib.AbstractContextManager[None]:
-        """Wait at most ``timeout`` seconds for the right to run; record the wait."""
-
-
-class NoGuard(Guard):
-    """No protection: every buyer runs its critical section whenever it likes."""
-
-    @contextlib.contextmanager
-    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
-        del record, timeout  # nothing to wait for
-        yield
-
-
-@dataclass(frozen=True)
-class LockGuard(Guard):
-    """Mutual exclusion with any multiprocessing lock-like primitive.
-
-    The wait is bounded: a buyer that cannot get the lock within ``timeout`` raises
-    :class:`GuardTimeout` instead of waiting forever (a killed holder never releases a
-    ``multiprocessing.Lock``).
-    """
-
-    lock: Any
-    what: str = "multiprocessing.Lock"
-
-    @contextlib.contextmanager
-    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
-        record(Step.WAIT)
-        if not self.lock.acquire(timeout=timeout):
-            raise GuardTimeout(self.what, timeout)
-        record(Step.ENTER)
-        try:
-            yield
-        finally:
-            self.lock.release()
-            record(Step.LEAVE)
+    from ticketsim import db as dbfile
 
 
 @dataclass(frozen=True)
 class Tools:
     """Everything one buyer needs from its strategy; passed to the buyer explicitly."""
 
-    store: FileStore
+    store: Store
     guard: Guard
+    office: OfficeClient | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a strategy is given to set a sale up."""
+
+    ctx: BaseContext
+    db_path: str
+    initial: dbfile.TicketDB
+    buyers: int
+    #: Where events go; the office records the steps it takes for each buyer.
+    channel: Any
+    timeout: float
 
 
 class StrategyName(str, Enum):
@@ -139,6 +77,32 @@ class StrategyName(str, Enum):
 
     NONE = "none"
     LOCK = "lock"
+    SEMAPHORE = "semaphore"
+    FILELOCK = "filelock"
+    MANAGER = "manager"
+    VALUE = "value"
+    ARRAY = "array"
+    OFFICE = "office"
+    VALUE_UNLOCKED = "value-unlocked"
+    ARRAY_UNLOCKED = "array-unlocked"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a strategy protects; every field is checked by a test (tests/test_claims.py)."""
+
+    #: The remaining count never lets more buyers than tickets be told "yes".
+    count: bool
+    #: No seat is sold to two buyers.
+    seats: bool
+    #: Every sale a buyer is told about is in the ledger, once.
+    ledger: bool
+    #: Two separate ``ticketsim run --keep`` programs on one db cannot oversell.
+    separate_programs: bool
+    #: A buyer killed inside its critical section does not stall everyone else.
+    killed_holder: bool
+    #: Each sale is in the db file as soon as it is made (a crash loses nothing told).
+    durable: bool
 
 
 class Strategy(ABC):
@@ -147,37 +111,215 @@ class Strategy(ABC):
     name: ClassVar[StrategyName]
     #: A safe strategy must sell exactly ``min(tickets, buyers)`` with no violation.
     safe: ClassVar[bool]
-    #: One line on how it works, for reports and ``ticketsim strategies``.
+    #: Whether buyers take turns to read: a forced "all read, then all write"
+    #: interleaving (lockstep) is only possible when they do not.
+    serialises: ClassVar[bool]
+    claims: ClassVar[Claims]
+    #: One line on how it works.
     how: ClassVar[str]
+    #: What a crash mid-sale costs, when it costs something.
+    caveat: ClassVar[str | None] = None
 
     @abstractmethod
-    def provide(self, ctx: BaseContext, db_path: str) -> contextlib.AbstractContextManager[Tools]:
-        """Create this run's primitives in ``ctx``; clean them up on exit."""
+    def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
+        """Create this sale's primitives; clean them up on exit."""
+
+
+_AT_END = (
+    "The db is written once, when the sale ends: if the program dies mid-sale, "
+    "every sale of this run is lost from it."
+)
 
 
 class Unprotected(Strategy):
     name = StrategyName.NONE
     safe = False
-    how = "No protection; the tutorial's read, sleep, open(path, 'w') + json.dump."
+    serialises = False
+    claims = Claims(False, False, False, False, True, False)
+    how = "Nothing: read, sleep, then the tutorial's open(path, 'w') + json.dump."
+    caveat = (
+        "Writes are not atomic: a read can see a half-written db, and overlapping "
+        "writes can leave it unreadable."
+    )
 
     @contextlib.contextmanager
-    def provide(self, ctx: BaseContext, db_path: str) -> Iterator[Tools]:
-        del ctx  # nothing is shared but the file
-        yield Tools(store=FileStore(db_path, naive=True), guard=NoGuard())
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        yield Tools(store=FileStore(setup.db_path, naive=True), guard=NoGuard())
 
 
 class MutexLock(Strategy):
     name = StrategyName.LOCK
     safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, False, True)
     how = "A multiprocessing.Lock around read-decide-write; atomic db writes."
 
     @contextlib.contextmanager
-    def provide(self, ctx: BaseContext, db_path: str) -> Iterator[Tools]:
-        yield Tools(store=FileStore(db_path), guard=LockGuard(ctx.Lock()))
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        yield Tools(FileStore(setup.db_path), LockGuard(setup.ctx.Lock()))
+
+
+class Semaphore(Strategy):
+    name = StrategyName.SEMAPHORE
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, False, True)
+    how = "A multiprocessing.Semaphore(1) used as a mutex; atomic db writes."
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        guard = LockGuard(setup.ctx.Semaphore(1), "multiprocessing.Semaphore(1)")
+        yield Tools(FileStore(setup.db_path), guard)
+
+
+def lock_file(db_path: str) -> str:
+    """The lock file of the ``filelock`` strategy: next to the db, whoever runs the sale."""
+    return os.path.realpath(db_path) + ".lock"
+
+
+class FileLockStrategy(Strategy):
+    name = StrategyName.FILELOCK
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, True, True, True)
+    how = "filelock.FileLock (flock) on <db>.lock; protects separate programs too."
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        yield Tools(FileStore(setup.db_path), FileLockGuard(lock_file(setup.db_path)))
+
+
+class ManagerStrategy(Strategy):
+    name = StrategyName.MANAGER
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, False, False)
+    how = "A Manager().Lock() and a Manager dict and list; every access is a round trip."
+    caveat = _AT_END
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        with setup.ctx.Manager() as manager:
+            state = manager.dict(remaining=setup.initial.remaining)
+            store = ManagerStore(state, manager.list(), setup.initial.tickets)
+            yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
+
+
+def _count(setup: Setup) -> Any:
+    return setup.ctx.Value("i", setup.initial.remaining)
+
+
+def _seat_map(setup: Setup) -> Any:
+    initial = setup.initial
+    sold = initial.tickets - initial.remaining
+    cells = [SOLD_BEFORE] * sold + [FREE] * initial.remaining
+    return setup.ctx.Array("i", cells)
+
+
+class ValueStrategy(Strategy):
+    name = StrategyName.VALUE
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, False, False)
+    how = "The count in a shared multiprocessing.Value, changed under its get_lock()."
+    caveat = _AT_END
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        count = _count(setup)
+        guard = LockGuard(count.get_lock(), "Value.get_lock()")
+        yield Tools(CountStore(count, setup.initial.tickets), guard)
+
+
+class ValueUnlocked(Strategy):
+    name = StrategyName.VALUE_UNLOCKED
+    safe = False
+    serialises = False
+    claims = Claims(False, False, True, False, True, False)
+    how = "The same Value, but 'if v.value > 0: v.value -= 1' with no get_lock()."
+    caveat = _AT_END
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        yield Tools(CountStore(_count(setup), setup.initial.tickets), NoGuard())
+
+
+class ArrayStrategy(Strategy):
+    name = StrategyName.ARRAY
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, False, False)
+    how = "A seat map in a shared multiprocessing.Array; a seat is claimed under its lock."
+    caveat = _AT_END
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        seats = _seat_map(setup)
+        yield Tools(SeatMapStore(seats), LockGuard(seats.get_lock(), "Array.get_lock()"))
+
+
+class ArrayUnlocked(Strategy):
+    name = StrategyName.ARRAY_UNLOCKED
+    safe = False
+    serialises = False
+    claims = Claims(False, False, False, False, True, False)
+    how = "The same seat map, read and claimed with no lock held across the two."
+    caveat = _AT_END
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        yield Tools(SeatMapStore(_seat_map(setup)), NoGuard())
+
+
+class Office(Strategy):
+    name = StrategyName.OFFICE
+    safe = True
+    serialises = True
+    claims = Claims(True, True, True, False, True, True)
+    how = "No lock: one ticket-office process owns the db and serves a request queue."
+
+    @contextlib.contextmanager
+    def provide(self, setup: Setup) -> Iterator[Tools]:
+        ctx = setup.ctx
+        requests = ctx.Queue()
+        replies = ctx.Array("i", [PENDING] * (setup.buyers + 1))
+        answered = ctx.Condition()
+        office = ctx.Process(  # type: ignore[attr-defined]
+            target=run_office,
+            name="ticket-office",
+            args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
+            daemon=True,
+        )
+        office.start()
+        try:
+            yield Tools(
+                FileStore(setup.db_path), NoGuard(), OfficeClient(requests, replies, answered)
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                requests.put(None, timeout=setup.timeout)  # the poison pill
+            office.join(setup.timeout)
+            if office.is_alive():
+                office.kill()
+                office.join(setup.timeout)
+            requests.cancel_join_thread()
+            requests.close()
 
 
 STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
-    strategy.name: strategy for strategy in (Unprotected(), MutexLock())
+    strategy.name: strategy
+    for strategy in (
+        Unprotected(),
+        MutexLock(),
+        Semaphore(),
+        FileLockStrategy(),
+        ManagerStrategy(),
+        ValueStrategy(),
+        ArrayStrategy(),
+        Office(),
+        ValueUnlocked(),
+        ArrayUnlocked(),
+    )
 }
 
 

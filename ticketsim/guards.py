@@ -1,0 +1,93 @@
+"""Guards: who may run the read-decide-write section, and how long they wait for it.
+
+Buyer processes unpickle these, so this module uses the standard library and
+``filelock`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.errors import GuardTimeout
+from ticketsim.events import Step
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ticketsim.events import Recorder
+
+#: filelock polls a held lock; its default of 50 ms would dominate a short sale.
+FILELOCK_POLL_S: Final = 0.001
+
+
+class Guard(ABC):
+    """Decides when a buyer may run its read-decide-write section."""
+
+    @abstractmethod
+    def hold(self, record: Recorder, timeout: float) -> contextlib.AbstractContextManager[None]:
+        """Wait at most ``timeout`` seconds for the right to run; record the wait."""
+
+
+class NoGuard(Guard):
+    """No protection: every buyer runs its critical section whenever it likes."""
+
+    @contextlib.contextmanager
+    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+        del record, timeout  # nothing to wait for
+        yield
+
+
+@dataclass(frozen=True)
+class LockGuard(Guard):
+    """Mutual exclusion with any lock-like primitive: Lock, Semaphore(1), a Value's lock.
+
+    The wait is bounded: a buyer that cannot get the lock within ``timeout`` raises
+    :class:`GuardTimeout` instead of waiting forever (a killed holder never releases
+    a ``multiprocessing.Lock``: it has no owner the kernel could release it for).
+    """
+
+    lock: Any
+    what: str = "multiprocessing.Lock"
+
+    @contextlib.contextmanager
+    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+        record(Step.WAIT)
+        if not self.lock.acquire(timeout=timeout):
+            raise GuardTimeout(self.what, timeout)
+        record(Step.ENTER)
+        try:
+            yield
+        finally:
+            self.lock.release()
+            record(Step.LEAVE)
+
+
+@dataclass(frozen=True)
+class FileLockGuard(Guard):
+    """An OS file lock (``flock`` on Unix) on a lock file next to the db.
+
+    It protects every process that uses the same lock file, whoever started it, and
+    the kernel releases it when its holder dies.
+    """
+
+    path: str
+
+    @contextlib.contextmanager
+    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+        from filelock import FileLock, Timeout  # noqa: PLC0415 - only this guard needs it
+
+        lock = FileLock(self.path, timeout=timeout, poll_interval=FILELOCK_POLL_S)
+        record(Step.WAIT)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise GuardTimeout(f"file lock {self.path}", timeout) from None
+        record(Step.ENTER)
+        try:
+            yield
+        finally:
+            lock.release()
+            record(Step.LEAVE)

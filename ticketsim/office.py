@@ -1,0 +1,92 @@
+"""The ticket office: one process owns the db and serves purchase requests from a queue.
+
+This is the producer/consumer pattern of the tutorials, used as a protection: with a
+single writer nothing needs a lock. Buyer processes unpickle :class:`OfficeClient`,
+so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ticketsim.errors import GuardTimeout
+from ticketsim.events import Event, Step
+from ticketsim.stores import FileStore
+
+#: Office replies: not answered yet, "sold out", and "could not serve the request";
+#: any other reply is the seat sold.
+PENDING: Final = -1
+SOLD_OUT: Final = 0
+FAILED: Final = -2
+
+
+@dataclass(frozen=True)
+class OfficeClient:
+    """A buyer's side of the ticket office: send a request, wait for the answer.
+
+    The office is one process that takes requests from a ``multiprocessing.Queue``
+    and does every read-decide-write itself, so nothing needs a lock. Answers go to a
+    shared ``Array`` (one cell per buyer, guarded by a ``Condition``) rather than a
+    queue per buyer, which would cost two file descriptors each.
+    """
+
+    requests: Any
+    replies: Any
+    answered: Any
+
+    def buy(self, number: int, pid: int, window: float, timeout: float) -> int | None:
+        """Ask for a ticket; the seat, or ``None`` when sold out."""
+        self.requests.put((number, pid, window), timeout=timeout)
+        with self.answered:
+            if not self.answered.wait_for(lambda: self.replies[number] != PENDING, timeout):
+                raise GuardTimeout("ticket office's answer", timeout)
+        reply: int = self.replies[number]
+        if reply == FAILED:
+            raise RuntimeError("the ticket office could not serve this request")
+        return None if reply == SOLD_OUT else reply
+
+
+def run_office(
+    db_path: str, requests: Any, replies: Any, answered: Any, channel: Any, timeout: float
+) -> None:
+    """The ticket office: serve requests one at a time until the poison pill (``None``).
+
+    It takes the same read-decide-write steps a buyer takes under a lock, and records
+    them for the buyer it serves (with its own pid), so the history reads the same.
+    """
+    from ticketsim.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
+
+    store, pid = FileStore(db_path), os.getpid()
+    while True:
+        try:
+            request = requests.get(timeout=timeout)
+        except queue.Empty:
+            return  # nobody has asked for a while: the sale is over or abandoned
+        if request is None:
+            return
+        number, buyer_pid, window = request
+
+        def record(
+            step: Step,
+            *,
+            value: int | None = None,
+            seat: int | None = None,
+            note: str | None = None,
+            number: int = number,
+        ) -> None:
+            channel.put(Event(number, step, time.monotonic(), pid, value, seat, note))
+
+        record(Step.ENTER)
+        try:
+            seat = take_ticket(store, number, buyer_pid, window, record)
+            reply = SOLD_OUT if seat is None else seat
+        except Exception:
+            reply = FAILED  # the buyer records the error as its outcome
+        record(Step.LEAVE)
+        with answered:
+            replies[number] = reply
+            answered.notify_all()

@@ -1,0 +1,190 @@
+"""Stores: where the tickets live while a sale runs, and how a buyer reads and sells them.
+
+Buyer processes unpickle these, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim import db as dbfile
+from ticketsim.errors import DbError
+from ticketsim.events import Event, Step, buyer_name, buyer_number
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ticketsim.events import Recorder
+
+#: How often a buyer re-reads a db it found half written before it gives up.
+TORN_RETRIES: Final = 1000
+#: Pause between those re-reads: long enough for the writer to finish its ``json.dump``.
+TORN_BACKOFF_S: Final = 0.0005
+
+
+class Store(ABC):
+    """Where the tickets live while the sale runs."""
+
+    @abstractmethod
+    def read(self, record: Recorder) -> dbfile.TicketDB:
+        """The state as this buyer sees it now (its ``ledger`` may be left out)."""
+
+    @abstractmethod
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        """Record ``sale``, made on the strength of having read ``seen``."""
+
+    def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        """In the parent, after the sale: bring the db file up to date.
+
+        A store that writes the file with every sale has nothing left to do.
+        """
+        del path, initial, history
+
+
+@dataclass(frozen=True)
+class FileStore(Store):
+    """The db file is the shared state; every sale is written to it as it is made.
+
+    ``naive`` selects the tutorial's ``open(path, "w")`` + ``json.dump``, which can be
+    seen half done; otherwise every write is atomic. A read that finds a half-written
+    db is recorded as ``torn`` and retried: with atomic writes that cannot happen, so
+    there a bad db is an error, not a torn read.
+    """
+
+    path: str
+    naive: bool = False
+
+    def read(self, record: Recorder) -> dbfile.TicketDB:
+        for _ in range(TORN_RETRIES):
+            try:
+                return dbfile.load(self.path)
+            except DbError as exc:
+                if not self.naive:
+                    raise
+                record(Step.TORN, note=exc.reason)
+            time.sleep(TORN_BACKOFF_S)
+        raise DbError(self.path, f"still half written after {TORN_RETRIES} reads")
+
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        new = seen.sell(sale)
+        if self.naive:
+            dbfile.write_naive(self.path, new)
+        else:
+            dbfile.write_atomic(self.path, new)
+
+
+def _acknowledged(history: Sequence[Event]) -> list[Event]:
+    return sorted((e for e in history if e.step is Step.OK), key=lambda e: e.t)
+
+
+@dataclass(frozen=True)
+class CountStore(Store):
+    """The remaining count in a shared-memory ``multiprocessing.Value('i')``.
+
+    ``count.value`` takes the Value's lock for the read and again for the write, but
+    nothing holds it across both: ``if v.value > 0: v.value -= 1`` is two atomic
+    steps, not one. The db is written once, when the sale is over, with a ledger of
+    the sales buyers were told about.
+    """
+
+    count: Any
+    tickets: int
+
+    def read(self, record: Recorder) -> dbfile.TicketDB:
+        del record
+        return dbfile.TicketDB(tickets=self.tickets, remaining=self.count.value)
+
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        del sale
+        self.count.value = seen.remaining - 1
+
+    def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        now = time.time()
+        sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in _acknowledged(history))
+        final = dbfile.TicketDB(
+            tickets=initial.tickets,
+            remaining=self.count.value,
+            ledger=initial.ledger + sales,
+            event=initial.event,
+        )
+        dbfile.write_atomic(path, final)
+
+
+#: Seat-map cells: a free seat, a seat sold before this sale opened, else a buyer number.
+FREE: Final = 0
+SOLD_BEFORE: Final = -1
+
+
+@dataclass(frozen=True)
+class SeatMapStore(Store):
+    """A seat map in a shared-memory ``multiprocessing.Array('i', tickets)``.
+
+    Each cell holds the number of the buyer who claimed that seat. Reading the map
+    (one slice) and claiming a seat (one assignment) each take the array's lock, but
+    not both together: two buyers can see the same seat free and both claim it, and
+    the second claim overwrites the first. The db is written once, from the map, when
+    the sale is over.
+    """
+
+    seats: Any
+
+    def read(self, record: Recorder) -> dbfile.TicketDB:
+        del record
+        cells = self.seats[:]
+        return dbfile.TicketDB(tickets=len(cells), remaining=cells.count(FREE))
+
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        del seen
+        self.seats[sale.seat - 1] = buyer_number(sale.buyer)
+
+    def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        pids = {e.buyer: e.pid for e in history if e.step is Step.READY}
+        now = time.time()
+        cells = self.seats[:]
+        sales = tuple(
+            dbfile.Sale(buyer_name(owner), seat, pids.get(owner, 0), now)
+            for seat, owner in enumerate(cells, start=1)
+            if owner > 0
+        )
+        final = dbfile.TicketDB(
+            tickets=initial.tickets,
+            remaining=cells.count(FREE),
+            ledger=initial.ledger + sales,
+            event=initial.event,
+        )
+        dbfile.write_atomic(path, final)
+
+
+@dataclass(frozen=True)
+class ManagerStore(Store):
+    """The count and the ledger in a ``multiprocessing.Manager()`` dict and list.
+
+    Every access is a round trip to the manager's server process. The db is written
+    once, from the manager's copy, when the sale is over.
+    """
+
+    state: Any
+    ledger: Any
+    tickets: int
+
+    def read(self, record: Recorder) -> dbfile.TicketDB:
+        del record
+        return dbfile.TicketDB(tickets=self.tickets, remaining=self.state["remaining"])
+
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        self.state["remaining"] = seen.remaining - 1
+        self.ledger.append(sale.to_json())
+
+    def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        del history
+        sales = tuple(dbfile.Sale(**row) for row in list(self.ledger))
+        final = dbfile.TicketDB(
+            tickets=initial.tickets,
+            remaining=self.state["remaining"],
+            ledger=initial.ledger + sales,
+            event=initial.event,
+        )
+        dbfile.write_atomic(path, final)
