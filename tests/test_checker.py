@@ -443,11 +443,28 @@ def test_undersold_counts_buyers_when_fewer_than_tickets() -> None:
     one = _timed(*_sells(1, 5, 5))
     final = initial.sell(_sale(1, 1))
     assert check(initial, final, one, buyers=1, safe=True) == []
-    undersold = _only(check(initial, final, one, buyers=2, safe=True), Kind.UNDERSOLD)
-    assert (
-        undersold.explanation == "Undersold: 1 sale(s), but 2 = min(5 on sale, 2 buyers) were due."
+    refused = _timed(*_sells(1, 5, 5), _ev(2, Step.READ, value=4), _ev(2, Step.FAIL))
+    undersold = _only(check(initial, final, refused, buyers=2, safe=True), Kind.UNDERSOLD)
+    assert undersold.explanation == (
+        "Undersold: 1 sale(s), but 2 = min(5 on sale, 2 buyers) were due; buyer-2 refused."
     )
-    assert undersold.buyers == ()
+    assert undersold.buyers == ("buyer-2",)
+
+
+def test_a_buyer_that_died_without_an_outcome_is_owed_nothing() -> None:
+    initial = TicketDB.fresh(5)
+    final = initial.sell(_sale(1, 1))
+    history = _timed(*_sells(1, 5, 5), _ev(2, Step.READY), _ev(2, Step.READ, value=4))
+    assert check(initial, final, history, buyers=2, safe=True) == []
+
+
+def test_tickets_sold_by_another_program_are_not_undersold() -> None:
+    initial = TicketDB.fresh(2)
+    history = _timed(*_sells(1, 2, 2), _ev(2, Step.READ, value=0), _ev(2, Step.FAIL))
+    final = initial.sell(_sale(1, 1)).sell(_sale(9, 2))  # buyer-9 sold elsewhere
+    assert check(initial, final, history, buyers=2, safe=True) == []
+    alone = initial.sell(_sale(1, 1))
+    assert _kinds(check(initial, alone, history, buyers=2, safe=True)) == [Kind.UNDERSOLD]
 
 
 # --- UNREADABLE_DB ----------------------------------------------------------------------

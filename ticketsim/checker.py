@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.events import Event, Step, buyer_name
+from ticketsim.events import OUTCOMES, Event, Step, buyer_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -199,21 +199,43 @@ def _lost(final: TicketDB, sold: list[Event]) -> list[Violation]:
 
 
 def _undersold(
-    on_sale: int, buyers: int, sold: list[Event], history: Sequence[Event]
+    initial: TicketDB,
+    final: TicketDB | None,
+    buyers: int,
+    sold: list[Event],
+    history: Sequence[Event],
 ) -> list[Violation]:
-    expected = min(on_sale, buyers)
+    """Liveness: a safe strategy sells ``min(on sale, buyers)``, with two allowances.
+
+    A buyer whose process died before any outcome is owed nothing. And tickets that
+    went to sales this run did not make (another program selling from the same db, or
+    a buyer killed after its write) are not missing: they were sold.
+    """
+    on_sale = max(initial.remaining, 0)
+    finished = {e.buyer for e in history if e.step in OUTCOMES}
+    died = buyers - len(finished)
+    expected = min(on_sale, buyers - died)
     if len(sold) >= expected:
         return []
+    if final is not None:
+        known: set[tuple[str, int | None, int]] = {(s.buyer, s.seat, s.pid) for s in initial.ledger}
+        known |= {(e.name, e.seat, e.pid) for e in sold}
+        elsewhere = sum(1 for s in final.ledger if (s.buyer, s.seat, s.pid) not in known)
+        if len(sold) + elsewhere >= expected:
+            return []
     refused = [e.name for e in history if e.step is Step.FAIL]
     failed = [e.name for e in history if e.step is Step.ERROR]
     detail = [f"{names(refused)} refused"] if refused else []
     if failed:
         detail.append(f"{names(failed)} did not finish")
+    owed = f"min({on_sale} on sale, {buyers - died} buyers)"
+    if died:
+        owed += f" ({died} buyer(s) died without an outcome and are not counted)"
     return [
         Violation(
             Kind.UNDERSOLD,
-            f"Undersold: {len(sold)} sale(s), but {expected} = min({on_sale} on sale, "
-            f"{buyers} buyers) were due" + (f"; {'; '.join(detail)}." if detail else "."),
+            f"Undersold: {len(sold)} sale(s), but {expected} = {owed} were due"
+            + (f"; {'; '.join(detail)}." if detail else "."),
             tuple(refused + failed),
         )
     ]
@@ -249,5 +271,5 @@ def check(
     else:
         found += _lost(final, sold) + check_db(final)
     if safe:
-        found += _undersold(on_sale, buyers, sold, history)
+        found += _undersold(initial, final, buyers, sold, history)
     return found

@@ -26,9 +26,9 @@ from ticketsim import __version__, runner
 from ticketsim import db as dbfile
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import to_jsonl
-from ticketsim.render import report_view
+from ticketsim.render import report_view, strategies_view
 from ticketsim.report import ExitCode, build_report
-from ticketsim.strategies import StrategyName
+from ticketsim.strategies import STRATEGIES, StrategyName
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -182,6 +182,10 @@ def run(
     history: Annotated[
         Path | None, typer.Option(help="Write the event history here, as JSON Lines.")
     ] = None,
+    pool: Annotated[
+        int | None,
+        typer.Option(help="Run the buyers as tasks of a Pool of N worker processes."),
+    ] = None,
     lockstep: Annotated[
         bool,
         typer.Option(
@@ -211,6 +215,7 @@ def run(
             start_method=start_method.value if start_method else None,
             keep=keep,
             lockstep=lockstep,
+            pool=pool,
         )
         result = runner.run_sale(config)
     except ConfigError as exc:
@@ -225,6 +230,23 @@ def run(
     else:
         Console(highlight=False).print(report_view(report))
     raise typer.Exit(int(report.exit_code))
+
+
+@app.command(
+    "strategies",
+    epilog="Example: 'ticketsim strategies --json' for the same table as data.",
+)
+def list_strategies(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the table as a JSON list.")
+    ] = False,
+) -> None:
+    """What each strategy protects (every yes and no is checked by the test suite)."""
+    rows = [strategy.describe() for strategy in STRATEGIES.values()]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        Console(highlight=False).print(strategies_view(rows))
 
 
 def main() -> None:

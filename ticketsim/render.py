@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+from ticketsim.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -23,6 +25,24 @@ def _count(value: int | None, *, bad: bool = False) -> Text:
     return Text(str(value), style="bold red" if bad and value else "")
 
 
+def _yes_no(value: bool) -> Text:
+    return Text("yes", style="green") if value else Text("no", style="red")
+
+
+def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
+    """``ticketsim strategies``: what each strategy protects, as yes/no columns."""
+    table = Table(title="What each strategy protects", title_justify="left")
+    table.add_column("strategy", style="bold")
+    table.add_column("safe")
+    for title in CLAIM_TITLES.values():
+        table.add_column(title)
+    table.add_column("how it works")
+    for row in rows:
+        flags = [_yes_no(row[key]) for key in ("safe", *CLAIM_TITLES)]
+        table.add_row(row["strategy"], *flags, row["how"])
+    return table
+
+
 def report_view(report: Report) -> RenderableType:
     """The report of one sale: the figures, the verdict, and how any violation happened."""
     header = Text.assemble(
@@ -30,6 +50,7 @@ def report_view(report: Report) -> RenderableType:
         (report.strategy, "bold"),
         (f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ", "dim"),
         (f"{report.start_method}, seed {report.seed}", "dim"),
+        (f", pool of {report.pool}" if report.pool else "", "dim"),
     )
     table = Table(show_header=False, min_width=50)
     table.add_column("figure")
@@ -56,6 +77,8 @@ def report_view(report: Report) -> RenderableType:
     hidden = len(report.violations) - len(stories)
     if hidden > 0:
         parts.append(Text(f"  ({hidden} more; --json lists them all)", style="dim"))
+    if report.caveat:
+        parts.append(Text(f"Note: {report.caveat}", style="dim"))
     if not report.ok and not report.safe and report.stalled is None:
         parts.append(
             Text(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from ticketsim import strategies
 from ticketsim.checker import Kind, Violation, check
 from ticketsim.events import Step
 
@@ -59,6 +60,10 @@ class Report:
     db: str
     stalled: str | None
     violations: tuple[Violation, ...]
+    #: Pool workers the buyers ran on (``None``: one process per buyer).
+    pool: int | None = None
+    #: What a crash mid-sale would cost under this strategy, if anything.
+    caveat: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +129,8 @@ class Report:
             "seed": self.seed,
             "start_method": self.start_method,
             "db": self.db,
+            "pool": self.pool,
+            "caveat": self.caveat,
         }
 
 
@@ -169,4 +176,6 @@ def build_report(result: RunResult) -> Report:
         db=config.db,
         stalled=result.stalled,
         violations=tuple(violations),
+        pool=config.pool,
+        caveat=strategies.get(config.strategy).caveat,
     )

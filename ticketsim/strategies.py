@@ -24,6 +24,7 @@ all four use the standard library and ``filelock`` only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -105,6 +106,17 @@ class Claims:
     durable: bool
 
 
+#: The claims' column titles, in table order, as ``ticketsim strategies`` prints them.
+CLAIM_TITLES: Final = {
+    "count": "the count",
+    "seats": "the seats",
+    "ledger": "the ledger",
+    "separate_programs": "separate programs",
+    "killed_holder": "killed holder",
+    "durable": "durable per sale",
+}
+
+
 class Strategy(ABC):
     """A way to run the sale. Subclasses set the class attributes and :meth:`provide`."""
 
@@ -123,6 +135,16 @@ class Strategy(ABC):
     @abstractmethod
     def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
         """Create this sale's primitives; clean them up on exit."""
+
+    def describe(self) -> dict[str, Any]:
+        """This strategy as one row of ``ticketsim strategies --json``."""
+        return {
+            "strategy": self.name.value,
+            "safe": self.safe,
+            **dataclasses.asdict(self.claims),
+            "how": self.how,
+            "caveat": self.caveat,
+        }
 
 
 _AT_END = (
