@@ -58,7 +58,8 @@ class Pacer:
     """Hooks that force an interleaving. This one forces nothing."""
 
     def after_read(self, number: int, timeout: float) -> None:
-        """Called inside the critical section, once the buyer has read the db."""
+        """Called once the buyer is committed to buying: inside its critical section
+        right after its read, or (with the ticket office) once its request is sent."""
         del number, timeout
 
     def done(self, number: int) -> None:
@@ -165,7 +166,13 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
         record(Step.CHECK, value=seen)
         if tools.office is not None:
             record(Step.WAIT)  # queued at the office
-            seat = tools.office.buy(spec.number, pid, spec.window, spec.timeout)
+            tools.office.send(spec.number, pid, spec.window, spec.timeout)
+            try:
+                # Committed to buying, like a buyer that has read inside a lock.
+                pacer.after_read(spec.number, spec.timeout)
+            finally:
+                pacer.done(spec.number)
+            seat = tools.office.receive(spec.number, spec.timeout)
         else:
             with tools.guard.hold(record, spec.timeout):
                 seat = take_ticket(

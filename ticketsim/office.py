@@ -38,9 +38,12 @@ class OfficeClient:
     replies: Any
     answered: Any
 
-    def buy(self, number: int, pid: int, window: float, timeout: float) -> int | None:
-        """Ask for a ticket; the seat, or ``None`` when sold out."""
+    def send(self, number: int, pid: int, window: float, timeout: float) -> None:
+        """Queue a purchase request for buyer ``number``."""
         self.requests.put((number, pid, window), timeout=timeout)
+
+    def receive(self, number: int, timeout: float) -> int | None:
+        """Wait for the office's answer: the seat sold, or ``None`` when sold out."""
         with self.answered:
             if not self.answered.wait_for(lambda: self.replies[number] != PENDING, timeout):
                 raise GuardTimeout("ticket office's answer", timeout)

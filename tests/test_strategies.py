@@ -1,0 +1,151 @@
+"""Every strategy in real sales: the safe ones sell exactly what they should, the
+unsafe ones oversell exactly as predicted when the race is forced."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sales import (
+    START_METHODS,
+    assert_forced_race,
+    assert_safe_and_live,
+    fresh_db,
+    sale,
+)
+
+from ticketsim.checker import Kind
+from ticketsim.report import build_report
+from ticketsim.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
+UNSAFE = [name.value for name, s in STRATEGIES.items() if not s.safe]
+
+
+def test_the_lists_are_what_the_tutorials_teach() -> None:
+    assert SAFE == ["lock", "semaphore", "filelock", "manager", "value", "array", "office"]
+    assert UNSAFE == ["none", "value-unlocked", "array-unlocked"]
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+@given(
+    tickets=st.integers(0, 6),
+    buyers=st.integers(1, 6),
+    delay=st.sampled_from([0.0, 0.002]),
+    pool=st.one_of(st.none(), st.integers(1, 3)),
+    method=st.sampled_from(START_METHODS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_safe_strategy_sells_exactly_min_tickets_buyers(
+    strategy: str,
+    tickets: int,
+    buyers: int,
+    delay: float,
+    pool: int | None,
+    method: str,
+    seed: int,
+) -> None:
+    with fresh_db() as path:
+        result = sale(
+            path,
+            strategy=strategy,
+            tickets=tickets,
+            buyers=buyers,
+            delay=delay,
+            pool=pool,
+            start_method=method,
+            seed=seed,
+        )
+    assert_safe_and_live(result)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("strategy", SAFE)
+def test_a_safe_strategy_under_every_start_method(
+    db_path: Path, strategy: str, method: str
+) -> None:
+    result = sale(db_path, strategy=strategy, tickets=3, buyers=5, delay=0.002, start_method=method)
+    assert result.start_method == method
+    assert_safe_and_live(result)
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+def test_a_safe_strategy_with_many_more_buyers_than_tickets(db_path: Path, strategy: str) -> None:
+    assert_safe_and_live(sale(db_path, strategy=strategy, tickets=10, buyers=40, seed=7))
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+def test_a_safe_strategy_on_a_pool_smaller_than_the_crowd(db_path: Path, strategy: str) -> None:
+    result = sale(db_path, strategy=strategy, tickets=4, buyers=12, pool=3, delay=0.001)
+    assert_safe_and_live(result)
+    assert len({e.pid for e in result.history if e.step.value == "ready"}) <= 3
+
+
+CASES = [(1, 2), (1, 5), (10, 20), (3, 3), (5, 1), (0, 4)]
+
+
+@pytest.mark.parametrize(("tickets", "buyers"), CASES, ids=[f"{t}-for-{b}" for t, b in CASES])
+@pytest.mark.parametrize("strategy", UNSAFE)
+def test_an_unsafe_strategy_oversells_exactly_as_predicted(
+    db_path: Path, strategy: str, tickets: int, buyers: int
+) -> None:
+    result = sale(db_path, strategy=strategy, tickets=tickets, buyers=buyers, lockstep=True)
+    assert_forced_race(result, tickets, buyers)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("strategy", UNSAFE)
+def test_the_forced_race_is_the_same_under_every_start_method(
+    db_path: Path, strategy: str, method: str
+) -> None:
+    result = sale(
+        db_path, strategy=strategy, tickets=2, buyers=4, lockstep=True, start_method=method
+    )
+    assert result.start_method == method
+    assert_forced_race(result, 2, 4)
+    story = next(v for v in build_report(result).violations if v.kind is Kind.DOUBLE_BOOKED)
+    assert story.explanation == (
+        "Lost update: All 4 buyers (buyer-1, buyer-2, buyer-3 and 1 more) read remaining=2 "
+        "before any of them wrote it back; all were sold seat 1."
+    )
+
+
+@pytest.mark.parametrize("strategy", UNSAFE)
+@given(tickets=st.integers(0, 5), buyers=st.integers(1, 6), method=st.sampled_from(START_METHODS))
+def test_forced_race_counts_follow_from_the_sizes(
+    strategy: str, tickets: int, buyers: int, method: str
+) -> None:
+    with fresh_db() as path:
+        result = sale(
+            path,
+            strategy=strategy,
+            tickets=tickets,
+            buyers=buyers,
+            lockstep=True,
+            start_method=method,
+        )
+    assert_forced_race(result, tickets, buyers)
+
+
+@pytest.mark.parametrize("strategy", UNSAFE)
+def test_the_forced_race_on_a_pool_as_large_as_the_crowd(db_path: Path, strategy: str) -> None:
+    result = sale(db_path, strategy=strategy, tickets=1, buyers=3, lockstep=True, pool=3)
+    assert_forced_race(result, 1, 3)
+
+
+def test_the_value_misconception_is_disproved_by_its_own_ledger(db_path: Path) -> None:
+    """Tutorial 000 says Value carries a lock, so ``v.value -= 1`` is safe. It is not."""
+    result = sale(db_path, strategy="value-unlocked", tickets=5, buyers=3, lockstep=True)
+    report = build_report(result)
+    assert report.sold == 3
+    assert report.remaining == 4  # three decrements of 5, and the count says one
+    kinds = [v.kind for v in report.violations]
+    assert Kind.COUNT_MISMATCH in kinds
+    assert Kind.SEAT_CONFLICT in kinds
+    locked = build_report(sale(db_path, strategy="value", tickets=5, buyers=3))
+    assert (locked.sold, locked.remaining, locked.violations) == (3, 2, ())
