@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 JSON_KEYS = {
     "strategy",
+    "pool",
+    "caveat",
     "safe",
     "buyers",
     "tickets",

@@ -162,8 +162,7 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
             return
-        seen = tools.store.read(record).remaining
-        record(Step.CHECK, value=seen)
+        record(Step.CHECK, value=tools.store.peek(record))
         if tools.office is not None:
             record(Step.WAIT)  # queued at the office
             tools.office.send(spec.number, pid, spec.window, spec.timeout)

@@ -86,9 +86,14 @@ class Report:
         if self.stalled is not None:
             return f"STALLED: {self.stalled}"
         if not self.violations:
+            unknown = (
+                f"; {self.unfinished} buyer(s) died before learning their outcome"
+                if self.unfinished
+                else ""
+            )
             return (
                 f"OK: sold {self.sold} of {self.tickets} ticket(s) to {self.buyers} buyer(s); "
-                "every invariant held"
+                f"every invariant held{unknown}"
             )
         found: list[str] = []
         if self.oversold:

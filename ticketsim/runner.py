@@ -369,8 +369,8 @@ def _collect(
 ) -> str | None:
     """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
 
-    Returns ``None`` when they all did, or why the wait was abandoned: no event for
-    ``timeout`` seconds, or every buyer process gone with some still unaccounted for.
+    Returns ``None`` when they all did or every process has exited, or why the wait
+    was abandoned: no event for ``timeout`` seconds.
     """
     steps = OUTCOMES if until is None else frozenset({until})
     # A buyer that has already finished has certainly passed READY.
@@ -381,8 +381,10 @@ def _collect(
             event = channel.get(timeout=_POLL_S)
         except queue.Empty:
             if not crew.alive():
-                missing = expected - len(done)
-                return f"{missing} buyer(s) ended without reporting an outcome"
+                # Every process has exited and the pipe is empty: the buyers still
+                # missing died without a word. The sale is over, not stalled; the
+                # report counts them as unknown outcomes.
+                return None
             idle = time.monotonic() - last_progress
             if idle > timeout:
                 waiting = "an outcome" if until is None else f"{until.value!r}"

@@ -32,6 +32,10 @@ class Store(ABC):
     def read(self, record: Recorder) -> dbfile.TicketDB:
         """The state as this buyer sees it now (its ``ledger`` may be left out)."""
 
+    def peek(self, record: Recorder) -> int:
+        """The remaining count, looked at without any protection (the ``check`` step)."""
+        return self.read(record).remaining
+
     @abstractmethod
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
         """Record ``sale``, made on the strength of having read ``seen``."""
@@ -39,7 +43,9 @@ class Store(ABC):
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         """In the parent, after the sale: bring the db file up to date.
 
-        A store that writes the file with every sale has nothing left to do.
+        A store that writes the file with every sale has nothing left to do. Shared
+        memory is read here without its lock (``get_obj()``): every buyer has exited,
+        and one that was killed holding the lock would otherwise hang the parent.
         """
         del path, initial, history
 
@@ -97,6 +103,12 @@ class CountStore(Store):
         del record
         return dbfile.TicketDB(tickets=self.tickets, remaining=self.count.value)
 
+    def peek(self, record: Recorder) -> int:
+        # Bypass the Value's lock: a look must never wait (its holder may be dead).
+        del record
+        value: int = self.count.get_obj().value
+        return value
+
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
         del sale
         self.count.value = seen.remaining - 1
@@ -106,7 +118,7 @@ class CountStore(Store):
         sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in _acknowledged(history))
         final = dbfile.TicketDB(
             tickets=initial.tickets,
-            remaining=self.count.value,
+            remaining=self.count.get_obj().value,
             ledger=initial.ledger + sales,
             event=initial.event,
         )
@@ -136,6 +148,12 @@ class SeatMapStore(Store):
         cells = self.seats[:]
         return dbfile.TicketDB(tickets=len(cells), remaining=cells.count(FREE))
 
+    def peek(self, record: Recorder) -> int:
+        # Bypass the array's lock: a look must never wait (its holder may be dead).
+        del record
+        cells: list[int] = self.seats.get_obj()[:]
+        return cells.count(FREE)
+
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
         del seen
         self.seats[sale.seat - 1] = buyer_number(sale.buyer)
@@ -143,7 +161,7 @@ class SeatMapStore(Store):
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         pids = {e.buyer: e.pid for e in history if e.step is Step.READY}
         now = time.time()
-        cells = self.seats[:]
+        cells = self.seats.get_obj()[:]
         sales = tuple(
             dbfile.Sale(buyer_name(owner), seat, pids.get(owner, 0), now)
             for seat, owner in enumerate(cells, start=1)

@@ -1,0 +1,274 @@
+"""Every yes and no of ``ticketsim strategies``, observed in a real sale.
+
+Each test below derives one claim from what actually happens and compares it with
+the table: changing the table without changing the behaviour (or the other way
+round) fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sales import sale
+
+from ticketsim import db as dbfile
+from ticketsim.buyer import KillFirstHolder, take_ticket
+from ticketsim.channel import EventChannel
+from ticketsim.checker import Kind
+from ticketsim.errors import DbError
+from ticketsim.report import build_report
+from ticketsim.runner import RunConfig, run_sale
+from ticketsim.stores import FileStore
+from ticketsim.strategies import STRATEGIES, Claims, Setup
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from ticketsim.events import Step
+
+NAMES = [name.value for name in STRATEGIES]
+
+
+def claims(strategy: str) -> Claims:
+    return STRATEGIES[strategy].claims  # type: ignore[index]
+
+
+def test_every_claim_has_a_test_here() -> None:
+    tested = {"count", "seats", "ledger", "killed_holder", "durable", "separate_programs"}
+    assert {f.name for f in dataclasses.fields(Claims)} == tested
+
+
+@pytest.mark.parametrize("strategy", NAMES)
+def test_what_a_strategy_protects_in_a_race(db_path: Path, strategy: str) -> None:
+    """One ticket, three buyers; the race is forced wherever the strategy allows it."""
+    forced = not STRATEGIES[strategy].serialises  # type: ignore[index]
+    result = sale(
+        db_path,
+        strategy=strategy,
+        tickets=1,
+        buyers=3,
+        lockstep=forced,
+        delay=0.0 if forced else 0.01,
+    )
+    report = build_report(result)
+    kinds = {v.kind for v in report.violations}
+    observed = {
+        "count": not kinds & {Kind.OVERSOLD, Kind.NEGATIVE_REMAINING}
+        and report.remaining == report.tickets - report.sold,
+        "seats": not kinds & {Kind.DOUBLE_BOOKED, Kind.SEAT_CONFLICT},
+        "ledger": Kind.LOST_SALE not in kinds and report.ledger_sales == report.sold,
+    }
+    table = claims(strategy)
+    assert observed == {"count": table.count, "seats": table.seats, "ledger": table.ledger}
+    assert report.ok is STRATEGIES[strategy].safe  # type: ignore[index]
+
+
+@pytest.mark.parametrize("strategy", NAMES)
+def test_a_buyer_killed_inside_its_critical_section(db_path: Path, strategy: str) -> None:
+    victims: list[Any] = []
+
+    def kill_first(ctx: BaseContext, config: RunConfig) -> KillFirstHolder:
+        victims.append(ctx.Value("i", 0))
+        return KillFirstHolder(victims[-1])
+
+    config = RunConfig(
+        db_path=db_path,
+        strategy=strategy,
+        tickets=3,
+        buyers=3,
+        delay=0.0,
+        timeout=1.0,
+        start_method="fork",
+    )
+    result = run_sale(config, pacer=kill_first)
+    report = build_report(result)
+    assert victims[0].value in {1, 2, 3}  # somebody really was killed
+    survived = result.stalled is None
+    assert survived is claims(strategy).killed_holder, report.verdict
+    if survived and STRATEGIES[strategy].safe:  # type: ignore[index]
+        assert report.ok, report.verdict  # and nothing was lost or sold twice on the way
+    assert multiprocessing.active_children() == []
+
+
+class _Crash(Exception):
+    """The process dies here."""
+
+
+def _noop(step: Step, **_: object) -> None:
+    del step
+
+
+def _sale_is_in_the_file_at_once(db_path: Path, strategy: str) -> bool:
+    ctx = multiprocessing.get_context("fork")
+    initial = dbfile.TicketDB.fresh(2)
+    dbfile.write_atomic(db_path, initial)
+    channel = EventChannel(ctx)
+    setup = Setup(ctx, str(db_path), initial, 1, channel.sender, 10.0)
+    try:
+        with STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
+            if tools.office is not None:
+                tools.office.send(1, os.getpid(), 0.0, 10.0)
+                assert tools.office.receive(1, 10.0) == 1
+            else:
+                with tools.guard.hold(_noop, 10.0):
+                    assert take_ticket(tools.store, 1, os.getpid(), 0.0, _noop) == 1
+            return len(dbfile.load(db_path).ledger) == 1
+    finally:
+        channel.close()
+
+
+def _a_write_that_dies_halfway_leaves_the_db_whole(
+    db_path: Path, store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> bool:
+    before = dbfile.TicketDB.fresh(2)
+    dbfile.write_atomic(db_path, before)
+
+    def dying_dump(obj: object, fp: Any, **_: object) -> None:
+        fp.write(json.dumps(obj)[:20])
+        raise _Crash
+
+    def dying_dumps(db: dbfile.TicketDB) -> str:
+        raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(json, "dump", dying_dump)  # the json module ticketsim.db writes with
+        patch.setattr(dbfile, "dumps", dying_dumps)
+        with pytest.raises(_Crash):
+            store.sell(before, dbfile.Sale("buyer-1", 1, os.getpid(), time.time()))
+    try:
+        return dbfile.load(db_path) == before
+    except DbError:
+        return False
+
+
+@pytest.mark.parametrize("strategy", NAMES)
+def test_whether_each_sale_is_durable_as_it_is_made(
+    db_path: Path, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    durable = _sale_is_in_the_file_at_once(db_path, strategy)
+    if durable:
+        ctx = multiprocessing.get_context("fork")
+        setup = Setup(ctx, str(db_path), dbfile.TicketDB.fresh(2), 1, None, 10.0)
+        with STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
+            assert isinstance(tools.store, FileStore)
+            durable = _a_write_that_dies_halfway_leaves_the_db_whole(
+                db_path, tools.store, monkeypatch
+            )
+    assert durable is claims(strategy).durable
+
+
+# --- two separate programs on one db ----------------------------------------------------
+
+#: Program A's race window: B must start, read and decide inside it.
+WINDOW_S = 2.0
+
+
+def _script() -> str:
+    found = shutil.which("ticketsim", path=str(Path(sys.executable).parent))
+    assert found is not None, "install the project (pip install -e '.[test]') first"
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _sleeping_in_a_race_window(pid: int) -> bool:
+    """Some process of program ``pid`` sleeps in ``time.sleep``: a buyer (or the office)
+    that has read the db and not yet written it. Nothing else in a sale sleeps."""
+    for child in _descendants(pid):
+        try:
+            if "nanosleep" in Path(f"/proc/{child}/wchan").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _program(db_path: Path, strategy: str, buyers: int, delay: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            _script(),
+            "run",
+            "--keep",
+            "--json",
+            "--strategy",
+            strategy,
+            "--buyers",
+            str(buyers),
+            "--delay",
+            str(delay),
+            "--timeout",
+            "30",
+            "--start-method",
+            "fork",
+            "--db",
+            str(db_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _report(program: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = program.communicate(timeout=120)
+    assert program.returncode in (0, 1), err
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux /proc/PID/wchan")
+@pytest.mark.parametrize("strategy", NAMES)
+def test_two_programs_selling_the_last_ticket_at_once(db_path: Path, strategy: str) -> None:
+    """A reads the last ticket and sleeps in its race window; only then does B start.
+
+    Unless something outside both programs serialises them, B reads the same ticket,
+    and both sell it.
+    """
+    dbfile.write_atomic(db_path, dbfile.TicketDB.fresh(1))
+    first = _program(db_path, strategy, buyers=1, delay=WINDOW_S)
+    deadline = time.monotonic() + 60
+    while not _sleeping_in_a_race_window(first.pid):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "program A never reached its race window"
+        time.sleep(0.01)
+    second = _program(db_path, strategy, buyers=1, delay=0.0)
+    a, b = _report(first), _report(second)
+    final = dbfile.load(db_path)
+    protected = a["sold"] + b["sold"] == 1 and len(final.ledger) == 1
+    assert protected is claims(strategy).separate_programs, (a["verdict"], b["verdict"])
+    if protected:
+        assert (a["ok"], b["ok"]) == (True, True), (a["verdict"], b["verdict"])
+        assert (a["sold"], b["sold"]) == (1, 0)  # B waited for A's lock, then found none
+
+
+def test_two_filelock_programs_share_one_db_and_their_ledgers_add_up(db_path: Path) -> None:
+    dbfile.write_atomic(db_path, dbfile.TicketDB.fresh(10))
+    programs = [_program(db_path, "filelock", buyers=8, delay=0.02) for _ in range(2)]
+    reports = [_report(p) for p in programs]
+    final = dbfile.load(db_path)
+    assert sum(r["sold"] for r in reports) == 10  # 16 buyers wanted 10 tickets
+    assert all(r["ok"] for r in reports), [r["verdict"] for r in reports]
+    assert final.remaining == 0
+    assert sorted(s.seat for s in final.ledger) == list(range(1, 11))
+    assert len({(s.buyer, s.pid) for s in final.ledger}) == 10
