@@ -240,3 +240,72 @@ def test_a_db_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "does not exist; create it first" in result.stderr
     assert not path.parent.exists()
+
+
+def test_strategies_table_as_json_matches_the_library() -> None:
+    from ticketsim.strategies import STRATEGIES
+
+    result = invoke("strategies", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
+    for row in rows:
+        strategy = STRATEGIES[row["strategy"]]
+        assert row["safe"] is strategy.safe
+        for key in ("count", "seats", "ledger", "separate_programs", "killed_holder", "durable"):
+            assert row[key] is getattr(strategy.claims, key)
+        assert row["how"]
+
+
+def test_strategies_table_for_people() -> None:
+    result = invoke("strategies", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for text in ("filelock", "value-unlocked", "separate programs", "killed holder"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("strategy", ["value", "array", "manager", "office", "filelock"])
+def test_every_strategy_runs_from_the_command_line_on_a_pool(db_path: Path, strategy: str) -> None:
+    result = invoke(
+        "run",
+        "--strategy",
+        strategy,
+        "--buyers",
+        "9",
+        "--tickets",
+        "4",
+        "--pool",
+        "3",
+        "--json",
+        "--db",
+        str(db_path),
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["sold"], report["remaining"], report["pool"]) == (4, 0, 3)
+
+
+def test_an_in_memory_strategy_says_what_a_crash_would_cost(db_path: Path) -> None:
+    result = invoke(
+        "run", "--strategy", "value", "--buyers", "2", "--tickets", "1", "--db", str(db_path), *FAST
+    )
+    assert result.exit_code == 0
+    assert "written once, when the sale ends" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool", "0"], "--pool=0"),
+        (["--pool", "-2"], "--pool=-2"),
+        (["--pool", "2", "--lockstep", "--buyers", "3"], "--lockstep=True"),
+        (["--strategy", "value", "--lockstep"], "--lockstep=True"),
+    ],
+    ids=["pool-0", "pool-negative", "lockstep-pool-too-small", "lockstep-guarded"],
+)
+def test_bad_pool_and_lockstep_settings(db_path: Path, args: list[str], message: str) -> None:
+    result = invoke("run", "--db", str(db_path), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert not db_path.exists()
