@@ -16,9 +16,10 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim.db import Sale
+from ticketsim.errors import GuardTimeout
 from ticketsim.events import Event, Step, buyer_name
 
 if TYPE_CHECKING:
@@ -57,14 +58,26 @@ class Gate(Protocol):
 class Pacer:
     """Hooks that force an interleaving. This one forces nothing."""
 
+    def before_check(self, number: int, timeout: float) -> None:
+        """Called when the sale has opened, before the buyer's first step."""
+        del number, timeout
+
+    def patience(self, timeout: float) -> float:
+        """How long the buyer may wait for its strategy's lock."""
+        return timeout
+
     def after_read(self, number: int, timeout: float) -> None:
         """Called once the buyer is committed to buying: inside its critical section
-        right after its read, or (with the ticket office) once its request is sent."""
+        right after its read, or (with the ticket office) once it has its answer."""
         del number, timeout
 
     def done(self, number: int) -> None:
         """Called once the buyer has written, or decided not to."""
         del number
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        """Called last, once the buyer has its outcome (or ``error``)."""
+        del number, error
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,72 @@ class KillFirstHolder(Pacer):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: What a buyer tells the conductor about the step it was granted.
+DONE: Final = 1  #: the step ran
+BLOCKED: Final = 2  #: the step would wait for a lock another buyer holds; it did not run
+GONE: Final = 3  #: the buyer ended early (an error); it has no steps left
+
+
+@dataclass(frozen=True)
+class Conductor(Pacer):
+    """Controlled mode: a buyer takes each step only when the parent grants it.
+
+    A buyer's steps are ``r`` (check, lock, read) and ``w`` (decide, write, unlock,
+    outcome); see :mod:`ticketsim.schedule`. The parent grants one step at a time with
+    :meth:`grant` and waits for the buyer's report. A buyer never waits for a lock in
+    this mode: if the lock is taken, it reports ``BLOCKED`` instead of deadlocking the
+    parent, which is waiting for it.
+    """
+
+    #: ``Value('i')``: the buyer whose step is granted (0: none).
+    turn: Any
+    #: ``Value('i')``: the granted buyer's report (0 until it makes one).
+    status: Any
+    #: ``Condition`` guarding both.
+    changed: Any
+
+    def _await_turn(self, number: int, timeout: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.turn.value == number, timeout):
+                raise TimeoutError(f"buyer {number} was never granted its next step")
+            self.turn.value = 0
+
+    def _report(self, status: int) -> None:
+        with self.changed:
+            self.status.value = status
+            self.changed.notify_all()
+
+    def before_check(self, number: int, timeout: float) -> None:
+        self._await_turn(number, timeout)
+
+    def patience(self, timeout: float) -> float:
+        del timeout
+        return 0.0
+
+    def after_read(self, number: int, timeout: float) -> None:
+        self._report(DONE)
+        self._await_turn(number, timeout)
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        del number
+        if isinstance(error, GuardTimeout):
+            self._report(BLOCKED)
+        else:
+            self._report(DONE if error is None else GONE)
+
+    def grant(self, number: int, timeout: float) -> int | None:
+        """In the parent: let buyer ``number`` take its next step; its report, or
+        ``None`` if it made none within ``timeout``."""
+        with self.changed:
+            self.status.value = 0
+            self.turn.value = number
+            self.changed.notify_all()
+            if not self.changed.wait_for(lambda: self.status.value != 0, timeout):
+                return None
+            report: int = self.status.value
+            return report
+
+
 def take_ticket(
     store: Store,
     number: int,
@@ -157,23 +236,25 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
     ) -> None:
         channel.put(Event(spec.number, step, time.monotonic(), pid, value, seat, note))
 
+    error: BaseException | None = None
     try:
         record(Step.READY)
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
             return
+        pacer.before_check(spec.number, spec.timeout)
         record(Step.CHECK, value=tools.store.peek(record))
         if tools.office is not None:
             record(Step.WAIT)  # queued at the office
             tools.office.send(spec.number, pid, spec.window, spec.timeout)
+            seat = tools.office.receive(spec.number, spec.timeout)
             try:
-                # Committed to buying, like a buyer that has read inside a lock.
+                # The office has sold (or refused) already: the purchase is one step.
                 pacer.after_read(spec.number, spec.timeout)
             finally:
                 pacer.done(spec.number)
-            seat = tools.office.receive(spec.number, spec.timeout)
         else:
-            with tools.guard.hold(record, spec.timeout):
+            with tools.guard.hold(record, pacer.patience(spec.timeout)):
                 seat = take_ticket(
                     tools.store, spec.number, pid, spec.window, record, pacer, spec.timeout
                 )
@@ -182,7 +263,11 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
         else:
             record(Step.OK, seat=seat)
     except BaseException as exc:
+        # The history, not stderr, must say why; nothing may escape a buyer.
+        error = exc
         record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")
+    finally:
+        pacer.finished(spec.number, error)
 
 
 #: What a pool worker was given by the pool's initializer. Locks cannot travel as task

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import queue
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,9 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
-from ticketsim import strategies
+from ticketsim import schedule, strategies
 from ticketsim.buyer import (
+    BLOCKED,
+    GONE,
     BuyerSpec,
+    Conductor,
     Lockstep,
     Pacer,
     init_pool_worker,
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
     from pathlib import Path
+
+    from ticketsim.schedule import Schedule
 
 START_METHODS: Final = ("fork", "spawn", "forkserver")
 #: One process per buyer: past this many, a run would exhaust a small machine.
@@ -80,6 +86,9 @@ class RunConfig:
     keep: bool = False
     #: Run the buyers as tasks of a ``multiprocessing.Pool`` of this many workers.
     pool: int | None = None
+    #: Controlled mode: grant the buyers' steps in this order (``"1r 2r 1w 2w"``, see
+    #: :mod:`ticketsim.schedule`); steps it leaves out follow, in buyer order.
+    schedule: str | None = None
     #: Force every buyer to read before any writes, then write in buyer order
     #: (unguarded strategies only): see :class:`ticketsim.buyer.Lockstep`.
     lockstep: bool = False
@@ -112,13 +121,37 @@ class RunConfig:
                 f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
                 "never read before any writes; use lockstep with an unprotected strategy",
             )
-        if self.lockstep and self.pool is not None and self.pool < self.buyers:
+        forcing = "lockstep" if self.lockstep else "schedule" if self.schedule else None
+        if forcing and self.pool is not None and self.pool < self.buyers:
             raise ConfigError(
-                "lockstep",
-                True,
+                forcing,
+                getattr(self, forcing),
                 f"every buyer must be running at once, and pool={self.pool} runs fewer than "
                 f"buyers={self.buyers}; drop --pool or make it at least --buyers",
             )
+        if self.schedule is not None:
+            if self.lockstep:
+                raise ConfigError(
+                    "lockstep", True, "a schedule already fixes the order; give one of them"
+                )
+            self.steps()  # parses, completes and checks it can run
+
+    def steps(self) -> Schedule:
+        """The complete schedule of a controlled run; ConfigError if it cannot run."""
+        if self.schedule is None:
+            raise ValueError("this run has no schedule")
+        try:
+            steps = schedule.parse(self.schedule, self.buyers)
+        except schedule.ScheduleError as exc:
+            raise ConfigError("schedule", self.schedule, str(exc)) from None
+        blocked = strategies.get(self.strategy).model().blocked_at(steps)
+        if blocked is not None:
+            raise ConfigError(
+                "schedule",
+                self.schedule,
+                f"infeasible under {self.strategy}: {schedule.explain_blocked(steps, blocked)}",
+            )
+        return steps
 
     @property
     def db(self) -> str:
@@ -165,6 +198,8 @@ class RunResult:
     stalled: str | None = None
     #: Exit code of each buyer process (negative: killed by that signal).
     exit_codes: tuple[int | None, ...] = field(default=())
+    #: The complete schedule a controlled run followed.
+    schedule: str | None = None
 
     @property
     def safe(self) -> bool:
@@ -304,8 +339,12 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
     initial = prepare_db(config)
     channel = EventChannel(ctx)
     gate = ctx.Event()
+    conductor: Conductor | None = None
     if pacer is not None:
         hooks = pacer(ctx, config)
+    elif config.schedule is not None:
+        conductor = Conductor(ctx.Value("i", 0), ctx.Value("i", 0), ctx.Condition())
+        hooks = conductor
     elif config.lockstep:
         hooks = Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition())
     else:
@@ -327,9 +366,20 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
             stalled = _collect(channel, crew, history, Step.READY, crew.at_once, config.timeout)
             opened_at = time.monotonic()
             gate.set()
+            director = _Director(conductor, config) if conductor and stalled is None else None
             if stalled is None:
-                stalled = _collect(channel, crew, history, None, config.buyers, config.timeout)
+                stalled = _collect(
+                    channel,
+                    crew,
+                    history,
+                    None,
+                    config.buyers,
+                    config.timeout,
+                    director.aborted if director else None,
+                )
             stopped_at = time.monotonic()
+            if director is not None:
+                director.stop()
         finally:
             crew.end()
             _drain(channel, history)
@@ -356,7 +406,50 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
         elapsed_s=max(0.0, ended_at - opened_at),
         stalled=stalled,
         exit_codes=crew.exit_codes(),
+        schedule=str(config.steps()) if config.schedule is not None else None,
     )
+
+
+class _Director:
+    """Controlled mode, in the parent: grant the schedule's steps one at a time.
+
+    Runs in a thread beside the event collection. It stops at the first step a buyer
+    reports as blocked or does not finish in time; ``aborted`` then says why.
+    """
+
+    def __init__(self, conductor: Conductor, config: RunConfig) -> None:
+        self.conductor = conductor
+        self.steps = config.steps()
+        self.timeout = config.timeout
+        self.reason: str | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ticketsim-director", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        gone: set[int] = set()
+        for index, action in enumerate(self.steps.actions):
+            if self._stopped.is_set():
+                return
+            if action.buyer in gone:
+                continue
+            report = self.conductor.grant(action.buyer, self.timeout)
+            if report is None:
+                self.reason = f"step {index + 1} ({action}) did not finish in {self.timeout:g} s"
+            elif report == BLOCKED:
+                self.reason = f"schedule infeasible: {schedule.explain_blocked(self.steps, index)}"
+            elif report == GONE:
+                gone.add(action.buyer)
+                continue
+            if self.reason is not None:
+                return
+
+    def aborted(self) -> str | None:
+        return self.reason
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(self.timeout)
 
 
 def _collect(
@@ -366,6 +459,7 @@ def _collect(
     until: Step | None,
     expected: int,
     timeout: float,
+    aborted: Callable[[], str | None] | None = None,
 ) -> str | None:
     """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
 
@@ -377,6 +471,9 @@ def _collect(
     done = {e.buyer for e in history if e.step in steps or e.step in OUTCOMES}
     last_progress = time.monotonic()
     while len(done) < expected:
+        reason = aborted() if aborted else None
+        if reason is not None:
+            return reason
         try:
             event = channel.get(timeout=_POLL_S)
         except queue.Empty:

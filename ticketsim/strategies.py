@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from ticketsim.errors import ConfigError
 from ticketsim.guards import FileLockGuard, Guard, LockGuard, NoGuard
 from ticketsim.office import PENDING, OfficeClient, run_office
+from ticketsim.schedule import Model
 from ticketsim.stores import (
     FREE,
     SOLD_BEFORE,
@@ -126,6 +127,9 @@ class Strategy(ABC):
     #: Whether buyers take turns to read: a forced "all read, then all write"
     #: interleaving (lockstep) is only possible when they do not.
     serialises: ClassVar[bool]
+    #: Whether a buyer holds a lock from its read to its write (the office serialises
+    #: without one: its buyers hold nothing).
+    guarded: ClassVar[bool] = False
     claims: ClassVar[Claims]
     #: One line on how it works.
     how: ClassVar[str]
@@ -135,6 +139,10 @@ class Strategy(ABC):
     @abstractmethod
     def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
         """Create this sale's primitives; clean them up on exit."""
+
+    def model(self) -> Model:
+        """How this strategy constrains the order of buyers' steps (for schedules)."""
+        return Model(guarded=self.guarded, reads_commute=not self.serialises)
 
     def describe(self) -> dict[str, Any]:
         """This strategy as one row of ``ticketsim strategies --json``."""
@@ -173,6 +181,7 @@ class MutexLock(Strategy):
     name = StrategyName.LOCK
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, False, False, True)
     how = "A multiprocessing.Lock around read-decide-write; atomic db writes."
 
@@ -185,6 +194,7 @@ class Semaphore(Strategy):
     name = StrategyName.SEMAPHORE
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, False, False, True)
     how = "A multiprocessing.Semaphore(1) used as a mutex; atomic db writes."
 
@@ -203,6 +213,7 @@ class FileLockStrategy(Strategy):
     name = StrategyName.FILELOCK
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, True, True, True)
     how = "filelock.FileLock (flock) on <db>.lock; protects separate programs too."
 
@@ -215,6 +226,7 @@ class ManagerStrategy(Strategy):
     name = StrategyName.MANAGER
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, False, False, False)
     how = "A Manager().Lock() and a Manager dict and list; every access is a round trip."
     caveat = _AT_END
@@ -242,6 +254,7 @@ class ValueStrategy(Strategy):
     name = StrategyName.VALUE
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, False, False, False)
     how = "The count in a shared multiprocessing.Value, changed under its get_lock()."
     caveat = _AT_END
@@ -270,6 +283,7 @@ class ArrayStrategy(Strategy):
     name = StrategyName.ARRAY
     safe = True
     serialises = True
+    guarded = True
     claims = Claims(True, True, True, False, False, False)
     how = "A seat map in a shared multiprocessing.Array; a seat is claimed under its lock."
     caveat = _AT_END

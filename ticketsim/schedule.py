@@ -1,0 +1,300 @@
+"""Schedules: the order in which buyers take their steps, as text and as data.
+
+In controlled mode a buyer's work is two steps, and the runner grants them one at a
+time in the order a schedule gives:
+
+* ``r`` (read): look at the count, take the strategy's lock if it has one, read;
+* ``w`` (write): decide, wait out the race window, write if a ticket was left,
+  release the lock, and learn the outcome.
+
+``1r 2r 1w 2w`` reads: buyer 1 reads, buyer 2 reads, buyer 1 writes, buyer 2 writes
+(the lost update). Every history prints as a schedule (:func:`from_history`) and
+every schedule can be run (``ticketsim replay --schedule``).
+
+A :class:`Model` of the strategy says which schedules can run at all: under a lock,
+``1r 2r`` cannot, because buyer 2 would wait for the lock buyer 1 holds. Such a
+schedule is *infeasible*: ``replay`` refuses it before running anything, and
+``explore`` counts it but does not run it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.errors import TicketsimError
+from ticketsim.events import OUTCOMES, Step
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from ticketsim.events import Event
+
+_TOKEN: Final = re.compile(r"^([1-9][0-9]*)([rw])$")
+
+
+class ScheduleError(TicketsimError, ValueError):
+    """A schedule that does not parse, or names a buyer or step that does not exist."""
+
+
+class Move(str, Enum):
+    READ = "r"
+    WRITE = "w"
+
+
+#: A buyer's steps, in the order it takes them.
+MOVES: Final = (Move.READ, Move.WRITE)
+
+
+@dataclass(frozen=True, order=True)
+class Action:
+    buyer: int
+    move: Move
+
+    def __str__(self) -> str:
+        return f"{self.buyer}{self.move.value}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    actions: tuple[Action, ...]
+
+    def __str__(self) -> str:
+        return " ".join(str(a) for a in self.actions)
+
+    @property
+    def buyers(self) -> int:
+        return max((a.buyer for a in self.actions), default=0)
+
+    def preemptions(self) -> int:
+        """Switches away from a buyer that still had a step to take."""
+        left = {a.buyer: 0 for a in self.actions}
+        for action in self.actions:
+            left[action.buyer] += 1
+        count = 0
+        for before, after in itertools.pairwise(self.actions):
+            left[before.buyer] -= 1
+            if before.buyer != after.buyer and left[before.buyer] > 0:
+                count += 1
+        return count
+
+    def complete(self, buyers: int) -> Schedule:
+        """This schedule, then the steps it leaves out: first the writes of buyers that
+        have read, in the order they read, then each other buyer's read and write, in
+        buyer order. (So a feasible prefix stays feasible under a lock.)"""
+        taken = set(self.actions)
+        pending = [
+            Action(a.buyer, Move.WRITE)
+            for a in self.actions
+            if a.move is Move.READ and Action(a.buyer, Move.WRITE) not in taken
+        ]
+        rest = [
+            Action(b, m)
+            for b in range(1, buyers + 1)
+            if Action(b, Move.READ) not in taken
+            for m in MOVES
+        ]
+        return Schedule(self.actions + tuple(pending) + tuple(rest))
+
+
+def parse(text: str, buyers: int) -> Schedule:
+    """Parse ``1r 2r 1w 2w`` (commas also separate), completed by :meth:`Schedule.complete`.
+
+    Raises :class:`ScheduleError` naming the bad token and saying what to write instead.
+    """
+    tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    if not tokens:
+        raise ScheduleError(f"schedule={text!r} is empty; write steps like '1r 2r 1w 2w'")
+    actions: list[Action] = []
+    taken: dict[int, list[Move]] = {}
+    for token in tokens:
+        match = _TOKEN.match(token.lower())
+        if match is None:
+            raise ScheduleError(
+                f"schedule step {token!r} is not BUYER then r or w, like '2r' or '1w'"
+            )
+        buyer, move = int(match.group(1)), Move(match.group(2))
+        if buyer > buyers:
+            raise ScheduleError(
+                f"schedule step {token!r} names buyer {buyer}, but buyers={buyers}; "
+                "raise --buyers or drop the step"
+            )
+        done = taken.setdefault(buyer, [])
+        expected = MOVES[len(done)] if len(done) < len(MOVES) else None
+        if move is not expected:
+            hint = (
+                "it has no steps left"
+                if expected is None
+                else f"its next step is {buyer}{expected.value}"
+            )
+            raise ScheduleError(
+                f"schedule step {token!r} is out of order for buyer {buyer}: {hint}"
+            )
+        done.append(move)
+        actions.append(Action(buyer, move))
+    return Schedule(tuple(actions)).complete(buyers)
+
+
+def from_history(history: Iterable[Event]) -> Schedule:
+    """The schedule a history followed: each buyer's read and its outcome, in time order.
+
+    A buyer that never read (it died first) contributes nothing; one that read but has
+    no outcome contributes only its read.
+    """
+    marks: list[tuple[float, Action]] = []
+    for event in history:
+        if event.step is Step.READ:
+            marks.append((event.t, Action(event.buyer, Move.READ)))
+        elif event.step in OUTCOMES and event.step is not Step.ERROR:
+            marks.append((event.t, Action(event.buyer, Move.WRITE)))
+    reads = {a.buyer for _, a in marks if a.move is Move.READ}
+    return Schedule(tuple(a for _, a in sorted(marks) if a.buyer in reads))
+
+
+def interleavings(buyers: int) -> int:
+    """How many orders of every buyer's steps there are: ``(2B)! / 2^B``."""
+    return math.factorial(len(MOVES) * buyers) // math.prod([math.factorial(len(MOVES))] * buyers)
+
+
+def all_schedules(buyers: int) -> Iterator[Schedule]:
+    """Every interleaving of the buyers' steps, in lexicographic order."""
+    left = dict.fromkeys(range(1, buyers + 1), 0)
+    prefix: list[Action] = []
+
+    def walk() -> Iterator[Schedule]:
+        if len(prefix) == len(MOVES) * buyers:
+            yield Schedule(tuple(prefix))
+            return
+        for buyer, taken in left.items():
+            if taken < len(MOVES):
+                prefix.append(Action(buyer, MOVES[taken]))
+                left[buyer] += 1
+                yield from walk()
+                left[buyer] -= 1
+                prefix.pop()
+
+    yield from walk()
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the strategy means for the order of steps.
+
+    ``guarded``: ``r`` takes a lock that ``w`` releases, so no two buyers can be
+    between their ``r`` and their ``w`` at once. ``reads_commute``: two buyers' ``r``
+    steps only read, so their order does not matter (not with a lock, whose ``r``
+    changes the lock; not with the office, whose ``r`` is the whole purchase).
+    """
+
+    guarded: bool
+    reads_commute: bool
+
+    def blocked_at(self, schedule: Schedule) -> int | None:
+        """The index of the first step that would wait for a lock, or ``None``."""
+        if not self.guarded:
+            return None
+        holder: int | None = None
+        for index, action in enumerate(schedule.actions):
+            if action.move is Move.READ:
+                if holder is not None:
+                    return index
+                holder = action.buyer
+            elif holder == action.buyer:
+                holder = None
+        return None
+
+    def independent(self, a: Action, b: Action) -> bool:
+        """Whether swapping ``a`` and ``b`` (adjacent) cannot change the outcome."""
+        return (
+            a.buyer != b.buyer
+            and self.reads_commute
+            and a.move is Move.READ
+            and b.move is Move.READ
+        )
+
+    def canonical(self, schedule: Schedule) -> Schedule:
+        """The lexicographically least schedule equivalent to ``schedule``.
+
+        Two schedules are equivalent when one becomes the other by swapping adjacent
+        independent steps (they are the same Mazurkiewicz trace), and then they
+        produce the same outcome; exploring one of each is enough.
+        """
+        rest = list(schedule.actions)
+        out: list[Action] = []
+        while rest:
+            candidates = [
+                i
+                for i, action in enumerate(rest)
+                if all(self.independent(before, action) for before in rest[:i])
+            ]
+            pick = min(candidates, key=lambda i: rest[i])
+            out.append(rest.pop(pick))
+        return Schedule(tuple(out))
+
+
+def explain_blocked(schedule: Schedule, index: int) -> str:
+    """Why step ``index`` of ``schedule`` cannot run under a lock."""
+    action = schedule.actions[index]
+    earlier = schedule.actions[:index]
+    holders = [
+        a.buyer
+        for a in earlier
+        if a.move is Move.READ and Action(a.buyer, Move.WRITE) not in earlier
+    ]
+    if not holders:
+        return f"step {index + 1} ({action}) would make buyer-{action.buyer} wait for a lock"
+    return (
+        f"step {index + 1} ({action}) would make buyer-{action.buyer} wait for the lock "
+        f"buyer-{holders[-1]} holds until its step {holders[-1]}w"
+    )
+
+
+def representatives(
+    buyers: int, model: Model, *, preemption_bound: int | None = None
+) -> tuple[int, list[Schedule]]:
+    """How many schedules are feasible, and one of each equivalence class among them,
+    fewest preemptions first (a counterexample found first is then a simplest one)."""
+    feasible = 0
+    classes: set[Schedule] = set()
+    for schedule in all_schedules(buyers):
+        if model.blocked_at(schedule) is not None:
+            continue
+        feasible += 1
+        if preemption_bound is not None and schedule.preemptions() > preemption_bound:
+            continue
+        classes.add(model.canonical(schedule))
+    return feasible, sorted(classes, key=lambda s: (s.preemptions(), s.actions))
+
+
+def pct_schedule(buyers: int, depth: int, model: Model, rng_random: Sequence[float]) -> Schedule:
+    """A PCT schedule (Burckhardt et al.): random buyer priorities, ``depth - 1`` random
+    points at which the running buyer drops to the lowest priority; at each step the
+    highest-priority buyer that can move moves. ``rng_random`` supplies the draws."""
+    draws = iter(rng_random)
+    steps = len(MOVES) * buyers
+    priority = {b: next(draws) + depth for b in range(1, buyers + 1)}
+    change_points = sorted(int(next(draws) * steps) for _ in range(max(0, depth - 1)))
+    taken = dict.fromkeys(priority, 0)
+    actions: list[Action] = []
+    holder: int | None = None
+    for index in range(steps):
+        movable = [
+            b
+            for b in priority
+            if taken[b] < len(MOVES)
+            and not (model.guarded and MOVES[taken[b]] is Move.READ and holder not in (None, b))
+        ]
+        buyer = max(movable, key=lambda b: priority[b])
+        move = MOVES[taken[buyer]]
+        actions.append(Action(buyer, move))
+        taken[buyer] += 1
+        if model.guarded:
+            holder = buyer if move is Move.READ else None
+        for n, point in enumerate(change_points):
+            if point == index:
+                priority[buyer] = depth - 1 - n  # below every starting priority
+    return Schedule(tuple(actions))
