@@ -44,9 +44,10 @@ def test_outcomes_are_ok_fail_error() -> None:
 
 def test_to_json_leaves_out_unset_fields_and_keeps_zero() -> None:
     bare = Event(buyer=2, step=Step.READY, t=1.5, pid=99)
-    assert bare.to_json() == {"buyer": 2, "step": "ready", "t": 1.5, "pid": 99}
+    assert bare.to_json() == {"type": "invoke", "buyer": 2, "step": "ready", "t": 1.5, "pid": 99}
     write = Event(buyer=2, step=Step.WRITE, t=2.0, pid=99, value=0, seat=5, note="")
     assert write.to_json() == {
+        "type": "step",
         "buyer": 2,
         "step": "write",
         "t": 2.0,
@@ -55,6 +56,21 @@ def test_to_json_leaves_out_unset_fields_and_keeps_zero() -> None:
         "seat": 5,
         "note": "",
     }
+
+
+@pytest.mark.parametrize(
+    ("step", "kind"),
+    [
+        (Step.READY, "invoke"),
+        (Step.OK, "ok"),
+        (Step.FAIL, "fail"),
+        (Step.ERROR, "info"),
+        (Step.READ, "step"),
+        (Step.TORN, "step"),
+    ],
+)
+def test_each_event_has_its_jepsen_type(step: Step, kind: str) -> None:
+    assert Event(buyer=1, step=step, t=1.0, pid=1).to_json()["type"] == kind
 
 
 @pytest.mark.parametrize("step", list(Step), ids=[step.value for step in Step])

@@ -8,9 +8,7 @@ written.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -24,14 +22,17 @@ from typer.core import TyperGroup
 
 from ticketsim import __version__, runner
 from ticketsim import db as dbfile
+from ticketsim import history as historyfile
 from ticketsim.errors import ConfigError, DbError
-from ticketsim.events import to_jsonl
-from ticketsim.render import report_view, strategies_view
-from ticketsim.report import ExitCode, build_report
+from ticketsim.render import exploration_view, hunt_view, report_view, strategies_view
+from ticketsim.report import ExitCode, Report, build_report
 from ticketsim.strategies import STRATEGIES, StrategyName
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from ticketsim.explore import Scenario
+    from ticketsim.runner import RunResult
 
 
 class StartMethod(str, Enum):
@@ -130,15 +131,59 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+# Options shared by several commands: one definition each.
+Buyers = Annotated[int, typer.Option(help="How many buyers.")]
+Tickets = Annotated[int, typer.Option(help="Tickets put on sale.")]
+StrategyOpt = Annotated[
+    StrategyName | None,
+    typer.Option(
+        "--strategy",
+        help="How buyers share the tickets (see 'ticketsim strategies').",
+        case_sensitive=False,
+        show_default="none",
+    ),
+]
+Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")]
+Db = Annotated[
+    Path, typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True)
+]
+Timeout = Annotated[
+    float, typer.Option(help="End a sale after this many seconds without progress.")
+]
+StartMethodOpt = Annotated[
+    StartMethod | None,
+    typer.Option("--start-method", help="How buyer processes start (default: the platform's)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+History = Annotated[Path | None, typer.Option(help="Write the event history here, as JSON Lines.")]
+
+
+def _strategy(strategy: StrategyName | None, lock: bool) -> str:
+    if lock and strategy not in (None, StrategyName.LOCK):
+        fail(f"--lock and --strategy={strategy.value} disagree; give one of them")
+    return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
+
+
+def _history_path(history: Path | None) -> None:
+    if history is not None and (history.is_dir() or not history.parent.is_dir()):
+        fail(f"--history={history}: needs a file path in an existing folder")
+
+
+def _guarded(action: Callable[[], Any]) -> Any:
+    """Run ``action``; bad settings or an unusable db end as a one-line error, exit 2."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        return action()
+    except ConfigError as exc:
+        fail(f"{_option(exc.name)}={exc.value!r}: {exc.advice}")
+    except DbError as exc:
+        fail(f"--db={exc.path}: {exc.reason}")
+
+
+def _show(report: Report, json_out: bool, **extra: Any) -> None:
+    if json_out:
+        typer.echo(json.dumps({**report.to_json(), **extra}, indent=2))
+    else:
+        Console(highlight=False).print(report_view(report))
 
 
 @app.command(
@@ -149,39 +194,24 @@ def _write_text_atomic(path: Path, text: str) -> None:
     )
 )
 def run(
-    buyers: Annotated[int, typer.Option(help="How many buyer processes.")] = 50,
+    buyers: Buyers = 50,
     tickets: Annotated[int, typer.Option(help="Tickets put on sale (ignored with --keep).")] = 10,
-    strategy: Annotated[
-        StrategyName | None,
-        typer.Option(help="How buyers share the db.", case_sensitive=False, show_default="none"),
-    ] = None,
-    lock: Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")] = False,
-    db: Annotated[
-        Path,
-        typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True),
-    ] = dbfile.DEFAULT_DB,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = dbfile.DEFAULT_DB,
     delay: Annotated[
         float, typer.Option(help="Race window between reading and writing, in seconds.")
     ] = 0.1,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the race-window jitter (default: random).")
     ] = None,
-    timeout: Annotated[
-        float, typer.Option(help="End the sale after this many seconds without progress.")
-    ] = 30.0,
-    start_method: Annotated[
-        StartMethod | None,
-        typer.Option(help="How buyer processes start (default: the platform's)."),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print the report as one JSON object.")
-    ] = False,
+    timeout: Timeout = 30.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
     keep: Annotated[
         bool, typer.Option(help="Sell from the db as it is instead of resetting it.")
     ] = False,
-    history: Annotated[
-        Path | None, typer.Option(help="Write the event history here, as JSON Lines.")
-    ] = None,
+    history: History = None,
     pool: Annotated[
         int | None,
         typer.Option(help="Run the buyers as tasks of a Pool of N worker processes."),
@@ -198,16 +228,13 @@ def run(
     Exit codes: 0 every invariant held; 1 an invariant was violated; 2 bad input;
     3 the sale stalled and was ended.
     """
-    if lock and strategy not in (None, StrategyName.LOCK):
-        fail(f"--lock and --strategy={strategy.value} disagree; give one of them")
-    chosen = StrategyName.LOCK if lock else (strategy or StrategyName.NONE)
-    if history is not None and (history.is_dir() or not history.parent.is_dir()):
-        fail(f"--history={history}: needs a file path in an existing folder")
-    try:
-        config = runner.RunConfig(
+    chosen = _strategy(strategy, lock)
+    _history_path(history)
+    config: runner.RunConfig = _guarded(
+        lambda: runner.RunConfig(
             buyers=buyers,
             tickets=tickets,
-            strategy=chosen.value,
+            strategy=chosen,
             db_path=db,
             delay=delay,
             seed=seed,
@@ -217,18 +244,218 @@ def run(
             lockstep=lockstep,
             pool=pool,
         )
-        result = runner.run_sale(config)
-    except ConfigError as exc:
-        fail(f"{_option(exc.name)}={exc.value}: {exc.advice}")
-    except DbError as exc:
-        fail(f"--db={exc.path}: {exc.reason}")
+    )
+    result: RunResult = _guarded(lambda: runner.run_sale(config))
     report = build_report(result)
     if history is not None:
-        _write_text_atomic(history, to_jsonl(result.history))
+        historyfile.save(history, result)
+    _show(report, json_out)
+    raise typer.Exit(int(report.exit_code))
+
+
+def _scenario(
+    strategy: str,
+    buyers: int,
+    tickets: int,
+    db: Path,
+    start_method: StartMethod | None,
+    timeout: float,
+) -> Scenario:
+    from ticketsim.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
+
+    return Scenario(
+        strategy=strategy,
+        buyers=buyers,
+        tickets=tickets,
+        db_path=db,
+        start_method=start_method.value if start_method else None,
+        timeout=timeout,
+    )
+
+
+@app.command(
+    epilog=(
+        "Example: 'ticketsim replay --schedule \"1r 2r 1w 2w\"' sells the last ticket "
+        "twice, every time; add '--lock' and the schedule is refused as infeasible."
+    )
+)
+def replay(
+    schedule: Annotated[
+        str,
+        typer.Option(
+            help="The order of steps, like '1r 2r 1w 2w' (buyer, then r for read, w for "
+            "write); steps left out follow, in buyer order."
+        ),
+    ],
+    buyers: Annotated[
+        int | None, typer.Option(help="How many buyers (default: as many as the schedule names).")
+    ] = None,
+    tickets: Tickets = 1,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = dbfile.DEFAULT_DB,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+    history: History = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run the schedule this many times and compare the outcomes.")
+    ] = 1,
+) -> None:
+    """Run one exact interleaving of the buyers' steps, and report it as 'run' does.
+
+    Same report, JSON keys and exit codes as 'run'; with --repeat, also how many runs
+    reproduced the first one exactly (same db and history, apart from pids and times).
+    """
+    from ticketsim import schedule as sched  # noqa: PLC0415
+    from ticketsim.explore import signature  # noqa: PLC0415
+
+    chosen = _strategy(strategy, lock)
+    _history_path(history)
+    if repeat < 1 or repeat > 1000:
+        fail(f"--repeat={repeat}: choose from 1 to 1000 runs")
+    if buyers is None:
+        try:
+            named = sched.parse(schedule, 10**6, complete=False).buyers
+        except sched.ScheduleError as exc:
+            fail(f"--schedule={schedule!r}: {exc}")
+        buyers = max(named, 1)
+    scenario = _scenario(chosen, buyers, tickets, db, start_method, timeout)
+    config: runner.RunConfig = _guarded(lambda: scenario.config(schedule))
+    results: list[RunResult] = [_guarded(lambda: runner.run_sale(config)) for _ in range(repeat)]
+    first = results[0]
+    reproduced = sum(1 for r in results if signature(r) == signature(first))
+    report = build_report(first)
+    if history is not None:
+        historyfile.save(history, first)
+    _show(report, json_out, schedule=first.schedule, repeat=repeat, reproduced=reproduced)
+    if not json_out:
+        typer.echo(f"schedule: {first.schedule}")
+        if repeat > 1:
+            typer.echo(f"reproduced {reproduced}/{repeat}")
+    raise typer.Exit(int(report.exit_code))
+
+
+@app.command(
+    epilog=(
+        "Example: 'ticketsim explore --buyers 2 --tickets 1' finds the lost update; "
+        "'ticketsim explore --buyers 3 --lock' shows that no order breaks the lock."
+    )
+)
+def explore(
+    buyers: Buyers = 2,
+    tickets: Tickets = 1,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = dbfile.DEFAULT_DB,
+    max_schedules: Annotated[
+        int, typer.Option(help="Run at most this many schedules (simplest first).")
+    ] = 1000,
+    preemption_bound: Annotated[
+        int | None,
+        typer.Option(help="Only orders that switch away from an unfinished buyer this often."),
+    ] = None,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Run every order of the buyers' steps that can differ, and report what breaks.
+
+    Exit code 1 when some order breaks an invariant, 0 when none does.
+    """
+    from ticketsim.explore import MAX_EXPLORE_BUYERS  # noqa: PLC0415
+    from ticketsim.explore import explore as run_exploration  # noqa: PLC0415
+
+    if not 1 <= buyers <= MAX_EXPLORE_BUYERS:
+        fail(
+            f"--buyers={buyers}: explore lists every order, which is practical for 1 to "
+            f"{MAX_EXPLORE_BUYERS} buyers; use 'ticketsim hunt' for more"
+        )
+    if max_schedules < 1:
+        fail(f"--max-schedules={max_schedules}: run at least 1 schedule")
+    if preemption_bound is not None and preemption_bound < 0:
+        fail(f"--preemption-bound={preemption_bound}: give 0 or more")
+    scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
+    _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
+    result = _guarded(
+        lambda: run_exploration(
+            scenario, max_schedules=max_schedules, preemption_bound=preemption_bound
+        )
+    )
     if json_out:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        typer.echo(json.dumps(result.to_json(), indent=2))
     else:
-        Console(highlight=False).print(report_view(report))
+        Console(highlight=False).print(exploration_view(result))
+    raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
+
+
+@app.command(
+    epilog="Example: 'ticketsim hunt --buyers 6 --tickets 3' for sales too large to explore."
+)
+def hunt(
+    buyers: Buyers = 4,
+    tickets: Tickets = 2,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = dbfile.DEFAULT_DB,
+    max_examples: Annotated[
+        int, typer.Option(help="Schedules hypothesis may draw (then it shrinks).")
+    ] = 50,
+    pct_runs: Annotated[int, typer.Option(help="Random PCT schedules to run.")] = 50,
+    depth: Annotated[int, typer.Option(help="PCT bug depth: priority changes plus one.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the PCT draws.")] = 0,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Search schedules of a larger sale for one that breaks an invariant, and shrink it.
+
+    Exit code 1 when a violating schedule was found, 0 when none was.
+    """
+    from ticketsim.explore import hunt as run_hunt  # noqa: PLC0415
+
+    for name, value, low in (
+        ("max-examples", max_examples, 0),
+        ("pct-runs", pct_runs, 0),
+        ("depth", depth, 1),
+    ):
+        if not low <= value <= 100_000:
+            fail(f"--{name}={value}: choose from {low} to 100000")
+    scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
+    _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
+    result = _guarded(
+        lambda: run_hunt(
+            scenario, max_examples=max_examples, pct_runs=pct_runs, depth=depth, seed=seed
+        )
+    )
+    if json_out:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        Console(highlight=False).print(hunt_view(result))
+    raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
+
+
+@app.command(
+    epilog="Example: 'ticketsim run --history run.jsonl' now, 'ticketsim check --history "
+    "run.jsonl' later."
+)
+def check(
+    history: Annotated[Path, typer.Option(help="A history written by --history.")],
+    db: Db = dbfile.DEFAULT_DB,
+    json_out: Json = False,
+) -> None:
+    """Re-check a saved db and history offline, with the same checker as 'run'.
+
+    Same report, JSON keys and exit codes as 'run'.
+    """
+    if not db.is_file():
+        fail(f"--db={db}: no such file; give the db the history was written against")
+    try:
+        result = historyfile.load(history, db)
+    except historyfile.HistoryError as exc:
+        fail(f"--history={exc}")
+    report = build_report(result)
+    _show(report, json_out)
     raise typer.Exit(int(report.exit_code))
 
 
@@ -236,11 +463,7 @@ def run(
     "strategies",
     epilog="Example: 'ticketsim strategies --json' for the same table as data.",
 )
-def list_strategies(
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print the table as a JSON list.")
-    ] = False,
-) -> None:
+def list_strategies(json_out: Json = False) -> None:
     """What each strategy protects (every yes and no is checked by the test suite)."""
     rows = [strategy.describe() for strategy in STRATEGIES.values()]
     if json_out:

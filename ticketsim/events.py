@@ -41,6 +41,9 @@ class Step(str, Enum):
 OUTCOMES: Final = frozenset({Step.OK, Step.FAIL, Step.ERROR})
 
 
+_KINDS: Final = {Step.READY: "invoke", Step.OK: "ok", Step.FAIL: "fail", Step.ERROR: "info"}
+
+
 def buyer_name(number: int) -> str:
     """The process name of buyer ``number`` (1-based), as every report prints it."""
     return f"buyer-{number}"
@@ -74,8 +77,17 @@ class Event:
     def name(self) -> str:
         return buyer_name(self.buyer)
 
+    @property
+    def kind(self) -> str:
+        """The event's place in the buyer's purchase, as Jepsen histories put it:
+        ``invoke`` when it starts, ``ok``/``fail`` when it ends, ``info`` when its
+        outcome is unknown (the buyer crashed or gave up), ``step`` in between. A
+        buyer with an ``invoke`` and no ending died: its outcome is unknown too."""
+        return _KINDS.get(self.step, "step")
+
     def to_json(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"buyer": self.buyer, "step": self.step.value, "t": self.t}
+        row: dict[str, Any] = {"type": self.kind, "buyer": self.buyer, "step": self.step.value}
+        row["t"] = self.t
         row["pid"] = self.pid
         for key in ("value", "seat", "note"):
             if getattr(self, key) is not None:

@@ -13,6 +13,7 @@ from ticketsim.strategies import CLAIM_TITLES
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ticketsim.explore import Counterexample, Exploration, Hunt
     from ticketsim.report import Report
 
 #: Explanations shown under the verdict; ``--json`` has them all.
@@ -87,3 +88,75 @@ def report_view(report: Report) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _counterexample_lines(found: Counterexample | None, none_found: str) -> list[RenderableType]:
+    if found is None:
+        return [Text(none_found, style="bold green")]
+    return [
+        Text(f"Counterexample: {found.schedule}", style="bold red"),
+        Text(f"  {found.explanation}"),
+        Text(f"  Replay it: {found.replay}", style="yellow"),
+    ]
+
+
+def exploration_view(result: Exploration) -> RenderableType:
+    """``ticketsim explore``: how many orders exist, ran and broke, and the simplest story."""
+    s = result.scenario
+    lines: list[RenderableType] = [
+        Text.assemble(
+            ("strategy ", "dim"),
+            (s.strategy, "bold"),
+            (f"  {s.buyers} buyers, {s.tickets} tickets", "dim"),
+        ),
+        Text(
+            f"{result.interleavings} interleavings of the buyers' steps, {result.feasible} "
+            f"feasible under {s.strategy}, {result.classes} different up to reordering "
+            "steps that commute"
+            + (
+                f" (at most {result.preemption_bound} preemptions)"
+                if result.preemption_bound is not None
+                else ""
+            )
+        ),
+        Text(
+            f"explored {result.explored} schedules in {result.elapsed_s:.2f} s "
+            f"({result.schedules_per_s:.0f} schedules/s)"
+            + ("; stopped at --max-schedules" if result.truncated else "")
+        ),
+    ]
+    if result.violating:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in result.by_kind.items())
+        lines.append(
+            Text(
+                f"{result.violating} schedules break an invariant ({result.violating_interleavings}"
+                f" of the {result.feasible} feasible interleavings): {kinds}",
+                style="red",
+            )
+        )
+    lines.extend(Text(f"stalled: {note}", style="red") for note in result.stalled)
+    lines += _counterexample_lines(
+        result.counterexample, "Every explored interleaving kept every invariant."
+    )
+    return Group(*lines)
+
+
+def hunt_view(result: Hunt) -> RenderableType:
+    """``ticketsim hunt``: what was searched and the simplest violating schedule found."""
+    s = result.scenario
+    lines: list[RenderableType] = [
+        Text.assemble(
+            ("strategy ", "dim"),
+            (s.strategy, "bold"),
+            (f"  {s.buyers} buyers, {s.tickets} tickets", "dim"),
+        ),
+        Text(
+            f"ran {result.hypothesis_runs} schedules drawn by hypothesis and "
+            f"{result.pct_runs} PCT schedules (depth {result.depth}) in "
+            f"{result.elapsed_s:.2f} s"
+        ),
+    ]
+    lines += _counterexample_lines(
+        result.counterexample, "No schedule that was tried broke an invariant."
+    )
+    return Group(*lines)

@@ -513,9 +513,12 @@ def _end(processes: list[BaseProcess]) -> None:
 
 
 def _drain(channel: EventChannel, history: list[Event]) -> None:
-    """Keep the events that arrived after the collection stopped (a stalled sale's last words)."""
+    """Keep the events that arrived after the collection stopped (a stalled sale's last words).
+
+    Called once every process has exited, so whatever they wrote is in the pipe already.
+    """
     while True:
         try:
-            history.append(channel.get(timeout=_POLL_S))
+            history.append(channel.get(timeout=0))
         except queue.Empty:
             return

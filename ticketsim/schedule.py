@@ -101,7 +101,7 @@ class Schedule:
         return Schedule(self.actions + tuple(pending) + tuple(rest))
 
 
-def parse(text: str, buyers: int) -> Schedule:
+def parse(text: str, buyers: int, *, complete: bool = True) -> Schedule:
     """Parse ``1r 2r 1w 2w`` (commas also separate), completed by :meth:`Schedule.complete`.
 
     Raises :class:`ScheduleError` naming the bad token and saying what to write instead.
@@ -136,7 +136,8 @@ def parse(text: str, buyers: int) -> Schedule:
             )
         done.append(move)
         actions.append(Action(buyer, move))
-    return Schedule(tuple(actions)).complete(buyers)
+    parsed = Schedule(tuple(actions))
+    return parsed.complete(buyers) if complete else parsed
 
 
 def from_history(history: Iterable[Event]) -> Schedule:

@@ -1,0 +1,338 @@
+"""Search the orders of buyers' steps for one that breaks an invariant.
+
+:func:`explore` runs every order worth running for small sales (one schedule per
+equivalence class, fewest preemptions first); :func:`hunt` searches larger ones,
+with hypothesis (which shrinks what it finds) and with PCT random schedules. Each
+schedule is a real controlled sale: real processes, primitives and db file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shlex
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim import db as dbfile
+from ticketsim import schedule as sched
+from ticketsim import strategies
+from ticketsim.checker import Kind
+from ticketsim.events import Step
+from ticketsim.report import Report, build_report
+from ticketsim.runner import RunConfig, RunResult, run_sale
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+#: Explore refuses scenarios whose interleavings it could not even list in reasonable time.
+MAX_EXPLORE_BUYERS: Final = 5
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The sale every schedule of a search is run on."""
+
+    strategy: str = strategies.StrategyName.NONE.value
+    buyers: int = 2
+    tickets: int = 1
+    db_path: Path = dbfile.DEFAULT_DB
+    start_method: str | None = None
+    timeout: float = 10.0
+
+    def config(self, schedule: sched.Schedule | str) -> RunConfig:
+        return RunConfig(
+            buyers=self.buyers,
+            tickets=self.tickets,
+            strategy=self.strategy,
+            db_path=self.db_path,
+            delay=0.0,
+            seed=0,
+            timeout=self.timeout,
+            start_method=self.start_method,
+            schedule=str(schedule),
+        )
+
+    def replay_command(self, schedule: sched.Schedule | str) -> str:
+        words = [
+            "ticketsim", "replay",
+            "--strategy", self.strategy,
+            "--buyers", str(self.buyers),
+            "--tickets", str(self.tickets),
+            "--schedule", str(schedule),
+        ]  # fmt: skip
+        if self.db_path != dbfile.DEFAULT_DB:
+            words += ["--db", os.fspath(self.db_path)]
+        if self.start_method:
+            words += ["--start-method", self.start_method]
+        return shlex.join(words)
+
+    def run(self, schedule: sched.Schedule | str) -> Report:
+        return build_report(run_sale(self.config(schedule)))
+
+
+def signature(result: RunResult) -> tuple[object, ...]:
+    """What must be the same every time a schedule is replayed: the db left behind and
+    the history, apart from pids and times (and the order in which buyers got ready,
+    which happens before the schedule starts)."""
+    final = result.final
+    db = (
+        None if final is None else (final.remaining, tuple((s.buyer, s.seat) for s in final.ledger))
+    )
+    steps = tuple(
+        (e.buyer, e.step.value, e.value, e.seat, e.note)
+        for e in result.history
+        if e.step is not Step.READY
+    )
+    ready = sorted(e.buyer for e in result.history if e.step is Step.READY)
+    return (db, steps, tuple(ready), result.stalled)
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    schedule: str
+    explanation: str
+    kinds: tuple[str, ...]
+    replay: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "explanation": self.explanation,
+            "kinds": list(self.kinds),
+            "replay": self.replay,
+        }
+
+
+def counterexample(scenario: Scenario, schedule: sched.Schedule, report: Report) -> Counterexample:
+    """The story of a violating schedule: the lost update if there is one, else the first."""
+    stories = sorted(report.violations, key=lambda v: v.kind is not Kind.DOUBLE_BOOKED)
+    return Counterexample(
+        schedule=str(schedule),
+        explanation=stories[0].explanation,
+        kinds=tuple(dict.fromkeys(v.kind.value for v in report.violations)),
+        replay=scenario.replay_command(schedule),
+    )
+
+
+@dataclass(frozen=True)
+class Exploration:
+    scenario: Scenario
+    #: Orders of every buyer's steps: ``(2B)! / 2^B``.
+    interleavings: int
+    #: Of those, the orders the strategy lets run (under a lock, no two buyers hold it).
+    feasible: int
+    #: Equivalence classes among the feasible orders (within the preemption bound).
+    classes: int
+    #: Schedules run: one per class, up to ``max_schedules``.
+    explored: int
+    #: Explored schedules that broke an invariant.
+    violating: int
+    #: Feasible orders that break an invariant (each class counts all its members).
+    violating_interleavings: int
+    #: Violating schedules per kind of violation.
+    by_kind: dict[str, int]
+    #: The simplest violating schedule found (fewest preemptions, then lowest).
+    counterexample: Counterexample | None
+    elapsed_s: float
+    preemption_bound: int | None
+    #: ``max_schedules`` stopped the search before every class was run.
+    truncated: bool
+    stalled: tuple[str, ...] = field(default=())
+
+    @property
+    def schedules_per_s(self) -> float:
+        return self.explored / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.scenario.strategy,
+            "buyers": self.scenario.buyers,
+            "tickets": self.scenario.tickets,
+            "interleavings": self.interleavings,
+            "feasible": self.feasible,
+            "classes": self.classes,
+            "explored": self.explored,
+            "violating": self.violating,
+            "violating_interleavings": self.violating_interleavings,
+            "by_kind": self.by_kind,
+            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "preemption_bound": self.preemption_bound,
+            "truncated": self.truncated,
+            "stalled": list(self.stalled),
+            "elapsed_s": round(self.elapsed_s, 6),
+            "schedules_per_s": round(self.schedules_per_s, 2),
+        }
+
+
+def explore(
+    scenario: Scenario,
+    *,
+    max_schedules: int = 1000,
+    preemption_bound: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Exploration:
+    """Run one schedule of every equivalence class of feasible orders, simplest first."""
+    model = strategies.get(scenario.strategy).model()
+    started = time.monotonic()
+    feasible = 0
+    sizes: Counter[sched.Schedule] = Counter()
+    for schedule in sched.all_schedules(scenario.buyers):
+        if model.blocked_at(schedule) is not None:
+            continue
+        feasible += 1
+        if preemption_bound is None or schedule.preemptions() <= preemption_bound:
+            sizes[model.canonical(schedule)] += 1
+    ordered = sorted(sizes, key=lambda s: (s.preemptions(), s.actions))
+    chosen = ordered[:max_schedules]
+    violating = violating_interleavings = 0
+    kinds: Counter[str] = Counter()
+    found: Counterexample | None = None
+    stalled: list[str] = []
+    for index, schedule in enumerate(chosen):
+        report = scenario.run(schedule)
+        if report.stalled is not None:
+            stalled.append(f"{schedule}: {report.stalled}")
+        elif report.violations:
+            violating += 1
+            violating_interleavings += sizes[schedule]
+            kinds.update({v.kind.value for v in report.violations})
+            if found is None:
+                found = counterexample(scenario, schedule, report)
+        if progress is not None:
+            progress(index + 1, len(chosen))
+    return Exploration(
+        scenario=scenario,
+        interleavings=sched.interleavings(scenario.buyers),
+        feasible=feasible,
+        classes=len(ordered),
+        explored=len(chosen),
+        violating=violating,
+        violating_interleavings=violating_interleavings,
+        by_kind=dict(sorted(kinds.items())),
+        counterexample=found,
+        elapsed_s=time.monotonic() - started,
+        preemption_bound=preemption_bound,
+        truncated=len(chosen) < len(ordered),
+        stalled=tuple(stalled),
+    )
+
+
+@dataclass(frozen=True)
+class Hunt:
+    scenario: Scenario
+    #: Schedules run by hypothesis, and by PCT.
+    hypothesis_runs: int
+    pct_runs: int
+    depth: int
+    #: The simplest violating schedule either search found, or ``None``.
+    counterexample: Counterexample | None
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.scenario.strategy,
+            "buyers": self.scenario.buyers,
+            "tickets": self.scenario.tickets,
+            "hypothesis_runs": self.hypothesis_runs,
+            "pct_runs": self.pct_runs,
+            "depth": self.depth,
+            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "elapsed_s": round(self.elapsed_s, 6),
+        }
+
+
+def hunt(
+    scenario: Scenario,
+    *,
+    max_examples: int = 50,
+    pct_runs: int = 50,
+    depth: int = 2,
+    seed: int = 0,
+) -> Hunt:
+    """Search schedules of a sale too large to explore: hypothesis, then PCT.
+
+    Hypothesis draws the sale's size (up to ``scenario``'s buyers and tickets) and the
+    order in which buyers move, and shrinks a violating draw to a simplest one: fewest
+    buyers and tickets, then the order closest to one buyer at a time. PCT
+    (probabilistic concurrency testing) draws random priorities with ``depth - 1``
+    priority changes on the full-size sale; it finds a bug of depth ``d`` with
+    probability at least ``1 / (n k^(d-1))`` per run (``n`` buyers, ``k`` steps).
+    The simplest violating schedule of either is reported.
+    """
+    from hypothesis import HealthCheck, Phase, find, settings  # noqa: PLC0415 - parent only
+    from hypothesis import strategies as st  # noqa: PLC0415
+    from hypothesis.errors import NoSuchExample  # noqa: PLC0415
+
+    model = strategies.get(scenario.strategy).model()
+    started = time.monotonic()
+    runs = 0
+    reports: dict[tuple[int, int, sched.Schedule], Report] = {}
+    violating: list[tuple[int, int, sched.Schedule]] = []
+
+    def breaks(buyers: int, tickets: int, order: Sequence[int]) -> bool:
+        nonlocal runs
+        taken: Counter[int] = Counter()
+        actions = []
+        for buyer in order:
+            actions.append(sched.Action(buyer, sched.MOVES[taken[buyer]]))
+            taken[buyer] += 1
+        schedule = sched.Schedule(tuple(actions))
+        if model.blocked_at(schedule) is not None:
+            return False
+        key = (buyers, tickets, schedule)
+        if key not in reports:
+            runs += 1
+            reports[key] = replace(scenario, buyers=buyers, tickets=tickets).run(schedule)
+        report = reports[key]
+        if report.violations and report.stalled is None:
+            violating.append(key)
+            return True
+        return False
+
+    def moves(buyers: int) -> list[int]:
+        return [b for b in range(1, buyers + 1) for _ in sched.MOVES]
+
+    sales = st.tuples(
+        st.integers(min(2, scenario.buyers), scenario.buyers),
+        st.integers(min(1, scenario.tickets), scenario.tickets),
+    ).flatmap(lambda size: st.tuples(st.just(size), st.permutations(moves(size[0]))))
+    if max_examples > 0:
+        with contextlib.suppress(NoSuchExample):
+            find(
+                sales,
+                lambda drawn: breaks(drawn[0][0], drawn[0][1], drawn[1]),
+                settings=settings(
+                    max_examples=max_examples,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.generate, Phase.shrink],
+                    suppress_health_check=list(HealthCheck),
+                ),
+            )
+    hypothesis_runs = runs
+    rng = random.Random(seed)
+    for _ in range(pct_runs):
+        draws = [rng.random() for _ in range(scenario.buyers + depth)]
+        schedule = sched.pct_schedule(scenario.buyers, depth, model, draws)
+        breaks(scenario.buyers, scenario.tickets, [a.buyer for a in schedule.actions])
+    found = None
+    if violating:
+        buyers, tickets, schedule = min(
+            violating, key=lambda k: (k[0], k[1], k[2].preemptions(), k[2].actions)
+        )
+        smallest = replace(scenario, buyers=buyers, tickets=tickets)
+        found = counterexample(smallest, schedule, reports[buyers, tickets, schedule])
+    return Hunt(
+        scenario=scenario,
+        hypothesis_runs=hypothesis_runs,
+        pct_runs=runs - hypothesis_runs,
+        depth=depth,
+        counterexample=found,
+        elapsed_s=time.monotonic() - started,
+    )

@@ -1,0 +1,195 @@
+"""History files: a sale saved as JSON Lines, to be audited later by ``ticketsim check``.
+
+The first line describes the sale (``"type": "sale"``): the settings it ran with and
+the db as the sale opened. Every other line is one event (see
+:meth:`ticketsim.events.Event.to_json`), in time order, typed as Jepsen histories
+are: ``invoke`` when a buyer's purchase starts, ``ok`` or ``fail`` when it ends,
+``info`` when its outcome is unknown, ``step`` in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim import db as dbfile
+from ticketsim._values import seconds
+from ticketsim.errors import ConfigError, DbError, TicketsimError
+from ticketsim.events import Event, from_json
+from ticketsim.runner import RunConfig, RunResult
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+FORMAT: Final = "ticketsim-history/1"
+#: A history line is one small object; a longer one is not ours.
+MAX_LINE_BYTES: Final = 64 * 1024
+#: Ten million events: far beyond any sale ticketsim runs.
+MAX_HISTORY_BYTES: Final = 4 * 1024**3
+
+
+class HistoryError(TicketsimError, ValueError):
+    """A history file that cannot be read back; names the file and the line."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{path}: {where}{reason}")
+
+    def __reduce__(self) -> tuple[type[HistoryError], tuple[str, int, str]]:
+        return type(self), (self.path, self.line, self.reason)
+
+
+def header(result: RunResult) -> dict[str, Any]:
+    config = result.config
+    return {
+        "type": "sale",
+        "format": FORMAT,
+        "strategy": config.strategy,
+        "buyers": config.buyers,
+        "tickets": config.tickets,
+        "delay": config.delay,
+        "seed": result.seed,
+        "timeout": config.timeout,
+        "start_method": result.start_method,
+        "pool": config.pool,
+        "schedule": result.schedule,
+        "lockstep": config.lockstep,
+        "opened_at": result.opened_at,
+        "elapsed_s": result.elapsed_s,
+        "stalled": result.stalled,
+        "initial": result.initial.to_json(),
+    }
+
+
+def dumps(result: RunResult) -> str:
+    lines = [header(result), *(event.to_json() for event in result.history)]
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+def save(path: str | os.PathLike[str], result: RunResult) -> None:
+    """Write the history of ``result`` atomically (a reader never sees half a file)."""
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dumps(result))
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        size = os.path.getsize(path)
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise HistoryError(
+            path, 0, "no such file; write one with ticketsim run --history"
+        ) from None
+    except IsADirectoryError:
+        raise HistoryError(path, 0, "is a directory; give the path of a .jsonl file") from None
+    except OSError as exc:
+        raise HistoryError(path, 0, f"cannot be read ({exc.strerror or exc})") from None
+    if size > MAX_HISTORY_BYTES:
+        raise HistoryError(path, 0, f"larger than {MAX_HISTORY_BYTES} bytes; not a history")
+    with handle:
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise HistoryError(path, number, f"longer than {MAX_LINE_BYTES} bytes")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            except RecursionError:
+                raise HistoryError(path, number, "nested too deeply") from None
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise HistoryError(path, number, f"not a JSON object ({exc})") from None
+            if not isinstance(row, dict):
+                raise HistoryError(path, number, "must be a JSON object")
+            yield number, row
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig(
+            buyers=head.get("buyers"),  # type: ignore[arg-type]
+            tickets=head.get("tickets"),  # type: ignore[arg-type]
+            strategy=head.get("strategy"),  # type: ignore[arg-type]
+            db_path=db_path,
+            delay=head.get("delay"),  # type: ignore[arg-type]
+            seed=head.get("seed"),
+            timeout=head.get("timeout"),  # type: ignore[arg-type]
+            start_method=head.get("start_method"),
+            keep=True,
+            pool=head.get("pool"),
+            schedule=head.get("schedule"),
+            lockstep=head.get("lockstep") is True,
+        )
+    except ConfigError as exc:
+        raise HistoryError(path, 1, f"the sale's {exc}") from None
+    except TypeError as exc:
+        raise HistoryError(path, 1, f"the sale's settings do not fit ({exc})") from None
+
+
+def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> RunResult:
+    """Rebuild a run from its history file and the db as it is now, for re-checking."""
+    path = os.fspath(history_path)
+    rows = _lines(path)
+    first = next(rows, None)
+    if first is None:
+        raise HistoryError(path, 0, "is empty; write one with ticketsim run --history")
+    number, head = first
+    if head.get("type") != "sale" or head.get("format") != FORMAT:
+        raise HistoryError(path, number, f"the first line must describe the sale ({FORMAT})")
+    config = _config(path, Path(db_path), head)
+    try:
+        initial = dbfile.parse(json.dumps(head.get("initial")), source=f"{path}: initial db")
+    except DbError as exc:
+        raise HistoryError(path, number, f"the initial db: {exc.reason}") from None
+    opened_at, elapsed = seconds(head.get("opened_at")), seconds(head.get("elapsed_s"))
+    if opened_at is None or elapsed is None:
+        raise HistoryError(path, number, "opened_at and elapsed_s must be numbers of seconds")
+    stalled = head.get("stalled")
+    if stalled is not None and not isinstance(stalled, str):
+        raise HistoryError(path, number, "stalled must be null or a string")
+    events: list[Event] = []
+    for number, row in rows:
+        try:
+            event = from_json(row)
+        except ValueError as exc:
+            raise HistoryError(path, number, str(exc)) from None
+        if event.buyer > config.buyers:
+            raise HistoryError(
+                path, number, f"buyer={event.buyer} but the sale had {config.buyers}"
+            )
+        events.append(event)
+    final: dbfile.TicketDB | None = None
+    final_error: str | None = None
+    try:
+        final = dbfile.load(db_path)
+    except DbError as exc:
+        final_error = exc.reason
+    return RunResult(
+        config=config,
+        start_method=config.start_method or "unknown",
+        seed=config.seed or 0,
+        initial=initial,
+        final=final,
+        final_error=final_error,
+        history=tuple(sorted(events, key=lambda e: e.t)),
+        opened_at=opened_at,
+        elapsed_s=elapsed,
+        stalled=stalled,
+        schedule=config.schedule and str(config.steps()),
+    )
