@@ -80,6 +80,13 @@ class TicketDB:
         """This db after one more sale; it does not check that a ticket is left."""
         return replace(self, remaining=self.remaining - 1, ledger=(*self.ledger, sale))
 
+    def refund(self, seat: int) -> TicketDB:
+        """This db with the sale of ``seat`` undone; ``ValueError`` if nobody holds it."""
+        kept = tuple(sale for sale in self.ledger if sale.seat != seat)
+        if len(kept) == len(self.ledger):
+            raise ValueError(f"seat={seat} is not sold; refund a seat from the ledger")
+        return replace(self, remaining=self.remaining + len(self.ledger) - len(kept), ledger=kept)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": self.format,
