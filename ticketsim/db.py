@@ -12,8 +12,8 @@ Format (``ticketsim/1``)::
 
 ``tickets`` is how many were put on sale, ``remaining`` how many are left, and
 ``ledger`` holds one entry per recorded sale. Seats are numbered from 1; a buyer
-who reads ``remaining=r`` takes seat ``tickets - r + 1``, so two buyers who read
-the same count take the same seat.
+takes the lowest seat not in the ledger it read (``tickets - remaining + 1`` while
+nothing has been refunded), so two buyers who read the same db take the same seat.
 
 This module validates structure and types only. Whether the numbers agree with
 each other (``remaining + len(ledger) == tickets``, no seat twice) is an invariant
@@ -73,8 +73,14 @@ class TicketDB:
         return cls(tickets=tickets, remaining=tickets, event=event)
 
     def next_seat(self) -> int:
-        """The seat a buyer takes after reading this db."""
-        return self.tickets - self.remaining + 1
+        """The seat a buyer takes after reading this db: the lowest seat not in the
+        ledger. Seats are sold in order, so that is ``tickets - remaining + 1`` until a
+        refund frees a lower one; a db read without its ledger (the shared-memory
+        stores) uses that formula. Two buyers who read the same db take the same seat."""
+        if not self.ledger:
+            return self.tickets - self.remaining + 1
+        taken = {sale.seat for sale in self.ledger}
+        return next(seat for seat in range(1, len(taken) + 2) if seat not in taken)
 
     def sell(self, sale: Sale) -> TicketDB:
         """This db after one more sale; it does not check that a ticket is left."""
