@@ -1,0 +1,267 @@
+"""Controlled sales: replaying one interleaving, exploring them all, hunting for one."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+from typer.testing import CliRunner
+
+from ticketsim.cli import app
+from ticketsim.explore import Scenario, explore, hunt, signature
+from ticketsim.report import ExitCode, build_report
+from ticketsim.runner import RunConfig, run_sale
+from ticketsim.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from typer.testing import Result
+
+SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
+UNSAFE = [name.value for name, s in STRATEGIES.items() if not s.safe]
+LOST_UPDATE = (
+    "Lost update: buyer-1 and buyer-2 both read remaining=1 before either wrote it back; "
+    "both were sold seat 1."
+)
+
+
+def test_two_buyers_one_ticket_unprotected_matches_the_count_by_hand(db_path: Path) -> None:
+    """Each buyer reads (r) then writes (w): 4 steps, C(4, 2) = 6 orders. A buyer that
+    reads after the other has written sees 0 and is refused: the 2 serial orders are
+    fine. In the other 4 both read remaining=1 before either writes, and both are sold
+    seat 1. Swapping the two reads changes nothing, so those 4 are 2 classes to run."""
+    result = explore(Scenario(strategy="none", buyers=2, tickets=1, db_path=db_path))
+    assert result.interleavings == 6
+    assert result.feasible == 6
+    assert result.classes == 4
+    assert result.explored == 4
+    assert result.violating == 2
+    assert result.violating_interleavings == 4
+    assert result.by_kind == {"double-booked": 2, "lost-sale": 2, "oversold": 2}
+    found = result.counterexample
+    assert found is not None
+    assert found.schedule == "1r 2r 2w 1w"  # both read, both write: one preemption
+    assert found.explanation == LOST_UPDATE
+    assert found.replay == (
+        f"ticketsim replay --strategy none --buyers 2 --tickets 1 --schedule '1r 2r 2w 1w' "
+        f"--db {db_path}"
+    )
+    assert result.stalled == ()
+    assert result.schedules_per_s > 0
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+def test_no_order_breaks_a_safe_strategy(db_path: Path, strategy: str) -> None:
+    result = explore(Scenario(strategy=strategy, buyers=3, tickets=2, db_path=db_path))
+    assert result.counterexample is None
+    assert result.violating == 0
+    assert result.stalled == ()
+    assert result.explored == result.classes > 0
+    if STRATEGIES[strategy].guarded:  # type: ignore[index]
+        assert result.feasible == 6  # 3! serial orders; the lock forbids every other
+
+
+@pytest.mark.parametrize("strategy", UNSAFE)
+def test_every_unsafe_strategy_has_a_counterexample_that_replays_10_of_10(
+    db_path: Path, strategy: str
+) -> None:
+    scenario = Scenario(strategy=strategy, buyers=2, tickets=1, db_path=db_path)
+    found = explore(scenario).counterexample
+    assert found is not None
+    assert found.explanation == LOST_UPDATE
+    runs = [run_sale(scenario.config(found.schedule)) for _ in range(10)]
+    assert all(build_report(r).violations for r in runs)
+    assert len({signature(r) for r in runs}) == 1
+
+
+@pytest.mark.parametrize(
+    ("strategy", "schedule"),
+    [
+        ("none", "1r 2r 1w 2w"),
+        ("array-unlocked", "2r 1r 2w 3r 1w 3w"),
+        ("lock", "2r 2w 1r 1w"),
+        ("office", "3r 1r 2r 1w 2w 3w"),
+        ("filelock", "3r 3w 1r 1w"),
+    ],
+)
+def test_a_replay_is_the_same_20_times_in_a_row(
+    db_path: Path, strategy: str, schedule: str
+) -> None:
+    scenario = Scenario(strategy=strategy, buyers=3, tickets=2, db_path=db_path)
+    runs = [run_sale(scenario.config(schedule)) for _ in range(20)]
+    first = runs[0]
+    assert first.schedule is not None
+    assert first.schedule.startswith(schedule)
+    assert all(signature(r) == signature(first) for r in runs)
+    assert all(r.stalled is None for r in runs)
+
+
+def test_a_replay_reads_and_writes_in_the_order_given(db_path: Path) -> None:
+    from ticketsim.schedule import from_history
+
+    result = run_sale(
+        RunConfig(
+            db_path=db_path,
+            strategy="none",
+            buyers=3,
+            tickets=1,
+            delay=0.0,
+            schedule="3r 1r 1w 2r 3w 2w",
+        )
+    )
+    assert str(from_history(result.history)) == "3r 1r 1w 2r 3w 2w"
+    report = build_report(result)
+    assert (report.sold, report.refused) == (2, 1)  # buyer 2 read after buyer 1 wrote
+
+
+def test_hunt_shrinks_a_larger_sale_to_the_smallest_story(db_path: Path) -> None:
+    result = hunt(
+        Scenario(strategy="none", buyers=4, tickets=3, db_path=db_path),
+        max_examples=30,
+        pct_runs=10,
+    )
+    found = result.counterexample
+    assert found is not None
+    assert "--buyers 2 --tickets 1" in found.replay
+    assert found.explanation == LOST_UPDATE
+    assert result.hypothesis_runs > 0
+    assert result.pct_runs > 0
+
+
+def test_hunt_finds_nothing_against_a_lock(db_path: Path) -> None:
+    result = hunt(
+        Scenario(strategy="lock", buyers=3, tickets=2, db_path=db_path),
+        max_examples=20,
+        pct_runs=10,
+        depth=3,
+    )
+    assert result.counterexample is None
+
+
+# --- the command line ---------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args), catch_exceptions=False, prog_name="ticketsim")
+
+
+def test_replay_json_has_runs_keys_and_reproduces(db_path: Path) -> None:
+    result = invoke(
+        "replay", "--schedule", "1r 2r 1w 2w", "--repeat", "3", "--json", "--db", str(db_path)
+    )
+    assert result.exit_code == ExitCode.VIOLATED
+    report = json.loads(result.stdout)
+    run = json.loads(
+        invoke("run", "--buyers", "1", "--json", "--db", str(db_path), "--delay", "0").stdout
+    )
+    assert set(run) <= set(report)
+    assert (report["schedule"], report["repeat"], report["reproduced"]) == ("1r 2r 1w 2w", 3, 3)
+    assert (report["buyers"], report["tickets"], report["sold"], report["oversold"]) == (2, 1, 2, 1)
+
+
+def test_replay_for_people_says_reproduced(db_path: Path) -> None:
+    result = invoke(
+        "replay", "--schedule", "1r 1w 2r 2w", "--lock", "--repeat", "2", "--db", str(db_path)
+    )
+    assert result.exit_code == ExitCode.OK
+    assert "schedule: 1r 1w 2r 2w" in result.stdout
+    assert "reproduced 2/2" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--schedule", "1r 2r 1w 2w", "--lock"], "infeasible under lock: step 2 (2r)"),
+        (["--schedule", "1r 9x"], "'9x' is not BUYER then r or w"),
+        (["--schedule", "3r", "--buyers", "2"], "names buyer 3, but buyers=2"),
+        (["--schedule", "1r", "--repeat", "0"], "--repeat=0"),
+    ],
+    ids=["infeasible", "bad-step", "unknown-buyer", "repeat-0"],
+)
+def test_replay_refuses_what_cannot_run(db_path: Path, args: list[str], message: str) -> None:
+    result = invoke("replay", "--db", str(db_path), *args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert not db_path.exists()
+
+
+def test_explore_json_and_exit_codes(db_path: Path) -> None:
+    broken = invoke("explore", "--json", "--db", str(db_path))
+    assert broken.exit_code == ExitCode.VIOLATED
+    data = json.loads(broken.stdout)
+    for key in ("interleavings", "explored", "violating", "counterexample"):
+        assert key in data
+    assert data["counterexample"]["replay"].startswith("ticketsim replay ")
+    assert data["counterexample"]["explanation"] == LOST_UPDATE
+    fine = invoke("explore", "--lock", "--json", "--db", str(db_path))
+    assert fine.exit_code == ExitCode.OK
+    assert json.loads(fine.stdout)["counterexample"] is None
+    people = invoke("explore", "--lock", "--db", str(db_path))
+    assert "Every explored interleaving kept every invariant." in people.stdout
+
+
+def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
+    import shlex
+
+    data = json.loads(
+        invoke("explore", "--json", "--strategy", "array-unlocked", "--db", str(db_path)).stdout
+    )
+    words = shlex.split(data["counterexample"]["replay"])
+    assert words[:2] == ["ticketsim", "replay"]
+    again = invoke(*words[1:], "--json", "--repeat", "2")
+    assert again.exit_code == ExitCode.VIOLATED
+    assert json.loads(again.stdout)["reproduced"] == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("explore", ["--buyers", "9"], "use 'ticketsim hunt' for more"),
+        ("explore", ["--max-schedules", "0"], "--max-schedules=0"),
+        ("explore", ["--preemption-bound", "-1"], "--preemption-bound=-1"),
+        ("explore", ["--tickets", "-1"], "--tickets=-1"),
+        ("hunt", ["--depth", "0"], "--depth=0"),
+        ("hunt", ["--buyers", "0"], "--buyers=0"),
+    ],
+    ids=[
+        "explore-too-big",
+        "no-schedules",
+        "negative-bound",
+        "negative-tickets",
+        "depth-0",
+        "no-buyers",
+    ],
+)
+def test_search_commands_refuse_bad_settings(
+    db_path: Path, command: str, args: list[str], message: str
+) -> None:
+    result = invoke(command, "--db", str(db_path), *args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert message in result.stderr
+    assert not db_path.exists()
+
+
+def test_hunt_json(db_path: Path) -> None:
+    result = invoke(
+        "hunt",
+        "--buyers",
+        "3",
+        "--tickets",
+        "2",
+        "--max-examples",
+        "20",
+        "--pct-runs",
+        "5",
+        "--json",
+        "--db",
+        str(db_path),
+    )
+    assert result.exit_code == ExitCode.VIOLATED
+    data = json.loads(result.stdout)
+    assert data["counterexample"]["explanation"]
+    assert data["hypothesis_runs"] + data["pct_runs"] > 0
