@@ -238,6 +238,7 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
 
     error: BaseException | None = None
     try:
+        tools.guard.prepare()
         record(Step.READY)
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")

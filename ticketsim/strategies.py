@@ -219,7 +219,9 @@ class FileLockStrategy(Strategy):
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
-        yield Tools(FileStore(setup.db_path), FileLockGuard(lock_file(setup.db_path)))
+        guard = FileLockGuard(lock_file(setup.db_path))
+        guard.prepare()  # in the parent too, so that forked buyers inherit it
+        yield Tools(FileStore(setup.db_path), guard)
 
 
 class ManagerStrategy(Strategy):
