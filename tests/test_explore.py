@@ -265,3 +265,29 @@ def test_hunt_json(db_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["counterexample"]["explanation"]
     assert data["hypothesis_runs"] + data["pct_runs"] > 0
+
+
+def test_a_free_run_prints_the_schedule_it_followed_and_replay_repeats_it(db_path: Path) -> None:
+    free = json.loads(
+        invoke(
+            "run",
+            "--buyers",
+            "3",
+            "--tickets",
+            "1",
+            "--lockstep",
+            "--delay",
+            "0",
+            "--json",
+            "--db",
+            str(db_path),
+        ).stdout
+    )
+    reads = free["schedule"].split()[:3]
+    assert sorted(reads) == ["1r", "2r", "3r"]  # lockstep: every read before any write
+    again = json.loads(
+        invoke("replay", "--schedule", free["schedule"], "--json", "--db", str(db_path)).stdout
+    )
+    assert again["schedule"] == free["schedule"]
+    for key in ("sold", "oversold", "double_booked", "lost_sales", "remaining"):
+        assert again[key] == free[key]

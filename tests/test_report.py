@@ -21,6 +21,7 @@ JSON_KEYS = {
     "strategy",
     "pool",
     "caveat",
+    "schedule",
     "safe",
     "buyers",
     "tickets",

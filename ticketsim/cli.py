@@ -328,11 +328,9 @@ def replay(
     report = build_report(first)
     if history is not None:
         historyfile.save(history, first)
-    _show(report, json_out, schedule=first.schedule, repeat=repeat, reproduced=reproduced)
-    if not json_out:
-        typer.echo(f"schedule: {first.schedule}")
-        if repeat > 1:
-            typer.echo(f"reproduced {reproduced}/{repeat}")
+    _show(report, json_out, repeat=repeat, reproduced=reproduced)
+    if not json_out and repeat > 1:
+        typer.echo(f"reproduced {reproduced}/{repeat}")
     raise typer.Exit(int(report.exit_code))
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Explanations shown under the verdict; ``--json`` has them all.
 STORIES_SHOWN: Final = 3
+#: Longest schedule worth a line of its own (about 12 buyers); ``--json`` has any.
+SCHEDULE_SHOWN: Final = 72
 
 
 def _count(value: int | None, *, bad: bool = False) -> Text:
@@ -78,6 +80,8 @@ def report_view(report: Report) -> RenderableType:
     hidden = len(report.violations) - len(stories)
     if hidden > 0:
         parts.append(Text(f"  ({hidden} more; --json lists them all)", style="dim"))
+    if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
+        parts.append(Text(f"schedule: {report.schedule}", style="dim"))
     if report.caveat:
         parts.append(Text(f"Note: {report.caveat}", style="dim"))
     if not report.ok and not report.safe and report.stalled is None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ticketsim import strategies
 from ticketsim.checker import Kind, Violation, check
 from ticketsim.events import Step
+from ticketsim.schedule import from_history
 
 if TYPE_CHECKING:
     from ticketsim.runner import RunResult
@@ -64,6 +65,9 @@ class Report:
     pool: int | None = None
     #: What a crash mid-sale would cost under this strategy, if anything.
     caveat: str | None = None
+    #: The order in which buyers read and learned their outcome (``1r 2r 1w 2w``), as
+    #: ``ticketsim replay --schedule`` takes it.
+    schedule: str = ""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +140,7 @@ class Report:
             "db": self.db,
             "pool": self.pool,
             "caveat": self.caveat,
+            "schedule": self.schedule,
         }
 
 
@@ -183,4 +188,5 @@ def build_report(result: RunResult) -> Report:
         violations=tuple(violations),
         pool=config.pool,
         caveat=strategies.get(config.strategy).caveat,
+        schedule=str(from_history(history)),
     )
