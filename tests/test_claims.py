@@ -22,19 +22,18 @@ import pytest
 from sales import sale
 
 from ticketsim import db as dbfile
-from ticketsim.buyer import KillFirstHolder, take_ticket
+from ticketsim.buyer import take_ticket
 from ticketsim.channel import EventChannel
 from ticketsim.checker import Kind
 from ticketsim.errors import DbError
+from ticketsim.events import Step
 from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, run_sale
 from ticketsim.stores import FileStore
 from ticketsim.strategies import STRATEGIES, Claims, Setup
 
 if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
-
-    from ticketsim.events import Step
+    from ticketsim.events import Step as StepType
 
 NAMES = [name.value for name in STRATEGIES]
 
@@ -75,12 +74,6 @@ def test_what_a_strategy_protects_in_a_race(db_path: Path, strategy: str) -> Non
 
 @pytest.mark.parametrize("strategy", NAMES)
 def test_a_buyer_killed_inside_its_critical_section(db_path: Path, strategy: str) -> None:
-    victims: list[Any] = []
-
-    def kill_first(ctx: BaseContext, config: RunConfig) -> KillFirstHolder:
-        victims.append(ctx.Value("i", 0))
-        return KillFirstHolder(victims[-1])
-
     config = RunConfig(
         db_path=db_path,
         strategy=strategy,
@@ -89,14 +82,19 @@ def test_a_buyer_killed_inside_its_critical_section(db_path: Path, strategy: str
         delay=0.0,
         timeout=1.0,
         start_method="fork",
+        kill_holder=True,
     )
-    result = run_sale(config, pacer=kill_first)
+    result = run_sale(config)
     report = build_report(result)
-    assert victims[0].value in {1, 2, 3}  # somebody really was killed
+    assert len(result.faults) == 1  # somebody really was killed, in its critical section
+    assert "inside its critical section" in result.faults[0]
     survived = result.stalled is None
     assert survived is claims(strategy).killed_holder, report.verdict
     if survived and STRATEGIES[strategy].safe:  # type: ignore[index]
         assert report.ok, report.verdict  # and nothing was lost or sold twice on the way
+    lost = [e for e in result.history if e.step is Step.LOST]
+    assert lost  # the victim's outcome is unknown, and the history says so
+    assert all(e.kind == "info" for e in lost)
     assert multiprocessing.active_children() == []
 
 
@@ -104,7 +102,7 @@ class _Crash(Exception):
     """The process dies here."""
 
 
-def _noop(step: Step, **_: object) -> None:
+def _noop(step: StepType, **_: object) -> None:
     del step
 
 

@@ -6,13 +6,12 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sales import sale
 
 from ticketsim import db as dbfile
-from ticketsim.buyer import KillFirstHolder
 from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import OUTCOMES, Step
@@ -21,7 +20,6 @@ from ticketsim.runner import RunConfig, run_sale
 from ticketsim.stores import FileStore
 
 if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
     from pathlib import Path
 
 
@@ -61,29 +59,35 @@ def test_same_seed_gives_the_same_race_windows() -> None:
 def test_a_killed_lock_holder_is_reported_as_a_stall_and_no_process_survives(
     db_path: Path,
 ) -> None:
-    victims: list[Any] = []
-
-    def kill_first(ctx: BaseContext, config: RunConfig) -> KillFirstHolder:
-        victims.append(ctx.Value("i", 0))
-        return KillFirstHolder(victims[-1])
-
     started = time.monotonic()
     result = run_sale(
         RunConfig(
-            db_path=db_path, strategy="lock", buyers=3, timeout=1.0, start_method="fork", delay=0.0
-        ),
-        pacer=kill_first,
+            db_path=db_path,
+            strategy="lock",
+            buyers=3,
+            timeout=1.0,
+            start_method="fork",
+            delay=0.0,
+            kill_holder=True,
+        )
     )
     assert time.monotonic() - started < 15  # bounded: stall guard + join grace
     report = build_report(result)
     assert report.exit_code is ExitCode.STALLED
     assert report.stalled is not None
     assert "no progress" in report.stalled
+    assert report.verdict.endswith("; 2 buyer(s) never got to buy")
     assert report.sold == 0
-    victim = victims[0].value
-    assert victim in {1, 2, 3}
+    (fault,) = result.faults
+    victim = int(fault.split()[0].removeprefix("buyer-"))
+    assert fault.endswith("holding a multiprocessing.Lock, which no one else can release")
     assert {e.buyer for e in result.history if e.step is Step.WAIT} == {1, 2, 3}
-    assert [e.step for e in result.history if e.buyer == victim][-1] is Step.READ
+    endings = {e.buyer: e for e in result.history if e.step is Step.LOST}
+    assert set(endings) == {1, 2, 3}
+    assert endings[victim].note == "its process was killed by SIGKILL"
+    assert all(
+        endings[b].note == "ended by ticketsim: " + report.stalled for b in {1, 2, 3} - {victim}
+    )
     assert multiprocessing.active_children() == []
     for pid in {e.pid for e in result.history}:
         with pytest.raises(ProcessLookupError):

@@ -22,6 +22,7 @@ JSON_KEYS = {
     "pool",
     "caveat",
     "schedule",
+    "faults",
     "safe",
     "buyers",
     "tickets",
@@ -258,7 +259,7 @@ def test_stalled_run_is_not_ok_even_without_violations(db_path: Path) -> None:
     assert report.sold == 1
     assert not report.ok
     assert report.exit_code is ExitCode.STALLED
-    assert report.verdict == "STALLED: no progress for 30 s"
+    assert report.verdict == "STALLED: no progress for 30 s; 1 buyer(s) never got to buy"
 
 
 def test_stall_wins_over_violations(db_path: Path) -> None:

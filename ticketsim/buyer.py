@@ -110,24 +110,55 @@ class Lockstep(Pacer):
             self.changed.notify_all()
 
 
-@dataclass(frozen=True)
-class KillFirstHolder(Pacer):
-    """SIGKILL the first buyer to reach its critical section, while it is inside.
+#: Where a :class:`Killer` can strike, as its ``plan`` and ``killed`` cells number them.
+KILL_POINTS: Final = {
+    1: "before its check",
+    2: "inside its critical section, just after its read",
+    3: "after writing its sale, before learning its outcome",
+}
+_BEFORE_CHECK, _IN_SECTION, _AFTER_WRITE = KILL_POINTS
 
-    What that costs depends on the strategy: a ``multiprocessing.Lock`` has no owner,
-    so nobody ever releases it and the sale stalls; the kernel releases a file lock
-    when its holder dies. ``victim`` is a ``multiprocessing.Value('i')`` that records
-    who was killed (0 while nobody has been).
+
+@dataclass(frozen=True)
+class Killer(Pacer):
+    """SIGKILL buyers at chosen points of their purchase: fault injection.
+
+    ``plan[n]`` is the point (a key of :data:`KILL_POINTS`, 0 for none) at which buyer
+    ``n`` dies; with ``first_holder``, the first buyer to reach its critical section
+    dies there, whoever it is. ``killed`` (a ``multiprocessing.Array('i')`` of
+    ``buyers + 1`` cells) records where each victim died; cell 0 says whether the
+    first holder has been taken.
+
+    What a kill inside the critical section costs depends on the strategy: a
+    ``multiprocessing.Lock`` has no owner, so nobody ever releases it and the sale
+    stalls; the kernel releases a file lock when its holder dies.
     """
 
-    victim: Any
+    plan: tuple[int, ...]
+    killed: Any
+    first_holder: bool = False
+
+    def _die(self, number: int, point: int) -> None:
+        self.killed[number] = point
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def before_check(self, number: int, timeout: float) -> None:
+        if self.plan[number] == _BEFORE_CHECK:
+            self._die(number, _BEFORE_CHECK)
 
     def after_read(self, number: int, timeout: float) -> None:
-        with self.victim.get_lock():
-            if self.victim.value:
-                return
-            self.victim.value = number
-        os.kill(os.getpid(), signal.SIGKILL)
+        if self.first_holder:
+            with self.killed.get_lock():
+                if self.killed[0]:
+                    return
+                self.killed[0] = number
+            self._die(number, _IN_SECTION)
+        if self.plan[number] == _IN_SECTION:
+            self._die(number, _IN_SECTION)
+
+    def done(self, number: int) -> None:
+        if self.plan[number] == _AFTER_WRITE:
+            self._die(number, _AFTER_WRITE)
 
 
 #: What a buyer tells the conductor about the step it was granted.

@@ -222,6 +222,13 @@ def run(
             help="Force the race: every buyer reads, then each writes in turn (none only)."
         ),
     ] = False,
+    kill_holder: Annotated[
+        bool,
+        typer.Option(help="SIGKILL the first buyer inside its critical section (a fault)."),
+    ] = False,
+    kill: Annotated[
+        int, typer.Option(help="SIGKILL N buyers at random points, chosen by --seed.")
+    ] = 0,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.
 
@@ -243,6 +250,8 @@ def run(
             keep=keep,
             lockstep=lockstep,
             pool=pool,
+            kill_holder=kill_holder,
+            kill=kill,
         )
     )
     result: RunResult = _guarded(lambda: runner.run_sale(config))

@@ -35,13 +35,24 @@ class Step(str, Enum):
     OK = "ok"  #: the buyer was told it got ``seat``
     FAIL = "fail"  #: the buyer was told the tickets are sold out
     ERROR = "error"  #: the buyer gave up or crashed; ``note`` says why; outcome unknown
+    #: Recorded by the parent, not the buyer: its process ended with no outcome (it was
+    #: killed, or ended by ticketsim after a stall); ``note`` says how; outcome unknown.
+    LOST = "lost"
 
 
-#: Steps after which a buyer does nothing more.
+#: Steps a buyer ends with: it does nothing more after one.
 OUTCOMES: Final = frozenset({Step.OK, Step.FAIL, Step.ERROR})
+#: Every way a buyer's history can end, its own outcomes and the parent's ``lost``.
+ENDINGS: Final = OUTCOMES | {Step.LOST}
 
 
-_KINDS: Final = {Step.READY: "invoke", Step.OK: "ok", Step.FAIL: "fail", Step.ERROR: "info"}
+_KINDS: Final = {
+    Step.READY: "invoke",
+    Step.OK: "ok",
+    Step.FAIL: "fail",
+    Step.ERROR: "info",
+    Step.LOST: "info",
+}
 
 
 def buyer_name(number: int) -> str:

@@ -100,8 +100,8 @@ def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if size > MAX_HISTORY_BYTES:
         raise HistoryError(path, 0, f"larger than {MAX_HISTORY_BYTES} bytes; not a history")
     with handle:
-        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
-            if len(raw) > MAX_LINE_BYTES:
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 3), b""), 1):
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
                 raise HistoryError(path, number, f"longer than {MAX_LINE_BYTES} bytes")
             if not raw.strip():
                 continue
@@ -134,7 +134,7 @@ def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
             keep=True,
             pool=head.get("pool"),
             schedule=head.get("schedule"),
-            lockstep=head.get("lockstep") is True,
+            lockstep=head.get("lockstep", False),
         )
     except ConfigError as exc:
         raise HistoryError(path, 1, f"the sale's {exc}") from None
@@ -183,7 +183,7 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
     return RunResult(
         config=config,
         start_method=config.start_method or "unknown",
-        seed=config.seed or 0,
+        seed=config.seed if config.seed is not None else 0,
         initial=initial,
         final=final,
         final_error=final_error,

@@ -80,6 +80,7 @@ def report_view(report: Report) -> RenderableType:
     hidden = len(report.violations) - len(stories)
     if hidden > 0:
         parts.append(Text(f"  ({hidden} more; --json lists them all)", style="dim"))
+    parts.extend(Text(f"Fault: {fault}", style="magenta") for fault in report.faults)
     if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))
     if report.caveat:

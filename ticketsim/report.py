@@ -65,6 +65,8 @@ class Report:
     pool: int | None = None
     #: What a crash mid-sale would cost under this strategy, if anything.
     caveat: str | None = None
+    #: What injected faults did, in words (``--kill-holder``, ``--kill``).
+    faults: tuple[str, ...] = ()
     #: The order in which buyers read and learned their outcome (``1r 2r 1w 2w``), as
     #: ``ticketsim replay --schedule`` takes it.
     schedule: str = ""
@@ -88,7 +90,8 @@ class Report:
     def verdict(self) -> str:
         """One line: OK, or what went wrong in figures (the explanations say how)."""
         if self.stalled is not None:
-            return f"STALLED: {self.stalled}"
+            never = self.unfinished - len(self.faults)
+            return f"STALLED: {self.stalled}; {never} buyer(s) never got to buy"
         if not self.violations:
             unknown = (
                 f"; {self.unfinished} buyer(s) died before learning their outcome"
@@ -141,6 +144,7 @@ class Report:
             "pool": self.pool,
             "caveat": self.caveat,
             "schedule": self.schedule,
+            "faults": list(self.faults),
         }
 
 
@@ -189,4 +193,5 @@ def build_report(result: RunResult) -> Report:
         pool=config.pool,
         caveat=strategies.get(config.strategy).caveat,
         schedule=str(from_history(history)),
+        faults=result.faults,
     )

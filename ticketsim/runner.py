@@ -7,11 +7,11 @@ stalled, and every process it started is ended before it returns.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import queue
 import random
+import signal
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
 from ticketsim import schedule, strategies
+from ticketsim._values import seconds
 from ticketsim.buyer import (
     BLOCKED,
     GONE,
+    KILL_POINTS,
     BuyerSpec,
     Conductor,
+    Killer,
     Lockstep,
     Pacer,
     init_pool_worker,
@@ -35,7 +38,7 @@ from ticketsim.buyer import (
 from ticketsim.channel import EventChannel
 from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError
-from ticketsim.events import OUTCOMES, Event, Step
+from ticketsim.events import ENDINGS, OUTCOMES, Event, Step
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -89,6 +92,10 @@ class RunConfig:
     #: Controlled mode: grant the buyers' steps in this order (``"1r 2r 1w 2w"``, see
     #: :mod:`ticketsim.schedule`); steps it leaves out follow, in buyer order.
     schedule: str | None = None
+    #: SIGKILL the first buyer to enter its critical section, while it is inside.
+    kill_holder: bool = False
+    #: SIGKILL this many buyers, chosen by ``seed``, each at a point chosen by ``seed``.
+    kill: int = 0
     #: Force every buyer to read before any writes, then write in buyer order
     #: (unguarded strategies only): see :class:`ticketsim.buyer.Lockstep`.
     lockstep: bool = False
@@ -101,6 +108,11 @@ class RunConfig:
             _require_int("buyers", self.buyers, 1, MAX_POOLED_BUYERS, "buyers")
         _require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
         _require_number("delay", self.delay, 0.0, MAX_DELAY_S)
+        _require_flags(self)
+        if self.seed is not None:
+            _require_int("seed", self.seed, 0, 2**64 - 1, "(a seed)")
+        if self.schedule is not None and not isinstance(self.schedule, str):
+            raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
         _require_number("timeout", self.timeout, 0.0, MAX_TIMEOUT_S, open_low=True)
         strategy = strategies.get(self.strategy)
         if self.start_method is not None and self.start_method not in START_METHODS:
@@ -121,6 +133,24 @@ class RunConfig:
                 f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
                 "never read before any writes; use lockstep with an unprotected strategy",
             )
+        self._check_faults_and_forcing()
+
+    def _check_faults_and_forcing(self) -> None:
+        _require_int("kill", self.kill, 0, self.buyers, "buyers to kill")
+        if self.kill_holder or self.kill:
+            name = "kill_holder" if self.kill_holder else "kill"
+            if self.pool is not None:
+                raise ConfigError(
+                    name,
+                    getattr(self, name),
+                    "a killed pool worker takes its queued tasks with it; drop --pool",
+                )
+            if self.lockstep or self.schedule is not None:
+                raise ConfigError(
+                    name,
+                    getattr(self, name),
+                    "a forced interleaving waits for every buyer; drop --lockstep or --schedule",
+                )
         forcing = "lockstep" if self.lockstep else "schedule" if self.schedule else None
         if forcing and self.pool is not None and self.pool < self.buyers:
             raise ConfigError(
@@ -168,12 +198,19 @@ def _require_int(name: str, value: object, low: int, high: int, what: str, hint:
 def _require_number(
     name: str, value: object, low: float, high: float, *, open_low: bool = False
 ) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+    number = seconds(value)  # None for bools, strings, NaN, infinities and huge integers
+    if number is None:
         raise ConfigError(name, value, "must be a number of seconds")
-    too_low = value <= low if open_low else value < low
-    if too_low or value > high:
+    too_low = number <= low if open_low else number < low
+    if too_low or number > high:
         bound = f"more than {low:g}" if open_low else f"at least {low:g}"
         raise ConfigError(name, value, f"choose {bound} and at most {high:g} seconds")
+
+
+def _require_flags(config: RunConfig) -> None:
+    for name in ("keep", "lockstep", "kill_holder"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(name, getattr(config, name), "must be true or false")
 
 
 @dataclass(frozen=True)
@@ -200,6 +237,8 @@ class RunResult:
     exit_codes: tuple[int | None, ...] = field(default=())
     #: The complete schedule a controlled run followed.
     schedule: str | None = None
+    #: What injected faults did (``--kill-holder``, ``--kill``), in words.
+    faults: tuple[str, ...] = ()
 
     @property
     def safe(self) -> bool:
@@ -209,6 +248,15 @@ class RunResult:
 def window(delay: float, seed: int, number: int) -> float:
     """The race window of buyer ``number``: the same for the same seed, run after run."""
     return delay * (1 + JITTER * random.Random(f"{seed}/{number}").random())
+
+
+def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
+    """Who ``--kill N`` kills, and where: the same for the same seed, run after run."""
+    rng = random.Random(f"{seed}/kill")
+    plan = [0] * (config.buyers + 1)
+    for victim in rng.sample(range(1, config.buyers + 1), config.kill):
+        plan[victim] = rng.choice(sorted(KILL_POINTS))
+    return tuple(plan)
 
 
 def prepare_db(config: RunConfig) -> dbfile.TicketDB:
@@ -255,8 +303,9 @@ class _Crew(ABC):
     def alive(self) -> bool: ...
 
     @abstractmethod
-    def end(self) -> None:
-        """Stop every process, waiting a bounded time for each."""
+    def end(self, *, at_once: bool) -> set[int]:
+        """Stop every process, waiting a bounded time for each (no time with
+        ``at_once``); the numbers of the buyers ticketsim had to end itself."""
 
     @abstractmethod
     def exit_codes(self) -> tuple[int | None, ...]: ...
@@ -285,8 +334,9 @@ class _OneProcessEach(_Crew):
     def alive(self) -> bool:
         return any(p.is_alive() for p in self.processes)
 
-    def end(self) -> None:
-        _end(self.processes)
+    def end(self, *, at_once: bool) -> set[int]:
+        ended = _end(self.processes, grace=0.0 if at_once else _JOIN_S)
+        return {n for n, process in enumerate(self.processes, start=1) if process in ended}
 
     def exit_codes(self) -> tuple[int | None, ...]:
         return tuple(p.exitcode for p in self.processes)
@@ -318,20 +368,60 @@ class _PoolCrew(_Crew):
         # A task whose worker was killed never becomes ready; the stall guard catches it.
         return not all(r.ready() for r in self.results)
 
-    def end(self) -> None:
+    def end(self, *, at_once: bool) -> set[int]:
+        del at_once  # idle workers have nothing to finish
+        unfinished = {n for n, r in enumerate(self.results, start=1) if not r.ready()}
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
+        return unfinished
 
     def exit_codes(self) -> tuple[int | None, ...]:
         return ()
+
+
+@dataclass
+class _Hooks:
+    """The pacer every buyer gets, and the parent's handles on it."""
+
+    pacer: Pacer
+    conductor: Conductor | None = None
+    killed: Any = None
+
+    def faults(self, strategy: strategies.Strategy) -> tuple[str, ...]:
+        """What the injected faults did, in words, for the report."""
+        if self.killed is None:
+            return ()
+        cells = self.killed.get_obj()[:]  # no lock: a victim may have died holding it
+        return tuple(
+            f"buyer-{number} was SIGKILLed {KILL_POINTS[point]}"
+            + (f", holding {strategy.holding}" if point == 2 and strategy.holding else "")
+            for number, point in enumerate(cells)
+            if number and point
+        )
+
+
+def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory | None) -> _Hooks:
+    if pacer is not None:
+        return _Hooks(pacer(ctx, config))
+    if config.kill_holder or config.kill:
+        killed = ctx.Array("i", config.buyers + 1)
+        return _Hooks(Killer(kill_plan(config, seed), killed, config.kill_holder), killed=killed)
+    if config.schedule is not None:
+        conductor = Conductor(ctx.Value("i", 0), ctx.Value("i", 0), ctx.Condition())
+        return _Hooks(conductor, conductor=conductor)
+    if config.lockstep:
+        return _Hooks(Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition()))
+    return _Hooks(Pacer())
 
 
 def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResult:
     """Run one sale as ``config`` says and return its history; never prints.
 
     ``pacer`` builds hooks that force an interleaving (tests use it to kill a buyer
-    inside its critical section, for example); ``config.lockstep`` builds its own.
+    inside its critical section, for example); ``config`` builds its own otherwise.
+    On an interrupt (Ctrl-C, SIGTERM) every process is ended at once, the db keeps
+    every sale made, and the interrupt goes on up.
     """
     ctx = multiprocessing.get_context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
@@ -339,16 +429,7 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
     initial = prepare_db(config)
     channel = EventChannel(ctx)
     gate = ctx.Event()
-    conductor: Conductor | None = None
-    if pacer is not None:
-        hooks = pacer(ctx, config)
-    elif config.schedule is not None:
-        conductor = Conductor(ctx.Value("i", 0), ctx.Value("i", 0), ctx.Condition())
-        hooks = conductor
-    elif config.lockstep:
-        hooks = Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition())
-    else:
-        hooks = Pacer()
+    hooks = _hooks(ctx, config, seed, pacer)
     crew: _Crew = _PoolCrew(ctx, config.pool) if config.pool else _OneProcessEach(ctx)
     specs = [
         BuyerSpec(n, window(config.delay, seed, n), config.timeout * BUYER_PATIENCE)
@@ -359,33 +440,37 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
     opened_at = time.monotonic()
     setup = strategies.Setup(ctx, config.db, initial, config.buyers, channel.sender, config.timeout)
     with strategy.provide(setup) as tools:
+        interrupted: BaseException | None = None
         try:
-            crew.start(specs, (tools, channel.sender, gate, hooks))
+            crew.start(specs, (tools, channel.sender, gate, hooks.pacer))
             # Open the sale only when the buyers are waiting at the gate, so that
             # process start-up (slow under spawn) does not serialise them.
             stalled = _collect(channel, crew, history, Step.READY, crew.at_once, config.timeout)
             opened_at = time.monotonic()
             gate.set()
-            director = _Director(conductor, config) if conductor and stalled is None else None
+            director = None
+            if hooks.conductor is not None and stalled is None:
+                director = _Director(hooks.conductor, config)
             if stalled is None:
+                aborted = director.aborted if director else None
                 stalled = _collect(
-                    channel,
-                    crew,
-                    history,
-                    None,
-                    config.buyers,
-                    config.timeout,
-                    director.aborted if director else None,
+                    channel, crew, history, None, config.buyers, config.timeout, aborted
                 )
             stopped_at = time.monotonic()
             if director is not None:
                 director.stop()
+        except BaseException as exc:  # Ctrl-C, SIGTERM: end everything, keep every sale
+            interrupted = exc
+            raise
         finally:
-            crew.end()
+            ended = crew.end(at_once=interrupted is not None or stalled is not None)
             _drain(channel, history)
             channel.close()
-        history.sort(key=lambda e: e.t)
-        tools.store.settle(config.db, initial, history)
+            why = "the run was interrupted" if interrupted else (stalled or "the sale ended")
+            history += _lost(config, history, crew.exit_codes(), ended, why)
+            history.sort(key=lambda e: e.t)
+            # Even on an interrupt: an in-memory strategy's sales must reach the db.
+            tools.store.settle(config.db, initial, history)
     outcomes = [e.t for e in history if e.step in OUTCOMES]
     ended_at = stopped_at if stalled or not outcomes else max(outcomes)
     final: dbfile.TicketDB | None = None
@@ -407,6 +492,7 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
         stalled=stalled,
         exit_codes=crew.exit_codes(),
         schedule=str(config.steps()) if config.schedule is not None else None,
+        faults=hooks.faults(strategy),
     )
 
 
@@ -497,19 +583,50 @@ def _collect(
     return None
 
 
-def _end(processes: list[BaseProcess]) -> None:
-    """Join every process; terminate, then kill, whatever does not exit in time."""
-    deadline = time.monotonic() + _JOIN_S
+def _end(processes: list[BaseProcess], grace: float) -> list[BaseProcess]:
+    """Join every process for up to ``grace`` seconds in all; terminate, then kill,
+    whatever is still running. Returns the processes it had to end."""
+    deadline = time.monotonic() + grace
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
+    ended = [p for p in processes if p.is_alive()]
+    for process in ended:
+        process.terminate()
+    for process in ended:
         process.join(_KILL_S)
         if process.is_alive():
             process.kill()
             process.join(_KILL_S)
+    return ended
+
+
+def _lost(
+    config: RunConfig,
+    history: list[Event],
+    exit_codes: tuple[int | None, ...],
+    ended: set[int],
+    why: str,
+) -> list[Event]:
+    """A ``lost`` event for every buyer whose history has no ending: its outcome is
+    unknown, and the history says so (Jepsen's ``info``) instead of going quiet."""
+    finished = {e.buyer for e in history if e.step in ENDINGS}
+    pids = {e.buyer: e.pid for e in history if e.step is Step.READY}
+    now = time.monotonic()
+    lost = []
+    for number in range(1, config.buyers + 1):
+        if number in finished:
+            continue
+        code = exit_codes[number - 1] if number <= len(exit_codes) else None
+        if number in ended:
+            note = f"ended by ticketsim: {why}"
+        elif code is not None and code < 0:
+            note = f"its process was killed by {signal.Signals(-code).name}"
+        elif code is not None:
+            note = f"its process exited with code {code} and no outcome"
+        else:
+            note = "its pool task never finished"
+        lost.append(Event(number, Step.LOST, now, pids.get(number, 0), note=note))
+    return lost
 
 
 def _drain(channel: EventChannel, history: list[Event]) -> None:

@@ -135,6 +135,8 @@ class Strategy(ABC):
     how: ClassVar[str]
     #: What a crash mid-sale costs, when it costs something.
     caveat: ClassVar[str | None] = None
+    #: What a buyer holds inside its critical section ("" when nothing).
+    holding: ClassVar[str] = ""
 
     @abstractmethod
     def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
@@ -182,6 +184,7 @@ class MutexLock(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "a multiprocessing.Lock, which no one else can release"
     claims = Claims(True, True, True, False, False, True)
     how = "A multiprocessing.Lock around read-decide-write; atomic db writes."
 
@@ -195,6 +198,7 @@ class Semaphore(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "the Semaphore(1)'s only permit"
     claims = Claims(True, True, True, False, False, True)
     how = "A multiprocessing.Semaphore(1) used as a mutex; atomic db writes."
 
@@ -214,6 +218,7 @@ class FileLockStrategy(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "the file lock, which the kernel releases when it dies"
     claims = Claims(True, True, True, True, True, True)
     how = "filelock.FileLock (flock) on <db>.lock; protects separate programs too."
 
@@ -229,6 +234,7 @@ class ManagerStrategy(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "the manager's Lock, which the manager keeps for the dead client"
     claims = Claims(True, True, True, False, False, False)
     how = "A Manager().Lock() and a Manager dict and list; every access is a round trip."
     caveat = _AT_END
@@ -257,6 +263,7 @@ class ValueStrategy(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "the Value's lock"
     claims = Claims(True, True, True, False, False, False)
     how = "The count in a shared multiprocessing.Value, changed under its get_lock()."
     caveat = _AT_END
@@ -286,6 +293,7 @@ class ArrayStrategy(Strategy):
     safe = True
     serialises = True
     guarded = True
+    holding = "the Array's lock"
     claims = Claims(True, True, True, False, False, False)
     how = "A seat map in a shared multiprocessing.Array; a seat is claimed under its lock."
     caveat = _AT_END
