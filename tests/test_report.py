@@ -23,6 +23,7 @@ JSON_KEYS = {
     "caveat",
     "schedule",
     "faults",
+    "io_error",
     "safe",
     "buyers",
     "tickets",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -261,6 +262,12 @@ def take_ticket(
 def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
     """The body of a buyer process (or of one pool task)."""
     pid = os.getpid()
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C reaches the whole process group: the parent ends the buyers itself, so
+        # that the history, not a KeyboardInterrupt traceback, says what happened. And a
+        # SIGTERM from the parent must end a buyer, whatever the parent's own handler.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def record(
         step: Step, *, value: int | None = None, seat: int | None = None, note: str | None = None

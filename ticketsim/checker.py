@@ -70,6 +70,8 @@ def _first(history: Iterable[Event], step: Step) -> dict[int, Event]:
 def check_db(db: TicketDB) -> list[Violation]:
     """Violations visible in a db on its own, without any history."""
     found: list[Violation] = []
+    if db.tickets < 0:
+        found.append(Violation(Kind.NEGATIVE_REMAINING, f"tickets={db.tickets} is below zero"))
     if db.remaining < 0:
         found.append(Violation(Kind.NEGATIVE_REMAINING, f"remaining={db.remaining} is below zero"))
     if db.remaining > db.tickets:

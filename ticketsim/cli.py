@@ -8,10 +8,11 @@ written.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,7 +24,7 @@ from typer.core import TyperGroup
 from ticketsim import __version__, runner
 from ticketsim import db as dbfile
 from ticketsim import history as historyfile
-from ticketsim.errors import ConfigError, DbError
+from ticketsim.errors import ConfigError, DbError, DbWriteError
 from ticketsim.render import exploration_view, hunt_view, report_view, strategies_view
 from ticketsim.report import ExitCode, Report, build_report
 from ticketsim.strategies import STRATEGIES, StrategyName
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
 
     from ticketsim.explore import Scenario
     from ticketsim.runner import RunResult
+
+
+#: Exit codes of a run ended by Ctrl-C and by SIGTERM (128 + the signal's number).
+INTERRUPTED: Final = 130
+TERMINATED: Final = 143
+_ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 
 
 class StartMethod(str, Enum):
@@ -65,7 +72,9 @@ class _OneLineErrors(TyperGroup):
         except ClickException as exc:
             fail(_usage_message(exc, args), exc.exit_code)
         except typer.Abort:
-            fail("interrupted", 130)
+            code = INTERRUPTED
+        if code == INTERRUPTED:
+            _stderr(f"ticketsim: interrupted; {_ENDED}")
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -93,11 +102,13 @@ def _usage_message(exc: ClickException, args: Sequence[str] | None) -> str:
     return f"{message} (see '{where} --help')"
 
 
+def _stderr(line: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(line, markup=False)
+
+
 def fail(message: str, code: int = ExitCode.BAD_INPUT) -> NoReturn:
     """Print ``message`` as the one line of an error and exit with ``code``."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"ticketsim: error: {message}", markup=False
-    )
+    _stderr(f"ticketsim: error: {message}")
     sys.exit(code)
 
 
@@ -177,6 +188,11 @@ def _guarded(action: Callable[[], Any]) -> Any:
         fail(f"{_option(exc.name)}={exc.value!r}: {exc.advice}")
     except DbError as exc:
         fail(f"--db={exc.path}: {exc.reason}")
+    except DbWriteError as exc:
+        fail(
+            f"could not write the db {exc.path}: {exc.reason}; it keeps its last good state",
+            ExitCode.IO_ERROR,
+        )
 
 
 def _show(report: Report, json_out: bool, **extra: Any) -> None:
@@ -184,6 +200,11 @@ def _show(report: Report, json_out: bool, **extra: Any) -> None:
         typer.echo(json.dumps({**report.to_json(), **extra}, indent=2))
     else:
         Console(highlight=False).print(report_view(report))
+    if report.io_error is not None:
+        _stderr(
+            f"ticketsim: error: could not write the db {report.db}: {report.io_error}; "
+            "it keeps its last good state"
+        )
 
 
 @app.command(
@@ -479,5 +500,19 @@ def list_strategies(json_out: Json = False) -> None:
         Console(highlight=False).print(strategies_view(rows))
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every ``finally`` runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    del signum, frame
+    raise _Terminated
+
+
 def main() -> None:
-    app(prog_name="ticketsim")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(prog_name="ticketsim")
+    except _Terminated:
+        _stderr(f"ticketsim: terminated; {_ENDED}")
+        sys.exit(TERMINATED)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ticketsim._values import seconds
-from ticketsim.errors import DbError
+from ticketsim.errors import DbError, DbWriteError
 
 FORMAT: Final = "ticketsim/1"
 DEFAULT_EVENT: Final = "Concert"
@@ -219,15 +219,22 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        fd, temp = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(dumps(db))
         os.chmod(temp, mode)
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(exc, OSError) and not isinstance(exc, DbWriteError):
+            raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
         raise
 
 
@@ -238,5 +245,8 @@ def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:
     that comes in between sees an empty or partial file (a torn read). Only the
     ``none`` strategy writes this way, to show that second bug.
     """
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(db.to_json(), handle, indent=2)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(db.to_json(), handle, indent=2)
+    except OSError as exc:
+        raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc

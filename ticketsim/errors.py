@@ -50,3 +50,15 @@ class GuardTimeout(TicketsimError, TimeoutError):
 
     def __reduce__(self) -> tuple[type[GuardTimeout], tuple[str, float]]:
         return type(self), (self.what, self.seconds)
+
+
+class DbWriteError(TicketsimError, OSError):
+    """Writing the db failed (disk full, I/O error); the db keeps its last good state."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[DbWriteError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -64,6 +65,9 @@ def run_office(
     from ticketsim.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
 
     store, pid = FileStore(db_path), os.getpid()
+    # As for buyers: the parent ends the office; Ctrl-C must not kill it mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while True:
         try:
             request = requests.get(timeout=timeout)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import strategies
 from ticketsim.checker import Kind, Violation, check
+from ticketsim.errors import DbWriteError
 from ticketsim.events import Step
 from ticketsim.schedule import from_history
 
@@ -26,6 +27,7 @@ class ExitCode(IntEnum):
     VIOLATED = 1  #: an invariant was violated (the point of the ``none`` demo)
     BAD_INPUT = 2  #: a bad argument or db; nothing was run and the db is untouched
     STALLED = 3  #: the sale stalled or was abandoned; its processes were ended
+    IO_ERROR = 4  #: writing the db failed (disk full, I/O error); it keeps its last good state
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Report:
     caveat: str | None = None
     #: What injected faults did, in words (``--kill-holder``, ``--kill``).
     faults: tuple[str, ...] = ()
+    #: The first failure to write the db, if any buyer met one.
+    io_error: str | None = None
     #: The order in which buyers read and learned their outcome (``1r 2r 1w 2w``), as
     #: ``ticketsim replay --schedule`` takes it.
     schedule: str = ""
@@ -79,6 +83,8 @@ class Report:
     def exit_code(self) -> ExitCode:
         if self.stalled is not None:
             return ExitCode.STALLED
+        if self.io_error is not None:
+            return ExitCode.IO_ERROR
         return ExitCode.VIOLATED if self.violations else ExitCode.OK
 
     @property
@@ -92,6 +98,8 @@ class Report:
         if self.stalled is not None:
             never = self.unfinished - len(self.faults)
             return f"STALLED: {self.stalled}; {never} buyer(s) never got to buy"
+        if self.io_error is not None:
+            return f"DB WRITE FAILED: {self.io_error}; the db keeps its last good state"
         if not self.violations:
             unknown = (
                 f"; {self.unfinished} buyer(s) died before learning their outcome"
@@ -145,7 +153,13 @@ class Report:
             "caveat": self.caveat,
             "schedule": self.schedule,
             "faults": list(self.faults),
+            "io_error": self.io_error,
         }
+
+
+#: How a buyer's error event starts when its write failed (the buyer records errors
+#: as ``"<exception type>: <message>"``).
+_WRITE_FAILED: Final = f"{DbWriteError.__name__}: "
 
 
 def build_report(result: RunResult) -> Report:
@@ -194,4 +208,12 @@ def build_report(result: RunResult) -> Report:
         caveat=strategies.get(config.strategy).caveat,
         schedule=str(from_history(history)),
         faults=result.faults,
+        io_error=next(
+            (
+                e.note.removeprefix(_WRITE_FAILED)
+                for e in history
+                if e.step is Step.ERROR and e.note and e.note.startswith(_WRITE_FAILED)
+            ),
+            None,
+        ),
     )

@@ -262,7 +262,8 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
 def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     """Reset the db to fresh tickets, or with ``keep``, load and vet the db as it is.
 
-    Raises :class:`DbError` before anything is written if the db cannot be used.
+    Raises :class:`DbError` before anything is written if the db cannot be used, and
+    :class:`DbWriteError` if writing the fresh db fails.
     """
     path = config.db_path
     if config.keep:
@@ -270,18 +271,24 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         problems = check_db(initial)
         if problems:
             raise DbError(config.db, f"{problems[0].explanation}; reset it (run without --keep)")
-        return initial
-    if path.is_dir():
+    elif path.is_dir():
         raise DbError(config.db, "is a directory; give the path of a .json file")
-    if not path.parent.exists():
+    folder = path.resolve().parent
+    if not folder.exists():
         if path.parent != dbfile.DEFAULT_DB.parent:
             raise DbError(config.db, f"the folder {path.parent} does not exist; create it first")
-        path.parent.mkdir(parents=True)
+        folder.mkdir(parents=True)
+    # Every sale rewrites the db through a temp file in its folder: both must be writable.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DbError(
+            config.db, f"the folder {folder} is read-only; make it writable or pick another --db"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DbError(config.db, "the file is read-only; make it writable or pick another --db")
+    if config.keep:
+        return initial
     initial = dbfile.TicketDB.fresh(config.tickets)
-    try:
-        dbfile.write_atomic(path, initial)
-    except OSError as exc:
-        raise DbError(config.db, f"cannot be written ({exc.strerror or exc})") from None
+    dbfile.write_atomic(path, initial)
     return initial
 
 

@@ -157,6 +157,9 @@ class Strategy(ABC):
         }
 
 
+#: How long the ticket office gets to take its poison pill and stop.
+OFFICE_CLOSE_S: Final = 5.0
+
 _AT_END = (
     "The db is written once, when the sale ends: if the program dies mid-sale, "
     "every sale of this run is lost from it."
@@ -341,13 +344,19 @@ class Office(Strategy):
             yield Tools(
                 FileStore(setup.db_path), NoGuard(), OfficeClient(requests, replies, answered)
             )
-        finally:
+        except BaseException:
+            office.kill()  # interrupted: nobody waits for the queue to drain
+            raise
+        else:
             with contextlib.suppress(Exception):
-                requests.put(None, timeout=setup.timeout)  # the poison pill
-            office.join(setup.timeout)
+                requests.put(None, timeout=OFFICE_CLOSE_S)  # the poison pill
+        finally:
+            # Every buyer is done, so the office has nothing left but the pill; one that
+            # does not stop in time is stuck (a buyer died holding the answers' lock).
+            office.join(OFFICE_CLOSE_S)
             if office.is_alive():
                 office.kill()
-                office.join(setup.timeout)
+                office.join(OFFICE_CLOSE_S)
             requests.cancel_join_thread()
             requests.close()
 
