@@ -220,9 +220,7 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     try:
-        fd, temp = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-        )
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(target), suffix=".tmp")
     except OSError as exc:
         raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
     try:
@@ -236,6 +234,41 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, DbWriteError):
             raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
         raise
+
+
+def _temp_prefix(target: str, pid: int | None = None) -> str:
+    # The writer's pid is in the name, so that a sweep can tell a dead writer's file.
+    return f".{os.path.basename(target)}.{os.getpid() if pid is None else pid}."
+
+
+def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files that writers of this db left when they were killed mid-write.
+
+    Only files whose writer process is gone are removed: another program may be in the
+    middle of a write. Returns the names removed.
+    """
+    target = os.path.realpath(path)
+    folder, prefix = os.path.dirname(target), f".{os.path.basename(target)}."
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(prefix) :].split(".", 1)[0]
+        if not (name.startswith(prefix) and name.endswith(".tmp") and pid_text.isdigit()):
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # the writer is alive (or its pid was reused): leave the file
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, and someone else's
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+    return removed
 
 
 def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:

@@ -285,6 +285,7 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         )
     if path.exists() and not os.access(path, os.W_OK):
         raise DbError(config.db, "the file is read-only; make it writable or pick another --db")
+    dbfile.sweep_temp_files(path)  # a killed writer's leftovers, never a live one's
     if config.keep:
         return initial
     initial = dbfile.TicketDB.fresh(config.tickets)
@@ -402,7 +403,7 @@ class _Hooks:
         cells = self.killed.get_obj()[:]  # no lock: a victim may have died holding it
         return tuple(
             f"buyer-{number} was SIGKILLed {KILL_POINTS[point]}"
-            + (f", holding {strategy.holding}" if point == 2 and strategy.holding else "")
+            + (f", holding {strategy.holding}" if point >= 2 and strategy.holding else "")
             for number, point in enumerate(cells)
             if number and point
         )
