@@ -58,6 +58,9 @@ MAX_DELAY_S: Final = 60.0
 MAX_TIMEOUT_S: Final = 3600.0
 #: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
 JITTER: Final = 0.5
+#: Starting processes is slow under spawn on a busy machine, and not a stall: the sale
+#: waits this long (or --timeout, if longer) for the first buyers to be ready.
+START_TIMEOUT_S: Final = 30.0
 #: How long the parent blocks on the event queue before it looks at the processes again.
 _POLL_S: Final = 0.05
 #: Grace given to a process to exit by itself once the sale is over or abandoned.
@@ -453,7 +456,8 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
             crew.start(specs, (tools, channel.sender, gate, hooks.pacer))
             # Open the sale only when the buyers are waiting at the gate, so that
             # process start-up (slow under spawn) does not serialise them.
-            stalled = _collect(channel, crew, history, Step.READY, crew.at_once, config.timeout)
+            starting = max(config.timeout, START_TIMEOUT_S)
+            stalled = _collect(channel, crew, history, Step.READY, crew.at_once, starting)
             opened_at = time.monotonic()
             gate.set()
             director = None
