@@ -318,3 +318,22 @@ def test_bad_pool_and_lockstep_settings(db_path: Path, args: list[str], message:
     assert result.exit_code == 2
     assert message in result.stderr
     assert not db_path.exists()
+
+
+def test_an_internal_error_is_one_line_unless_debug(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ticketsim.runner
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the sky fell")
+
+    monkeypatch.setattr(ticketsim.runner, "run_sale", broken)
+    result = invoke("run", "--lock", "--db", str(db_path), *FAST)
+    assert result.exit_code == 70
+    assert result.stderr.strip() == (
+        "ticketsim: error: internal error: RuntimeError: the sky fell; this is a bug in "
+        "ticketsim, run again with --debug for the traceback"
+    )
+    with pytest.raises(RuntimeError, match="the sky fell"):
+        invoke("--debug", "run", "--lock", "--db", str(db_path), *FAST)

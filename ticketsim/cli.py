@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Exit codes of a run ended by Ctrl-C and by SIGTERM (128 + the signal's number).
 INTERRUPTED: Final = 130
+#: A bug in ticketsim itself (EX_SOFTWARE); --debug shows the traceback.
+INTERNAL_ERROR: Final = 70
 TERMINATED: Final = 143
 _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 
@@ -71,6 +73,14 @@ class _OneLineErrors(TyperGroup):
             sys.exit(0)  # the help has been shown, which is what a bare command asks for
         except ClickException as exc:
             fail(_usage_message(exc, args), exc.exit_code)
+        except Exception as exc:
+            if "--debug" in (sys.argv[1:] if args is None else args):
+                raise
+            fail(
+                f"internal error: {type(exc).__name__}: {exc}; this is a bug in ticketsim, "
+                "run again with --debug for the traceback",
+                INTERNAL_ERROR,
+            )
         except typer.Abort:
             code = INTERRUPTED
         if code == INTERRUPTED:
@@ -133,6 +143,9 @@ def _root(
         typer.Option(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error.")
     ] = False,
 ) -> None:
     """Reproduce the ticket-grab race between processes, and see each protection work."""

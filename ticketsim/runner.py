@@ -485,12 +485,7 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
             tools.store.settle(config.db, initial, history)
     outcomes = [e.t for e in history if e.step in OUTCOMES]
     ended_at = stopped_at if stalled or not outcomes else max(outcomes)
-    final: dbfile.TicketDB | None = None
-    final_error: str | None = None
-    try:
-        final = dbfile.load(config.db_path)
-    except DbError as exc:
-        final_error = exc.reason
+    final, final_error = _load_final(config.db_path)
     return RunResult(
         config=config,
         start_method=ctx.get_start_method(),
@@ -506,6 +501,14 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
         schedule=str(config.steps()) if config.schedule is not None else None,
         faults=hooks.faults(strategy),
     )
+
+
+def _load_final(path: Path) -> tuple[dbfile.TicketDB | None, str | None]:
+    """The db after the sale, or why it cannot be read (a finding, not an error)."""
+    try:
+        return dbfile.load(path), None
+    except DbError as exc:
+        return None, exc.reason
 
 
 class _Director:
