@@ -337,3 +337,68 @@ def test_an_internal_error_is_one_line_unless_debug(
     )
     with pytest.raises(RuntimeError, match="the sky fell"):
         invoke("--debug", "run", "--lock", "--db", str(db_path), *FAST)
+
+
+def test_reset_and_show_round_trip(db_path: Path) -> None:
+    reset = invoke("reset", "--tickets", "7", "--event", "Opera", "--json", "--db", str(db_path))
+    assert reset.exit_code == 0
+    shown = invoke("show", "--json", "--db", str(db_path))
+    assert shown.exit_code == 0
+    data = json.loads(shown.stdout)
+    assert data == {**json.loads(reset.stdout), "problems": []}
+    assert (data["event"], data["tickets"], data["remaining"]) == ("Opera", 7, 7)
+    people = invoke("show", "--db", str(db_path))
+    assert "consistent" in people.stdout
+
+
+def test_show_names_what_is_wrong_with_a_db(db_path: Path) -> None:
+    db_path.write_text(
+        '{"event": "x", "tickets": 2, "remaining": 2, "ledger": [\n'
+        '{"buyer": "buyer-1", "seat": 1, "pid": 1, "time": 0}]}'
+    )
+    result = invoke("show", "--json", "--db", str(db_path))
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["kind"] == "count-mismatch"
+    missing = invoke("show", "--db", str(db_path.parent / "nope.json"))
+    assert missing.exit_code == 2
+    assert "no such file" in missing.stderr
+
+
+def test_reset_refuses_bad_counts(db_path: Path) -> None:
+    result = invoke("reset", "--tickets", "-3", "--db", str(db_path))
+    assert result.exit_code == 2
+    assert "--tickets=-3" in result.stderr
+    assert not db_path.exists()
+
+
+def test_the_live_view_ends_with_the_verdict_and_the_report(db_path: Path) -> None:
+    result = invoke(
+        "run", "--live", "--lock", "--buyers", "6", "--tickets", "2", "--db", str(db_path), *FAST
+    )
+    assert result.exit_code == 0
+    assert "remaining 0" in result.stdout
+    assert "sold 2" in result.stdout
+    assert result.stdout.count("OK: sold 2 of 2 ticket(s) to 6 buyer(s)") >= 1
+
+
+def test_live_and_json_do_not_mix(db_path: Path) -> None:
+    result = invoke("run", "--live", "--json", "--db", str(db_path))
+    assert result.exit_code == 2
+    assert "give one of them" in result.stderr
+
+
+def test_a_progress_bar_never_pollutes_json(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ticketsim.cli
+
+    monkeypatch.setattr(ticketsim.cli, "_terminal", lambda: True)
+    result = invoke(
+        "run", "--lock", "--buyers", "5", "--tickets", "2", "--json", "--db", str(db_path), *FAST
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["sold"] == 2
+    assert "selling" not in result.stdout + result.stderr
+    shown = invoke("run", "--lock", "--buyers", "5", "--tickets", "2", "--db", str(db_path), *FAST)
+    assert shown.exit_code == 0
+    assert "OK: sold 2 of 2" in shown.stdout
+    assert "selling" not in shown.stdout  # the bar goes to stderr, never into the report

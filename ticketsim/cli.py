@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 # typer vendors click; its exception types are only reachable here.
 from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
@@ -24,14 +26,24 @@ from typer.core import TyperGroup
 from ticketsim import __version__, runner
 from ticketsim import db as dbfile
 from ticketsim import history as historyfile
+from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError, DbWriteError
-from ticketsim.render import exploration_view, hunt_view, report_view, strategies_view
+from ticketsim.events import OUTCOMES
+from ticketsim.render import (
+    LiveSale,
+    db_view,
+    exploration_view,
+    hunt_view,
+    report_view,
+    strategies_view,
+)
 from ticketsim.report import ExitCode, Report, build_report
 from ticketsim.strategies import STRATEGIES, StrategyName
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ticketsim.events import Event
     from ticketsim.explore import Scenario
     from ticketsim.runner import RunResult
 
@@ -263,6 +275,9 @@ def run(
     kill: Annotated[
         int, typer.Option(help="SIGKILL N buyers at random points, chosen by --seed.")
     ] = 0,
+    live: Annotated[
+        bool, typer.Option(help="Show the sale as it happens: counts and each buyer's step.")
+    ] = False,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.
 
@@ -288,12 +303,88 @@ def run(
             kill=kill,
         )
     )
-    result: RunResult = _guarded(lambda: runner.run_sale(config))
+    if live and json_out:
+        fail("--live draws on the terminal and --json prints data; give one of them")
+    result: RunResult = _watched(config, live=live, quiet=json_out)
     report = build_report(result)
     if history is not None:
         historyfile.save(history, result)
     _show(report, json_out)
     raise typer.Exit(int(report.exit_code))
+
+
+def _terminal() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def _watched(config: runner.RunConfig, *, live: bool, quiet: bool) -> RunResult:
+    """Run the sale with a live view, a progress bar on stderr, or nothing to watch.
+
+    The progress bar appears only when both streams are terminals and the output is
+    not data (``--json``), so it never ends up in a file or a pipe.
+    """
+    if live:
+        view = LiveSale(config.strategy, config.buyers, config.tickets)
+        with Live(view, console=Console(highlight=False), refresh_per_second=12) as screen:
+            result: RunResult = _guarded(lambda: runner.run_sale(config, watch=view.update))
+            view.finish(build_report(result))
+            screen.refresh()
+        return result
+    if quiet or not _terminal():
+        return _guarded(lambda: runner.run_sale(config))  # type: ignore[no-any-return]
+    progress = Progress(
+        TextColumn("selling"), BarColumn(), MofNCompleteColumn(), TextColumn("buyers done"),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("sale", total=config.buyers)
+
+        def advance(event: Event) -> None:
+            if event.step in OUTCOMES:
+                progress.advance(task)
+
+        return _guarded(lambda: runner.run_sale(config, watch=advance))  # type: ignore[no-any-return]
+
+
+@app.command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
+def show(db: Db = dbfile.DEFAULT_DB, json_out: Json = False) -> None:
+    """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it.
+
+    Exit 0 when it is consistent, 1 when the checker finds a problem in it.
+    """
+    try:
+        ticket_db = dbfile.load(db)
+    except DbError as exc:
+        fail(f"--db={exc.path}: {exc.reason}")
+    problems = check_db(ticket_db)
+    if json_out:
+        data = {**ticket_db.to_json(), "problems": [p.to_json() for p in problems]}
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        Console(highlight=False).print(db_view(ticket_db, problems, str(db)))
+    raise typer.Exit(ExitCode.VIOLATED if problems else ExitCode.OK)
+
+
+@app.command(epilog="Example: 'ticketsim reset --tickets 100' puts 100 fresh tickets on sale.")
+def reset(
+    tickets: Annotated[int, typer.Option(help="Tickets to put on sale.")] = 10,
+    event: Annotated[str, typer.Option(help="The event's name.")] = dbfile.DEFAULT_EVENT,
+    db: Db = dbfile.DEFAULT_DB,
+    json_out: Json = False,
+) -> None:
+    """Reset the db to TICKETS fresh tickets and an empty ledger."""
+    if not 0 <= tickets <= runner.MAX_TICKETS:
+        fail(f"--tickets={tickets}: choose from 0 to {runner.MAX_TICKETS} tickets")
+    config: runner.RunConfig = _guarded(
+        lambda: runner.RunConfig(tickets=tickets, db_path=db, strategy="lock")
+    )
+    _guarded(lambda: runner.prepare_db(config))
+    fresh = dbfile.TicketDB.fresh(tickets, event=event)
+    _guarded(lambda: dbfile.write_atomic(db, fresh))
+    if json_out:
+        typer.echo(json.dumps(fresh.to_json(), indent=2))
+    else:
+        Console(highlight=False).print(db_view(fresh, [], str(db)))
 
 
 def _scenario(

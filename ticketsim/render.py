@@ -13,6 +13,9 @@ from ticketsim.strategies import CLAIM_TITLES
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ticketsim.checker import Violation
+    from ticketsim.db import TicketDB
+    from ticketsim.events import Event
     from ticketsim.explore import Counterexample, Exploration, Hunt
     from ticketsim.report import Report
 
@@ -165,3 +168,91 @@ def hunt_view(result: Hunt) -> RenderableType:
         result.counterexample, "No schedule that was tried broke an invariant."
     )
     return Group(*lines)
+
+
+#: Buyers drawn one cell each in the live view; more are counted, not drawn.
+LIVE_CELLS: Final = 100
+_CELL: Final = {
+    "ready": ("·", "dim"),
+    "check": ("c", "cyan"),
+    "wait": ("…", "yellow"),
+    "enter": ("#", "yellow"),
+    "read": ("r", "cyan"),
+    "torn": ("t", "magenta"),
+    "write": ("w", "blue"),
+    "leave": ("#", "dim"),
+    "ok": ("✓", "green"),
+    "fail": ("✗", "white"),
+    "error": ("!", "red"),
+    "lost": ("!", "red"),
+}
+
+
+class LiveSale:
+    """What ``ticketsim run --live`` draws, updated with each event as it arrives."""
+
+    def __init__(self, strategy: str, buyers: int, tickets: int) -> None:
+        self.strategy, self.buyers, self.tickets = strategy, buyers, tickets
+        self.remaining = tickets
+        self.sold = 0
+        self.state: dict[int, str] = {}
+        self.verdict: Text | None = None
+
+    def update(self, event: Event) -> None:
+        self.state[event.buyer] = event.step.value
+        if event.step.value == "write" and event.value is not None:
+            self.remaining = event.value
+        elif event.step.value == "ok":
+            self.sold += 1
+
+    def finish(self, report: Report) -> None:
+        self.verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
+
+    def __rich__(self) -> RenderableType:
+        oversold = max(0, self.sold - self.tickets)
+        counters = Text.assemble(
+            ("strategy ", "dim"), (self.strategy, "bold"),
+            ("   remaining ", "dim"), (str(self.remaining), "bold"),
+            ("   sold ", "dim"), (str(self.sold), "bold"),
+            ("   oversold ", "dim"), (str(oversold), "bold red" if oversold else "bold"),
+        )  # fmt: skip
+        cells = Text()
+        for number in range(1, min(self.buyers, LIVE_CELLS) + 1):
+            mark, style = _CELL.get(self.state.get(number, ""), (" ", ""))
+            cells.append(mark, style=style)
+            if number % 50 == 0:
+                cells.append("\n")
+        if self.buyers > LIVE_CELLS:
+            cells.append(f"  (+{self.buyers - LIVE_CELLS} buyers not drawn)", style="dim")
+        legend = Text(
+            "· ready  c check  … waiting  # holding the lock  r read  w write  ✓ bought  "
+            "✗ refused  ! died",
+            style="dim",
+        )
+        parts: list[RenderableType] = [counters, cells, legend]
+        if self.verdict is not None:
+            parts.append(self.verdict)
+        return Group(*parts)
+
+
+def db_view(db: TicketDB, problems: list[Violation], path: str) -> RenderableType:
+    """``ticketsim show``: the db in a few lines, and whatever the checker finds in it."""
+    seats = sorted(sale.seat for sale in db.ledger)
+    sold = ", ".join(str(s) for s in seats[:20]) + (" ..." if len(seats) > 20 else "")
+    table = Table(show_header=False, title=path, title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("event", db.event)
+    table.add_row("tickets", str(db.tickets))
+    table.add_row("remaining", str(db.remaining))
+    table.add_row("sales in the ledger", str(len(db.ledger)))
+    table.add_row("seats sold", sold or "none")
+    if db.ledger:
+        table.add_row("first sale", f"{db.ledger[0].buyer}, seat {db.ledger[0].seat}")
+        table.add_row("last sale", f"{db.ledger[-1].buyer}, seat {db.ledger[-1].seat}")
+    parts: list[RenderableType] = [table]
+    if problems:
+        parts.extend(Text(f"problem: {p.explanation}", style="bold red") for p in problems)
+    else:
+        parts.append(Text("consistent: remaining + sales = tickets, no seat twice", style="green"))
+    return Group(*parts)

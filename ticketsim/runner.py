@@ -297,6 +297,7 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
 
 
 PacerFactory = Callable[["BaseContext", RunConfig], Pacer]
+Watcher = Callable[[Event], None]
 
 
 class _Crew(ABC):
@@ -426,8 +427,12 @@ def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory |
     return _Hooks(Pacer())
 
 
-def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResult:
+def run_sale(
+    config: RunConfig, *, pacer: PacerFactory | None = None, watch: Watcher | None = None
+) -> RunResult:
     """Run one sale as ``config`` says and return its history; never prints.
+
+    ``watch`` is called with each event as it arrives (a live view, a progress bar).
 
     ``pacer`` builds hooks that force an interleaving (tests use it to kill a buyer
     inside its critical section, for example); ``config`` builds its own otherwise.
@@ -457,7 +462,9 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
             # Open the sale only when the buyers are waiting at the gate, so that
             # process start-up (slow under spawn) does not serialise them.
             starting = max(config.timeout, START_TIMEOUT_S)
-            stalled = _collect(channel, crew, history, Step.READY, crew.at_once, starting)
+            stalled = _collect(
+                channel, crew, history, Step.READY, crew.at_once, starting, None, watch
+            )
             opened_at = time.monotonic()
             gate.set()
             director = None
@@ -466,7 +473,7 @@ def run_sale(config: RunConfig, *, pacer: PacerFactory | None = None) -> RunResu
             if stalled is None:
                 aborted = director.aborted if director else None
                 stalled = _collect(
-                    channel, crew, history, None, config.buyers, config.timeout, aborted
+                    channel, crew, history, None, config.buyers, config.timeout, aborted, watch
                 )
             stopped_at = time.monotonic()
             if director is not None:
@@ -561,6 +568,7 @@ def _collect(
     expected: int,
     timeout: float,
     aborted: Callable[[], str | None] | None = None,
+    watch: Watcher | None = None,
 ) -> str | None:
     """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
 
@@ -592,6 +600,8 @@ def _collect(
                 )
             continue
         history.append(event)
+        if watch is not None:
+            watch(event)
         last_progress = time.monotonic()
         if event.step in steps or event.step in OUTCOMES:
             done.add(event.buyer)
