@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
     from typer.testing import Result
 
+#: The stall guard in tests that kill buyers: long enough that a loaded 2-core machine
+#: never looks stalled when it is only slow, short enough to keep the suite quick.
+STALL_S = 3.0
+
 runner = CliRunner()
 FAST = ["--delay", "0", "--timeout", "20"]
 SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
@@ -166,7 +170,7 @@ def test_kill_holder_from_the_command_line(db_path: Path, strategy: str) -> None
         "--tickets",
         "3",
         "--timeout",
-        "1",
+        str(STALL_S),
         "--delay",
         "0",
         "--json",
@@ -185,9 +189,10 @@ def test_kill_holder_from_the_command_line(db_path: Path, strategy: str) -> None
         assert result.exit_code == ExitCode.STALLED
         assert report["verdict"].endswith("; 3 buyer(s) never got to buy")
         assert STRATEGIES[strategy].holding in report["faults"][0]  # type: ignore[index]
-    else:
+    elif STRATEGIES[strategy].safe:  # type: ignore[index]
+        assert result.exit_code == ExitCode.OK, report["verdict"]
+    else:  # unprotected: whether the others also race is up to the scheduler
         assert result.exit_code in (ExitCode.OK, ExitCode.VIOLATED)
-        assert (result.exit_code == ExitCode.OK) is STRATEGIES[strategy].safe  # type: ignore[index]
     rows = [json.loads(line) for line in history.read_text().splitlines()[1:]]
     mine = [r for r in rows if f"buyer-{r['buyer']}" == victim]
     assert mine[-1]["type"] == "info"  # an unknown outcome, not a sale
@@ -211,7 +216,7 @@ def test_killing_buyers_at_random_points_breaks_no_invariant_of_a_safe_strategy(
                 kill=kill,
                 seed=seed,
                 delay=0.0,
-                timeout=1.0,
+                timeout=STALL_S,
                 start_method="fork",
             )
         )
