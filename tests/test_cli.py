@@ -402,3 +402,24 @@ def test_a_progress_bar_never_pollutes_json(db_path: Path, monkeypatch: pytest.M
     assert shown.exit_code == 0
     assert "OK: sold 2 of 2" in shown.stdout
     assert "selling" not in shown.stdout  # the bar goes to stderr, never into the report
+
+
+def test_the_demo_runs_to_the_end(db_path: Path) -> None:
+    result = invoke("demo", "--yes", "--db", str(db_path))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    for title in (
+        "1. The race",
+        "2. The fix, and what it costs",
+        "3. The Value misconception",
+        "4. The seat map",
+        "5. Two programs, one db",
+        "6. A killed lock holder",
+        "End of the lesson",
+    ):
+        assert title in text
+    # Whether the two lock programs overlap is timing (tests/test_claims.py forces it);
+    # the file lock protects them whatever the timing.
+    assert "two programs with lock:" in text
+    assert "two programs with filelock: 1 buyer(s) told they got the last ticket" in text
+    assert "STALLED" in text

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
@@ -589,6 +590,34 @@ def check(
     report = build_report(result)
     _show(report, json_out)
     raise typer.Exit(int(report.exit_code))
+
+
+@app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
+def demo(
+    yes: Annotated[bool, typer.Option("--yes", help="Run straight through, no pauses.")] = False,
+    db: Db = dbfile.DEFAULT_DB,
+) -> None:
+    """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
+    map, two programs on one db, a killed lock holder. Each step is a real sale."""
+    from ticketsim.demo import lessons, run_step  # noqa: PLC0415
+
+    console = Console(highlight=False)
+    for lesson in _guarded(lambda: lessons(db)):
+        console.rule(lesson.title)
+        console.print(lesson.before)
+        outcome = _guarded(partial(run_step, lesson))
+        for report in outcome.reports:
+            console.print(report_view(report))
+        for strategy, sold, ledger in outcome.programs:
+            console.print(
+                f"two programs with {strategy}: {sold} buyer(s) told they got the last "
+                f"ticket; {ledger} sale(s) in the shared ledger",
+                style="bold green" if sold == 1 else "bold red",
+            )
+        console.print(lesson.after, style="italic")
+        if not yes and sys.stdin.isatty():
+            typer.prompt("Enter for the next step", default="", show_default=False)
+    console.rule("End of the lesson")
 
 
 @app.command(

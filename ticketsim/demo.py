@@ -1,0 +1,139 @@
+"""The lesson ``ticketsim demo`` follows: each step a real sale, explained before and after.
+
+The steps are data; :func:`run_step` runs one and returns what happened, and the
+command line decides how to show it and when to pause.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final
+
+from ticketsim import db as dbfile
+from ticketsim.report import Report, build_report
+from ticketsim.runner import RunConfig, run_sale
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Lesson:
+    title: str
+    before: str
+    #: The sales to run and show, in order.
+    sales: tuple[RunConfig, ...] = ()
+    #: Run the sale as two separate programs at once (``ticketsim run --keep``), once
+    #: per strategy named, on ``db_path``.
+    two_programs: tuple[str, ...] = ()
+    db_path: Path | None = None
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    lesson: Lesson
+    reports: tuple[Report, ...] = ()
+    #: For two programs: what each program sold, and the db they shared afterwards.
+    programs: tuple[tuple[str, int, int], ...] = field(default=())
+
+
+def lessons(db_path: Path) -> tuple[Lesson, ...]:
+    """The lesson plan (README "Lesson plan" describes the same steps)."""
+    base = RunConfig(db_path=db_path, buyers=20, tickets=5, delay=0.1, seed=7, timeout=5.0)
+    forced = replace(base, buyers=3, delay=0.0, lockstep=True)
+    killed = replace(base, buyers=6, tickets=3, delay=0.05, kill_holder=True, timeout=2.0)
+    return (
+        Lesson(
+            "1. The race",
+            "20 buyer processes want 5 tickets. Each checks the count, reads the db, "
+            "waits 0.1 s (the race window), then writes the count back minus one. "
+            "Nothing stops a second buyer from reading before the first has written.",
+            (base,),
+            after="Every buyer read the same count before anyone wrote it back, so each "
+            "was told it got a ticket, and most of the sales vanished from the ledger.",
+        ),
+        Lesson(
+            "2. The fix, and what it costs",
+            "The same sale with a multiprocessing.Lock around read-decide-write.",
+            (replace(base, strategy="lock"),),
+            after="Exactly 5 sold, no seat twice. The price: buyers now take turns, and "
+            "those who saw a ticket at first were refused once their turn came.",
+        ),
+        Lesson(
+            "3. The Value misconception",
+            "A tutorial claims a shared multiprocessing.Value is safe for 'v.value -= 1' "
+            "because it carries a lock. Three buyers, forced to read before any writes:",
+            (
+                replace(forced, strategy="value-unlocked"),
+                replace(base, strategy="value", buyers=3, delay=0.0),
+            ),
+            after="Each access takes the lock separately, so the read and the write are "
+            "not one step: three sales, and the count fell by one. Holding get_lock() "
+            "across both (the second sale) is what makes it safe.",
+        ),
+        Lesson(
+            "4. The seat map",
+            "Seats in a shared multiprocessing.Array, claimed without, then with, its lock:",
+            (
+                replace(forced, strategy="array-unlocked"),
+                replace(base, strategy="array", buyers=3, delay=0.0),
+            ),
+            after="Without the lock, all three saw seat 1 free and claimed it; the later "
+            "claims overwrote the earlier ones.",
+        ),
+        Lesson(
+            "5. Two programs, one db",
+            "Two separate 'ticketsim run --keep' programs sell the last ticket at once, "
+            "first with a multiprocessing.Lock each, then with a file lock.",
+            two_programs=("lock", "filelock"),
+            db_path=db_path,
+            after="A multiprocessing.Lock lives in one program's memory: the other cannot "
+            "see it, and the ticket is sold twice. The file lock lives in the kernel, "
+            "keyed by the lock file, so it protects both programs.",
+        ),
+        Lesson(
+            "6. A killed lock holder",
+            "The first buyer to take the lock is killed (SIGKILL) while holding it. "
+            "First with a multiprocessing.Lock, then with a file lock.",
+            (replace(killed, strategy="lock"), replace(killed, strategy="filelock")),
+            after="A multiprocessing.Lock has no owner: nobody ever releases it, and the "
+            "sale stalls (ticketsim notices, ends every process and exits 3). The kernel "
+            "releases a file lock when its holder dies, and the sale goes on.",
+        ),
+    )
+
+
+#: How long program A sleeps in its race window before program B starts.
+_HEAD_START_S: Final = 0.5
+
+
+def _two_programs(strategy: str, db_path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Sell the last ticket from two programs at once; what each sold, and the ledger."""
+    dbfile.write_atomic(db_path, dbfile.TicketDB.fresh(1))
+
+    def program(delay: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ticketsim", "run", "--keep", "--json", "--buyers", "1",
+             "--strategy", strategy, "--delay", str(delay), "--db", str(db_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+
+    first = program(1.5)
+    time.sleep(_HEAD_START_S)  # a demo, not a test: A is in its race window by now
+    second = program(0.0)
+    sold = [json.loads(p.communicate(timeout=60)[0])["sold"] for p in (first, second)]
+    ledger = len(dbfile.load(db_path).ledger)
+    return ((strategy, sold[0] + sold[1], ledger),)
+
+
+def run_step(lesson: Lesson) -> Outcome:
+    reports = tuple(build_report(run_sale(config)) for config in lesson.sales)
+    programs: tuple[tuple[str, int, int], ...] = ()
+    for strategy in lesson.two_programs:
+        programs += _two_programs(strategy, lesson.db_path or dbfile.DEFAULT_DB)
+    return Outcome(lesson, reports, programs)
