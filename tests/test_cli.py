@@ -423,3 +423,78 @@ def test_the_demo_runs_to_the_end(db_path: Path) -> None:
     assert "two programs with lock:" in text
     assert "two programs with filelock: 1 buyer(s) told they got the last ticket" in text
     assert "STALLED" in text
+
+
+def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path: Path) -> None:
+    from ticketsim.strategies import STRATEGIES
+
+    plot = db_path.parent / "tradeoff.svg"
+    result = invoke(
+        "compare",
+        "--buyers",
+        "4",
+        "--tickets",
+        "2",
+        "--delay",
+        "0",
+        "--json",
+        "--start-method",
+        "fork",
+        "--seed",
+        "3",
+        "--plot",
+        str(plot),
+        "--db",
+        str(db_path),
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["seed"] == 3
+    rows = data["rows"]
+    assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
+    for row in rows:
+        if STRATEGIES[row["strategy"]].safe:  # type: ignore[index]
+            assert (row["verdict"], row["sold"], row["oversold"]) == ("OK", 2, 0)
+        else:  # unforced, an unprotected sale may or may not race
+            assert row["verdict"] in ("OK", "OVERSOLD", "VIOLATED")
+    assert plot.read_text().startswith("<svg") or "<svg" in plot.read_text()[:200]
+
+
+def test_compare_csv_for_two_strategies(db_path: Path) -> None:
+    result = invoke(
+        "compare",
+        "--strategy",
+        "lock",
+        "--strategy",
+        "value",
+        "--buyers",
+        "3",
+        "--tickets",
+        "1",
+        "--csv",
+        "--delay",
+        "0",
+        "--db",
+        str(db_path),
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("strategy,safe,sold,oversold")
+    assert [line.split(",")[0] for line in lines[1:]] == ["lock", "value"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "--csv"], "give one of them"),
+        (["--plot", "chart.png"], "give a .svg path"),
+        (["--strategy", "mutex"], "--strategy='mutex'"),
+        (["--buyers", "0"], "--buyers=0"),
+    ],
+    ids=["json-and-csv", "png", "unknown-strategy", "no-buyers"],
+)
+def test_compare_refuses_bad_settings(db_path: Path, args: list[str], message: str) -> None:
+    result = invoke("compare", "--db", str(db_path), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert not db_path.exists()

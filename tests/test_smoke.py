@@ -87,3 +87,20 @@ def test_what_a_buyer_process_imports_is_light() -> None:
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_shell_completion_completes_commands_and_choices() -> None:
+    def complete(words: str, index: int) -> list[str]:
+        env = {
+            **os.environ,
+            "_TICKETSIM_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(index),
+        }
+        done = subprocess.run(
+            [script()], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        return done.stdout.split()
+
+    assert complete("ticketsim re", 1) == ["reset", "replay"]
+    assert set(complete("ticketsim run --strategy val", 3)) == {"value", "value-unlocked"}

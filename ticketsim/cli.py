@@ -8,6 +8,7 @@ written.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sys
 from enum import Enum
@@ -590,6 +591,72 @@ def check(
     report = build_report(result)
     _show(report, json_out)
     raise typer.Exit(int(report.exit_code))
+
+
+@app.command(
+    "compare",
+    epilog=(
+        "Example: 'ticketsim compare --buyers 20 --tickets 5 --plot tradeoff.svg' shows "
+        "that safety costs speed; '--strategy lock --strategy none' compares just two."
+    ),
+)
+def compare_strategies(
+    buyers: Buyers = 20,
+    tickets: Tickets = 5,
+    strategy: Annotated[
+        list[StrategyName] | None,
+        typer.Option(
+            "--strategy",
+            help="A strategy to include (repeat it); default: every strategy.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        float, typer.Option(help="Race window between reading and writing, in seconds.")
+    ] = 0.01,
+    seed: Annotated[int | None, typer.Option(help="Seed shared by every sale.")] = None,
+    start_method: StartMethodOpt = None,
+    db: Db = dbfile.DEFAULT_DB,
+    timeout: Timeout = 30.0,
+    json_out: Json = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write an SVG bar chart of oversold and throughput per strategy."),
+    ] = None,
+) -> None:
+    """Run the same sale under every strategy and compare them in one table.
+
+    Sold, oversold, double-booked seats, lost sales, torn reads, time, throughput and
+    verdict, one row per strategy: the trade-off "safety costs speed" at a glance.
+    """
+    from ticketsim import compare as comparing  # noqa: PLC0415
+
+    if json_out and csv_out:
+        fail("--json and --csv both print the table; give one of them")
+    if plot is not None and (plot.suffix.lower() != ".svg" or not plot.parent.is_dir()):
+        fail(f"--plot={plot}: give a .svg path in an existing folder")
+    chosen = seed if seed is not None else random.SystemRandom().randrange(2**32)
+    base: runner.RunConfig = _guarded(
+        lambda: runner.RunConfig(
+            buyers=buyers, tickets=tickets, delay=delay, seed=chosen, db_path=db,
+            timeout=timeout, start_method=start_method.value if start_method else None,
+        )
+    )  # fmt: skip
+    names = [s.value for s in strategy] if strategy else None
+    rows = _guarded(lambda: comparing.compare(base, names))
+    title = f"{buyers} buyers, {tickets} tickets, delay {delay:g} s, seed {chosen}"
+    if plot is not None:
+        try:
+            comparing.write_plot(plot, rows, title)
+        except OSError as exc:
+            fail(f"--plot={plot}: cannot be written ({exc.strerror or exc})", ExitCode.IO_ERROR)
+    if json_out:
+        typer.echo(json.dumps({"seed": chosen, "rows": [r.to_json() for r in rows]}, indent=2))
+    elif csv_out:
+        typer.echo(comparing.to_csv(rows), nl=False)
+    else:
+        Console(highlight=False).print(comparing.table_view(rows, title))
 
 
 @app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
