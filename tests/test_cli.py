@@ -453,7 +453,7 @@ def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path:
     rows = data["rows"]
     assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
     for row in rows:
-        if STRATEGIES[row["strategy"]].safe:  # type: ignore[index]
+        if STRATEGIES[row["strategy"]].safe:
             assert (row["verdict"], row["sold"], row["oversold"]) == ("OK", 2, 0)
         else:  # unforced, an unprotected sale may or may not race
             assert row["verdict"] in ("OK", "OVERSOLD", "VIOLATED")
