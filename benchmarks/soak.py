@@ -16,14 +16,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from ticketsim import RunConfig, build_report, run_sale
 from ticketsim.strategies import STRATEGIES
 
 
 def soak(strategy: str, runs: int, timeout: float, folder: Path) -> Counter[str]:
+    # Imported here, not at the top: spawned buyers re-import this script as their
+    # __main__, and must not pay for hypothesis.
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
     tally: Counter[str] = Counter()
     claims = STRATEGIES[strategy].claims  # type: ignore[index]
 
