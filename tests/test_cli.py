@@ -498,3 +498,42 @@ def test_compare_refuses_bad_settings(db_path: Path, args: list[str], message: s
     assert result.exit_code == 2
     assert message in result.stderr
     assert not db_path.exists()
+
+
+def test_run_and_replay_draw_the_timeline(db_path: Path) -> None:
+    page = db_path.parent / "race.html"
+    result = invoke(
+        "run",
+        "--buyers",
+        "3",
+        "--tickets",
+        "1",
+        "--lockstep",
+        "--timeline",
+        str(page),
+        "--show-timeline",
+        "--db",
+        str(db_path),
+        *FAST,
+    )
+    assert result.exit_code == 1
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert "buyer-3" in result.stdout
+    assert "race window" in result.stdout  # the terminal legend
+    again = db_path.parent / "replay.html"
+    replayed = invoke(
+        "replay",
+        "--schedule",
+        "1r 2r 1w 2w",
+        "--timeline",
+        str(again),
+        "--json",
+        "--db",
+        str(db_path),
+    )
+    assert replayed.exit_code == 1
+    assert json.loads(replayed.stdout)["schedule"] == "1r 2r 1w 2w"  # no timeline in JSON
+    assert 'class="lane' in again.read_text()
+    bad = invoke("run", "--timeline", "/nonexistent-folder/t.html", "--db", str(db_path))
+    assert bad.exit_code == 2
+    assert "--timeline=/nonexistent-folder/t.html" in bad.stderr

@@ -194,6 +194,14 @@ StartMethodOpt = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 History = Annotated[Path | None, typer.Option(help="Write the event history here, as JSON Lines.")]
+TimelineOpt = Annotated[
+    Path | None,
+    typer.Option("--timeline", help="Write a picture of the sale here (self-contained HTML)."),
+]
+ShowTimeline = Annotated[
+    bool,
+    typer.Option(help="Draw the timeline in the terminal too (up to about 20 buyers)."),
+]
 
 
 def _strategy(strategy: StrategyName | None, lock: bool) -> str:
@@ -202,9 +210,23 @@ def _strategy(strategy: StrategyName | None, lock: bool) -> str:
     return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
 
 
-def _history_path(history: Path | None) -> None:
-    if history is not None and (history.is_dir() or not history.parent.is_dir()):
-        fail(f"--history={history}: needs a file path in an existing folder")
+def _output_path(option: str, path: Path | None) -> None:
+    if path is not None and (path.is_dir() or not path.parent.is_dir()):
+        fail(f"{option}={path}: needs a file path in an existing folder")
+
+
+def _pictures(
+    result: RunResult, report: Report, timeline: Path | None, show_timeline: bool
+) -> None:
+    from ticketsim import timeline as drawing  # noqa: PLC0415 - only when asked for
+
+    if timeline is not None:
+        drawing.write_timeline(timeline, result, report)
+    if show_timeline:
+        console = Console(highlight=False)
+        # The lanes' labels take about 12 columns; the rest is time.
+        width = max(40, console.width - 14)
+        console.print(drawing.terminal_timeline(result, report, width=width))
 
 
 def _guarded(action: Callable[[], Any]) -> Any:
@@ -280,6 +302,8 @@ def run(
     live: Annotated[
         bool, typer.Option(help="Show the sale as it happens: counts and each buyer's step.")
     ] = False,
+    timeline: TimelineOpt = None,
+    show_timeline: ShowTimeline = False,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.
 
@@ -287,7 +311,7 @@ def run(
     3 the sale stalled and was ended.
     """
     chosen = _strategy(strategy, lock)
-    _history_path(history)
+    _output_path("--history", history)
     config: runner.RunConfig = _guarded(
         lambda: runner.RunConfig(
             buyers=buyers,
@@ -307,11 +331,13 @@ def run(
     )
     if live and json_out:
         fail("--live draws on the terminal and --json prints data; give one of them")
+    _output_path("--timeline", timeline)
     result: RunResult = _watched(config, live=live, quiet=json_out)
     report = build_report(result)
     if history is not None:
         historyfile.save(history, result)
     _show(report, json_out)
+    _pictures(result, report, timeline, show_timeline and not json_out)
     raise typer.Exit(int(report.exit_code))
 
 
@@ -437,6 +463,8 @@ def replay(
     repeat: Annotated[
         int, typer.Option(help="Run the schedule this many times and compare the outcomes.")
     ] = 1,
+    timeline: TimelineOpt = None,
+    show_timeline: ShowTimeline = False,
 ) -> None:
     """Run one exact interleaving of the buyers' steps, and report it as 'run' does.
 
@@ -447,7 +475,8 @@ def replay(
     from ticketsim.explore import signature  # noqa: PLC0415
 
     chosen = _strategy(strategy, lock)
-    _history_path(history)
+    _output_path("--history", history)
+    _output_path("--timeline", timeline)
     if repeat < 1 or repeat > 1000:
         fail(f"--repeat={repeat}: choose from 1 to 1000 runs")
     if buyers is None:
@@ -467,6 +496,7 @@ def replay(
     _show(report, json_out, repeat=repeat, reproduced=reproduced)
     if not json_out and repeat > 1:
         typer.echo(f"reproduced {reproduced}/{repeat}")
+    _pictures(first, report, timeline, show_timeline and not json_out)
     raise typer.Exit(int(report.exit_code))
 
 

@@ -65,8 +65,12 @@ class LockGuard(Guard):
         try:
             yield
         finally:
-            self.lock.release()
-            record(Step.LEAVE)
+            # Recorded while still held, so that in the history one buyer's leave comes
+            # before the next one's enter.
+            try:
+                record(Step.LEAVE)
+            finally:
+                self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -97,5 +101,7 @@ class FileLockGuard(Guard):
         try:
             yield
         finally:
-            lock.release()
-            record(Step.LEAVE)
+            try:
+                record(Step.LEAVE)  # while still held, as in LockGuard
+            finally:
+                lock.release()

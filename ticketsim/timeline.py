@@ -1,0 +1,902 @@
+"""Timelines of a sale: who did what, when, drawn from the history alone.
+
+:func:`html_timeline` builds a self-contained page (inline SVG and CSS, nothing
+fetched, no scripts) to project in a classroom; :func:`terminal_timeline` builds a
+rich renderable for a few buyers; :func:`write_timeline` saves the page. Like the
+rest of the library, nothing here prints.
+
+Both views show the same things: one lane per buyer, its steps as marks, the time
+it waited for the lock and held it, and its *race window*, from the read its
+decision rested on to the write that acted on it. Lanes of buyers a violation names
+are drawn in red.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.checker import Kind
+from ticketsim.events import ENDINGS, Event, Step, buyer_name, buyer_number
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from rich.console import RenderableType
+    from rich.text import Text
+
+    from ticketsim.report import Report
+    from ticketsim.runner import RunResult
+
+#: Past this many buyers a terminal row per buyer no longer fits a screen.
+MAX_TERMINAL_BUYERS: Final = 20
+#: Past this many buyers the page draws thinner lanes and smaller marks.
+COMPACT_ABOVE: Final = 20
+#: Width of the time axis in the page, in px: fits a 1080p projector with room for labels.
+PLOT_WIDTH: Final = 1200
+#: Fewer columns than this cannot keep a buyer's steps apart.
+MIN_TERMINAL_WIDTH: Final = 10
+
+# Page geometry, in px.
+_LABEL_W: Final = 96  # "buyer-1000" at 12 px, right-aligned against the lanes
+_GUTTER_W: Final = 44  # the "before the opening" column where ``ready`` marks go
+_PLOT_X0: Final = _LABEL_W + _GUTTER_W + 10
+_SVG_W: Final = _PLOT_X0 + PLOT_WIDTH + 16  # a mark at the very end is not clipped
+_TOP: Final = 30
+_CHART_H: Final = 170
+_FONT: Final = "system-ui, sans-serif"
+
+
+@dataclass(frozen=True)
+class _Look:
+    """Sizes that change with the number of lanes."""
+
+    lane_h: float
+    mark_r: float
+    font: float
+
+
+_NORMAL: Final = _Look(lane_h=28.0, mark_r=5.0, font=12.0)
+_COMPACT: Final = _Look(lane_h=13.0, mark_r=2.6, font=9.0)
+
+_COLOURS: Final = {
+    Step.READY: "#94a3b8",
+    Step.CHECK: "#0ea5e9",
+    Step.WAIT: "#475569",
+    Step.ENTER: "#475569",
+    Step.READ: "#1d4ed8",
+    Step.TORN: "#c026d3",
+    Step.WRITE: "#ea580c",
+    Step.LEAVE: "#475569",
+    Step.OK: "#16a34a",
+    Step.FAIL: "#64748b",
+    Step.ERROR: "#7c3aed",
+    Step.LOST: "#7c3aed",
+}
+# Red is kept for violations, so no step is drawn in it.
+_RED: Final = "#dc2626"
+_RED_TINT: Final = "#fee2e2"
+_INK: Final = "#0f172a"
+_MUTED: Final = "#475569"
+_GRID: Final = "#e2e8f0"
+_RACE_FILL: Final = "#facc15"
+_RACE_EDGE: Final = "#a16207"
+_WAIT_FILL: Final = "#cbd5e1"
+_HOLD_FILL: Final = "#86efac"
+_HOLD_EDGE: Final = "#15803d"
+_DB_LINE: Final = "#1d4ed8"
+_PROMISED_LINE: Final = "#9a3412"
+
+_WHAT: Final = {
+    Step.READY: "process started, waiting for the sale to open",
+    Step.CHECK: "looked at the remaining count, unprotected",
+    Step.WAIT: "started waiting for the lock",
+    Step.ENTER: "got the lock: the critical section starts",
+    Step.READ: "read the db inside the critical section",
+    Step.TORN: "torn read: found the db empty or half written, will read again",
+    Step.WRITE: "wrote the db back",
+    Step.LEAVE: "released the lock",
+    Step.OK: 'told "you got a ticket"',
+    Step.FAIL: 'told "sold out"',
+    Step.ERROR: "gave up or crashed: its outcome is unknown",
+    Step.LOST: "its process ended with no outcome: unknown",
+}
+
+#: Characters XML 1.0 forbids (HTML calls them parse errors); a note may hold any text.
+_UNSAFE_CHARS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _esc(text: object) -> str:
+    return html.escape(_UNSAFE_CHARS.sub("\ufffd", str(text)), quote=True)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A stretch of one buyer's time: waiting for the lock, holding it, or its race window."""
+
+    buyer: int
+    kind: str  # "wait", "hold" or "race"
+    start: Event
+    end: Event | None  # None: never closed, it lasted until the buyer's last event
+    until_ms: float
+
+    @property
+    def closed(self) -> bool:
+        return self.end is not None
+
+
+#: The order stretches are drawn in: the race band over the lock bars.
+_LAYERS: Final = {"wait": 0, "hold": 1, "race": 2}
+
+
+@dataclass
+class _Sale:
+    """What both views draw, derived once from the run and its report."""
+
+    opened_at: float
+    end_ms: float
+    lanes: tuple[int, ...]
+    events: dict[int, list[Event]]
+    spans: dict[int, list[_Span]] = field(default_factory=dict)
+    #: Buyer -> the explanations of the violations that name it.
+    flagged: dict[int, list[str]] = field(default_factory=dict)
+    #: The reads of double-booked buyers: each saw a count another buyer saw too.
+    ringed: set[Event] = field(default_factory=set)
+
+    def ms(self, event: Event) -> float:
+        return (event.t - self.opened_at) * 1000.0
+
+
+def _spans(buyer: int, events: Sequence[Event], last_ms: float, sale: _Sale) -> list[_Span]:
+    """Pair a buyer's steps into stretches; one never closed lasts until ``last_ms``."""
+    spans: list[_Span] = []
+    waiting: Event | None = None
+    holding: Event | None = None
+    read: Event | None = None
+    for event in events:
+        if event.step is Step.WAIT:
+            waiting = event
+        elif event.step is Step.ENTER:
+            if waiting is not None:
+                spans.append(_Span(buyer, "wait", waiting, event, sale.ms(event)))
+            waiting, holding = None, event
+        elif event.step is Step.LEAVE and holding is not None:
+            spans.append(_Span(buyer, "hold", holding, event, sale.ms(event)))
+            holding = None
+        elif event.step is Step.READ:
+            read = event
+        elif event.step is Step.WRITE and read is not None:
+            spans.append(_Span(buyer, "race", read, event, sale.ms(event)))
+            read = None
+    spans += [
+        _Span(buyer, kind, e, None, last_ms)
+        for e, kind in ((waiting, "wait"), (holding, "hold"))
+        if e is not None
+    ]
+    told = any(e.step in (Step.OK, Step.FAIL) for e in events)
+    # A buyer that read a ticket left and died before writing was inside its window.
+    if read is not None and not told and read.value is not None and read.value > 0:
+        spans.append(_Span(buyer, "race", read, None, last_ms))
+    return sorted(spans, key=lambda s: _LAYERS[s.kind])
+
+
+def _build(result: RunResult, report: Report) -> _Sale:
+    by_buyer: dict[int, list[Event]] = {}
+    for event in sorted(result.history, key=lambda e: e.t):
+        by_buyer.setdefault(event.buyer, []).append(event)
+    lanes = tuple(range(1, max([report.buyers, *by_buyer]) + 1))
+    sale = _Sale(result.opened_at, 0.0, lanes, {n: by_buyer.get(n, []) for n in lanes})
+    latest = max((sale.ms(e) for e in result.history), default=0.0)
+    # Never zero: every position is a fraction of it.
+    sale.end_ms = max(result.elapsed_s * 1000.0, latest, 1e-3)
+    for buyer, events in sale.events.items():
+        ended = bool(events) and events[-1].step in ENDINGS
+        last_ms = sale.ms(events[-1]) if ended else sale.end_ms
+        sale.spans[buyer] = _spans(buyer, events, last_ms, sale)
+    for violation in report.violations:
+        named = _numbers(violation.buyers)
+        for number in named:
+            sale.flagged.setdefault(number, []).append(violation.explanation)
+        if violation.kind is Kind.DOUBLE_BOOKED:
+            reads = (_deciding_read(sale.events.get(n, [])) for n in named)
+            sale.ringed |= {read for read in reads if read is not None}
+    return sale
+
+
+def _numbers(names: Iterable[str]) -> list[int]:
+    numbers = []
+    for name in names:
+        try:
+            numbers.append(buyer_number(name))
+        except ValueError:
+            continue  # a ledger can hold sales by other programs: no lane to mark
+    return numbers
+
+
+def _deciding_read(events: Sequence[Event]) -> Event | None:
+    """The read a buyer's write acted on: its last read before its first write."""
+    read = None
+    for event in events:
+        if event.step is Step.WRITE:
+            return read
+        if event.step is Step.READ:
+            read = event
+    return read
+
+
+def _ticks(low: float, high: float, count: int) -> tuple[list[float], int]:
+    """Round tick values (1, 2 or 5 times a power of ten) and the decimals they need."""
+    raw = max(high - low, 1e-9) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1.0, 2.0, 5.0, 10.0) if m * magnitude >= raw)
+    index = math.ceil(low / step - 1e-9)
+    ticks = []
+    while index * step <= high + step * 1e-9:
+        ticks.append(index * step)
+        index += 1
+    return ticks, max(0, -math.floor(math.log10(step)))
+
+
+def _fmt(value: float) -> str:
+    """A coordinate: two decimals are finer than any screen, and keep the page small."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _el(name: str, /, **attrs: object) -> str:
+    """One SVG element, every text escaped: ``title`` becomes a ``<title>`` child (what
+    hovering shows), ``text`` its content; ``class_`` is ``class``, ``_`` in a name ``-``."""
+    title = attrs.pop("title", None)
+    text = attrs.pop("text", "")
+    parts = [name]
+    for key, value in attrs.items():
+        shown = _fmt(value) if isinstance(value, float) else str(value)
+        parts.append(f'{key.rstrip("_").replace("_", "-")}="{_esc(shown)}"')
+    head = " ".join(parts)
+    inner = (f"<title>{_esc(title)}</title>" if title is not None else "") + _esc(text)
+    return f"<{head}>{inner}</{name}>" if inner else f"<{head}/>"
+
+
+def _label(x: float, y: float, text: str, size: float, **style: object) -> str:
+    return _el("text", x=x, y=y, font_size=size, **{"fill": _INK, **style}, text=text)
+
+
+def _svg_open(css_class: str, width: float, height: float, title: str) -> str:
+    box = f"{_fmt(width)} {_fmt(height)}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {box}" '
+        f'width="{_fmt(width)}" height="{_fmt(height)}" role="img" font-family="{_FONT}">'
+        + _el("title", text=title)
+    )
+
+
+def _describe(event: Event, ms: float) -> str:
+    """The hover text of one event: every field it has."""
+    lines = [f"{buyer_name(event.buyer)} · {event.step.value} · {ms:.3f} ms", _WHAT[event.step]]
+    if event.value is not None:
+        lines.append(f"value: remaining={event.value}")
+    if event.seat is not None:
+        lines.append(f"seat: {event.seat}")
+    if event.note:
+        lines.append(f"note: {event.note}")
+    lines.append(f"pid: {event.pid}")
+    return "\n".join(lines)
+
+
+def _mark(step: Step, x: float, y: float, r: float, title: str, **attrs: object) -> str:
+    """One step as a shape: the shapes differ too, so a grey print still tells them apart."""
+    colour = _COLOURS[step]
+    if step is Step.WRITE:
+        return _el(
+            "rect", **attrs, x=x - r, y=y - r, width=2 * r, height=2 * r, fill=colour, title=title
+        )
+    if step is Step.TORN:
+        k = r * 1.3
+        points = " ".join(
+            f"{_fmt(a)},{_fmt(b)}" for a, b in ((x, y - k), (x + k, y), (x, y + k), (x - k, y))
+        )
+        return _el("polygon", **attrs, points=points, fill=colour, title=title)
+    if step in (Step.ERROR, Step.LOST):
+        d = f"M{_fmt(x - r)} {_fmt(y - r)}L{_fmt(x + r)} {_fmt(y + r)}"
+        d += f"M{_fmt(x - r)} {_fmt(y + r)}L{_fmt(x + r)} {_fmt(y - r)}"
+        return _el("path", **attrs, d=d, stroke=colour, stroke_width=2.2, title=title)
+    if step in (Step.WAIT, Step.ENTER, Step.LEAVE):
+        # The lock's steps are the ends of its bars: a thin tick keeps them out of the way.
+        return _el(
+            "rect",
+            **attrs,
+            x=x - 1.0,
+            y=y - r * 1.4,
+            width=2.0,
+            height=r * 2.8,
+            fill=colour,
+            title=title,
+        )
+    fill = "white" if step is Step.CHECK else colour  # hollow: a look, not a read
+    radius = r * (0.7 if step is Step.READY else 1.0)
+    return _el(
+        "circle",
+        **attrs,
+        cx=x,
+        cy=y,
+        r=radius,
+        fill=fill,
+        stroke=colour,
+        stroke_width=1.5,
+        title=title,
+    )
+
+
+def _ring(event: Event, x: float, y: float, r: float) -> str:
+    return _el(
+        "circle",
+        class_="ring",
+        data_buyer=event.buyer,
+        cx=x,
+        cy=y,
+        r=r + 3.5,
+        fill="none",
+        stroke=_RED,
+        stroke_width=2.0,
+        title=f"{buyer_name(event.buyer)} read remaining={event.value}, "
+        "the count another buyer of the same seat read too",
+    )
+
+
+class _Page:
+    """The SVG of one sale: lanes, time axis and the chart of the remaining count."""
+
+    def __init__(self, sale: _Sale, result: RunResult) -> None:
+        self.sale = sale
+        self.result = result
+        self.look = _COMPACT if len(sale.lanes) > COMPACT_ABOVE else _NORMAL
+        self.axis_y = _TOP + len(sale.lanes) * self.look.lane_h
+        self.chart_y = self.axis_y + 58
+        self.bottom = self.chart_y + _CHART_H
+        self.height = self.bottom + 44
+
+    def x(self, ms: float) -> float:
+        if ms < 0:
+            return _LABEL_W + _GUTTER_W / 2  # before the opening: the "ready" column
+        return _PLOT_X0 + ms / self.sale.end_ms * PLOT_WIDTH
+
+    def svg(self) -> str:
+        parts = [
+            _svg_open(
+                "timeline compact" if self.look is _COMPACT else "timeline",
+                _SVG_W,
+                self.height,
+                "Timeline of the sale, one lane per buyer",
+            )
+        ]
+        parts += self._grid()
+        parts += [self._lane(index, buyer) for index, buyer in enumerate(self.sale.lanes)]
+        parts += self._chart()
+        parts.append("</svg>")
+        return "\n".join(parts)
+
+    def _grid(self) -> list[str]:
+        font = self.look.font
+        gutter = _LABEL_W + _GUTTER_W / 2
+        parts = [
+            _label(gutter, _TOP - 10, "ready", font, text_anchor="middle", fill=_MUTED),
+            _label(_PLOT_X0, _TOP - 10, "the sale opens", font, fill=_MUTED),
+        ]
+        ticks, decimals = _ticks(0.0, self.sale.end_ms, 10)
+        for tick in ticks:
+            x = self.x(tick)
+            parts.append(
+                _el("line", class_="grid", x1=x, y1=_TOP, x2=x, y2=self.bottom, stroke=_GRID)
+            )
+            for y in (self.axis_y + 16, self.bottom + 16):
+                parts.append(_label(x, y, f"{tick:.{decimals}f}", 11.0, text_anchor="middle"))
+        line = {"x1": _PLOT_X0, "x2": _PLOT_X0, "stroke": _INK, "stroke_width": 1.5}
+        parts.append(_el("line", y1=_TOP - 4, y2=self.bottom, **line))
+        middle = _PLOT_X0 + PLOT_WIDTH / 2
+        for y in (self.axis_y + 34, self.bottom + 34):
+            parts.append(
+                _label(middle, y, "time since the sale opened (ms)", 12.0, text_anchor="middle")
+            )
+        return parts
+
+    def _lane(self, index: int, buyer: int) -> str:
+        look, sale = self.look, self.sale
+        top = _TOP + index * look.lane_h
+        mid = top + look.lane_h / 2
+        named = sale.flagged.get(buyer)
+        name = buyer_name(buyer)
+        outline = {"stroke": _RED, "stroke_width": 1.5} if named else {}
+        stripe = "#f8fafc" if index % 2 else "#ffffff"  # stripes guide the eye across 50 lanes
+        hover = name + ("\nnamed in: " + "\n".join(named) if named else "")
+        parts = [
+            f'<g class="lane{" violating" if named else ""}" data-buyer="{buyer}">',
+            _el(
+                "rect",
+                class_="lane-bg",
+                x=2.0,
+                y=top,
+                width=_SVG_W - 4.0,
+                height=look.lane_h,
+                fill=_RED_TINT if named else stripe,
+                **outline,
+                title=hover,
+            ),
+            _label(
+                _LABEL_W - 6,
+                mid + look.font * 0.35,
+                name,
+                look.font,
+                class_="lane-label",
+                text_anchor="end",
+                fill=_RED if named else _INK,
+                font_weight="bold" if named else "normal",
+            ),
+        ]
+        parts += [self._span(span, top) for span in sale.spans[buyer]]
+        for event in sale.events[buyer]:
+            ms = sale.ms(event)
+            x = self.x(ms)
+            css = f"event step-{event.step.value}"
+            parts.append(
+                _mark(
+                    event.step,
+                    x,
+                    mid,
+                    look.mark_r,
+                    _describe(event, ms),
+                    class_=css,
+                    data_buyer=buyer,
+                )
+            )
+            if event in sale.ringed:
+                parts.append(_ring(event, x, mid, look.mark_r))
+        parts.append("</g>")
+        return "\n".join(parts)
+
+    def _span(self, span: _Span, top: float) -> str:
+        h = self.look.lane_h
+        start = self.sale.ms(span.start)
+        x0 = self.x(max(start, 0.0))
+        width = max(self.x(span.until_ms) - x0, 3.0)  # a window of no time must still be seen
+        name = buyer_name(span.buyer)
+        cut = (
+            ""
+            if span.closed
+            else "; never closed: the buyer ended inside it, when is not known, so it is "
+            "drawn faint until the buyer's last event"
+        )
+        how_long = f"{start:.3f} → {span.until_ms:.3f} ms ({span.until_ms - start:.3f} ms{cut})"
+        style: dict[str, object] = {} if span.closed else {"stroke_dasharray": "4 3"}
+        css = span.kind if span.closed else f"{span.kind}-open"
+        if span.kind == "race":
+            wrote = f", wrote remaining={span.end.value}" if span.end is not None else ""
+            title = (
+                f"{name} race window: read remaining={span.start.value}{wrote}\n{how_long}\n"
+                "between its read and its write nothing stops another buyer reading the same count"
+            )
+            style |= {"y": top + 1, "height": h - 2, "fill": _RACE_FILL, "fill_opacity": 0.55}
+            style |= {"stroke": _RACE_EDGE}
+        elif span.kind == "hold":
+            # Buyers record "leave" just after releasing: the next "enter" can come first.
+            title = (
+                f"{name} holds the lock\n{how_long}\n"
+                "(the release is recorded just after it happens, so the next holder's "
+                "enter may show a moment earlier)"
+            )
+            style |= {
+                "y": top + h * 0.22,
+                "height": h * 0.56,
+                "fill": _HOLD_FILL,
+                "stroke": _HOLD_EDGE,
+            }
+        else:
+            title = f"{name} waits for the lock\n{how_long}"
+            style |= {"y": top + h * 0.38, "height": h * 0.24, "fill": _WAIT_FILL}
+        if not span.closed:
+            style["fill_opacity"] = 0.25
+        return _el(
+            "rect", class_=css, data_buyer=span.buyer, x=x0, width=width, **style, title=title
+        )
+
+    def _chart(self) -> list[str]:
+        sale, start = self.sale, self.result.initial.remaining
+        events = [e for e in self.result.history if sale.ms(e) >= 0]
+        writes = sorted(
+            (e for e in events if e.step is Step.WRITE and e.value is not None), key=lambda e: e.t
+        )
+        reads = [e for e in events if e.step is Step.READ and e.value is not None]
+        oks = sorted((e for e in events if e.step is Step.OK), key=lambda e: e.t)
+        db_steps = [(sale.ms(e), e.value or 0) for e in writes]
+        promised = [(sale.ms(e), start - n) for n, e in enumerate(oks, start=1)]
+        values = [start, *(v for _, v in db_steps + promised), *(e.value or 0 for e in reads)]
+        low, high = min(values), max(values)
+        # A big db sells little in one sale: zoom on the counts rather than squash them at 0.
+        if low <= 0 or high - low >= low:
+            low = min(low, 0)
+        high = max(high, low + 1)
+        top, bottom = self.chart_y, self.bottom
+
+        def y(value: float) -> float:
+            return bottom - (value - low) / (high - low) * _CHART_H
+
+        parts = [
+            '<g class="chart">',
+            _label(_LABEL_W - 6, top - 12, "remaining in the db", 13.0, font_weight="bold"),
+            _el(
+                "rect",
+                x=_PLOT_X0,
+                y=top,
+                width=PLOT_WIDTH,
+                height=_CHART_H,
+                fill="none",
+                stroke="#94a3b8",
+            ),
+        ]
+        right = _PLOT_X0 + PLOT_WIDTH
+        for value in _ticks(low, high, 8)[0]:
+            if value != int(value):
+                continue  # counts are whole numbers
+            stroke = _INK if value == 0 else _GRID
+            parts.append(
+                _el("line", x1=_PLOT_X0, y1=y(value), x2=right, y2=y(value), stroke=stroke)
+            )
+            parts.append(
+                _label(_PLOT_X0 - 6, y(value) + 4, str(int(value)), 11.0, text_anchor="end")
+            )
+        parts.append(
+            self._steps(
+                "promised",
+                start,
+                promised,
+                y,
+                "tickets on sale minus buyers told they got one: "
+                "what the db would say if every sale had been counted",
+            )
+        )
+        parts.append(
+            self._steps(
+                "remaining", start, db_steps, y, "remaining in the db: each write as it happened"
+            )
+        )
+        r = self.look.mark_r
+        for event in writes:
+            ms = sale.ms(event)
+            parts.append(
+                _el(
+                    "rect",
+                    class_="write-mark",
+                    x=self.x(ms) - r * 0.7,
+                    y=y(event.value or 0) - r * 0.7,
+                    width=r * 1.4,
+                    height=r * 1.4,
+                    fill=_COLOURS[Step.WRITE],
+                    title=f"{buyer_name(event.buyer)} wrote remaining={event.value} "
+                    f"(seat {event.seat}) at {ms:.3f} ms",
+                )
+            )
+        for event in reads:
+            ms = sale.ms(event)
+            x, at = self.x(ms), y(event.value or 0)
+            parts.append(
+                _el(
+                    "circle",
+                    class_="read-mark",
+                    data_buyer=event.buyer,
+                    cx=x,
+                    cy=at,
+                    r=r,
+                    fill=_COLOURS[Step.READ],
+                    fill_opacity=0.6,
+                    title=f"{buyer_name(event.buyer)} read remaining={event.value} at {ms:.3f} ms",
+                )
+            )
+            if event in sale.ringed:
+                parts.append(_ring(event, x, at, r))
+        parts.append("</g>")
+        return parts
+
+    def _steps(
+        self,
+        kind: str,
+        start: int,
+        steps: list[tuple[float, int]],
+        y: Callable[[float], float],
+        title: str,
+    ) -> str:
+        d = f"M{_fmt(_PLOT_X0)} {_fmt(y(start))}"
+        for ms, value in sorted(steps):
+            d += f"H{_fmt(self.x(ms))}V{_fmt(y(value))}"
+        d += f"H{_fmt(_PLOT_X0 + PLOT_WIDTH)}"
+        if kind == "promised":
+            style: dict[str, object] = {"stroke": _PROMISED_LINE, "stroke_width": 1.8}
+            style["stroke_dasharray"] = "6 4"
+        else:
+            style = {"stroke": _DB_LINE, "stroke_width": 2.5}
+        return _el("path", class_=kind, d=d, fill="none", **style, title=title)
+
+
+def _legend() -> str:
+    """The key, drawn with the same shapes as the timeline."""
+    r, mid = 5.0, 14.0
+    items = [
+        (label, _mark(step, 12.0, mid, r, label, class_="swatch"))
+        for step, label in (
+            (Step.READY, "ready (before the opening)"),
+            (Step.CHECK, "check (unprotected look)"),
+            (Step.READ, "read"),
+            (Step.TORN, "torn read"),
+            (Step.WRITE, "write"),
+            (Step.OK, 'ok: "you got a ticket"'),
+            (Step.FAIL, 'fail: "sold out"'),
+            (Step.ERROR, "error / lost: outcome unknown"),
+            (Step.ENTER, "wait / enter / leave the lock"),
+        )
+    ]
+    bars: list[tuple[str, dict[str, object]]] = [
+        ("waiting for the lock", {"y": mid - 3, "height": 6.0, "fill": _WAIT_FILL}),
+        (
+            "holding the lock",
+            {"y": mid - 8, "height": 16.0, "fill": _HOLD_FILL, "stroke": _HOLD_EDGE},
+        ),
+        (
+            "race window: read → write",
+            {
+                "y": mid - 11,
+                "height": 22.0,
+                "fill": _RACE_FILL,
+                "fill_opacity": 0.55,
+                "stroke": _RACE_EDGE,
+            },
+        ),
+        (
+            "buyer named in a violation",
+            {"y": mid - 11, "height": 22.0, "fill": _RED_TINT, "stroke": _RED, "stroke_width": 1.5},
+        ),
+    ]
+    items += [
+        (label, _el("rect", class_="swatch", x=0.0, width=26.0, **box)) for label, box in bars
+    ]
+    ringed = _mark(Step.READ, 12.0, mid, r, "read") + _el(
+        "circle", cx=12.0, cy=mid, r=r + 3.5, fill="none", stroke=_RED, stroke_width=2.0
+    )
+    items.append(("read of a double-booked seat", ringed))
+    line = {"x1": 0.0, "y1": mid, "x2": 26.0, "y2": mid, "stroke_width": 2.5}
+    items.append(("remaining in the db", _el("line", stroke=_DB_LINE, **line)))
+    dashed = _el("line", stroke=_PROMISED_LINE, stroke_dasharray="6 4", **line)
+    items.append(("on sale minus buyers told ok", dashed))
+    per_row, cell_w, row_h = 5, 250.0, 28.0
+    parts = [
+        _svg_open("legend", per_row * cell_w, math.ceil(len(items) / per_row) * row_h, "Legend")
+    ]
+    for n, (label, swatch) in enumerate(items):
+        x, y = (n % per_row) * cell_w, (n // per_row) * row_h
+        parts.append(f'<g transform="translate({_fmt(x)},{_fmt(y)})">{swatch}')
+        parts.append(_label(34.0, mid + 4, label, 13.0) + "</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+_CSS: Final = """
+body { font-family: system-ui, sans-serif; color: #0f172a; margin: 1.5rem auto;
+       max-width: 1440px; padding: 0 1rem; }
+h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
+h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
+dl.facts { display: flex; flex-wrap: wrap; gap: .25rem 1.5rem; margin: 0 0 .75rem; }
+dl.facts div { display: flex; gap: .4rem; }
+dl.facts dt { color: #475569; }
+dl.facts dd { margin: 0; font-weight: 600; }
+.verdict { font-size: 1.2rem; font-weight: 700; padding: .5rem .75rem; border-radius: 6px; }
+.verdict.ok { background: #dcfce7; color: #14532d; }
+.verdict.bad { background: #fee2e2; color: #7f1d1d; }
+svg { max-width: 100%; height: auto; display: block; }
+figure { margin: 1rem 0; }
+ol.violations li { margin: .35rem 0; }
+ol.violations .kind { color: #b91c1c; font-weight: 700; }
+.note { color: #475569; }
+"""
+
+
+def _sale_size(report: Report) -> str:
+    buyers = f"{report.buyers} buyer{'s' if report.buyers != 1 else ''}"
+    return f"{buyers}, {report.tickets} ticket{'s' if report.tickets != 1 else ''}"
+
+
+def html_timeline(result: RunResult, report: Report) -> str:
+    """A self-contained HTML page (inline SVG and CSS, no scripts) of the sale's timeline.
+
+    One lane per buyer along the time since the sale opened, the remaining count
+    below, and every violation in red. Hovering a mark shows the event behind it.
+    """
+    sale = _build(result, report)
+    title = f"ticketsim timeline: {report.strategy}, {_sale_size(report)}"
+    facts = [
+        ("strategy", report.strategy),
+        ("buyers", str(report.buyers)),
+        ("tickets", str(report.tickets)),
+        ("delay", f"{report.delay:g} s"),
+        ("seed", str(report.seed)),
+        ("start method", report.start_method),
+        ("elapsed", f"{report.elapsed_s * 1000:.3f} ms"),
+    ]
+    if report.pool:
+        facts.append(("pool", f"{report.pool} workers"))
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_esc(title)}</title>",
+            f"<style>{_CSS}</style>",
+            "</head>",
+            "<body>",
+            "<header>",
+            f"<h1>{_esc(title)}</h1>",
+            '<dl class="facts">',
+            *(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in facts),
+            "</dl>",
+            f'<p class="verdict {"ok" if report.ok else "bad"}">{_esc(report.verdict)}</p>',
+            "</header>",
+            "<main>",
+            '<section class="key">',
+            "<h2>Legend</h2>",
+            _legend(),
+            "</section>",
+            "<figure>",
+            _Page(sale, result).svg(),
+            '<figcaption class="note">Hover over a mark to see the event behind it (buyer, '
+            "step, time, value, seat, note). A yellow band is a race window: the time between "
+            "a buyer's read and its write, in which nothing stops another buyer reading the "
+            "same count.</figcaption>",
+            "</figure>",
+            *_violations(report),
+            *_notes(report),
+            "</main>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def _violations(report: Report) -> list[str]:
+    out = ["<section>", "<h2>Violations</h2>"]
+    if not report.violations:
+        return [*out, '<p class="note">None: every invariant held.</p>', "</section>"]
+    out.append('<ol class="violations">')
+    for violation in report.violations:
+        seat = [f"seat {violation.seat}"] if violation.seat is not None else []
+        about = "; ".join([*seat, ", ".join(violation.buyers)] if violation.buyers else seat)
+        out.append(
+            f'<li class="violation"><span class="kind">{_esc(violation.kind.value)}</span>'
+            + (f' <span class="note">({_esc(about)})</span>' if about else "")
+            + f": {_esc(violation.explanation)}</li>"
+        )
+    return [*out, "</ol>", "</section>"]
+
+
+def _notes(report: Report) -> list[str]:
+    notes = [f"Fault: {fault}" for fault in report.faults]
+    if report.stalled:
+        notes.append(f"Stalled: {report.stalled}")
+    if report.caveat:
+        notes.append(f"Note: {report.caveat}")
+    if report.schedule:
+        notes.append(f"Schedule (ticketsim replay --schedule takes it): {report.schedule}")
+    return [f'<p class="note">{_esc(note)}</p>' for note in notes]
+
+
+def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Report) -> None:
+    """Write :func:`html_timeline` to ``path``: a reader sees the old page or the new one.
+
+    Raises ``OSError`` if the folder cannot be written; no temp file is left behind.
+    """
+    page = html_timeline(result, report)
+    target = os.path.realpath(path)
+    # mkstemp creates 0600; a page made to be shared gets what open() would give it.
+    umask = os.umask(0)
+    os.umask(umask)
+    fd, temp = tempfile.mkstemp(
+        dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+# The terminal's character for each step; later ones win a column they share.
+_CHARS: Final = {
+    Step.CHECK: "c",
+    Step.TORN: "~",
+    Step.READ: "r",
+    Step.WRITE: "w",
+    Step.OK: "✓",
+    Step.FAIL: "✗",
+    Step.ERROR: "!",
+    Step.LOST: "!",
+}
+_RANK: Final = {step: rank for rank, step in enumerate(_CHARS)}
+_FILL: Final = {"wait": ".", "hold": "#", "race": "="}
+_LEGEND: Final = (
+    "c check  r read  ~ torn read  w write  ✓ ok  ✗ sold out  ! error or lost",
+    "= race window (read → write)  . waiting for the lock  # holding it  "
+    "* in red: named in a violation",
+)
+
+
+def terminal_timeline(result: RunResult, report: Report, width: int = 100) -> RenderableType:
+    """A timeline for the terminal: one row per buyer, time binned into ``width`` columns.
+
+    For more than :data:`MAX_TERMINAL_BUYERS` buyers, one line saying to use the HTML
+    timeline instead. Raises ``ValueError`` for ``width`` under :data:`MIN_TERMINAL_WIDTH`.
+    """
+    # rich only here: the page needs nothing beyond the standard library.
+    from rich.console import Group  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    if width < MIN_TERMINAL_WIDTH:
+        raise ValueError(f"width={width} is too narrow: give at least {MIN_TERMINAL_WIDTH}")
+    sale = _build(result, report)
+    if len(sale.lanes) > MAX_TERMINAL_BUYERS:
+        return Text(
+            f"{len(sale.lanes)} buyers are too many for a terminal timeline (at most "
+            f"{MAX_TERMINAL_BUYERS}); use the HTML timeline instead.",
+            style="yellow",
+        )
+
+    def column(ms: float) -> int:
+        return min(width - 1, max(0, int(ms / sale.end_ms * width)))
+
+    label_w = max(len(buyer_name(n)) for n in sale.lanes) + 2
+    lines: list[RenderableType] = [
+        Text(
+            f"{report.strategy}, {_sale_size(report)}: one column is {sale.end_ms / width:.3g} ms",
+            style="bold",
+        )
+    ]
+    for buyer in sale.lanes:
+        row = [" "] * width
+        for span in sale.spans[buyer]:
+            for col in range(column(sale.ms(span.start)), column(span.until_ms) + 1):
+                row[col] = _FILL[span.kind]
+        marks = [e for e in sale.events[buyer] if e.step in _CHARS and sale.ms(e) >= 0]
+        for event in sorted(marks, key=lambda e: _RANK[e.step]):
+            row[column(sale.ms(event))] = _CHARS[event.step]
+        named = buyer in sale.flagged
+        # The star says it where colour does not reach (a pipe, a log, a grey print).
+        head = f"{'*' if named else ' '}{buyer_name(buyer):<{label_w - 1}}"
+        lines.append(Text(head + "".join(row), style="red" if named else ""))
+    lines += _axis(label_w, width, sale.end_ms)
+    lines += [Text(line, style="dim") for line in _LEGEND]
+    return Group(*lines)
+
+
+def _axis(label_w: int, width: int, end_ms: float) -> list[Text]:
+    from rich.text import Text  # noqa: PLC0415 - see terminal_timeline
+
+    ruler = ["─"] * width
+    labels = [" "] * (width + 8)
+    free = 0  # the first column a label may start at, so that labels never run together
+    for i in range(5):
+        col = round(i * (width - 1) / 4)
+        ruler[col] = "└" if i == 0 else "┘" if i == 4 else "┴"
+        text = f"{end_ms * i / 4:.3g}" + (" ms" if i == 4 else "")
+        start = max(col - len(text) + 1, 0) if i == 4 else col
+        if start >= free:
+            labels[start : start + len(text)] = text
+            free = start + len(text) + 1
+    pad = " " * label_w
+    return [Text(pad + "".join(ruler), style="dim"), Text(pad + "".join(labels).rstrip())]
