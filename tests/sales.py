@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,3 +122,24 @@ def assert_safe_and_live(result: RunResult) -> None:
         if w.step is Step.WRITE and w.buyer == r.buyer
     )
     assert all(a_end < b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+
+def script() -> str:
+    """The installed ``ticketsim`` console script, beside this interpreter."""
+    found = shutil.which("ticketsim", path=str(Path(sys.executable).parent))
+    assert found is not None, "install the project (pip install -e '.[test]') first"
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux ``/proc``)."""
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found

@@ -11,15 +11,13 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sales import sale
+from sales import descendants, sale, script
 
 from ticketsim import db as dbfile
 from ticketsim.buyer import take_ticket
@@ -175,29 +173,10 @@ def test_whether_each_sale_is_durable_as_it_is_made(
 WINDOW_S = 2.0
 
 
-def _script() -> str:
-    found = shutil.which("ticketsim", path=str(Path(sys.executable).parent))
-    assert found is not None, "install the project (pip install -e '.[test]') first"
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            try:
-                kids = [int(k) for k in children.read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
 def _sleeping_in_a_race_window(pid: int) -> bool:
     """Some process of program ``pid`` sleeps in ``time.sleep``: a buyer (or the office)
     that has read the db and not yet written it. Nothing else in a sale sleeps."""
-    for child in _descendants(pid):
+    for child in descendants(pid):
         try:
             if "nanosleep" in Path(f"/proc/{child}/wchan").read_text():
                 return True
@@ -209,7 +188,7 @@ def _sleeping_in_a_race_window(pid: int) -> bool:
 def _program(db_path: Path, strategy: str, buyers: int, delay: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
-            _script(),
+            script(),
             "run",
             "--keep",
             "--json",

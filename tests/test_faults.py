@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sales import descendants, script
 from typer.testing import CliRunner
 
 from ticketsim import db as dbfile
@@ -355,25 +356,6 @@ def test_a_reset_that_cannot_be_written_exits_4_and_changes_nothing(
 # --- Ctrl-C and SIGTERM -----------------------------------------------------------------------
 
 
-def _script() -> str:
-    found = shutil.which("ticketsim", path=str(Path(sys.executable).parent))
-    assert found is not None
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            try:
-                kids = [int(k) for k in children.read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
     ("strategy", "how", "code"),
@@ -390,7 +372,7 @@ def test_an_interrupted_sale_ends_every_process_and_keeps_every_sale(
 ) -> None:
     program = subprocess.Popen(
         [
-            _script(),
+            script(),
             "run",
             "--buyers",
             "20",
@@ -411,12 +393,12 @@ def test_an_interrupted_sale_ends_every_process_and_keeps_every_sale(
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
-    while len(_descendants(program.pid)) < 20:  # every buyer is up
+    while len(descendants(program.pid)) < 20:  # every buyer is up
         assert program.poll() is None
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.5)  # well into the sale
-    processes = _descendants(program.pid)
+    processes = descendants(program.pid)
     sent = time.monotonic()
     if how == "ctrl-c":
         os.killpg(program.pid, signal.SIGINT)  # what the terminal does

@@ -425,7 +425,7 @@ def _scenario(
 ) -> Scenario:
     from ticketsim.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
 
-    return Scenario(
+    scenario = Scenario(
         strategy=strategy,
         buyers=buyers,
         tickets=tickets,
@@ -433,6 +433,9 @@ def _scenario(
         start_method=start_method.value if start_method else None,
         timeout=timeout,
     )
+    # Refuse bad settings before any search starts, with the serial schedule as a probe.
+    _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
+    return scenario
 
 
 @app.command(
@@ -540,7 +543,6 @@ def explore(
     if preemption_bound is not None and preemption_bound < 0:
         fail(f"--preemption-bound={preemption_bound}: give 0 or more")
     scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
-    _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
     result = _guarded(
         lambda: run_exploration(
             scenario, max_schedules=max_schedules, preemption_bound=preemption_bound
@@ -586,7 +588,6 @@ def hunt(
         if not low <= value <= 100_000:
             fail(f"--{name}={value}: choose from {low} to 100000")
     scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
-    _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
     result = _guarded(
         lambda: run_hunt(
             scenario, max_examples=max_examples, pct_runs=pct_runs, depth=depth, seed=seed

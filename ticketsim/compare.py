@@ -12,7 +12,6 @@ Like the rest of the library, nothing here prints.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -20,14 +19,13 @@ import math
 import os
 import random
 import re
-import stat
-import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from rich.table import Table
 from rich.text import Text
 
+from ticketsim._files import replace_text
 from ticketsim.errors import ConfigError
 from ticketsim.report import build_report
 from ticketsim.runner import run_sale
@@ -384,22 +382,4 @@ def write_plot(path: str | os.PathLike[str], rows: Sequence[Row], title: str) ->
             else "only SVG plots are written"
         )
         raise ValueError(f"{os.fspath(path)}: {what}; use a .svg path")
-    text = svg_chart(rows, title)
-    target = os.path.realpath(path)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)  # mkstemp creates 0600; give what open() would have
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    folder, name = os.path.split(target)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    replace_text(path, svg_chart(rows, title))

@@ -27,12 +27,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from ticketsim._files import replace_text, temp_owner
 from ticketsim._values import seconds
 from ticketsim.errors import DbError, DbWriteError
 
@@ -202,43 +201,15 @@ def load(path: str | os.PathLike[str]) -> TicketDB:
 
 
 def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
-    """Replace the db with ``db`` so that every reader sees the old file or the new one.
-
-    The text goes to a temp file in the same folder, then ``os.replace`` swaps it in:
-    a rename within one file system is atomic, so there is no moment at which the db is
-    empty or half written. A symlinked db is written through to its target, and the
-    target keeps its permission bits. No ``fsync``: this protects against a process
-    dying mid-write, which is what ticketsim simulates, not against power loss.
-    """
-    target = os.path.realpath(path)
-    folder = os.path.dirname(target)
+    """Replace the db with ``db`` so that every reader sees the old file or the new one
+    (:func:`ticketsim._files.replace_text`); a failure is a :class:`DbWriteError` and
+    leaves the old db as it was, with no temp file behind."""
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        # mkstemp creates 0600; a new db gets what open() would have given it.
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(target), suffix=".tmp")
+        replace_text(path, dumps(db))
+    except DbWriteError:
+        raise
     except OSError as exc:
         raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dumps(db))
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError) and not isinstance(exc, DbWriteError):
-            raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
-        raise
-
-
-def _temp_prefix(target: str, pid: int | None = None) -> str:
-    # The writer's pid is in the name, so that a sweep can tell a dead writer's file.
-    return f".{os.path.basename(target)}.{os.getpid() if pid is None else pid}."
 
 
 def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
@@ -248,18 +219,18 @@ def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
     middle of a write. Returns the names removed.
     """
     target = os.path.realpath(path)
-    folder, prefix = os.path.dirname(target), f".{os.path.basename(target)}."
+    folder = os.path.dirname(target)
     removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
         return removed
     for name in names:
-        pid_text = name[len(prefix) :].split(".", 1)[0]
-        if not (name.startswith(prefix) and name.endswith(".tmp") and pid_text.isdigit()):
+        pid = temp_owner(name, target)
+        if pid is None:
             continue
         try:
-            os.kill(int(pid_text), 0)
+            os.kill(pid, 0)
             continue  # the writer is alive (or its pid was reused): leave the file
         except ProcessLookupError:
             pass

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
+from ticketsim._files import replace_text
 from ticketsim._values import seconds
 from ticketsim.errors import ConfigError, DbError, TicketsimError
 from ticketsim.events import Event, from_json
@@ -74,15 +74,7 @@ def dumps(result: RunResult) -> str:
 
 def save(path: str | os.PathLike[str], result: RunResult) -> None:
     """Write the history of ``result`` atomically (a reader never sees half a file)."""
-    target = Path(path)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dumps(result))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    replace_text(path, dumps(result))
 
 
 def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:

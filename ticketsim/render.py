@@ -108,15 +108,17 @@ def _counterexample_lines(found: Counterexample | None, none_found: str) -> list
     ]
 
 
+def _scenario_line(strategy: str, buyers: int, tickets: int) -> Text:
+    return Text.assemble(
+        ("strategy ", "dim"), (strategy, "bold"), (f"  {buyers} buyers, {tickets} tickets", "dim")
+    )
+
+
 def exploration_view(result: Exploration) -> RenderableType:
     """``ticketsim explore``: how many orders exist, ran and broke, and the simplest story."""
     s = result.scenario
     lines: list[RenderableType] = [
-        Text.assemble(
-            ("strategy ", "dim"),
-            (s.strategy, "bold"),
-            (f"  {s.buyers} buyers, {s.tickets} tickets", "dim"),
-        ),
+        _scenario_line(s.strategy, s.buyers, s.tickets),
         Text(
             f"{result.interleavings} interleavings of the buyers' steps, {result.feasible} "
             f"feasible under {s.strategy}, {result.classes} different up to reordering "
@@ -153,11 +155,7 @@ def hunt_view(result: Hunt) -> RenderableType:
     """``ticketsim hunt``: what was searched and the simplest violating schedule found."""
     s = result.scenario
     lines: list[RenderableType] = [
-        Text.assemble(
-            ("strategy ", "dim"),
-            (s.strategy, "bold"),
-            (f"  {s.buyers} buyers, {s.tickets} tickets", "dim"),
-        ),
+        _scenario_line(s.strategy, s.buyers, s.tickets),
         Text(
             f"ran {result.hypothesis_runs} schedules drawn by hypothesis and "
             f"{result.pct_runs} PCT schedules (depth {result.depth}) in "

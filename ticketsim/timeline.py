@@ -13,19 +13,18 @@ are drawn in red.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from ticketsim._files import replace_text
 from ticketsim.checker import Kind
 from ticketsim.events import ENDINGS, Event, Step, buyer_name, buyer_number
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Iterable, Sequence
 
     from rich.console import RenderableType
@@ -798,23 +797,7 @@ def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Repo
 
     Raises ``OSError`` if the folder cannot be written; no temp file is left behind.
     """
-    page = html_timeline(result, report)
-    target = os.path.realpath(path)
-    # mkstemp creates 0600; a page made to be shared gets what open() would give it.
-    umask = os.umask(0)
-    os.umask(umask)
-    fd, temp = tempfile.mkstemp(
-        dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    replace_text(path, html_timeline(result, report))
 
 
 # The terminal's character for each step; later ones win a column they share.
