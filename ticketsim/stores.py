@@ -82,10 +82,6 @@ class FileStore(Store):
             dbfile.write_atomic(self.path, new)
 
 
-def _acknowledged(history: Sequence[Event]) -> list[Event]:
-    return sorted((e for e in history if e.step is Step.OK), key=lambda e: e.t)
-
-
 @dataclass(frozen=True)
 class CountStore(Store):
     """The remaining count in a shared-memory ``multiprocessing.Value('i')``.
@@ -93,7 +89,8 @@ class CountStore(Store):
     ``count.value`` takes the Value's lock for the read and again for the write, but
     nothing holds it across both: ``if v.value > 0: v.value -= 1`` is two atomic
     steps, not one. The db is written once, when the sale is over, with a ledger of
-    the sales buyers were told about.
+    the sales made: every buyer's ``write`` event, recorded right after its decrement
+    (a buyer killed after its write but before its outcome still made its sale).
     """
 
     count: Any
@@ -115,7 +112,8 @@ class CountStore(Store):
 
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         now = time.time()
-        sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in _acknowledged(history))
+        written = sorted((e for e in history if e.step is Step.WRITE), key=lambda e: e.t)
+        sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in written)
         final = dbfile.TicketDB(
             tickets=initial.tickets,
             remaining=self.count.get_obj().value,
@@ -178,14 +176,15 @@ class SeatMapStore(Store):
 
 @dataclass(frozen=True)
 class ManagerStore(Store):
-    """The count and the ledger in a ``multiprocessing.Manager()`` dict and list.
+    """The count and the ledger in one ``multiprocessing.Manager()`` dict.
 
-    Every access is a round trip to the manager's server process. The db is written
-    once, from the manager's copy, when the sale is over.
+    Every access is a round trip to the manager's server process. A sale is one
+    ``update`` of the dict (the new count and the sale together), so the server applies
+    all of it or none of it, even if the buyer dies right then. The db is written once,
+    from the manager's copy, when the sale is over.
     """
 
     state: Any
-    ledger: Any
     tickets: int
 
     def read(self, record: Recorder) -> dbfile.TicketDB:
@@ -193,16 +192,22 @@ class ManagerStore(Store):
         return dbfile.TicketDB(tickets=self.tickets, remaining=self.state["remaining"])
 
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
-        self.state["remaining"] = seen.remaining - 1
-        self.ledger.append(sale.to_json())
+        key = f"{_SALE_KEY}{sale.buyer}/{sale.seat}"
+        self.state.update({"remaining": seen.remaining - 1, key: sale.to_json()})
 
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         del history
-        sales = tuple(dbfile.Sale(**row) for row in list(self.ledger))
+        state = dict(self.state.items())
+        rows = [row for key, row in state.items() if key.startswith(_SALE_KEY)]
+        sales = tuple(dbfile.Sale(**row) for row in sorted(rows, key=lambda r: r["time"]))
         final = dbfile.TicketDB(
             tickets=initial.tickets,
-            remaining=self.state["remaining"],
+            remaining=state["remaining"],
             ledger=initial.ledger + sales,
             event=initial.event,
         )
         dbfile.write_atomic(path, final)
+
+
+#: Keys of the manager's dict that hold a sale (the other key is ``remaining``).
+_SALE_KEY: Final = "sale/"

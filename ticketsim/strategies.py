@@ -239,14 +239,14 @@ class ManagerStrategy(Strategy):
     guarded = True
     holding = "the manager's Lock, which the manager keeps for the dead client"
     claims = Claims(True, True, True, False, False, False)
-    how = "A Manager().Lock() and a Manager dict and list; every access is a round trip."
+    how = "A Manager().Lock() and a Manager dict; every access is a round trip."
     caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
         with setup.ctx.Manager() as manager:
             state = manager.dict(remaining=setup.initial.remaining)
-            store = ManagerStore(state, manager.list(), setup.initial.tickets)
+            store = ManagerStore(state, setup.initial.tickets)
             yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
 
 
