@@ -115,7 +115,8 @@ class Lockstep(Pacer):
 KILL_POINTS: Final = {
     1: "before its check",
     2: "inside its critical section, just after its read",
-    3: "inside its critical section, after writing its sale, before learning its outcome",
+    3: "at the end of its critical section (after its write, if it bought), "
+    "before learning its outcome",
 }
 _BEFORE_CHECK, _IN_SECTION, _AFTER_WRITE = KILL_POINTS
 
