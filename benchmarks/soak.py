@@ -61,7 +61,7 @@ def soak(strategy: str, runs: int, timeout: float, folder: Path) -> Counter[str]
         if result.stalled is not None:
             tally["stalled"] += 1
             fair = not claims.killed_holder and any(
-                "inside its critical section" in f for f in result.faults
+                "its critical section" in f for f in result.faults
             )
             if not fair:
                 tally["violations"] += 1
