@@ -18,6 +18,8 @@ from ticketsim.runner import RunConfig, RunResult, run_sale
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ticketsim.runner import PacerFactory, Watcher
+
 START_METHODS = ("fork", "spawn", "forkserver")
 
 
@@ -28,10 +30,17 @@ def fresh_db() -> Iterator[Path]:
         yield Path(folder) / "tickets.json"
 
 
-def sale(db_path: Path, **options: object) -> RunResult:
+def sale(
+    db_path: Path,
+    *,
+    pacer: PacerFactory | None = None,
+    watch: Watcher | None = None,
+    **options: object,
+) -> RunResult:
     options.setdefault("delay", 0.0)
     options.setdefault("timeout", 20.0)
-    return run_sale(RunConfig(db_path=db_path, **options))  # type: ignore[arg-type]
+    config = RunConfig(db_path=db_path, **options)  # type: ignore[arg-type]
+    return run_sale(config, pacer=pacer, watch=watch)
 
 
 def assert_protocol(result: RunResult) -> None:
@@ -41,7 +50,7 @@ def assert_protocol(result: RunResult) -> None:
     for event in result.history:
         by_buyer.setdefault(event.buyer, []).append(event)
     assert sorted(by_buyer) == list(range(1, buyers + 1))
-    if result.config.pool is None:  # pool workers run many buyers each
+    if result.config.workers is None:  # pool workers run many buyers each
         assert len({events[0].pid for events in by_buyer.values()}) == buyers
     for events in by_buyer.values():
         steps = [e.step for e in events if e.step is not Step.TORN]

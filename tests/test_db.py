@@ -95,12 +95,97 @@ def test_to_json_gives_the_documented_document() -> None:
     }
 
 
-def test_dumps_is_stable_indented_and_ends_with_a_newline() -> None:
+def test_dumps_is_stable_one_sale_a_line_and_ends_with_a_newline() -> None:
     text = dumps(SOLD_TWO)
-    assert text.endswith("}\n")
     assert text == dumps(SOLD_TWO)
-    assert text == json.dumps(SOLD_TWO.to_json(), indent=2) + "\n"
+    assert json.loads(text) == SOLD_TWO.to_json()
     assert list(json.loads(text)) == ["format", "event", "tickets", "remaining", "ledger"]
+    head, *sales, close = text.splitlines()
+    assert json.loads(head.removesuffix(', "ledger": [') + "}")["remaining"] == 3
+    assert [json.loads(line.rstrip(",")) for line in sales] == [
+        SALE_1.to_json(),
+        SALE_2.to_json(),
+    ]
+    assert close == "]}"
+    assert text.endswith("]}\n")
+    assert dumps(TicketDB.fresh(3)).count("\n") == 2
+
+
+# --- reading for a sale: the first line and the new ledger lines ------------------------
+
+
+def _holes_db() -> TicketDB:
+    """Seats 1, 2 and 4 sold, 3 refunded: the lowest free seat is not the formula's."""
+    sales = tuple(Sale(f"buyer-{n}", n, 4100 + n, 1795000000.0 + n) for n in (1, 2, 4))
+    return TicketDB(tickets=6, remaining=3, ledger=sales)
+
+
+def test_a_buyer_takes_the_lowest_free_seat_without_decoding_the_whole_db(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    write_atomic(path, _holes_db())
+    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    assert isinstance(seen, ticketsim.db.Snapshot)
+    assert (seen.tickets, seen.remaining, seen.ledger) == (6, 3, ())
+    assert seen.next_seat() == _holes_db().next_seat() == 3
+    assert ticketsim.db.read_remaining(path) == 3
+
+
+def test_appending_a_sale_writes_what_encoding_the_whole_db_would(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    index = ticketsim.db.LedgerIndex()
+    expected = TicketDB.fresh(3, "Opera")
+    write_atomic(path, expected)
+    for number in (1, 2, 3):
+        seen = ticketsim.db.read_for_sale(path, index)
+        sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
+        ticketsim.db.append_sale(path, seen, sale, index)
+        expected = expected.sell(sale)
+        assert path.read_text() == dumps(expected)
+    assert [sale.seat for sale in load(path).ledger] == [1, 2, 3]
+    assert ticketsim.db.read_for_sale(path, index).remaining == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(SOLD_TWO.to_json(), indent=2) + "\n",  # another layout: decoded whole
+        json.dumps(SOLD_TWO.to_json()),
+    ],
+    ids=["indented", "one-line"],
+)
+def test_a_db_in_another_layout_is_read_whole(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "tickets.json"
+    path.write_text(text)
+    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    assert seen == SOLD_TWO
+    assert ticketsim.db.read_remaining(path) == 3
+    ticketsim.db.append_sale(
+        path, seen, Sale("buyer-3", 3, 4103, 1795000002.0), ticketsim.db.LedgerIndex()
+    )
+    assert path.read_text() == dumps(SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0)))
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('  {"buyer": "buyer-3", "seat": "3", "pid": 1, "time": 1.0}', "no whole-number seat"),
+        ("  {oops}", "not valid JSON"),
+    ],
+)
+def test_a_bad_ledger_line_is_a_db_error(tmp_path: Path, line: str, reason: str) -> None:
+    path = tmp_path / "tickets.json"
+    text = dumps(SOLD_TWO)
+    path.write_text(text.replace("\n]}", f",\n{line}\n]}}"))
+    with pytest.raises(DbError, match=reason) as caught:
+        ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    assert caught.value.path == str(path)
+
+
+def test_a_pickled_ledger_index_arrives_empty() -> None:
+    index = ticketsim.db.LedgerIndex()
+    assert index.lowest_free(dumps(SOLD_TWO).splitlines()[1].rstrip(","), SOURCE) == 2
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy.lowest_free("", SOURCE) == 1
 
 
 # --- parse: accepted documents ----------------------------------------------------------

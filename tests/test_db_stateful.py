@@ -2,7 +2,10 @@
 
 A model (the TicketDB the file must hold, built here without the db module's
 ``sell``/``refund``) is kept beside a real file; after every step the file must load
-back equal to the model and the checker must find nothing wrong with it.
+back equal to the model and the checker must find nothing wrong with it. Sales are
+made both ways the db module offers: whole (load, sell, write) and as a buyer makes
+them (read the first line and the new ledger lines, append one line), with one
+``LedgerIndex`` kept across every step, as a pool worker keeps it across buyers.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class DbMachine(RuleBasedStateMachine):
         self.path = self.folder / "tickets.json"
         self.model = TicketDB.fresh(0)
         self.buyers = 0  # buyer names handed out so far, so each sale's buyer is new
+        self.index = dbfile.LedgerIndex()
         dbfile.write_atomic(self.path, self.model)
 
     def teardown(self) -> None:
@@ -81,6 +85,20 @@ class DbMachine(RuleBasedStateMachine):
         self.buyers += 1
         sale = Sale(buyer=f"buyer-{self.buyers}", seat=seat, pid=pid, time=when)
         dbfile.write_atomic(self.path, db.sell(sale))
+        self._sold(sale)
+
+    @precondition(lambda self: self.model.remaining > 0)
+    @rule(pid=PIDS, when=TIMES)
+    def sell_as_a_buyer(self, pid: int, when: float) -> None:
+        seen = dbfile.read_for_sale(self.path, self.index)
+        self.buyers += 1
+        sale = Sale(buyer=f"buyer-{self.buyers}", seat=seen.next_seat(), pid=pid, time=when)
+        dbfile.append_sale(self.path, seen, sale, self.index)
+        self._sold(sale)
+        # Appending a line writes exactly what encoding the whole db would.
+        assert self.path.read_text() == dbfile.dumps(self.model)
+
+    def _sold(self, sale: Sale) -> None:
         model = self.model
         self.model = TicketDB(
             tickets=model.tickets,
@@ -138,6 +156,18 @@ class DbMachine(RuleBasedStateMachine):
     @invariant()
     def the_file_holds_the_model(self) -> None:
         assert dbfile.load(self.path) == self.model
+
+    @invariant()
+    def a_buyer_reads_what_the_file_holds(self) -> None:
+        assert dbfile.read_remaining(self.path) == self.model.remaining
+        seen = dbfile.read_for_sale(self.path, self.index)
+        assert (seen.tickets, seen.remaining, seen.event) == (
+            self.model.tickets,
+            self.model.remaining,
+            self.model.event,
+        )
+        if self.model.remaining > 0:
+            assert seen.next_seat() == self.model.next_seat()
 
     @invariant()
     def the_checker_finds_nothing(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -101,6 +102,31 @@ def test_to_jsonl_gives_one_line_per_event_in_order(events: list[Event]) -> None
     assert len(lines) - 1 == len(events)
     assert [from_json(json.loads(line)) for line in lines[:-1]] == events
     assert to_jsonl(tuple(events)) == text
+
+
+class _Seat(IntEnum):
+    FIRST = 1
+
+
+_ANY_NUMBER = st.integers() | st.booleans() | st.sampled_from(_Seat)
+#: Events as any caller may build them: the dataclass checks no types, so a bool, an
+#: IntEnum, a whole-number time or a time that is not finite can reach the writer.
+_ODD_EVENTS = st.builds(
+    Event,
+    buyer=st.integers(min_value=1) | st.booleans(),
+    step=st.sampled_from(Step),
+    t=st.floats() | st.integers() | st.booleans(),
+    pid=_ANY_NUMBER,
+    value=st.none() | _ANY_NUMBER,
+    seat=st.none() | _ANY_NUMBER,
+    note=st.none() | st.text(),
+)
+
+
+@given(events=st.lists(_EVENTS | _ODD_EVENTS, max_size=8))
+def test_to_jsonl_writes_each_event_as_json_dumps_does(events: list[Event]) -> None:
+    """Lines are written without ``json.dumps`` for speed; the text must be the same."""
+    assert to_jsonl(events) == "".join(json.dumps(e.to_json()) + "\n" for e in events)
 
 
 def test_to_jsonl_of_nothing_is_empty() -> None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 JSON_KEYS = {
     "strategy",
     "pool",
+    "crew",
+    "startup_s",
     "caveat",
     "schedule",
     "faults",

@@ -89,7 +89,44 @@ def test_what_a_buyer_process_imports_is_light() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_shell_completion_completes_commands_and_choices() -> None:
+def test_help_starts_without_rich_or_the_library() -> None:
+    """``ticketsim --help`` imports typer and little else, so that it starts about as fast
+    (benchmarks/startup.py times it); the commands import what they use."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from ticketsim.cli import main\n"
+        "sys.argv = ['ticketsim', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('rich', 'pydantic', 'markdown_it', 'hypothesis', 'multiprocessing')"
+        " or m in ('ticketsim.runner', 'ticketsim.strategies', 'ticketsim.report')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_package_exports_resolve() -> None:
+    """``ticketsim`` imports its public names on first use; each of them must resolve."""
+    code = (
+        "import ticketsim, ticketsim.runner\n"
+        "from ticketsim import *\n"
+        "print(sorted(set(ticketsim.__all__) - set(globals())),"
+        " run_sale is ticketsim.runner.run_sale)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] True"
+
     def complete(words: str, index: int) -> list[str]:
         env = {
             **os.environ,

@@ -4,21 +4,54 @@ The library never prints: :func:`run_sale` returns a :class:`RunResult`,
 :func:`build_report` turns it into a :class:`Report`. The command line
 (:mod:`ticketsim.cli`) and the rendering (:mod:`ticketsim.render`) sit on top.
 
-Only standard-library modules are imported here, because every buyer process
-imports this package (under ``spawn`` and ``forkserver`` it is imported afresh).
+The names below are imported on first use (:pep:`562`): every buyer process imports
+this package (under ``spawn`` and ``forkserver`` it is imported afresh), and so does
+``ticketsim --help``, which needs none of the library. What they import is standard
+library only.
 """
 
 from __future__ import annotations
 
-from ticketsim.checker import Kind, Violation, check, check_db
-from ticketsim.db import Sale, TicketDB
-from ticketsim.errors import ConfigError, DbError, GuardTimeout, TicketsimError
-from ticketsim.events import Event, Step
-from ticketsim.report import ExitCode, Report, build_report
-from ticketsim.runner import RunConfig, RunResult, run_sale
-from ticketsim.strategies import STRATEGIES, StrategyName
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ticketsim.checker import Kind, Violation, check, check_db
+    from ticketsim.db import Sale, TicketDB
+    from ticketsim.errors import ConfigError, DbError, GuardTimeout, TicketsimError
+    from ticketsim.events import Event, Step
+    from ticketsim.report import ExitCode, Report, build_report
+    from ticketsim.runner import RunConfig, RunResult, run_sale
+    from ticketsim.strategies import STRATEGIES, StrategyName
 
 __version__ = "0.1.0"
+
+#: The module each public name comes from.
+_HOMES: Final = {
+    "ticketsim.checker": ("Kind", "Violation", "check", "check_db"),
+    "ticketsim.db": ("Sale", "TicketDB"),
+    "ticketsim.errors": ("ConfigError", "DbError", "GuardTimeout", "TicketsimError"),
+    "ticketsim.events": ("Event", "Step"),
+    "ticketsim.report": ("ExitCode", "Report", "build_report"),
+    "ticketsim.runner": ("RunConfig", "RunResult", "run_sale"),
+    "ticketsim.strategies": ("STRATEGIES", "StrategyName"),
+}
+_HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        module = _HOME_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value  # once is enough
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_HOME_OF})
+
 
 __all__ = [
     "STRATEGIES",

@@ -115,9 +115,13 @@ def check_db(db: TicketDB) -> list[Violation]:
     return found
 
 
-def _race_story(seat: int, buyers: list[int], history: Sequence[Event]) -> str:
-    """Why several buyers were sold one seat: what each read, and when they wrote."""
-    reads, writes = _first(history, Step.READ), _first(history, Step.WRITE)
+def _race_story(
+    seat: int, buyers: list[int], reads: dict[int, Event], writes: dict[int, Event]
+) -> str:
+    """Why several buyers were sold one seat: what each read, and when they wrote.
+
+    ``reads`` and ``writes`` are each buyer's first read and write (:func:`_first`).
+    """
     ordered = sorted(buyers)
     who = names([buyer_name(b) for b in ordered])
     if len(ordered) == 1:
@@ -168,10 +172,15 @@ def _double_booked(
         if event.seat is not None:
             by_seat[event.seat].append(event.buyer)
     found = []
+    # Each buyer's first read and write, found once for every seat that needs them:
+    # looking them up per seat would read the whole history once per double booking.
+    firsts: tuple[dict[int, Event], dict[int, Event]] | None = None
     for seat, holders in sorted(by_seat.items()):
         ours = [b for b in holders if b]
         if len(holders) > 1 and ours:
-            story = _race_story(seat, ours, history)
+            if firsts is None:
+                firsts = _first(history, Step.READ), _first(history, Step.WRITE)
+            story = _race_story(seat, ours, *firsts)
             if len(ours) < len(holders):
                 story += " The seat had already been sold before this sale opened."
             names_ = tuple(buyer_name(b) for b in sorted(ours))
@@ -260,7 +269,8 @@ def check(
     liveness check: a safe strategy must sell exactly ``min(on sale, buyers)``.
     """
     on_sale = max(initial.remaining, 0)
-    sold = [e for e in history if e.step is Step.OK]
+    ok = Step.OK  # once: an enum member costs a class lookup each time it is named
+    sold = [e for e in history if e.step is ok]
     found = _oversold(on_sale, sold) + _double_booked(initial, sold, history)
     if final is None:
         found.append(

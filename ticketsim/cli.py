@@ -3,12 +3,18 @@
 Errors in what the user typed end as one line on stderr that names the bad value
 and says what to do, with exit code 2, before any process starts or any file is
 written.
+
+Start-up is kept short: ``ticketsim --help`` may take at most 1.5 times as long as
+``python -c "import typer"`` (``benchmarks/startup.py`` measures it). At module level
+this imports only typer and what the options' declarations need; the library and rich
+are imported inside the commands that use them (hence the ``noqa: PLC0415``). The help
+is click's plain text, not typer's rich panels, which import rich and markdown-it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import random
 import signal
 import sys
 from enum import Enum
@@ -17,37 +23,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 # typer vendors click; its exception types are only reachable here.
 from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from ticketsim import __version__, runner
+from ticketsim import __version__
 from ticketsim import db as dbfile
-from ticketsim import history as historyfile
-from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError, DbWriteError
-from ticketsim.events import OUTCOMES
-from ticketsim.render import (
-    LiveSale,
-    db_view,
-    exploration_view,
-    hunt_view,
-    report_view,
-    strategies_view,
-)
-from ticketsim.report import ExitCode, Report, build_report
-from ticketsim.strategies import STRATEGIES, StrategyName
+from ticketsim.names import StrategyName
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from rich.console import Console
+    from typer._click import Context, HelpFormatter
+
     from ticketsim.events import Event
     from ticketsim.explore import Scenario
-    from ticketsim.runner import RunResult
+    from ticketsim.report import Report
+    from ticketsim.runner import RunConfig, RunResult
 
 
 #: Exit codes of a run ended by Ctrl-C and by SIGTERM (128 + the signal's number).
@@ -83,8 +78,10 @@ class _OneLineErrors(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
-        except NoArgsIsHelpError:
-            sys.exit(0)  # the help has been shown, which is what a bare command asks for
+        except NoArgsIsHelpError as exc:
+            # A bare command asks for the help: on stdout, and it is not an error.
+            typer.echo(exc.format_message())
+            sys.exit(0)
         except ClickException as exc:
             fail(_usage_message(exc, args), exc.exit_code)
         except Exception as exc:
@@ -102,6 +99,21 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        """List the commands with the whole first paragraph of each one's help, wrapped.
+
+        Click's list cuts each to one line, ending in "...", which would hide most of them.
+        """
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                text = command.short_help or inspect.cleandoc(command.help or "")
+                rows.append((name, " ".join(text.partition("\n\n")[0].split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _given(option: str, args: Sequence[str]) -> str | None:
@@ -126,20 +138,32 @@ def _usage_message(exc: ClickException, args: Sequence[str] | None) -> str:
     return f"{message} (see '{where} --help')"
 
 
+def _console(*, stderr: bool = False, highlight: bool = False, soft_wrap: bool = False) -> Console:
+    """A rich console; rich is imported on first use, not at start-up."""
+    from rich.console import Console  # noqa: PLC0415 - start-up time (see the top)
+
+    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+
+
 def _stderr(line: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(line, markup=False)
+    _console(stderr=True, soft_wrap=True).print(line, markup=False)
 
 
-def fail(message: str, code: int = ExitCode.BAD_INPUT) -> NoReturn:
-    """Print ``message`` as the one line of an error and exit with ``code``."""
+def fail(message: str, code: int | None = None) -> NoReturn:
+    """Print ``message`` as the one line of an error and exit with ``code``
+    (default: :attr:`ExitCode.BAD_INPUT <ticketsim.report.ExitCode.BAD_INPUT>`)."""
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
+
     _stderr(f"ticketsim: error: {message}")
-    sys.exit(code)
+    sys.exit(ExitCode.BAD_INPUT if code is None else code)
 
 
 app = typer.Typer(
     cls=_OneLineErrors,
     no_args_is_help=True,
     add_completion=True,
+    # Click's plain help: typer's rich help would import rich and markdown-it.
+    rich_markup_mode=None,
     help="Reproduce the ticket-grab race between processes, and see each protection work.",
 )
 
@@ -223,7 +247,7 @@ def _pictures(
     if timeline is not None:
         drawing.write_timeline(timeline, result, report)
     if show_timeline:
-        console = Console(highlight=False)
+        console = _console()
         # The lanes' labels take about 12 columns; the rest is time.
         width = max(40, console.width - 14)
         console.print(drawing.terminal_timeline(result, report, width=width))
@@ -231,6 +255,8 @@ def _pictures(
 
 def _guarded(action: Callable[[], Any]) -> Any:
     """Run ``action``; bad settings or an unusable db end as a one-line error, exit 2."""
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
+
     try:
         return action()
     except ConfigError as exc:
@@ -245,10 +271,12 @@ def _guarded(action: Callable[[], Any]) -> Any:
 
 
 def _show(report: Report, json_out: bool, **extra: Any) -> None:
+    from ticketsim.render import report_view  # noqa: PLC0415 - start-up time
+
     if json_out:
         typer.echo(json.dumps({**report.to_json(), **extra}, indent=2))
     else:
-        Console(highlight=False).print(report_view(report))
+        _console().print(report_view(report))
     if report.io_error is not None:
         _stderr(
             f"ticketsim: error: could not write the db {report.db}: {report.io_error}; "
@@ -284,7 +312,10 @@ def run(
     history: History = None,
     pool: Annotated[
         int | None,
-        typer.Option(help="Run the buyers as tasks of a Pool of N worker processes."),
+        typer.Option(
+            help="Run the buyers as tasks of a Pool of N worker processes (default: one "
+            "process per buyer up to 200 buyers, one worker per core above)."
+        ),
     ] = None,
     lockstep: Annotated[
         bool,
@@ -310,9 +341,13 @@ def run(
     Exit codes: 0 every invariant held; 1 an invariant was violated; 2 bad input;
     3 the sale stalled and was ended.
     """
+    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+
     chosen = _strategy(strategy, lock)
     _output_path("--history", history)
-    config: runner.RunConfig = _guarded(
+    config: RunConfig = _guarded(
         lambda: runner.RunConfig(
             buyers=buyers,
             tickets=tickets,
@@ -345,24 +380,40 @@ def _terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
-def _watched(config: runner.RunConfig, *, live: bool, quiet: bool) -> RunResult:
+def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
     """Run the sale with a live view, a progress bar on stderr, or nothing to watch.
 
     The progress bar appears only when both streams are terminals and the output is
     not data (``--json``), so it never ends up in a file or a pipe.
     """
+    from ticketsim import runner  # noqa: PLC0415 - start-up time
+
     if live:
+        from rich.live import Live  # noqa: PLC0415 - start-up time
+
+        from ticketsim.render import LiveSale  # noqa: PLC0415 - start-up time
+        from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+
         view = LiveSale(config.strategy, config.buyers, config.tickets)
-        with Live(view, console=Console(highlight=False), refresh_per_second=12) as screen:
+        with Live(view, console=_console(), refresh_per_second=12) as screen:
             result: RunResult = _guarded(lambda: runner.run_sale(config, watch=view.update))
             view.finish(build_report(result))
             screen.refresh()
         return result
     if quiet or not _terminal():
         return _guarded(lambda: runner.run_sale(config))  # type: ignore[no-any-return]
+    from rich.progress import (  # noqa: PLC0415 - start-up time
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+    )
+
+    from ticketsim.events import OUTCOMES  # noqa: PLC0415 - start-up time
+
     progress = Progress(
         TextColumn("selling"), BarColumn(), MofNCompleteColumn(), TextColumn("buyers done"),
-        console=Console(stderr=True), transient=True,
+        console=_console(stderr=True, highlight=True), transient=True,
     )  # fmt: skip
     with progress:
         task = progress.add_task("sale", total=config.buyers)
@@ -380,6 +431,10 @@ def show(db: Db = dbfile.DEFAULT_DB, json_out: Json = False) -> None:
 
     Exit 0 when it is consistent, 1 when the checker finds a problem in it.
     """
+    from ticketsim.checker import check_db  # noqa: PLC0415 - start-up time
+    from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
+
     try:
         ticket_db = dbfile.load(db)
     except DbError as exc:
@@ -389,7 +444,7 @@ def show(db: Db = dbfile.DEFAULT_DB, json_out: Json = False) -> None:
         data = {**ticket_db.to_json(), "problems": [p.to_json() for p in problems]}
         typer.echo(json.dumps(data, indent=2))
     else:
-        Console(highlight=False).print(db_view(ticket_db, problems, str(db)))
+        _console().print(db_view(ticket_db, problems, str(db)))
     raise typer.Exit(ExitCode.VIOLATED if problems else ExitCode.OK)
 
 
@@ -401,9 +456,12 @@ def reset(
     json_out: Json = False,
 ) -> None:
     """Reset the db to TICKETS fresh tickets and an empty ledger."""
+    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
+
     if not 0 <= tickets <= runner.MAX_TICKETS:
         fail(f"--tickets={tickets}: choose from 0 to {runner.MAX_TICKETS} tickets")
-    config: runner.RunConfig = _guarded(
+    config: RunConfig = _guarded(
         lambda: runner.RunConfig(tickets=tickets, db_path=db, strategy="lock")
     )
     _guarded(lambda: runner.prepare_db(config))
@@ -412,7 +470,7 @@ def reset(
     if json_out:
         typer.echo(json.dumps(fresh.to_json(), indent=2))
     else:
-        Console(highlight=False).print(db_view(fresh, [], str(db)))
+        _console().print(db_view(fresh, [], str(db)))
 
 
 def _scenario(
@@ -474,8 +532,11 @@ def replay(
     Same report, JSON keys and exit codes as 'run'; with --repeat, also how many runs
     reproduced the first one exactly (same db and history, apart from pids and times).
     """
+    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim import runner  # noqa: PLC0415 - start-up time
     from ticketsim import schedule as sched  # noqa: PLC0415
     from ticketsim.explore import signature  # noqa: PLC0415
+    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
 
     chosen = _strategy(strategy, lock)
     _output_path("--history", history)
@@ -489,7 +550,7 @@ def replay(
             fail(f"--schedule={schedule!r}: {exc}")
         buyers = max(named, 1)
     scenario = _scenario(chosen, buyers, tickets, db, start_method, timeout)
-    config: runner.RunConfig = _guarded(lambda: scenario.config(schedule))
+    config: RunConfig = _guarded(lambda: scenario.config(schedule))
     results: list[RunResult] = [_guarded(lambda: runner.run_sale(config)) for _ in range(repeat)]
     first = results[0]
     reproduced = sum(1 for r in results if signature(r) == signature(first))
@@ -532,6 +593,8 @@ def explore(
     """
     from ticketsim.explore import MAX_EXPLORE_BUYERS  # noqa: PLC0415
     from ticketsim.explore import explore as run_exploration  # noqa: PLC0415
+    from ticketsim.render import exploration_view  # noqa: PLC0415 - start-up time
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
     if not 1 <= buyers <= MAX_EXPLORE_BUYERS:
         fail(
@@ -551,7 +614,7 @@ def explore(
     if json_out:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
-        Console(highlight=False).print(exploration_view(result))
+        _console().print(exploration_view(result))
     raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
 
 
@@ -579,6 +642,8 @@ def hunt(
     Exit code 1 when a violating schedule was found, 0 when none was.
     """
     from ticketsim.explore import hunt as run_hunt  # noqa: PLC0415
+    from ticketsim.render import hunt_view  # noqa: PLC0415 - start-up time
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
     for name, value, low in (
         ("max-examples", max_examples, 0),
@@ -596,7 +661,7 @@ def hunt(
     if json_out:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
-        Console(highlight=False).print(hunt_view(result))
+        _console().print(hunt_view(result))
     raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
 
 
@@ -613,6 +678,9 @@ def check(
 
     Same report, JSON keys and exit codes as 'run'.
     """
+    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+
     if not db.is_file():
         fail(f"--db={db}: no such file; give the db the history was written against")
     try:
@@ -661,14 +729,18 @@ def compare_strategies(
     Sold, oversold, double-booked seats, lost sales, torn reads, time, throughput and
     verdict, one row per strategy: the trade-off "safety costs speed" at a glance.
     """
+    import random  # noqa: PLC0415 - start-up time
+
     from ticketsim import compare as comparing  # noqa: PLC0415
+    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
     if json_out and csv_out:
         fail("--json and --csv both print the table; give one of them")
     if plot is not None and (plot.suffix.lower() != ".svg" or not plot.parent.is_dir()):
         fail(f"--plot={plot}: give a .svg path in an existing folder")
     chosen = seed if seed is not None else random.SystemRandom().randrange(2**32)
-    base: runner.RunConfig = _guarded(
+    base: RunConfig = _guarded(
         lambda: runner.RunConfig(
             buyers=buyers, tickets=tickets, delay=delay, seed=chosen, db_path=db,
             timeout=timeout, start_method=start_method.value if start_method else None,
@@ -687,7 +759,7 @@ def compare_strategies(
     elif csv_out:
         typer.echo(comparing.to_csv(rows), nl=False)
     else:
-        Console(highlight=False).print(comparing.table_view(rows, title))
+        _console().print(comparing.table_view(rows, title))
 
 
 @app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
@@ -698,8 +770,9 @@ def demo(
     """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
     map, two programs on one db, a killed lock holder. Each step is a real sale."""
     from ticketsim.demo import lessons, run_step  # noqa: PLC0415
+    from ticketsim.render import report_view  # noqa: PLC0415 - start-up time
 
-    console = Console(highlight=False)
+    console = _console()
     for lesson in _guarded(lambda: lessons(db)):
         console.rule(lesson.title)
         console.print(lesson.before)
@@ -724,11 +797,14 @@ def demo(
 )
 def list_strategies(json_out: Json = False) -> None:
     """What each strategy protects (every yes and no is checked by the test suite)."""
+    from ticketsim.render import strategies_view  # noqa: PLC0415 - start-up time
+    from ticketsim.strategies import STRATEGIES  # noqa: PLC0415 - start-up time
+
     rows = [strategy.describe() for strategy in STRATEGIES.values()]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        Console(highlight=False).print(strategies_view(rows))
+        _console().print(strategies_view(rows))
 
 
 class _Terminated(BaseException):

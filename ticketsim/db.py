@@ -2,18 +2,21 @@
 
 Format (``ticketsim/1``)::
 
-    {
-      "format": "ticketsim/1",
-      "event": "Concert",
-      "tickets": 10,
-      "remaining": 9,
-      "ledger": [{"buyer": "buyer-4", "seat": 1, "pid": 4242, "time": 1795000000.25}]
-    }
+    {"format": "ticketsim/1", "event": "Concert", "tickets": 10, "remaining": 8, "ledger": [
+      {"buyer": "buyer-4", "seat": 1, "pid": 4242, "time": 1795000000.25},
+      {"buyer": "buyer-2", "seat": 2, "pid": 4243, "time": 1795000000.26}
+    ]}
 
 ``tickets`` is how many were put on sale, ``remaining`` how many are left, and
 ``ledger`` holds one entry per recorded sale. Seats are numbered from 1; a buyer
 takes the lowest seat not in the ledger it read (``tickets - remaining + 1`` while
 nothing has been refunded), so two buyers who read the same db take the same seat.
+
+Any JSON with these keys is a db. ticketsim writes it in the layout above: the
+header on the first line, one sale per line. That layout is what keeps a sale's cost
+flat as the ledger grows: a buyer reads the count from the first line, decodes only
+the sales appended since its process last read the db (:class:`LedgerIndex`), and
+appends its own sale as one more line instead of encoding the ledger again.
 
 This module validates structure and types only. Whether the numbers agree with
 each other (``remaining + len(ledger) == tickets``, no seat twice) is an invariant
@@ -42,6 +45,15 @@ DEFAULT_DB: Final = Path("db") / "tickets.json"
 MAX_DB_BYTES: Final = 128 * 1024 * 1024
 _KEYS: Final = frozenset({"format", "event", "tickets", "remaining", "ledger"})
 _SALE_KEYS: Final = frozenset({"buyer", "seat", "pid", "time"})
+#: The layout ticketsim writes (see the module's docstring): the first line ends
+#: with ``_LEDGER_OPEN``, sales are ``_INDENT`` + one JSON object per line, joined by
+#: ``_SEP``, and the file ends with ``_CLOSE`` on a line of its own.
+_LEDGER_OPEN: Final = ', "ledger": ['
+_INDENT: Final = "  "
+_SEP: Final = ",\n"
+_CLOSE: Final = "]}\n"
+#: The first line of a db is short; one longer than this is not in ticketsim's layout.
+_MAX_HEAD_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +115,22 @@ class TicketDB:
 
 
 def dumps(db: TicketDB) -> str:
-    """Serialise a db the one way ticketsim writes it (stable key order, newline at end)."""
-    return json.dumps(db.to_json(), indent=2) + "\n"
+    """Serialise a db the one way ticketsim writes it: stable key order, the header on
+    the first line, one sale per line, a newline at the end."""
+    return _text(_head_line(db), _SEP.join(_sale_line(sale) for sale in db.ledger))
+
+
+def _head_line(db: TicketDB) -> str:
+    head = {"format": db.format, "event": db.event, "tickets": db.tickets}
+    return json.dumps({**head, "remaining": db.remaining})[:-1] + _LEDGER_OPEN
+
+
+def _sale_line(sale: Sale) -> str:
+    return _INDENT + json.dumps(sale.to_json())
+
+
+def _text(head: str, body: str) -> str:
+    return f"{head}\n{body}\n{_CLOSE}" if body else f"{head}\n{_CLOSE}"
 
 
 def _reject_constant(name: str) -> Any:
@@ -141,6 +167,15 @@ def _sale(source: str, index: int, raw: object) -> Sale:
 
 def parse(text: str, *, source: str = "<db>") -> TicketDB:
     """Parse and validate the text of a ticket db; raise :class:`DbError` naming ``source``."""
+    raw = _decode(text, source)
+    head = _head(raw, source, required=_KEYS - {"format"})
+    ledger = raw["ledger"]
+    if not isinstance(ledger, list):
+        raise DbError(source, f"ledger must be a list, got {type(ledger).__name__}")
+    return replace(head, ledger=tuple(_sale(source, i, sale) for i, sale in enumerate(ledger)))
+
+
+def _decode(text: str, source: str) -> dict[str, Any]:
     if not text.strip():
         raise DbError(source, "the file is empty")
     if text.startswith("\ufeff"):
@@ -154,7 +189,12 @@ def parse(text: str, *, source: str = "<db>") -> TicketDB:
         raise DbError(source, f"not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise DbError(source, f"the top level must be a JSON object, got {type(raw).__name__}")
-    missing = (_KEYS - {"format"}) - raw.keys()
+    return raw
+
+
+def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketDB:
+    """Everything but the ledger, validated."""
+    missing = required - raw.keys()
     if missing:
         raise DbError(source, f"lacks the key(s) {', '.join(sorted(missing))}")
     fmt = raw.get("format", FORMAT)
@@ -162,23 +202,30 @@ def parse(text: str, *, source: str = "<db>") -> TicketDB:
         raise DbError(source, f"format={fmt!r} is not {FORMAT!r}")
     if not isinstance(raw["event"], str):
         raise DbError(source, "event must be a string")
-    ledger = raw["ledger"]
-    if not isinstance(ledger, list):
-        raise DbError(source, f"ledger must be a list, got {type(ledger).__name__}")
     return TicketDB(
         tickets=_int(source, "tickets", raw["tickets"]),
         remaining=_int(source, "remaining", raw["remaining"]),
-        ledger=tuple(_sale(source, i, sale) for i, sale in enumerate(ledger)),
         event=raw["event"],
     )
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
     """The db file's text, with every way of not being a readable file turned into DbError."""
-    source = os.fspath(path)
+    return _read(os.fspath(path), MAX_DB_BYTES)
+
+
+def _read(source: str, limit: int, *, first_line: bool = False) -> str:
     try:
         with open(source, "rb") as handle:
-            data = handle.read(MAX_DB_BYTES + 1)
+            if first_line:
+                data = handle.readline(limit + 1)
+            else:
+                # read(n) reserves n bytes up front: ask for what the file holds, and
+                # only then for what a concurrent writer may have added.
+                size = min(os.fstat(handle.fileno()).st_size, limit)
+                data = handle.read(size + 1)
+                if len(data) > size:
+                    data += handle.read(limit + 1 - len(data))
     except FileNotFoundError:
         raise DbError(source, "no such file; run without --keep to create it") from None
     except IsADirectoryError:
@@ -187,7 +234,9 @@ def read_text(path: str | os.PathLike[str]) -> str:
         raise DbError(source, "permission denied; check the file's owner and mode") from None
     except OSError as exc:
         raise DbError(source, f"cannot be read ({exc.strerror or exc})") from None
-    if len(data) > MAX_DB_BYTES:
+    if len(data) > limit:
+        if first_line:
+            return ""  # not ticketsim's layout: the caller reads the whole file
         raise DbError(source, f"larger than {MAX_DB_BYTES} bytes; not a ticket db")
     try:
         return data.decode("utf-8")
@@ -204,8 +253,12 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
     """Replace the db with ``db`` so that every reader sees the old file or the new one
     (:func:`ticketsim._files.replace_text`); a failure is a :class:`DbWriteError` and
     leaves the old db as it was, with no temp file behind."""
+    _replace(path, dumps(db))
+
+
+def _replace(path: str | os.PathLike[str], text: str) -> None:
     try:
-        replace_text(path, dumps(db))
+        replace_text(path, text)
     except DbWriteError:
         raise
     except OSError as exc:
@@ -254,3 +307,133 @@ def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:
             json.dump(db.to_json(), handle, indent=2)
     except OSError as exc:
         raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(TicketDB):
+    """A db as a buyer read it for a sale, its ledger not decoded (``ledger`` is empty):
+    the counts, the seat a buyer who read it takes, and the ledger's text, to which
+    :func:`append_sale` adds the sale."""
+
+    seat: int = 0
+    body: str = ""
+
+    def next_seat(self) -> int:
+        return self.seat
+
+
+class LedgerIndex:
+    """The seats in a db's ledger, kept by one process from one read to the next.
+
+    While a sale runs the ledger only grows, so a read decodes just the lines appended
+    since this process last read or wrote the db; a ledger that changed any other way
+    (a reset, a refund, another layout) is decoded afresh. Never shared: each process
+    has its own (a pickled index arrives empty).
+    """
+
+    __slots__ = ("_body", "_lowest", "_taken")
+
+    def __init__(self) -> None:
+        self._body = ""
+        self._taken: set[int] = set()
+        self._lowest = 1
+
+    def __reduce__(self) -> tuple[type[LedgerIndex], tuple[()]]:
+        return LedgerIndex, ()
+
+    def lowest_free(self, body: str, source: str) -> int:
+        """The lowest seat the ledger ``body`` (its sale lines) does not hold."""
+        known = self._body
+        if body.startswith(known) and body[len(known) : len(known) + len(_SEP)] in ("", _SEP):
+            new = body[len(known) :].removeprefix(_SEP) if known else body
+        else:
+            self._taken, self._lowest, new = set(), 1, body
+        if new:
+            self._taken.update(_seats(new, source))
+        self._body = body
+        while self._lowest in self._taken:
+            self._lowest += 1
+        return self._lowest
+
+    def appended(self, body: str, seat: int) -> None:
+        """This process wrote ``body``, its last read's ledger plus the sale of ``seat``."""
+        self._body = body
+        self._taken.add(seat)
+
+
+def _seats(lines: str, source: str) -> list[int]:
+    try:
+        rows = json.loads(f"[{lines}]", parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise DbError(source, f"the ledger is not valid JSON ({exc})") from None
+    seats: list[int] = []
+    for row in rows:
+        seat = row.get("seat") if isinstance(row, dict) else None
+        if not isinstance(seat, int) or isinstance(seat, bool):
+            raise DbError(
+                source, f"a ledger entry has no whole-number seat: {json.dumps(row)[:60]}"
+            )
+        seats.append(seat)
+    return seats
+
+
+def _split(text: str, source: str) -> tuple[TicketDB, str] | None:
+    """The header and the ledger's lines of a db in ticketsim's layout, or ``None``."""
+    # Index, do not slice: the ledger's text is the one big string here, copied once.
+    start = text.find("\n") + 1
+    head = _layout_head(text[: start - 1], source) if start else None
+    if head is None or not text.endswith(_CLOSE):
+        return None
+    end = len(text) - len(_CLOSE)
+    if end == start:
+        return head, ""
+    if end < start + 2 or text[end - 1] != "\n":
+        return None
+    return head, text[start : end - 1]
+
+
+def _layout_head(line: str, source: str) -> TicketDB | None:
+    if not line.endswith(_LEDGER_OPEN):
+        return None
+    try:
+        raw = json.loads(line[: -len(_LEDGER_OPEN)] + "}", parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict) or "ledger" in raw:
+        return None
+    return _head(raw, source, required=_KEYS - {"format", "ledger"})
+
+
+def read_for_sale(path: str | os.PathLike[str], index: LedgerIndex) -> TicketDB:
+    """Read the db for a sale: a :class:`Snapshot` if it is in ticketsim's layout (the
+    ledger's new lines decoded through ``index``), else the whole db, fully validated."""
+    source = os.fspath(path)
+    text = _read(source, MAX_DB_BYTES)
+    split = _split(text, source)
+    if split is None:
+        return parse(text, source=source)
+    head, body = split
+    seat = index.lowest_free(body, source) if head.remaining > 0 else 0
+    return Snapshot(head.tickets, head.remaining, (), head.event, head.format, seat, body)
+
+
+def read_remaining(path: str | os.PathLike[str]) -> int:
+    """The remaining count, from the first line alone when the db is in ticketsim's layout."""
+    source = os.fspath(path)
+    first = _read(source, _MAX_HEAD_BYTES, first_line=True).rstrip("\n")
+    head = _layout_head(first, source)
+    return head.remaining if head is not None else load(source).remaining
+
+
+def append_sale(
+    path: str | os.PathLike[str], seen: TicketDB, sale: Sale, index: LedgerIndex
+) -> None:
+    """Write ``seen`` plus ``sale`` atomically, as :func:`write_atomic` does; from a
+    :class:`Snapshot`, by adding one line to the ledger's text instead of encoding it."""
+    if not isinstance(seen, Snapshot):
+        write_atomic(path, seen.sell(sale))
+        return
+    line = _sale_line(sale)
+    body = f"{seen.body}{_SEP}{line}" if seen.body else line
+    _replace(path, _text(_head_line(replace(seen, remaining=seen.remaining - 1)), body))
+    index.appended(body, sale.seat)

@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim._values import seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class Step(str, Enum):
@@ -106,9 +109,49 @@ class Event:
         return row
 
 
-def to_jsonl(history: tuple[Event, ...] | list[Event]) -> str:
+#: Each step's line up to the buyer, and from the buyer to the time (see :func:`_line`).
+_HEADS: Final = {step: f'{{"type": "{_KINDS.get(step, "step")}", "buyer": ' for step in Step}
+_MIDDLES: Final = {step: f', "step": "{step.value}", "t": ' for step in Step}
+
+
+def _line(event: Event) -> str:
+    """``json.dumps(event.to_json())`` and a newline, the same text, made faster.
+
+    ``json.dumps`` costs more per call than a small event takes to write, and a history
+    can hold a million events. An event as buyers record it (plain ints, a finite float
+    time, a str note) is written here directly; any other goes through ``json.dumps``.
+    """
+    step, buyer, t, pid = event.step, event.buyer, event.t, event.pid
+    value, seat, note = event.value, event.seat, event.note
+    head = _HEADS[step] if type(step) is Step else None
+    if (
+        head is None
+        or type(buyer) is not int
+        or type(t) is not float
+        or t - t != 0.0  # inf or nan: json writes Infinity and NaN, not repr()
+        or type(pid) is not int
+        or (value is not None and type(value) is not int)
+        or (seat is not None and type(seat) is not int)
+        or (note is not None and type(note) is not str)
+    ):
+        return json.dumps(event.to_json()) + "\n"
+    text = f'{head}{buyer}{_MIDDLES[step]}{t!r}, "pid": {pid}'
+    if value is not None:
+        text += f', "value": {value}'
+    if seat is not None:
+        text += f', "seat": {seat}'
+    if note is not None:
+        text += f', "note": {json.dumps(note)}'
+    return text + "}\n"
+
+
+def to_jsonl(history: Sequence[Event]) -> str:
     """The history as JSON Lines, one event per line, in the order given."""
-    return "".join(json.dumps(event.to_json()) + "\n" for event in history)
+    return "".join([_line(event) for event in history])
+
+
+#: The steps by name: a dict lookup, where calling ``Step`` costs an enum lookup each time.
+_STEPS: Final = {step.value: step for step in Step}
 
 
 def _opt_int(row: dict[str, Any], key: str) -> int | None:
@@ -122,10 +165,13 @@ def from_json(row: object) -> Event:
     """Rebuild an event from :meth:`Event.to_json`; raise ``ValueError`` naming the bad field."""
     if not isinstance(row, dict):
         raise ValueError(f"an event must be a JSON object, got {type(row).__name__}")
-    try:
-        step = Step(row.get("step"))
-    except ValueError:
-        raise ValueError(f"step={row.get('step')!r} is not one of the steps") from None
+    name = row.get("step")
+    step = _STEPS.get(name) if type(name) is str else None
+    if step is None:
+        try:
+            step = Step(name)
+        except ValueError:
+            raise ValueError(f"step={name!r} is not one of the steps") from None
     buyer, t, pid, note = row.get("buyer"), row.get("t"), row.get("pid"), row.get("note")
     if type(buyer) is not int or buyer < 1:
         raise ValueError(f"buyer={buyer!r} must be a buyer number from 1")

@@ -9,7 +9,9 @@ are: ``invoke`` when a buyer's purchase starts, ``ok`` or ``fail`` when it ends,
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -18,7 +20,7 @@ from ticketsim import db as dbfile
 from ticketsim._files import replace_text
 from ticketsim._values import seconds
 from ticketsim.errors import ConfigError, DbError, TicketsimError
-from ticketsim.events import Event, from_json
+from ticketsim.events import Event, from_json, to_jsonl
 from ticketsim.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ FORMAT: Final = "ticketsim-history/1"
 MAX_LINE_BYTES: Final = 64 * 1024
 #: Ten million events: far beyond any sale ticketsim runs.
 MAX_HISTORY_BYTES: Final = 4 * 1024**3
+#: Events written to the text of a history at a time (:func:`dumps`).
+_PIECE: Final = 4096
 
 
 class HistoryError(TicketsimError, ValueError):
@@ -62,14 +66,19 @@ def header(result: RunResult) -> dict[str, Any]:
         "lockstep": config.lockstep,
         "opened_at": result.opened_at,
         "elapsed_s": result.elapsed_s,
+        "startup_s": result.startup_s,
         "stalled": result.stalled,
         "initial": result.initial.to_json(),
     }
 
 
 def dumps(result: RunResult) -> str:
-    lines = [header(result), *(event.to_json() for event in result.history)]
-    return "".join(json.dumps(line) + "\n" for line in lines)
+    history = result.history
+    # In pieces of a few thousand lines: the text is never also held as a million small
+    # strings, or as a million dicts, on its way to the file.
+    pieces = [json.dumps(header(result)) + "\n"]
+    pieces += (to_jsonl(history[i : i + _PIECE]) for i in range(0, len(history), _PIECE))
+    return "".join(pieces)
 
 
 def save(path: str | os.PathLike[str], result: RunResult) -> None:
@@ -92,13 +101,14 @@ def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if size > MAX_HISTORY_BYTES:
         raise HistoryError(path, 0, f"larger than {MAX_HISTORY_BYTES} bytes; not a history")
     with handle:
-        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 3), b""), 1):
-            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        lines = iter(functools.partial(handle.readline, MAX_LINE_BYTES + 3), b"")
+        for number, raw in enumerate(lines, 1):
+            if len(raw) > MAX_LINE_BYTES and len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
                 raise HistoryError(path, number, f"longer than {MAX_LINE_BYTES} bytes")
-            if not raw.strip():
+            if raw.isspace():  # raw is never empty: a blank line, skipped
                 continue
             try:
-                row = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+                row = _parse(raw.decode("utf-8"))
             except RecursionError:
                 raise HistoryError(path, number, "nested too deeply") from None
             except (ValueError, UnicodeDecodeError) as exc:
@@ -110,6 +120,18 @@ def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+#: One decoder for every line: ``json.loads`` with an option builds a new one per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _parse(text: str) -> Any:
+    """``json.loads(text, parse_constant=_no_constant)``, errors and all."""
+    if text.startswith("\ufeff"):
+        # json.loads refuses a byte-order mark with this error; the decoder does not look.
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
@@ -150,22 +172,25 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
     except DbError as exc:
         raise HistoryError(path, number, f"the initial db: {exc.reason}") from None
     opened_at, elapsed = seconds(head.get("opened_at")), seconds(head.get("elapsed_s"))
-    if opened_at is None or elapsed is None:
-        raise HistoryError(path, number, "opened_at and elapsed_s must be numbers of seconds")
+    startup = seconds(head.get("startup_s", 0.0))  # older histories lack it
+    if opened_at is None or elapsed is None or startup is None:
+        raise HistoryError(
+            path, number, "opened_at, elapsed_s and startup_s must be numbers of seconds"
+        )
     stalled = head.get("stalled")
     if stalled is not None and not isinstance(stalled, str):
         raise HistoryError(path, number, "stalled must be null or a string")
     events: list[Event] = []
+    buyers = config.buyers
     for number, row in rows:
         try:
             event = from_json(row)
         except ValueError as exc:
             raise HistoryError(path, number, str(exc)) from None
-        if event.buyer > config.buyers:
-            raise HistoryError(
-                path, number, f"buyer={event.buyer} but the sale had {config.buyers}"
-            )
+        if event.buyer > buyers:
+            raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
         events.append(event)
+    events.sort(key=operator.attrgetter("t"))
     final: dbfile.TicketDB | None = None
     final_error: str | None = None
     try:
@@ -179,9 +204,10 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
         initial=initial,
         final=final,
         final_error=final_error,
-        history=tuple(sorted(events, key=lambda e: e.t)),
+        history=tuple(events),
         opened_at=opened_at,
         elapsed_s=elapsed,
         stalled=stalled,
+        startup_s=startup,
         schedule=config.schedule and str(config.steps()),
     )

@@ -56,7 +56,7 @@ def report_view(report: Report) -> RenderableType:
         (report.strategy, "bold"),
         (f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ", "dim"),
         (f"{report.start_method}, seed {report.seed}", "dim"),
-        (f", pool of {report.pool}" if report.pool else "", "dim"),
+        (f"\non {report.crew}" if report.pool else "", "dim"),
     )
     table = Table(show_header=False, min_width=50)
     table.add_column("figure")
@@ -72,6 +72,7 @@ def report_view(report: Report) -> RenderableType:
         ("saw a ticket, then refused", _count(report.saw_but_refused)),
         ("unfinished buyers", _count(report.unfinished, bad=True)),
         ("elapsed", Text(f"{report.elapsed_s:.3f} s")),
+        ("processes started in", Text(f"{report.startup_s:.3f} s")),
     ]
     for label, value in rows:
         table.add_row(label, value)

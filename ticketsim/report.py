@@ -65,6 +65,10 @@ class Report:
     violations: tuple[Violation, ...]
     #: Pool workers the buyers ran on (``None``: one process per buyer).
     pool: int | None = None
+    #: Which processes ran the buyers, in words.
+    crew: str = "one process per buyer"
+    #: Wall time from starting the first process to opening the sale.
+    startup_s: float = 0.0
     #: What a crash mid-sale would cost under this strategy, if anything.
     caveat: str | None = None
     #: What injected faults did, in words (``--kill-holder``, ``--kill``).
@@ -144,12 +148,14 @@ class Report:
             "stalled": self.stalled,
             "violations": [v.to_json() for v in self.violations],
             "elapsed_s": round(self.elapsed_s, 6),
+            "startup_s": round(self.startup_s, 6),
             "throughput": round(self.throughput, 3),
             "delay": self.delay,
             "seed": self.seed,
             "start_method": self.start_method,
             "db": self.db,
             "pool": self.pool,
+            "crew": self.crew,
             "caveat": self.caveat,
             "schedule": self.schedule,
             "faults": list(self.faults),
@@ -204,7 +210,9 @@ def build_report(result: RunResult) -> Report:
         db=config.db,
         stalled=result.stalled,
         violations=tuple(violations),
-        pool=config.pool,
+        pool=config.workers,
+        crew=config.crew,
+        startup_s=result.startup_s,
         caveat=strategies.get(config.strategy).caveat,
         schedule=str(from_history(history)),
         faults=result.faults,

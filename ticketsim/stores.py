@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
@@ -62,24 +62,30 @@ class FileStore(Store):
 
     path: str
     naive: bool = False
+    #: This process's memory of the ledger, so that a read decodes only new sales.
+    index: dbfile.LedgerIndex = field(default_factory=dbfile.LedgerIndex, compare=False, repr=False)
 
     def read(self, record: Recorder) -> dbfile.TicketDB:
+        if not self.naive:
+            return dbfile.read_for_sale(self.path, self.index)
         for _ in range(TORN_RETRIES):
             try:
                 return dbfile.load(self.path)
             except DbError as exc:
-                if not self.naive:
-                    raise
                 record(Step.TORN, note=exc.reason)
             time.sleep(TORN_BACKOFF_S)
         raise DbError(self.path, f"still half written after {TORN_RETRIES} reads")
 
-    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
-        new = seen.sell(sale)
+    def peek(self, record: Recorder) -> int:
         if self.naive:
-            dbfile.write_naive(self.path, new)
+            return super().peek(record)
+        return dbfile.read_remaining(self.path)
+
+    def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
+        if self.naive:
+            dbfile.write_naive(self.path, seen.sell(sale))
         else:
-            dbfile.write_atomic(self.path, new)
+            dbfile.append_sale(self.path, seen, sale, self.index)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ A strategy gives every buyer a :class:`Tools` bundle of picklable parts:
   answers each buyer (:class:`OfficeClient`).
 
 The buyer (:mod:`ticketsim.buyer`) owns the order of the steps; the runner owns the
-processes. A new strategy subclasses :class:`Strategy`, builds its primitives in
-:meth:`Strategy.provide`, and is added to :data:`STRATEGIES`; neither the buyer nor
-the runner changes.
+processes. A new strategy adds its name to :class:`StrategyName` (which lives in
+:mod:`ticketsim.names`, light for the command line), subclasses :class:`Strategy`,
+builds its primitives in :meth:`Strategy.provide`, and is added to
+:data:`STRATEGIES`; neither the buyer nor the runner changes.
 
 The parts live in :mod:`ticketsim.stores`, :mod:`ticketsim.guards` and
 :mod:`ticketsim.office`. Buyer processes unpickle them and import this module, so
@@ -28,11 +29,11 @@ import dataclasses
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ticketsim.errors import ConfigError
 from ticketsim.guards import FileLockGuard, Guard, LockGuard, NoGuard
+from ticketsim.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.office import PENDING, OfficeClient, run_office
 from ticketsim.schedule import Model
 from ticketsim.stores import (
@@ -72,21 +73,6 @@ class Setup:
     #: Where events go; the office records the steps it takes for each buyer.
     channel: Any
     timeout: float
-
-
-class StrategyName(str, Enum):
-    """The strategies' names, as the command line spells them."""
-
-    NONE = "none"
-    LOCK = "lock"
-    SEMAPHORE = "semaphore"
-    FILELOCK = "filelock"
-    MANAGER = "manager"
-    VALUE = "value"
-    ARRAY = "array"
-    OFFICE = "office"
-    VALUE_UNLOCKED = "value-unlocked"
-    ARRAY_UNLOCKED = "array-unlocked"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,279 @@
+"""How fast ticketsim is, against the limits of the machine it runs on (issue 7).
+
+One command runs every measurement; each prints a markdown table for the README.
+Medians of ``--runs`` runs; every ratio compares figures taken in the same run, the
+two sides interleaved, because a small machine is noisy.
+
+1. limit: the serial limit (one process, the same read-modify-write of the db, in a
+   loop, no lock) against the sale throughput of each safe strategy with ``--delay 0``
+   (sales per second from the opening of the sale to the last sale).
+2. overhead: ``ticketsim run --buyers 50 --lock --delay 0`` end to end against
+   ``benchmarks/bare_lock.py``, the same 50 protected purchases written by hand.
+3. scale: ``ticketsim run --buyers N --tickets N/2 --lock --delay 0`` at 1,000 and
+   10,000 buyers: sale time per buyer, wall time, and the peak memory of the whole
+   process tree (the sum of every process's resident set, sampled every 20 ms; shared
+   pages count once per process, so this overstates it).
+4. spawn: starting 50 buyers under ``spawn`` (``startup_s`` of the report) against
+   starting 50 processes that import nothing (``benchmarks/bare_spawn.py``).
+5. startup: ``ticketsim --help`` against ``python -c "import typer"``
+   (``benchmarks/startup.py``).
+6. checker: checking histories of up to 1,000,000 events (``benchmarks/checker_scale.py``).
+
+    python benchmarks/performance.py [--runs 5] [--only limit,overhead,scale,spawn,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
+from ticketsim import db as dbfile  # noqa: E402
+from ticketsim.stores import FileStore  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+TICKETSIM = str(Path(sys.executable).with_name("ticketsim"))
+SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker")
+SAFE = ("lock", "semaphore", "filelock", "value", "array", "office", "manager")
+
+
+def serial_limit(db: Path, sales: int) -> float:
+    """Sales per second of one process reading and writing the db in a loop, no lock:
+    the buyers' own read and write (``FileStore``), nothing else."""
+    dbfile.write_atomic(db, dbfile.TicketDB.fresh(sales))
+    store = FileStore(str(db))
+    started = time.perf_counter()
+    for number in range(1, sales + 1):
+        seen = store.read(lambda *args, **kwargs: None)
+        sale = dbfile.Sale(f"buyer-{number}", seen.next_seat(), os.getpid(), time.time())
+        store.sell(seen, sale)
+    return sales / (time.perf_counter() - started)
+
+
+def limit(runs: int, sizes: Sequence[int]) -> None:
+    print("\n## 1. Sale throughput against the serial limit (--delay 0)\n")
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "tickets.json"
+        for size in sizes:
+            limits: list[float] = []
+            ratios: dict[str, list[float]] = {name: [] for name in SAFE}
+            rates: dict[str, list[float]] = {name: [] for name in SAFE}
+            crew = ""
+            for seed in range(runs):
+                limits.append(serial_limit(db, size))
+                for name in SAFE:
+                    config = RunConfig(
+                        buyers=size,
+                        tickets=size,
+                        strategy=name,
+                        db_path=db,
+                        delay=0.0,
+                        seed=seed,
+                        start_method="fork",
+                    )
+                    report = build_report(run_sale(config))
+                    if not report.ok or report.sold != size:
+                        raise SystemExit(f"{name}: {report.verdict}")
+                    rates[name].append(report.throughput)
+                    ratios[name].append(report.throughput / limits[-1])
+                    crew = report.crew
+            print(f"{size} buyers, {size} tickets, fork, {crew}, median of {runs} runs")
+            print(f"serial limit: {statistics.median(limits):.0f} sales/s\n")
+            print("| strategy | sales/s | of the limit |")
+            print("|---|---:|---:|")
+            for name in SAFE:
+                rate, ratio = statistics.median(rates[name]), statistics.median(ratios[name])
+                print(f"| `{name}` | {rate:.0f} | {ratio:.2f} |")
+            print()
+
+
+def _wall(command: Sequence[str], cwd: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, timeout=600)
+    return time.perf_counter() - started
+
+
+def overhead(runs: int) -> None:
+    print("\n## 2. `ticketsim run --buyers 50 --lock --delay 0` against a bare script\n")
+    ours, bare = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            ours.append(
+                _wall([TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0"], folder)
+            )
+            bare.append(_wall([sys.executable, str(HERE / "bare_lock.py")], folder))
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
+    print(f"median of {runs} runs, interleaved, wall time of the whole program\n")
+    print("| program | wall |")
+    print("|---|---:|")
+    print(f"| `ticketsim run --buyers 50 --lock --delay 0` | {statistics.median(ours):.3f} s |")
+    print(f"| `python benchmarks/bare_lock.py` | {statistics.median(bare):.3f} s |")
+    print(f"| ratio (median of the runs' ratios) | {ratio:.2f}x |")
+
+
+class _TreeMemory:
+    """The peak of the summed resident sets of a process and all its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            total = sum(_rss_kb(pid) for pid in _tree(self.pid))
+            self.peak_kb = max(self.peak_kb, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak_kb
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _big_run(buyers: int, folder: str) -> tuple[dict[str, object], float, int]:
+    command = [TICKETSIM, "run", "--buyers", str(buyers), "--tickets", str(buyers // 2)]
+    command += ["--lock", "--delay", "0", "--json"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, text=True)
+    memory = _TreeMemory(process.pid)
+    out, _ = process.communicate(timeout=1200)
+    wall = time.perf_counter() - started
+    peak = memory.stop()
+    if process.returncode != 0:
+        raise SystemExit(f"{buyers} buyers: exit {process.returncode}")
+    report: dict[str, object] = json.loads(out)
+    return report, wall, peak
+
+
+def scale(runs: int, sizes: Sequence[int]) -> None:
+    print("\n## 3. Scale: `ticketsim run --buyers N --tickets N/2 --lock --delay 0`\n")
+    per_buyer: dict[int, list[float]] = {n: [] for n in sizes}
+    walls: dict[int, list[float]] = {n: [] for n in sizes}
+    peaks: dict[int, list[int]] = {n: [] for n in sizes}
+    crews: dict[int, str] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            for buyers in sizes:
+                report, wall, peak = _big_run(buyers, folder)
+                per_buyer[buyers].append(float(report["elapsed_s"]) / buyers)  # type: ignore[arg-type]
+                walls[buyers].append(wall)
+                peaks[buyers].append(peak)
+                crews[buyers] = str(report["crew"])
+    print(f"median of {runs} runs; every invariant checked in every run\n")
+    print("| buyers | sale time per buyer | wall time | peak memory of the tree | crew |")
+    print("|---:|---:|---:|---:|---|")
+    for buyers in sizes:
+        print(
+            f"| {buyers} | {statistics.median(per_buyer[buyers]) * 1000:.3f} ms "
+            f"| {statistics.median(walls[buyers]):.2f} s "
+            f"| {max(peaks[buyers]) / 1024:.0f} MiB (max) | {crews[buyers]} |"
+        )
+    small, big = sizes[0], sizes[-1]
+    ratio = statistics.median(per_buyer[big]) / statistics.median(per_buyer[small])
+    print(f"\ntime per buyer at {big} / at {small}: {ratio:.2f}x")
+
+
+def spawn(runs: int) -> None:
+    print("\n## 4. Starting 50 buyers under spawn against 50 processes that import nothing\n")
+    ours, bare = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            command = [TICKETSIM, "run", "--buyers", "50", "--delay", "0", "--json"]
+            done = subprocess.run(
+                [*command, "--start-method", "spawn"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            ours.append(float(json.loads(done.stdout)["startup_s"]))
+            done = subprocess.run(
+                [sys.executable, str(HERE / "bare_spawn.py"), "--processes", "50"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=600,
+            )
+            bare.append(float(done.stdout))
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
+    print(f"median of {runs} runs, interleaved; first start() to the last buyer ready\n")
+    print("| processes | start-up |")
+    print("|---|---:|")
+    print(f"| 50 ticketsim buyers | {statistics.median(ours):.3f} s |")
+    print(f"| 50 processes that import nothing | {statistics.median(bare):.3f} s |")
+    print(f"| ratio (median of the runs' ratios) | {ratio:.2f}x |")
+
+
+def _script(name: str, *args: str) -> Callable[[int], None]:
+    def run(runs: int) -> None:
+        del runs
+        subprocess.run([sys.executable, str(HERE / name), *args], check=True, timeout=3600)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default=",".join(SECTIONS))
+    options = parser.parse_args()
+    chosen = options.only.split(",")
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only={options.only!r}: choose from {', '.join(SECTIONS)}")
+    print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    sections: dict[str, Callable[[int], None]] = {
+        "limit": lambda runs: limit(runs, (50, 2000)),
+        "overhead": overhead,
+        "scale": lambda runs: scale(min(runs, 3), (1000, 10_000)),
+        "spawn": spawn,
+        "startup": _script("startup.py", "--runs", "10"),
+        "checker": _script("checker_scale.py"),
+    }
+    for name in chosen:
+        sections[name](options.runs)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
