@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 TICKETSIM = str(Path(sys.executable).with_name("ticketsim"))
+#: Programs are timed as an installed program runs: with its bytecode cached, in a
+#: folder of this run's own, whatever PYTHONDONTWRITEBYTECODE says.
+_CACHE = tempfile.mkdtemp(prefix="ticketsim-bench-pycache-")
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPYCACHEPREFIX"] = _CACHE
 SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker")
 SAFE = ("lock", "semaphore", "filelock", "value", "array", "office", "manager")
 
@@ -103,7 +108,7 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
 
 def _wall(command: Sequence[str], cwd: str) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True, timeout=600)
+    subprocess.run(command, cwd=cwd, env=ENV, check=True, capture_output=True, timeout=600)
     return time.perf_counter() - started
 
 
@@ -111,6 +116,8 @@ def overhead(runs: int) -> None:
     print("\n## 2. `ticketsim run --buyers 50 --lock --delay 0` against a bare script\n")
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as folder:
+        _wall([TICKETSIM, "run", "--buyers", "2", "--lock"], folder)  # fills the cache
+        _wall([sys.executable, str(HERE / "bare_lock.py"), "--buyers", "2"], folder)
         for _ in range(runs):
             ours.append(
                 _wall([TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0"], folder)
@@ -173,7 +180,7 @@ def _big_run(buyers: int, folder: str) -> tuple[dict[str, object], float, int]:
     command = [TICKETSIM, "run", "--buyers", str(buyers), "--tickets", str(buyers // 2)]
     command += ["--lock", "--delay", "0", "--json"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=subprocess.PIPE, text=True)
     memory = _TreeMemory(process.pid)
     out, _ = process.communicate(timeout=1200)
     wall = time.perf_counter() - started
@@ -217,10 +224,11 @@ def spawn(runs: int) -> None:
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(runs):
-            command = [TICKETSIM, "run", "--buyers", "50", "--delay", "0", "--json"]
+            command = [TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0", "--json"]
             done = subprocess.run(
                 [*command, "--start-method", "spawn"],
                 cwd=folder,
+                env=ENV,
                 capture_output=True,
                 text=True,
                 check=False,
@@ -229,6 +237,7 @@ def spawn(runs: int) -> None:
             ours.append(float(json.loads(done.stdout)["startup_s"]))
             done = subprocess.run(
                 [sys.executable, str(HERE / "bare_spawn.py"), "--processes", "50"],
+                env=ENV,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -262,6 +271,9 @@ def main() -> None:
     if unknown:
         parser.error(f"--only={options.only!r}: choose from {', '.join(SECTIONS)}")
     print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as folder:  # fill the bytecode cache, untimed
+        _wall([TICKETSIM, "run", "--buyers", "2", "--lock", "--start-method", "spawn"], folder)
+        _wall([sys.executable, str(HERE / "bare_spawn.py"), "--processes", "2"], folder)
     sections: dict[str, Callable[[int], None]] = {
         "limit": lambda runs: limit(runs, (50, 2000)),
         "overhead": overhead,

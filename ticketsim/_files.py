@@ -7,9 +7,10 @@ plots). Buyer processes import this module, so it uses the standard library only
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
-import tempfile
+from typing import Final
 
 
 def temp_prefix(target: str, pid: int | None = None) -> str:
@@ -41,19 +42,43 @@ def replace_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        # mkstemp creates 0600; a new file gets what open() would have given it.
+        # The temp file is created 0600; a new db gets what open() would have given it.
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, temp = tempfile.mkstemp(
-        dir=os.path.dirname(target), prefix=temp_prefix(target), suffix=".tmp"
-    )
+    fd, temp = _create_temp(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, mode)
+        try:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+#: A writer's temp files are numbered; this many taken means something else is wrong.
+_MAX_TEMPS: Final = 1000
+
+
+def _create_temp(target: str) -> tuple[int, str]:
+    """Create a new temp file for ``target``, only its writer able to read it (0600).
+
+    Named by pid and a number rather than by ``tempfile``: the name must tell a sweep
+    whose it is, and ``tempfile`` seeds a random generator in every new process, which
+    a buyer would pay for inside its critical section.
+    """
+    folder, prefix = os.path.dirname(target), temp_prefix(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for number in range(_MAX_TEMPS):
+        temp = os.path.join(folder, f"{prefix}{number}.tmp")
+        try:
+            return os.open(temp, flags, 0o600), temp
+        except FileExistsError:
+            continue  # left by a dead writer whose pid this process reuses
+    raise FileExistsError(errno.EEXIST, f"{_MAX_TEMPS} temp files of this process", target)

@@ -12,6 +12,7 @@ under ``spawn`` stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -25,8 +26,22 @@ from ticketsim.events import Event, Step, buyer_name
 
 if TYPE_CHECKING:
     from ticketsim.events import Recorder
+    from ticketsim.guards import Guard
+    from ticketsim.office import OfficeClient
     from ticketsim.stores import Store
-    from ticketsim.strategies import Tools
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Everything one buyer needs from its strategy; passed to the buyer explicitly.
+
+    Defined here, not with the strategies, so that a buyer process that unpickles it
+    does not import every strategy (and what they import) to start.
+    """
+
+    store: Store
+    guard: Guard
+    office: OfficeClient | None = None
 
 
 @dataclass(frozen=True)
@@ -262,8 +277,23 @@ def take_ticket(
         pacer.done(number)
 
 
-def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
-    """The body of a buyer process (or of one pool task)."""
+def prepare(tools: Tools) -> None:
+    """Before the sale opens, in each buyer process or pool worker: whatever the first
+    hold or read would otherwise do inside the critical section."""
+    tools.guard.prepare()
+    tools.store.prepare()
+
+
+def run_buyer(
+    spec: BuyerSpec,
+    tools: Tools,
+    channel: Channel,
+    gate: Gate,
+    pacer: Pacer,
+    *,
+    prepared: bool = False,
+) -> None:
+    """The body of a buyer process (or of one pool task, ``prepared`` by the worker)."""
     pid = os.getpid()
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C reaches the whole process group: the parent ends the buyers itself, so
@@ -279,7 +309,8 @@ def run_buyer(spec: BuyerSpec, tools: Tools, channel: Channel, gate: Gate, pacer
 
     error: BaseException | None = None
     try:
-        tools.guard.prepare()
+        if not prepared:
+            prepare(tools)
         record(Step.READY)
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
@@ -322,6 +353,10 @@ def init_pool_worker(tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -
     """``multiprocessing.Pool`` initializer: keep this worker's primitives."""
     global _pool_worker  # noqa: PLW0603 - see _pool_worker
     _pool_worker = (tools, channel, gate, pacer)
+    # An initializer that raises kills its worker, and the pool starts another, forever.
+    # What failed here fails again in the buyer's first step, where it is recorded.
+    with contextlib.suppress(Exception):
+        prepare(tools)
 
 
 def run_pool_task(spec: BuyerSpec) -> None:
@@ -329,4 +364,4 @@ def run_pool_task(spec: BuyerSpec) -> None:
     if _pool_worker is None:
         raise RuntimeError("run_pool_task needs init_pool_worker as the pool initializer")
     tools, channel, gate, pacer = _pool_worker
-    run_buyer(spec, tools, channel, gate, pacer)
+    run_buyer(spec, tools, channel, gate, pacer, prepared=True)

@@ -31,7 +31,7 @@ from typer.core import TyperGroup
 from ticketsim import __version__
 from ticketsim import db as dbfile
 from ticketsim.errors import ConfigError, DbError, DbWriteError
-from ticketsim.names import StrategyName
+from ticketsim.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -296,7 +296,7 @@ def run(
     tickets: Annotated[int, typer.Option(help="Tickets put on sale (ignored with --keep).")] = 10,
     strategy: StrategyOpt = None,
     lock: Lock = False,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     delay: Annotated[
         float, typer.Option(help="Race window between reading and writing, in seconds.")
     ] = 0.1,
@@ -426,7 +426,7 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
 
 
 @app.command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
-def show(db: Db = dbfile.DEFAULT_DB, json_out: Json = False) -> None:
+def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
     """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it.
 
     Exit 0 when it is consistent, 1 when the checker finds a problem in it.
@@ -452,7 +452,7 @@ def show(db: Db = dbfile.DEFAULT_DB, json_out: Json = False) -> None:
 def reset(
     tickets: Annotated[int, typer.Option(help="Tickets to put on sale.")] = 10,
     event: Annotated[str, typer.Option(help="The event's name.")] = dbfile.DEFAULT_EVENT,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     json_out: Json = False,
 ) -> None:
     """Reset the db to TICKETS fresh tickets and an empty ledger."""
@@ -516,7 +516,7 @@ def replay(
     tickets: Tickets = 1,
     strategy: StrategyOpt = None,
     lock: Lock = False,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     timeout: Timeout = 10.0,
     start_method: StartMethodOpt = None,
     json_out: Json = False,
@@ -575,7 +575,7 @@ def explore(
     tickets: Tickets = 1,
     strategy: StrategyOpt = None,
     lock: Lock = False,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     max_schedules: Annotated[
         int, typer.Option(help="Run at most this many schedules (simplest first).")
     ] = 1000,
@@ -626,7 +626,7 @@ def hunt(
     tickets: Tickets = 2,
     strategy: StrategyOpt = None,
     lock: Lock = False,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     max_examples: Annotated[
         int, typer.Option(help="Schedules hypothesis may draw (then it shrinks).")
     ] = 50,
@@ -671,7 +671,7 @@ def hunt(
 )
 def check(
     history: Annotated[Path, typer.Option(help="A history written by --history.")],
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     json_out: Json = False,
 ) -> None:
     """Re-check a saved db and history offline, with the same checker as 'run'.
@@ -715,7 +715,7 @@ def compare_strategies(
     ] = 0.01,
     seed: Annotated[int | None, typer.Option(help="Seed shared by every sale.")] = None,
     start_method: StartMethodOpt = None,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     timeout: Timeout = 30.0,
     json_out: Json = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")] = False,
@@ -765,7 +765,7 @@ def compare_strategies(
 @app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
 def demo(
     yes: Annotated[bool, typer.Option("--yes", help="Run straight through, no pauses.")] = False,
-    db: Db = dbfile.DEFAULT_DB,
+    db: Db = DEFAULT_DB,
 ) -> None:
     """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
     map, two programs on one db, a killed lock holder. Each step is a real sale."""

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Final
 
 from ticketsim._files import replace_text, temp_owner
@@ -40,7 +39,6 @@ from ticketsim.errors import DbError, DbWriteError
 
 FORMAT: Final = "ticketsim/1"
 DEFAULT_EVENT: Final = "Concert"
-DEFAULT_DB: Final = Path("db") / "tickets.json"
 #: A ticket db with a million sales is about 80 MB; anything larger is not one.
 MAX_DB_BYTES: Final = 128 * 1024 * 1024
 _KEYS: Final = frozenset({"format", "event", "tickets", "remaining", "ledger"})

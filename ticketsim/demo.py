@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from ticketsim import db as dbfile
+from ticketsim.names import DEFAULT_DB
 from ticketsim.report import Report, build_report
 from ticketsim.runner import RunConfig, run_sale
 
@@ -135,5 +136,5 @@ def run_step(lesson: Lesson) -> Outcome:
     reports = tuple(build_report(run_sale(config)) for config in lesson.sales)
     programs: tuple[tuple[str, int, int], ...] = ()
     for strategy in lesson.two_programs:
-        programs += _two_programs(strategy, lesson.db_path or dbfile.DEFAULT_DB)
+        programs += _two_programs(strategy, lesson.db_path or DEFAULT_DB)
     return Outcome(lesson, reports, programs)

@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import db as dbfile
 from ticketsim import schedule as sched
 from ticketsim import strategies
 from ticketsim.checker import Kind
 from ticketsim.events import Step
+from ticketsim.names import DEFAULT_DB
 from ticketsim.report import Report, build_report
 from ticketsim.runner import RunConfig, RunResult, run_sale
 
@@ -40,7 +40,7 @@ class Scenario:
     strategy: str = strategies.StrategyName.NONE.value
     buyers: int = 2
     tickets: int = 1
-    db_path: Path = dbfile.DEFAULT_DB
+    db_path: Path = DEFAULT_DB
     start_method: str | None = None
     timeout: float = 10.0
 
@@ -65,7 +65,7 @@ class Scenario:
             "--tickets", str(self.tickets),
             "--schedule", str(schedule),
         ]  # fmt: skip
-        if self.db_path != dbfile.DEFAULT_DB:
+        if self.db_path != DEFAULT_DB:
             words += ["--db", os.fspath(self.db_path)]
         if self.start_method:
             words += ["--start-method", self.start_method]

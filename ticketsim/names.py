@@ -1,14 +1,22 @@
-"""The strategies' names, in a module of their own.
+"""The names and defaults the command line declares its options with, in a module of
+their own.
 
-The command line offers them as choices when it declares its options, on every start,
-even for ``--help``; importing :mod:`ticketsim.strategies` for that (and with it
+The command line offers the strategies' names as choices on every start, even for
+``--help``; importing :mod:`ticketsim.strategies` for that (and with it
 multiprocessing and every store) would add about a third to the start-up time. The
 strategies themselves are in :mod:`ticketsim.strategies`, which re-exports this enum.
+The default db path is here rather than in :mod:`ticketsim.db` because buyer
+processes import that module, and a ``Path`` would cost each of them ``pathlib``.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
+from typing import Final
+
+#: The db every command uses unless given ``--db`` or ``TICKETSIM_DB``.
+DEFAULT_DB: Final = Path("db") / "tickets.json"
 
 
 class StrategyName(str, Enum):

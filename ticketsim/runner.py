@@ -39,6 +39,7 @@ from ticketsim.channel import EventChannel
 from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import ENDINGS, OUTCOMES, Event, Step
+from ticketsim.names import DEFAULT_DB
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -82,7 +83,7 @@ class RunConfig:
     buyers: int = 50
     tickets: int = 10
     strategy: str = strategies.StrategyName.NONE.value
-    db_path: Path = dbfile.DEFAULT_DB
+    db_path: Path = DEFAULT_DB
     #: Race window between reading and writing, in seconds (jittered per buyer by ``seed``).
     delay: float = 0.1
     #: Seeds the jitter; ``None`` draws one, and the result records it.
@@ -320,7 +321,7 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         raise DbError(config.db, "is a directory; give the path of a .json file")
     folder = path.resolve().parent
     if not folder.exists():
-        if path.parent != dbfile.DEFAULT_DB.parent:
+        if path.parent != DEFAULT_DB.parent:
             raise DbError(config.db, f"the folder {path.parent} does not exist; create it first")
         folder.mkdir(parents=True)
     # Every sale rewrites the db through a temp file in its folder: both must be writable.

@@ -32,6 +32,11 @@ class Store(ABC):
     def read(self, record: Recorder) -> dbfile.TicketDB:
         """The state as this buyer sees it now (its ``ledger`` may be left out)."""
 
+    def prepare(self) -> None:
+        """Called in the buyer's process before the sale opens: do the one-off work of a
+        first read there, not inside the critical section. Never writes."""
+        return  # most stores keep nothing per process
+
     def peek(self, record: Recorder) -> int:
         """The remaining count, looked at without any protection (the ``check`` step)."""
         return self.read(record).remaining
@@ -75,6 +80,13 @@ class FileStore(Store):
                 record(Step.TORN, note=exc.reason)
             time.sleep(TORN_BACKOFF_S)
         raise DbError(self.path, f"still half written after {TORN_RETRIES} reads")
+
+    def prepare(self) -> None:
+        # A process's first read decodes the whole ledger into its index (the later ones
+        # only what was appended since), and runs the read's code for the first time: a
+        # freshly started process took ~0.8 ms for it, against ~0.1 ms after.
+        if not self.naive:
+            dbfile.read_for_sale(self.path, self.index)
 
     def peek(self, record: Recorder) -> int:
         if self.naive:

@@ -31,8 +31,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from ticketsim.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.errors import ConfigError
-from ticketsim.guards import FileLockGuard, Guard, LockGuard, NoGuard
+from ticketsim.guards import FileLockGuard, LockGuard, NoGuard
 from ticketsim.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.office import PENDING, OfficeClient, run_office
 from ticketsim.schedule import Model
@@ -43,7 +44,6 @@ from ticketsim.stores import (
     FileStore,
     ManagerStore,
     SeatMapStore,
-    Store,
 )
 
 if TYPE_CHECKING:
@@ -51,15 +51,6 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from ticketsim import db as dbfile
-
-
-@dataclass(frozen=True)
-class Tools:
-    """Everything one buyer needs from its strategy; passed to the buyer explicitly."""
-
-    store: Store
-    guard: Guard
-    office: OfficeClient | None = None
 
 
 @dataclass(frozen=True)
