@@ -183,9 +183,46 @@ def test_a_bad_ledger_line_is_a_db_error(tmp_path: Path, line: str, reason: str)
 
 def test_a_pickled_ledger_index_arrives_empty() -> None:
     index = ticketsim.db.LedgerIndex()
-    assert index.lowest_free(dumps(SOLD_TWO).splitlines()[1].rstrip(","), SOURCE) == 2
+    line = dumps(SOLD_TWO).splitlines()[1].rstrip(",").encode()
+    assert index.lowest_free(line, 0, len(line), SOURCE) == 2
     copy = pickle.loads(pickle.dumps(index))
-    assert copy.lowest_free("", SOURCE) == 1
+    assert copy.lowest_free(b"", 0, 0, SOURCE) == 1
+
+
+def test_an_index_decodes_afresh_a_ledger_that_changed_under_it(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    index = ticketsim.db.LedgerIndex()
+    write_atomic(path, _holes_db())
+    assert ticketsim.db.read_for_sale(path, index).next_seat() == 3
+    # Another program refunds seat 1 and sells seat 3: same length, other lines.
+    changed = _holes_db().refund(1).sell(Sale("buyer-9", 3, 4109, 1795000009.0))
+    write_atomic(path, changed)
+    assert ticketsim.db.read_for_sale(path, index).next_seat() == changed.next_seat() == 1
+
+
+def test_a_buyer_who_finds_no_ticket_reads_the_first_line_only(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    sold_out = TicketDB(tickets=1, remaining=0, ledger=(SALE_1,))
+    # The ledger is broken past the first line: only a read of it would notice.
+    path.write_text(dumps(sold_out).replace('"seat"', '"seat?"'))
+    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    assert (seen.tickets, seen.remaining) == (1, 0)
+    with pytest.raises(DbError):
+        load(path)
+
+
+def test_a_rehearsal_leaves_the_db_and_its_folder_as_they_were(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    write_atomic(path, _holes_db())
+    before = path.read_bytes()
+    index = ticketsim.db.LedgerIndex()
+    ticketsim.db.rehearse_sale(path, index, pid=4242)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets.json"]
+    # and what it read stays known: the sale that follows appends to it
+    seen = ticketsim.db.read_for_sale(path, index)
+    ticketsim.db.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1.5), index)
+    assert load(path) == _holes_db().sell(Sale("buyer-3", 3, 4103, 1.5))
 
 
 # --- parse: accepted documents ----------------------------------------------------------

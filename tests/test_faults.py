@@ -100,6 +100,11 @@ BAD_DBS: list[tuple[str, str | bytes | None, str]] = [
         "sells seat 1 2 times",
     ),
     ("missing-keys", '{"tickets": 3}', "lacks the key(s) event, ledger, remaining"),
+    (
+        "too-many-tickets",
+        _db(tickets=10**30, remaining=10**30 - 1),
+        f"tickets={10**30} is more than ticketsim sells (1000000)",
+    ),
 ]
 
 

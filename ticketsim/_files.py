@@ -10,7 +10,14 @@ import contextlib
 import errno
 import os
 import stat
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TypeAlias
+
+    #: What :func:`replace_bytes` writes: ``bytes``, or a ``memoryview`` of them.
+    Buffer: TypeAlias = bytes | memoryview
 
 
 def temp_prefix(target: str, pid: int | None = None) -> str:
@@ -30,13 +37,24 @@ def temp_owner(name: str, target: str) -> int | None:
 
 
 def replace_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``.
+    """Write ``text`` to ``path`` (UTF-8) as :func:`replace_bytes` does."""
+    replace_bytes(path, (text.encode("utf-8"),))
+
+
+def replace_bytes(
+    path: str | os.PathLike[str], chunks: Sequence[Buffer], *, dry_run: bool = False
+) -> None:
+    """Write ``chunks``, one after the other, to ``path`` through a temp file in the
+    same folder and ``os.replace``.
 
     A rename within one file system is atomic, so there is no moment at which the file
     is empty or half written. A symlink is written through to its target (the link
     stays a link), and an existing file keeps its permission bits. On any failure the
     temp file is removed and the error raised. No ``fsync``: this protects against a
     process dying mid-write, which is what ticketsim simulates, not against power loss.
+    The chunks are written from where they lie, so that a caller adding a line to a big
+    file it has read need not copy it. With ``dry_run`` the temp file is written and
+    removed, and ``path`` left alone: a rehearsal, to warm a fresh process's first write.
     """
     target = os.path.realpath(path)
     try:
@@ -49,13 +67,17 @@ def replace_text(path: str | os.PathLike[str], text: str) -> None:
     fd, temp = _create_temp(target)
     try:
         try:
-            data = memoryview(text.encode("utf-8"))
-            while data:
-                data = data[os.write(fd, data) :]
+            for chunk in chunks:
+                data = memoryview(chunk)
+                while data:
+                    data = data[os.write(fd, data) :]
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
-        os.replace(temp, target)
+        if dry_run:
+            os.unlink(temp)
+        else:
+            os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)

@@ -317,6 +317,12 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         problems = check_db(initial)
         if problems:
             raise DbError(config.db, f"{problems[0].explanation}; reset it (run without --keep)")
+        if initial.tickets > MAX_TICKETS:
+            raise DbError(
+                config.db,
+                f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS}); "
+                "reset it (run without --keep)",
+            )
     elif path.is_dir():
         raise DbError(config.db, "is a directory; give the path of a .json file")
     folder = path.resolve().parent
