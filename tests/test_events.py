@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticketsim import channel
 from ticketsim.events import OUTCOMES, Event, Step, buyer_name, from_json, to_jsonl
+from ticketsim.runner import MAX_BUYERS, MAX_TICKETS
 
 _FINITE = st.floats(allow_nan=False, allow_infinity=False)
 _EVENTS = st.builds(
@@ -214,3 +216,37 @@ def test_from_json_rejects_naming_the_field(row: object, message: str) -> None:
 def test_from_json_rejects_a_t_too_large_for_a_float() -> None:
     with pytest.raises(ValueError, match="must be a number of seconds"):
         from_json(_row(t=10**400))
+
+
+# --- the pipe's encoding: what a buyer sends, the parent gets ----------------------------
+
+_SENT = st.builds(
+    Event,
+    buyer=st.integers(min_value=1, max_value=MAX_BUYERS),
+    step=st.sampled_from(Step),
+    t=st.floats(allow_nan=False),
+    pid=st.integers(min_value=1, max_value=2**31 - 1),
+    value=st.none() | st.integers(min_value=-MAX_TICKETS, max_value=MAX_TICKETS),
+    seat=st.none() | st.integers(min_value=0, max_value=MAX_TICKETS),
+    note=st.none() | st.text(max_size=100),
+)
+
+
+@given(event=_SENT)
+def test_any_event_a_buyer_sends_arrives_as_it_was(event: Event) -> None:
+    data = channel.encode(event)
+    assert len(data) <= channel.MAX_EVENT_BYTES
+    assert channel.decode(data) == event
+
+
+@pytest.mark.parametrize("note", ["x" * 10_000, "é" * 5_000, "\udcff" * 3])
+def test_a_note_too_long_or_not_utf8_still_fits_one_atomic_write(note: str) -> None:
+    event = Event(7, Step.ERROR, 1.5, 4242, note=note)
+    data = channel.encode(event)
+    assert len(data) <= channel.MAX_EVENT_BYTES
+    got = channel.decode(data)
+    assert got.note is not None
+    assert (got.buyer, got.step, got.t, got.pid) == (7, Step.ERROR, 1.5, 4242)
+    if len(note.encode("utf-8", "backslashreplace")) > channel.MAX_EVENT_BYTES:
+        assert got.note.endswith("...")
+        assert note.startswith(got.note[:-3])
