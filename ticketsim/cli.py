@@ -242,6 +242,8 @@ def _output_path(option: str, path: Path | None) -> None:
 def _pictures(
     result: RunResult, report: Report, timeline: Path | None, show_timeline: bool
 ) -> None:
+    if timeline is None and not show_timeline:
+        return
     from ticketsim import timeline as drawing  # noqa: PLC0415 - only when asked for
 
     if timeline is not None:
@@ -271,11 +273,11 @@ def _guarded(action: Callable[[], Any]) -> Any:
 
 
 def _show(report: Report, json_out: bool, **extra: Any) -> None:
-    from ticketsim.render import report_view  # noqa: PLC0415 - start-up time
-
     if json_out:
         typer.echo(json.dumps({**report.to_json(), **extra}, indent=2))
     else:
+        from ticketsim.render import report_view  # noqa: PLC0415 - rich, only to draw
+
         _console().print(report_view(report))
     if report.io_error is not None:
         _stderr(
