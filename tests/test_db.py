@@ -591,3 +591,9 @@ def test_error_messages() -> None:
     assert str(GuardTimeout("lock", 2.5)) == "gave up waiting for the lock after 2.5 s"
     assert isinstance(GuardTimeout("lock", 1.0), TimeoutError)
     assert isinstance(ConfigError("a", 1, "b"), ValueError)
+
+
+@given(taken=st.sets(st.integers(1, 40), max_size=20), n=st.integers(0, 30))
+def test_the_nth_free_seat_skips_the_seats_taken(taken: set[int], n: int) -> None:
+    free = [seat for seat in range(1, 100) if seat not in taken]
+    assert ticketsim.db.nth_free_seat(tuple(sorted(taken)), n) == free[n]

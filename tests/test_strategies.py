@@ -17,6 +17,7 @@ from sales import (
 )
 
 from ticketsim.checker import Kind
+from ticketsim.db import Sale, TicketDB, load, write_atomic
 from ticketsim.report import build_report
 from ticketsim.strategies import STRATEGIES
 
@@ -149,3 +150,20 @@ def test_the_value_misconception_is_disproved_by_its_own_ledger(db_path: Path) -
     assert Kind.SEAT_CONFLICT in kinds
     locked = build_report(sale(db_path, strategy="value", tickets=5, buyers=3))
     assert (locked.sold, locked.remaining, locked.violations) == (3, 2, ())
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+def test_a_safe_strategy_sells_the_free_seats_of_a_db_with_holes(
+    db_path: Path, strategy: str
+) -> None:
+    """``--keep`` on a db whose sold seats are not 1..k (a refund left seat 1 and 3 free):
+    every strategy, the shared-memory ones too, must sell the seats that are free."""
+    sold = tuple(Sale(f"buyer-{n}", n, 4100 + n, 1795000000.0 + n) for n in (1, 2, 3, 4))
+    holes = TicketDB(tickets=5, remaining=1, ledger=sold).refund(1).refund(3)
+    write_atomic(db_path, holes)
+    report = build_report(sale(db_path, strategy=strategy, buyers=4, keep=True))
+    assert report.violations == ()
+    assert report.sold == 3
+    final = load(db_path)
+    assert sorted(s.seat for s in final.ledger) == [1, 2, 3, 4, 5]
+    assert final.remaining == 0

@@ -118,6 +118,18 @@ class TicketDB:
         }
 
 
+def nth_free_seat(taken: Sequence[int], n: int) -> int:
+    """The ``n``-th (from 0) seat, counting from seat 1, that is not in ``taken`` (sorted):
+    the seat a buyer takes when it knows only how many were sold since the sale opened,
+    as the shared-memory stores do. For a fresh db that is ``n + 1``."""
+    seat = n + 1
+    for held in taken:
+        if held > seat:
+            break
+        seat += 1
+    return seat
+
+
 def dumps(db: TicketDB) -> str:
     """Serialise a db the one way ticketsim writes it: stable key order, the header on
     the first line, one sale per line, a newline at the end."""

@@ -115,10 +115,12 @@ class CountStore(Store):
 
     count: Any
     tickets: int
+    #: The seats sold before the sale opened, sorted: a buyer takes a seat among the others.
+    taken: tuple[int, ...] = ()
 
     def read(self, record: Recorder) -> dbfile.TicketDB:
         del record
-        return dbfile.TicketDB(tickets=self.tickets, remaining=self.count.value)
+        return _counted(self.tickets, self.taken, self.count.value)
 
     def peek(self, record: Recorder) -> int:
         # Bypass the Value's lock: a look must never wait (its holder may be dead).
@@ -143,6 +145,15 @@ class CountStore(Store):
         dbfile.write_atomic(path, final)
 
 
+def _counted(tickets: int, taken: tuple[int, ...], remaining: int) -> dbfile.TicketDB:
+    """What a buyer that reads only the count sees: the count, and the seat that count
+    says is next (the lowest of the seats free when the sale opened, after those sold
+    since). Two buyers who read the same count take the same seat."""
+    sold_since = tickets - len(taken) - remaining
+    seat = dbfile.nth_free_seat(taken, sold_since) if remaining > 0 else 0
+    return dbfile.Snapshot(tickets=tickets, remaining=remaining, seat=seat)
+
+
 #: Seat-map cells: a free seat, a seat sold before this sale opened, else a buyer number.
 FREE: Final = 0
 SOLD_BEFORE: Final = -1
@@ -164,7 +175,9 @@ class SeatMapStore(Store):
     def read(self, record: Recorder) -> dbfile.TicketDB:
         del record
         cells = self.seats[:]
-        return dbfile.TicketDB(tickets=len(cells), remaining=cells.count(FREE))
+        remaining = cells.count(FREE)
+        seat = cells.index(FREE) + 1 if remaining else 0  # the lowest free seat in the map
+        return dbfile.Snapshot(tickets=len(cells), remaining=remaining, seat=seat)
 
     def peek(self, record: Recorder) -> int:
         # Bypass the array's lock: a look must never wait (its holder may be dead).
@@ -206,10 +219,12 @@ class ManagerStore(Store):
 
     state: Any
     tickets: int
+    #: The seats sold before the sale opened, sorted, as in :class:`CountStore`.
+    taken: tuple[int, ...] = ()
 
     def read(self, record: Recorder) -> dbfile.TicketDB:
         del record
-        return dbfile.TicketDB(tickets=self.tickets, remaining=self.state["remaining"])
+        return _counted(self.tickets, self.taken, self.state["remaining"])
 
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
         key = f"{_SALE_KEY}{sale.buyer}/{sale.seat}"

@@ -223,7 +223,7 @@ class ManagerStrategy(Strategy):
     def provide(self, setup: Setup) -> Iterator[Tools]:
         with setup.ctx.Manager() as manager:
             state = manager.dict(remaining=setup.initial.remaining)
-            store = ManagerStore(state, setup.initial.tickets)
+            store = ManagerStore(state, setup.initial.tickets, _taken(setup))
             yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
 
 
@@ -231,10 +231,15 @@ def _count(setup: Setup) -> Any:
     return setup.ctx.Value("i", setup.initial.remaining)
 
 
+def _taken(setup: Setup) -> tuple[int, ...]:
+    """The seats the db had sold when the sale opened (``--keep``), sorted."""
+    return tuple(sorted(sale.seat for sale in setup.initial.ledger))
+
+
 def _seat_map(setup: Setup) -> Any:
-    initial = setup.initial
-    sold = initial.tickets - initial.remaining
-    cells = [SOLD_BEFORE] * sold + [FREE] * initial.remaining
+    cells = [FREE] * setup.initial.tickets
+    for seat in _taken(setup):  # a db --keep accepts holds only seats from 1 to tickets
+        cells[seat - 1] = SOLD_BEFORE
     return setup.ctx.Array("i", cells)
 
 
@@ -252,7 +257,7 @@ class ValueStrategy(Strategy):
     def provide(self, setup: Setup) -> Iterator[Tools]:
         count = _count(setup)
         guard = LockGuard(count.get_lock(), "Value.get_lock()")
-        yield Tools(CountStore(count, setup.initial.tickets), guard)
+        yield Tools(CountStore(count, setup.initial.tickets, _taken(setup)), guard)
 
 
 class ValueUnlocked(Strategy):
@@ -265,7 +270,8 @@ class ValueUnlocked(Strategy):
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
-        yield Tools(CountStore(_count(setup), setup.initial.tickets), NoGuard())
+        store = CountStore(_count(setup), setup.initial.tickets, _taken(setup))
+        yield Tools(store, NoGuard())
 
 
 class ArrayStrategy(Strategy):
