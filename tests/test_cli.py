@@ -12,6 +12,7 @@ from ticketsim import __version__
 from ticketsim import db as dbfile
 from ticketsim.cli import app
 from ticketsim.events import OUTCOMES, from_json
+from ticketsim.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -266,11 +267,23 @@ def test_strategies_table_as_json_matches_the_library() -> None:
         assert row["how"]
 
 
-def test_strategies_table_for_people() -> None:
-    result = invoke("strategies", env={"COLUMNS": "200"})
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_strategies_table_for_people(columns: str) -> None:
+    from ticketsim.strategies import STRATEGIES
+
+    result = invoke("strategies", env={"COLUMNS": columns})
     assert result.exit_code == 0
-    for text in ("filelock", "value-unlocked", "separate programs", "killed holder"):
-        assert text in result.stdout
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= int(columns)
+    assert "…" not in result.stdout  # nothing cut short
+    for word in ("separate", "programs", "killed", "holder", "durable"):
+        assert word in result.stdout
+    for name, strategy in STRATEGIES.items():
+        # one row of yes/no per strategy, in the order of the claims
+        row = next(line.split() for line in lines if line.split()[:1] == [name.value])
+        flags = [strategy.safe, *(getattr(strategy.claims, key) for key in CLAIM_TITLES)]
+        assert row[1:] == ["yes" if flag else "no" for flag in flags]
+    assert " ".join(result.stdout.split()).count("locked read, then a locked write") == 1
 
 
 @pytest.mark.parametrize("strategy", ["value", "array", "manager", "office", "filelock"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -37,16 +38,28 @@ def _yes_no(value: bool) -> Text:
 
 def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
     """``ticketsim strategies``: what each strategy protects, as yes/no columns."""
-    table = Table(title="What each strategy protects", title_justify="left")
-    table.add_column("strategy", style="bold")
+    # Space between columns, no rules: with its headers wrapped a word a line, the whole
+    # table fits the 80 columns of a terminal.
+    table = Table(
+        title="What each strategy protects",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("strategy", style="bold", no_wrap=True)
     table.add_column("safe")
     for title in CLAIM_TITLES.values():
-        table.add_column(title)
-    table.add_column("how it works")
+        table.add_column(title, width=max(len(word) for word in title.split()))
+    how = Table.grid(padding=(0, 1))
+    how.add_column(style="bold", no_wrap=True)
+    how.add_column()
     for row in rows:
         flags = [_yes_no(row[key]) for key in ("safe", *CLAIM_TITLES)]
-        table.add_row(row["strategy"], *flags, row["how"])
-    return table
+        table.add_row(row["strategy"], *flags)
+        how.add_row(row["strategy"], row["how"])
+    # How each works goes under the table, not in a column of it: in a column it was
+    # one word a line below about 150 columns, and a terminal has 80.
+    return Group(table, Text("\nHow each works", style="italic"), how)
 
 
 def report_view(report: Report) -> RenderableType:

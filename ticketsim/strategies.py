@@ -265,7 +265,7 @@ class ValueUnlocked(Strategy):
     safe = False
     serialises = False
     claims = Claims(False, False, True, False, True, False)
-    how = "The same Value, but 'if v.value > 0: v.value -= 1' with no get_lock()."
+    how = "The same Value, no get_lock(): 'v.value -= 1' is a locked read, then a locked write."
     caveat = _AT_END
 
     @contextlib.contextmanager
