@@ -241,6 +241,10 @@ def test_two_programs_selling_the_last_ticket_at_once(db_path: Path, strategy: s
     if protected:
         assert (a["ok"], b["ok"]) == (True, True), (a["verdict"], b["verdict"])
         assert (a["sold"], b["sold"]) == (1, 0)  # B waited for A's lock, then found none
+    else:
+        # Both told their buyer "yes" for the one ticket; B wrote first, A wrote over it.
+        assert (a["sold"], b["sold"]) == (1, 1), (a["verdict"], b["verdict"])
+        assert [s.buyer for s in final.ledger] == ["buyer-1"]
 
 
 def test_two_filelock_programs_share_one_db_and_their_ledgers_add_up(db_path: Path) -> None:
