@@ -318,13 +318,15 @@ def _fail_nth_replace(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
     monkeypatch.setattr(os, "replace", replace)  # the os module ticketsim.db commits with
 
 
+@pytest.mark.parametrize("strategy", ["lock", "filelock", "office"])
 def test_a_write_that_fails_mid_sale_keeps_the_db_and_exits_4(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
     _fail_nth_replace(monkeypatch, 3)  # 1: the reset; 2: the first sale; 3: the second
     result = invoke(
         "run",
-        "--lock",
+        "--strategy",
+        strategy,
         "--buyers",
         "4",
         "--tickets",
@@ -339,13 +341,16 @@ def test_a_write_that_fails_mid_sale_keeps_the_db_and_exits_4(
     monkeypatch.undo()
     assert result.exit_code == ExitCode.IO_ERROR
     report = json.loads(result.stdout)
-    assert report["io_error"] == f"{db_path}: No space left on device"
+    reason = "the ticket office could not write it" if strategy == "office" else "No space"
+    assert report["io_error"].startswith(reason)
+    assert result.stderr.count(str(db_path)) == 1  # named once, not twice
     assert "could not write the db" in result.stderr
     assert "Traceback" not in result.output
     db = dbfile.load(db_path)
     assert check_db(db) == []
     assert len(db.ledger) == report["sold"] == 3  # the others went on; the failed one is not told
-    assert [p.name for p in db_path.parent.iterdir()] == [db_path.name]
+    left = {p.name for p in db_path.parent.iterdir()} - {f"{db_path.name}.lock"}
+    assert left == {db_path.name}  # no temp file behind (filelock's lock file stays)
 
 
 def test_a_reset_that_cannot_be_written_exits_4_and_changes_nothing(

@@ -14,15 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ticketsim.errors import GuardTimeout
+from ticketsim.errors import DbWriteError, GuardTimeout
 from ticketsim.events import Event, Step
 from ticketsim.stores import FileStore
 
-#: Office replies: not answered yet, "sold out", and "could not serve the request";
-#: any other reply is the seat sold.
+#: Office replies: not answered yet, "sold out", "could not serve the request" and
+#: "could not write the db"; any other reply is the seat sold.
 PENDING: Final = -1
 SOLD_OUT: Final = 0
 FAILED: Final = -2
+WRITE_FAILED: Final = -3
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class OfficeClient:
     requests: Any
     replies: Any
     answered: Any
+    #: The db the office sells from, for the error a failed write is.
+    db_path: str = ""
 
     def send(self, number: int, pid: int, window: float, timeout: float) -> None:
         """Queue a purchase request for buyer ``number``."""
@@ -49,6 +52,9 @@ class OfficeClient:
             if not self.answered.wait_for(lambda: self.replies[number] != PENDING, timeout):
                 raise GuardTimeout("ticket office's answer", timeout)
         reply: int = self.replies[number]
+        if reply == WRITE_FAILED:
+            # The buyer was not sold a ticket; the history's leave says why the write failed.
+            raise DbWriteError(self.db_path, "the ticket office could not write it")
         if reply == FAILED:
             raise RuntimeError("the ticket office could not serve this request")
         return None if reply == SOLD_OUT else reply
@@ -88,12 +94,15 @@ def run_office(
             channel.put(Event(number, step, time.monotonic(), pid, value, seat, note))
 
         record(Step.ENTER)
+        note = None
         try:
             seat = take_ticket(store, number, buyer_pid, window, record)
             reply = SOLD_OUT if seat is None else seat
-        except Exception:
-            reply = FAILED  # the buyer records the error as its outcome
-        record(Step.LEAVE)
+        except DbWriteError as exc:
+            reply, note = WRITE_FAILED, f"the write failed: {exc.reason}"
+        except Exception as exc:
+            reply, note = FAILED, f"{type(exc).__name__}: {exc}"  # the buyer's outcome: error
+        record(Step.LEAVE, note=note)
         with answered:
             replies[number] = reply
             answered.notify_all()

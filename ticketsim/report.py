@@ -218,7 +218,8 @@ def build_report(result: RunResult) -> Report:
         faults=result.faults,
         io_error=next(
             (
-                e.note.removeprefix(_WRITE_FAILED)
+                # The error names the db, and so does the report already.
+                e.note.removeprefix(_WRITE_FAILED).removeprefix(f"{config.db}: ")
                 for e in history
                 if e.step is Step.ERROR and e.note and e.note.startswith(_WRITE_FAILED)
             ),

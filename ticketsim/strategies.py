@@ -325,7 +325,9 @@ class Office(Strategy):
         office.start()
         try:
             yield Tools(
-                FileStore(setup.db_path), NoGuard(), OfficeClient(requests, replies, answered)
+                FileStore(setup.db_path),
+                NoGuard(),
+                OfficeClient(requests, replies, answered, setup.db_path),
             )
         except BaseException:
             office.kill()  # interrupted: nobody waits for the queue to drain
