@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sales import descendants, script
+from sales import descendants, sale, script
 from typer.testing import CliRunner
 
 from ticketsim import db as dbfile
@@ -376,6 +376,7 @@ def test_a_reset_that_cannot_be_written_exits_4_and_changes_nothing(
         ("value", "sigterm", 143),
         ("office", "ctrl-c", 130),
         ("manager", "sigterm", 143),
+        ("manager", "group-sigterm", 143),  # the manager's process gets it too
         ("filelock", "sigterm", 143),
     ],
 )
@@ -414,6 +415,8 @@ def test_an_interrupted_sale_ends_every_process_and_keeps_every_sale(
     sent = time.monotonic()
     if how == "ctrl-c":
         os.killpg(program.pid, signal.SIGINT)  # what the terminal does
+    elif how == "group-sigterm":
+        os.killpg(program.pid, signal.SIGTERM)
     else:
         os.kill(program.pid, signal.SIGTERM)
     _, err = program.communicate(timeout=30)
@@ -424,6 +427,33 @@ def test_an_interrupted_sale_ends_every_process_and_keeps_every_sale(
     assert [p for p in processes if Path(f"/proc/{p}").exists()] == []
     db = dbfile.load(db_path)
     assert check_db(db) == []  # valid, and consistent with its ledger
+
+
+@pytest.mark.parametrize("pool", [None, 2])
+def test_an_interrupt_while_buyers_start_leaves_no_buyer_behind(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, pool: int | None
+) -> None:
+    """Ctrl-C lands right after a buyer's fork, before the parent has it on its list."""
+    started: list[multiprocessing.process.BaseProcess] = []
+    real_start = multiprocessing.process.BaseProcess.start
+
+    def start(process: multiprocessing.process.BaseProcess) -> None:
+        real_start(process)
+        started.append(process)
+        if len(started) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the worst moment: forked, not yet listed
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sale(db_path, strategy="lock", buyers=4, tickets=2, pool=pool, start_method="fork")
+        left = [p for p in started if p.is_alive()]
+        assert left == []
+    finally:
+        for process in started:
+            process.kill()
+            process.join(5)
+    assert check_db(dbfile.load(db_path)) == []
 
 
 # --- lock files, links, modes -----------------------------------------------------------------

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ticketsim import _signals
 from ticketsim.db import Sale
 from ticketsim.errors import GuardTimeout
 from ticketsim.events import Event, Step, buyer_name
@@ -277,16 +277,6 @@ def take_ticket(
         pacer.done(number)
 
 
-def _settle_signals() -> None:
-    """Once per process: Ctrl-C reaches the whole process group, and the parent ends the
-    buyers itself, so that the history, not a KeyboardInterrupt traceback, says what
-    happened; and a SIGTERM from the parent must end a buyer, whatever the parent's own
-    handler was when the buyer was forked."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def prepare(tools: Tools) -> None:
     """Before the sale opens, in each buyer process or pool worker: whatever the first
     hold or read would otherwise do inside the critical section."""
@@ -314,7 +304,7 @@ def run_buyer(
     error: BaseException | None = None
     try:
         if not prepared:
-            _settle_signals()
+            _signals.settle()
             prepare(tools)
         record(Step.READY)
         if not gate.wait(spec.timeout):
@@ -358,7 +348,7 @@ def init_pool_worker(tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -
     """``multiprocessing.Pool`` initializer: keep this worker's primitives."""
     global _pool_worker  # noqa: PLW0603 - see _pool_worker
     _pool_worker = (tools, channel, gate, pacer)
-    _settle_signals()
+    _signals.settle()
     # An initializer that raises kills its worker, and the pool starts another, forever.
     # What failed here fails again in the buyer's first step, where it is recorded.
     with contextlib.suppress(Exception):

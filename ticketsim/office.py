@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ticketsim import _signals
 from ticketsim.errors import DbWriteError, GuardTimeout
 from ticketsim.events import Event, Step
 from ticketsim.stores import FileStore
@@ -71,9 +71,7 @@ def run_office(
     from ticketsim.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
 
     store, pid = FileStore(db_path), os.getpid()
-    # As for buyers: the parent ends the office; Ctrl-C must not kill it mid-write.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _signals.settle()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
     while True:
         try:
             request = requests.get(timeout=timeout)

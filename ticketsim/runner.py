@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim import _signals, schedule, strategies
 from ticketsim import db as dbfile
-from ticketsim import schedule, strategies
 from ticketsim._values import seconds
 from ticketsim.buyer import (
     BLOCKED,
@@ -385,8 +385,9 @@ class _OneProcessEach(_Crew):
             process = self.ctx.Process(  # type: ignore[attr-defined]
                 target=run_buyer, name=spec.name, args=(spec, *args), daemon=True
             )
-            process.start()
-            self.processes.append(process)
+            with _signals.held():  # an interrupt now must find the buyer in the list
+                process.start()
+                self.processes.append(process)
 
     @property
     def at_once(self) -> int:
@@ -416,9 +417,10 @@ class _PoolCrew(_Crew):
         self.results: list[Any] = []
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
-        self.pool = self.ctx.Pool(
-            min(self.size, len(specs)), initializer=init_pool_worker, initargs=args
-        )
+        with _signals.held():  # as for one process each: no worker unknown to the parent
+            self.pool = self.ctx.Pool(
+                min(self.size, len(specs)), initializer=init_pool_worker, initargs=args
+            )
         self.results = [self.pool.apply_async(run_pool_task, (spec,)) for spec in specs]
 
     @property

@@ -133,16 +133,25 @@ class CountStore(Store):
         self.count.value = seen.remaining - 1
 
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
-        now = time.time()
-        written = sorted((e for e in history if e.step is Step.WRITE), key=lambda e: e.t)
-        sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in written)
-        final = dbfile.TicketDB(
-            tickets=initial.tickets,
-            remaining=self.count.get_obj().value,
-            ledger=initial.ledger + sales,
-            event=initial.event,
-        )
-        dbfile.write_atomic(path, final)
+        _settle_from_writes(path, initial, history, self.count.get_obj().value)
+
+
+def _settle_from_writes(
+    path: str, initial: dbfile.TicketDB, history: Sequence[Event], remaining: int
+) -> None:
+    """Write the db with a ledger of every sale made: the buyers' ``write`` events, each
+    recorded right after its sale (a buyer killed after its write, before its outcome,
+    still made its sale)."""
+    now = time.time()
+    written = sorted((e for e in history if e.step is Step.WRITE), key=lambda e: e.t)
+    sales = tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in written)
+    final = dbfile.TicketDB(
+        tickets=initial.tickets,
+        remaining=remaining,
+        ledger=initial.ledger + sales,
+        event=initial.event,
+    )
+    dbfile.write_atomic(path, final)
 
 
 def _counted(tickets: int, taken: tuple[int, ...], remaining: int) -> dbfile.TicketDB:
@@ -231,8 +240,14 @@ class ManagerStore(Store):
         self.state.update({"remaining": seen.remaining - 1, key: sale.to_json()})
 
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
-        del history
-        state = dict(self.state.items())
+        try:
+            state = dict(self.state.items())
+        except (OSError, EOFError):
+            # The manager is gone (a SIGTERM sent to the whole process group reaches it
+            # too): what the buyers recorded is all there is to go on.
+            written = sum(e.step is Step.WRITE for e in history)
+            _settle_from_writes(path, initial, history, initial.remaining - written)
+            return
         rows = [row for key, row in state.items() if key.startswith(_SALE_KEY)]
         sales = tuple(dbfile.Sale(**row) for row in sorted(rows, key=lambda r: r["time"]))
         final = dbfile.TicketDB(

@@ -31,6 +31,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from ticketsim import _signals
 from ticketsim.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.errors import ConfigError
 from ticketsim.guards import FileLockGuard, LockGuard, NoGuard
@@ -221,7 +222,14 @@ class ManagerStrategy(Strategy):
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
-        with setup.ctx.Manager() as manager:
+        from multiprocessing.managers import SyncManager  # noqa: PLC0415 - this strategy's alone
+
+        manager = SyncManager(ctx=setup.ctx)
+        with _signals.held():
+            # Like the buyers, the manager ignores Ctrl-C: the parent reads the sales
+            # from it when the sale ends, however it ends, and then shuts it down.
+            manager.start(_signals.settle)
+        with manager:
             state = manager.dict(remaining=setup.initial.remaining)
             store = ManagerStore(state, setup.initial.tickets, _taken(setup))
             yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
@@ -322,7 +330,8 @@ class Office(Strategy):
             args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
             daemon=True,
         )
-        office.start()
+        with _signals.held():  # daemonic and known once started: ended at exit if need be
+            office.start()
         try:
             yield Tools(
                 FileStore(setup.db_path),
