@@ -393,6 +393,18 @@ def test_the_live_view_ends_with_the_verdict_and_the_report(db_path: Path) -> No
     assert "remaining 0" in result.stdout
     assert "sold 2" in result.stdout
     assert result.stdout.count("OK: sold 2 of 2 ticket(s) to 6 buyer(s)") >= 1
+    # Not a terminal: the live frame ends its line before the report starts.
+    assert "\nstrategy lock  6 buyers" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["hunt", "replay", "explore"])
+def test_a_controlled_sale_too_big_is_refused_by_its_size(command: str, db_path: Path) -> None:
+    extra = ["--schedule", "1r 1w"] if command == "replay" else []
+    result = invoke(command, "--buyers", "201", *extra, "--db", str(db_path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ticketsim: error: --buyers=201: ")
+    assert "--schedule" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_live_and_json_do_not_mix(db_path: Path) -> None:

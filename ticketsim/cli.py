@@ -397,10 +397,13 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
         from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
 
         view = LiveSale(config.strategy, config.buyers, config.tickets)
-        with Live(view, console=_console(), refresh_per_second=12) as screen:
+        console = _console()
+        with Live(view, console=console, refresh_per_second=12) as screen:
             result: RunResult = _guarded(lambda: runner.run_sale(config, watch=view.update))
             view.finish(build_report(result))
             screen.refresh()
+        if not console.is_terminal:
+            console.line()  # a terminal has moved on a line; a file or a pipe has not
         return result
     if quiet or not _terminal():
         return _guarded(lambda: runner.run_sale(config))  # type: ignore[no-any-return]
@@ -437,6 +440,8 @@ def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
     from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
     from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
+    if not db.exists():
+        fail(f"--db={db}: no such file; create it with 'ticketsim reset' or 'ticketsim run'")
     try:
         ticket_db = dbfile.load(db)
     except DbError as exc:
@@ -493,6 +498,14 @@ def _scenario(
         start_method=start_method.value if start_method else None,
         timeout=timeout,
     )
+    from ticketsim.runner import PROCESS_PER_BUYER_MAX  # noqa: PLC0415 - start-up time
+
+    if buyers > PROCESS_PER_BUYER_MAX:
+        # The probe below would say so too, but of a schedule the user never typed.
+        fail(
+            f"--buyers={buyers}: a controlled sale runs every buyer at once, one process "
+            f"each, so it takes at most {PROCESS_PER_BUYER_MAX} buyers; lower --buyers"
+        )
     # Refuse bad settings before any search starts, with the serial schedule as a probe.
     _guarded(lambda: scenario.config(" ".join(f"{b}r {b}w" for b in range(1, buyers + 1))))
     return scenario

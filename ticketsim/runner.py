@@ -313,7 +313,12 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     """
     path = config.db_path
     if config.keep:
-        initial = dbfile.load(path)
+        try:
+            initial = dbfile.load(path)
+        except DbError as exc:
+            if ";" in exc.reason:  # it says what to do already
+                raise
+            raise DbError(exc.path, f"{exc.reason}; fix it, or run without --keep") from None
         problems = check_db(initial)
         if problems:
             raise DbError(config.db, f"{problems[0].explanation}; reset it (run without --keep)")
