@@ -12,12 +12,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 from _probe import ImportProbe
+from hypothesis import given
+from hypothesis import strategies as st
 from sales import assert_safe_and_live, descendants, sale
 
 from ticketsim.channel import EventChannel
 from ticketsim.events import Event, Step
 from ticketsim.report import build_report
-from ticketsim.runner import PROCESS_PER_BUYER_MAX, RunConfig, auto_workers
+from ticketsim.runner import (
+    POOL_BATCH_MAX,
+    PROCESS_PER_BUYER_MAX,
+    RunConfig,
+    auto_workers,
+    pool_batch,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,6 +61,24 @@ def test_the_lesson_sizes_keep_one_process_per_buyer(db_path: Path) -> None:
     result = sale(db_path, buyers=12, tickets=5, strategy="lock", delay=0.0)
     assert len({e.pid for e in result.history if e.step is Step.READY}) == 12
     assert build_report(result).crew == "one process per buyer"
+
+
+@given(buyers=st.integers(1, 5000), workers=st.integers(1, 16))
+def test_pool_tasks_are_one_buyer_in_small_sales_and_batches_in_big_ones(
+    buyers: int, workers: int
+) -> None:
+    batch = pool_batch(buyers, workers)
+    assert 1 <= batch <= POOL_BATCH_MAX
+    if buyers < 8 * workers:
+        assert batch == 1  # the lesson of --pool: each buyer a task
+    tasks = -(-buyers // batch)
+    assert tasks >= min(buyers, 4 * workers)  # every worker has work to the end
+
+
+def test_a_big_sale_in_batches_sells_each_ticket_once_on_a_pool_of_three(db_path: Path) -> None:
+    result = sale(db_path, buyers=400, tickets=300, strategy="semaphore", pool=3)
+    assert_safe_and_live(result)
+    assert len({e.pid for e in result.history if e.step is Step.READY}) == 3
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])

@@ -224,6 +224,18 @@ class RunConfig:
         return os.fspath(self.db_path)
 
 
+#: The most buyers one pool task runs, one after another.
+POOL_BATCH_MAX: Final = 25
+
+
+def pool_batch(buyers: int, workers: int) -> int:
+    """How many buyers one pool task runs: one each in a small sale, where each buyer a
+    task is the lesson of ``--pool``; in a big one, up to ``POOL_BATCH_MAX``, while every
+    worker still gets some four tasks, so that none is left with a long tail alone.
+    2,000 buyers with ``lock`` on two workers sold 17% faster in batches of 25."""
+    return max(1, min(POOL_BATCH_MAX, buyers // (4 * workers)))
+
+
 def auto_workers() -> int:
     """The crew of a big sale: a worker process per core, and at least two, so that
     buyers overlap. More only queue for the lock: 2,000 buyers with ``lock`` and no
@@ -419,26 +431,31 @@ class _PoolCrew(_Crew):
         self.ctx = ctx
         self.size = size
         self.pool: Any = None
-        self.results: list[Any] = []
+        #: Each task's result, and the buyers it runs.
+        self.tasks: list[tuple[Any, tuple[BuyerSpec, ...]]] = []
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
         with _signals.held():  # as for one process each: no worker unknown to the parent
             self.pool = self.ctx.Pool(
                 min(self.size, len(specs)), initializer=init_pool_worker, initargs=args
             )
-        self.results = [self.pool.apply_async(run_pool_task, (spec,)) for spec in specs]
+        batch = pool_batch(len(specs), self.size)
+        for first in range(0, len(specs), batch):
+            chunk = tuple(specs[first : first + batch])
+            self.tasks.append((self.pool.apply_async(run_pool_task, (chunk,)), chunk))
 
     @property
     def at_once(self) -> int:
-        return min(self.size, len(self.results))
+        return min(self.size, len(self.tasks))
 
     def alive(self) -> bool:
         # A task whose worker was killed never becomes ready; the stall guard catches it.
-        return not all(r.ready() for r in self.results)
+        return not all(result.ready() for result, _ in self.tasks)
 
     def end(self, *, at_once: bool) -> set[int]:
         del at_once  # idle workers have nothing to finish
-        unfinished = {n for n, r in enumerate(self.results, start=1) if not r.ready()}
+        # Buyers of an unfinished task that did finish are told apart by their history.
+        unfinished = {s.number for result, chunk in self.tasks if not result.ready() for s in chunk}
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
