@@ -27,3 +27,23 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     test_command = opening_commands()[1].rsplit("&&", 1)[1].strip()
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == test_command
+
+
+def test_readme_strategies_table_says_what_the_strategies_claim() -> None:
+    """The README's copy of ``ticketsim strategies``, which tests/test_claims.py backs."""
+    from ticketsim.strategies import CLAIM_TITLES, STRATEGIES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = "| strategy | safe | " + " | ".join(CLAIM_TITLES.values()) + " |"
+    assert header in readme
+    lines = readme[readme.index(header) :].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        name, *cells = (cell.strip().strip("`*") for cell in line.strip("|").split("|"))
+        rows[name] = cells
+    assert list(rows) == [name.value for name in STRATEGIES]
+    for name, strategy in STRATEGIES.items():
+        flags = [strategy.safe, *(getattr(strategy.claims, key) for key in CLAIM_TITLES)]
+        assert rows[name.value] == ["yes" if flag else "no" for flag in flags], name.value
