@@ -225,11 +225,12 @@ class ManagerStrategy(Strategy):
         from multiprocessing.managers import SyncManager  # noqa: PLC0415 - this strategy's alone
 
         manager = SyncManager(ctx=setup.ctx)
-        with _signals.held():
-            # Like the buyers, the manager ignores Ctrl-C: the parent reads the sales
-            # from it when the sale ends, however it ends, and then shuts it down.
-            manager.start(_signals.settle)
-        with manager:
+        with contextlib.ExitStack() as stack:
+            with _signals.held():  # an interrupt lands once its shutdown is registered
+                # Like the buyers, the manager ignores Ctrl-C: the parent reads the sales
+                # from it when the sale ends, however it ends, and then shuts it down.
+                manager.start(_signals.settle)
+                stack.enter_context(manager)
             state = manager.dict(remaining=setup.initial.remaining)
             store = ManagerStore(state, setup.initial.tickets, _taken(setup))
             yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
