@@ -321,7 +321,7 @@ def test_unsafe_strategy_underselling_is_violated_for_a_safe_one(db_path: Path) 
     )
     assert [v.kind for v in report.violations] == [Kind.UNDERSOLD]
     assert report.exit_code is ExitCode.VIOLATED
-    assert report.verdict == "VIOLATED: undersold"
+    assert report.verdict == "VIOLATED: sold fewer tickets than it could"
 
 
 def test_unreadable_final_db(db_path: Path) -> None:
@@ -343,7 +343,7 @@ def test_unreadable_final_db(db_path: Path) -> None:
     assert report.lost_sales == 0
     assert [v.kind for v in report.violations] == [Kind.UNREADABLE_DB]
     assert "the file is empty" in report.violations[0].explanation
-    assert report.verdict == "VIOLATED: unreadable-db"
+    assert report.verdict == "VIOLATED: the db was left unreadable"
     assert report.exit_code is ExitCode.VIOLATED
     data = report.to_json()
     assert data["remaining"] is None

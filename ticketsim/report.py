@@ -121,8 +121,9 @@ class Report:
             found.append(f"{self.double_booked} seat(s) sold twice or more")
         if self.lost_sales:
             found.append(f"{self.lost_sales} sale(s) missing from the ledger")
-        counted = {Kind.OVERSOLD, Kind.DOUBLE_BOOKED, Kind.LOST_SALE}
-        found.extend(v.kind.value for v in self.violations if v.kind not in counted)
+        found.extend(
+            dict.fromkeys(_IN_WORDS[v.kind] for v in self.violations if v.kind in _IN_WORDS)
+        )
         head = "OVERSOLD" if self.oversold or self.double_booked else "VIOLATED"
         return f"{head}: {'; '.join(found)}"
 
@@ -165,6 +166,14 @@ class Report:
 
 #: How a buyer's error event starts when its write failed (the buyer records errors
 #: as ``"<exception type>: <message>"``).
+#: The verdict's words for the violations it does not count in figures.
+_IN_WORDS: Final = {
+    Kind.COUNT_MISMATCH: "the count disagrees with the ledger",
+    Kind.NEGATIVE_REMAINING: "the count went below zero",
+    Kind.SEAT_CONFLICT: "the ledger holds a seat twice or one not on sale",
+    Kind.UNDERSOLD: "sold fewer tickets than it could",
+    Kind.UNREADABLE_DB: "the db was left unreadable",
+}
 _WRITE_FAILED: Final = f"{DbWriteError.__name__}: "
 
 
