@@ -36,7 +36,7 @@ from ticketsim.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.errors import ConfigError
 from ticketsim.guards import FileLockGuard, LockGuard, NoGuard
 from ticketsim.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
-from ticketsim.office import PENDING, OfficeClient, run_office
+from ticketsim.office import PENDING, OfficeClient, close_office, run_office
 from ticketsim.schedule import Model
 from ticketsim.stores import (
     FREE,
@@ -322,7 +322,7 @@ class Office(Strategy):
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
         ctx = setup.ctx
-        requests = ctx.Queue()
+        requests, writer = ctx.Pipe(duplex=False)
         replies = ctx.Array("i", [PENDING] * (setup.buyers + 1))
         answered = ctx.Condition()
         office = ctx.Process(  # type: ignore[attr-defined]
@@ -337,14 +337,13 @@ class Office(Strategy):
             yield Tools(
                 FileStore(setup.db_path),
                 NoGuard(),
-                OfficeClient(requests, replies, answered, setup.db_path),
+                OfficeClient(writer, replies, answered, setup.db_path),
             )
         except BaseException:
-            office.kill()  # interrupted: nobody waits for the queue to drain
+            office.kill()  # interrupted: nobody waits for the requests to be served
             raise
         else:
-            with contextlib.suppress(Exception):
-                requests.put(None, timeout=OFFICE_CLOSE_S)  # the poison pill
+            close_office(writer)
         finally:
             # Every buyer is done, so the office has nothing left but the pill; one that
             # does not stop in time is stuck (a buyer died holding the answers' lock).
@@ -352,8 +351,8 @@ class Office(Strategy):
             if office.is_alive():
                 office.kill()
                 office.join(OFFICE_CLOSE_S)
-            requests.cancel_join_thread()
             requests.close()
+            writer.close()
 
 
 STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
