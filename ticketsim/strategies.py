@@ -317,7 +317,7 @@ class Office(Strategy):
     safe = True
     serialises = True
     claims = Claims(True, True, True, False, True, True)
-    how = "No lock: one ticket-office process owns the db and serves a request queue."
+    how = "No lock: one ticket-office process owns the db and serves requests from a pipe."
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
