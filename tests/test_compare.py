@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+import ticketsim._files
 from ticketsim import compare as comparing
 from ticketsim.checker import Kind, Violation
 from ticketsim.compare import (
@@ -415,7 +416,7 @@ def test_a_failed_write_plot_leaves_the_old_file_and_no_temp_file(
     def failing(source: str, destination: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", failing)
+    monkeypatch.setattr(ticketsim._files, "commit", failing)
     with pytest.raises(OSError, match="No space left"):
         write_plot(target, _rows(), "race")
     monkeypatch.undo()

@@ -500,7 +500,7 @@ def test_write_atomic_failing_replace_keeps_old_db_and_leaves_no_temp(
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("ticketsim.db.os.replace", refuse)
+    monkeypatch.setattr("ticketsim._files.commit", refuse)
     with pytest.raises(OSError, match="No space left"):
         write_atomic(db_path, SOLD_TWO)
     assert db_path.read_bytes() == before
@@ -597,3 +597,26 @@ def test_error_messages() -> None:
 def test_the_nth_free_seat_skips_the_seats_taken(taken: set[int], n: int) -> None:
     free = [seat for seat in range(1, 100) if seat not in taken]
     assert ticketsim.db.nth_free_seat(tuple(sorted(taken)), n) == free[n]
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["swapped", "replaced"])
+def test_an_atomic_write_over_a_db_swaps_it_in_or_replaces_it(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, swap: bool
+) -> None:
+    """Where renameat2 can swap the files it does (no ext4 flush); elsewhere os.replace."""
+    if not swap:
+        monkeypatch.setattr("ticketsim._files._renameat2", lambda: None)
+    replaced: list[str] = []
+    real = os.replace
+
+    def replace(source: str, target: str) -> None:
+        replaced.append(target)
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomic(db_path, TicketDB.fresh(5))  # a new db: there is nothing to swap with
+    write_atomic(db_path, SOLD_TWO)
+    assert load(db_path) == SOLD_TWO
+    assert _folder_names(db_path.parent) == [db_path.name]
+    expect_swap = swap and ticketsim._files._renameat2() is not None
+    assert len(replaced) == (1 if expect_swap else 2)

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from sales import descendants, sale, script
 from typer.testing import CliRunner
 
+from ticketsim import _files
 from ticketsim import db as dbfile
 from ticketsim.checker import check_db
 from ticketsim.cli import app
@@ -300,22 +301,22 @@ def test_the_sweep_leaves_a_live_writers_temp_file(db_path: Path) -> None:
 
 
 def _fail_nth_replace(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
-    """Make the nth ``os.replace`` (the commit of an atomic write) fail: disk full.
+    """Make the nth commit of an atomic write (``ticketsim._files.commit``) fail: disk full.
 
     The count lives in shared memory, so forked buyers count together with the parent.
     """
     count = multiprocessing.get_context("fork").Value("i", 0)
-    real = os.replace
+    real = _files.commit
 
-    def replace(src: str, dst: str) -> None:
+    def commit(temp: str, target: str) -> None:
         with count.get_lock():
             count.value += 1
             failing = count.value == nth
         if failing:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(src, dst)
+        real(temp, target)
 
-    monkeypatch.setattr(os, "replace", replace)  # the os module ticketsim.db commits with
+    monkeypatch.setattr(_files, "commit", commit)  # every atomic write commits through it
 
 
 @pytest.mark.parametrize("strategy", ["lock", "filelock", "office"])

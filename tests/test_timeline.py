@@ -20,6 +20,7 @@ import pytest
 from rich.console import Console, Group
 from rich.text import Text
 
+import ticketsim._files
 from ticketsim.checker import Kind, Violation
 from ticketsim.events import Event, Step
 from ticketsim.report import Report, build_report
@@ -335,7 +336,7 @@ def test_write_timeline_is_atomic(
     def fail(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(ticketsim._files, "commit", fail)
     with pytest.raises(OSError, match="No space"):
         write_timeline(str(target), result, report)
     assert os.listdir(tmp_path) == ["race.html"]

