@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     options = parser.parse_args()
     for label, naive in (
-        ("atomic (temp file + os.replace)", False),
+        ("atomic (temp file, then swapped in or os.replace)", False),
         ('naive (open(path, "w") + json.dump)', True),
     ):
         kills, unreadable, lost = crash_loop(naive, options.kills, options.seed)
