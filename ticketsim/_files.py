@@ -94,6 +94,8 @@ def commit(temp: str, target: str) -> None:
     is renamed over another (``auto_da_alloc``), which cost a 436 KB db 295 us a write,
     against 57 us to swap. A writer killed between the swap and the removal leaves a
     temp file of a dead writer, which the next sweep removes. Elsewhere: ``os.replace``.
+    That flush is also ext4's guard of replace-by-rename against a power cut; like the
+    missing ``fsync`` (:func:`replace_bytes`), that is not what ticketsim simulates.
     """
     if not _swapped(temp, target):
         os.replace(temp, target)
