@@ -184,9 +184,9 @@ def test_a_bad_ledger_line_is_a_db_error(tmp_path: Path, line: str, reason: str)
 def test_a_pickled_ledger_index_arrives_empty() -> None:
     index = ticketsim.db.LedgerIndex()
     line = dumps(SOLD_TWO).splitlines()[1].rstrip(",").encode()
-    assert index.lowest_free(line, 0, len(line), SOURCE) == 2
+    assert index.lowest_free(line, len(line), SOURCE) == 2
     copy = pickle.loads(pickle.dumps(index))
-    assert copy.lowest_free(b"", 0, 0, SOURCE) == 1
+    assert copy.lowest_free(b"", 0, SOURCE) == 1
 
 
 def test_an_index_decodes_afresh_a_ledger_that_changed_under_it(tmp_path: Path) -> None:

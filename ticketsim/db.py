@@ -375,58 +375,53 @@ class LedgerIndex:
     (a reset, a refund, another layout) is decoded afresh. Never shared: each process
     has its own (a pickled index arrives empty).
 
-    The ledger it knows is ``data[start:end]`` (the bytes of its last read, kept, not
+    The ledger it knows is ``data[:end]`` (the bytes of its last read, kept, not
     copied) followed by ``tail`` (the line this process appended since). A read
     compares the new bytes with it in place: a sale allocates nothing the size of the
     ledger, because fresh pages for a few hundred kilobytes cost more than the read.
     """
 
-    __slots__ = ("_data", "_end", "_lowest", "_start", "_tail", "_taken")
+    __slots__ = ("_data", "_end", "_lowest", "_tail", "_taken")
 
     def __init__(self) -> None:
-        self._data, self._start, self._end, self._tail = b"", 0, 0, b""
+        self._data, self._end, self._tail = b"", 0, b""
         self._taken: set[int] = set()
         self._lowest = 1
 
     def __reduce__(self) -> tuple[type[LedgerIndex], tuple[()]]:
         return LedgerIndex, ()
 
-    def lowest_free(self, data: bytes, start: int, end: int, source: str) -> int:
-        """The lowest seat not held in the ledger whose sale lines are ``data[start:end]``."""
-        new = self._unseen(data, start, end)
+    def lowest_free(self, data: bytes, end: int, source: str) -> int:
+        """The lowest seat not held in the ledger whose sale lines are ``data[:end]``."""
+        new = self._unseen(data, end)
         if new is None:
-            self._taken, self._lowest, new = set(), 1, (start, end)
-        if new[1] > new[0]:
-            self._taken.update(_seats(data[new[0] : new[1]], source))
-        self._data, self._start, self._end, self._tail = data, start, end, b""
+            self._taken, self._lowest, new = set(), 1, 0
+        if end > new:
+            self._taken.update(_seats(data[new:end], source))
+        self._data, self._end, self._tail = data, end, b""
         while self._lowest in self._taken:
             self._lowest += 1
         return self._lowest
 
-    def _unseen(self, data: bytes, start: int, end: int) -> tuple[int, int] | None:
-        """Where the lines past the ledger this index knows are in ``data``, or ``None``
-        if ``data[start:end]`` does not start with that ledger."""
-        base = memoryview(self._data)[self._start : self._end]
+    def _unseen(self, data: bytes, end: int) -> int | None:
+        """Where the lines past the ledger this index knows start in ``data``, or
+        ``None`` if ``data[:end]`` does not start with that ledger."""
+        base = memoryview(self._data)[: self._end]
         known = len(base) + len(self._tail)
         if not known:
-            return start, end
-        at = start + known
-        if (
-            end < at
-            or not data.startswith(base, start)
-            or not data.startswith(self._tail, start + len(base))
-        ):
+            return 0
+        if end < known or not data.startswith(base) or not data.startswith(self._tail, len(base)):
             return None
-        if end == at:
-            return end, end
-        if not data.startswith(_SEP_BYTES, at):
+        if end == known:
+            return end
+        if not data.startswith(_SEP_BYTES, known):
             return None
-        return at + len(_SEP_BYTES), end
+        return known + len(_SEP_BYTES)
 
     def appended(self, data: bytes, end: int, line: bytes, seat: int) -> None:
         """This process wrote the ledger ``data[:end]`` of its last read plus ``line``,
         the sale of ``seat``."""
-        self._data, self._start, self._end = data, 0, end
+        self._data, self._end = data, end
         self._tail = _SEP_BYTES + line if end else line
         self._taken.add(seat)
 
@@ -492,7 +487,7 @@ def read_for_sale(path: str | os.PathLike[str], index: LedgerIndex) -> TicketDB:
             rest = _read_rest(handle, source)
             end = _body_end(rest)
             if end is not None:
-                seat = index.lowest_free(rest, 0, end, source)
+                seat = index.lowest_free(rest, end, source)
                 return Snapshot(
                     head.tickets, head.remaining, (), head.event, head.format, seat, rest, end
                 )
