@@ -5,7 +5,17 @@ buyer, holding the lock, reads the db, takes a ticket if one is left and writes 
 db back through a temp file and ``os.replace``. No events, no checks, no report: the
 least a correct program has to do. Standard library only.
 
+Two flags add, one at a time, what ticketsim must do and this script need not; with
+both, the script is the floor under ``ticketsim run`` (``performance.py`` runs all four):
+
+- ``--gate``: the buyers wait at a barrier until every one of them is up, and the sale
+  opens at once for all (issue 2's start gate: without it, the first buyers forked
+  have bought before the last exist, and there is no race to see);
+- ``--cli``: the parent first imports ``ticketsim.cli`` (typer, click, the library),
+  as the ``ticketsim`` command does, and forks its buyers from that bigger process.
+
     python benchmarks/bare_lock.py [--db db/tickets.json] [--buyers 50] [--tickets 10]
+                                   [--gate] [--cli]
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ def _write(path: str, db: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-def buy(path: str, lock: Any, number: int) -> None:
+def buy(path: str, lock: Any, number: int, gate: Any) -> None:
+    if gate is not None:
+        gate.wait(60)
     with lock:
         with open(path, encoding="utf-8") as handle:
             db = json.load(handle)
@@ -42,17 +54,24 @@ def main() -> None:
     parser.add_argument("--db", default=os.path.join("db", "tickets.json"))
     parser.add_argument("--buyers", type=int, default=50)
     parser.add_argument("--tickets", type=int, default=10)
+    parser.add_argument("--gate", action="store_true", help="open the sale for all at once")
+    parser.add_argument("--cli", action="store_true", help="import ticketsim.cli first")
     options = parser.parse_args()
+    if options.cli:
+        import ticketsim.cli  # noqa: F401
     os.makedirs(os.path.dirname(options.db) or ".", exist_ok=True)
     fresh = {"event": "Concert", "tickets": options.tickets, "remaining": options.tickets}
     _write(options.db, {**fresh, "ledger": []})
     lock = multiprocessing.Lock()
+    gate = multiprocessing.Barrier(options.buyers + 1) if options.gate else None
     buyers = [
-        multiprocessing.Process(target=buy, args=(options.db, lock, n))
+        multiprocessing.Process(target=buy, args=(options.db, lock, n, gate))
         for n in range(1, options.buyers + 1)
     ]
     for process in buyers:
         process.start()
+    if gate is not None:
+        gate.wait(60)
     for process in buyers:
         process.join(60)
     with open(options.db, encoding="utf-8") as handle:

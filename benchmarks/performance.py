@@ -6,13 +6,17 @@ two sides interleaved, because a small machine is noisy.
 
 1. limit: the serial limit (one process, the same read-modify-write of the db, in a
    loop, no lock) against the sale throughput of each safe strategy with ``--delay 0``
-   (sales per second from the opening of the sale to the last sale).
+   (sales per second from the opening of the sale to the last sale); and, as the
+   bound under any sale by several processes, the same purchases with nothing but a
+   lock around them (``benchmarks/handoff.py``).
 2. overhead: ``ticketsim run --buyers 50 --lock --delay 0`` end to end against
-   ``benchmarks/bare_lock.py``, the same 50 protected purchases written by hand.
+   ``benchmarks/bare_lock.py``, the same 50 protected purchases written by hand; and
+   the bare script with the start gate, the CLI's imports, and both.
 3. scale: ``ticketsim run --buyers N --tickets N/2 --lock --delay 0`` at 1,000 and
    10,000 buyers: sale time per buyer, wall time, and the peak memory of the whole
    process tree (the sum of every process's resident set, sampled every 20 ms; shared
-   pages count once per process, so this overstates it).
+   pages count once per process, so this overstates it); and the serial loop's time
+   per sale at the same N/2 tickets, the part of a sale that grows with the ledger.
 4. spawn: starting 50 buyers under ``spawn`` (``startup_s`` of the report) against
    starting 50 processes that import nothing (``benchmarks/bare_spawn.py``).
 5. startup: ``ticketsim --help`` against ``python -c "import typer"``
@@ -39,8 +43,11 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from handoff import sale_rate  # noqa: E402
+
 from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
 from ticketsim import db as dbfile  # noqa: E402
+from ticketsim.runner import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
 from ticketsim.stores import FileStore  # noqa: E402
 
 if TYPE_CHECKING:
@@ -54,6 +61,8 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = _CACHE
 SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker")
 SAFE = ("lock", "semaphore", "filelock", "value", "array", "office", "manager")
+#: The bare hand-off each strategy of goal 1 is held against (``handoff.py --guard``).
+HANDOFF = {"lock": "lock", "semaphore": "lock", "filelock": "filelock"}
 
 
 def serial_limit(db: Path, sales: int) -> float:
@@ -69,6 +78,11 @@ def serial_limit(db: Path, sales: int) -> float:
     return sales / (time.perf_counter() - started)
 
 
+def serial_sale_s(db: Path, tickets: int) -> float:
+    """Seconds per sale of the serial loop selling ``tickets`` tickets."""
+    return 1 / serial_limit(db, tickets)
+
+
 def limit(runs: int, sizes: Sequence[int]) -> None:
     print("\n## 1. Sale throughput against the serial limit (--delay 0)\n")
     with tempfile.TemporaryDirectory() as folder:
@@ -77,9 +91,14 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
             limits: list[float] = []
             ratios: dict[str, list[float]] = {name: [] for name in SAFE}
             rates: dict[str, list[float]] = {name: [] for name in SAFE}
+            bare: dict[str, list[float]] = {"lock": [], "filelock": []}
             crew = ""
+            # A sale of this size runs one process per buyer, or on a crew of this many.
+            processes = 0 if size <= PROCESS_PER_BUYER_MAX else auto_workers()
             for seed in range(runs):
                 limits.append(serial_limit(db, size))
+                for guard, figures in bare.items():
+                    figures.append(sale_rate(size, processes, guard, folder))
                 for name in SAFE:
                     config = RunConfig(
                         buyers=size,
@@ -98,11 +117,19 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
                     crew = report.crew
             print(f"{size} buyers, {size} tickets, fork, {crew}, median of {runs} runs")
             print(f"serial limit: {statistics.median(limits):.0f} sales/s\n")
-            print("| strategy | sales/s | of the limit |")
-            print("|---|---:|---:|")
+            print("| strategy | sales/s | of the limit | of its bare hand-off |")
+            print("|---|---:|---:|---:|")
+            for guard, figures in bare.items():
+                rate = statistics.median(figures)
+                ratio = statistics.median(r / lim for r, lim in zip(figures, limits, strict=True))
+                print(f"| bare hand-off, {guard} (`handoff.py`) | {rate:.0f} | {ratio:.2f} | |")
             for name in SAFE:
                 rate, ratio = statistics.median(rates[name]), statistics.median(ratios[name])
-                print(f"| `{name}` | {rate:.0f} | {ratio:.2f} |")
+                against = ""
+                if name in HANDOFF:
+                    own = zip(rates[name], bare[HANDOFF[name]], strict=True)
+                    against = f"{statistics.median(r / b for r, b in own):.2f}"
+                print(f"| `{name}` | {rate:.0f} | {ratio:.2f} | {against} |")
             print()
 
 
@@ -114,22 +141,30 @@ def _wall(command: Sequence[str], cwd: str) -> float:
 
 def overhead(runs: int) -> None:
     print("\n## 2. `ticketsim run --buyers 50 --lock --delay 0` against a bare script\n")
-    ours, bare = [], []
+    bare_script = [sys.executable, str(HERE / "bare_lock.py")]
+    programs = {
+        "`python benchmarks/bare_lock.py`": bare_script,
+        "the same `--gate` (issue 2's start gate)": [*bare_script, "--gate"],
+        "the same `--cli` (the CLI's imports)": [*bare_script, "--cli"],
+        "the same `--gate --cli`": [*bare_script, "--gate", "--cli"],
+        "`ticketsim run --buyers 50 --lock --delay 0`": [
+            TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0"
+        ],
+    }  # fmt: skip
+    walls: dict[str, list[float]] = {name: [] for name in programs}
     with tempfile.TemporaryDirectory() as folder:
         _wall([TICKETSIM, "run", "--buyers", "2", "--lock"], folder)  # fills the cache
-        _wall([sys.executable, str(HERE / "bare_lock.py"), "--buyers", "2"], folder)
+        _wall([*bare_script, "--buyers", "2", "--cli"], folder)
         for _ in range(runs):
-            ours.append(
-                _wall([TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0"], folder)
-            )
-            bare.append(_wall([sys.executable, str(HERE / "bare_lock.py")], folder))
-    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
+            for name, command in programs.items():
+                walls[name].append(_wall(command, folder))
+    bare = walls["`python benchmarks/bare_lock.py`"]
     print(f"median of {runs} runs, interleaved, wall time of the whole program\n")
-    print("| program | wall |")
-    print("|---|---:|")
-    print(f"| `ticketsim run --buyers 50 --lock --delay 0` | {statistics.median(ours):.3f} s |")
-    print(f"| `python benchmarks/bare_lock.py` | {statistics.median(bare):.3f} s |")
-    print(f"| ratio (median of the runs' ratios) | {ratio:.2f}x |")
+    print("| program | wall | against the bare script (median of the runs' ratios) |")
+    print("|---|---:|---:|")
+    for name, figures in walls.items():
+        ratio = statistics.median(w / b for w, b in zip(figures, bare, strict=True))
+        print(f"| {name} | {statistics.median(figures):.3f} s | {ratio:.2f}x |")
 
 
 class _TreeMemory:
@@ -196,10 +231,12 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
     per_buyer: dict[int, list[float]] = {n: [] for n in sizes}
     walls: dict[int, list[float]] = {n: [] for n in sizes}
     peaks: dict[int, list[int]] = {n: [] for n in sizes}
+    loop: dict[int, list[float]] = {n: [] for n in sizes}
     crews: dict[int, str] = {}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(runs):
             for buyers in sizes:
+                loop[buyers].append(serial_sale_s(Path(folder) / "loop.json", buyers // 2))
                 report, wall, peak = _big_run(buyers, folder)
                 per_buyer[buyers].append(float(report["elapsed_s"]) / buyers)  # type: ignore[arg-type]
                 walls[buyers].append(wall)
@@ -217,6 +254,12 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
     small, big = sizes[0], sizes[-1]
     ratio = statistics.median(per_buyer[big]) / statistics.median(per_buyer[small])
     print(f"\ntime per buyer at {big} / at {small}: {ratio:.2f}x")
+    growth = statistics.median(loop[big]) / statistics.median(loop[small])
+    print(
+        f"the serial loop's time per sale, {big // 2} tickets / {small // 2}: "
+        f"{statistics.median(loop[big]) * 1e6:.0f} us / {statistics.median(loop[small]) * 1e6:.0f}"
+        f" us = {growth:.2f}x (the read and rewrite of the whole db)"
+    )
 
 
 def spawn(runs: int) -> None:

@@ -60,7 +60,7 @@ class BuyerSpec:
 
 
 class Channel(Protocol):
-    """Where events go: a ``multiprocessing.Queue`` in a run."""
+    """Where events go: :class:`ticketsim.channel.EventSender` in a run."""
 
     def put(self, obj: Any, block: bool = ..., timeout: float | None = ...) -> None: ...
 
