@@ -36,7 +36,7 @@ def test_a_file_lock_guard_used_by_its_parent_is_a_lock_of_its_own_in_a_child(
 ) -> None:
     """The parent's lock object is reused from buyer to buyer, never across a fork:
     filelock refuses an inherited one, and a child that took it would not exclude."""
-    ctx = multiprocessing.get_context(start_method)
+    ctx: Any = multiprocessing.get_context(start_method)  # Process: on every concrete context
     guard = FileLockGuard(str(tmp_path / "tickets.json.lock"))
     guard.prepare()
     for expected in (TIMED_OUT, HELD):
