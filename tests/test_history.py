@@ -396,6 +396,8 @@ CASES = [
         3,
         "can't decode byte 0xff",
     ),
+    # The second event is buyer 1's check, a step: its type cannot say it ended.
+    Case("type-of-another-step", _event(type="ok"), 3, "type='ok' does not go with step="),
     Case("nan-literal", _event(t=math.nan), 3, "NaN is not a number JSON allows"),
     Case("infinity-literal", _event(t=math.inf), 3, "Infinity is not a number JSON allows"),
     Case(

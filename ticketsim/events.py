@@ -172,6 +172,9 @@ def from_json(row: object) -> Event:
             step = Step(name)
         except ValueError:
             raise ValueError(f"step={name!r} is not one of the steps") from None
+    kind = _KINDS.get(step, "step")
+    if "type" in row and row["type"] != kind:
+        raise ValueError(f"type={row['type']!r} does not go with step={step.value!r}: use {kind!r}")
     buyer, t, pid, note = row.get("buyer"), row.get("t"), row.get("pid"), row.get("note")
     if type(buyer) is not int or buyer < 1:
         raise ValueError(f"buyer={buyer!r} must be a buyer number from 1")
