@@ -568,12 +568,19 @@ def test_write_naive_writes_parseable_json(db_path: Path, db: TicketDB) -> None:
 @pytest.mark.parametrize(
     ("error", "attributes"),
     [
-        (DbError("/srv/tickets.json", "the file is empty"), {"path", "reason"}),
+        (DbError("/srv/tickets.json", "the file is empty"), {"path", "problem", "advice"}),
+        (DbError("t.json", "no such file", "create it"), {"path", "problem", "advice"}),
         (ConfigError("buyers", 0, "choose from 1 to 1000"), {"name", "value", "advice"}),
         (ConfigError("delay", [1.5], "must be a number"), {"name", "value", "advice"}),
         (GuardTimeout("file lock", 2.5), {"what", "seconds"}),
     ],
-    ids=["db-error", "config-error", "config-error-list-value", "guard-timeout"],
+    ids=[
+        "db-error",
+        "db-error-advised",
+        "config-error",
+        "config-error-list-value",
+        "guard-timeout",
+    ],
 )
 def test_errors_survive_pickle(error: Exception, attributes: set[str]) -> None:
     back = pickle.loads(pickle.dumps(error))
@@ -586,6 +593,11 @@ def test_errors_survive_pickle(error: Exception, attributes: set[str]) -> None:
 
 def test_error_messages() -> None:
     assert str(DbError("p.json", "is a directory")) == "p.json: is a directory"
+    advised = DbError("p.json", "is a directory", "give a file")
+    assert (advised.reason, str(advised)) == (
+        "is a directory; give a file",
+        "p.json: " + advised.reason,
+    )
     assert str(ConfigError("buyers", 0, "choose more")) == "buyers=0: choose more"
     assert str(ConfigError("strategy", "x", "choose")) == "strategy='x': choose"
     assert str(GuardTimeout("lock", 2.5)) == "gave up waiting for the lock after 2.5 s"

@@ -195,7 +195,7 @@ def _decode(text: str, source: str) -> dict[str, Any]:
     if not text.strip():
         raise DbError(source, "the file is empty")
     if text.startswith("\ufeff"):
-        raise DbError(source, "the file starts with a byte-order mark; save it as plain UTF-8")
+        raise DbError(source, "the file starts with a byte-order mark", "save it as plain UTF-8")
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
@@ -246,11 +246,11 @@ def _open(source: str) -> BinaryIO:
 
 def _unreadable(source: str, exc: OSError) -> DbError:
     if isinstance(exc, FileNotFoundError):
-        return DbError(source, "no such file; run without --keep to create it")
+        return DbError(source, "no such file", "run without --keep to create it")
     if isinstance(exc, IsADirectoryError):
-        return DbError(source, "is a directory; give the path of a .json file")
+        return DbError(source, "is a directory", "give the path of a .json file")
     if isinstance(exc, PermissionError):
-        return DbError(source, "permission denied; check the file's owner and mode")
+        return DbError(source, "permission denied", "check the file's owner and mode")
     return DbError(source, f"cannot be read ({exc.strerror or exc})")
 
 
@@ -267,7 +267,7 @@ def _read_rest(handle: BinaryIO, source: str) -> bytes:
     except OSError as exc:
         raise _unreadable(source, exc) from None
     if at + len(data) > MAX_DB_BYTES:
-        raise DbError(source, f"larger than {MAX_DB_BYTES} bytes; not a ticket db")
+        raise DbError(source, f"larger than {MAX_DB_BYTES} bytes, too large for a ticket db")
     return data
 
 

@@ -29,15 +29,26 @@ class ConfigError(TicketsimError, ValueError):
 
 
 class DbError(TicketsimError, ValueError):
-    """A ticket db could not be read, or does not hold a valid ticket db."""
+    """A ticket db could not be read, or does not hold a valid ticket db.
 
-    def __init__(self, path: str, reason: str) -> None:
+    ``problem`` says what is wrong; ``advice``, when the error knows it, what to do.
+    A caller that knows better advice for its own case (``--keep``) adds it only where
+    there is none.
+    """
+
+    def __init__(self, path: str, problem: str, advice: str | None = None) -> None:
         self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{path}: {self.reason}")
 
-    def __reduce__(self) -> tuple[type[DbError], tuple[str, str]]:
-        return type(self), (self.path, self.reason)
+    @property
+    def reason(self) -> str:
+        """The problem, then the advice."""
+        return self.problem if self.advice is None else f"{self.problem}; {self.advice}"
+
+    def __reduce__(self) -> tuple[type[DbError], tuple[str, str, str | None]]:
+        return type(self), (self.path, self.problem, self.advice)
 
 
 class GuardTimeout(TicketsimError, TimeoutError):

@@ -328,32 +328,32 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         try:
             initial = dbfile.load(path)
         except DbError as exc:
-            if ";" in exc.reason:  # it says what to do already
+            if exc.advice is not None:
                 raise
-            raise DbError(exc.path, f"{exc.reason}; fix it, or run without --keep") from None
+            raise DbError(exc.path, exc.problem, "fix it, or run without --keep") from None
         problems = check_db(initial)
         if problems:
-            raise DbError(config.db, f"{problems[0].explanation}; reset it (run without --keep)")
+            raise DbError(config.db, problems[0].explanation, "reset it (run without --keep)")
         if initial.tickets > MAX_TICKETS:
             raise DbError(
                 config.db,
-                f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS}); "
+                f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS})",
                 "reset it (run without --keep)",
             )
     elif path.is_dir():
-        raise DbError(config.db, "is a directory; give the path of a .json file")
+        raise DbError(config.db, "is a directory", "give the path of a .json file")
     folder = path.resolve().parent
     if not folder.exists():
         if path.parent != DEFAULT_DB.parent:
-            raise DbError(config.db, f"the folder {path.parent} does not exist; create it first")
+            raise DbError(config.db, f"the folder {path.parent} does not exist", "create it first")
         folder.mkdir(parents=True)
     # Every sale rewrites the db through a temp file in its folder: both must be writable.
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DbError(
-            config.db, f"the folder {folder} is read-only; make it writable or pick another --db"
+            config.db, f"the folder {folder} is read-only", "make it writable or pick another --db"
         )
     if path.exists() and not os.access(path, os.W_OK):
-        raise DbError(config.db, "the file is read-only; make it writable or pick another --db")
+        raise DbError(config.db, "the file is read-only", "make it writable or pick another --db")
     dbfile.sweep_temp_files(path)  # a killed writer's leftovers, never a live one's
     if config.keep:
         return initial
