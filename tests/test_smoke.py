@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -141,3 +143,46 @@ def test_the_package_exports_resolve() -> None:
 
     assert complete("ticketsim re", 1) == ["reset", "replay"]
     assert set(complete("ticketsim run --strategy val", 3)) == {"value", "value-unlocked"}
+
+
+def _on_a_terminal(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` with stdout and stderr on one pseudo-terminal: its exit code and
+    every byte it wrote there, escape codes included."""
+    main, side = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(command, stdout=side, stderr=side, env=env)
+    os.close(side)
+    chunks: list[bytes] = []
+    try:
+        while True:  # drain as it runs: a full terminal buffer would block the program
+            ready, _, _ = select.select([main], [], [], timeout)
+            if not ready:
+                pytest.fail(f"no output for {timeout} s from {command}")
+            try:
+                chunk = os.read(main, 1 << 16)
+            except OSError:  # EIO: the program has closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return process.wait(timeout), b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(main)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_a_sale_on_a_terminal_shows_a_progress_bar_then_only_the_report(db_path: Path) -> None:
+    """On a terminal the sale draws a progress bar on stderr and erases it when done.
+    (Off a terminal there is none: see test_cli.)"""
+    # 200 sales of 5 ms under the lock: a second, ten frames of the bar at least
+    sale = ["--buyers", "300", "--tickets", "200", "--lock", "--delay", "0.005"]
+    code, screen = _on_a_terminal([script(), "run", *sale, "--db", str(db_path)], timeout=60)
+    assert code == 0, screen
+    assert "selling" in screen
+    assert "buyers done" in screen
+    assert "OK: sold 200 of 200 ticket(s) to 300 buyer(s)" in screen
+    # transient: the bar's last frame is erased (cursor up, erase line) before the report
+    assert screen.rindex("buyers done") < screen.index("OK: sold")
