@@ -64,8 +64,9 @@ class LockGuard(Guard):
         record(Step.WAIT)
         if not self.lock.acquire(timeout=timeout):
             raise GuardTimeout(self.what, timeout)
-        record(Step.ENTER)
         try:
+            # Inside the try: a record that fails (the parent gone) must still release.
+            record(Step.ENTER)
             yield
         finally:
             # Recorded while still held, so that in the history one buyer's leave comes
@@ -85,20 +86,21 @@ class _ProcessFileLock:
     Never shared: a pickled one arrives empty.
     """
 
-    __slots__ = ("_lock", "_pid")
+    __slots__ = ("_lock", "_path", "_pid")
 
     def __init__(self) -> None:
         self._lock: BaseFileLock | None = None
-        self._pid = 0
+        self._pid, self._path = 0, ""
 
     def __reduce__(self) -> tuple[type[_ProcessFileLock], tuple[()]]:
         return _ProcessFileLock, ()
 
     def get(self, path: str) -> BaseFileLock:
-        if self._lock is None or self._pid != os.getpid():
+        if self._lock is None or (self._pid, self._path) != (os.getpid(), path):
             from filelock import FileLock  # noqa: PLC0415 - only this guard needs it
 
-            self._lock, self._pid = FileLock(path, poll_interval=FILELOCK_POLL_S), os.getpid()
+            self._lock = FileLock(path, poll_interval=FILELOCK_POLL_S)
+            self._pid, self._path = os.getpid(), path
         return self._lock
 
 
@@ -128,8 +130,10 @@ class FileLockGuard(Guard):
             lock.acquire(timeout=timeout)
         except Timeout:
             raise GuardTimeout(f"file lock {self.path}", timeout) from None
-        record(Step.ENTER)
         try:
+            # Inside the try, as in LockGuard: this lock object lives on after a failed
+            # buyer, so a hold it kept would shut out every other process for the sale.
+            record(Step.ENTER)
             yield
         finally:
             try:

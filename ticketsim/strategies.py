@@ -206,7 +206,7 @@ class FileLockStrategy(Strategy):
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
         guard = FileLockGuard(lock_file(setup.db_path))
-        guard.prepare()  # in the parent too, so that forked buyers inherit it
+        guard.prepare()  # in the parent too: forked buyers inherit the import (not the lock)
         yield Tools(FileStore(setup.db_path), guard)
 
 
