@@ -123,6 +123,9 @@ def test_a_bad_db_is_refused_and_left_as_it_was(
     result = invoke("run", "--keep", "--lock", "--db", str(db_path), *FAST)
     assert_one_line_error(result, ExitCode.BAD_INPUT, message)
     assert f"--db={db_path}" in result.stderr
+    # One piece of advice, the error's own or --keep's, never both.
+    assert result.stderr.count("; ") == 1, result.stderr
+    assert result.stderr.count("--keep") <= 1, result.stderr
     assert (db_path.read_bytes() if db_path.exists() else None) == before
 
 
@@ -130,7 +133,7 @@ def test_a_db_too_large_to_be_one(db_path: Path, monkeypatch: pytest.MonkeyPatch
     db_path.write_text(GOOD)
     monkeypatch.setattr(dbfile, "MAX_DB_BYTES", 64)
     result = invoke("run", "--keep", "--lock", "--db", str(db_path), *FAST)
-    assert_one_line_error(result, ExitCode.BAD_INPUT, "larger than 64 bytes")
+    assert_one_line_error(result, ExitCode.BAD_INPUT, "larger than 64 bytes, the most a db")
     assert db_path.read_text() == GOOD
 
 

@@ -267,7 +267,7 @@ def _read_rest(handle: BinaryIO, source: str) -> bytes:
     except OSError as exc:
         raise _unreadable(source, exc) from None
     if at + len(data) > MAX_DB_BYTES:
-        raise DbError(source, f"larger than {MAX_DB_BYTES} bytes, too large for a ticket db")
+        raise DbError(source, f"larger than {MAX_DB_BYTES} bytes, the most a db may be")
     return data
 
 
