@@ -13,22 +13,31 @@ and lets go. No events, no pacer, no pool, no report.
 
 The sale opens as ticketsim opens it: once every process has said it is ready, the
 parent notes the time and sets one ``multiprocessing.Event`` that they all wait on.
-Sales per second are counted from then to the last sale, as ticketsim's report counts
-them. (A barrier would not do: the parent wakes from it at some point among the
-others, and a clock started then missed part of the sale.) Prints one number: the
-median of ``--runs`` runs.
+(A barrier would not do: the parent wakes from it at some point among the others, and
+a clock started then missed part of the sale.) It prints medians of ``--runs`` runs:
 
-    python benchmarks/handoff.py [--buyers 2000] [--processes 2] [--guard lock|filelock]
+- sales per second, from the opening to the last buyer done (after it let go), as
+  ticketsim's report counts them to the last outcome;
+- the time per buyer, the same span divided by the buyers (with ``--tickets`` below
+  ``--buyers``, the rest only check and read: issue 7's scale goal);
+- the hold: from holding the lock to letting go, the buyer's read and write;
+- the hand-off: from one buyer letting go to the next one holding the lock.
+
+    python benchmarks/handoff.py [--buyers 2000] [--tickets N] [--processes 2]
+                                 [--guard lock|filelock] [--runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +46,26 @@ from ticketsim.guards import FILELOCK_POLL_S
 from ticketsim.stores import FileStore
 
 
+@dataclass(frozen=True)
+class BareSale:
+    """What one bare sale measured."""
+
+    #: Sales per second, from the opening of the sale to the last buyer done.
+    rate: float
+    #: Seconds from the opening to the last buyer done, per buyer.
+    per_buyer_s: float
+    #: Median time a buyer held the lock: its read and its write.
+    hold_s: float
+    #: Median time from one buyer letting go of the lock to the next one holding it
+    #: (``nan`` with a single buyer).
+    handoff_s: float
+
+
 def _buyer(
-    path: str, lock: Any, purchases: int, ready: Any, start: Any, last: Any, slot: int
+    path: str, lock: Any, first: int, count: int, ready: Any, start: Any, times: Any
 ) -> None:
+    """Buyers ``first`` to ``first + count - 1``, one after another in this process.
+    ``times[3 * b : 3 * b + 3]`` get buyer ``b``'s hold, release and end."""
     guard: Any = lock
     if lock is None:  # a file lock: each process opens its own, as ticketsim's buyers do
         from filelock import FileLock
@@ -50,29 +76,33 @@ def _buyer(
     ready.release()
     if not start.wait(60):
         raise SystemExit("the sale never opened")
-    for _ in range(purchases):
+    for buyer in range(first, first + count):
         store.peek(None)  # type: ignore[arg-type] # a file store's check records nothing
         with guard:
+            times[3 * buyer] = time.monotonic()
             seen = store.read(None)  # type: ignore[arg-type]
             if seen.remaining > 0:
-                sale = dbfile.Sale(f"buyer-{slot}", seen.next_seat(), os.getpid(), time.time())
+                sale = dbfile.Sale(f"buyer-{buyer}", seen.next_seat(), os.getpid(), time.time())
                 store.sell(seen, sale)
-                last[slot] = time.monotonic()
+            times[3 * buyer + 1] = time.monotonic()
+        times[3 * buyer + 2] = time.monotonic()
 
 
-def sale_rate(buyers: int, processes: int, guard_kind: str, folder: str) -> float:
-    """Sales per second of one bare sale of ``buyers`` tickets to ``buyers`` buyers."""
+def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder: str) -> BareSale:
+    """One bare sale of ``tickets`` tickets to ``buyers`` buyers, on ``processes``
+    processes (0: one per buyer)."""
     path = str(Path(folder) / "tickets.json")
-    dbfile.write_atomic(path, dbfile.TicketDB.fresh(buyers))
+    dbfile.write_atomic(path, dbfile.TicketDB.fresh(tickets))
     ctx = multiprocessing.get_context("fork")
     lock = ctx.Lock() if guard_kind == "lock" else None
     each = processes or buyers
     shares = [buyers // each + (1 if n < buyers % each else 0) for n in range(each)]
+    firsts = [sum(shares[:n]) for n in range(each)]
     ready, start = ctx.Semaphore(0), ctx.Event()
-    last = ctx.Array("d", each, lock=False)
+    times = ctx.Array("d", 3 * buyers, lock=False)
     workers = [
-        ctx.Process(target=_buyer, args=(path, lock, share, ready, start, last, n))
-        for n, share in enumerate(shares)
+        ctx.Process(target=_buyer, args=(path, lock, first, share, ready, start, times))
+        for first, share in zip(firsts, shares, strict=True)
     ]
     for worker in workers:
         worker.start()
@@ -87,24 +117,43 @@ def sale_rate(buyers: int, processes: int, guard_kind: str, folder: str) -> floa
             raise SystemExit(f"a buyer exited with {worker.exitcode}")
     final = dbfile.load(path)
     sold = len({sale.seat for sale in final.ledger})
-    if sold != buyers or final.remaining != 0:
-        raise SystemExit(f"sold {sold} of {buyers}: the bare sale is broken")
-    return buyers / (max(float(t) for t in last) - opened)
+    expected = min(tickets, buyers)
+    if sold != expected or len(final.ledger) != expected:
+        raise SystemExit(f"sold {sold} of {expected}: the bare sale is broken")
+    holds = sorted((float(times[3 * b]), float(times[3 * b + 1])) for b in range(buyers))
+    elapsed = max(float(times[3 * b + 2]) for b in range(buyers)) - opened
+    gaps = [after[0] - before[1] for before, after in itertools.pairwise(holds)]
+    return BareSale(
+        rate=sold / elapsed,
+        per_buyer_s=elapsed / buyers,
+        hold_s=statistics.median(end - begin for begin, end in holds),
+        handoff_s=statistics.median(gaps) if gaps else math.nan,
+    )
+
+
+def sale_rate(buyers: int, processes: int, guard_kind: str, folder: str) -> float:
+    """Sales per second of one bare sale of ``buyers`` tickets to ``buyers`` buyers."""
+    return bare_sale(buyers, buyers, processes, guard_kind, folder).rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--buyers", type=int, default=2000)
+    parser.add_argument("--tickets", type=int, default=None, help="default: --buyers")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--guard", choices=("lock", "filelock"), default="lock")
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
+    tickets = options.buyers if options.tickets is None else options.tickets
     with tempfile.TemporaryDirectory() as folder:
-        rates = [
-            sale_rate(options.buyers, options.processes, options.guard, folder)
+        sales = [
+            bare_sale(options.buyers, tickets, options.processes, options.guard, folder)
             for _ in range(options.runs)
         ]
-    print(f"{statistics.median(rates):.0f}")
+    print(f"sales/s: {statistics.median(s.rate for s in sales):.0f}")
+    print(f"per buyer: {statistics.median(s.per_buyer_s for s in sales) * 1e6:.1f} us")
+    print(f"hold (read and write): {statistics.median(s.hold_s for s in sales) * 1e6:.1f} us")
+    print(f"hand-off: {statistics.median(s.handoff_s for s in sales) * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

@@ -7,16 +7,18 @@ two sides interleaved, because a small machine is noisy.
 1. limit: the serial limit (one process, the same read-modify-write of the db, in a
    loop, no lock) against the sale throughput of each safe strategy with ``--delay 0``
    (sales per second from the opening of the sale to the last sale); and, as the
-   bound under any sale by several processes, the same purchases with nothing but a
-   lock around them (``benchmarks/handoff.py``).
+   bound under any sale by several processes, the same check, lock, read and write
+   with nothing else around them (``benchmarks/handoff.py``), how long its buyers hold
+   the lock and how long the lock takes to change hands.
 2. overhead: ``ticketsim run --buyers 50 --lock --delay 0`` end to end against
    ``benchmarks/bare_lock.py``, the same 50 protected purchases written by hand; and
    the bare script with the start gate, the CLI's imports, and both.
 3. scale: ``ticketsim run --buyers N --tickets N/2 --lock --delay 0`` at 1,000 and
    10,000 buyers: sale time per buyer, wall time, and the peak memory of the whole
    process tree (the sum of every process's resident set, sampled every 20 ms; shared
-   pages count once per process, so this overstates it); and the serial loop's time
-   per sale at the same N/2 tickets, the part of a sale that grows with the ledger.
+   pages count once per process, so this overstates it); the serial loop's time per
+   sale at the same N/2 tickets, the part of a sale that grows with the ledger; and the
+   bare hand-off's time per buyer in the same sales, whose growth every sale pays.
 4. spawn: starting 50 buyers under ``spawn`` (``startup_s`` of the report) against
    starting 50 processes that import nothing (``benchmarks/bare_spawn.py``).
 5. startup: ``ticketsim --help`` against ``python -c "import typer"``
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from handoff import sale_rate  # noqa: E402
+from handoff import BareSale, bare_sale  # noqa: E402
 
 from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
 from ticketsim import db as dbfile  # noqa: E402
@@ -91,14 +93,16 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
             limits: list[float] = []
             ratios: dict[str, list[float]] = {name: [] for name in SAFE}
             rates: dict[str, list[float]] = {name: [] for name in SAFE}
-            bare: dict[str, list[float]] = {"lock": [], "filelock": []}
+            bare: dict[str, list[BareSale]] = {"lock": [], "filelock": []}
+            alone: list[BareSale] = []  # one process, the lock never changes hands
             crew = ""
             # A sale of this size runs one process per buyer, or on a crew of this many.
             processes = 0 if size <= PROCESS_PER_BUYER_MAX else auto_workers()
             for seed in range(runs):
                 limits.append(serial_limit(db, size))
                 for guard, figures in bare.items():
-                    figures.append(sale_rate(size, processes, guard, folder))
+                    figures.append(bare_sale(size, size, processes, guard, folder))
+                alone.append(bare_sale(size, size, 1, "lock", folder))
                 for name in SAFE:
                     config = RunConfig(
                         buyers=size,
@@ -120,17 +124,28 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
             print("| strategy | sales/s | of the limit | of its bare hand-off |")
             print("|---|---:|---:|---:|")
             for guard, figures in bare.items():
-                rate = statistics.median(figures)
-                ratio = statistics.median(r / lim for r, lim in zip(figures, limits, strict=True))
+                rate = statistics.median(b.rate for b in figures)
+                ratio = statistics.median(
+                    b.rate / lim for b, lim in zip(figures, limits, strict=True)
+                )
                 print(f"| bare hand-off, {guard} (`handoff.py`) | {rate:.0f} | {ratio:.2f} | |")
             for name in SAFE:
                 rate, ratio = statistics.median(rates[name]), statistics.median(ratios[name])
                 against = ""
                 if name in HANDOFF:
                     own = zip(rates[name], bare[HANDOFF[name]], strict=True)
-                    against = f"{statistics.median(r / b for r, b in own):.2f}"
+                    against = f"{statistics.median(r / b.rate for r, b in own):.2f}"
                 print(f"| `{name}` | {rate:.0f} | {ratio:.2f} | {against} |")
-            print()
+            locked = bare["lock"]
+            solo = statistics.median(b.rate / lim for b, lim in zip(alone, limits, strict=True))
+            print(
+                "\nbare hand-off, lock: a buyer holds it "
+                f"{statistics.median(b.hold_s for b in locked) * 1e6:.0f} us (its read and "
+                f"write), and it takes {statistics.median(b.handoff_s for b in locked) * 1e6:.0f}"
+                " us to change hands; one process making every purchase itself holds it "
+                f"{statistics.median(b.hold_s for b in alone) * 1e6:.0f} us "
+                f"({solo:.2f} of the limit)\n"
+            )
 
 
 def _wall(command: Sequence[str], cwd: str) -> float:
@@ -232,11 +247,14 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
     walls: dict[int, list[float]] = {n: [] for n in sizes}
     peaks: dict[int, list[int]] = {n: [] for n in sizes}
     loop: dict[int, list[float]] = {n: [] for n in sizes}
+    bare: dict[int, list[float]] = {n: [] for n in sizes}
     crews: dict[int, str] = {}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(runs):
             for buyers in sizes:
                 loop[buyers].append(serial_sale_s(Path(folder) / "loop.json", buyers // 2))
+                bare_run = bare_sale(buyers, buyers // 2, auto_workers(), "lock", folder)
+                bare[buyers].append(bare_run.per_buyer_s)
                 report, wall, peak = _big_run(buyers, folder)
                 per_buyer[buyers].append(float(report["elapsed_s"]) / buyers)  # type: ignore[arg-type]
                 walls[buyers].append(wall)
@@ -259,6 +277,13 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
         f"the serial loop's time per sale, {big // 2} tickets / {small // 2}: "
         f"{statistics.median(loop[big]) * 1e6:.0f} us / {statistics.median(loop[small]) * 1e6:.0f}"
         f" us = {growth:.2f}x (the read and rewrite of the whole db)"
+    )
+    low, high = statistics.median(bare[small]), statistics.median(bare[big])
+    print(
+        f"the bare hand-off's time per buyer, the same sales on {auto_workers()} processes: "
+        f"{high * 1e6:.0f} us / {low * 1e6:.0f} us = {high / low:.2f}x. What grows, "
+        f"{(high - low) * 1e6:.0f} us a buyer, any sale of this db by several processes "
+        f"pays; at most 1.25x needs {4 * (high - low) * 1e6:.0f} us a buyer or more at {small}"
     )
 
 

@@ -200,6 +200,52 @@ def test_an_index_decodes_afresh_a_ledger_that_changed_under_it(tmp_path: Path) 
     assert ticketsim.db.read_for_sale(path, index).next_seat() == changed.next_seat() == 1
 
 
+def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
+    tmp_path: Path,
+) -> None:
+    """A buyer's reads go into two buffers in turn, each left longer than the file
+    by what it held before: every read must see the file as it is, not the rest of an
+    older one, and a read must compare with the last read, not with its own buffer."""
+    path = tmp_path / "tickets.json"
+    index = ticketsim.db.LedgerIndex()
+    expected = _holes_db()
+    write_atomic(path, expected)
+    buffers = set()
+    for number in range(4):
+        seen = ticketsim.db.read_for_sale(path, index)
+        assert isinstance(seen, ticketsim.db.Snapshot)
+        buffers.add(id(seen.rest))
+        assert seen.next_seat() == expected.next_seat()
+        if number == 1:  # another program refunds a seat: the ledger shrinks
+            expected = expected.refund(expected.ledger[0].seat)
+            write_atomic(path, expected)
+            continue
+        sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
+        ticketsim.db.append_sale(path, seen, sale, index)
+        expected = expected.sell(sale)
+        assert path.read_text() == dumps(expected)
+    assert len(buffers) == 2
+
+
+def test_a_db_that_grows_while_it_is_read_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tickets.json"
+    write_atomic(path, _holes_db())
+    real = os.fstat
+    # The size a reader sees first is short of the file: it grew after the look.
+    monkeypatch.setattr(
+        os, "fstat", lambda fd: os.stat_result((*real(fd)[:6], real(fd).st_size - 10, 0, 0, 0))
+    )
+    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    monkeypatch.undo()
+    assert isinstance(seen, ticketsim.db.Snapshot)  # read whole, not cut and parsed afresh
+    assert seen.next_seat() == _holes_db().next_seat()
+    sale = Sale("buyer-9", seen.next_seat(), 4109, 1795000009.0)
+    ticketsim.db.append_sale(path, seen, sale, ticketsim.db.LedgerIndex())
+    assert load(path) == _holes_db().sell(sale)
+
+
 def test_a_buyer_who_finds_no_ticket_reads_the_first_line_only(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
     sold_out = TicketDB(tickets=1, remaining=0, ledger=(SALE_1,))

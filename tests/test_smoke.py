@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
@@ -145,44 +146,59 @@ def test_the_package_exports_resolve() -> None:
     assert set(complete("ticketsim run --strategy val", 3)) == {"value", "value-unlocked"}
 
 
-def _on_a_terminal(command: list[str], timeout: float) -> tuple[int, str]:
-    """Run ``command`` with stdout and stderr on one pseudo-terminal: its exit code and
-    every byte it wrote there, escape codes included."""
-    main, side = pty.openpty()
+def _on_terminals(command: list[str], timeout: float) -> tuple[int, str, str]:
+    """Run ``command`` with stdout and stderr on two pseudo-terminals of their own: its
+    exit code, and every byte it wrote on each, escape codes included."""
+    ends = [pty.openpty() for _ in range(2)]
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     env.pop("NO_COLOR", None)
-    process = subprocess.Popen(command, stdout=side, stderr=side, env=env)
-    os.close(side)
-    chunks: list[bytes] = []
+    process = subprocess.Popen(command, stdout=ends[0][1], stderr=ends[1][1], env=env)
+    for _, side in ends:
+        os.close(side)
+    output: dict[int, list[bytes]] = {main: [] for main, _ in ends}
+    open_ends = set(output)
     try:
-        while True:  # drain as it runs: a full terminal buffer would block the program
-            ready, _, _ = select.select([main], [], [], timeout)
+        while open_ends:  # drain as it runs: a full terminal buffer would block it
+            ready, _, _ = select.select(sorted(open_ends), [], [], timeout)
             if not ready:
                 pytest.fail(f"no output for {timeout} s from {command}")
-            try:
-                chunk = os.read(main, 1 << 16)
-            except OSError:  # EIO: the program has closed its end
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return process.wait(timeout), b"".join(chunks).decode("utf-8", "replace")
+            for main in ready:
+                try:
+                    chunk = os.read(main, 1 << 16)
+                except OSError:  # EIO: the program has closed its end
+                    chunk = b""
+                if chunk:
+                    output[main].append(chunk)
+                else:
+                    open_ends.discard(main)
+        code = process.wait(timeout)
+        out, err = (b"".join(output[main]).decode("utf-8", "replace") for main, _ in ends)
+        return code, out, err
     finally:
-        os.close(main)
+        for main, _ in ends:
+            os.close(main)
         if process.poll() is None:
             process.kill()
             process.wait(10)
 
 
+#: What rich writes to erase a line (``transient=True``: the bar is gone when done).
+ERASE_LINE = "\x1b[2K"
+
+
 def test_a_sale_on_a_terminal_shows_a_progress_bar_then_only_the_report(db_path: Path) -> None:
-    """On a terminal the sale draws a progress bar on stderr and erases it when done.
-    (Off a terminal there is none: see test_cli.)"""
+    """On a terminal the sale draws a progress bar on stderr and erases it when done;
+    the report goes to stdout. (Off a terminal there is no bar: see test_cli.)"""
     # 200 sales of 5 ms under the lock: a second, ten frames of the bar at least
     sale = ["--buyers", "300", "--tickets", "200", "--lock", "--delay", "0.005"]
-    code, screen = _on_a_terminal([script(), "run", *sale, "--db", str(db_path)], timeout=60)
-    assert code == 0, screen
-    assert "selling" in screen
-    assert "buyers done" in screen
-    assert "OK: sold 200 of 200 ticket(s) to 300 buyer(s)" in screen
-    # transient: the bar's last frame is erased (cursor up, erase line) before the report
-    assert screen.rindex("buyers done") < screen.index("OK: sold")
+    code, out, err = _on_terminals([script(), "run", *sale, "--db", str(db_path)], timeout=60)
+    assert code == 0, out + err
+    assert "selling" in err
+    assert "300/300" in err  # the last frame: every buyer done
+    assert "buyers done" not in out
+    assert "OK: sold 200 of 200 ticket(s) to 300 buyer(s)" in out
+    assert "OK: sold" not in err
+    # The last frame is erased: nothing is written after it but cursor moves and erases.
+    last = err.rindex("buyers done") + len("buyers done")
+    assert ERASE_LINE in err[last:]
+    assert not any(ch.isalnum() for ch in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err[last:]))
