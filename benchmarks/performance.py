@@ -77,6 +77,7 @@ def serial_limit(db: Path, sales: int) -> float:
         seen = store.read(lambda *args, **kwargs: None)
         sale = dbfile.Sale(f"buyer-{number}", seen.next_seat(), os.getpid(), time.time())
         store.sell(seen, sale)
+        store.tidy()
     return sales / (time.perf_counter() - started)
 
 
@@ -270,8 +271,11 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
             f"| {max(peaks[buyers]) / 1024:.0f} MiB (max) | {crews[buyers]} |"
         )
     small, big = sizes[0], sizes[-1]
-    ratio = statistics.median(per_buyer[big]) / statistics.median(per_buyer[small])
-    print(f"\ntime per buyer at {big} / at {small}: {ratio:.2f}x")
+    ratios = [b / s for b, s in zip(per_buyer[big], per_buyer[small], strict=True)]
+    print(
+        f"\ntime per buyer at {big} / at {small}: {statistics.median(ratios):.2f}x "
+        f"(median of the runs' ratios; they ranged {min(ratios):.2f}x-{max(ratios):.2f}x)"
+    )
     growth = statistics.median(loop[big]) / statistics.median(loop[small])
     print(
         f"the serial loop's time per sale, {big // 2} tickets / {small // 2}: "
@@ -345,7 +349,7 @@ def main() -> None:
     sections: dict[str, Callable[[int], None]] = {
         "limit": lambda runs: limit(runs, (50, 2000)),
         "overhead": overhead,
-        "scale": lambda runs: scale(min(runs, 3), (1000, 10_000)),
+        "scale": lambda runs: scale(runs, (1000, 10_000)),
         "spawn": spawn,
         "startup": _script("startup.py", "--runs", "10"),
         "checker": _script("checker_scale.py"),

@@ -605,7 +605,7 @@ def test_a_read_only_db_or_folder_is_refused_with_a_clear_message(what: str) -> 
         shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize("strategy", ["value", "array", "manager", "filelock", "office"])
+@pytest.mark.parametrize("strategy", ["value", "array", "manager", "filelock", "office", "lock"])
 def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strategy: str) -> None:
     """The soak found this one: a Value's count went down, but the buyer died before
     being told, and the ledger (then built from acknowledged sales) missed the sale."""
@@ -636,3 +636,5 @@ def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strat
     assert check_db(result.final) == []  # count and ledger agree, whatever happened
     assert any(e.buyer == 1 and e.step is Step.WRITE for e in result.history)
     assert 1 in {int(s.buyer.split("-")[1]) for s in result.final.ledger}  # its sale stands
+    # It died before it removed the old db its write swapped out: the run did.
+    assert not [p.name for p in db_path.parent.iterdir() if p.name.endswith(".tmp")]

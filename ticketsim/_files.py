@@ -44,7 +44,11 @@ def replace_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def replace_bytes(
-    path: str | os.PathLike[str], chunks: Sequence[Buffer], *, dry_run: bool = False
+    path: str | os.PathLike[str],
+    chunks: Sequence[Buffer],
+    *,
+    dry_run: bool = False,
+    leftovers: list[str] | None = None,
 ) -> None:
     """Write ``chunks``, one after the other, to ``path`` through a temp file in the
     same folder, then put it in place (:func:`commit`).
@@ -57,6 +61,11 @@ def replace_bytes(
     The chunks are written from where they lie, so that a caller adding a line to a big
     file it has read need not copy it. With ``dry_run`` the temp file is written and
     removed, and ``path`` left alone: a rehearsal, to warm a fresh process's first write.
+
+    The old file, which :func:`commit` leaves at the temp file's path, is removed at
+    once; given ``leftovers``, its path is added there instead, for the caller to
+    remove later (:func:`remove_leftovers`). A buyer does that once it has let go of
+    its lock: freeing a few hundred kilobytes took a tenth of its critical section.
     """
     target = os.path.realpath(path)
     try:
@@ -80,6 +89,10 @@ def replace_bytes(
             os.unlink(temp)
         else:
             commit(temp, target)
+            if leftovers is None:
+                remove_leftovers([temp])
+            else:
+                leftovers.append(temp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
@@ -89,18 +102,29 @@ def replace_bytes(
 def commit(temp: str, target: str) -> None:
     """Put the file ``temp`` in ``target``'s place; every reader sees one or the other.
 
-    Where the kernel can, the two are swapped (``renameat2`` with ``RENAME_EXCHANGE``)
-    and the old file, now at ``temp``, removed: ext4 starts writing a file out when it
-    is renamed over another (``auto_da_alloc``), which cost a 436 KB db 295 us a write,
-    against 57 us to swap. A writer killed between the swap and the removal leaves a
-    temp file of a dead writer, which the next sweep removes. Elsewhere: ``os.replace``.
-    That flush is also ext4's guard of replace-by-rename against a power cut; like the
-    missing ``fsync`` (:func:`replace_bytes`), that is not what ticketsim simulates.
+    Where the kernel can, the two are swapped (``renameat2`` with ``RENAME_EXCHANGE``),
+    which leaves the old file at ``temp`` for the caller to remove: ext4 starts writing
+    a file out when it is renamed over another (``auto_da_alloc``), which cost a 436 KB
+    db 295 us a write, against 57 us to swap. A writer killed between the swap and the
+    removal leaves a temp file of a dead writer, which the next sweep removes.
+    Elsewhere: ``os.replace``, and nothing is left at ``temp``. That flush is also
+    ext4's guard of replace-by-rename against a power cut; like the missing ``fsync``
+    (:func:`replace_bytes`), that is not what ticketsim simulates.
     """
     if not _swapped(temp, target):
         os.replace(temp, target)
-        return
-    os.unlink(temp)
+
+
+def remove_leftovers(paths: list[str]) -> None:
+    """Remove the old files :func:`replace_bytes` left at ``paths``, and empty the list.
+
+    Best effort: one that cannot be removed is a temp file of this process, which the
+    sweep of a later run removes once the process is gone.
+    """
+    for path in paths:
+        with contextlib.suppress(OSError):  # gone already: os.replace took its place
+            os.unlink(path)
+    paths.clear()
 
 
 #: ``renameat2`` flags and arguments (linux/fs.h, fcntl.h).

@@ -322,10 +322,13 @@ def run_buyer(
             finally:
                 pacer.done(spec.number)
         else:
-            with tools.guard.hold(record, pacer.patience(spec.timeout)):
-                seat = take_ticket(
-                    tools.store, spec.number, pid, spec.window, record, pacer, spec.timeout
-                )
+            try:
+                with tools.guard.hold(record, pacer.patience(spec.timeout)):
+                    seat = take_ticket(
+                        tools.store, spec.number, pid, spec.window, record, pacer, spec.timeout
+                    )
+            finally:
+                tools.store.tidy()  # after letting go: the others need not wait for it
         if seat is None:
             record(Step.FAIL)
         else:

@@ -292,10 +292,14 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
 
 
 def _replace(
-    path: str | os.PathLike[str], chunks: Sequence[Buffer], *, dry_run: bool = False
+    path: str | os.PathLike[str],
+    chunks: Sequence[Buffer],
+    *,
+    dry_run: bool = False,
+    leftovers: list[str] | None = None,
 ) -> None:
     try:
-        replace_bytes(path, chunks, dry_run=dry_run)
+        replace_bytes(path, chunks, dry_run=dry_run, leftovers=leftovers)
     except DbWriteError:
         raise
     except OSError as exc:
@@ -559,16 +563,21 @@ def read_remaining(path: str | os.PathLike[str]) -> int:
 
 
 def append_sale(
-    path: str | os.PathLike[str], seen: TicketDB, sale: Sale, index: LedgerIndex
+    path: str | os.PathLike[str],
+    seen: TicketDB,
+    sale: Sale,
+    index: LedgerIndex,
+    leftovers: list[str] | None = None,
 ) -> None:
     """Write ``seen`` plus ``sale`` atomically, as :func:`write_atomic` does; from a
     :class:`Snapshot`, by adding one line to the ledger's bytes as read, which are
-    written from where they lie, neither decoded nor encoded nor copied."""
+    written from where they lie, neither decoded nor encoded nor copied. With
+    ``leftovers``, the old file is left for the caller to remove (``replace_bytes``)."""
     if not isinstance(seen, Snapshot):
-        write_atomic(path, seen.sell(sale))
+        _replace(path, (dumps(seen.sell(sale)).encode("utf-8"),), leftovers=leftovers)
         return
     line = _sale_line(sale).encode()
-    _replace(path, _appended(seen, line))
+    _replace(path, _appended(seen, line), leftovers=leftovers)
     index.appended(seen.rest, seen.body_end, line, sale.seat)
 
 

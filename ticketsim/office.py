@@ -133,3 +133,4 @@ def run_office(
         with answered:
             replies[number] = reply
             answered.notify_all()
+        store.tidy()  # once the buyer has its answer

@@ -565,6 +565,9 @@ def run_sale(
             history.sort(key=lambda e: e.t)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.settle(config.db, initial, history)
+            # A buyer killed between its write and removing the old db (which it does
+            # once it lets go of its lock) left that behind; its process is gone now.
+            dbfile.sweep_temp_files(config.db_path)
     outcomes = [e.t for e in history if e.step in OUTCOMES]
     ended_at = stopped_at if stalled or not outcomes else max(outcomes)
     final, final_error = _load_final(config.db_path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
+from ticketsim._files import remove_leftovers
 from ticketsim.errors import DbError
 from ticketsim.events import Event, Step, buyer_name, buyer_number
 
@@ -46,6 +47,11 @@ class Store(ABC):
     def sell(self, seen: dbfile.TicketDB, sale: dbfile.Sale) -> None:
         """Record ``sale``, made on the strength of having read ``seen``."""
 
+    def tidy(self) -> None:
+        """Called in the buyer once it has let go of its lock (or the ticket office has
+        answered): what a sale left to do that need not keep the others waiting."""
+        return  # most stores leave nothing
+
     def settle(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         """In the parent, after the sale: bring the db file up to date.
 
@@ -70,6 +76,8 @@ class FileStore(Store):
     naive: bool = False
     #: This process's memory of the ledger, so that a read decodes only new sales.
     index: dbfile.LedgerIndex = field(default_factory=dbfile.LedgerIndex, compare=False, repr=False)
+    #: The old dbs this process's writes swapped out, removed by :meth:`tidy`.
+    leftovers: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def read(self, record: Recorder) -> dbfile.TicketDB:
         if not self.naive:
@@ -99,7 +107,10 @@ class FileStore(Store):
         if self.naive:
             dbfile.write_naive(self.path, seen.sell(sale))
         else:
-            dbfile.append_sale(self.path, seen, sale, self.index)
+            dbfile.append_sale(self.path, seen, sale, self.index, self.leftovers)
+
+    def tidy(self) -> None:
+        remove_leftovers(self.leftovers)
 
 
 @dataclass(frozen=True)
