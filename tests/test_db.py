@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
 import stat
+import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -210,11 +212,11 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
     index = ticketsim.db.LedgerIndex()
     expected = _holes_db()
     write_atomic(path, expected)
-    buffers = set()
-    for number in range(4):
+    buffers: list[bytes | bytearray] = []  # kept, so that no buffer's id is reused
+    for number in range(5):
         seen = ticketsim.db.read_for_sale(path, index)
         assert isinstance(seen, ticketsim.db.Snapshot)
-        buffers.add(id(seen.rest))
+        buffers.append(seen.rest)
         assert seen.next_seat() == expected.next_seat()
         if number == 1:  # another program refunds a seat: the ledger shrinks
             expected = expected.refund(expected.ledger[0].seat)
@@ -224,7 +226,57 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
         ticketsim.db.append_sale(path, seen, sale, index)
         expected = expected.sell(sale)
         assert path.read_text() == dumps(expected)
-    assert len(buffers) == 2
+    assert all(isinstance(buffer, bytearray) for buffer in buffers)
+    assert all(a is not b for a, b in itertools.pairwise(buffers))
+    assert all(a is c for a, c in zip(buffers, buffers[2:], strict=False))
+
+
+def test_a_read_buffer_has_room_to_grow_but_not_without_bound() -> None:
+    index = ticketsim.db.LedgerIndex()
+    small = index.buffer(1000)
+    assert len(small) >= 1000
+    assert index.buffer(1000) is small  # not the index's data: reused
+    assert index.buffer(50_000) is small  # within its room
+    big = index.buffer(3_000_000)
+    assert 3_000_000 <= len(big) <= 3_000_000 + (1 << 20)
+    assert len(index.buffer(10_000)) < 100_000  # the db shrank: a buffer its size again
+
+
+def test_a_rehearsal_leaves_a_spare_buffer_the_size_of_the_db(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    db = TicketDB.fresh(5000)
+    for seat in range(1, 3001):
+        db = db.sell(Sale(f"buyer-{seat}", seat, 4100, 1795000000.5))
+    write_atomic(path, db)
+    size = path.stat().st_size
+    index = ticketsim.db.LedgerIndex()
+    ticketsim.db.rehearse_sale(path, index, os.getpid())
+    # The first read of the sale, inside the critical section, allocates nothing the
+    # size of the db: its buffer is there already.
+    tracemalloc.start()
+    try:
+        seen = ticketsim.db.read_for_sale(path, index)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(seen, ticketsim.db.Snapshot)
+    assert peak < size // 4, (peak, size)
+    assert size <= len(seen.rest) <= 2 * size + (1 << 16)
+
+
+def test_a_read_of_a_bad_db_leaves_the_index_as_it_was(tmp_path: Path) -> None:
+    """The index knew seats 1 and 2; a read finds the db damaged and fails; the db is
+    mended and seat 3 sold. The next read must still count seats 1 and 2 as taken."""
+    path = tmp_path / "tickets.json"
+    index = ticketsim.db.LedgerIndex()
+    write_atomic(path, SOLD_TWO)
+    assert ticketsim.db.read_for_sale(path, index).next_seat() == 3
+    path.write_text(dumps(SOLD_TWO).replace('"seat": 1', '"seat": "one"'))
+    with pytest.raises(DbError):
+        ticketsim.db.read_for_sale(path, index)
+    mended = SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0))
+    write_atomic(path, mended)
+    assert ticketsim.db.read_for_sale(path, index).next_seat() == mended.next_seat() == 4
 
 
 def test_a_db_that_grows_while_it_is_read_is_read_whole(

@@ -311,13 +311,13 @@ def _fail_nth_replace(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
     count = multiprocessing.get_context("fork").Value("i", 0)
     real = _files.commit
 
-    def commit(temp: str, target: str) -> None:
+    def commit(temp: str, target: str) -> bool:
         with count.get_lock():
             count.value += 1
             failing = count.value == nth
         if failing:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(temp, target)
+        return real(temp, target)
 
     monkeypatch.setattr(_files, "commit", commit)  # every atomic write commits through it
 

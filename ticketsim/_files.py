@@ -87,8 +87,7 @@ def replace_bytes(
             os.close(fd)
         if dry_run:
             os.unlink(temp)
-        else:
-            commit(temp, target)
+        elif commit(temp, target):  # swapped: the old file is at temp now
             if leftovers is None:
                 remove_leftovers([temp])
             else:
@@ -99,8 +98,9 @@ def replace_bytes(
         raise
 
 
-def commit(temp: str, target: str) -> None:
+def commit(temp: str, target: str) -> bool:
     """Put the file ``temp`` in ``target``'s place; every reader sees one or the other.
+    Returns whether the old file is left at ``temp``.
 
     Where the kernel can, the two are swapped (``renameat2`` with ``RENAME_EXCHANGE``),
     which leaves the old file at ``temp`` for the caller to remove: ext4 starts writing
@@ -111,8 +111,10 @@ def commit(temp: str, target: str) -> None:
     ext4's guard of replace-by-rename against a power cut; like the missing ``fsync``
     (:func:`replace_bytes`), that is not what ticketsim simulates.
     """
-    if not _swapped(temp, target):
-        os.replace(temp, target)
+    if _swapped(temp, target):
+        return True
+    os.replace(temp, target)
+    return False
 
 
 def remove_leftovers(paths: list[str]) -> None:
@@ -122,7 +124,7 @@ def remove_leftovers(paths: list[str]) -> None:
     sweep of a later run removes once the process is gone.
     """
     for path in paths:
-        with contextlib.suppress(OSError):  # gone already: os.replace took its place
+        with contextlib.suppress(OSError):
             os.unlink(path)
     paths.clear()
 

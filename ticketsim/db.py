@@ -367,6 +367,10 @@ class Snapshot(TicketDB):
 
 
 _SEP_BYTES: Final = _SEP.encode()
+#: A read buffer's room beyond the db it is made for: as much again as the db, at least
+#: this much and at most that much.
+_BUFFER_MIN: Final = 1 << 16
+_BUFFER_ROOM: Final = 1 << 20
 #: How a db in ticketsim's layout ends: after its last sale line, or right after the
 #: first line when nothing is sold.
 _END_BYTES: Final = f"\n{_CLOSE}".encode()
@@ -403,19 +407,27 @@ class LedgerIndex:
 
     def buffer(self, size: int) -> bytearray:
         """A buffer of at least ``size`` bytes for the next read: never the one whose
-        bytes this index knows, so that the read can be compared with them. Grown
-        twice as large as asked, so that a growing ledger seldom needs a new one."""
-        if len(self._spare) < size or self._spare is self._data:
-            self._spare = bytearray(max(2 * size, 1 << 16))
-        return self._spare
+        bytes this index knows, so that the read can be compared with them. Made with
+        room to spare (up to :data:`_BUFFER_ROOM` more), so that a growing ledger seldom
+        needs a new one, and made anew when far larger than the db has become."""
+        room = size + min(max(size, _BUFFER_MIN), _BUFFER_ROOM)
+        spare = self._spare
+        if spare is self._data or not size <= len(spare) <= 2 * room:
+            spare = self._spare = bytearray(room)
+        return spare
 
     def lowest_free(self, data: bytes | bytearray, end: int, source: str) -> int:
         """The lowest seat not held in the ledger whose sale lines are ``data[:end]``."""
         new = self._unseen(data, end)
+        start = 0 if new is None else new
+        seats = _seats(data[start:end], source) if end > start else []
+        # Only once every new line decoded does the index change: a read of a bad db
+        # must leave it as it was, or a later good read would be compared with a
+        # ledger whose seats it no longer holds.
         if new is None:
-            self._taken, self._lowest, new = set(), 1, 0
-        if end > new:
-            self._taken.update(_seats(data[new:end], source))
+            self._taken, self._lowest = set(seats), 1
+        else:
+            self._taken.update(seats)
         self._know(data, end)
         self._tail = b""
         while self._lowest in self._taken:
@@ -593,7 +605,7 @@ def rehearse_sale(path: str | os.PathLike[str], index: LedgerIndex, pid: int) ->
     if isinstance(seen, Snapshot) and seen.seat:
         line = _sale_line(Sale("rehearsal", seen.seat, pid, time.time())).encode()
         _replace(path, _appended(seen, line), dry_run=True)
-        index.buffer(len(seen.rest))  # the next read's buffer, touched now
+        index.buffer(seen.body_end + len(_END_BYTES) + 1)  # the next read's, touched now
 
 
 def _appended(seen: Snapshot, line: bytes) -> tuple[bytes, memoryview, bytes]:

@@ -123,14 +123,16 @@ def run_office(
         record(Step.ENTER)
         note = None
         try:
-            seat = take_ticket(store, number, buyer_pid, window, record)
-            reply = SOLD_OUT if seat is None else seat
-        except DbWriteError as exc:
-            reply, note = WRITE_FAILED, f"the write failed: {exc.reason}"
-        except Exception as exc:
-            reply, note = FAILED, f"{type(exc).__name__}: {exc}"  # the buyer's outcome: error
-        record(Step.LEAVE, note=note)
-        with answered:
-            replies[number] = reply
-            answered.notify_all()
-        store.tidy()  # once the buyer has its answer
+            try:
+                seat = take_ticket(store, number, buyer_pid, window, record)
+                reply = SOLD_OUT if seat is None else seat
+            except DbWriteError as exc:
+                reply, note = WRITE_FAILED, f"the write failed: {exc.reason}"
+            except Exception as exc:
+                reply, note = FAILED, f"{type(exc).__name__}: {exc}"  # the buyer's outcome
+            record(Step.LEAVE, note=note)
+            with answered:
+                replies[number] = reply
+                answered.notify_all()
+        finally:
+            store.tidy()  # once the buyer has its answer

@@ -7,6 +7,7 @@ stalled, and every process it started is ended before it returns.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -529,7 +530,12 @@ def run_sale(
     stalled: str | None = None
     opened_at = time.monotonic()
     setup = strategies.Setup(ctx, config.db, initial, config.buyers, channel.sender, config.timeout)
-    with strategy.provide(setup) as tools:
+    with contextlib.ExitStack() as stack:
+        # Last, once the strategy's own processes (the ticket office) are gone too: a
+        # writer killed between its write and removing the old db (which a buyer does
+        # once it lets go of its lock) left that behind.
+        stack.callback(dbfile.sweep_temp_files, config.db_path)
+        tools = stack.enter_context(strategy.provide(setup))
         interrupted: BaseException | None = None
         try:
             started_at = time.monotonic()
@@ -565,9 +571,6 @@ def run_sale(
             history.sort(key=lambda e: e.t)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.settle(config.db, initial, history)
-            # A buyer killed between its write and removing the old db (which it does
-            # once it lets go of its lock) left that behind; its process is gone now.
-            dbfile.sweep_temp_files(config.db_path)
     outcomes = [e.t for e in history if e.step in OUTCOMES]
     ended_at = stopped_at if stalled or not outcomes else max(outcomes)
     final, final_error = _load_final(config.db_path)
