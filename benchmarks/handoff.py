@@ -132,11 +132,6 @@ def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder
     )
 
 
-def sale_rate(buyers: int, processes: int, guard_kind: str, folder: str) -> float:
-    """Sales per second of one bare sale of ``buyers`` tickets to ``buyers`` buyers."""
-    return bare_sale(buyers, buyers, processes, guard_kind, folder).rate
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--buyers", type=int, default=2000)

@@ -585,8 +585,8 @@ def append_sale(
     :class:`Snapshot`, by adding one line to the ledger's bytes as read, which are
     written from where they lie, neither decoded nor encoded nor copied. With
     ``leftovers``, the old file is left for the caller to remove (``replace_bytes``)."""
-    if not isinstance(seen, Snapshot):
-        _replace(path, (dumps(seen.sell(sale)).encode("utf-8"),), leftovers=leftovers)
+    if not isinstance(seen, Snapshot):  # another layout, read whole: rare, and done at once
+        write_atomic(path, seen.sell(sale))
         return
     line = _sale_line(sale).encode()
     _replace(path, _appended(seen, line), leftovers=leftovers)
