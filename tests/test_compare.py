@@ -235,7 +235,7 @@ _OVER = Violation(Kind.OVERSOLD, "3 sold for 2 tickets")
     [
         ({}, "OK"),
         ({"sold": 3, "oversold": 1, "violations": (_OVER,)}, "OVERSOLD"),
-        ({"lost_sales": 1, "violations": (_LOST,)}, "VIOLATED"),
+        ({"lost_sales": 1, "violations": (_LOST,)}, "LOST UPDATE"),  # issue 14: its own word
         ({"stalled": "no progress for 20.0 s: 1 buyer(s) still owed 'ready'"}, "STALLED"),
         ({"io_error": "[Errno 28] No space left on device: 'x'"}, "DB WRITE FAILED"),
     ],

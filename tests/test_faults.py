@@ -282,18 +282,20 @@ def test_a_writer_killed_at_random_instants_200_times_never_loses_an_acknowledge
     # A writer killed between creating its temp file and renaming it leaves the file;
     # the next run sweeps those of dead writers away.
     leftovers = {p.name for p in db_path.parent.iterdir()} - {db_path.name}
-    assert all(n.startswith(".tickets.json.") and n.endswith(".tmp") for n in leftovers)
+    assert all(_files.temp_owner(n, str(db_path)) for n in leftovers)
     assert sorted(dbfile.sweep_temp_files(db_path)) == sorted(leftovers)
     assert [p.name for p in db_path.parent.iterdir()] == [db_path.name]
 
 
 def test_the_sweep_leaves_a_live_writers_temp_file(db_path: Path) -> None:
     db_path.write_text(GOOD)
-    live = db_path.parent / f".tickets.json.{os.getpid()}.abc.tmp"
+    live = db_path.parent / f"{_files.temp_prefix(str(db_path))}0.tmp"
     live.write_text("half")
-    dead = db_path.parent / ".tickets.json.999999999.abc.tmp"
+    dead = db_path.parent / live.name.replace(f".{os.getpid()}.", ".999999999.")
     dead.write_text("half")
-    other = db_path.parent / ".other.json.999999999.abc.tmp"
+    other_db = str(db_path.parent / "other.json")
+    other_name = f"{_files.temp_prefix(other_db)}0.tmp"
+    other = db_path.parent / other_name.replace(f".{os.getpid()}.", ".999999999.")
     other.write_text("not ours")
     assert dbfile.sweep_temp_files(db_path) == [dead.name]
     assert live.exists()

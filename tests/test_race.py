@@ -84,7 +84,11 @@ def test_a_killed_lock_holder_is_reported_as_a_stall_and_no_process_survives(
     assert {e.buyer for e in result.history if e.step is Step.WAIT} == {1, 2, 3}
     endings = {e.buyer: e for e in result.history if e.step is Step.LOST}
     assert set(endings) == {1, 2, 3}
-    assert endings[victim].note == "its process was killed by SIGKILL"
+    # Issue 14: a planned kill says so, and is no unexplained death.
+    assert endings[victim].note == (
+        "killed on purpose: SIGKILLed inside its critical section, just after its read"
+    )
+    assert report.killed_on_purpose == (f"buyer-{victim}",)
     assert all(
         endings[b].note == "ended by ticketsim: " + report.stalled for b in {1, 2, 3} - {victim}
     )

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 JSON_KEYS = {
+    "complete",
+    "survivors",
+    "killed_on_purpose",
+    "died",
     "strategy",
     "pool",
     "crew",
@@ -203,7 +207,7 @@ def test_race_run_report(db_path: Path) -> None:
     )
 
 
-def test_double_booked_without_overselling_is_still_oversold_in_the_verdict(
+def test_double_booked_without_overselling_is_a_lost_update_in_the_verdict(
     db_path: Path,
 ) -> None:
     history = _timed(
@@ -230,7 +234,7 @@ def test_double_booked_without_overselling_is_still_oversold_in_the_verdict(
     assert report.ledger_sales == 1
     assert report.remaining == 1
     assert report.verdict == (
-        "OVERSOLD: 1 seat(s) sold twice or more; 1 sale(s) missing from the ledger"
+        "LOST UPDATE: 1 seat(s) sold twice or more; 1 sale(s) missing from the ledger"
     )
     assert report.exit_code is ExitCode.VIOLATED
 
@@ -265,12 +269,14 @@ def test_stalled_run_is_not_ok_even_without_violations(db_path: Path) -> None:
     assert report.verdict == "STALLED: no progress for 30 s; 1 buyer(s) never got to buy"
 
 
-def test_stall_wins_over_violations(db_path: Path) -> None:
+def test_a_certain_violation_wins_over_a_stall(db_path: Path) -> None:
+    # Issue 14: oversold is oversold however the sale ended; the stall is said too.
     result = replace(_race_run(db_path), stalled="buyer-2 never finished")
     report = build_report(result)
     assert report.violations
-    assert report.exit_code is ExitCode.STALLED
-    assert report.verdict.startswith("STALLED:")
+    assert report.exit_code is ExitCode.VIOLATED
+    assert report.verdict.startswith("OVERSOLD:")
+    assert report.verdict.endswith("; and the sale stalled (buyer-2 never finished)")
     assert not report.ok
 
 
@@ -301,8 +307,12 @@ def test_unfinished_counts_errors_and_missing_outcomes(db_path: Path) -> None:
     assert report.refused == 1
     assert report.saw_but_refused == 0  # buyer-4 looked and saw none left
     assert report.unfinished == 2  # buyer-2 (error) and buyer-3 (no outcome)
-    assert report.ok  # "none" is not safe: selling fewer is no violation
-    assert report.exit_code is ExitCode.OK
+    # Issue 14: "none" is not safe, so selling fewer is no violation, but two buyers
+    # that never finished make the sale incomplete: not OK, exit 3.
+    assert not report.ok
+    assert report.exit_code is ExitCode.STALLED
+    assert [d.buyers for d in report.died] == [("buyer-2",), ("buyer-3",)]
+    assert report.verdict.startswith("INCOMPLETE: 2 of 4 buyer(s) ended without an outcome")
 
 
 def test_unsafe_strategy_underselling_is_violated_for_a_safe_one(db_path: Path) -> None:
@@ -340,14 +350,15 @@ def test_unreadable_final_db(db_path: Path) -> None:
     )
     assert report.remaining is None
     assert report.ledger_sales is None
-    assert report.lost_sales == 0
+    assert report.lost_sales is None  # unknown, not 0 (issue 14)
     assert [v.kind for v in report.violations] == [Kind.UNREADABLE_DB]
     assert "the file is empty" in report.violations[0].explanation
-    assert report.verdict == "VIOLATED: the db was left unreadable"
+    assert report.verdict == "VIOLATED: the db was left unreadable, so its sales are unknown"
     assert report.exit_code is ExitCode.VIOLATED
     data = report.to_json()
     assert data["remaining"] is None
     assert data["ledger_sales"] is None
+    assert data["lost_sales"] is None
 
 
 def test_kept_db_counts_only_this_runs_sales(db_path: Path) -> None:

@@ -21,6 +21,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 import ticketsim._files
+import ticketsim.errors
 from ticketsim.checker import Kind, Violation
 from ticketsim.events import Event, Step
 from ticketsim.report import Report, build_report
@@ -342,6 +343,7 @@ def test_write_timeline_is_atomic(
     assert os.listdir(tmp_path) == ["race.html"]
     assert target.read_text(encoding="utf-8") == html_timeline(result, report)
     monkeypatch.undo()
-    with pytest.raises(FileNotFoundError):
+    # A missing folder is refused before anything is written (issue 14).
+    with pytest.raises(ticketsim.errors.PathError, match="does not exist"):
         write_timeline(tmp_path / "missing" / "t.html", result, report)
     assert os.listdir(tmp_path) == ["race.html"]

@@ -7,8 +7,15 @@ buyer does not pay for typer and rich; the command line is imported on call.
 
 from __future__ import annotations
 
+import os
+import sys
+
 
 def main() -> None:
-    from ticketsim.cli import main as cli_main  # noqa: PLC0415 - the point of this module
-
+    try:
+        from ticketsim.cli import main as cli_main  # noqa: PLC0415 - the point of this module
+    except KeyboardInterrupt:
+        # Ctrl-C while the command line loads: nothing has started, so nothing to end.
+        os.write(2, b"ticketsim: interrupted\n")
+        sys.exit(130)
     cli_main()

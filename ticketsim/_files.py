@@ -10,37 +10,125 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import stat
 import sys
+import zlib
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.errors import PathError
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from io import BufferedReader
     from typing import TypeAlias
 
     #: What :func:`replace_bytes` writes: ``bytes``, or a ``memoryview`` of them.
     Buffer: TypeAlias = bytes | memoryview
 
 
-def temp_prefix(target: str, pid: int | None = None) -> str:
-    """The name a writer's temp file starts with: the writer's pid is in it, so that a
-    sweep can tell the leftovers of a dead writer (:func:`ticketsim.db.sweep_temp_files`)."""
-    return f".{os.path.basename(target)}.{os.getpid() if pid is None else pid}."
+#: What marks a temp file as ticketsim's own: ``.tsim-TAG.PID.TOKEN.N.tmp``, where TAG
+#: ties it to its target (:func:`_tag`), PID is its writer's, TOKEN is drawn at random
+#: once per process (:func:`_token`) and N numbers the writer's temp files. The name is
+#: short whatever the target's, so that a legal 255-byte target still has one.
+_TEMP: Final = re.compile(
+    r"\.tsim-([0-9a-f]{8})\.([1-9][0-9]{0,9})\.([0-9a-f]{12})\.([0-9]{1,4})\.tmp"
+)
+#: The largest pid a ``pid_t`` holds: a bigger number in a name is not a writer's.
+_MAX_PID: Final = 2**31 - 1
+_TOKEN_BYTES: Final = 6
+
+
+@functools.cache
+def _tag(name: str) -> str:
+    """Eight hex digits of the target's file name: the sweep of one db leaves the temp
+    files of another in the same folder alone, and the temp name stays short."""
+    return f"{zlib.crc32(os.fsencode(name)):08x}"
+
+
+_token_of: dict[int, str] = {}
+
+
+def _token() -> str:
+    """This process's random token, drawn at its first write (a forked child draws its
+    own: the dict is keyed by pid). Not ``tempfile``: see :func:`_create_temp`."""
+    pid = os.getpid()
+    token = _token_of.get(pid)
+    if token is None:
+        token = _token_of[pid] = os.urandom(_TOKEN_BYTES).hex()
+    return token
+
+
+def temp_prefix(target: str) -> str:
+    """The name this process's temp files for ``target`` start with; its pid is in it,
+    so that a sweep can tell the leftovers of a dead writer
+    (:func:`ticketsim.db.sweep_temp_files`)."""
+    return f".tsim-{_tag(os.path.basename(target))}.{os.getpid()}.{_token()}."
 
 
 def temp_owner(name: str, target: str) -> int | None:
     """The pid of the writer that made temp file ``name`` for ``target``, or ``None`` if
-    ``name`` is not one of ``target``'s temp files."""
-    stem = f".{os.path.basename(target)}."
-    if not (name.startswith(stem) and name.endswith(".tmp")):
+    ``name`` is not a name ticketsim gives ``target``'s temp files (whatever else it is)."""
+    match = _TEMP.fullmatch(name)
+    if match is None or match[1] != _tag(os.path.basename(target)):
         return None
-    pid = name[len(stem) :].split(".", 1)[0]
-    return int(pid) if pid.isdigit() else None
+    pid = int(match[2])
+    return pid if pid <= _MAX_PID else None
 
 
-def replace_text(path: str | os.PathLike[str], text: str) -> None:
+def kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words: "a regular file", "a FIFO", ..."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+_KINDS: Final = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISLNK, "a symlink"),
+)
+
+
+def not_regular(option: str, path: str, mode: int) -> PathError:
+    """The refusal of a path that names something other than a regular file."""
+    return PathError(
+        option,
+        path,
+        f"is {kind(mode)}, not a regular file",
+        "give the path of a regular file (ticketsim never writes over anything else)",
+    )
+
+
+#: Opening for reading never waits: a FIFO with no writer would block ``open`` forever.
+#: On a regular file, the only kind kept open, ``O_NONBLOCK`` changes nothing, so it
+#: is left set.
+_READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str, refuse: Callable[[int], BaseException]) -> BufferedReader:
+    """``path`` opened for reading, if what was opened is a regular file; else
+    ``refuse(st_mode)`` is raised. The type is that of the file opened (``fstat``), so
+    nothing can swap it between a check and the use. ``OSError`` of the open is raised."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise refuse(mode)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def replace_text(path: str | os.PathLike[str], text: str, *, option: str = "--db") -> None:
     """Write ``text`` to ``path`` (UTF-8) as :func:`replace_bytes` does."""
-    replace_bytes(path, (text.encode("utf-8"),))
+    replace_bytes(path, (text.encode("utf-8"),), option=option)
 
 
 def replace_bytes(
@@ -49,13 +137,16 @@ def replace_bytes(
     *,
     dry_run: bool = False,
     leftovers: list[str] | None = None,
+    option: str = "--db",
 ) -> None:
     """Write ``chunks``, one after the other, to ``path`` through a temp file in the
     same folder, then put it in place (:func:`commit`).
 
     A rename within one file system is atomic, so there is no moment at which the file
     is empty or half written. A symlink is written through to its target (the link
-    stays a link), and an existing file keeps its permission bits. On any failure the
+    stays a link), and an existing file keeps its permission bits and, where the system
+    permits, its owner and group; anything but a regular file there is refused
+    (:class:`PathError` naming ``option``), never replaced. On any failure the
     temp file is removed and the error raised. No ``fsync``: this protects against a
     process dying mid-write, which is what ticketsim simulates, not against power loss.
     The chunks are written from where they lie, so that a caller adding a line to a big
@@ -69,20 +160,19 @@ def replace_bytes(
     """
     target = os.path.realpath(path)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        old: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
-        # The temp file is created 0600; a new db gets what open() would have given it.
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        old = None
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        raise not_regular(option, os.fspath(path), old.st_mode)
     fd, temp = _create_temp(target)
     try:
         try:
+            _own_like(fd, old)
             for chunk in chunks:
                 data = memoryview(chunk)
                 while data:
                     data = data[os.write(fd, data) :]
-            os.fchmod(fd, mode)
         finally:
             os.close(fd)
         if dry_run:
@@ -96,6 +186,22 @@ def replace_bytes(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _own_like(fd: int, old: os.stat_result | None) -> None:
+    """Give the temp file the old file's owner, group and mode bits (the owner first:
+    a change of owner clears the set-id bits); a new file gets what ``open()`` would
+    have given it, not the temp file's 0600."""
+    if old is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return
+    # Not permitted (another user's file, a group this user is not in): the new file
+    # is this user's, as any editor's save would make it.
+    with contextlib.suppress(PermissionError):
+        os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
 
 
 def commit(temp: str, target: str) -> bool:
@@ -178,9 +284,10 @@ _MAX_TEMPS: Final = 1000
 def _create_temp(target: str) -> tuple[int, str]:
     """Create a new temp file for ``target``, only its writer able to read it (0600).
 
-    Named by pid and a number rather than by ``tempfile``: the name must tell a sweep
-    whose it is, and ``tempfile`` seeds a random generator in every new process, which
-    a buyer would pay for inside its critical section.
+    Named by pid, a token and a number rather than by ``tempfile``: the name must tell
+    a sweep whose it is and that ticketsim made it, and ``tempfile`` seeds a random
+    generator in every new process, which a buyer would pay for inside its critical
+    section (the token is drawn once, at the rehearsal).
     """
     folder, prefix = os.path.dirname(target), temp_prefix(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)

@@ -1,16 +1,21 @@
-"""Ctrl-C and SIGTERM around the processes of a sale.
+"""Ctrl-C, SIGTERM and SIGHUP around the processes of a sale, and their lifetime.
 
 A terminal's Ctrl-C reaches the whole process group, and so does a ``kill`` of the
 group. The parent ends every process of a sale itself, so that the history, not a
 traceback per buyer, says what happened: the processes it starts ignore Ctrl-C and
-die of SIGTERM, whatever handlers they inherited from the parent.
+die of SIGTERM and SIGHUP, whatever handlers they inherited from the parent.
 
 An interrupt that lands while the parent starts a process, after the fork and before
 the parent has recorded the child, would leave a child nobody ends: an orphan. So the
-parent holds both signals while it starts and records a process (:func:`held`), the
+parent holds these signals while it starts and records a process (:func:`held`), the
 child inherits them held, and lifts them once its own handlers are set
 (:func:`settle`); whatever arrived meanwhile is then delivered, to handlers that
 expect it.
+
+A parent that is SIGKILLed runs no ``finally``: nobody ends its processes. So each of
+them dies with ticketsim by itself (:func:`settle` ties it): on Linux the kernel kills
+it when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a thread of its own watches
+for the ticketsim process that started it, and ends it once that one is gone.
 
 Buyer processes import this module, so it uses the standard library only.
 """
@@ -18,21 +23,31 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import signal
+import sys
 import threading
-from typing import TYPE_CHECKING, Final
+import time
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-_INTERRUPTS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
+_INTERRUPTS: Final = frozenset(
+    {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+)
 #: Not every platform can hold signals; there the window stays, as narrow as it is.
 _CAN_HOLD: Final = hasattr(signal, "pthread_sigmask")
+#: ``prctl(2)``'s option that makes the kernel signal a process when its parent dies.
+_PR_SET_PDEATHSIG: Final = 1
+#: How often a process without that option looks for the ticketsim process that started it.
+WATCH_S: Final = 0.1
 
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """In the parent: delay Ctrl-C and SIGTERM until the block is over."""
+    """In the parent: delay Ctrl-C, SIGTERM and SIGHUP until the block is over."""
     if not _CAN_HOLD or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -44,11 +59,74 @@ def held() -> Iterator[None]:
 
 
 def settle() -> None:
-    """In a process the sale started, first thing: ignore Ctrl-C, die of SIGTERM, and
-    only then take the signals that were held while it started."""
+    """In a process the sale started, first thing: die with ticketsim, ignore Ctrl-C,
+    die of SIGTERM and SIGHUP, and only then take the signals held while it started."""
+    tie_to_owner()
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for ending in _INTERRUPTS - {signal.SIGINT}:
+        signal.signal(ending, signal.SIG_DFL)
     if _CAN_HOLD:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+
+
+def tie_to_owner(*, kernel: bool = True) -> None:
+    """End this process when the ticketsim process that started it is gone.
+
+    That process is multiprocessing's ``parent_process()`` under every start method
+    (under ``forkserver`` the forkserver forked this one, but ticketsim asked for it).
+    With ``kernel`` false the watch thread is used even where the kernel could do it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return  # not started by multiprocessing: nobody to outlive
+    owner = parent.pid
+    if not (kernel and die_with_parent()):
+        threading.Thread(target=_watch, args=(owner,), name="ticketsim-watch", daemon=True).start()
+    # The owner may have died before the kernel was asked (a SIGKILL during start-up).
+    if not owner_alive(owner):
+        _die()
+
+
+def owner_alive(owner: int) -> bool:
+    """Whether the process ``owner`` still runs (our parent is alive by definition)."""
+    if os.getppid() == owner:
+        return True
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone's process has the pid; ours are never another user's
+    return True
+
+
+def _watch(owner: int) -> None:
+    while owner_alive(owner):
+        time.sleep(WATCH_S)
+    _die()
+
+
+def _die() -> None:
+    # As the kernel would: no handler, no cleanup that could wait on the dead parent.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_with_parent() -> bool:
+    """Ask the kernel for SIGKILL when the parent dies; whether it agreed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    prctl = _libc_prctl()
+    if prctl is None:
+        return False
+    return bool(prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0)
+
+
+def _libc_prctl() -> Any:
+    try:
+        import ctypes  # noqa: PLC0415 - Linux only, and only in a started process
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim import _signals
 from ticketsim.db import Sale
-from ticketsim.errors import GuardTimeout
+from ticketsim.errors import DbError, GuardTimeout
 from ticketsim.events import Event, Step, buyer_name
 
 if TYPE_CHECKING:
@@ -277,11 +277,39 @@ def take_ticket(
         pacer.done(number)
 
 
+#: Torn reads one buyer retries before it gives up (an ``error``, outcome unknown). A
+#: torn read lasts as long as one unprotected write, well under a millisecond; a db
+#: still torn after this many reads (each after a pause of ``TORN_BACKOFF_S``) was left
+#: unreadable, and retrying it longer would only keep the buyer from its outcome.
+MAX_TORN_READS: Final = 100
+
+
 def prepare(tools: Tools) -> None:
     """Before the sale opens, in each buyer process or pool worker: whatever the first
     hold or read would otherwise do inside the critical section."""
     tools.guard.prepare()
     tools.store.prepare()
+
+
+def _recorder(number: int, pid: int, channel: Channel, store: Store) -> Recorder:
+    """How buyer ``number`` records its steps: each one an event on ``channel``; its
+    ``MAX_TORN_READS``-th torn read raises instead of letting the store retry again."""
+    torn = 0
+
+    def record(
+        step: Step, *, value: int | None = None, seat: int | None = None, note: str | None = None
+    ) -> None:
+        nonlocal torn
+        channel.put(Event(number, step, time.monotonic(), pid, value, seat, note))
+        if step is Step.TORN:
+            torn += 1
+            if torn >= MAX_TORN_READS:
+                raise DbError(
+                    getattr(store, "path", "the db"),
+                    f"still half written after {torn} torn reads; the buyer gave up",
+                )
+
+    return record
 
 
 def run_buyer(
@@ -295,11 +323,7 @@ def run_buyer(
 ) -> None:
     """The body of a buyer process (or of one pool task, ``prepared`` by the worker)."""
     pid = os.getpid()
-
-    def record(
-        step: Step, *, value: int | None = None, seat: int | None = None, note: str | None = None
-    ) -> None:
-        channel.put(Event(spec.number, step, time.monotonic(), pid, value, seat, note))
+    record = _recorder(spec.number, pid, channel, tools.store)
 
     error: BaseException | None = None
     try:
@@ -350,8 +374,8 @@ _pool_worker: tuple[Tools, Channel, Gate, Pacer] | None = None
 def init_pool_worker(tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
     """``multiprocessing.Pool`` initializer: keep this worker's primitives."""
     global _pool_worker  # noqa: PLW0603 - see _pool_worker
+    _signals.settle()  # first: a worker dies with ticketsim, and ignores Ctrl-C
     _pool_worker = (tools, channel, gate, pacer)
-    _signals.settle()
     # An initializer that raises kills its worker, and the pool starts another, forever.
     # What failed here fails again in the buyer's first step, where it is recorded.
     with contextlib.suppress(Exception):

@@ -13,8 +13,12 @@ is click's plain text, not typer's rich panels, which import rich and markdown-i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import inspect
 import json
+import os
+import select
 import signal
 import sys
 from enum import Enum
@@ -30,7 +34,7 @@ from typer.core import TyperGroup
 
 from ticketsim import __version__
 from ticketsim import db as dbfile
-from ticketsim.errors import ConfigError, DbError, DbWriteError
+from ticketsim.errors import ConfigError, DbError, DbWriteError, PathError, SystemRefused
 from ticketsim.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
@@ -50,6 +54,15 @@ INTERRUPTED: Final = 130
 #: A bug in ticketsim itself (EX_SOFTWARE); --debug shows the traceback.
 INTERNAL_ERROR: Final = 70
 TERMINATED: Final = 143
+#: Ended by SIGHUP (the terminal went away): 128 + 1.
+HUNG_UP: Final = 129
+#: stdout was closed before the output was written (128 + SIGPIPE, as a shell
+#: reports a tool killed by SIGPIPE); nothing more is said, as Unix tools do.
+STDOUT_CLOSED: Final = 141
+#: The machine refused (ExitCode.IO_ERROR, without importing the report at start-up).
+SYSTEM_REFUSED: Final = 4
+#: The most runs of one schedule ``replay --repeat`` makes.
+MAX_REPEAT: Final = 1000
 _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 
 
@@ -59,8 +72,23 @@ class StartMethod(str, Enum):
     FORKSERVER = "forkserver"
 
 
+class _Escaped(BaseException):
+    """An error typer would hide, carried past its handlers: it turns a broken pipe
+    into a silent exit 1, and an ``EOFError`` (a helper process gone) into "Aborted"."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class _OneLineErrors(TyperGroup):
     """Usage errors as one line on stderr instead of a usage panel."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BrokenPipeError, EOFError) as exc:
+            raise _Escaped(exc) from exc
 
     def main(  # type: ignore[override]
         self,
@@ -70,6 +98,23 @@ class _OneLineErrors(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        try:
+            code = self._outcome(args, prog_name, complete_var, **extra)
+        except SystemExit as exc:  # fail() and --help: the output still has to go out
+            code = exc.code
+        code = _flushed(code if isinstance(code, int) else 0)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def _outcome(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> Any:
+        """Run the command; its exit code, after one line on stderr for any error."""
         try:
             code = super().main(
                 args=args,
@@ -81,24 +126,21 @@ class _OneLineErrors(TyperGroup):
         except NoArgsIsHelpError as exc:
             # A bare command asks for the help: on stdout, and it is not an error.
             typer.echo(exc.format_message())
-            sys.exit(0)
+            return 0
         except ClickException as exc:
             fail(_usage_message(exc, args), exc.exit_code)
-        except Exception as exc:
-            if "--debug" in (sys.argv[1:] if args is None else args):
-                raise
-            fail(
-                f"internal error: {type(exc).__name__}: {exc}; this is a bug in ticketsim, "
-                "run again with --debug for the traceback",
-                INTERNAL_ERROR,
-            )
         except typer.Abort:
+            # Ctrl-C or Ctrl-D at one of click's prompts.
             code = INTERRUPTED
+        except _Escaped as escaped:
+            if isinstance(escaped.error, BrokenPipeError) and _stdout_gone():
+                return STDOUT_CLOSED
+            _unexpected(escaped.error, args)
+        except Exception as exc:
+            _unexpected(exc, args)
         if code == INTERRUPTED:
             _stderr(f"ticketsim: interrupted; {_ENDED}")
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        return code
 
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         """List the commands with the whole first paragraph of each one's help, wrapped.
@@ -117,13 +159,18 @@ class _OneLineErrors(TyperGroup):
 
 
 def _given(option: str, args: Sequence[str]) -> str | None:
-    """What the user typed for ``option``, to echo it back (click does not keep it)."""
+    """What the user typed for ``option``, to echo it back (click does not keep it).
+
+    The last occurrence: a repeated option takes its last value, in click as in most
+    Unix tools, so that is the one used or refused.
+    """
+    given = None
     for i, arg in enumerate(args):
         if arg == option and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(option + "="):
-            return arg.partition("=")[2]
-    return None
+            given = args[i + 1]
+        elif arg.startswith(option + "="):
+            given = arg.partition("=")[2]
+    return given
 
 
 def _usage_message(exc: ClickException, args: Sequence[str] | None) -> str:
@@ -138,15 +185,37 @@ def _usage_message(exc: ClickException, args: Sequence[str] | None) -> str:
     return f"{message} (see '{where} --help')"
 
 
+#: rich's tables fail (an assertion) on a terminal of a few columns; below this many,
+#: output is drawn as if the terminal were this wide, and the terminal wraps it.
+_MIN_COLUMNS: Final = 20
+
+
 def _console(*, stderr: bool = False, highlight: bool = False, soft_wrap: bool = False) -> Console:
     """A rich console; rich is imported on first use, not at start-up."""
     from rich.console import Console  # noqa: PLC0415 - start-up time (see the top)
 
-    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+    console = Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+    console.width = max(console.width, _MIN_COLUMNS)
+    if not stderr:
+        # rich exits 1 on a broken pipe; ticketsim ends quietly with 141 (see main).
+        console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _broken_pipe() -> NoReturn:
+    raise _Escaped(BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)))
 
 
 def _stderr(line: str) -> None:
-    _console(stderr=True, soft_wrap=True).print(line, markup=False)
+    """Write one line on stderr: plain text, no rich, so that it also works while an
+    interrupt is handled or rich cannot be imported; a closed stderr is not an error."""
+    from ticketsim.printable import line as one_line  # noqa: PLC0415 - start-up time
+
+    # Messages echo paths and values that came from the user or a file.
+    text = one_line(line) + "\n"
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or None
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 def fail(message: str, code: int | None = None) -> NoReturn:
@@ -156,6 +225,105 @@ def fail(message: str, code: int | None = None) -> NoReturn:
 
     _stderr(f"ticketsim: error: {message}")
     sys.exit(ExitCode.BAD_INPUT if code is None else code)
+
+
+#: A system call's refusal that no check before the run could catch: the machine
+#: refused (exit 4), or the path cannot name a file (exit 2, bad input); what to do.
+_MACHINE_FAULTS: Final = {
+    errno.ENOSPC: (4, "free some space, or write it elsewhere"),
+    errno.EDQUOT: (4, "free some of your quota, or write it elsewhere"),
+    errno.EROFS: (4, "the file system is read-only; write it elsewhere"),
+    errno.EIO: (4, "the device failed; check it, or write elsewhere"),
+    errno.EAGAIN: (4, "lower --buyers, or raise the limit"),
+    errno.ENOMEM: (4, "lower --buyers, or free some memory"),
+    errno.EMFILE: (4, "lower --buyers, or raise the limit"),
+    errno.ENFILE: (4, "lower --buyers, or close some files"),
+    errno.ENAMETOOLONG: (2, "give a shorter path"),
+    errno.ELOOP: (2, "fix the symlinks, or give another path"),
+    errno.ENOTDIR: (2, "give a path whose folders exist"),
+}
+
+
+def _machine_fault(exc: BaseException) -> tuple[str, int] | None:
+    """The one line and exit code of a fault of the machine, ``None`` for a bug."""
+    from ticketsim import _limits  # noqa: PLC0415 - start-up time
+
+    limit = _limits.cause(exc)
+    if isinstance(exc, RuntimeError) and limit is not None:
+        return f"the system refused a thread: {limit}; lower --buyers, or raise the limit", 4
+    if not isinstance(exc, OSError) or exc.errno not in _MACHINE_FAULTS:
+        return None
+    code, advice = _MACHINE_FAULTS[exc.errno]
+    where = f"{exc.filename}: " if exc.filename is not None else "the system refused: "
+    problem = f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    if limit is not None:
+        problem = f"{limit} refused it ({errno.errorcode[exc.errno]})"
+    return f"{where}{problem}; {advice}", code
+
+
+def _unexpected(exc: BaseException, args: Sequence[str] | None) -> NoReturn:
+    """The last resort: a fault of the machine gets its code, anything else is a bug."""
+    if "--debug" in (sys.argv[1:] if args is None else args):
+        raise exc
+    fault = _machine_fault(exc)
+    if fault is not None:
+        fail(*fault)
+    fail(
+        f"internal error: {type(exc).__name__}: {exc}; this is a bug in ticketsim, "
+        "run again with --debug for the traceback",
+        INTERNAL_ERROR,
+    )
+
+
+#: Set once stdout has been found closed: nothing more is written to it.
+_stdout_closed: list[bool] = [False]
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout was closed at start, or its reader has gone (a broken pipe)."""
+    if _stdout_closed[0]:
+        return True
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(events & (select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        gone = True  # no stdout at all
+    if gone:
+        _quiet_stdout()
+    return gone
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, as Python's documentation advises on SIGPIPE, so that
+    the interpreter's last flush at exit finds nowhere to fail."""
+    _stdout_closed[0] = True
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        if null != 1:
+            os.close(null)
+
+
+def _flushed(code: int) -> int:
+    """Deliver what is left of the output; the exit code once it is out (or is not)."""
+    if _stdout_closed[0]:
+        return STDOUT_CLOSED
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return STDOUT_CLOSED
+    except OSError as exc:  # a full or failing device: the machine's fault
+        _quiet_stdout()  # the rest of the output would fail the same way
+        _stderr(
+            f"ticketsim: error: could not write the output to stdout: {exc.strerror or exc}; "
+            "send it to another file or device"
+        )
+        return SYSTEM_REFUSED
+    return code
 
 
 app = typer.Typer(
@@ -206,8 +374,25 @@ StrategyOpt = Annotated[
     ),
 ]
 Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")]
+
+
+def _path_arg(value: str | Path) -> Path:
+    """A path option's value, refused if ``Path`` would hide how it was typed: an empty
+    one (``Path("")`` is the current folder) or one ending in a slash, which names a
+    folder (``Path`` drops the slash). Every other check is ticketsim.paths'."""
+    text = str(value)
+    if not text:
+        raise BadParameter("the path is empty; give the path of a file")
+    if text.endswith("/"):
+        raise BadParameter("ends with a slash, so it names a folder; give the path of a file")
+    return Path(text)
+
+
+#: What every path option is parsed with.
+_PATH: Final[dict[str, Any]] = {"parser": _path_arg, "metavar": "PATH"}
 Db = Annotated[
-    Path, typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True)
+    Path,
+    typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True, **_PATH),
 ]
 Timeout = Annotated[
     float, typer.Option(help="End a sale after this many seconds without progress.")
@@ -217,10 +402,14 @@ StartMethodOpt = Annotated[
     typer.Option("--start-method", help="How buyer processes start (default: the platform's)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-History = Annotated[Path | None, typer.Option(help="Write the event history here, as JSON Lines.")]
+History = Annotated[
+    Path | None, typer.Option(help="Write the event history here, as JSON Lines.", **_PATH)
+]
 TimelineOpt = Annotated[
     Path | None,
-    typer.Option("--timeline", help="Write a picture of the sale here (self-contained HTML)."),
+    typer.Option(
+        "--timeline", help="Write a picture of the sale here (self-contained HTML).", **_PATH
+    ),
 ]
 ShowTimeline = Annotated[
     bool,
@@ -234,11 +423,6 @@ def _strategy(strategy: StrategyName | None, lock: bool) -> str:
     return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
 
 
-def _output_path(option: str, path: Path | None) -> None:
-    if path is not None and (path.is_dir() or not path.parent.is_dir()):
-        fail(f"{option}={path}: needs a file path in an existing folder")
-
-
 def _pictures(
     result: RunResult, report: Report, timeline: Path | None, show_timeline: bool
 ) -> None:
@@ -247,7 +431,7 @@ def _pictures(
     from ticketsim import timeline as drawing  # noqa: PLC0415 - only when asked for
 
     if timeline is not None:
-        drawing.write_timeline(timeline, result, report)
+        _guarded(lambda: drawing.write_timeline(timeline, result, report))
     if show_timeline:
         console = _console()
         # The lanes' labels take about 12 columns; the rest is time.
@@ -270,6 +454,10 @@ def _guarded(action: Callable[[], Any]) -> Any:
             f"could not write the db {exc.path}: {exc.reason}; it keeps its last good state",
             ExitCode.IO_ERROR,
         )
+    except PathError as exc:
+        fail(str(exc))
+    except SystemRefused as exc:
+        fail(str(exc), ExitCode.IO_ERROR)
 
 
 def _show(report: Report, json_out: bool, **extra: Any) -> None:
@@ -344,11 +532,17 @@ def run(
     3 the sale stalled and was ended.
     """
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
-    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
     from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
 
     chosen = _strategy(strategy, lock)
-    _output_path("--history", history)
+    _guarded(
+        lambda: paths.vet(
+            paths.db(db, keep=keep, lock=chosen == StrategyName.FILELOCK),
+            paths.output("--history", history),
+            paths.output("--timeline", timeline),
+        )
+    )
     config: RunConfig = _guarded(
         lambda: runner.RunConfig(
             buyers=buyers,
@@ -368,12 +562,11 @@ def run(
     )
     if live and json_out:
         fail("--live draws on the terminal and --json prints data; give one of them")
-    _output_path("--timeline", timeline)
     result: RunResult = _watched(config, live=live, quiet=json_out)
     report = build_report(result)
-    if history is not None:
-        historyfile.save(history, result)
     _show(report, json_out)
+    if history is not None:  # after the report: a write that fails loses nothing more
+        _guarded(lambda: historyfile.save(history, result))
     _pictures(result, report, timeline, show_timeline and not json_out)
     raise typer.Exit(int(report.exit_code))
 
@@ -436,19 +629,24 @@ def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
 
     Exit 0 when it is consistent, 1 when the checker finds a problem in it.
     """
+    from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.checker import check_db  # noqa: PLC0415 - start-up time
-    from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
+    from ticketsim.render import SHOW_NOTE, db_view  # noqa: PLC0415 - start-up time
     from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
-    if not db.exists():
-        fail(f"--db={db}: no such file; create it with 'ticketsim reset' or 'ticketsim run'")
+    made_by = "create it with 'ticketsim reset' or 'ticketsim run'"
+    _guarded(lambda: paths.vet(paths.source("--db", db, made_by)))
     try:
         ticket_db = dbfile.load(db)
     except DbError as exc:
         fail(f"--db={exc.path}: {exc.reason}")
     problems = check_db(ticket_db)
     if json_out:
-        data = {**ticket_db.to_json(), "problems": [p.to_json() for p in problems]}
+        data = {
+            **ticket_db.to_json(),
+            "problems": [p.to_json() for p in problems],
+            "note": None if problems else SHOW_NOTE,
+        }
         typer.echo(json.dumps(data, indent=2))
     else:
         _console().print(db_view(ticket_db, problems, str(db)))
@@ -463,11 +661,11 @@ def reset(
     json_out: Json = False,
 ) -> None:
     """Reset the db to TICKETS fresh tickets and an empty ledger."""
-    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
     from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
 
-    if not 0 <= tickets <= runner.MAX_TICKETS:
-        fail(f"--tickets={tickets}: choose from 0 to {runner.MAX_TICKETS} tickets")
+    _guarded(lambda: paths.vet(paths.db(db)))
+
     config: RunConfig = _guarded(
         lambda: runner.RunConfig(tickets=tickets, db_path=db, strategy="lock")
     )
@@ -548,16 +746,20 @@ def replay(
     reproduced the first one exactly (same db and history, apart from pids and times).
     """
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
-    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
     from ticketsim import schedule as sched  # noqa: PLC0415
     from ticketsim.explore import signature  # noqa: PLC0415
     from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
 
     chosen = _strategy(strategy, lock)
-    _output_path("--history", history)
-    _output_path("--timeline", timeline)
-    if repeat < 1 or repeat > 1000:
-        fail(f"--repeat={repeat}: choose from 1 to 1000 runs")
+    _guarded(
+        lambda: paths.vet(
+            paths.db(db, lock=chosen == StrategyName.FILELOCK),
+            paths.output("--history", history),
+            paths.output("--timeline", timeline),
+        )
+    )
+    _guarded(lambda: runner.require_int("repeat", repeat, 1, MAX_REPEAT, "runs"))
     if buyers is None:
         try:
             named = sched.parse(schedule, 10**6, complete=False).buyers
@@ -570,9 +772,9 @@ def replay(
     first = results[0]
     reproduced = sum(1 for r in results if signature(r) == signature(first))
     report = build_report(first)
-    if history is not None:
-        historyfile.save(history, first)
     _show(report, json_out, repeat=repeat, reproduced=reproduced)
+    if history is not None:
+        _guarded(lambda: historyfile.save(history, first))
     if not json_out and repeat > 1:
         typer.echo(f"reproduced {reproduced}/{repeat}")
     _pictures(first, report, timeline, show_timeline and not json_out)
@@ -606,20 +808,15 @@ def explore(
 
     Exit code 1 when some order breaks an invariant, 0 when none does.
     """
-    from ticketsim.explore import MAX_EXPLORE_BUYERS  # noqa: PLC0415
+    from ticketsim import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.explore import check_exploration  # noqa: PLC0415
     from ticketsim.explore import explore as run_exploration  # noqa: PLC0415
     from ticketsim.render import exploration_view  # noqa: PLC0415 - start-up time
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
-    if not 1 <= buyers <= MAX_EXPLORE_BUYERS:
-        fail(
-            f"--buyers={buyers}: explore lists every order, which is practical for 1 to "
-            f"{MAX_EXPLORE_BUYERS} buyers; use 'ticketsim hunt' for more"
-        )
-    if max_schedules < 1:
-        fail(f"--max-schedules={max_schedules}: run at least 1 schedule")
-    if preemption_bound is not None and preemption_bound < 0:
-        fail(f"--preemption-bound={preemption_bound}: give 0 or more")
+    filelock = _strategy(strategy, lock) == StrategyName.FILELOCK
+    _guarded(lambda: paths.vet(paths.db(db, lock=filelock)))
+
+    _guarded(lambda: check_exploration(buyers, max_schedules, preemption_bound))
     scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
     result = _guarded(
         lambda: run_exploration(
@@ -630,7 +827,7 @@ def explore(
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         _console().print(exploration_view(result))
-    raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
+    raise typer.Exit(int(result.exit_code))
 
 
 @app.command(
@@ -656,17 +853,15 @@ def hunt(
 
     Exit code 1 when a violating schedule was found, 0 when none was.
     """
+    from ticketsim import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.explore import check_hunt  # noqa: PLC0415
     from ticketsim.explore import hunt as run_hunt  # noqa: PLC0415
     from ticketsim.render import hunt_view  # noqa: PLC0415 - start-up time
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
-    for name, value, low in (
-        ("max-examples", max_examples, 0),
-        ("pct-runs", pct_runs, 0),
-        ("depth", depth, 1),
-    ):
-        if not low <= value <= 100_000:
-            fail(f"--{name}={value}: choose from {low} to 100000")
+    filelock = _strategy(strategy, lock) == StrategyName.FILELOCK
+    _guarded(lambda: paths.vet(paths.db(db, lock=filelock)))
+
+    _guarded(lambda: check_hunt(max_examples, pct_runs, depth, seed))
     scenario = _scenario(_strategy(strategy, lock), buyers, tickets, db, start_method, timeout)
     result = _guarded(
         lambda: run_hunt(
@@ -677,7 +872,7 @@ def hunt(
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         _console().print(hunt_view(result))
-    raise typer.Exit(ExitCode.VIOLATED if result.counterexample else ExitCode.OK)
+    raise typer.Exit(int(result.exit_code))
 
 
 @app.command(
@@ -685,7 +880,7 @@ def hunt(
     "run.jsonl' later."
 )
 def check(
-    history: Annotated[Path, typer.Option(help="A history written by --history.")],
+    history: Annotated[Path, typer.Option(help="A history written by --history.", **_PATH)],
     db: Db = DEFAULT_DB,
     json_out: Json = False,
 ) -> None:
@@ -694,14 +889,21 @@ def check(
     Same report, JSON keys and exit codes as 'run'.
     """
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
 
-    if not db.is_file():
-        fail(f"--db={db}: no such file; give the db the history was written against")
+    _guarded(
+        lambda: paths.vet(
+            paths.source("--history", history, "write one with ticketsim run --history"),
+            paths.source("--db", db, "give the db the history was written against"),
+        )
+    )
     try:
         result = historyfile.load(history, db)
     except historyfile.HistoryError as exc:
         fail(f"--history={exc}")
+    except DbError as exc:  # a db that is not the history's
+        fail(f"--db={exc.path}: {exc.reason}")
     report = build_report(result)
     _show(report, json_out)
     raise typer.Exit(int(report.exit_code))
@@ -736,7 +938,9 @@ def compare_strategies(
     csv_out: Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")] = False,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write an SVG bar chart of oversold and throughput per strategy."),
+        typer.Option(
+            help="Write an SVG bar chart of oversold and throughput per strategy.", **_PATH
+        ),
     ] = None,
 ) -> None:
     """Run the same sale under every strategy and compare them in one table.
@@ -747,13 +951,14 @@ def compare_strategies(
     import random  # noqa: PLC0415 - start-up time
 
     from ticketsim import compare as comparing  # noqa: PLC0415
-    from ticketsim import runner  # noqa: PLC0415 - start-up time
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
+    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
 
     if json_out and csv_out:
         fail("--json and --csv both print the table; give one of them")
-    if plot is not None and (plot.suffix.lower() != ".svg" or not plot.parent.is_dir()):
-        fail(f"--plot={plot}: give a .svg path in an existing folder")
+    if plot is not None and plot.suffix.lower() != ".svg":
+        fail(f"--plot={plot}: give a .svg path")
+    filelock = not strategy or StrategyName.FILELOCK in strategy
+    _guarded(lambda: paths.vet(paths.db(db, lock=filelock), paths.output("--plot", plot)))
     chosen = seed if seed is not None else random.SystemRandom().randrange(2**32)
     base: RunConfig = _guarded(
         lambda: runner.RunConfig(
@@ -764,17 +969,14 @@ def compare_strategies(
     names = [s.value for s in strategy] if strategy else None
     rows = _guarded(lambda: comparing.compare(base, names))
     title = f"{buyers} buyers, {tickets} tickets, delay {delay:g} s, seed {chosen}"
-    if plot is not None:
-        try:
-            comparing.write_plot(plot, rows, title)
-        except OSError as exc:
-            fail(f"--plot={plot}: cannot be written ({exc.strerror or exc})", ExitCode.IO_ERROR)
     if json_out:
         typer.echo(json.dumps({"seed": chosen, "rows": [r.to_json() for r in rows]}, indent=2))
     elif csv_out:
         typer.echo(comparing.to_csv(rows), nl=False)
     else:
         _console().print(comparing.table_view(rows, title))
+    if plot is not None:  # after the table: a write that fails loses nothing more
+        _guarded(lambda: comparing.write_plot(plot, rows, title))
 
 
 @app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
@@ -784,9 +986,11 @@ def demo(
 ) -> None:
     """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
     map, two programs on one db, a killed lock holder. Each step is a real sale."""
+    from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.demo import lessons, run_step  # noqa: PLC0415
     from ticketsim.render import report_view  # noqa: PLC0415 - start-up time
 
+    _guarded(lambda: paths.vet(paths.db(db, lock=True)))  # lessons 5 and 6 use a file lock
     console = _console()
     for lesson in _guarded(lambda: lessons(db)):
         console.rule(lesson.title)
@@ -801,9 +1005,23 @@ def demo(
                 style="bold green" if sold == 1 else "bold red",
             )
         console.print(lesson.after, style="italic")
-        if not yes and sys.stdin.isatty():
-            typer.prompt("Enter for the next step", default="", show_default=False)
+        if not yes and sys.stdin.isatty() and not _next_step():
+            console.print("Lesson ended at your request.", style="italic")
+            return
     console.rule("End of the lesson")
+
+
+def _next_step() -> bool:
+    """Wait for Enter; ``False`` when the student ends the lesson with Ctrl-D.
+
+    ``input`` rather than click's prompt, which turns Ctrl-C and Ctrl-D alike into an
+    ``Abort``: Ctrl-C here ends as any interrupt does, exit 130 and one line.
+    """
+    try:
+        input("Enter for the next step ")
+    except EOFError:
+        return False
+    return True
 
 
 @app.command(
@@ -823,18 +1041,52 @@ def list_strategies(json_out: Json = False) -> None:
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised where the program is, so that every ``finally`` runs."""
+    """SIGTERM or SIGHUP, raised where the program is, so that every ``finally`` runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    del signum, frame
-    raise _Terminated
+def _on_ending(signum: int, frame: object) -> None:
+    del frame
+    raise _Terminated(signum)
+
+
+#: How each ending signal is reported: its exit code and its word.
+_ENDINGS: Final = {signal.SIGTERM: (TERMINATED, "terminated")} | (
+    {signal.SIGHUP: (HUNG_UP, "hung up")} if hasattr(signal, "SIGHUP") else {}
+)
+
+
+def _no_more_interrupts() -> None:
+    """Once the outcome is decided: a late Ctrl-C or SIGTERM must not break the exit
+    (multiprocessing's atexit joins, finalizers) into an "Exception ignored" traceback."""
+    for signum in (signal.SIGINT, *_ENDINGS):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def _check_stdout_open() -> None:
+    """A stdout closed at start (``>&-``): hold its fd with /dev/null, so that no file
+    ticketsim opens becomes fd 1 by chance, and end quietly like a broken pipe."""
+    try:
+        os.fstat(1)
+    except OSError:
+        _quiet_stdout()
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout, for the whole run
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _check_stdout_open()
+    for signum in _ENDINGS:
+        signal.signal(signum, _on_ending)
     try:
         app(prog_name="ticketsim")
-    except _Terminated:
-        _stderr(f"ticketsim: terminated; {_ENDED}")
-        sys.exit(TERMINATED)
+    except _Terminated as exc:
+        _no_more_interrupts()
+        code, word = _ENDINGS[signal.Signals(exc.signum)]
+        _stderr(f"ticketsim: {word}; {_ENDED}")
+        sys.exit(code)
+    finally:
+        _no_more_interrupts()

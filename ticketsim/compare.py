@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 from rich.table import Table
 from rich.text import Text
 
-from ticketsim._files import replace_text
 from ticketsim.errors import ConfigError
+from ticketsim.paths import write_output
 from ticketsim.report import build_report
 from ticketsim.runner import run_sale
 from ticketsim.strategies import STRATEGIES
@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from ticketsim.runner import RunConfig
 
 #: The verdict words a row can carry (the part of :attr:`Report.verdict` before ``:``).
-VERDICTS: Final = ("OK", "OVERSOLD", "VIOLATED", "STALLED", "DB WRITE FAILED")
+VERDICTS: Final = (
+    "OK", "OVERSOLD", "LOST UPDATE", "DOUBLE-BOOKED", "VIOLATED", "STALLED", "INCOMPLETE",
+    "DB WRITE FAILED",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class Row:
     sold: int
     oversold: int
     double_booked: int
-    lost_sales: int
+    #: ``None``: unknown, the db left behind could not be read.
+    lost_sales: int | None
     torn_reads: int
     elapsed_s: float
     #: Sales per second, from the opening of the sale to the last outcome.
@@ -145,7 +149,9 @@ def compare(
 # -- the table ---------------------------------------------------------------------
 
 
-def _count(value: int) -> Text:
+def _count(value: int | None) -> Text:
+    if value is None:
+        return Text("unknown", style="bold red")
     return Text(str(value), style="bold red" if value else "")
 
 
@@ -372,7 +378,9 @@ def write_plot(path: str | os.PathLike[str], rows: Sequence[Row], title: str) ->
 
     Only SVG is written: any other suffix (``.png`` included) raises ValueError before
     anything is touched. The chart goes to a temp file in the same folder, then
-    ``os.replace`` swaps it in; an existing file keeps its permission bits.
+    ``os.replace`` swaps it in; an existing file keeps its permission bits. A path not
+    fit to write is a :class:`~ticketsim.errors.PathError`, a write the system refuses
+    a :class:`~ticketsim.errors.SystemRefused`.
     """
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix != ".svg":
@@ -382,4 +390,4 @@ def write_plot(path: str | os.PathLike[str], rows: Sequence[Row], title: str) ->
             else "only SVG plots are written"
         )
         raise ValueError(f"{os.fspath(path)}: {what}; use a .svg path")
-    replace_text(path, svg_chart(rows, title))
+    write_output("--plot", path, svg_chart(rows, title))

@@ -12,7 +12,9 @@ Format (``ticketsim/1``)::
 takes the lowest seat not in the ledger it read (``tickets - remaining + 1`` while
 nothing has been refunded), so two buyers who read the same db take the same seat.
 
-Any JSON with these keys is a db. ticketsim writes it in the layout above: the
+Any JSON with these keys is a db; other top-level keys are kept as they are, written
+back after ``remaining``, and a key given twice in one object is refused as ambiguous.
+ticketsim writes it in the layout above: the
 header on the first line, one sale per line. That layout is what keeps a sale's cost
 flat as the ledger grows: a buyer reads the count from the first line, decodes only
 the sales appended since its process last read the db (:class:`LedgerIndex`), and
@@ -28,13 +30,15 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim._files import replace_bytes, temp_owner
+from ticketsim._files import kind, open_regular, replace_bytes, temp_owner
 from ticketsim._values import seconds
 from ticketsim.errors import DbError, DbWriteError
 
@@ -83,6 +87,9 @@ class TicketDB:
     ledger: tuple[Sale, ...] = ()
     event: str = DEFAULT_EVENT
     format: str = field(default=FORMAT)
+    #: Top-level keys ticketsim does not know, in the file's order, each with its value
+    #: as JSON text: someone else's, so written back as they were.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def fresh(cls, tickets: int, event: str = DEFAULT_EVENT) -> TicketDB:
@@ -115,6 +122,7 @@ class TicketDB:
             "event": self.event,
             "tickets": self.tickets,
             "remaining": self.remaining,
+            **{key: json.loads(value) for key, value in self.extra},
             "ledger": [sale.to_json() for sale in self.ledger],
         }
 
@@ -139,7 +147,10 @@ def dumps(db: TicketDB) -> str:
 
 def _head_line(db: TicketDB) -> str:
     head = {"format": db.format, "event": db.event, "tickets": db.tickets}
-    return json.dumps({**head, "remaining": db.remaining})[:-1] + _LEDGER_OPEN
+    line = json.dumps({**head, "remaining": db.remaining})[:-1]
+    for key, value in db.extra:
+        line += f", {json.dumps(key)}: {value}"
+    return line + _LEDGER_OPEN
 
 
 def _sale_line(sale: Sale) -> str:
@@ -152,6 +163,31 @@ def _text(head: str, body: str) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+class DuplicateKey(ValueError):
+    """An object of a JSON document gives one key twice: which value is meant is
+    ambiguous (``json`` would silently keep the last)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the key {json.dumps(key)} appears twice in one object (ambiguous)")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses a key given twice (:class:`DuplicateKey`)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _loads(text: str | bytes | bytearray) -> Any:
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
 
 
 def _int(source: str, where: str, value: object) -> int:
@@ -198,10 +234,12 @@ def _decode(text: str, source: str) -> dict[str, Any]:
     if text.startswith("\ufeff"):
         raise DbError(source, "the file starts with a byte-order mark", "save it as plain UTF-8")
     try:
-        raw = json.loads(text, parse_constant=_reject_constant)
+        raw = _loads(text)
     except RecursionError:
         # The C scanner recurses per nesting level; a hostile file must not crash us.
         raise DbError(source, "nested too deeply to be a ticket db") from None
+    except DuplicateKey as exc:
+        raise DbError(source, str(exc), "remove one of the two") from None
     except ValueError as exc:
         raise DbError(source, f"not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
@@ -223,6 +261,7 @@ def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketD
         tickets=_int(source, "tickets", raw["tickets"]),
         remaining=_int(source, "remaining", raw["remaining"]),
         event=raw["event"],
+        extra=tuple((key, json.dumps(value)) for key, value in raw.items() if key not in _KEYS),
     )
 
 
@@ -240,18 +279,30 @@ def _open(source: str) -> BufferedReader:
     and a generator-based ``with`` cost it a fifth of that step.
     """
     try:
-        return open(source, "rb")
+        return open_regular(source, lambda mode: _not_a_file(source, mode))
     except OSError as exc:
         raise _unreadable(source, exc) from None
+
+
+def _not_a_file(source: str, mode: int) -> DbError:
+    return DbError(source, f"is {kind(mode)}, not a regular file", "give the path of a .json file")
+
+
+#: What each way of not reaching a file means, and what to do about it.
+_UNREACHABLE: Final = {
+    errno.ENAMETOOLONG: ("the name is longer than the system allows", "give a shorter one"),
+    errno.ELOOP: ("is a loop of symlinks", "give the path of a regular file"),
+    errno.ENOTDIR: ("a part of the path is not a folder", "give a path through folders"),
+}
 
 
 def _unreadable(source: str, exc: OSError) -> DbError:
     if isinstance(exc, FileNotFoundError):
         return DbError(source, "no such file", "run without --keep to create it")
-    if isinstance(exc, IsADirectoryError):
-        return DbError(source, "is a directory", "give the path of a .json file")
     if isinstance(exc, PermissionError):
         return DbError(source, "permission denied", "check the file's owner and mode")
+    if exc.errno in _UNREACHABLE:
+        return DbError(source, *_UNREACHABLE[exc.errno])
     return DbError(source, f"cannot be read ({exc.strerror or exc})")
 
 
@@ -309,8 +360,10 @@ def _replace(
 def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
     """Remove the temp files that writers of this db left when they were killed mid-write.
 
-    Only files whose writer process is gone are removed: another program may be in the
-    middle of a write. Returns the names removed.
+    Only files whose names ticketsim makes (:func:`ticketsim._files.temp_owner`), for
+    this db, and whose writer process is gone are removed: another program may be in
+    the middle of a write, and a file of any other name is not ticketsim's. Returns the
+    names removed.
     """
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
@@ -321,19 +374,25 @@ def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
         return removed
     for name in names:
         pid = temp_owner(name, target)
-        if pid is None:
+        if pid is None or not _writer_gone(pid):
             continue
-        try:
-            os.kill(pid, 0)
-            continue  # the writer is alive (or its pid was reused): leave the file
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, and someone else's
+        temp = os.path.join(folder, name)
         with contextlib.suppress(OSError):
-            os.unlink(os.path.join(folder, name))
-            removed.append(name)
+            # ticketsim makes regular files only: a folder or a link by that name is not ours.
+            if stat.S_ISREG(os.lstat(temp).st_mode):
+                os.unlink(temp)
+                removed.append(name)
     return removed
+
+
+def _writer_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False  # alive and someone else's; or no pid at all: not ours to judge
+    return False  # alive (or its pid was reused): leave the file
 
 
 def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:
@@ -468,7 +527,9 @@ class LedgerIndex:
 
 def _seats(lines: bytes | bytearray, source: str) -> list[int]:
     try:
-        rows = json.loads(b"[" + lines + b"]", parse_constant=_reject_constant)
+        rows = _loads(b"[" + lines + b"]")
+    except DuplicateKey as exc:
+        raise DbError(source, f"a ledger entry: {exc}", "remove one of the two") from None
     except ValueError as exc:
         raise DbError(source, f"the ledger is not valid JSON ({exc})") from None
     seats: list[int] = []
@@ -488,9 +549,9 @@ def _layout_head(line: bytes, source: str) -> TicketDB | None:
         return None
     try:
         head = line[: -len(_LEDGER_OPEN_BYTES)].decode("utf-8")
-        raw = json.loads(head + "}", parse_constant=_reject_constant)
+        raw = _loads(head + "}")
     except (ValueError, RecursionError):
-        return None
+        return None  # read whole, which says what is wrong
     if not isinstance(raw, dict) or "ledger" in raw:
         return None
     return _head(raw, source, required=_KEYS - {"format", "ledger"})
@@ -522,18 +583,31 @@ def read_for_sale(path: str | os.PathLike[str], index: LedgerIndex) -> TicketDB:
     with _open(source) as handle:
         head = _first_line(handle, source)
         if head is not None and head.remaining <= 0:
-            return Snapshot(head.tickets, head.remaining, (), head.event, head.format)
+            return _snapshot(head)
         if head is not None:
             rest, size = _read_rest_into(handle, source, index)
             end = _body_end(rest, size)
             if end is not None:
                 seat = index.lowest_free(rest, end, source)
-                return Snapshot(
-                    head.tickets, head.remaining, (), head.event, head.format, seat, rest, end
-                )
+                return _snapshot(head, seat, rest, end)
         handle.seek(0)
         text = _utf8(source, _read_rest(handle, source))
     return parse(text, source=source)
+
+
+def _snapshot(
+    head: TicketDB, seat: int = 0, rest: bytes | bytearray = b"", body_end: int = 0
+) -> Snapshot:
+    return Snapshot(
+        tickets=head.tickets,
+        remaining=head.remaining,
+        event=head.event,
+        format=head.format,
+        extra=head.extra,
+        seat=seat,
+        rest=rest,
+        body_end=body_end,
+    )
 
 
 def _read_rest_into(

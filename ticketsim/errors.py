@@ -73,3 +73,36 @@ class DbWriteError(TicketsimError, OSError):
 
     def __reduce__(self) -> tuple[type[DbWriteError], tuple[str, str]]:
         return type(self), (self.path, self.reason)
+
+
+class PathError(TicketsimError, ValueError):
+    """A path given to ticketsim cannot be used as asked: not a regular file, the same
+    file as another path of the command, a name too long, a loop of symlinks.
+
+    Refused before anything runs or is written (exit 2). ``option`` is the option that
+    named the path (``"--history"``), so the message says which one to change.
+    """
+
+    def __init__(self, option: str, path: str, problem: str, advice: str) -> None:
+        self.option = option
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{option}={path}: {problem}; {advice}")
+
+    def __reduce__(self) -> tuple[type[PathError], tuple[str, str, str, str]]:
+        return type(self), (self.option, self.path, self.problem, self.advice)
+
+
+class SystemRefused(TicketsimError, OSError):
+    """The machine refused what a run needs: the process or file limit, a full or
+    read-only file system (exit 4). ``what`` says what ticketsim was doing, ``reason``
+    the system's word and what to do."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what}: {reason}")
+
+    def __reduce__(self) -> tuple[type[SystemRefused], tuple[str, str]]:
+        return type(self), (self.what, self.reason)

@@ -22,8 +22,8 @@ from ticketsim import strategies
 from ticketsim.checker import Kind
 from ticketsim.events import Step
 from ticketsim.names import DEFAULT_DB
-from ticketsim.report import Report, build_report
-from ticketsim.runner import RunConfig, RunResult, run_sale
+from ticketsim.report import ExitCode, Report, build_report
+from ticketsim.runner import RunConfig, RunResult, require_int, require_seed, run_sale
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Explore refuses scenarios whose interleavings it could not even list in reasonable time.
 MAX_EXPLORE_BUYERS: Final = 5
+#: The most schedules one search runs (``max_schedules``, ``max_examples``, ``pct_runs``).
+MAX_RUNS: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,21 @@ class Exploration:
     preemption_bound: int | None
     #: ``max_schedules`` stopped the search before every class was run.
     truncated: bool
+    #: Schedules that did not run to their end (stalled, or a buyer died), with why:
+    #: nothing was checked of them.
     stalled: tuple[str, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        """Whether every class of interleavings was run to its end, so that "no order
+        breaks an invariant" is a claim the search checked."""
+        return not self.truncated and not self.stalled
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.counterexample is not None:
+            return ExitCode.VIOLATED
+        return ExitCode.OK if self.complete else ExitCode.STALLED
 
     @property
     def schedules_per_s(self) -> float:
@@ -164,9 +180,33 @@ class Exploration:
             "preemption_bound": self.preemption_bound,
             "truncated": self.truncated,
             "stalled": list(self.stalled),
+            "complete": self.complete,
+            "exit_code": int(self.exit_code),
             "elapsed_s": round(self.elapsed_s, 6),
             "schedules_per_s": round(self.schedules_per_s, 2),
         }
+
+
+def check_exploration(buyers: int, max_schedules: int, preemption_bound: int | None) -> None:
+    """Refuse (:class:`ConfigError`) what :func:`explore` cannot search."""
+    require_int(
+        "buyers",
+        buyers,
+        1,
+        MAX_EXPLORE_BUYERS,
+        "buyers: explore lists every order; use 'ticketsim hunt' for more",
+    )
+    require_int("max_schedules", max_schedules, 1, MAX_RUNS, "schedules")
+    if preemption_bound is not None:
+        require_int("preemption_bound", preemption_bound, 0, MAX_RUNS, "preemptions")
+
+
+def check_hunt(max_examples: int, pct_runs: int, depth: int, seed: int) -> None:
+    """Refuse (:class:`ConfigError`) what :func:`hunt` cannot search."""
+    require_int("max_examples", max_examples, 0, MAX_RUNS, "schedules")
+    require_int("pct_runs", pct_runs, 0, MAX_RUNS, "schedules")
+    require_int("depth", depth, 1, MAX_RUNS, "(a PCT depth)")
+    require_seed("seed", seed)
 
 
 def explore(
@@ -176,7 +216,13 @@ def explore(
     preemption_bound: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Exploration:
-    """Run one schedule of every equivalence class of feasible orders, simplest first."""
+    """Run one schedule of every equivalence class of feasible orders, simplest first.
+
+    A schedule that breaks an invariant for certain counts as violating even if it did
+    not finish; one that did not finish otherwise is listed in ``stalled``, and the
+    exploration is then incomplete, as it is when ``max_schedules`` cut it short.
+    """
+    check_exploration(scenario.buyers, max_schedules, preemption_bound)
     model = strategies.get(scenario.strategy).model()
     started = time.monotonic()
     feasible = 0
@@ -195,9 +241,9 @@ def explore(
     stalled: list[str] = []
     for index, schedule in enumerate(chosen):
         report = scenario.run(schedule)
-        if report.stalled is not None:
-            stalled.append(f"{schedule}: {report.stalled}")
-        elif report.violations:
+        if report.exit_code is ExitCode.STALLED:
+            stalled.append(f"{schedule}: {report.verdict}")
+        elif report.exit_code is ExitCode.VIOLATED:
             violating += 1
             violating_interleavings += sizes[schedule]
             kinds.update({v.kind.value for v in report.violations})
@@ -232,6 +278,14 @@ class Hunt:
     #: The simplest violating schedule either search found, or ``None``.
     counterexample: Counterexample | None
     elapsed_s: float
+    #: Schedules that did not run to their end, with why: nothing was checked of them.
+    stalled: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.counterexample is not None:
+            return ExitCode.VIOLATED
+        return ExitCode.STALLED if self.stalled else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -242,6 +296,8 @@ class Hunt:
             "pct_runs": self.pct_runs,
             "depth": self.depth,
             "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "stalled": list(self.stalled),
+            "exit_code": int(self.exit_code),
             "elapsed_s": round(self.elapsed_s, 6),
         }
 
@@ -268,11 +324,13 @@ def hunt(
     from hypothesis import strategies as st  # noqa: PLC0415
     from hypothesis.errors import NoSuchExample  # noqa: PLC0415
 
+    check_hunt(max_examples, pct_runs, depth, seed)
     model = strategies.get(scenario.strategy).model()
     started = time.monotonic()
     runs = 0
     reports: dict[tuple[int, int, sched.Schedule], Report] = {}
     violating: list[tuple[int, int, sched.Schedule]] = []
+    stalled: dict[tuple[int, int, sched.Schedule], str] = {}
 
     def breaks(buyers: int, tickets: int, order: Sequence[int]) -> bool:
         nonlocal runs
@@ -289,9 +347,11 @@ def hunt(
             runs += 1
             reports[key] = replace(scenario, buyers=buyers, tickets=tickets).run(schedule)
         report = reports[key]
-        if report.violations and report.stalled is None:
+        if report.exit_code is ExitCode.VIOLATED:
             violating.append(key)
             return True
+        if report.exit_code is ExitCode.STALLED:
+            stalled[key] = f"{schedule}: {report.verdict}"
         return False
 
     def moves(buyers: int) -> list[int]:
@@ -335,4 +395,5 @@ def hunt(
         depth=depth,
         counterexample=found,
         elapsed_s=time.monotonic() - started,
+        stalled=tuple(stalled.values()),
     )

@@ -13,14 +13,16 @@ import functools
 import json
 import operator
 import os
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import db as dbfile
-from ticketsim._files import replace_text
+from ticketsim._files import kind, open_regular
 from ticketsim._values import seconds
 from ticketsim.errors import ConfigError, DbError, TicketsimError
-from ticketsim.events import Event, from_json, to_jsonl
+from ticketsim.events import Event, Step, from_json, to_jsonl
+from ticketsim.paths import write_output
 from ticketsim.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
@@ -82,23 +84,32 @@ def dumps(result: RunResult) -> str:
 
 
 def save(path: str | os.PathLike[str], result: RunResult) -> None:
-    """Write the history of ``result`` atomically (a reader never sees half a file)."""
-    replace_text(path, dumps(result))
+    """Write the history of ``result`` atomically (a reader never sees half a file).
+
+    Refuses a path that is not fit to write (:class:`~ticketsim.errors.PathError`),
+    and a write the system refuses is a :class:`~ticketsim.errors.SystemRefused`.
+    """
+    write_output("--history", path, dumps(result))
+
+
+def _not_a_file(path: str, mode: int) -> HistoryError:
+    return HistoryError(path, 0, f"is {kind(mode)}, not a regular file; give a .jsonl file")
 
 
 def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        size = os.path.getsize(path)
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        # Opened without blocking (a FIFO would wait for a writer forever), then judged
+        # by what was opened.
+        handle = open_regular(path, lambda mode: _not_a_file(path, mode))
     except FileNotFoundError:
         raise HistoryError(
             path, 0, "no such file; write one with ticketsim run --history"
         ) from None
-    except IsADirectoryError:
-        raise HistoryError(path, 0, "is a directory; give the path of a .jsonl file") from None
     except OSError as exc:
         raise HistoryError(path, 0, f"cannot be read ({exc.strerror or exc})") from None
+    size = os.fstat(handle.fileno()).st_size
     if size > MAX_HISTORY_BYTES:
+        handle.close()
         raise HistoryError(path, 0, f"larger than {MAX_HISTORY_BYTES} bytes; not a history")
     with handle:
         lines = iter(functools.partial(handle.readline, MAX_LINE_BYTES + 3), b"")
@@ -111,6 +122,8 @@ def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 row = _parse(raw.decode("utf-8"))
             except RecursionError:
                 raise HistoryError(path, number, "nested too deeply") from None
+            except dbfile.DuplicateKey as exc:
+                raise HistoryError(path, number, str(exc)) from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HistoryError(path, number, f"not a JSON object ({exc})") from None
             if not isinstance(row, dict):
@@ -123,7 +136,9 @@ def _no_constant(name: str) -> Any:
 
 
 #: One decoder for every line: ``json.loads`` with an option builds a new one per call.
-_DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_no_constant, object_pairs_hook=dbfile.unique_keys
+)
 
 
 def _parse(text: str) -> Any:
@@ -154,6 +169,55 @@ def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
         raise HistoryError(path, 1, f"the sale's {exc}") from None
     except TypeError as exc:
         raise HistoryError(path, 1, f"the sale's settings do not fit ({exc})") from None
+
+
+def _final(
+    db_path: str | os.PathLike[str], initial: dbfile.TicketDB, events: list[Event]
+) -> tuple[dbfile.TicketDB | None, str | None]:
+    """The db after the sale, or why it cannot be read (a finding, not an error); a
+    :class:`DbError` if it is not the db of this history's sale at all."""
+    try:
+        final = dbfile.load(db_path)
+    except DbError as exc:
+        return None, exc.reason
+    foreign = _foreign(initial, final, events)
+    if foreign is not None:
+        raise DbError(
+            os.fspath(db_path),
+            f"is not the db of this history's sale: {foreign}",
+            "give the db the history was written against",
+        )
+    return final, None
+
+
+def _foreign(initial: dbfile.TicketDB, final: dbfile.TicketDB, events: list[Event]) -> str | None:
+    """Why ``final`` cannot be the db the history's sale ran on, or ``None``.
+
+    A history records no id of its db, so what it does record is compared: the event,
+    the tickets put on sale, and the ledger the sale opened with, which a sale only
+    ever adds to. Sales the db has beyond the history's are allowed: another program
+    may have sold from the same db at the same time.
+    """
+    if final.event != initial.event:
+        return f"its event is {final.event!r}, the sale's was {initial.event!r}"
+    if final.tickets != initial.tickets:
+        return f"it has tickets={final.tickets}, the sale had tickets={initial.tickets}"
+    had = Counter((s.buyer, s.seat, s.pid) for s in initial.ledger)
+    now = Counter((s.buyer, s.seat, s.pid) for s in final.ledger)
+    gone = had - now
+    if gone:
+        buyer, seat, _ = next(iter(gone))
+        return (
+            f"its ledger lacks the sale of seat {seat} to {buyer}, which the db held when "
+            "the sale opened (it was reset since, or is another db)"
+        )
+    writes = sum(1 for e in events if e.step is Step.WRITE)
+    if writes and now == had and final.remaining == initial.remaining:
+        return (
+            f"the history's buyers wrote {writes} sale(s), and the db has none since the "
+            "sale opened (it was reset since, or is another db)"
+        )
+    return None
 
 
 def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> RunResult:
@@ -191,12 +255,7 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
             raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
         events.append(event)
     events.sort(key=operator.attrgetter("t"))
-    final: dbfile.TicketDB | None = None
-    final_error: str | None = None
-    try:
-        final = dbfile.load(db_path)
-    except DbError as exc:
-        final_error = exc.reason
+    final, final_error = _final(db_path, initial, events)
     return RunResult(
         config=config,
         start_method=config.start_method or "unknown",

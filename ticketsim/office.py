@@ -106,8 +106,8 @@ def run_office(
     """
     from ticketsim.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
 
-    store, pid = FileStore(db_path), os.getpid()
     _signals.settle()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
+    store, pid = FileStore(db_path), os.getpid()
     for number, buyer_pid, window in _requests(requests, timeout):
 
         def record(

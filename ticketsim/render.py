@@ -9,6 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ticketsim.checker import names
+from ticketsim.printable import line, printable
 from ticketsim.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
@@ -27,8 +29,8 @@ SCHEDULE_SHOWN: Final = 72
 
 
 def _count(value: int | None, *, bad: bool = False) -> Text:
-    if value is None:
-        return Text("unreadable", style="bold red")
+    if value is None:  # it depends on a db that could not be read back
+        return Text("unknown", style="bold red")
     return Text(str(value), style="bold red" if bad and value else "")
 
 
@@ -91,18 +93,22 @@ def report_view(report: Report) -> RenderableType:
         table.add_row(label, value)
     parts: list[RenderableType] = [header, table]
     style = "bold green" if report.ok else "bold red"
-    parts.append(Text(report.verdict, style=style))
+    parts.append(Text(printable(report.verdict), style=style))
     stories = [v.explanation for v in report.violations][:STORIES_SHOWN]
-    parts.extend(Text(f"  - {story}") for story in stories)
+    parts.extend(Text(f"  - {printable(story)}") for story in stories)
     hidden = len(report.violations) - len(stories)
     if hidden > 0:
         parts.append(Text(f"  ({hidden} more; --json lists them all)", style="dim"))
-    parts.extend(Text(f"Fault: {fault}", style="magenta") for fault in report.faults)
+    parts.extend(
+        Text(f"No outcome for {names(d.buyers)}: {printable(d.why)}", style="red")
+        for d in report.died
+    )
+    parts.extend(Text(f"Fault: {printable(fault)}", style="magenta") for fault in report.faults)
     if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))
     if report.caveat:
         parts.append(Text(f"Note: {report.caveat}", style="dim"))
-    if not report.ok and not report.safe and report.stalled is None:
+    if report.certain and not report.safe:
         parts.append(
             Text(
                 "Nothing protected the read-decide-write section. Run it again with --lock.",
@@ -112,13 +118,15 @@ def report_view(report: Report) -> RenderableType:
     return Group(*parts)
 
 
-def _counterexample_lines(found: Counterexample | None, none_found: str) -> list[RenderableType]:
+def _counterexample_lines(
+    found: Counterexample | None, none_found: str, *, complete: bool = True
+) -> list[RenderableType]:
     if found is None:
-        return [Text(none_found, style="bold green")]
+        return [Text(none_found, style="bold green" if complete else "bold red")]
     return [
         Text(f"Counterexample: {found.schedule}", style="bold red"),
-        Text(f"  {found.explanation}"),
-        Text(f"  Replay it: {found.replay}", style="yellow"),
+        Text(f"  {printable(found.explanation)}"),
+        Text(f"  Replay it: {printable(found.replay)}", style="yellow"),
     ]
 
 
@@ -158,10 +166,22 @@ def exploration_view(result: Exploration) -> RenderableType:
                 style="red",
             )
         )
-    lines.extend(Text(f"stalled: {note}", style="red") for note in result.stalled)
-    lines += _counterexample_lines(
-        result.counterexample, "Every explored interleaving kept every invariant."
-    )
+    lines.extend(Text(f"did not finish: {printable(note)}", style="red") for note in result.stalled)
+    none_found = "Every explored interleaving kept every invariant."
+    if not result.complete:
+        unchecked = []
+        if result.truncated:
+            unchecked.append(
+                f"{result.classes - result.explored} of the {result.classes} classes were not "
+                "run (--max-schedules)"
+            )
+        if result.stalled:
+            unchecked.append(f"{len(result.stalled)} schedule(s) did not finish")
+        none_found = (
+            f"INCOMPLETE: {'; '.join(unchecked)}, so nothing is claimed of them; "
+            "no schedule that finished broke an invariant"
+        )
+    lines += _counterexample_lines(result.counterexample, none_found, complete=result.complete)
     return Group(*lines)
 
 
@@ -176,9 +196,14 @@ def hunt_view(result: Hunt) -> RenderableType:
             f"{result.elapsed_s:.2f} s"
         ),
     ]
-    lines += _counterexample_lines(
-        result.counterexample, "No schedule that was tried broke an invariant."
-    )
+    lines.extend(Text(f"did not finish: {printable(note)}", style="red") for note in result.stalled)
+    none_found = "No schedule that was tried broke an invariant."
+    if result.stalled:
+        none_found = (
+            f"INCOMPLETE: {len(result.stalled)} schedule(s) did not finish and were not checked; "
+            "no schedule that finished broke an invariant"
+        )
+    lines += _counterexample_lines(result.counterexample, none_found, complete=not result.stalled)
     return Group(*lines)
 
 
@@ -218,7 +243,8 @@ class LiveSale:
             self.sold += 1
 
     def finish(self, report: Report) -> None:
-        self.verdict = Text(report.verdict, style="bold green" if report.ok else "bold red")
+        style = "bold green" if report.ok else "bold red"
+        self.verdict = Text(printable(report.verdict), style=style)
 
     def __rich__(self) -> RenderableType:
         oversold = max(0, self.sold - self.tickets)
@@ -251,20 +277,31 @@ def db_view(db: TicketDB, problems: list[Violation], path: str) -> RenderableTyp
     """``ticketsim show``: the db in a few lines, and whatever the checker finds in it."""
     seats = sorted(sale.seat for sale in db.ledger)
     sold = ", ".join(str(s) for s in seats[:20]) + (" ..." if len(seats) > 20 else "")
-    table = Table(show_header=False, title=path, title_justify="left")
+    table = Table(show_header=False, title=line(path), title_justify="left")
     table.add_column("field")
     table.add_column("value")
-    table.add_row("event", db.event)
+    table.add_row("event", line(db.event))
     table.add_row("tickets", str(db.tickets))
     table.add_row("remaining", str(db.remaining))
     table.add_row("sales in the ledger", str(len(db.ledger)))
     table.add_row("seats sold", sold or "none")
     if db.ledger:
-        table.add_row("first sale", f"{db.ledger[0].buyer}, seat {db.ledger[0].seat}")
-        table.add_row("last sale", f"{db.ledger[-1].buyer}, seat {db.ledger[-1].seat}")
+        for label, sale in (("first sale", db.ledger[0]), ("last sale", db.ledger[-1])):
+            table.add_row(label, f"{line(sale.buyer)}, seat {sale.seat}")
     parts: list[RenderableType] = [table]
     if problems:
-        parts.extend(Text(f"problem: {p.explanation}", style="bold red") for p in problems)
+        parts.extend(
+            Text(f"problem: {printable(p.explanation)}", style="bold red") for p in problems
+        )
     else:
         parts.append(Text("consistent: remaining + sales = tickets, no seat twice", style="green"))
+        parts.append(Text(SHOW_NOTE, style="dim"))
     return Group(*parts)
+
+
+#: What ``show`` says of a consistent db: the db alone cannot show overselling.
+SHOW_NOTE: Final = (
+    'Overselling is invisible from the db alone: a buyer told "you got a ticket" whose sale '
+    "was written over leaves no trace in it. To see it, save the history of a sale and "
+    "check it: ticketsim run --history h.jsonl, then ticketsim check --history h.jsonl"
+)

@@ -11,12 +11,15 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import strategies
-from ticketsim.checker import Kind, Violation, check
+from ticketsim.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
 from ticketsim.errors import DbWriteError
-from ticketsim.events import Step
+from ticketsim.events import ENDINGS, Step, buyer_name
 from ticketsim.schedule import from_history
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ticketsim.events import Event
     from ticketsim.runner import RunResult
 
 
@@ -26,8 +29,21 @@ class ExitCode(IntEnum):
     OK = 0  #: every invariant held
     VIOLATED = 1  #: an invariant was violated (the point of the ``none`` demo)
     BAD_INPUT = 2  #: a bad argument or db; nothing was run and the db is untouched
-    STALLED = 3  #: the sale stalled or was abandoned; its processes were ended
+    #: the sale did not finish (stalled, cut short, buyers died with nobody killing
+    #: them, or none was left alive) and no certain violation was found
+    STALLED = 3
     IO_ERROR = 4  #: writing the db failed (disk full, I/O error); it keeps its last good state
+
+
+@dataclass(frozen=True)
+class NoOutcome:
+    """Buyers that ended without an outcome for one reason, which says what to do."""
+
+    why: str
+    buyers: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"why": self.why, "buyers": list(self.buyers)}
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,8 @@ class Report:
     oversold: int
     #: Seats sold to more than one buyer.
     double_booked: int
-    #: Buyers told success with no ledger entry.
-    lost_sales: int
+    #: Buyers told success with no ledger entry (``None``: the db is unreadable, unknown).
+    lost_sales: int | None
     #: Reads that found the db empty or half written.
     torn_reads: int
     elapsed_s: float
@@ -78,17 +94,43 @@ class Report:
     #: The order in which buyers read and learned their outcome (``1r 2r 1w 2w``), as
     #: ``ticketsim replay --schedule`` takes it.
     schedule: str = ""
+    #: Buyers SIGKILLed on purpose (``--kill``, ``--kill-holder``): planned faults.
+    killed_on_purpose: tuple[str, ...] = ()
+    #: Buyers that ended with no outcome, nobody having planned it, grouped by why.
+    died: tuple[NoOutcome, ...] = ()
+
+    @property
+    def survivors(self) -> int:
+        """Buyers not killed on purpose: the ones the sale's invariants are about."""
+        return self.buyers - len(self.killed_on_purpose)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the sale ran to its end: nothing stalled, no buyer died unplanned, and
+        some buyer was left alive to buy. Liveness is only judged on a complete sale."""
+        return self.stalled is None and not self.died and self.survivors > 0
+
+    @property
+    def certain(self) -> tuple[Violation, ...]:
+        """The violations that stand however the sale ended: every kind but
+        ``undersold``, which a sale that did not finish, or whose db write failed,
+        cannot be judged on."""
+        if self.complete and self.io_error is None:
+            return self.violations
+        return tuple(v for v in self.violations if v.kind is not Kind.UNDERSOLD)
 
     @property
     def ok(self) -> bool:
-        return not self.violations and self.stalled is None
+        return not self.violations and self.complete and self.io_error is None
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.stalled is not None:
-            return ExitCode.STALLED
+        if self.certain:
+            return ExitCode.VIOLATED
         if self.io_error is not None:
             return ExitCode.IO_ERROR
+        if not self.complete:
+            return ExitCode.STALLED
         return ExitCode.VIOLATED if self.violations else ExitCode.OK
 
     @property
@@ -98,22 +140,67 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """One line: OK, or what went wrong in figures (the explanations say how)."""
-        if self.stalled is not None:
-            never = self.unfinished - len(self.faults)
-            return f"STALLED: {self.stalled}; {never} buyer(s) never got to buy"
+        """One line: what happened, in figures (the explanations say how). It claims only
+        what was checked: a sale that did not finish is never "OK"."""
+        if self.certain:
+            return f"{self._headline()}: {'; '.join(self._found())}" + "".join(
+                f"; {clause}" for clause in self._unfinished()
+            )
         if self.io_error is not None:
             return f"DB WRITE FAILED: {self.io_error}; the db keeps its last good state"
-        if not self.violations:
-            unknown = (
-                f"; {self.unfinished} buyer(s) died before learning their outcome"
-                if self.unfinished
-                else ""
-            )
+        return self._judged() if self.complete else self._incomplete()
+
+    def _incomplete(self) -> str:
+        """The verdict of a sale that did not run to its end: what is known, no more."""
+        planned = self._planned()
+        if self.stalled is not None:
+            never = self.unfinished - len(self.killed_on_purpose)
+            return f"STALLED: {self.stalled}{planned}; {never} buyer(s) never got to buy"
+        if self.survivors == 0:
             return (
-                f"OK: sold {self.sold} of {self.tickets} ticket(s) to {self.buyers} buyer(s); "
-                f"every invariant held{unknown}"
+                f"INCOMPLETE: all {self.buyers} buyer(s) were killed on purpose "
+                f"({names(self.killed_on_purpose)}); no buyer was left to buy, so nothing "
+                "about the sale was checked"
             )
+        dead = sum(len(d.buyers) for d in self.died)
+        finished = self.survivors - dead
+        achieved = (
+            f"the other {finished} bought {self.sold} of {self.tickets} ticket(s) and no "
+            "certain violation was found"
+            if finished > 0
+            else "no buyer finished, so nothing about the sale was checked"
+        )
+        return (
+            f"INCOMPLETE: {dead} of {self.buyers} buyer(s) ended without an outcome, nobody "
+            f"having killed them{planned}; {achieved}"
+        )
+
+    def _judged(self) -> str:
+        """The verdict of a sale that ran to its end with no certain violation."""
+        if self.violations:
+            return f"VIOLATED: {'; '.join(self._found())}"
+        if self.killed_on_purpose:
+            return (
+                f"OK: the {self.survivors} surviving buyer(s) of {self.buyers} bought "
+                f"{self.sold} of {self.tickets} ticket(s); every invariant held{self._planned()}"
+            )
+        return (
+            f"OK: sold {self.sold} of {self.tickets} ticket(s) to {self.buyers} buyer(s); "
+            "every invariant held"
+        )
+
+    def _headline(self) -> str:
+        """The word for the worst that happened: more sold than existed, a sale written
+        over, a seat told to two buyers, or another broken invariant."""
+        if self.oversold:
+            return "OVERSOLD"
+        if self.lost_sales:
+            return "LOST UPDATE"
+        if self.double_booked:
+            return "DOUBLE-BOOKED"
+        return "VIOLATED"
+
+    def _found(self) -> list[str]:
         found: list[str] = []
         if self.oversold:
             found.append(f"{self.sold} sold for {self.tickets} ticket(s), {self.oversold} too many")
@@ -121,11 +208,27 @@ class Report:
             found.append(f"{self.double_booked} seat(s) sold twice or more")
         if self.lost_sales:
             found.append(f"{self.lost_sales} sale(s) missing from the ledger")
-        found.extend(
-            dict.fromkeys(_IN_WORDS[v.kind] for v in self.violations if v.kind in _IN_WORDS)
+        found.extend(dict.fromkeys(_IN_WORDS[v.kind] for v in self.certain if v.kind in _IN_WORDS))
+        return found
+
+    def _planned(self) -> str:
+        if not self.killed_on_purpose:
+            return ""
+        return (
+            f"; planned faults: {len(self.killed_on_purpose)} buyer(s) killed on purpose "
+            f"({names(self.killed_on_purpose)})"
         )
-        head = "OVERSOLD" if self.oversold or self.double_booked else "VIOLATED"
-        return f"{head}: {'; '.join(found)}"
+
+    def _unfinished(self) -> list[str]:
+        """What a violating verdict adds about a sale that did not run to its end."""
+        clauses = [self._planned().removeprefix("; ")] if self.killed_on_purpose else []
+        if self.stalled is not None:
+            clauses.append(f"and the sale stalled ({self.stalled})")
+        elif self.died:
+            clauses.append(
+                f"and {sum(len(d.buyers) for d in self.died)} buyer(s) ended without an outcome"
+            )
+        return clauses
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +247,10 @@ class Report:
             "lost_sales": self.lost_sales,
             "torn_reads": self.torn_reads,
             "ok": self.ok,
+            "complete": self.complete,
+            "survivors": self.survivors,
+            "killed_on_purpose": list(self.killed_on_purpose),
+            "died": [d.to_json() for d in self.died],
             "verdict": self.verdict,
             "exit_code": int(self.exit_code),
             "stalled": self.stalled,
@@ -172,7 +279,7 @@ _IN_WORDS: Final = {
     Kind.NEGATIVE_REMAINING: "the count went below zero",
     Kind.SEAT_CONFLICT: "the ledger holds a seat twice or one not on sale",
     Kind.UNDERSOLD: "sold fewer tickets than it could",
-    Kind.UNREADABLE_DB: "the db was left unreadable",
+    Kind.UNREADABLE_DB: "the db was left unreadable, so its sales are unknown",
 }
 _WRITE_FAILED: Final = f"{DbWriteError.__name__}: "
 
@@ -210,7 +317,9 @@ def build_report(result: RunResult) -> Report:
         ledger_sales=None if final is None else len(final.ledger) - len(result.initial.ledger),
         oversold=max(0, sold - on_sale),
         double_booked=sum(1 for v in violations if v.kind is Kind.DOUBLE_BOOKED),
-        lost_sales=sum(len(v.buyers) for v in violations if v.kind is Kind.LOST_SALE),
+        lost_sales=None
+        if final is None
+        else sum(len(v.buyers) for v in violations if v.kind is Kind.LOST_SALE),
         torn_reads=sum(1 for e in history if e.step is Step.TORN),
         elapsed_s=result.elapsed_s,
         delay=config.delay,
@@ -225,13 +334,51 @@ def build_report(result: RunResult) -> Report:
         caveat=strategies.get(config.strategy).caveat,
         schedule=str(from_history(history)),
         faults=result.faults,
-        io_error=next(
-            (
-                # The error names the db, and so does the report already.
-                e.note.removeprefix(_WRITE_FAILED).removeprefix(f"{config.db}: ")
-                for e in history
-                if e.step is Step.ERROR and e.note and e.note.startswith(_WRITE_FAILED)
-            ),
-            None,
+        io_error=_io_error(history, config.db),
+        killed_on_purpose=tuple(
+            e.name for e in history if e.step is Step.LOST and _planned(e.note)
         ),
+        died=_no_outcome(history, outcome, config.buyers),
+    )
+
+
+def _io_error(history: Sequence[Event], db: str) -> str | None:
+    """The first failed db write a buyer met, if any."""
+    return next(
+        (
+            # The error names the db, and so does the report already.
+            e.note.removeprefix(_WRITE_FAILED).removeprefix(f"{db}: ")
+            for e in history
+            if e.step is Step.ERROR and e.note and e.note.startswith(_WRITE_FAILED)
+        ),
+        None,
+    )
+
+
+def _planned(note: str | None) -> bool:
+    return note is not None and note.startswith(KILLED_ON_PURPOSE)
+
+
+def _no_outcome(
+    history: Sequence[Event], outcome: dict[int, Step], buyers: int
+) -> tuple[NoOutcome, ...]:
+    """Buyers with no outcome that nobody planned, grouped by the note that says why.
+
+    A buyer whose db write failed is left out: the report's ``io_error`` says that.
+    """
+    why: dict[str, list[int]] = {}
+    ended: set[int] = set()
+    for e in history:
+        unknown = e.step is Step.LOST or (e.step is Step.ERROR and outcome.get(e.buyer) is e.step)
+        if e.step in ENDINGS:
+            ended.add(e.buyer)
+        note = e.note or "no reason recorded"
+        if unknown and not _planned(e.note) and not note.startswith(_WRITE_FAILED):
+            why.setdefault(note, []).append(e.buyer)
+    silent = [b for b in range(1, buyers + 1) if b not in ended]
+    if silent:  # a history written by hand, or cut short: a buyer with no ending died
+        why.setdefault("its history has no ending: it never finished", []).extend(silent)
+    return tuple(
+        NoOutcome(note, tuple(buyer_name(b) for b in sorted(set(buyers))))
+        for note, buyers in why.items()
     )

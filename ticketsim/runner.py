@@ -16,11 +16,12 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import _signals, schedule, strategies
+from ticketsim import _limits, _signals, paths, schedule, strategies
 from ticketsim import db as dbfile
 from ticketsim._values import seconds
 from ticketsim.buyer import (
@@ -37,8 +38,8 @@ from ticketsim.buyer import (
     run_pool_task,
 )
 from ticketsim.channel import EventChannel
-from ticketsim.checker import check_db
-from ticketsim.errors import ConfigError, DbError
+from ticketsim.checker import KILLED_ON_PURPOSE, check_db
+from ticketsim.errors import ConfigError, DbError, PathError
 from ticketsim.events import ENDINGS, OUTCOMES, Event, Step
 from ticketsim.names import DEFAULT_DB
 
@@ -61,6 +62,11 @@ MAX_WORKERS: Final = 1000
 MAX_TICKETS: Final = 1_000_000
 MAX_DELAY_S: Final = 60.0
 MAX_TIMEOUT_S: Final = 3600.0
+#: The shortest stall timeout: a buyer process must be able to start and take a step
+#: in it on a loaded 2-core machine, or every sale would "stall" before it began.
+MIN_TIMEOUT_S: Final = 1.0
+#: The largest seed (a seed is any unsigned 64-bit number).
+MAX_SEED: Final = 2**64 - 1
 #: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
 JITTER: Final = 0.5
 #: Starting processes is slow under spawn on a busy machine, and not a stall: the sale
@@ -109,17 +115,17 @@ class RunConfig:
     lockstep: bool = False
 
     def __post_init__(self) -> None:
-        _require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
+        require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
         if self.pool is not None:
-            _require_int("pool", self.pool, 1, MAX_WORKERS, "worker processes")
-        _require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
-        _require_number("delay", self.delay, 0.0, MAX_DELAY_S)
+            require_int("pool", self.pool, 1, MAX_WORKERS, "worker processes")
+        require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
+        require_seconds("delay", self.delay, 0.0, MAX_DELAY_S)
         _require_flags(self)
         if self.seed is not None:
-            _require_int("seed", self.seed, 0, 2**64 - 1, "(a seed)")
+            require_seed("seed", self.seed)
         if self.schedule is not None and not isinstance(self.schedule, str):
             raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
-        _require_number("timeout", self.timeout, 0.0, MAX_TIMEOUT_S, open_low=True)
+        require_timeout("timeout", self.timeout)
         strategy = strategies.get(self.strategy)
         if self.start_method is not None and self.start_method not in START_METHODS:
             raise ConfigError(
@@ -142,7 +148,7 @@ class RunConfig:
         self._check_faults_and_forcing()
 
     def _check_faults_and_forcing(self) -> None:
-        _require_int("kill", self.kill, 0, self.buyers, "buyers to kill")
+        require_int("kill", self.kill, 0, self.buyers, "buyers to kill")
         if self.kill_holder or self.kill:
             name = "kill_holder" if self.kill_holder else "kill"
             if self.workers is not None:
@@ -244,23 +250,41 @@ def auto_workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-def _require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+# One check per kind of value, used by RunConfig, the searches and the command line
+# alike, so that a value is refused with the same words by every command that takes it.
+
+
+def require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+    """A count or a bound: a whole number from ``low`` to ``high`` (``what`` names its unit)."""
     if type(value) is not int:
         raise ConfigError(name, value, f"must be a whole number of {what}")
     if not low <= value <= high:
         raise ConfigError(name, value, f"choose from {low} to {high} {what}")
 
 
-def _require_number(
-    name: str, value: object, low: float, high: float, *, open_low: bool = False
-) -> None:
+def require_seed(name: str, value: object) -> None:
+    """A seed: any unsigned 64-bit number."""
+    require_int(name, value, 0, MAX_SEED, "(a seed)")
+
+
+def require_seconds(name: str, value: object, low: float, high: float, why: str = "") -> None:
+    """A duration from ``low`` to ``high`` seconds; ``why`` says why ``low`` is the least."""
     number = seconds(value)  # None for bools, strings, NaN, infinities and huge integers
     if number is None:
         raise ConfigError(name, value, "must be a number of seconds")
-    too_low = number <= low if open_low else number < low
-    if too_low or number > high:
-        bound = f"more than {low:g}" if open_low else f"at least {low:g}"
-        raise ConfigError(name, value, f"choose {bound} and at most {high:g} seconds")
+    if not low <= number <= high:
+        raise ConfigError(name, value, f"choose at least {low:g} s and at most {high:g} s{why}")
+
+
+def require_timeout(name: str, value: object) -> None:
+    """A stall timeout: long enough for buyer processes to start and take a step."""
+    require_seconds(
+        name,
+        value,
+        MIN_TIMEOUT_S,
+        MAX_TIMEOUT_S,
+        ": a shorter wait would end a sale as stalled before its processes could start",
+    )
 
 
 def _require_flags(config: RunConfig) -> None:
@@ -321,10 +345,15 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
 def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     """Reset the db to fresh tickets, or with ``keep``, load and vet the db as it is.
 
-    Raises :class:`DbError` before anything is written if the db cannot be used, and
+    Raises :class:`DbError` before anything is written if the db cannot be used (its
+    path is vetted as every command's are: :func:`ticketsim.paths.vet`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
     path = config.db_path
+    try:
+        paths.vet(paths.db(path, keep=config.keep, lock=config.strategy == "filelock"))
+    except PathError as exc:
+        raise DbError(config.db, exc.problem, exc.advice) from None
     if config.keep:
         try:
             initial = dbfile.load(path)
@@ -341,20 +370,8 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
                 f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS})",
                 "reset it (run without --keep)",
             )
-    elif path.is_dir():
-        raise DbError(config.db, "is a directory", "give the path of a .json file")
-    folder = path.resolve().parent
-    if not folder.exists():
-        if path.parent != DEFAULT_DB.parent:
-            raise DbError(config.db, f"the folder {path.parent} does not exist", "create it first")
-        folder.mkdir(parents=True)
-    # Every sale rewrites the db through a temp file in its folder: both must be writable.
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DbError(
-            config.db, f"the folder {folder} is read-only", "make it writable or pick another --db"
-        )
-    if path.exists() and not os.access(path, os.W_OK):
-        raise DbError(config.db, "the file is read-only", "make it writable or pick another --db")
+    # The default db's folder is made on first use; the vetting refused any other missing one.
+    path.resolve().parent.mkdir(parents=True, exist_ok=True)
     dbfile.sweep_temp_files(path)  # a killed writer's leftovers, never a live one's
     if config.keep:
         return initial
@@ -390,6 +407,11 @@ class _Crew(ABC):
     def exit_codes(self) -> tuple[int | None, ...]: ...
 
 
+#: What to do when the machine refuses a buyer's process, or a pool worker.
+_ONE_EACH_ADVICE: Final = "lower --buyers, or run them as tasks of a few processes (--pool N)"
+_POOL_ADVICE: Final = "use a smaller --pool"
+
+
 class _OneProcessEach(_Crew):
     """One ``multiprocessing.Process`` per buyer, named ``buyer-N``: the lesson's setup."""
 
@@ -403,8 +425,10 @@ class _OneProcessEach(_Crew):
             process = self.ctx.Process(  # type: ignore[attr-defined]
                 target=run_buyer, name=spec.name, args=(spec, *args), daemon=True
             )
-            with _signals.held():  # an interrupt now must find the buyer in the list
-                process.start()
+            what = f"buyer {spec.number} of {len(specs)}"
+            refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
+            with _signals.held(), refused:
+                process.start()  # an interrupt now must find the buyer in the list
                 self.processes.append(process)
 
     @property
@@ -436,10 +460,13 @@ class _PoolCrew(_Crew):
         self.tasks: list[tuple[Any, tuple[BuyerSpec, ...]]] = []
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
-        with _signals.held():  # as for one process each: no worker unknown to the parent
-            self.pool = self.ctx.Pool(
-                min(self.size, len(specs)), initializer=init_pool_worker, initargs=args
-            )
+        size = min(self.size, len(specs))
+        # As for one process each: no worker unknown to the parent. A Pool whose own
+        # threads are refused has started workers it keeps to itself: they die with
+        # ticketsim (see _signals), which exits with the refusal.
+        what = f"a pool of {size} worker processes"
+        with _signals.held(), _limits.starting(what, _POOL_ADVICE, died=_limits.FORK_DIED):
+            self.pool = self.ctx.Pool(size, initializer=init_pool_worker, initargs=args)
         batch = pool_batch(len(specs), self.size)
         for first in range(0, len(specs), batch):
             chunk = tuple(specs[first : first + batch])
@@ -474,22 +501,27 @@ class _Hooks:
     conductor: Conductor | None = None
     killed: Any = None
 
+    def victims(self) -> dict[int, int]:
+        """The buyers killed on purpose, and where (a key of ``KILL_POINTS``)."""
+        if self.killed is None:
+            return {}
+        cells = self.killed.get_obj()[:]  # no lock: a victim may have died holding it
+        return {number: point for number, point in enumerate(cells) if number and point}
+
     def faults(self, strategy: strategies.Strategy) -> tuple[str, ...]:
         """What the injected faults did, in words, for the report."""
-        if self.killed is None:
-            return ()
-        cells = self.killed.get_obj()[:]  # no lock: a victim may have died holding it
         return tuple(
             f"buyer-{number} was SIGKILLed {KILL_POINTS[point]}"
             + (f", holding {strategy.holding}" if point >= 2 and strategy.holding else "")
-            for number, point in enumerate(cells)
-            if number and point
+            for number, point in self.victims().items()
         )
 
 
 def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory | None) -> _Hooks:
     if pacer is not None:
-        return _Hooks(pacer(ctx, config))
+        made = pacer(ctx, config)
+        # A caller's own Killer plans its kills as --kill does: they are faults, not deaths.
+        return _Hooks(made, killed=made.killed if isinstance(made, Killer) else None)
     if config.kill_holder or config.kill:
         killed = ctx.Array("i", config.buyers + 1)
         return _Hooks(Killer(kill_plan(config, seed), killed, config.kill_holder), killed=killed)
@@ -499,6 +531,23 @@ def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory |
     if config.lockstep:
         return _Hooks(Lockstep(ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition()))
     return _Hooks(Pacer())
+
+
+def _shared(
+    ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory | None
+) -> tuple[EventChannel, Any, _Hooks]:
+    """What the parent shares with every buyer: the events' pipe, the gate, the hooks."""
+    if ctx.get_start_method() == "forkserver":
+        # Before the forkserver starts: it must die with ticketsim, and quietly.
+        ctx.set_forkserver_preload(["__main__", "ticketsim._forkserver"])
+    # A pipe, semaphores, and under spawn or forkserver the resource tracker's process.
+    with _limits.starting("the sale's pipe and shared locks", "lower --buyers"):
+        channel = EventChannel(ctx)
+        try:
+            return channel, ctx.Event(), _hooks(ctx, config, seed, pacer)
+        except BaseException:
+            channel.close()
+            raise
 
 
 def run_sale(
@@ -517,9 +566,7 @@ def run_sale(
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = strategies.get(config.strategy)
     initial = prepare_db(config)
-    channel = EventChannel(ctx)
-    gate = ctx.Event()
-    hooks = _hooks(ctx, config, seed, pacer)
+    channel, gate, hooks = _shared(ctx, config, seed, pacer)
     workers = config.workers
     crew: _Crew = _PoolCrew(ctx, workers) if workers else _OneProcessEach(ctx)
     specs = [
@@ -535,7 +582,9 @@ def run_sale(
         # writer killed between its write and removing the old db (which a buyer does
         # once it lets go of its lock) left that behind.
         stack.callback(dbfile.sweep_temp_files, config.db_path)
-        tools = stack.enter_context(strategy.provide(setup))
+        stack.callback(channel.close)
+        with _limits.starting(f"what the {strategy.name.value} strategy shares", "lower --buyers"):
+            tools = stack.enter_context(strategy.provide(setup))
         interrupted: BaseException | None = None
         try:
             started_at = time.monotonic()
@@ -543,9 +592,7 @@ def run_sale(
             # Open the sale only when the buyers are waiting at the gate, so that
             # process start-up (slow under spawn) does not serialise them.
             starting = max(config.timeout, START_TIMEOUT_S)
-            stalled = _collect(
-                channel, crew, history, Step.READY, crew.at_once, starting, None, watch
-            )
+            stalled = _start(channel, crew, history, starting, watch, ctx.get_start_method())
             opened_at = time.monotonic()
             gate.set()
             director = None
@@ -565,9 +612,8 @@ def run_sale(
         finally:
             ended = crew.end(at_once=interrupted is not None or stalled is not None)
             _drain(channel, history)
-            channel.close()
             why = "the run was interrupted" if interrupted else (stalled or "the sale ended")
-            history += _lost(config, history, crew.exit_codes(), ended, why)
+            history += _lost(config, history, crew.exit_codes(), ended, why, hooks.victims())
             history.sort(key=lambda e: e.t)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.settle(config.db, initial, history)
@@ -655,9 +701,12 @@ def _collect(
     """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
 
     Returns ``None`` when they all did or every process has exited, or why the wait
-    was abandoned: no event for ``timeout`` seconds.
+    was abandoned: no progress for ``timeout`` seconds. Progress is a buyer reaching
+    ``until`` or, in the sale, learning its outcome (``ok``, ``fail``): a retried read
+    or a buyer giving up is not, or buyers that only retry would never stall.
     """
     steps = OUTCOMES if until is None else frozenset({until})
+    progress = _ANSWERS if until is None else steps
     # A buyer that has already finished has certainly passed READY.
     done = {e.buyer for e in history if e.step in steps or e.step in OUTCOMES}
     last_progress = time.monotonic()
@@ -675,19 +724,59 @@ def _collect(
                 return None
             idle = time.monotonic() - last_progress
             if idle > timeout:
-                waiting = "an outcome" if until is None else f"{until.value!r}"
-                return (
-                    f"no progress for {idle:.1f} s: {expected - len(done)} buyer(s) "
-                    f"still owed {waiting}"
-                )
+                return _no_progress(idle, expected - len(done), until, history, last_progress)
             continue
         history.append(event)
         if watch is not None:
             watch(event)
-        last_progress = time.monotonic()
+        now = time.monotonic()
+        if event.step in progress:
+            last_progress = now
         if event.step in steps or event.step in OUTCOMES:
             done.add(event.buyer)
+        if len(done) < expected and now - last_progress > timeout:
+            # Events that are not progress keep coming (torn reads, buyers giving up):
+            # the sale is stalled all the same, and must be seen to be within its timeout.
+            idle = now - last_progress
+            return _no_progress(idle, expected - len(done), until, history, last_progress)
     return None
+
+
+#: What counts as progress once the sale is open: a buyer told yes or no.
+_ANSWERS: Final = frozenset({Step.OK, Step.FAIL})
+
+
+def _no_progress(
+    idle: float, owed: int, until: Step | None, history: list[Event], since: float
+) -> str:
+    """Why a wait was abandoned, with what the buyers did meanwhile that was not progress."""
+    waiting = "an outcome" if until is None else f"{until.value!r}"
+    reason = f"no progress for {idle:.1f} s: {owed} buyer(s) still owed {waiting}"
+    busy = Counter(e.step for e in history if e.t >= since and e.step in _BUSY)
+    if busy:
+        what = ", ".join(f"{n} {_BUSY[step]}" for step, n in sorted(busy.items()))
+        reason += f" (meanwhile {what})"
+    return reason
+
+
+#: Events that show buyers busy without progress, in the words of a stall's reason.
+_BUSY: Final = {Step.TORN: "torn read(s) retried", Step.ERROR: "buyer(s) gave up"}
+
+
+def _start(
+    channel: EventChannel,
+    crew: _Crew,
+    history: list[Event],
+    timeout: float,
+    watch: Watcher | None,
+    start_method: str,
+) -> str | None:
+    """Wait for every buyer running at once to be ready; why not, if they were not."""
+    stalled = _collect(channel, crew, history, Step.READY, crew.at_once, timeout, None, watch)
+    unready = stalled is not None and not any(e.step is Step.READY for e in history)
+    if unready and start_method != "fork":
+        stalled = _unready(start_method, f"{stalled}; no buyer ever got ready")
+    return stalled
 
 
 def _end(processes: list[BaseProcess], grace: float) -> list[BaseProcess]:
@@ -713,9 +802,11 @@ def _lost(
     exit_codes: tuple[int | None, ...],
     ended: set[int],
     why: str,
+    victims: dict[int, int],
 ) -> list[Event]:
     """A ``lost`` event for every buyer whose history has no ending: its outcome is
-    unknown, and the history says so (Jepsen's ``info``) instead of going quiet."""
+    unknown, and the history says so (Jepsen's ``info``) instead of going quiet. The
+    note says how it ended, and for a death nobody planned, what to do about it."""
     finished = {e.buyer for e in history if e.step in ENDINGS}
     pids = {e.buyer: e.pid for e in history if e.step is Step.READY}
     now = time.monotonic()
@@ -724,16 +815,34 @@ def _lost(
         if number in finished:
             continue
         code = exit_codes[number - 1] if number <= len(exit_codes) else None
-        if number in ended:
+        if number in victims:
+            note = f"{KILLED_ON_PURPOSE}: SIGKILLed {KILL_POINTS[victims[number]]}"
+        elif number in ended:
             note = f"ended by ticketsim: {why}"
         elif code is not None and code < 0:
             note = f"its process was killed by {signal.Signals(-code).name}"
+        elif code is not None and number not in pids:
+            died = f"its process exited with code {code} before it was ready"
+            note = _unready(config.start_method, died)
         elif code is not None:
             note = f"its process exited with code {code} and no outcome"
         else:
             note = "its pool task never finished"
         lost.append(Event(number, Step.LOST, now, pids.get(number, 0), note=note))
     return lost
+
+
+def _unready(start_method: str | None, what: str) -> str:
+    """``what`` (buyers that never got ready), and the usual cause under this start method:
+    a pool's workers that die as they start are replaced forever, so a crew says it
+    only by stalling."""
+    method = start_method or multiprocessing.get_start_method()
+    if method == "fork":
+        return what + " (its stderr says why)"
+    return what + (
+        ": under spawn and forkserver the main module is imported again in every buyer, "
+        'so a script must start the sale under `if __name__ == "__main__":`'
+    )
 
 
 def _drain(channel: EventChannel, history: list[Event]) -> None:

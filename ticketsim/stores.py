@@ -161,6 +161,7 @@ def _settle_from_writes(
         remaining=remaining,
         ledger=initial.ledger + sales,
         event=initial.event,
+        extra=initial.extra,  # keys ticketsim does not know are the user's: kept
     )
     dbfile.write_atomic(path, final)
 
@@ -223,6 +224,7 @@ class SeatMapStore(Store):
             remaining=cells.count(FREE),
             ledger=initial.ledger + sales,
             event=initial.event,
+            extra=initial.extra,
         )
         dbfile.write_atomic(path, final)
 
@@ -266,6 +268,7 @@ class ManagerStore(Store):
             remaining=state["remaining"],
             ledger=initial.ledger + sales,
             event=initial.event,
+            extra=initial.extra,
         )
         dbfile.write_atomic(path, final)
 

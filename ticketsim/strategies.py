@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ticketsim import _signals
+from ticketsim import _limits, _signals
 from ticketsim.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.errors import ConfigError
 from ticketsim.guards import FileLockGuard, LockGuard, NoGuard
@@ -222,15 +222,9 @@ class ManagerStrategy(Strategy):
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
-        from multiprocessing.managers import SyncManager  # noqa: PLC0415 - this strategy's alone
+        from ticketsim._manager import serving  # noqa: PLC0415 - this strategy's alone
 
-        manager = SyncManager(ctx=setup.ctx)
-        with contextlib.ExitStack() as stack:
-            with _signals.held():  # an interrupt lands once its shutdown is registered
-                # Like the buyers, the manager ignores Ctrl-C: the parent reads the sales
-                # from it when the sale ends, however it ends, and then shuts it down.
-                manager.start(_signals.settle)
-                stack.enter_context(manager)
+        with serving(setup.ctx) as manager:
             state = manager.dict(remaining=setup.initial.remaining)
             store = ManagerStore(state, setup.initial.tickets, _taken(setup))
             yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
@@ -331,7 +325,9 @@ class Office(Strategy):
             args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
             daemon=True,
         )
-        with _signals.held():  # daemonic and known once started: ended at exit if need be
+        # Daemonic and known once started: ended at exit if need be.
+        refused = _limits.starting("the ticket office", "lower --buyers", died=_limits.FORK_DIED)
+        with _signals.held(), refused:
             office.start()
         try:
             yield Tools(

@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from ticketsim._files import replace_text
 from ticketsim.checker import Kind
 from ticketsim.events import ENDINGS, Event, Step, buyer_name, buyer_number
+from ticketsim.paths import write_output
 
 if TYPE_CHECKING:
     import os
@@ -795,9 +795,11 @@ def _notes(report: Report) -> list[str]:
 def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Report) -> None:
     """Write :func:`html_timeline` to ``path``: a reader sees the old page or the new one.
 
-    Raises ``OSError`` if the folder cannot be written; no temp file is left behind.
+    Raises :class:`~ticketsim.errors.PathError` for a path not fit to write (checked
+    first) and :class:`~ticketsim.errors.SystemRefused` if the system refuses the
+    write; no temp file is left behind.
     """
-    replace_text(path, html_timeline(result, report))
+    write_output("--timeline", path, html_timeline(result, report))
 
 
 # The terminal's character for each step; later ones win a column they share.

@@ -1,0 +1,689 @@
+"""Issue 14, class 1 (nothing ticketsim writes may destroy what is not a ticketsim file)
+and the up-front path checks of class 3: every command, every path option.
+
+Special files, reads that could block, aliases, odd leftovers in the db folder, names
+at the system's limits, folders that cannot take a file, full and read-only file
+systems, and what belongs to the user (owner, group, unknown keys, duplicate keys).
+Reads that could block run in a subprocess or a thread with a timeout, so that a
+regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ticketsim import _files, errors, history
+from ticketsim import db as dbfile
+from ticketsim.cli import app
+from ticketsim.compare import compare, write_plot
+from ticketsim.errors import DbError
+from ticketsim.report import build_report
+from ticketsim.runner import RunConfig, run_sale
+from ticketsim.timeline import write_timeline
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from typer.testing import Result
+
+runner = CliRunner()
+SOLD = dbfile.dumps(dbfile.TicketDB.fresh(3).sell(dbfile.Sale("buyer-1", 1, 7, 1.0)))
+ROOT = os.geteuid() == 0
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args), catch_exceptions=False, prog_name="ticketsim")
+
+
+def cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """``python -m ticketsim`` in a process of its own (the environment passed through,
+    so that PYTHONPATH picks the code under test); a hang fails the test."""
+    return subprocess.run(
+        [sys.executable, "-m", "ticketsim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def assert_refused(code: int, stderr: str, option: str, words: str, exit_code: int = 2) -> None:
+    assert code == exit_code, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"ticketsim: error: {option}="), lines[0]
+    assert words in lines[0], lines[0]
+    assert "Traceback" not in stderr
+
+
+# --- every command and every path option ----------------------------------------------
+
+
+def _args(command: str, paths: dict[str, str], strategy: str = "lock") -> list[str]:
+    """A quick invocation of ``command`` with the paths given (defaults for the rest)."""
+    base: dict[str, list[str]] = {
+        "run": ["run", "--strategy", strategy, "--buyers", "2", "--tickets", "1", "--delay", "0"],
+        "replay": ["replay", "--schedule", "1r 1w", "--timeout", "5"],
+        "show": ["show"],
+        "reset": ["reset"],
+        "explore": ["explore", "--buyers", "1", "--timeout", "5"],
+        "hunt": ["hunt", "--buyers", "1", "--max-examples", "1", "--pct-runs", "1"],
+        "check": ["check"],
+        "compare": ["compare", "--buyers", "2", "--tickets", "1", "--delay", "0"],
+        "demo": ["demo", "--yes"],
+    }
+    args = list(base[command])
+    if command == "compare":
+        args += ["--strategy", "lock"]
+    for option, path in paths.items():
+        args += [option, path]
+    return args
+
+
+#: (command, option) for every path option of every command.
+PATH_OPTIONS = [
+    ("run", "--db"),
+    ("run", "--history"),
+    ("run", "--timeline"),
+    ("replay", "--db"),
+    ("replay", "--history"),
+    ("replay", "--timeline"),
+    ("show", "--db"),
+    ("reset", "--db"),
+    ("explore", "--db"),
+    ("hunt", "--db"),
+    ("check", "--history"),
+    ("check", "--db"),
+    ("compare", "--db"),
+    ("compare", "--plot"),
+    ("demo", "--db"),
+]
+IDS = [f"{c}{o}" for c, o in PATH_OPTIONS]
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> dict[str, Path]:
+    """A sound db and a history of a sale on it, in a folder of their own."""
+    folder = tmp_path / "good"
+    folder.mkdir()
+    db = folder / "tickets.json"
+    result = run_sale(RunConfig(buyers=2, tickets=2, strategy="lock", db_path=db, delay=0.0))
+    history.save(folder / "sale.jsonl", result)
+    return {"--db": db, "--history": folder / "sale.jsonl"}
+
+
+def _paths_for(command: str, option: str, bad: str, good: dict[str, Path]) -> dict[str, str]:
+    """The paths of an invocation: ``bad`` for ``option``, good ones for the rest."""
+    paths = {"--db": str(good["--db"])}
+    if command == "check":
+        paths["--history"] = str(good["--history"])
+    paths[option] = bad
+    return paths
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def _make_node(path: Path, kind: str) -> int:
+    """Make a special file of ``kind`` at ``path``; its ``st_mode`` file type."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        here = os.getcwd()
+        os.chdir(path.parent)  # a socket's path is limited to 108 bytes: bind a short one
+        try:
+            with socket.socket(socket.AF_UNIX) as server:
+                server.bind(path.name)
+        finally:
+            os.chdir(here)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind in ("char", "block"):
+        if not ROOT:
+            pytest.skip("making a device node needs root")
+        null = os.stat("/dev/null").st_rdev
+        device = (stat.S_IFCHR, null) if kind == "char" else (stat.S_IFBLK, os.makedev(7, 0))
+        os.mknod(path, device[0] | 0o600, device[1])
+    return stat.S_IFMT(os.lstat(path).st_mode)
+
+
+KINDS = {
+    "fifo": "is a FIFO",
+    "socket": "is a socket",
+    "directory": "is a directory",
+    "char": "is a character device",
+    "block": "is a block device",
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize(("command", "option"), PATH_OPTIONS, ids=IDS)
+def test_a_special_file_is_refused_by_every_option_and_left_as_it_was(
+    tmp_path: Path, good: dict[str, Path], command: str, option: str, kind: str
+) -> None:
+    node = tmp_path / ("node.svg" if option == "--plot" else "node")
+    file_type = _make_node(node, kind)
+    before = _snapshot(good["--db"].parent)
+    # In a process of its own: on the old code, reading a FIFO blocked forever.
+    done = cli(*_args(command, _paths_for(command, option, str(node), good)))
+    assert_refused(done.returncode, done.stderr, option, KINDS[kind])
+    assert str(node) in done.stderr
+    assert stat.S_IFMT(os.lstat(node).st_mode) == file_type  # still the node it was
+    assert _snapshot(good["--db"].parent) == before
+
+
+@pytest.mark.parametrize(
+    ("link_to", "words"),
+    [
+        ("fifo", "is a FIFO"),
+        ("directory", "is a directory"),
+        ("nothing", "is a symlink to a file that does not exist"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "reset"])
+def test_a_db_that_is_a_symlink_to_no_regular_file_is_refused(
+    tmp_path: Path, command: str, link_to: str, words: str
+) -> None:
+    target = tmp_path / "target"
+    if link_to != "nothing":
+        _make_node(target, link_to)
+    link = tmp_path / "tickets.json"
+    link.symlink_to(target)
+    result = invoke(*_args(command, {"--db": str(link)}))
+    assert_refused(result.exit_code, result.stderr, "--db", words)
+    assert link.is_symlink()
+    assert os.readlink(link) == str(target)
+    assert os.path.lexists(target) == (link_to != "nothing")  # nothing made behind the link
+    if link_to == "fifo":
+        assert stat.S_ISFIFO(os.stat(target).st_mode)
+
+
+@pytest.mark.parametrize(("command", "option"), PATH_OPTIONS, ids=IDS)
+def test_a_path_through_a_file_is_refused(good: dict[str, Path], command: str, option: str) -> None:
+    """ENOTDIR: a folder on the way is a regular file (the db itself, here)."""
+    bad = str(good["--db"] / ("x.svg" if option == "--plot" else "x"))
+    before = _snapshot(good["--db"].parent)
+    result = invoke(*_args(command, _paths_for(command, option, bad, good)))
+    assert_refused(result.exit_code, result.stderr, option, "is not a folder")
+    assert _snapshot(good["--db"].parent) == before
+
+
+@pytest.mark.parametrize(
+    ("spelling", "words"),
+    [("", "the path is empty"), ("tickets.json/", "ends with a slash")],
+    ids=["empty", "trailing-slash"],
+)
+@pytest.mark.parametrize("command", ["run", "reset", "show"])
+def test_an_empty_path_or_one_ending_in_a_slash_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, spelling: str, words: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*_args(command, {"--db": spelling}))
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--db" in result.stderr
+    assert words in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_the_db_from_the_environment_is_vetted_too(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "ticketsim", "show"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "TICKETSIM_DB": str(fifo)},
+    )
+    assert_refused(done.returncode, done.stderr, "--db", "is a FIFO")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+# --- reading never blocks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["show", "--db", "{fifo}"], ["run", "--keep", "--lock", "--db", "{fifo}"]],
+    ids=["show", "run-keep"],
+)
+@pytest.mark.parametrize("writer", [False, True], ids=["no-writer", "a-writer-holds-it-open"])
+def test_a_fifo_as_the_db_never_blocks(tmp_path: Path, args: list[str], writer: bool) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # A writer that holds the FIFO open: the open would not block then, a read would.
+    held = os.open(fifo, os.O_RDWR) if writer else None
+    try:
+        done = cli(*(a.format(fifo=fifo) for a in args), timeout=20)
+    finally:
+        if held is not None:
+            os.close(held)
+    assert_refused(done.returncode, done.stderr, "--db", "is a FIFO")
+
+
+def test_a_fifo_as_the_history_to_check_never_blocks(tmp_path: Path, good: dict[str, Path]) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = cli("check", "--history", str(fifo), "--db", str(good["--db"]), timeout=20)
+    assert_refused(done.returncode, done.stderr, "--history", "is a FIFO")
+
+
+def _returns_within(action: Callable[[], Any], fifo: Path, seconds: float = 10) -> Any:
+    """What ``action`` returned or raised, run in a thread; fails if it blocks (and then
+    unblocks it by opening the FIFO's other end, so the thread can end)."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(action())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail(f"blocked for {seconds} s on a FIFO")
+    return outcome[0]
+
+
+def test_the_library_reads_of_a_fifo_never_block(tmp_path: Path, good: dict[str, Path]) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for read in (
+        lambda: dbfile.load(fifo),
+        lambda: dbfile.read_for_sale(fifo, dbfile.LedgerIndex()),
+        lambda: dbfile.read_remaining(fifo),
+    ):
+        raised = _returns_within(read, fifo)
+        assert isinstance(raised, DbError), raised
+        assert "is a FIFO, not a regular file" in raised.problem
+    raised = _returns_within(lambda: history.load(fifo, good["--db"]), fifo)
+    assert isinstance(raised, history.HistoryError), raised
+    assert "is a FIFO" in str(raised)
+
+
+# --- aliases ---------------------------------------------------------------------------------
+
+
+def _spell(tmp_path: Path, name: str, how: str) -> str:
+    """Another spelling of ``tmp_path / name``."""
+    path = tmp_path / name
+    if how == "same":
+        return str(path)
+    if how == "dot":
+        return f"{tmp_path}/./{name}"
+    if how == "dotdot":
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        return f"{tmp_path}/sub/../{name}"
+    if how == "symlink":
+        link = tmp_path / f"link-{name}"
+        link.symlink_to(path)
+        return str(link)
+    # a hard link: another name, the same inode
+    other = tmp_path / f"hard-{name}"
+    os.link(path, other)
+    return str(other)
+
+
+ALIASES = [
+    ("run", "--db", "--history"),
+    ("run", "--db", "--timeline"),
+    ("run", "--history", "--timeline"),
+    ("replay", "--db", "--history"),
+    ("replay", "--db", "--timeline"),
+    ("replay", "--history", "--timeline"),
+    ("check", "--history", "--db"),
+    ("compare", "--db", "--plot"),
+]
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "dotdot", "symlink", "hardlink"])
+@pytest.mark.parametrize(
+    ("command", "first", "second"), ALIASES, ids=[" ".join(a) for a in ALIASES]
+)
+def test_two_paths_naming_one_file_are_refused_before_anything_runs(
+    tmp_path: Path, good: dict[str, Path], command: str, first: str, second: str, how: str
+) -> None:
+    name = "x.svg"
+    source = good["--history"] if command == "check" else good["--db"]
+    shutil.copy(source, tmp_path / name)  # an existing file, so every spelling works
+    paths = _paths_for(command, first, str(tmp_path / name), good)
+    paths[second] = _spell(tmp_path, name, how)
+    before = (tmp_path / name).read_bytes()
+    result = invoke(*_args(command, paths))
+    assert_refused(result.exit_code, result.stderr, second, "is the same file as")
+    assert f"{first}=" in result.stderr
+    assert (tmp_path / name).read_bytes() == before
+
+
+def test_two_outputs_that_do_not_exist_yet_but_name_one_file(tmp_path: Path) -> None:
+    db = tmp_path / "tickets.json"
+    for spelling in (f"{tmp_path}/./h.html", f"{tmp_path}/sub/../h.html"):
+        paths = {"--db": str(db), "--history": str(tmp_path / "h.html"), "--timeline": spelling}
+        result = invoke(*_args("run", paths))
+        assert_refused(result.exit_code, result.stderr, "--timeline", "is the same file as")
+        assert list(tmp_path.iterdir()) == []  # nothing ran, nothing was written
+
+
+@pytest.mark.parametrize("output", ["--history", "--timeline"])
+@pytest.mark.parametrize("derived", ["lock", "temp"])
+def test_an_output_that_is_one_of_the_dbs_own_files_is_refused(
+    good: dict[str, Path], output: str, derived: str
+) -> None:
+    db = good["--db"]
+    lock, temp = f"{db.name}.lock", f"{_files.temp_prefix(str(db))}0.tmp"
+    path = db.parent / (lock if derived == "lock" else temp)
+    result = invoke(*_args("run", {"--db": str(db), output: str(path)}))
+    assert_refused(result.exit_code, result.stderr, output, f"file of --db={db}")
+    assert not path.exists() or derived == "lock"
+
+
+# --- what ticketsim did not create, it never deletes -----------------------------------------
+
+
+def _strays(folder: Path) -> list[bytes]:
+    """Files in the db folder whose names are odd, or look like a temp file's."""
+    names = [
+        b".tickets.json.99999999999999999999.0.tmp",  # a pid too big for any process
+        b".tickets.json.999999.0.tmp",  # the old temp name of a dead writer: not ours now
+        b".tickets.json.\xff\xfe.tmp",  # not UTF-8
+        b"\xff\xfe",
+        b".tsim-00000000.99999999999.000000000000.0.tmp",  # our marker, a pid past pid_t
+        b".tickets.json.-1.0.tmp",
+        b"tickets.json.tmp",
+    ]
+    for name in names:
+        with open(os.path.join(os.fsencode(folder), name), "wb") as stray:
+            stray.write(b"someone else's")
+    # A folder with a temp-like name, for this very db and a dead writer.
+    fake = f"{_files.temp_prefix(str(folder / 'tickets.json'))}0.tmp".replace(
+        f".{os.getpid()}.", ".999999."
+    )
+    (folder / fake).mkdir()
+    return sorted([*names, os.fsencode(fake)])
+
+
+@pytest.mark.parametrize("strategy", ["lock", "filelock", "value"])
+def test_a_stray_file_of_any_name_neither_crashes_a_run_nor_is_removed(
+    db_path: Path, strategy: str
+) -> None:
+    strays = _strays(db_path.parent)
+    result = invoke(*_args("run", {"--db": str(db_path)}, strategy))
+    assert result.exit_code == 0, result.output
+    left = sorted(os.listdir(os.fsencode(db_path.parent)))
+    mine = {b"tickets.json", b"tickets.json.lock"}
+    assert [name for name in left if name not in mine] == strays
+
+
+def test_the_sweep_still_removes_a_dead_writers_temp_file(db_path: Path) -> None:
+    """Regression guard: the sweep's job holds (it held before the fix too)."""
+    db_path.write_text(SOLD)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - a writer that dies between its temp file and the swap
+        _files._create_temp(os.path.realpath(db_path))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    (temp,) = [p.name for p in db_path.parent.iterdir() if p.name != db_path.name]
+    assert dbfile.sweep_temp_files(db_path) == [temp]
+    assert [p.name for p in db_path.parent.iterdir()] == [db_path.name]
+
+
+def test_a_temp_name_is_short_and_tied_to_its_target() -> None:
+    long_name = "t" * 255
+    prefix = _files.temp_prefix(f"/tmp/{long_name}")
+    assert len(prefix) < 64
+    assert long_name not in prefix
+    assert _files.temp_owner(f"{prefix}0.tmp", f"/tmp/{long_name}") == os.getpid()
+    assert _files.temp_owner(f"{prefix}0.tmp", "/tmp/other.json") is None
+    huge = prefix.replace(f".{os.getpid()}.", ".9999999999.")
+    assert _files.temp_owner(f"{huge}0.tmp", f"/tmp/{long_name}") is None
+
+
+# --- names within the system's limits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--db", "--history", "--timeline"])
+def test_a_legal_255_byte_name_works(tmp_path: Path, option: str) -> None:
+    paths = {"--db": str(tmp_path / "tickets.json"), option: str(tmp_path / ("n" * 255))}
+    result = invoke(*_args("run", paths))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ("n" * 255)).is_file()
+    made = {"n" * 255} | ({"tickets.json"} if option != "--db" else set())
+    assert {p.name for p in tmp_path.iterdir()} == made  # no temp file behind
+
+
+def test_a_255_byte_db_with_a_file_lock_is_refused_up_front(tmp_path: Path) -> None:
+    """Its lock file's name, ``<db>.lock``, would be 260 bytes."""
+    db = tmp_path / ("n" * 255)
+    result = invoke(*_args("run", {"--db": str(db)}, "filelock"))
+    assert_refused(result.exit_code, result.stderr, "--db", "longer than the system allows")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fault", ["too-long", "loop"])
+@pytest.mark.parametrize(("command", "option"), PATH_OPTIONS, ids=IDS)
+def test_a_name_too_long_or_a_symlink_loop_is_refused_before_anything_runs(
+    tmp_path: Path, good: dict[str, Path], command: str, option: str, fault: str
+) -> None:
+    if fault == "too-long":
+        bad, words = str(tmp_path / ("n" * 252 + ".svg")), "longer than the system allows"
+    else:
+        (tmp_path / "a.svg").symlink_to(tmp_path / "b.svg")
+        (tmp_path / "b.svg").symlink_to(tmp_path / "a.svg")
+        bad, words = str(tmp_path / "a.svg"), "loop of symlinks"
+    before = _snapshot(good["--db"].parent)
+    result = invoke(*_args(command, _paths_for(command, option, bad, good)))
+    assert_refused(result.exit_code, result.stderr, option, words)
+    assert _snapshot(good["--db"].parent) == before
+
+
+# --- output folders, up front; full and read-only file systems ----------------------------------
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs at ``folder`` with ``options``, unmounted afterwards."""
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+OUTPUTS = [
+    ("run", "--history", "h.jsonl"),
+    ("run", "--timeline", "t.html"),
+    ("replay", "--history", "h.jsonl"),
+    ("replay", "--timeline", "t.html"),
+    ("compare", "--plot", "p.svg"),
+]
+OUTPUT_IDS = [f"{c}{o}" for c, o, _ in OUTPUTS]
+
+
+@pytest.mark.parametrize(("command", "option", "name"), OUTPUTS, ids=OUTPUT_IDS)
+def test_an_output_on_a_read_only_file_system_is_refused_before_the_sale(
+    tmp_path: Path, good: dict[str, Path], command: str, option: str, name: str
+) -> None:
+    before = good["--db"].read_bytes()
+    with mounted(tmp_path / "ro", "ro,size=64k") as folder:
+        result = invoke(*_args(command, {"--db": str(good["--db"]), option: str(folder / name)}))
+        assert_refused(result.exit_code, result.stderr, option, "read-only file system")
+        assert result.stdout == ""  # refused before the sale, not after
+    assert good["--db"].read_bytes() == before  # the sale never ran: the db not reset
+
+
+@pytest.mark.parametrize("command", ["run", "reset"])
+def test_a_db_on_a_read_only_file_system_is_refused(tmp_path: Path, command: str) -> None:
+    with mounted(tmp_path / "ro", "ro,size=64k") as folder:
+        result = invoke(*_args(command, {"--db": str(folder / "tickets.json")}))
+        assert_refused(result.exit_code, result.stderr, "--db", "read-only")
+
+
+@pytest.mark.parametrize(("command", "option", "name"), OUTPUTS, ids=OUTPUT_IDS)
+def test_an_output_in_a_missing_folder_is_refused_before_the_sale(
+    tmp_path: Path, good: dict[str, Path], command: str, option: str, name: str
+) -> None:
+    """Refused before too, but without naming the missing folder: the message does now."""
+    before = good["--db"].read_bytes()
+    path = tmp_path / "missing" / name
+    result = invoke(*_args(command, {"--db": str(good["--db"]), option: str(path)}))
+    assert_refused(result.exit_code, result.stderr, option, "does not exist")
+    assert good["--db"].read_bytes() == before
+
+
+def _fill(folder: Path) -> None:
+    """Fill the file system at ``folder`` to the last byte."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"x" * size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(("command", "option", "name"), OUTPUTS, ids=OUTPUT_IDS)
+def test_an_output_on_a_full_disk_is_exit_4_after_the_report_and_leaves_nothing(
+    tmp_path: Path, good: dict[str, Path], command: str, option: str, name: str
+) -> None:
+    with mounted(tmp_path / "full", "size=64k") as folder:
+        _fill(folder)
+        args = [*_args(command, {"--db": str(good["--db"]), option: str(folder / name)}), "--json"]
+        result = invoke(*args)
+        assert_refused(result.exit_code, result.stderr, option, "No space left", exit_code=4)
+        json.loads(result.stdout)  # the report was printed, whole
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no partial, no temp
+
+
+def test_the_library_writers_refuse_special_files_and_a_full_disk(
+    tmp_path: Path, good: dict[str, Path]
+) -> None:
+    result = run_sale(
+        RunConfig(buyers=1, tickets=1, strategy="lock", db_path=good["--db"], delay=0.0)
+    )
+    report = build_report(result)
+    rows = compare(RunConfig(buyers=1, tickets=1, db_path=good["--db"], delay=0.0), ["lock"])
+    fifo = tmp_path / "fifo.svg"
+    os.mkfifo(fifo)
+    writers: list[Callable[[Path], None]] = [
+        lambda p: history.save(p, result),
+        lambda p: write_timeline(p, result, report),
+        lambda p: write_plot(p, rows, "title"),
+    ]
+    for write in writers:
+        with pytest.raises(errors.PathError, match="is a FIFO"):
+            write(fifo)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with pytest.raises(DbError, match="is a FIFO"):
+        run_sale(RunConfig(buyers=1, tickets=1, strategy="lock", db_path=fifo))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with mounted(tmp_path / "full", "size=64k") as folder:
+        _fill(folder)
+        for write in writers:
+            with pytest.raises(errors.SystemRefused, match="No space left"):
+                write(folder / "out.svg")
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]
+
+
+# --- what belongs to the user stays as it was --------------------------------------------
+
+
+@pytest.mark.skipif(not ROOT, reason="giving a file away needs root")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--lock", "--buyers", "2", "--delay", "0"],
+        ["run", "--strategy", "value", "--buyers", "2", "--delay", "0", "--keep"],
+        ["run", "--strategy", "office", "--buyers", "2", "--delay", "0"],
+        ["reset", "--tickets", "4"],
+    ],
+    ids=["run-lock", "run-value-keep", "run-office", "reset"],
+)
+def test_the_owner_and_group_of_the_db_survive(db_path: Path, args: list[str]) -> None:
+    db_path.write_text(SOLD)
+    os.chown(db_path, 12345, 23456)
+    db_path.chmod(0o640)
+    result = invoke(*args, "--db", str(db_path))
+    assert result.exit_code == 0, result.output
+    found = db_path.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (12345, 23456, 0o640)
+
+
+EXTRA = {"venue": {"name": "Hall", "seats": [1, 2]}, "organiser": "mine"}
+
+
+@pytest.mark.parametrize("strategy", ["lock", "filelock", "office", "value", "array", "manager"])
+def test_unknown_top_level_keys_survive_a_kept_run(db_path: Path, strategy: str) -> None:
+    raw = json.loads(SOLD)
+    db_path.write_text(json.dumps({**raw, **EXTRA}))
+    result = invoke(
+        "run", "--keep", "--strategy", strategy, "--buyers", "2", "--delay", "0",
+        "--db", str(db_path),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    after = json.loads(db_path.read_text())
+    assert {key: after.get(key) for key in EXTRA} == EXTRA
+    assert after["remaining"] == 0
+    shown = json.loads(invoke("show", "--json", "--db", str(db_path)).stdout)
+    assert {key: shown.get(key) for key in EXTRA} == EXTRA
+
+
+DUPLICATES = {
+    "top-level": SOLD.replace('"tickets": 3', '"tickets": 3, "tickets": 30'),
+    "in-a-sale": SOLD.replace('"seat": 1', '"seat": 1, "seat": 2'),
+    "in-a-sale-other-layout": json.dumps(json.loads(SOLD), indent=1).replace(
+        '"seat": 1', '"seat": 1, "seat": 2'
+    ),
+}
+
+
+@pytest.mark.parametrize("text", list(DUPLICATES.values()), ids=list(DUPLICATES))
+@pytest.mark.parametrize("args", [["run", "--keep", "--lock"], ["show"]], ids=["run-keep", "show"])
+def test_a_db_with_a_key_given_twice_is_refused_as_ambiguous(
+    db_path: Path, text: str, args: list[str]
+) -> None:
+    db_path.write_text(text)
+    done = invoke(*args, "--db", str(db_path), *(["--delay", "0"] if args[0] == "run" else []))
+    assert_refused(done.exit_code, done.stderr, "--db", "appears twice in one object (ambiguous)")
+    assert db_path.read_text() == text
+
+
+def test_a_history_line_with_a_key_given_twice_is_refused(
+    tmp_path: Path, good: dict[str, Path]
+) -> None:
+    lines = good["--history"].read_text().splitlines()
+    lines[1] = lines[1].replace('"buyer": ', '"buyer": 1, "buyer": ', 1)
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text("\n".join(lines) + "\n")
+    result = invoke("check", "--history", str(doubled), "--db", str(good["--db"]))
+    assert_refused(result.exit_code, result.stderr, "--history", "line 2: the key")
+    assert "twice" in result.stderr

@@ -1,0 +1,169 @@
+"""Adversarial: the terminal. A db or a history cannot drive the terminal, and Ctrl-C or
+Ctrl-D at the demo's prompt ends the lesson cleanly.
+
+Text from files (an event name, a buyer's name, a history's notes) and from the
+command line (a path) is shown with its control characters escaped; ``--json``
+carries it unchanged, JSON-escaped. The demo is driven through a real pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import pexpect
+import pytest
+from typer.testing import CliRunner
+
+from ticketsim import db as dbfile
+from ticketsim.cli import app
+from ticketsim.printable import line, printable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+runner = CliRunner()
+
+#: What a hostile file would write to take over a terminal: clear the screen, set the
+#: window title (OSC), move the cursor back over text (CR, backspace), reverse the text
+#: that follows (RLO), and a C1 control sequence introducer.
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\rfake OK\x08\x08\u202ereversed\x9b31m"
+CONTROLS = ("\x1b", "\x07", "\r", "\x08", "\u202e", "\x9b")
+
+
+def _assert_inert(text: str) -> None:
+    for char in CONTROLS:
+        assert char not in text, (repr(char), text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[2J", "\\x1b[2J"),
+        ("bell\x07", "bell\\x07"),
+        ("a\rb", "a\\x0db"),
+        ("\x7f\x9b", "\\x7f\\x9b"),
+        ("\u202eabc\u2066", "\\u202eabc\\u2066"),
+        ("tab\tand\nnewline", "tab\tand\nnewline"),
+        ("plain, é and ✓", "plain, é and ✓"),
+    ],
+)
+def test_printable_escapes_what_could_drive_a_terminal(raw: str, shown: str) -> None:
+    assert printable(raw) == shown
+
+
+def test_line_keeps_a_message_on_one_line() -> None:
+    assert line("two\nlines\x1b") == "two\\nlines\\x1b"
+
+
+def _hostile_db(path: Path) -> None:
+    sale = dbfile.Sale(buyer=f"buyer{HOSTILE}", seat=1, pid=1, time=0.0)
+    db = dbfile.TicketDB(tickets=3, remaining=2, ledger=(sale,), event=f"Gala{HOSTILE}")
+    dbfile.write_atomic(path, db)
+
+
+def test_show_escapes_a_hostile_event_and_buyer_name(db_path: Path) -> None:
+    _hostile_db(db_path)
+    result = runner.invoke(app, ["show", "--db", str(db_path)], prog_name="ticketsim")
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+    assert "\\x1b[2J" in result.output
+    assert "\\u202ereversed" in result.output
+
+
+def test_show_json_keeps_the_data_as_it_is(db_path: Path) -> None:
+    _hostile_db(db_path)
+    result = runner.invoke(app, ["show", "--db", str(db_path), "--json"], prog_name="ticketsim")
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)  # JSON escapes control characters itself
+    assert json.loads(result.output)["event"] == f"Gala{HOSTILE}"
+
+
+def test_check_escapes_a_hostile_note_in_a_history(tmp_path: Path) -> None:
+    db, history = tmp_path / "tickets.json", tmp_path / "run.jsonl"
+    ran = runner.invoke(
+        app,
+        [
+            "run",
+            "--buyers",
+            "2",
+            "--lock",
+            "--delay",
+            "0",
+            "--db",
+            str(db),
+            "--history",
+            str(history),
+        ],
+        prog_name="ticketsim",
+    )
+    assert ran.exit_code == 0, ran.output
+    lines = history.read_text(encoding="utf-8").splitlines()
+    head = json.loads(lines[0])
+    head["stalled"] = f"no progress{HOSTILE}"
+    history.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["check", "--history", str(history), "--db", str(db)], prog_name="ticketsim"
+    )
+    assert "no progress" in result.output
+    _assert_inert(result.output)
+
+
+def test_an_error_message_escapes_the_path_it_names(tmp_path: Path) -> None:
+    missing = tmp_path / f"nothing{HOSTILE.replace('/', '')}.json"
+    result = runner.invoke(app, ["show", "--db", str(missing)], prog_name="ticketsim")
+    assert result.exit_code == 2
+    _assert_inert(result.output)
+    assert "\\x1b[2J" in result.output
+
+
+def _demo(tmp_path: Path) -> pexpect.spawn[str]:
+    env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ticketsim", "demo", "--db", str(tmp_path / "tickets.json")],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(24, 80),
+    )
+    child.expect("Enter for the next step")
+    return child
+
+
+def _ended(child: pexpect.spawn[str]) -> tuple[int | None, str]:
+    rest = child.read()  # to the end of the output: the child has exited
+    child.close()
+    return child.exitstatus, rest
+
+
+def test_ctrl_c_at_the_demo_prompt_ends_it_with_exit_130(tmp_path: Path) -> None:
+    child = _demo(tmp_path)
+    child.sendintr()
+    status, rest = _ended(child)
+    assert status == 130, rest
+    assert "interrupted" in rest
+    assert "internal error" not in rest
+    assert "Traceback" not in rest
+
+
+def test_ctrl_d_at_the_demo_prompt_ends_the_lesson(tmp_path: Path) -> None:
+    child = _demo(tmp_path)
+    child.sendeof()
+    status, rest = _ended(child)
+    assert status == 0, rest
+    assert "Lesson ended" in rest
+    assert "internal error" not in rest
+    assert "Traceback" not in rest
+
+
+def test_enter_at_the_demo_prompt_goes_on_to_the_next_step(tmp_path: Path) -> None:
+    child = _demo(tmp_path)
+    child.sendline("")
+    child.expect("2\\. ")  # the next lesson's title
+    child.expect("Enter for the next step")
+    child.sendeof()
+    status, rest = _ended(child)
+    assert status == 0, rest

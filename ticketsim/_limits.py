@@ -1,0 +1,80 @@
+"""The machine refusing what a sale needs: a process, a thread, a file descriptor.
+
+``fork`` fails with ``EAGAIN`` at the process limit (``ulimit -u``, which counts
+threads too, or a container's pids limit) and with ``ENOMEM`` without memory; a pipe,
+a socket or a lock fails with ``EMFILE`` at the open-file limit (``ulimit -n``).
+Python says ``can't start new thread`` when a thread is refused, and under
+``forkserver`` the parent only sees the forkserver die (``EOFError``). Each becomes a
+:class:`~ticketsim.errors.SystemRefused` (exit 4) that names the limit and what to do,
+where the sale starts a process; the caller's ``finally`` ends those already started.
+
+Used by the parent only (the buyers start nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.errors import SystemRefused
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: The errors of a refused process or thread, and those of a refused file descriptor.
+PROCESS_ERRNOS: Final = frozenset({errno.EAGAIN, errno.ENOMEM})
+FILE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE})
+#: Under forkserver a refused fork shows only as the forkserver dying.
+FORK_DIED: Final = "the forkserver died forking it (the process limit is the usual cause)"
+#: What ``threading.Thread.start`` raises when the system refuses the thread.
+_NO_THREAD: Final = "can't start new thread"
+
+
+def _ulimit(which: str, flag: str) -> str:
+    try:
+        import resource  # noqa: PLC0415 - Unix only, and only to word an error
+
+        soft, _ = resource.getrlimit(getattr(resource, which))
+    except (ImportError, AttributeError, OSError, ValueError):
+        return f"ulimit {flag}"
+    return f"ulimit {flag}: {'unlimited' if soft == resource.RLIM_INFINITY else soft}"
+
+
+def cause(exc: BaseException) -> str | None:
+    """The limit that refused ``exc``, in words; ``None`` if ``exc`` is not a refusal."""
+    if isinstance(exc, OSError) and exc.errno == errno.EAGAIN:
+        return f"the process limit ({_ulimit('RLIMIT_NPROC', '-u')}, threads count too)"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return "the memory left on the machine"
+    if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
+        return f"the open-file limit ({_ulimit('RLIMIT_NOFILE', '-n')})"
+    if isinstance(exc, OSError) and exc.errno == errno.ENFILE:
+        return "the system's table of open files, which is full"
+    if isinstance(exc, RuntimeError) and _NO_THREAD in str(exc):
+        return f"the process limit ({_ulimit('RLIMIT_NPROC', '-u')}, threads count too)"
+    return None
+
+
+@contextlib.contextmanager
+def starting(what: str, advice: str, *, died: str | None = None) -> Iterator[None]:
+    """Turn the machine refusing ``what`` (``"buyer 3 of 50"``) into SystemRefused.
+
+    ``advice`` is what the user can change (``"lower --buyers"``); raising the limit
+    is always offered too. ``died``, if given, is what it means that the process
+    died as it started (``EOFError``, a reset connection): under ``forkserver`` and
+    for a server process, the only sign of a refused fork.
+    """
+    try:
+        yield
+    except SystemRefused:
+        raise
+    except (OSError, RuntimeError, EOFError) as exc:
+        limit = cause(exc)
+        if limit is not None:
+            reason = f"{limit} refused it"
+        elif died is not None and isinstance(exc, EOFError | ConnectionError):
+            reason = died
+        else:
+            raise
+        raise SystemRefused(f"starting {what}", f"{reason}; {advice}, or raise the limit") from exc

@@ -1,0 +1,276 @@
+"""The one place that vets the paths a command reads and writes, before anything runs.
+
+Every command hands :func:`vet` all its paths at once, each a :class:`Use` saying
+which option named it and how it is used. A path is refused (:class:`PathError`,
+exit 2) when it names anything but a regular file (a device, a FIFO, a socket, a
+folder, a symlink to nothing or a loop of them), a name the system cannot hold, a
+file in a folder that is missing or cannot be written, or the same file as another
+path of the command, by any spelling: existing files are compared by device and
+inode, new ones by their resolved path. The db's own files count too: its lock file
+and its temp files are never an output.
+
+Standard library only, like the modules buyer processes import.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ticketsim._files import not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.errors import PathError, SystemRefused
+from ticketsim.names import DEFAULT_DB
+
+#: What each way of not reaching a path means, and what to do about it.
+_UNREACHABLE: Final = {
+    errno.ENAMETOOLONG: ("the name is longer than the system allows", "give a shorter one"),
+    errno.ELOOP: ("is a loop of symlinks", "give the path of a regular file"),
+    errno.ENOTDIR: (
+        "a part of the path before the file's name is not a folder",
+        "give a path through folders",
+    ),
+    errno.EACCES: ("a folder on the way cannot be searched", "check the folders' modes"),
+}
+#: What each way of failing to write an output means to the user (exit 4).
+_REFUSED: Final = {
+    errno.ENOSPC: "free some space or give a path on another file system",
+    errno.EDQUOT: "free some space or give a path on another file system",
+    errno.EROFS: "give a path on a writable file system",
+}
+#: The last resort when ``pathconf`` cannot say (POSIX's NAME_MAX and PATH_MAX on Linux).
+_NAME_MAX: Final = 255
+_PATH_MAX: Final = 4096
+LOCK_SUFFIX: Final = ".lock"
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One path of a command: the option that named it, and how the command uses it.
+
+    ``missing`` is the advice when the file must exist (it is read), ``None`` when it
+    may be created. ``writes``: the command replaces it, so its folder must take a new
+    file. ``make_folder``: a missing folder is created (the default db's). ``db``: it is
+    the db, whose lock file and temp files are its own; ``lock``: the sale locks it
+    with a lock file, whose name must fit too.
+    """
+
+    option: str
+    path: str | os.PathLike[str] | None
+    missing: str | None = None
+    writes: bool = True
+    make_folder: bool = False
+    db: bool = False
+    lock: bool = False
+
+
+def db(
+    path: str | os.PathLike[str], *, keep: bool = False, lock: bool = False, option: str = "--db"
+) -> Use:
+    """The db of a sale: created unless ``keep``; its folder too if it is the default's."""
+    return Use(
+        option,
+        path,
+        missing="run without --keep to create it" if keep else None,
+        make_folder=Path(path).parent == DEFAULT_DB.parent,
+        db=True,
+        lock=lock,
+    )
+
+
+def output(option: str, path: str | os.PathLike[str] | None) -> Use:
+    """A file a command writes (a history, a timeline, a plot); ``None``: not asked for."""
+    return Use(option, path)
+
+
+def source(option: str, path: str | os.PathLike[str] | None, missing: str) -> Use:
+    """A file a command only reads; ``missing`` says what to do when there is none."""
+    return Use(option, path, missing=missing, writes=False)
+
+
+#: How a file is told apart from every other: device and inode when it exists, else
+#: the path it would be created at.
+_Identity = tuple[int, int] | str
+
+
+def vet(*uses: Use) -> None:
+    """Refuse (:class:`PathError`) the first path of ``uses`` that cannot be used as it
+    says, or that names the same file as another; ``None`` paths are skipped."""
+    given = [use for use in uses if use.path is not None]
+    seen: list[tuple[Use, _Identity]] = []
+    for use in given:
+        identity = _vet_one(use)
+        for other, known in seen:
+            if identity == known:
+                raise _same(use, f"{other.option}={os.fspath(other.path or '')}")
+        seen.append((use, identity))
+    for owner in given:
+        if owner.db:
+            _vet_own_files(owner, [(use, known) for use, known in seen if use is not owner])
+
+
+def write_output(option: str, path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to the output ``path`` atomically, once :func:`vet` finds it fit
+    (:class:`PathError` if not); a write the system refuses (a full or read-only file
+    system) is a :class:`SystemRefused`, and leaves neither a partial nor a temp file."""
+    vet(output(option, path))
+    try:
+        replace_text(path, text, option=option)
+    except OSError as exc:
+        advice = _REFUSED.get(exc.errno or 0, "check the folder, then run again")
+        raise SystemRefused(
+            f"{option}={os.fspath(path)}: could not be written",
+            f"{exc.strerror or exc}; {advice}",
+        ) from exc
+
+
+def _same(use: Use, other: str) -> PathError:
+    return PathError(
+        use.option,
+        os.fspath(use.path or ""),
+        f"is the same file as {other}",
+        "give each option a file of its own",
+    )
+
+
+def _vet_one(use: Use) -> _Identity:
+    """Vet one path; return what tells its file apart from others."""
+    raw = os.fspath(use.path or "")
+    if not raw:
+        raise PathError(use.option, "''", "the path is empty", "give the path of a file")
+    if raw.endswith(os.sep):
+        raise PathError(
+            use.option, raw, "ends with a slash, so it names a folder", "give the path of a file"
+        )
+    try:
+        found = os.stat(raw)
+    except FileNotFoundError:
+        return _vet_new(use, raw)
+    except OSError as exc:
+        raise _unreachable(use, raw, exc) from None
+    if not stat.S_ISREG(found.st_mode):
+        raise not_regular(use.option, raw, found.st_mode)
+    if use.writes:
+        _vet_folder(use, raw, os.path.dirname(os.path.realpath(raw)))
+        if not os.access(raw, os.W_OK):
+            raise PathError(
+                use.option,
+                raw,
+                "the file is read-only",
+                f"make it writable or pick another {use.option}",
+            )
+    return found.st_dev, found.st_ino
+
+
+def _vet_new(use: Use, raw: str) -> _Identity:
+    """Vet a path with no file behind it yet: one to be created, in a fit folder."""
+    if os.path.lexists(raw):
+        raise PathError(
+            use.option,
+            raw,
+            "is a symlink to a file that does not exist",
+            "give the path of a regular file, or remove the link",
+        )
+    if use.missing is not None:
+        raise PathError(use.option, raw, "no such file", use.missing)
+    resolved = os.path.realpath(raw)
+    _vet_folder(use, raw, os.path.dirname(resolved))
+    # What a write goes to (``dir/missing/../x`` is ``dir/x`` to it), which may exist.
+    return _identity(resolved)
+
+
+def _vet_folder(use: Use, raw: str, folder: str) -> None:
+    """The folder a written file goes in must exist (unless the command makes it) and
+    take new files: every write goes through a temp file beside its target."""
+    shown = os.path.dirname(raw) or "."
+    try:
+        found = os.stat(folder)
+    except FileNotFoundError:
+        if use.make_folder:
+            return
+        raise PathError(
+            use.option, raw, f"the folder {shown} does not exist", "create it first"
+        ) from None
+    except OSError as exc:
+        raise _unreachable(use, raw, exc) from None
+    if not stat.S_ISDIR(found.st_mode):
+        raise PathError(use.option, raw, f"{shown} is not a folder", "give a path through folders")
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise PathError(
+            use.option,
+            raw,
+            f"the folder {shown} is on a read-only file system",
+            f"pick another {use.option} on a writable one",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PathError(
+            use.option,
+            raw,
+            f"the folder {folder} is read-only",
+            f"make it writable or pick another {use.option}",
+        )
+    _vet_names(use, raw, folder)
+
+
+def _vet_names(use: Use, raw: str, folder: str) -> None:
+    """The names a write of ``raw`` makes beside it must fit the file system: its temp
+    files (short, whatever the target's name), and a db's lock file."""
+    name = os.path.basename(os.path.realpath(raw))
+    longest = max(len(os.fsencode(temp_prefix(raw))) + 8, len(os.fsencode(name)))
+    if use.lock:
+        longest = max(longest, len(os.fsencode(name + LOCK_SUFFIX)))
+    if longest > _limit(folder, "PC_NAME_MAX", _NAME_MAX):
+        what = f"with {LOCK_SUFFIX} added for its lock file, " if use.lock else ""
+        raise PathError(
+            use.option,
+            raw,
+            f"the name, {what}is longer than the system allows",
+            "give a shorter one",
+        )
+    if len(os.fsencode(os.path.join(folder, "x" * longest))) >= _limit(
+        folder, "PC_PATH_MAX", _PATH_MAX
+    ):
+        raise PathError(
+            use.option, raw, "the path is longer than the system allows", "give a shorter one"
+        )
+
+
+def _limit(folder: str, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
+
+
+def _unreachable(use: Use, raw: str, exc: OSError) -> PathError:
+    problem, advice = _UNREACHABLE.get(
+        exc.errno or 0, (f"cannot be used ({exc.strerror or exc})", "give another path")
+    )
+    return PathError(use.option, raw, problem, advice)
+
+
+def _vet_own_files(owner: Use, others: list[tuple[Use, _Identity]]) -> None:
+    """No other path of the command may be the db's lock file or one of its temp files."""
+    target = os.path.realpath(os.fspath(owner.path or ""))
+    lock = _identity(target + LOCK_SUFFIX)
+    for use, identity in others:
+        if not use.writes:
+            continue
+        spelled = os.fspath(use.path or "")
+        if identity == lock:
+            raise _same(use, f"the lock file of {owner.option}={os.fspath(owner.path or '')}")
+        resolved = os.path.realpath(spelled)
+        folder, name = os.path.split(resolved)
+        if folder == os.path.dirname(target) and temp_owner(name, target) is not None:
+            raise _same(use, f"a temp file of {owner.option}={os.fspath(owner.path or '')}")
+
+
+def _identity(path: str) -> _Identity:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return found.st_dev, found.st_ino
