@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ticketsim.checker import Kind, check_db
 from ticketsim.events import OUTCOMES, Event, Step
-from ticketsim.report import ExitCode, build_report
+from ticketsim.exits import ExitCode
+from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, RunResult, run_sale
 
 if TYPE_CHECKING:

@@ -34,8 +34,9 @@ from ticketsim.buyer import Pacer
 from ticketsim.cli import app
 from ticketsim.errors import ConfigError
 from ticketsim.events import Step
+from ticketsim.exits import ExitCode
 from ticketsim.explore import Scenario, explore, hunt
-from ticketsim.report import ExitCode, build_report
+from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, run_sale
 
 if TYPE_CHECKING:

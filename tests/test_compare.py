@@ -69,6 +69,7 @@ def _row(strategy: str, **changes: object) -> Row:
         throughput=162.008,
         verdict="OK",
         ok=True,
+        exit_code=0,
     )
     return replace(row, **changes)  # type: ignore[arg-type]
 

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketsim.cli import app
+from ticketsim.exits import ExitCode
 from ticketsim.explore import Scenario, explore, hunt, signature
-from ticketsim.report import ExitCode, build_report
+from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, run_sale
 from ticketsim.strategies import STRATEGIES
 

@@ -34,7 +34,8 @@ from ticketsim import db as dbfile
 from ticketsim.checker import check_db
 from ticketsim.cli import app
 from ticketsim.events import Step
-from ticketsim.report import ExitCode, build_report
+from ticketsim.exits import ExitCode
+from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, run_sale
 from ticketsim.strategies import STRATEGIES
 

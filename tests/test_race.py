@@ -15,7 +15,8 @@ from ticketsim import db as dbfile
 from ticketsim.checker import check_db
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.events import OUTCOMES, Step
-from ticketsim.report import ExitCode, build_report
+from ticketsim.exits import ExitCode
+from ticketsim.report import build_report
 from ticketsim.runner import RunConfig, run_sale
 from ticketsim.stores import FileStore
 

@@ -11,7 +11,8 @@ import pytest
 from ticketsim.checker import Kind
 from ticketsim.db import Sale, TicketDB
 from ticketsim.events import Event, Step, buyer_name
-from ticketsim.report import ExitCode, Report, build_report
+from ticketsim.exits import ExitCode
+from ticketsim.report import Report, build_report
 from ticketsim.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:

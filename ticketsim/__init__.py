@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ticketsim.db import Sale, TicketDB
     from ticketsim.errors import ConfigError, DbError, GuardTimeout, TicketsimError
     from ticketsim.events import Event, Step
-    from ticketsim.report import ExitCode, Report, build_report
+    from ticketsim.exits import ExitCode
+    from ticketsim.report import Report, build_report
     from ticketsim.runner import RunConfig, RunResult, run_sale
     from ticketsim.strategies import STRATEGIES, StrategyName
 
@@ -32,7 +33,8 @@ _HOMES: Final = {
     "ticketsim.db": ("Sale", "TicketDB"),
     "ticketsim.errors": ("ConfigError", "DbError", "GuardTimeout", "TicketsimError"),
     "ticketsim.events": ("Event", "Step"),
-    "ticketsim.report": ("ExitCode", "Report", "build_report"),
+    "ticketsim.exits": ("ExitCode",),
+    "ticketsim.report": ("Report", "build_report"),
     "ticketsim.runner": ("RunConfig", "RunResult", "run_sale"),
     "ticketsim.strategies": ("STRATEGIES", "StrategyName"),
 }

@@ -24,7 +24,7 @@ import sys
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 
@@ -35,6 +35,7 @@ from typer.core import TyperGroup
 from ticketsim import __version__
 from ticketsim import db as dbfile
 from ticketsim.errors import ConfigError, DbError, DbWriteError, PathError, SystemRefused
+from ticketsim.exits import ExitCode, help_table
 from ticketsim.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
@@ -49,18 +50,6 @@ if TYPE_CHECKING:
     from ticketsim.runner import RunConfig, RunResult
 
 
-#: Exit codes of a run ended by Ctrl-C and by SIGTERM (128 + the signal's number).
-INTERRUPTED: Final = 130
-#: A bug in ticketsim itself (EX_SOFTWARE); --debug shows the traceback.
-INTERNAL_ERROR: Final = 70
-TERMINATED: Final = 143
-#: Ended by SIGHUP (the terminal went away): 128 + 1.
-HUNG_UP: Final = 129
-#: stdout was closed before the output was written (128 + SIGPIPE, as a shell
-#: reports a tool killed by SIGPIPE); nothing more is said, as Unix tools do.
-STDOUT_CLOSED: Final = 141
-#: The machine refused (ExitCode.IO_ERROR, without importing the report at start-up).
-SYSTEM_REFUSED: Final = 4
 #: The most runs of one schedule ``replay --repeat`` makes.
 MAX_REPEAT: Final = 1000
 _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
@@ -131,14 +120,14 @@ class _OneLineErrors(TyperGroup):
             fail(_usage_message(exc, args), exc.exit_code)
         except typer.Abort:
             # Ctrl-C or Ctrl-D at one of click's prompts.
-            code = INTERRUPTED
+            code = ExitCode.INTERRUPTED
         except _Escaped as escaped:
             if isinstance(escaped.error, BrokenPipeError) and _stdout_gone():
-                return STDOUT_CLOSED
+                return ExitCode.STDOUT_CLOSED
             _unexpected(escaped.error, args)
         except Exception as exc:
             _unexpected(exc, args)
-        if code == INTERRUPTED:
+        if code == ExitCode.INTERRUPTED:
             _stderr(f"ticketsim: interrupted; {_ENDED}")
         return code
 
@@ -220,8 +209,7 @@ def _stderr(line: str) -> None:
 
 def fail(message: str, code: int | None = None) -> NoReturn:
     """Print ``message`` as the one line of an error and exit with ``code``
-    (default: :attr:`ExitCode.BAD_INPUT <ticketsim.report.ExitCode.BAD_INPUT>`)."""
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
+    (default: :attr:`ExitCode.BAD_INPUT <ticketsim.exits.ExitCode.BAD_INPUT>`)."""
 
     _stderr(f"ticketsim: error: {message}")
     sys.exit(ExitCode.BAD_INPUT if code is None else code)
@@ -230,17 +218,17 @@ def fail(message: str, code: int | None = None) -> NoReturn:
 #: A system call's refusal that no check before the run could catch: the machine
 #: refused (exit 4), or the path cannot name a file (exit 2, bad input); what to do.
 _MACHINE_FAULTS: Final = {
-    errno.ENOSPC: (4, "free some space, or write it elsewhere"),
-    errno.EDQUOT: (4, "free some of your quota, or write it elsewhere"),
-    errno.EROFS: (4, "the file system is read-only; write it elsewhere"),
-    errno.EIO: (4, "the device failed; check it, or write elsewhere"),
-    errno.EAGAIN: (4, "lower --buyers, or raise the limit"),
-    errno.ENOMEM: (4, "lower --buyers, or free some memory"),
-    errno.EMFILE: (4, "lower --buyers, or raise the limit"),
-    errno.ENFILE: (4, "lower --buyers, or close some files"),
-    errno.ENAMETOOLONG: (2, "give a shorter path"),
-    errno.ELOOP: (2, "fix the symlinks, or give another path"),
-    errno.ENOTDIR: (2, "give a path whose folders exist"),
+    errno.ENOSPC: (ExitCode.IO_ERROR, "free some space, or write it elsewhere"),
+    errno.EDQUOT: (ExitCode.IO_ERROR, "free some of your quota, or write it elsewhere"),
+    errno.EROFS: (ExitCode.IO_ERROR, "the file system is read-only; write it elsewhere"),
+    errno.EIO: (ExitCode.IO_ERROR, "the device failed; check it, or write elsewhere"),
+    errno.EAGAIN: (ExitCode.IO_ERROR, "lower --buyers, or raise the limit"),
+    errno.ENOMEM: (ExitCode.IO_ERROR, "lower --buyers, or free some memory"),
+    errno.EMFILE: (ExitCode.IO_ERROR, "lower --buyers, or raise the limit"),
+    errno.ENFILE: (ExitCode.IO_ERROR, "lower --buyers, or close some files"),
+    errno.ENAMETOOLONG: (ExitCode.BAD_INPUT, "give a shorter path"),
+    errno.ELOOP: (ExitCode.BAD_INPUT, "fix the symlinks, or give another path"),
+    errno.ENOTDIR: (ExitCode.BAD_INPUT, "give a path whose folders exist"),
 }
 
 
@@ -250,7 +238,10 @@ def _machine_fault(exc: BaseException) -> tuple[str, int] | None:
 
     limit = _limits.cause(exc)
     if isinstance(exc, RuntimeError) and limit is not None:
-        return f"the system refused a thread: {limit}; lower --buyers, or raise the limit", 4
+        return (
+            f"the system refused a thread: {limit}; lower --buyers, or raise the limit",
+            ExitCode.IO_ERROR,
+        )
     if not isinstance(exc, OSError) or exc.errno not in _MACHINE_FAULTS:
         return None
     code, advice = _MACHINE_FAULTS[exc.errno]
@@ -271,7 +262,7 @@ def _unexpected(exc: BaseException, args: Sequence[str] | None) -> NoReturn:
     fail(
         f"internal error: {type(exc).__name__}: {exc}; this is a bug in ticketsim, "
         "run again with --debug for the traceback",
-        INTERNAL_ERROR,
+        ExitCode.INTERNAL_ERROR,
     )
 
 
@@ -309,20 +300,20 @@ def _quiet_stdout() -> None:
 def _flushed(code: int) -> int:
     """Deliver what is left of the output; the exit code once it is out (or is not)."""
     if _stdout_closed[0]:
-        return STDOUT_CLOSED
+        return ExitCode.STDOUT_CLOSED
     try:
         if sys.stdout is not None:
             sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
-        return STDOUT_CLOSED
+        return ExitCode.STDOUT_CLOSED
     except OSError as exc:  # a full or failing device: the machine's fault
         _quiet_stdout()  # the rest of the output would fail the same way
         _stderr(
             f"ticketsim: error: could not write the output to stdout: {exc.strerror or exc}; "
             "send it to another file or device"
         )
-        return SYSTEM_REFUSED
+        return ExitCode.IO_ERROR
     return code
 
 
@@ -334,6 +325,20 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Reproduce the ticket-grab race between processes, and see each protection work.",
 )
+
+
+#: A command's function, returned as it was by :func:`_command`.
+_F = TypeVar("_F", bound="Callable[..., Any]")
+
+
+def _command(name: str | None = None, *, epilog: str) -> Callable[[_F], _F]:
+    """Register a command whose help ends with its example and its table of exit codes."""
+
+    def register(function: _F) -> _F:
+        table = help_table(name or function.__name__)
+        return app.command(name, epilog=f"{epilog}\n\n{table}")(function)
+
+    return register
 
 
 def _version(value: bool) -> None:
@@ -441,7 +446,6 @@ def _pictures(
 
 def _guarded(action: Callable[[], Any]) -> Any:
     """Run ``action``; bad settings or an unusable db end as a one-line error, exit 2."""
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
     try:
         return action()
@@ -474,7 +478,7 @@ def _show(report: Report, json_out: bool, **extra: Any) -> None:
         )
 
 
-@app.command(
+@_command(
     epilog=(
         "Examples: 'ticketsim run --buyers 50' oversells; "
         "'ticketsim run --buyers 50 --lock' does not; "
@@ -526,11 +530,7 @@ def run(
     timeline: TimelineOpt = None,
     show_timeline: ShowTimeline = False,
 ) -> None:
-    """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once.
-
-    Exit codes: 0 every invariant held; 1 an invariant was violated; 2 bad input;
-    3 the sale stalled and was ended.
-    """
+    """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
     from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
@@ -623,16 +623,12 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
         return _guarded(lambda: runner.run_sale(config, watch=advance))  # type: ignore[no-any-return]
 
 
-@app.command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
+@_command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
 def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
-    """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it.
-
-    Exit 0 when it is consistent, 1 when the checker finds a problem in it.
-    """
+    """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it."""
     from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.checker import check_db  # noqa: PLC0415 - start-up time
     from ticketsim.render import SHOW_NOTE, db_view  # noqa: PLC0415 - start-up time
-    from ticketsim.report import ExitCode  # noqa: PLC0415 - start-up time
 
     made_by = "create it with 'ticketsim reset' or 'ticketsim run'"
     _guarded(lambda: paths.vet(paths.source("--db", db, made_by)))
@@ -653,7 +649,7 @@ def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
     raise typer.Exit(ExitCode.VIOLATED if problems else ExitCode.OK)
 
 
-@app.command(epilog="Example: 'ticketsim reset --tickets 100' puts 100 fresh tickets on sale.")
+@_command(epilog="Example: 'ticketsim reset --tickets 100' puts 100 fresh tickets on sale.")
 def reset(
     tickets: Annotated[int, typer.Option(help="Tickets to put on sale.")] = 10,
     event: Annotated[str, typer.Option(help="The event's name.")] = dbfile.DEFAULT_EVENT,
@@ -709,7 +705,7 @@ def _scenario(
     return scenario
 
 
-@app.command(
+@_command(
     epilog=(
         "Example: 'ticketsim replay --schedule \"1r 2r 1w 2w\"' sells the last ticket "
         "twice, every time; add '--lock' and the schedule is refused as infeasible."
@@ -742,7 +738,7 @@ def replay(
 ) -> None:
     """Run one exact interleaving of the buyers' steps, and report it as 'run' does.
 
-    Same report, JSON keys and exit codes as 'run'; with --repeat, also how many runs
+    Same report and JSON keys as 'run'; with --repeat, also how many runs
     reproduced the first one exactly (same db and history, apart from pids and times).
     """
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
@@ -781,7 +777,7 @@ def replay(
     raise typer.Exit(int(report.exit_code))
 
 
-@app.command(
+@_command(
     epilog=(
         "Example: 'ticketsim explore --buyers 2 --tickets 1' finds the lost update; "
         "'ticketsim explore --buyers 3 --lock' shows that no order breaks the lock."
@@ -804,10 +800,7 @@ def explore(
     start_method: StartMethodOpt = None,
     json_out: Json = False,
 ) -> None:
-    """Run every order of the buyers' steps that can differ, and report what breaks.
-
-    Exit code 1 when some order breaks an invariant, 0 when none does.
-    """
+    """Run every order of the buyers' steps that can differ, and report what breaks."""
     from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.explore import check_exploration  # noqa: PLC0415
     from ticketsim.explore import explore as run_exploration  # noqa: PLC0415
@@ -830,9 +823,7 @@ def explore(
     raise typer.Exit(int(result.exit_code))
 
 
-@app.command(
-    epilog="Example: 'ticketsim hunt --buyers 6 --tickets 3' for sales too large to explore."
-)
+@_command(epilog="Example: 'ticketsim hunt --buyers 6 --tickets 3' for sales too large to explore.")
 def hunt(
     buyers: Buyers = 4,
     tickets: Tickets = 2,
@@ -849,10 +840,7 @@ def hunt(
     start_method: StartMethodOpt = None,
     json_out: Json = False,
 ) -> None:
-    """Search schedules of a larger sale for one that breaks an invariant, and shrink it.
-
-    Exit code 1 when a violating schedule was found, 0 when none was.
-    """
+    """Search schedules of a larger sale for one that breaks an invariant, and shrink it."""
     from ticketsim import paths  # noqa: PLC0415 - start-up time
     from ticketsim.explore import check_hunt  # noqa: PLC0415
     from ticketsim.explore import hunt as run_hunt  # noqa: PLC0415
@@ -875,7 +863,7 @@ def hunt(
     raise typer.Exit(int(result.exit_code))
 
 
-@app.command(
+@_command(
     epilog="Example: 'ticketsim run --history run.jsonl' now, 'ticketsim check --history "
     "run.jsonl' later."
 )
@@ -886,7 +874,7 @@ def check(
 ) -> None:
     """Re-check a saved db and history offline, with the same checker as 'run'.
 
-    Same report, JSON keys and exit codes as 'run'.
+    Same report and JSON keys as 'run'.
     """
     from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim import paths  # noqa: PLC0415 - start-up time
@@ -909,7 +897,7 @@ def check(
     raise typer.Exit(int(report.exit_code))
 
 
-@app.command(
+@_command(
     "compare",
     epilog=(
         "Example: 'ticketsim compare --buyers 20 --tickets 5 --plot tradeoff.svg' shows "
@@ -977,9 +965,10 @@ def compare_strategies(
         _console().print(comparing.table_view(rows, title))
     if plot is not None:  # after the table: a write that fails loses nothing more
         _guarded(lambda: comparing.write_plot(plot, rows, title))
+    raise typer.Exit(comparing.exit_code(rows))
 
 
-@app.command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
+@_command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
 def demo(
     yes: Annotated[bool, typer.Option("--yes", help="Run straight through, no pauses.")] = False,
     db: Db = DEFAULT_DB,
@@ -1024,7 +1013,7 @@ def _next_step() -> bool:
     return True
 
 
-@app.command(
+@_command(
     "strategies",
     epilog="Example: 'ticketsim strategies --json' for the same table as data.",
 )
@@ -1054,8 +1043,8 @@ def _on_ending(signum: int, frame: object) -> None:
 
 
 #: How each ending signal is reported: its exit code and its word.
-_ENDINGS: Final = {signal.SIGTERM: (TERMINATED, "terminated")} | (
-    {signal.SIGHUP: (HUNG_UP, "hung up")} if hasattr(signal, "SIGHUP") else {}
+_ENDINGS: Final = {signal.SIGTERM: (ExitCode.TERMINATED, "terminated")} | (
+    {signal.SIGHUP: (ExitCode.HUNG_UP, "hung up")} if hasattr(signal, "SIGHUP") else {}
 )
 
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ticketsim.errors import ConfigError
+from ticketsim.exits import ExitCode
 from ticketsim.paths import write_output
 from ticketsim.report import build_report
 from ticketsim.runner import run_sale
@@ -69,6 +70,8 @@ class Row:
     #: One of :data:`VERDICTS`.
     verdict: str
     ok: bool
+    #: What ``ticketsim run`` would exit with for this strategy's sale.
+    exit_code: int
 
     @classmethod
     def from_report(cls, report: Report) -> Row:
@@ -84,6 +87,7 @@ class Row:
             throughput=round(report.throughput, 3),
             verdict=report.verdict.split(":", 1)[0],
             ok=report.ok,
+            exit_code=int(report.exit_code),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +148,22 @@ def compare(
             progress(config.strategy)
         rows.append(Row.from_report(build_report(run_sale(config))))
     return tuple(rows)
+
+
+def exit_code(rows: Sequence[Row]) -> ExitCode:
+    """What a comparison exits with: what its rows say, with the unsafe strategies'
+    violations expected (showing them is the point) and everything else not.
+
+    A strategy that claims to be safe and broke an invariant is a certain violation
+    (1); then a db write that failed (4); then a sale that did not finish (3), since
+    its row is not the whole story.
+    """
+    expected = ExitCode.VIOLATED
+    codes = {ExitCode(row.exit_code) for row in rows if row.safe or row.exit_code != expected}
+    for code in (ExitCode.VIOLATED, ExitCode.IO_ERROR, ExitCode.STALLED):
+        if code in codes:
+            return code
+    return ExitCode.OK
 
 
 # -- the table ---------------------------------------------------------------------

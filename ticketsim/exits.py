@@ -55,35 +55,63 @@ MEANING: Final = {
     ExitCode.TERMINATED: "ended by SIGTERM; every process it started was ended",
 }
 
-#: Every command can end with these: a bug, a signal, a closed stdout.
-_ANY: Final = (
-    ExitCode.INTERNAL_ERROR,
-    ExitCode.HUNG_UP,
-    ExitCode.INTERRUPTED,
-    ExitCode.STDOUT_CLOSED,
-    ExitCode.TERMINATED,
+#: Every command can end with these: a bad argument (click refuses an unknown option
+#: before the command runs), a full stdout, a bug, a signal, a closed stdout.
+_ANY: Final = frozenset(
+    {
+        ExitCode.OK,
+        ExitCode.BAD_INPUT,
+        ExitCode.IO_ERROR,
+        ExitCode.INTERNAL_ERROR,
+        ExitCode.HUNG_UP,
+        ExitCode.INTERRUPTED,
+        ExitCode.STDOUT_CLOSED,
+        ExitCode.TERMINATED,
+    }
 )
-_SALE: Final = (
-    ExitCode.OK,
-    ExitCode.VIOLATED,
-    ExitCode.BAD_INPUT,
-    ExitCode.STALLED,
-    ExitCode.IO_ERROR,
-)
+#: A sale or a search: its verdict can also be a violation, or a run that did not finish.
+_JUDGED: Final = _ANY | {ExitCode.VIOLATED, ExitCode.STALLED}
 
-#: The codes each command can return.
+#: The codes each command can return, in order.
 BY_COMMAND: Final[dict[str, tuple[ExitCode, ...]]] = {
-    "run": (*_SALE, *_ANY),
-    "replay": (*_SALE, *_ANY),
-    "check": (*_SALE, *_ANY),
-    "explore": (*_SALE, *_ANY),
-    "hunt": (*_SALE, *_ANY),
-    "compare": (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.IO_ERROR, *_ANY),
-    "show": (ExitCode.OK, ExitCode.VIOLATED, ExitCode.BAD_INPUT, ExitCode.IO_ERROR, *_ANY),
-    "reset": (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.IO_ERROR, *_ANY),
-    "demo": (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.IO_ERROR, *_ANY),
-    "strategies": (ExitCode.OK, *_ANY),
+    command: tuple(sorted(codes))
+    for command, codes in {
+        "run": _JUDGED,
+        "replay": _JUDGED,
+        "check": _JUDGED,
+        "explore": _JUDGED,
+        "hunt": _JUDGED,
+        "compare": _JUDGED,
+        "show": _ANY | {ExitCode.VIOLATED},
+        "reset": _ANY,
+        "demo": _ANY,
+        "strategies": _ANY,
+    }.items()
 }
+
+
+#: Where a command's code means more than the general words of :data:`MEANING`.
+OWN_MEANING: Final[dict[str, dict[ExitCode, str]]] = {
+    "compare": {
+        ExitCode.OK: (
+            "every strategy did what it claims: each safe one kept every invariant (the "
+            "unsafe ones' violations are what the table is for)"
+        ),
+        ExitCode.VIOLATED: "a strategy that claims to be safe broke an invariant",
+    },
+    "show": {
+        ExitCode.OK: "the checker finds nothing wrong in the db itself",
+        ExitCode.VIOLATED: "the checker finds an inconsistency in the db",
+    },
+    "reset": {ExitCode.OK: "the db holds the fresh tickets"},
+    "demo": {ExitCode.OK: "the lesson ran to its end, or was ended with Ctrl-D at a pause"},
+    "strategies": {ExitCode.OK: "the table was printed"},
+}
+
+
+def meaning(command: str, code: ExitCode) -> str:
+    """What ``code`` means when ``command`` exits with it."""
+    return OWN_MEANING.get(command, {}).get(code, MEANING[code])
 
 
 def help_table(command: str) -> str:
@@ -93,7 +121,10 @@ def help_table(command: str) -> str:
     """
     rows = [
         textwrap.fill(
-            MEANING[code], width=78, initial_indent=f"  {int(code):>3}  ", subsequent_indent=" " * 7
+            meaning(command, code),
+            width=78,
+            initial_indent=f"  {int(code):>3}  ",
+            subsequent_indent=" " * 7,
         )
         for code in BY_COMMAND[command]
     ]

@@ -21,8 +21,9 @@ from ticketsim import schedule as sched
 from ticketsim import strategies
 from ticketsim.checker import Kind
 from ticketsim.events import Step
+from ticketsim.exits import ExitCode
 from ticketsim.names import DEFAULT_DB
-from ticketsim.report import ExitCode, Report, build_report
+from ticketsim.report import Report, build_report
 from ticketsim.runner import RunConfig, RunResult, require_int, require_seed, run_sale
 
 if TYPE_CHECKING:

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim import strategies
 from ticketsim.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
 from ticketsim.errors import DbWriteError
 from ticketsim.events import ENDINGS, Step, buyer_name
+from ticketsim.exits import ExitCode
 from ticketsim.schedule import from_history
 
 if TYPE_CHECKING:
@@ -21,18 +21,6 @@ if TYPE_CHECKING:
 
     from ticketsim.events import Event
     from ticketsim.runner import RunResult
-
-
-class ExitCode(IntEnum):
-    """What ``ticketsim`` exits with."""
-
-    OK = 0  #: every invariant held
-    VIOLATED = 1  #: an invariant was violated (the point of the ``none`` demo)
-    BAD_INPUT = 2  #: a bad argument or db; nothing was run and the db is untouched
-    #: the sale did not finish (stalled, cut short, buyers died with nobody killing
-    #: them, or none was left alive) and no certain violation was found
-    STALLED = 3
-    IO_ERROR = 4  #: writing the db failed (disk full, I/O error); it keeps its last good state
 
 
 @dataclass(frozen=True)
