@@ -157,7 +157,7 @@ def test_the_process_limit_is_exit_4_naming_it_and_leaves_nothing_running(
 
 
 @needs_setpriv
-@pytest.mark.parametrize("method", ["fork"])  # spawn: see the report of issue 14
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_the_process_limit_with_a_pool_is_exit_4(tmp_path: Path, method: str) -> None:
     for limit in (2, 3, 5):
         folder = _open_folder(tmp_path)
@@ -321,11 +321,14 @@ CREWS = {
 }
 
 
-def _start(tmp_path: Path, crew: str, method: str) -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, crew: str, method: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     args = ["run", "--buyers", "4", "--tickets", "4", "--delay", "2", "--timeout", "30"]
     return subprocess.Popen(
         _ticketsim(*args, *CREWS[crew], "--start-method", method, "--db", str(tmp_path / "t.json")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
     )  # fmt: skip
 
 
@@ -343,6 +346,64 @@ def test_a_sigkilled_ticketsim_takes_every_process_with_it(
     finally:
         program.kill()
         program.communicate()
+
+
+@pytest.mark.parametrize(("crew", "method"), [("manager", "spawn"), ("buyers", "forkserver")])
+def test_a_sigkilled_ticketsims_sockets_are_removed_by_the_next_sale(
+    tmp_path: Path, crew: str, method: str
+) -> None:
+    """multiprocessing's folder of sockets (the Manager's, the forkserver's) is made by
+    ticketsim, so it is never a ``pymp-*`` nobody may remove, and the next sale removes
+    the one a SIGKILLed ticketsim left; a sale that ends leaves none."""
+    # A short temp folder of the test's own: a socket's name must fit in 107 bytes.
+    scratch = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
+    try:
+        env = {**os.environ, "TMPDIR": str(scratch)}
+        program = _start(tmp_path, crew, method, env)
+        try:
+            pids = _tree_of(program, 4)
+            program.kill()
+            program.wait(10)
+            _assert_all_gone(pids, within=2.0)
+        finally:
+            program.kill()
+            program.communicate()
+        left = sorted(p.name for p in scratch.iterdir())
+        assert left, "the killed sale had a folder of sockets"
+        assert all(name.startswith("ticketsim-mp.") for name in left), left
+        next_sale = _quick_sale(tmp_path, method, env)
+        assert next_sale.returncode == 0, next_sale.stderr
+        assert list(scratch.iterdir()) == []
+    finally:
+        shutil.rmtree(scratch)
+
+
+def _quick_sale(
+    tmp_path: Path, method: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _ticketsim("run", "--buyers", "2", "--strategy", "manager", "--delay", "0",
+                   "--start-method", method, "--db", str(tmp_path / "next.json")),
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _ours_in_tmp() -> set[str]:
+    return {name for name in os.listdir("/tmp") if name.startswith("ticketsim-mp.")}
+
+
+def test_a_temp_folder_too_deep_for_a_socket_still_works_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """The Manager's socket is named inside the temp folder, and a name past 107 bytes
+    cannot be bound: ticketsim then uses /tmp, and removes what it made there."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    before = _ours_in_tmp()
+    sale = _quick_sale(tmp_path, "spawn", {**os.environ, "TMPDIR": str(deep)})
+    assert sale.returncode == 0, sale.stderr
+    assert list(deep.iterdir()) == []
+    assert _ours_in_tmp() <= before
 
 
 @pytest.mark.parametrize(
@@ -412,3 +473,41 @@ def test_sigint_at_any_moment_is_130_with_one_line_or_the_report(tmp_path: Path)
             assert "interrupted" in _one_line(err)
         else:
             assert json.loads(out)["sold"] >= 0, (step, out)
+
+
+WATCHED = """
+import multiprocessing, sys, time
+from ticketsim import _signals
+
+def child():
+    _signals.tie_to_owner(kernel=False)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context(sys.argv[1]).Process(target=child)
+    process.start()
+    print(process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_the_watch_thread_ends_a_process_whose_owner_was_killed(
+    tmp_path: Path, method: str
+) -> None:
+    """Where the kernel cannot end a child with its parent (every system but Linux),
+    a thread watches the owner; forced here on Linux. The owner is not reaped before
+    the check: a zombie owner is dead too."""
+    script = tmp_path / "watched.py"
+    script.write_text(WATCHED)
+    owner = subprocess.Popen([PYTHON, str(script), method], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        child = int(owner.stdout.readline())
+        time.sleep(0.3)  # the child's watch is running by now
+        assert _running(child)
+        owner.send_signal(signal.SIGKILL)
+        _assert_all_gone([child], within=2.0)
+    finally:
+        owner.kill()
+        owner.communicate()

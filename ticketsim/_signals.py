@@ -82,28 +82,47 @@ def tie_to_owner(*, kernel: bool = True) -> None:
     if parent is None or parent.pid is None:
         return  # not started by multiprocessing: nobody to outlive
     owner = parent.pid
+    direct = os.getppid() == owner
     if not (kernel and die_with_parent()):
-        threading.Thread(target=_watch, args=(owner,), name="ticketsim-watch", daemon=True).start()
+        threading.Thread(
+            target=_watch, args=(owner, direct), name="ticketsim-watch", daemon=True
+        ).start()
     # The owner may have died before the kernel was asked (a SIGKILL during start-up).
-    if not owner_alive(owner):
+    if not owner_alive(owner, direct=direct):
         _die()
 
 
-def owner_alive(owner: int) -> bool:
-    """Whether the process ``owner`` still runs (our parent is alive by definition)."""
+def owner_alive(owner: int, *, direct: bool = False) -> bool:
+    """Whether the process ``owner`` still runs.
+
+    ``direct``: ``owner`` was this process's parent when it started. It is then alive
+    while it stays the parent: a dead one's children go to another at once, while
+    its pid still answers as a zombie until whoever started it reaps it.
+    """
     if os.getppid() == owner:
         return True
+    if direct:
+        return False
     try:
         os.kill(owner, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # someone's process has the pid; ours are never another user's
-    return True
+    return not _zombie(owner)
 
 
-def _watch(owner: int) -> None:
-    while owner_alive(owner):
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and waits to be reaped (``False`` where /proc is not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _watch(owner: int, direct: bool) -> None:
+    while owner_alive(owner, direct=direct):
         time.sleep(WATCH_S)
     _die()
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import _limits, _signals, paths, schedule, strategies
+from ticketsim import _limits, _scratch, _signals, paths, schedule, strategies
 from ticketsim import db as dbfile
 from ticketsim._values import seconds
 from ticketsim.buyer import (
@@ -446,6 +446,14 @@ class _OneProcessEach(_Crew):
         return tuple(p.exitcode for p in self.processes)
 
 
+def _kill_all(processes: set[BaseProcess]) -> None:
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+    for process in processes:
+        process.join(_KILL_S)
+
+
 class _PoolCrew(_Crew):
     """Buyers as ``apply_async`` tasks of a ``multiprocessing.Pool`` of ``size`` workers.
 
@@ -465,8 +473,17 @@ class _PoolCrew(_Crew):
         # threads are refused has started workers it keeps to itself: they die with
         # ticketsim (see _signals), which exits with the refusal.
         what = f"a pool of {size} worker processes"
-        with _signals.held(), _limits.starting(what, _POOL_ADVICE, died=_limits.FORK_DIED):
-            self.pool = self.ctx.Pool(size, initializer=init_pool_worker, initargs=args)
+        before = set(multiprocessing.active_children())
+        try:
+            with _signals.held(), _limits.starting(what, _POOL_ADVICE, died=_limits.FORK_DIED):
+                self.pool = self.ctx.Pool(size, initializer=init_pool_worker, initargs=args)
+        except BaseException:
+            # A Pool whose threads were refused keeps the workers it started, and one
+            # still starting (spawn, forkserver) holds the signals it was started with
+            # and is not yet tied to ticketsim: SIGKILL cannot be held, and a worker
+            # left to find its parent's semaphores gone would print a traceback.
+            _kill_all(set(multiprocessing.active_children()) - before)
+            raise
         batch = pool_batch(len(specs), self.size)
         for first in range(0, len(specs), batch):
             chunk = tuple(specs[first : first + batch])
@@ -562,6 +579,7 @@ def run_sale(
     On an interrupt (Ctrl-C, SIGTERM) every process is ended at once, the db keeps
     every sale made, and the interrupt goes on up.
     """
+    _scratch.provide()  # before any process is started, so every one uses it
     ctx = multiprocessing.get_context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = strategies.get(config.strategy)
