@@ -337,7 +337,15 @@ def _start(
 def test_a_sigkilled_ticketsim_takes_every_process_with_it(
     tmp_path: Path, crew: str, method: str
 ) -> None:
-    program = _start(tmp_path, crew, method)
+    _sigkill_a_sale(tmp_path, crew, method)
+
+
+def _sigkill_a_sale(
+    tmp_path: Path, crew: str, method: str, env: dict[str, str] | None = None
+) -> None:
+    """Start a sale, SIGKILL ticketsim once its processes are up, and check that every
+    one of them is gone within 2 s."""
+    program = _start(tmp_path, crew, method, env)
     try:
         pids = _tree_of(program, 2 if crew == "pool" else 4)
         program.kill()
@@ -359,15 +367,7 @@ def test_a_sigkilled_ticketsims_sockets_are_removed_by_the_next_sale(
     scratch = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
     try:
         env = {**os.environ, "TMPDIR": str(scratch)}
-        program = _start(tmp_path, crew, method, env)
-        try:
-            pids = _tree_of(program, 4)
-            program.kill()
-            program.wait(10)
-            _assert_all_gone(pids, within=2.0)
-        finally:
-            program.kill()
-            program.communicate()
+        _sigkill_a_sale(tmp_path, crew, method, env)
         left = sorted(p.name for p in scratch.iterdir())
         assert left, "the killed sale had a folder of sockets"
         assert all(name.startswith("ticketsim-mp.") for name in left), left

@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
+if "__mp_main__" in sys.modules:
+    # A spawn child importing the parent's main module, before it unpickles its work.
+    from ticketsim import _bootstrap
+
+    _bootstrap.install()
+
 
 def main() -> None:
     try:

@@ -11,20 +11,7 @@ Importing this module is what it does; nothing but the forkserver imports it.
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
-
-from ticketsim import _signals
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-
-def _quiet_faults(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-    if issubclass(kind, OSError | EOFError):
-        return  # a refused fork, or a parent gone: the parent reports what matters
-    sys.__excepthook__(kind, exc, tb)
-
+from ticketsim import _bootstrap, _signals
 
 _signals.die_with_parent()
-sys.excepthook = _quiet_faults
+_bootstrap.install()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.pool
 import os
 import queue
 import random
@@ -446,11 +447,25 @@ class _OneProcessEach(_Crew):
         return tuple(p.exitcode for p in self.processes)
 
 
-def _kill_all(processes: set[BaseProcess]) -> None:
-    for process in processes:
+def _abandon_pool(workers: set[BaseProcess], threads: set[threading.Thread]) -> None:
+    """End what a Pool that failed to start left running (the sets: what ran before).
+
+    A Pool whose threads were refused keeps the workers it started, and its worker
+    handler, if it started, replaces each one that dies. So the handler is told to stop
+    first (the state its loop reads), then the workers are SIGKILLed: one still starting
+    holds the signals it was started with and is not yet tied to ticketsim.
+    """
+    handlers = [t for t in set(threading.enumerate()) - threads if hasattr(t, "_state")]
+    for handler in handlers:  # the Pool's handler threads carry the state they loop on
+        setattr(handler, "_state", multiprocessing.pool.TERMINATE)  # noqa: B010
+    for handler in handlers:
+        if handler.name.endswith("(_handle_workers)"):  # the others block on their queues
+            handler.join(_KILL_S)
+    started = set(multiprocessing.active_children()) - workers
+    for process in started:
         with contextlib.suppress(OSError, ValueError):
             process.kill()
-    for process in processes:
+    for process in started:
         process.join(_KILL_S)
 
 
@@ -473,16 +488,12 @@ class _PoolCrew(_Crew):
         # threads are refused has started workers it keeps to itself: they die with
         # ticketsim (see _signals), which exits with the refusal.
         what = f"a pool of {size} worker processes"
-        before = set(multiprocessing.active_children())
+        workers, threads = set(multiprocessing.active_children()), set(threading.enumerate())
         try:
             with _signals.held(), _limits.starting(what, _POOL_ADVICE, died=_limits.FORK_DIED):
                 self.pool = self.ctx.Pool(size, initializer=init_pool_worker, initargs=args)
         except BaseException:
-            # A Pool whose threads were refused keeps the workers it started, and one
-            # still starting (spawn, forkserver) holds the signals it was started with
-            # and is not yet tied to ticketsim: SIGKILL cannot be held, and a worker
-            # left to find its parent's semaphores gone would print a traceback.
-            _kill_all(set(multiprocessing.active_children()) - before)
+            _abandon_pool(workers, threads)
             raise
         batch = pool_batch(len(specs), self.size)
         for first in range(0, len(specs), batch):
