@@ -9,6 +9,7 @@ process start-up time is not what they measure.
 from __future__ import annotations
 
 import os
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,6 +23,12 @@ settings.register_profile("ci", max_examples=8, deadline=None, suppress_health_c
 settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=_SLOW_OK)
 settings.register_profile("deep", max_examples=300, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# A suite started in the background by a non-interactive shell (``cmd &``, nohup, some
+# CI runners) inherits SIGINT ignored, and every program it starts would too: the
+# tests of what Ctrl-C does need it delivered, as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

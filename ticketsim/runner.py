@@ -493,7 +493,11 @@ class _PoolCrew(_Crew):
             with _signals.held(), _limits.starting(what, _POOL_ADVICE, died=_limits.FORK_DIED):
                 self.pool = self.ctx.Pool(size, initializer=init_pool_worker, initargs=args)
         except BaseException:
-            _abandon_pool(workers, threads)
+            # A pool that was made (a Ctrl-C held back while it started lands here) is
+            # ended by end(): its terminate needs its workers alive, since an idle one
+            # holds the task queue's lock, and one killed holding it hangs terminate.
+            if self.pool is None:
+                _abandon_pool(workers, threads)
             raise
         batch = pool_batch(len(specs), self.size)
         for first in range(0, len(specs), batch):
