@@ -5,12 +5,12 @@ N buyers for N/2 tickets on a pool of 8 workers, each buyer ``ready check wait e
 read [write] leave ok|fail``, the critical sections one after another, and a final
 db whose ledger holds every sale. It times, best of ``--repeat``:
 
-* ``check``: :func:`ticketsim.checker.check` on the history in memory, as
-  :func:`ticketsim.report.build_report` calls it at the end of a run;
-* ``report``: the whole :func:`~ticketsim.report.build_report` (the check included);
-* ``write``: :func:`ticketsim.history.save`, as ``ticketsim run --history`` writes it;
-* ``audit``: what ``ticketsim check --history`` does: :func:`ticketsim.history.load`,
-  then :func:`~ticketsim.report.build_report`;
+* ``check``: :func:`ticketsim.analysis.checker.check` on the history in memory, as
+  :func:`ticketsim.analysis.report.build_report` calls it at the end of a run;
+* ``report``: the whole :func:`~ticketsim.analysis.report.build_report` (the check included);
+* ``write``: :func:`ticketsim.analysis.history.save`, as ``ticketsim run --history`` writes it;
+* ``audit``: what ``ticketsim check --history`` does: :func:`ticketsim.analysis.history.load`,
+  then :func:`~ticketsim.analysis.report.build_report`;
 * ``racy check``: the checker on a ``none`` sale of the same size where every seat was
   sold twice (pairs of buyers read the same count: ``ready check read write ok``), so
   that every seat has a double-booking to explain and half the sales are lost.
@@ -19,11 +19,11 @@ Memory is measured in a separate pass with ``tracemalloc`` (which slows Python d
 so it is off while timing): ``history`` is what the events of the lock sale take in
 memory; each step's ``peak`` is the most memory it had allocated at once beyond what
 was allocated before it started (for ``audit``, that includes the history it loads,
-and the buffer ``ticketsim.db`` reads the db into). Figures are per event.
+and the buffer ``ticketsim.core.db`` reads the db into). Figures are per event.
 
 The racy sale is timed up to ``--racy-max`` events (default: every size).
 
-A run has at most 100,000 buyers (``ticketsim.runner``'s limit): 750,000 events in
+A run has at most 100,000 buyers (``ticketsim.engine.runner``'s limit): 750,000 events in
 such a sale. Larger sizes are built with that limit lifted, in this process only.
 
     python benchmarks/checker_scale.py [--events 1000000] [--sizes 10000,100000,300000]
@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from unittest import mock
 
-from ticketsim import db as dbfile
-from ticketsim import history as historyfile
-from ticketsim import runner
-from ticketsim.checker import check
-from ticketsim.events import Event, Step, buyer_name
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, RunResult
+from ticketsim.analysis import history as historyfile
+from ticketsim.analysis.checker import check
+from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.engine import runner
+from ticketsim.engine.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -63,7 +63,7 @@ WALL: Final = 1_795_000_000.0
 SECTION_S: Final = 2e-5
 
 
-#: The limits on a sale's buyers, in ``ticketsim.runner`` (whichever it has).
+#: The limits on a sale's buyers, in ``ticketsim.engine.runner`` (whichever it has).
 BUYER_LIMITS: Final = ("MAX_BUYERS", "MAX_POOLED_BUYERS")
 
 
@@ -234,7 +234,7 @@ class Row:
     buyers: int
     #: Bytes the lock sale's history takes in memory.
     history: int
-    #: Bytes ``ticketsim.db.load`` allocates at its peak to read the final db.
+    #: Bytes ``ticketsim.core.db.load`` allocates at its peak to read the final db.
     db_read: int
     check: Figures
     report: Figures
@@ -349,7 +349,7 @@ def main() -> None:
     table(head, rows, lambda f: f"{f.peak_per_event:.0f}", history=True)
     print()
     print(
-        "The audit's peak includes the buffer ticketsim.db.load allocates to read the db "
+        "The audit's peak includes the buffer ticketsim.core.db.load allocates to read the db "
         f"({rows[0].db_read / 2**20:.0f} MB whatever the db's size; allocated, not all of it "
         "touched)."
     )

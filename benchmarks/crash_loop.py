@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ticketsim import db as dbfile
+from ticketsim.core import db as dbfile
 from ticketsim.errors import DbError
 
 

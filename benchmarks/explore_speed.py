@@ -13,7 +13,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ticketsim.explore import Scenario, explore
+from ticketsim.search.explore import Scenario, explore
 
 
 def main() -> None:

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ticketsim import db as dbfile
-from ticketsim.guards import FILELOCK_POLL_S
-from ticketsim.stores import FileStore
+from ticketsim.core import db as dbfile
+from ticketsim.sale.guards import FILELOCK_POLL_S
+from ticketsim.sale.stores import FileStore
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ sys.path.insert(0, str(HERE))
 from handoff import BareSale, bare_sale  # noqa: E402
 
 from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
-from ticketsim import db as dbfile  # noqa: E402
-from ticketsim.runner import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
-from ticketsim.stores import FileStore  # noqa: E402
+from ticketsim.core import db as dbfile  # noqa: E402
+from ticketsim.engine.runner import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
+from ticketsim.sale.stores import FileStore  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

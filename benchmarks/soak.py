@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ticketsim import RunConfig, build_report, run_sale
-from ticketsim.strategies import STRATEGIES
+from ticketsim.engine.strategies import STRATEGIES
 
 
 def soak(strategy: str, runs: int, timeout: float, folder: Path) -> Counter[str]:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ticketsim import RunConfig, build_report, run_sale
-from ticketsim.strategies import STRATEGIES
+from ticketsim.engine.strategies import STRATEGIES
 
 
 def main() -> None:

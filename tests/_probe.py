@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ticketsim.buyer import Pacer
+from ticketsim.sale.buyer import Pacer
 
 #: What a buyer process must never import: the command line's libraries and the tests'.
 HEAVY = ("typer", "rich", "click", "hypothesis", "pytest", "pydantic")

@@ -10,16 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ticketsim.checker import Kind, check_db
-from ticketsim.events import OUTCOMES, Event, Step
-from ticketsim.exits import ExitCode
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, RunResult, run_sale
+from ticketsim.analysis.checker import Kind, check_db
+from ticketsim.analysis.report import build_report
+from ticketsim.core.events import OUTCOMES, Event, Step
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, RunResult, run_sale
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ticketsim.runner import PacerFactory, Watcher
+    from ticketsim.engine.runner import PacerFactory, Watcher
 
 START_METHODS = ("fork", "spawn", "forkserver")
 

@@ -24,14 +24,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from typer.testing import CliRunner
 
-from ticketsim import _files, errors, history
-from ticketsim import db as dbfile
+from ticketsim import errors
+from ticketsim.analysis import history
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
-from ticketsim.compare import compare, write_plot
+from ticketsim.core import _files
+from ticketsim.core import db as dbfile
+from ticketsim.engine.runner import RunConfig, run_sale
 from ticketsim.errors import DbError
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
-from ticketsim.timeline import write_timeline
+from ticketsim.search.compare import compare, write_plot
+from ticketsim.views.timeline import write_timeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

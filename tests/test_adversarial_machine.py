@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import pytest
 from sales import descendants
 
-from ticketsim import db as dbfile
-from ticketsim.checker import check_db
+from ticketsim.analysis.checker import check_db
+from ticketsim.core import db as dbfile
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -477,7 +477,7 @@ def test_sigint_at_any_moment_is_130_with_one_line_or_the_report(tmp_path: Path)
 
 WATCHED = """
 import multiprocessing, sys, time
-from ticketsim import _signals
+from ticketsim.sale import _signals
 
 def child():
     _signals.tie_to_owner(kernel=False)

@@ -17,9 +17,9 @@ import pexpect
 import pytest
 from typer.testing import CliRunner
 
-from ticketsim import db as dbfile
 from ticketsim.cli import app
-from ticketsim.printable import line, printable
+from ticketsim.core import db as dbfile
+from ticketsim.core.printable import line, printable
 
 if TYPE_CHECKING:
     from pathlib import Path

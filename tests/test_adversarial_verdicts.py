@@ -28,23 +28,23 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from typer.testing import CliRunner
 
-from ticketsim import db as dbfile
-from ticketsim import history as historyfile
-from ticketsim.buyer import Pacer
+from ticketsim.analysis import history as historyfile
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, run_sale
 from ticketsim.errors import ConfigError
-from ticketsim.events import Step
-from ticketsim.exits import ExitCode
-from ticketsim.explore import Scenario, explore, hunt
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
+from ticketsim.sale.buyer import Pacer
+from ticketsim.search.explore import Scenario, explore, hunt
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from typer.testing import Result
 
-    from ticketsim.report import Report
+    from ticketsim.analysis.report import Report
 
 runner = CliRunner()
 #: Long enough that a loaded 2-core machine never looks stalled when it is only slow.
@@ -335,7 +335,7 @@ def test_a_sale_whose_buyers_only_retry_ends_within_its_timeout(
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     report = seen["report"]
-    from ticketsim.buyer import MAX_TORN_READS  # after the run: the bound is new in issue 14
+    from ticketsim.sale.buyer import MAX_TORN_READS  # after the run: the bound is new in issue 14
 
     # The stall guard (1 s) plus ending the processes, never the buyers' retries.
     assert seen["wall"] < 15
@@ -351,7 +351,7 @@ def test_a_sale_whose_buyers_only_retry_ends_within_its_timeout(
 
 
 def test_one_buyer_gives_up_after_the_bounded_torn_reads(tmp_path: Path) -> None:
-    from ticketsim.buyer import MAX_TORN_READS
+    from ticketsim.sale.buyer import MAX_TORN_READS
 
     db = tmp_path / "t.json"
     config = RunConfig(

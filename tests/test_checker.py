@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from ticketsim.checker import NAMES_SHOWN, Kind, Violation, check, check_db, names
-from ticketsim.db import Sale, TicketDB
-from ticketsim.events import Event, Step, buyer_name
+from ticketsim.analysis.checker import NAMES_SHOWN, Kind, Violation, check, check_db, names
+from ticketsim.core.db import Sale, TicketDB
+from ticketsim.core.events import Event, Step, buyer_name
 
 
 def _pid(buyer: int) -> int:

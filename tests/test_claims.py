@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sales import descendants, sale, script
 
-from ticketsim import db as dbfile
-from ticketsim.buyer import take_ticket
-from ticketsim.channel import EventChannel
-from ticketsim.checker import Kind
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.engine.strategies import STRATEGIES, Claims, Setup
 from ticketsim.errors import DbError
-from ticketsim.events import Step
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
-from ticketsim.stores import FileStore
-from ticketsim.strategies import STRATEGIES, Claims, Setup
+from ticketsim.sale.buyer import take_ticket
+from ticketsim.sale.channel import EventChannel
+from ticketsim.sale.stores import FileStore
 
 if TYPE_CHECKING:
-    from ticketsim.events import Step as StepType
+    from ticketsim.core.events import Step as StepType
 
 #: The stall guard in tests that kill buyers: long enough that a loaded 2-core machine
 #: never looks stalled when it is only slow, short enough to keep the suite quick.
@@ -141,7 +141,7 @@ def _a_write_that_dies_halfway_leaves_the_db_whole(
         raise _Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(json, "dump", dying_dump)  # the json module ticketsim.db writes with
+        patch.setattr(json, "dump", dying_dump)  # the json module ticketsim.core.db writes with
         patch.setattr(dbfile, "dumps", dying_dumps)
         with pytest.raises(_Crash):
             store.sell(before, dbfile.Sale("buyer-1", 1, os.getpid(), time.time()))

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ticketsim import __version__
-from ticketsim import db as dbfile
 from ticketsim.cli import app
-from ticketsim.events import OUTCOMES, from_json
-from ticketsim.strategies import CLAIM_TITLES
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import OUTCOMES, from_json
+from ticketsim.engine.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -253,7 +253,7 @@ def test_a_db_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_strategies_table_as_json_matches_the_library() -> None:
-    from ticketsim.strategies import STRATEGIES
+    from ticketsim.engine.strategies import STRATEGIES
 
     result = invoke("strategies", "--json")
     assert result.exit_code == 0
@@ -269,7 +269,7 @@ def test_strategies_table_as_json_matches_the_library() -> None:
 
 @pytest.mark.parametrize("columns", ["80", "200"])
 def test_strategies_table_for_people(columns: str) -> None:
-    from ticketsim.strategies import STRATEGIES
+    from ticketsim.engine.strategies import STRATEGIES
 
     result = invoke("strategies", env={"COLUMNS": columns})
     assert result.exit_code == 0
@@ -336,12 +336,12 @@ def test_bad_pool_and_lockstep_settings(db_path: Path, args: list[str], message:
 def test_an_internal_error_is_one_line_unless_debug(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ticketsim.runner
+    import ticketsim.engine.runner
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the sky fell")
 
-    monkeypatch.setattr(ticketsim.runner, "run_sale", broken)
+    monkeypatch.setattr(ticketsim.engine.runner, "run_sale", broken)
     result = invoke("run", "--lock", "--db", str(db_path), *FAST)
     assert result.exit_code == 70
     assert result.stderr.strip() == (
@@ -358,7 +358,7 @@ def test_reset_and_show_round_trip(db_path: Path) -> None:
     shown = invoke("show", "--json", "--db", str(db_path))
     assert shown.exit_code == 0
     data = json.loads(shown.stdout)
-    from ticketsim.render import SHOW_NOTE
+    from ticketsim.views.render import SHOW_NOTE
 
     # Issue 14: a consistent db comes with what the db alone cannot show.
     assert data == {**json.loads(reset.stdout), "problems": [], "note": SHOW_NOTE}
@@ -454,7 +454,7 @@ def test_the_demo_runs_to_the_end(db_path: Path) -> None:
 
 
 def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path: Path) -> None:
-    from ticketsim.strategies import STRATEGIES
+    from ticketsim.engine.strategies import STRATEGIES
 
     plot = db_path.parent / "tradeoff.svg"
     result = invoke(

@@ -1,4 +1,4 @@
-"""ticketsim.compare: the same sale under every strategy, and its table, CSV and chart."""
+"""ticketsim.search.compare: the same sale under every strategy, and its table, CSV and chart."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-import ticketsim._files
-from ticketsim import compare as comparing
-from ticketsim.checker import Kind, Violation
-from ticketsim.compare import (
+import ticketsim.core._files
+from ticketsim.analysis.checker import Kind, Violation
+from ticketsim.analysis.report import Report
+from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.engine.strategies import STRATEGIES, StrategyName
+from ticketsim.errors import ConfigError
+from ticketsim.search import compare as comparing
+from ticketsim.search.compare import (
     COLUMNS,
     VERDICTS,
     Row,
@@ -29,10 +33,6 @@ from ticketsim.compare import (
     to_csv,
     write_plot,
 )
-from ticketsim.errors import ConfigError
-from ticketsim.report import Report
-from ticketsim.runner import RunConfig, RunResult, run_sale
-from ticketsim.strategies import STRATEGIES, StrategyName
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -417,7 +417,7 @@ def test_a_failed_write_plot_leaves_the_old_file_and_no_temp_file(
     def failing(source: str, destination: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ticketsim._files, "commit", failing)
+    monkeypatch.setattr(ticketsim.core._files, "commit", failing)
     with pytest.raises(OSError, match="No space left"):
         write_plot(target, _rows(), "race")
     monkeypatch.undo()

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ticketsim.db
-from ticketsim.db import (
+import ticketsim.core.db
+from ticketsim.core.db import (
     DEFAULT_EVENT,
     FORMAT,
     Sale,
@@ -125,26 +125,26 @@ def _holes_db() -> TicketDB:
 def test_a_buyer_takes_the_lowest_free_seat_without_decoding_the_whole_db(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
     write_atomic(path, _holes_db())
-    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
-    assert isinstance(seen, ticketsim.db.Snapshot)
+    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
+    assert isinstance(seen, ticketsim.core.db.Snapshot)
     assert (seen.tickets, seen.remaining, seen.ledger) == (6, 3, ())
     assert seen.next_seat() == _holes_db().next_seat() == 3
-    assert ticketsim.db.read_remaining(path) == 3
+    assert ticketsim.core.db.read_remaining(path) == 3
 
 
 def test_appending_a_sale_writes_what_encoding_the_whole_db_would(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     expected = TicketDB.fresh(3, "Opera")
     write_atomic(path, expected)
     for number in (1, 2, 3):
-        seen = ticketsim.db.read_for_sale(path, index)
+        seen = ticketsim.core.db.read_for_sale(path, index)
         sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
-        ticketsim.db.append_sale(path, seen, sale, index)
+        ticketsim.core.db.append_sale(path, seen, sale, index)
         expected = expected.sell(sale)
         assert path.read_text() == dumps(expected)
     assert [sale.seat for sale in load(path).ledger] == [1, 2, 3]
-    assert ticketsim.db.read_for_sale(path, index).remaining == 0
+    assert ticketsim.core.db.read_for_sale(path, index).remaining == 0
 
 
 @pytest.mark.parametrize(
@@ -158,11 +158,11 @@ def test_appending_a_sale_writes_what_encoding_the_whole_db_would(tmp_path: Path
 def test_a_db_in_another_layout_is_read_whole(tmp_path: Path, text: str) -> None:
     path = tmp_path / "tickets.json"
     path.write_text(text)
-    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
     assert seen == SOLD_TWO
-    assert ticketsim.db.read_remaining(path) == 3
-    ticketsim.db.append_sale(
-        path, seen, Sale("buyer-3", 3, 4103, 1795000002.0), ticketsim.db.LedgerIndex()
+    assert ticketsim.core.db.read_remaining(path) == 3
+    ticketsim.core.db.append_sale(
+        path, seen, Sale("buyer-3", 3, 4103, 1795000002.0), ticketsim.core.db.LedgerIndex()
     )
     assert path.read_text() == dumps(SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0)))
 
@@ -179,12 +179,12 @@ def test_a_bad_ledger_line_is_a_db_error(tmp_path: Path, line: str, reason: str)
     text = dumps(SOLD_TWO)
     path.write_text(text.replace("\n]}", f",\n{line}\n]}}"))
     with pytest.raises(DbError, match=reason) as caught:
-        ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+        ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
     assert caught.value.path == str(path)
 
 
 def test_a_pickled_ledger_index_arrives_empty() -> None:
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     line = dumps(SOLD_TWO).splitlines()[1].rstrip(",").encode()
     assert index.lowest_free(line, len(line), SOURCE) == 2
     copy = pickle.loads(pickle.dumps(index))
@@ -193,13 +193,13 @@ def test_a_pickled_ledger_index_arrives_empty() -> None:
 
 def test_an_index_decodes_afresh_a_ledger_that_changed_under_it(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     write_atomic(path, _holes_db())
-    assert ticketsim.db.read_for_sale(path, index).next_seat() == 3
+    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == 3
     # Another program refunds seat 1 and sells seat 3: same length, other lines.
     changed = _holes_db().refund(1).sell(Sale("buyer-9", 3, 4109, 1795000009.0))
     write_atomic(path, changed)
-    assert ticketsim.db.read_for_sale(path, index).next_seat() == changed.next_seat() == 1
+    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == changed.next_seat() == 1
 
 
 def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
@@ -209,13 +209,13 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
     by what it held before: every read must see the file as it is, not the rest of an
     older one, and a read must compare with the last read, not with its own buffer."""
     path = tmp_path / "tickets.json"
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     expected = _holes_db()
     write_atomic(path, expected)
     buffers: list[bytes | bytearray] = []  # kept, so that no buffer's id is reused
     for number in range(5):
-        seen = ticketsim.db.read_for_sale(path, index)
-        assert isinstance(seen, ticketsim.db.Snapshot)
+        seen = ticketsim.core.db.read_for_sale(path, index)
+        assert isinstance(seen, ticketsim.core.db.Snapshot)
         buffers.append(seen.rest)
         assert seen.next_seat() == expected.next_seat()
         if number == 1:  # another program refunds a seat: the ledger shrinks
@@ -223,7 +223,7 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
             write_atomic(path, expected)
             continue
         sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
-        ticketsim.db.append_sale(path, seen, sale, index)
+        ticketsim.core.db.append_sale(path, seen, sale, index)
         expected = expected.sell(sale)
         assert path.read_text() == dumps(expected)
     assert all(isinstance(buffer, bytearray) for buffer in buffers)
@@ -232,7 +232,7 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
 
 
 def test_a_read_buffer_has_room_to_grow_but_not_without_bound() -> None:
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     small = index.buffer(1000)
     assert len(small) >= 1000
     assert index.buffer(1000) is small  # not the index's data: reused
@@ -249,17 +249,17 @@ def test_a_rehearsal_leaves_a_spare_buffer_the_size_of_the_db(tmp_path: Path) ->
         db = db.sell(Sale(f"buyer-{seat}", seat, 4100, 1795000000.5))
     write_atomic(path, db)
     size = path.stat().st_size
-    index = ticketsim.db.LedgerIndex()
-    ticketsim.db.rehearse_sale(path, index, os.getpid())
+    index = ticketsim.core.db.LedgerIndex()
+    ticketsim.core.db.rehearse_sale(path, index, os.getpid())
     # The first read of the sale, inside the critical section, allocates nothing the
     # size of the db: its buffer is there already.
     tracemalloc.start()
     try:
-        seen = ticketsim.db.read_for_sale(path, index)
+        seen = ticketsim.core.db.read_for_sale(path, index)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert isinstance(seen, ticketsim.db.Snapshot)
+    assert isinstance(seen, ticketsim.core.db.Snapshot)
     assert peak < size // 4, (peak, size)
     assert size <= len(seen.rest) <= 2 * size + (1 << 16)
 
@@ -268,15 +268,15 @@ def test_a_read_of_a_bad_db_leaves_the_index_as_it_was(tmp_path: Path) -> None:
     """The index knew seats 1 and 2; a read finds the db damaged and fails; the db is
     mended and seat 3 sold. The next read must still count seats 1 and 2 as taken."""
     path = tmp_path / "tickets.json"
-    index = ticketsim.db.LedgerIndex()
+    index = ticketsim.core.db.LedgerIndex()
     write_atomic(path, SOLD_TWO)
-    assert ticketsim.db.read_for_sale(path, index).next_seat() == 3
+    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == 3
     path.write_text(dumps(SOLD_TWO).replace('"seat": 1', '"seat": "one"'))
     with pytest.raises(DbError):
-        ticketsim.db.read_for_sale(path, index)
+        ticketsim.core.db.read_for_sale(path, index)
     mended = SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0))
     write_atomic(path, mended)
-    assert ticketsim.db.read_for_sale(path, index).next_seat() == mended.next_seat() == 4
+    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == mended.next_seat() == 4
 
 
 def test_a_db_that_grows_while_it_is_read_is_read_whole(
@@ -289,12 +289,12 @@ def test_a_db_that_grows_while_it_is_read_is_read_whole(
     monkeypatch.setattr(
         os, "fstat", lambda fd: os.stat_result((*real(fd)[:6], real(fd).st_size - 10, 0, 0, 0))
     )
-    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
     monkeypatch.undo()
-    assert isinstance(seen, ticketsim.db.Snapshot)  # read whole, not cut and parsed afresh
+    assert isinstance(seen, ticketsim.core.db.Snapshot)  # read whole, not cut and parsed afresh
     assert seen.next_seat() == _holes_db().next_seat()
     sale = Sale("buyer-9", seen.next_seat(), 4109, 1795000009.0)
-    ticketsim.db.append_sale(path, seen, sale, ticketsim.db.LedgerIndex())
+    ticketsim.core.db.append_sale(path, seen, sale, ticketsim.core.db.LedgerIndex())
     assert load(path) == _holes_db().sell(sale)
 
 
@@ -303,7 +303,7 @@ def test_a_buyer_who_finds_no_ticket_reads_the_first_line_only(tmp_path: Path) -
     sold_out = TicketDB(tickets=1, remaining=0, ledger=(SALE_1,))
     # The ledger is broken past the first line: only a read of it would notice.
     path.write_text(dumps(sold_out).replace('"seat"', '"seat?"'))
-    seen = ticketsim.db.read_for_sale(path, ticketsim.db.LedgerIndex())
+    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
     assert (seen.tickets, seen.remaining) == (1, 0)
     with pytest.raises(DbError):
         load(path)
@@ -313,13 +313,13 @@ def test_a_rehearsal_leaves_the_db_and_its_folder_as_they_were(tmp_path: Path) -
     path = tmp_path / "tickets.json"
     write_atomic(path, _holes_db())
     before = path.read_bytes()
-    index = ticketsim.db.LedgerIndex()
-    ticketsim.db.rehearse_sale(path, index, pid=4242)
+    index = ticketsim.core.db.LedgerIndex()
+    ticketsim.core.db.rehearse_sale(path, index, pid=4242)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets.json"]
     # and what it read stays known: the sale that follows appends to it
-    seen = ticketsim.db.read_for_sale(path, index)
-    ticketsim.db.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1.5), index)
+    seen = ticketsim.core.db.read_for_sale(path, index)
+    ticketsim.core.db.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1.5), index)
     assert load(path) == _holes_db().sell(Sale("buyer-3", 3, 4103, 1.5))
 
 
@@ -564,7 +564,7 @@ def test_read_text_refuses_a_file_over_the_limit(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = dumps(SOLD_TWO)
-    monkeypatch.setattr(ticketsim.db, "MAX_DB_BYTES", len(text.encode()))
+    monkeypatch.setattr(ticketsim.core.db, "MAX_DB_BYTES", len(text.encode()))
     db_path.write_text(text, encoding="utf-8")
     assert load(db_path) == SOLD_TWO  # exactly at the limit is fine
     db_path.write_text(text + " ", encoding="utf-8")
@@ -598,7 +598,7 @@ def test_write_atomic_failing_replace_keeps_old_db_and_leaves_no_temp(
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("ticketsim._files.commit", refuse)
+    monkeypatch.setattr("ticketsim.core._files.commit", refuse)
     with pytest.raises(OSError, match="No space left"):
         write_atomic(db_path, SOLD_TWO)
     assert db_path.read_bytes() == before
@@ -615,7 +615,7 @@ def test_write_atomic_interrupted_mid_write_leaves_no_temp(
     def interrupt(db: TicketDB) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ticketsim.db, "dumps", interrupt)
+    monkeypatch.setattr(ticketsim.core.db, "dumps", interrupt)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(db_path, SOLD_TWO)
     assert db_path.read_bytes() == before
@@ -706,7 +706,7 @@ def test_error_messages() -> None:
 @given(taken=st.sets(st.integers(1, 40), max_size=20), n=st.integers(0, 30))
 def test_the_nth_free_seat_skips_the_seats_taken(taken: set[int], n: int) -> None:
     free = [seat for seat in range(1, 100) if seat not in taken]
-    assert ticketsim.db.nth_free_seat(tuple(sorted(taken)), n) == free[n]
+    assert ticketsim.core.db.nth_free_seat(tuple(sorted(taken)), n) == free[n]
 
 
 @pytest.mark.parametrize("swap", [True, False], ids=["swapped", "replaced"])
@@ -715,7 +715,7 @@ def test_an_atomic_write_over_a_db_swaps_it_in_or_replaces_it(
 ) -> None:
     """Where renameat2 can swap the files it does (no ext4 flush); elsewhere os.replace."""
     if not swap:
-        monkeypatch.setattr("ticketsim._files._renameat2", lambda: None)
+        monkeypatch.setattr("ticketsim.core._files._renameat2", lambda: None)
     replaced: list[str] = []
     real = os.replace
 
@@ -728,5 +728,5 @@ def test_an_atomic_write_over_a_db_swaps_it_in_or_replaces_it(
     write_atomic(db_path, SOLD_TWO)
     assert load(db_path) == SOLD_TWO
     assert _folder_names(db_path.parent) == [db_path.name]
-    expect_swap = swap and ticketsim._files._renameat2() is not None
+    expect_swap = swap and ticketsim.core._files._renameat2() is not None
     assert len(replaced) == (1 if expect_swap else 2)

@@ -26,9 +26,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ticketsim import db as dbfile
-from ticketsim.checker import check_db
-from ticketsim.db import Sale, TicketDB
+from ticketsim.analysis.checker import check_db
+from ticketsim.core import db as dbfile
+from ticketsim.core.db import Sale, TicketDB
 from ticketsim.errors import DbError
 
 MAX_TICKETS = 6

@@ -1,5 +1,5 @@
 """One table of exit codes: each command's ``--help``, README.md and the codes the
-commands really return all come from :mod:`ticketsim.exits`."""
+commands really return all come from :mod:`ticketsim.core.exits`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sales import sale
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from ticketsim import compare as comparing
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
-from ticketsim.exits import BY_COMMAND, MEANING, OWN_MEANING, ExitCode, meaning
-from ticketsim.report import build_report
+from ticketsim.core.exits import BY_COMMAND, MEANING, OWN_MEANING, ExitCode, meaning
+from ticketsim.search import compare as comparing
 
 ROOT = Path(__file__).parents[1]
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner
 
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
-from ticketsim.exits import ExitCode
-from ticketsim.explore import Scenario, explore, hunt, signature
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
-from ticketsim.strategies import STRATEGIES
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.engine.strategies import STRATEGIES
+from ticketsim.search.explore import Scenario, explore, hunt, signature
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,7 +100,7 @@ def test_a_replay_is_the_same_20_times_in_a_row(
 
 
 def test_a_replay_reads_and_writes_in_the_order_given(db_path: Path) -> None:
-    from ticketsim.schedule import from_history
+    from ticketsim.core.schedule import from_history
 
     result = run_sale(
         RunConfig(

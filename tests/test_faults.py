@@ -29,15 +29,15 @@ from hypothesis import strategies as st
 from sales import descendants, sale, script
 from typer.testing import CliRunner
 
-from ticketsim import _files
-from ticketsim import db as dbfile
-from ticketsim.checker import check_db
+from ticketsim.analysis.checker import check_db
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
-from ticketsim.events import Step
-from ticketsim.exits import ExitCode
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
-from ticketsim.strategies import STRATEGIES
+from ticketsim.core import _files
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.engine.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -307,7 +307,7 @@ def test_the_sweep_leaves_a_live_writers_temp_file(db_path: Path) -> None:
 
 
 def _fail_nth_replace(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
-    """Make the nth commit of an atomic write (``ticketsim._files.commit``) fail: disk full.
+    """Make the nth commit of an atomic write (``ticketsim.core._files.commit``) fail: disk full.
 
     The count lives in shared memory, so forked buyers count together with the parent.
     """
@@ -486,7 +486,7 @@ def test_a_stale_lock_file_does_not_block_the_next_run(db_path: Path) -> None:
 
 
 def test_a_lock_held_by_a_killed_program_does_not_block_the_next_run(db_path: Path) -> None:
-    from ticketsim.strategies import lock_file
+    from ticketsim.engine.strategies import lock_file
 
     holder = subprocess.Popen(
         [
@@ -612,7 +612,7 @@ def test_a_read_only_db_or_folder_is_refused_with_a_clear_message(what: str) -> 
 def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strategy: str) -> None:
     """The soak found this one: a Value's count went down, but the buyer died before
     being told, and the ledger (then built from acknowledged sales) missed the sale."""
-    from ticketsim.buyer import Killer
+    from ticketsim.sale.buyer import Killer
 
     def after_write(ctx: Any, config: RunConfig) -> Killer:
         plan = (0, 3) + (0,) * (config.buyers - 1)  # buyer 1, after its write

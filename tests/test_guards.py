@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ticketsim.core.events import Step
 from ticketsim.errors import GuardTimeout
-from ticketsim.events import Step
-from ticketsim.guards import FileLockGuard, Guard, LockGuard
+from ticketsim.sale.guards import FileLockGuard, Guard, LockGuard
 
 if TYPE_CHECKING:
     from collections.abc import Callable

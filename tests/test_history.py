@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 from typer.testing import CliRunner
 
-from ticketsim import history
-from ticketsim.checker import check
+from ticketsim.analysis import history
+from ticketsim.analysis.checker import check
+from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
-from ticketsim.db import Sale, TicketDB, write_atomic
-from ticketsim.events import Event, Step
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, RunResult, run_sale
+from ticketsim.core.db import Sale, TicketDB, write_atomic
+from ticketsim.core.events import Event, Step
+from ticketsim.engine.runner import RunConfig, RunResult, run_sale
 
 if TYPE_CHECKING:
     from typer.testing import Result

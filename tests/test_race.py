@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 import pytest
 from sales import sale
 
-from ticketsim import db as dbfile
-from ticketsim.checker import check_db
+from ticketsim.analysis.checker import check_db
+from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import OUTCOMES, Step
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, run_sale
 from ticketsim.errors import ConfigError, DbError
-from ticketsim.events import OUTCOMES, Step
-from ticketsim.exits import ExitCode
-from ticketsim.report import build_report
-from ticketsim.runner import RunConfig, run_sale
-from ticketsim.stores import FileStore
+from ticketsim.sale.stores import FileStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,7 +50,7 @@ def test_keep_refuses_an_inconsistent_db_and_leaves_it_alone(db_path: Path) -> N
 
 
 def test_same_seed_gives_the_same_race_windows() -> None:
-    from ticketsim.runner import window
+    from ticketsim.engine.runner import window
 
     assert [window(0.1, 42, n) for n in range(1, 6)] == [window(0.1, 42, n) for n in range(1, 6)]
     assert window(0.1, 42, 1) != window(0.1, 43, 1)

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ticketsim.checker import Kind
-from ticketsim.db import Sale, TicketDB
-from ticketsim.events import Event, Step, buyer_name
-from ticketsim.exits import ExitCode
-from ticketsim.report import Report, build_report
-from ticketsim.runner import RunConfig, RunResult
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import Report, build_report
+from ticketsim.core.db import Sale, TicketDB
+from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.core.exits import ExitCode
+from ticketsim.engine.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,21 +16,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sales import assert_safe_and_live, descendants, sale
 
-from ticketsim.channel import EventChannel
-from ticketsim.events import Event, Step
-from ticketsim.report import build_report
-from ticketsim.runner import (
+from ticketsim.analysis.report import build_report
+from ticketsim.core.events import Event, Step
+from ticketsim.engine.runner import (
     POOL_BATCH_MAX,
     PROCESS_PER_BUYER_MAX,
     RunConfig,
     auto_workers,
     pool_batch,
 )
+from ticketsim.sale.channel import EventChannel
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ticketsim.buyer import Pacer
+    from ticketsim.sale.buyer import Pacer
 
 
 def test_a_sale_past_the_lesson_size_runs_on_a_bounded_crew(db_path: Path) -> None:

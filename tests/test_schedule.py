@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketsim import schedule as sched
-from ticketsim.events import Event, Step
-from ticketsim.schedule import Action, Model, Move, Schedule, ScheduleError
-from ticketsim.strategies import STRATEGIES
+from ticketsim.core import schedule as sched
+from ticketsim.core.events import Event, Step
+from ticketsim.core.schedule import Action, Model, Move, Schedule, ScheduleError
+from ticketsim.engine.strategies import STRATEGIES
 
 UNGUARDED = Model(guarded=False, reads_commute=True)
 GUARDED = Model(guarded=True, reads_commute=False)

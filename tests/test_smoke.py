@@ -78,7 +78,7 @@ def test_what_a_buyer_process_imports_is_light() -> None:
     in the command line's libraries.
     """
     code = (
-        "import sys, ticketsim, ticketsim.buyer, ticketsim._entry, ticketsim.__main__\n"
+        "import sys, ticketsim, ticketsim.sale.buyer, ticketsim._entry, ticketsim.__main__\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     )
     done = subprocess.run(
@@ -103,7 +103,8 @@ def test_help_starts_without_rich_or_the_library() -> None:
         "    main()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('rich', 'pydantic', 'markdown_it', 'hypothesis', 'multiprocessing')"
-        " or m in ('ticketsim.runner', 'ticketsim.strategies', 'ticketsim.report')))"
+        " or m in ('ticketsim.engine.runner', 'ticketsim.engine.strategies',"
+        " 'ticketsim.analysis.report')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -119,10 +120,10 @@ def test_help_starts_without_rich_or_the_library() -> None:
 def test_the_package_exports_resolve() -> None:
     """``ticketsim`` imports its public names on first use; each of them must resolve."""
     code = (
-        "import ticketsim, ticketsim.runner\n"
+        "import ticketsim, ticketsim.engine.runner\n"
         "from ticketsim import *\n"
         "print(sorted(set(ticketsim.__all__) - set(globals())),"
-        " run_sale is ticketsim.runner.run_sale)"
+        " run_sale is ticketsim.engine.runner.run_sale)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False

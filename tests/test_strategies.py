@@ -16,10 +16,10 @@ from sales import (
     sale,
 )
 
-from ticketsim.checker import Kind
-from ticketsim.db import Sale, TicketDB, load, write_atomic
-from ticketsim.report import build_report
-from ticketsim.strategies import STRATEGIES
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core.db import Sale, TicketDB, load, write_atomic
+from ticketsim.engine.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,13 +20,13 @@ import pytest
 from rich.console import Console, Group
 from rich.text import Text
 
-import ticketsim._files
+import ticketsim.core._files
 import ticketsim.errors
-from ticketsim.checker import Kind, Violation
-from ticketsim.events import Event, Step
-from ticketsim.report import Report, build_report
-from ticketsim.runner import RunConfig, RunResult, run_sale
-from ticketsim.timeline import (
+from ticketsim.analysis.checker import Kind, Violation
+from ticketsim.analysis.report import Report, build_report
+from ticketsim.core.events import Event, Step
+from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.views.timeline import (
     MAX_TERMINAL_BUYERS,
     html_timeline,
     terminal_timeline,
@@ -337,7 +337,7 @@ def test_write_timeline_is_atomic(
     def fail(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ticketsim._files, "commit", fail)
+    monkeypatch.setattr(ticketsim.core._files, "commit", fail)
     with pytest.raises(OSError, match="No space"):
         write_timeline(str(target), result, report)
     assert os.listdir(tmp_path) == ["race.html"]

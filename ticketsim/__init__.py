@@ -2,7 +2,7 @@
 
 The library never prints: :func:`run_sale` returns a :class:`RunResult`,
 :func:`build_report` turns it into a :class:`Report`. The command line
-(:mod:`ticketsim.cli`) and the rendering (:mod:`ticketsim.render`) sit on top.
+(:mod:`ticketsim.cli`) and the rendering (:mod:`ticketsim.views.render`) sit on top.
 
 The names below are imported on first use (:pep:`562`): every buyer process imports
 this package (under ``spawn`` and ``forkserver`` it is imported afresh), and so does
@@ -16,27 +16,27 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ticketsim.checker import Kind, Violation, check, check_db
-    from ticketsim.db import Sale, TicketDB
+    from ticketsim.analysis.checker import Kind, Violation, check, check_db
+    from ticketsim.analysis.report import Report, build_report
+    from ticketsim.core.db import Sale, TicketDB
+    from ticketsim.core.events import Event, Step
+    from ticketsim.core.exits import ExitCode
+    from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+    from ticketsim.engine.strategies import STRATEGIES, StrategyName
     from ticketsim.errors import ConfigError, DbError, GuardTimeout, TicketsimError
-    from ticketsim.events import Event, Step
-    from ticketsim.exits import ExitCode
-    from ticketsim.report import Report, build_report
-    from ticketsim.runner import RunConfig, RunResult, run_sale
-    from ticketsim.strategies import STRATEGIES, StrategyName
 
 __version__ = "0.1.0"
 
 #: The module each public name comes from.
 _HOMES: Final = {
-    "ticketsim.checker": ("Kind", "Violation", "check", "check_db"),
-    "ticketsim.db": ("Sale", "TicketDB"),
+    "ticketsim.analysis.checker": ("Kind", "Violation", "check", "check_db"),
+    "ticketsim.core.db": ("Sale", "TicketDB"),
     "ticketsim.errors": ("ConfigError", "DbError", "GuardTimeout", "TicketsimError"),
-    "ticketsim.events": ("Event", "Step"),
-    "ticketsim.exits": ("ExitCode",),
-    "ticketsim.report": ("Report", "build_report"),
-    "ticketsim.runner": ("RunConfig", "RunResult", "run_sale"),
-    "ticketsim.strategies": ("STRATEGIES", "StrategyName"),
+    "ticketsim.core.events": ("Event", "Step"),
+    "ticketsim.core.exits": ("ExitCode",),
+    "ticketsim.analysis.report": ("Report", "build_report"),
+    "ticketsim.engine.runner": ("RunConfig", "RunResult", "run_sale"),
+    "ticketsim.engine.strategies": ("STRATEGIES", "StrategyName"),
 }
 _HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -12,7 +12,7 @@ import sys
 
 if "__mp_main__" in sys.modules:
     # A spawn child importing the parent's main module, before it unpickles its work.
-    from ticketsim import _bootstrap
+    from ticketsim.sale import _bootstrap
 
     _bootstrap.install()
 

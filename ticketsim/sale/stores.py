@@ -11,15 +11,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import db as dbfile
-from ticketsim._files import remove_leftovers
+from ticketsim.core import db as dbfile
+from ticketsim.core._files import remove_leftovers
+from ticketsim.core.events import Event, Step, buyer_name, buyer_number
 from ticketsim.errors import DbError
-from ticketsim.events import Event, Step, buyer_name, buyer_number
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ticketsim.events import Recorder
+    from ticketsim.core.events import Recorder
 
 #: How often a buyer re-reads a db it found half written before it gives up.
 TORN_RETRIES: Final = 1000

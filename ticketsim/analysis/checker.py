@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.events import OUTCOMES, Event, Step, buyer_name
+from ticketsim.core.events import OUTCOMES, Event, Step, buyer_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ticketsim.db import TicketDB
+    from ticketsim.core.db import TicketDB
 
 #: Buyers named in one explanation before the rest are counted ("and 47 more").
 NAMES_SHOWN: Final = 3

@@ -25,21 +25,21 @@ from typing import TYPE_CHECKING, Any, Final
 from rich.table import Table
 from rich.text import Text
 
+from ticketsim.analysis.report import build_report
+from ticketsim.core.exits import ExitCode
+from ticketsim.core.paths import write_output
+from ticketsim.engine.runner import run_sale
+from ticketsim.engine.strategies import STRATEGIES
+from ticketsim.engine.strategies import get as get_strategy
 from ticketsim.errors import ConfigError
-from ticketsim.exits import ExitCode
-from ticketsim.paths import write_output
-from ticketsim.report import build_report
-from ticketsim.runner import run_sale
-from ticketsim.strategies import STRATEGIES
-from ticketsim.strategies import get as get_strategy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from rich.console import RenderableType
 
-    from ticketsim.report import Report
-    from ticketsim.runner import RunConfig
+    from ticketsim.analysis.report import Report
+    from ticketsim.engine.runner import RunConfig
 
 #: The verdict words a row can carry (the part of :attr:`Report.verdict` before ``:``).
 VERDICTS: Final = (
@@ -124,7 +124,7 @@ def compare(
 ) -> tuple[Row, ...]:
     """Run the sale ``base`` describes under each strategy; one :class:`Row` each.
 
-    Every strategy runs by default, in :data:`~ticketsim.strategies.STRATEGIES`
+    Every strategy runs by default, in :data:`~ticketsim.engine.strategies.STRATEGIES`
     order; ``strategies`` names the ones to run, in that order. ``base.strategy`` is
     ignored. Every run gets the same scenario, seed included: when ``base.seed`` is
     ``None`` one seed is drawn and shared. ``progress`` is called with each

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ticketsim._files import not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.core._files import not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.core.names import DEFAULT_DB
 from ticketsim.errors import PathError, SystemRefused
-from ticketsim.names import DEFAULT_DB
 
 #: What each way of not reaching a path means, and what to do about it.
 _UNREACHABLE: Final = {

@@ -11,14 +11,14 @@ A strategy gives every buyer a :class:`Tools` bundle of picklable parts:
 * or an **office**: a single process that does every read-decide-write itself and
   answers each buyer (:class:`OfficeClient`).
 
-The buyer (:mod:`ticketsim.buyer`) owns the order of the steps; the runner owns the
+The buyer (:mod:`ticketsim.sale.buyer`) owns the order of the steps; the runner owns the
 processes. A new strategy adds its name to :class:`StrategyName` (which lives in
-:mod:`ticketsim.names`, light for the command line), subclasses :class:`Strategy`,
+:mod:`ticketsim.core.names`, light for the command line), subclasses :class:`Strategy`,
 builds its primitives in :meth:`Strategy.provide`, and is added to
 :data:`STRATEGIES`; neither the buyer nor the runner changes.
 
-The parts live in :mod:`ticketsim.stores`, :mod:`ticketsim.guards` and
-:mod:`ticketsim.office`. Buyer processes unpickle them and import this module, so
+The parts live in :mod:`ticketsim.sale.stores`, :mod:`ticketsim.sale.guards` and
+:mod:`ticketsim.sale.office`. Buyer processes unpickle them and import this module, so
 all four use the standard library and ``filelock`` only.
 """
 
@@ -31,14 +31,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ticketsim import _limits, _signals
-from ticketsim.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
+from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
+from ticketsim.core.schedule import Model
 from ticketsim.errors import ConfigError
-from ticketsim.guards import FileLockGuard, LockGuard, NoGuard
-from ticketsim.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
-from ticketsim.office import PENDING, OfficeClient, close_office, run_office
-from ticketsim.schedule import Model
-from ticketsim.stores import (
+from ticketsim.sale import _limits, _signals
+from ticketsim.sale.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
+from ticketsim.sale.guards import FileLockGuard, LockGuard, NoGuard
+from ticketsim.sale.office import PENDING, OfficeClient, close_office, run_office
+from ticketsim.sale.stores import (
     FREE,
     SOLD_BEFORE,
     CountStore,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from multiprocessing.context import BaseContext
 
-    from ticketsim import db as dbfile
+    from ticketsim.core import db as dbfile
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class ManagerStrategy(Strategy):
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
-        from ticketsim._manager import serving  # noqa: PLC0415 - this strategy's alone
+        from ticketsim.sale._manager import serving  # noqa: PLC0415 - this strategy's alone
 
         with serving(setup.ctx) as manager:
             state = manager.dict(remaining=setup.initial.remaining)

@@ -22,7 +22,7 @@ appends its own sale as one more line instead of encoding the ledger again.
 
 This module validates structure and types only. Whether the numbers agree with
 each other (``remaining + len(ledger) == tickets``, no seat twice) is an invariant
-of the sale, and the checker owns it (:func:`ticketsim.checker.check_db`).
+of the sale, and the checker owns it (:func:`ticketsim.analysis.checker.check_db`).
 
 Buyer processes import this module, so it uses the standard library only.
 """
@@ -38,15 +38,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim._files import kind, open_regular, replace_bytes, temp_owner
-from ticketsim._values import seconds
+from ticketsim.core._files import kind, open_regular, replace_bytes, temp_owner
+from ticketsim.core._values import seconds
 from ticketsim.errors import DbError, DbWriteError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from io import BufferedReader
 
-    from ticketsim._files import Buffer
+    from ticketsim.core._files import Buffer
 
 FORMAT: Final = "ticketsim/1"
 DEFAULT_EVENT: Final = "Concert"
@@ -337,7 +337,7 @@ def load(path: str | os.PathLike[str]) -> TicketDB:
 
 def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
     """Replace the db with ``db`` so that every reader sees the old file or the new one
-    (:func:`ticketsim._files.replace_bytes`); a failure is a :class:`DbWriteError` and
+    (:func:`ticketsim.core._files.replace_bytes`); a failure is a :class:`DbWriteError` and
     leaves the old db as it was, with no temp file behind."""
     _replace(path, (dumps(db).encode("utf-8"),))
 
@@ -360,7 +360,7 @@ def _replace(
 def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
     """Remove the temp files that writers of this db left when they were killed mid-write.
 
-    Only files whose names ticketsim makes (:func:`ticketsim._files.temp_owner`), for
+    Only files whose names ticketsim makes (:func:`ticketsim.core._files.temp_owner`), for
     this db, and whose writer process is gone are removed: another program may be in
     the middle of a write, and a file of any other name is not ticketsim's. Returns the
     names removed.

@@ -11,7 +11,7 @@ Importing this module is what it does; nothing but the forkserver imports it.
 
 from __future__ import annotations
 
-from ticketsim import _bootstrap, _signals
+from ticketsim.sale import _bootstrap, _signals
 
 _signals.die_with_parent()
 _bootstrap.install()

@@ -12,15 +12,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.core.events import Step
 from ticketsim.errors import GuardTimeout
-from ticketsim.events import Step
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from filelock import BaseFileLock
 
-    from ticketsim.events import Recorder
+    from ticketsim.core.events import Recorder
 
 #: filelock polls a held lock; its default of 50 ms would dominate a short sale.
 FILELOCK_POLL_S: Final = 0.001

@@ -9,18 +9,18 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ticketsim.checker import names
-from ticketsim.printable import line, printable
-from ticketsim.strategies import CLAIM_TITLES
+from ticketsim.analysis.checker import names
+from ticketsim.core.printable import line, printable
+from ticketsim.engine.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ticketsim.checker import Violation
-    from ticketsim.db import TicketDB
-    from ticketsim.events import Event
-    from ticketsim.explore import Counterexample, Exploration, Hunt
-    from ticketsim.report import Report
+    from ticketsim.analysis.checker import Violation
+    from ticketsim.analysis.report import Report
+    from ticketsim.core.db import TicketDB
+    from ticketsim.core.events import Event
+    from ticketsim.search.explore import Counterexample, Exploration, Hunt
 
 #: Explanations shown under the verdict; ``--json`` has them all.
 STORIES_SHOWN: Final = 3

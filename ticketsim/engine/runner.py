@@ -22,10 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import _limits, _scratch, _signals, paths, schedule, strategies
-from ticketsim import db as dbfile
-from ticketsim._values import seconds
-from ticketsim.buyer import (
+from ticketsim.analysis.checker import KILLED_ON_PURPOSE, check_db
+from ticketsim.core import db as dbfile
+from ticketsim.core import paths, schedule
+from ticketsim.core._values import seconds
+from ticketsim.core.events import ENDINGS, OUTCOMES, Event, Step
+from ticketsim.core.names import DEFAULT_DB
+from ticketsim.engine import strategies
+from ticketsim.errors import ConfigError, DbError, PathError
+from ticketsim.sale import _limits, _scratch, _signals
+from ticketsim.sale.buyer import (
     BLOCKED,
     GONE,
     KILL_POINTS,
@@ -38,18 +44,14 @@ from ticketsim.buyer import (
     run_buyer,
     run_pool_task,
 )
-from ticketsim.channel import EventChannel
-from ticketsim.checker import KILLED_ON_PURPOSE, check_db
-from ticketsim.errors import ConfigError, DbError, PathError
-from ticketsim.events import ENDINGS, OUTCOMES, Event, Step
-from ticketsim.names import DEFAULT_DB
+from ticketsim.sale.channel import EventChannel
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
     from pathlib import Path
 
-    from ticketsim.schedule import Schedule
+    from ticketsim.core.schedule import Schedule
 
 START_METHODS: Final = ("fork", "spawn", "forkserver")
 #: Up to this many buyers, each buyer is a process of its own, named ``buyer-N``: the
@@ -105,14 +107,14 @@ class RunConfig:
     #: Run the buyers as tasks of a ``multiprocessing.Pool`` of this many workers.
     pool: int | None = None
     #: Controlled mode: grant the buyers' steps in this order (``"1r 2r 1w 2w"``, see
-    #: :mod:`ticketsim.schedule`); steps it leaves out follow, in buyer order.
+    #: :mod:`ticketsim.core.schedule`); steps it leaves out follow, in buyer order.
     schedule: str | None = None
     #: SIGKILL the first buyer to enter its critical section, while it is inside.
     kill_holder: bool = False
     #: SIGKILL this many buyers, chosen by ``seed``, each at a point chosen by ``seed``.
     kill: int = 0
     #: Force every buyer to read before any writes, then write in buyer order
-    #: (unguarded strategies only): see :class:`ticketsim.buyer.Lockstep`.
+    #: (unguarded strategies only): see :class:`ticketsim.sale.buyer.Lockstep`.
     lockstep: bool = False
 
     def __post_init__(self) -> None:
@@ -347,7 +349,7 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     """Reset the db to fresh tickets, or with ``keep``, load and vet the db as it is.
 
     Raises :class:`DbError` before anything is written if the db cannot be used (its
-    path is vetted as every command's are: :func:`ticketsim.paths.vet`), and
+    path is vetted as every command's are: :func:`ticketsim.core.paths.vet`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
     path = config.db_path
@@ -571,7 +573,7 @@ def _shared(
     """What the parent shares with every buyer: the events' pipe, the gate, the hooks."""
     if ctx.get_start_method() == "forkserver":
         # Before the forkserver starts: it must die with ticketsim, and quietly.
-        ctx.set_forkserver_preload(["__main__", "ticketsim._forkserver"])
+        ctx.set_forkserver_preload(["__main__", "ticketsim.sale._forkserver"])
     # A pipe, semaphores, and under spawn or forkserver the resource tracker's process.
     with _limits.starting("the sale's pipe and shared locks", "lower --buyers"):
         channel = EventChannel(ctx)

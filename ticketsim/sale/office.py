@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import _signals
+from ticketsim.core.events import Event, Step
 from ticketsim.errors import DbWriteError, GuardTimeout
-from ticketsim.events import Event, Step
-from ticketsim.stores import FileStore
+from ticketsim.sale import _signals
+from ticketsim.sale.stores import FileStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -104,7 +104,7 @@ def run_office(
     It takes the same read-decide-write steps a buyer takes under a lock, and records
     them for the buyer it serves (with its own pid), so the history reads the same.
     """
-    from ticketsim.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
+    from ticketsim.sale.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
 
     _signals.settle()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
     store, pid = FileStore(db_path), os.getpid()

@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ticketsim.events import Event, Step
+from ticketsim.core.events import Event, Step
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

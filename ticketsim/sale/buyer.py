@@ -1,7 +1,7 @@
 """One buyer: the steps it takes, run inside its own process.
 
 This is the tutorial's ``search`` then ``get``, split into named steps that are each
-sent to the parent as an :class:`~ticketsim.events.Event`. The buyer never prints;
+sent to the parent as an :class:`~ticketsim.core.events.Event`. The buyer never prints;
 whatever happens to it, including a crash, ends up in the history.
 
 Everything a buyer uses arrives as an argument (no module state), so the same code
@@ -19,16 +19,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ticketsim import _signals
-from ticketsim.db import Sale
+from ticketsim.core.db import Sale
+from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.errors import DbError, GuardTimeout
-from ticketsim.events import Event, Step, buyer_name
+from ticketsim.sale import _signals
 
 if TYPE_CHECKING:
-    from ticketsim.events import Recorder
-    from ticketsim.guards import Guard
-    from ticketsim.office import OfficeClient
-    from ticketsim.stores import Store
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.guards import Guard
+    from ticketsim.sale.office import OfficeClient
+    from ticketsim.sale.stores import Store
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class BuyerSpec:
 
 
 class Channel(Protocol):
-    """Where events go: :class:`ticketsim.channel.EventSender` in a run."""
+    """Where events go: :class:`ticketsim.sale.channel.EventSender` in a run."""
 
     def put(self, obj: Any, block: bool = ..., timeout: float | None = ...) -> None: ...
 
@@ -189,7 +189,7 @@ class Conductor(Pacer):
     """Controlled mode: a buyer takes each step only when the parent grants it.
 
     A buyer's steps are ``r`` (check, lock, read) and ``w`` (decide, write, unlock,
-    outcome); see :mod:`ticketsim.schedule`. The parent grants one step at a time with
+    outcome); see :mod:`ticketsim.core.schedule`. The parent grants one step at a time with
     :meth:`grant` and waits for the buyer's report. A buyer never waits for a lock in
     this mode: if the lock is taken, it reports ``BLOCKED`` instead of deadlocking the
     parent, which is waiting for it.

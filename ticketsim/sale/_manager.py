@@ -22,8 +22,8 @@ import time
 from multiprocessing import managers, process
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import _limits, _signals
 from ticketsim.errors import SystemRefused
+from ticketsim.sale import _limits, _signals
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -62,7 +62,7 @@ def _token() -> str:
 def temp_prefix(target: str) -> str:
     """The name this process's temp files for ``target`` start with; its pid is in it,
     so that a sweep can tell the leftovers of a dead writer
-    (:func:`ticketsim.db.sweep_temp_files`)."""
+    (:func:`ticketsim.core.db.sweep_temp_files`)."""
     return f".tsim-{_tag(os.path.basename(target))}.{os.getpid()}.{_token()}."
 
 

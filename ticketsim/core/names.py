@@ -2,10 +2,10 @@
 their own.
 
 The command line offers the strategies' names as choices on every start, even for
-``--help``; importing :mod:`ticketsim.strategies` for that (and with it
+``--help``; importing :mod:`ticketsim.engine.strategies` for that (and with it
 multiprocessing and every store) would add about a third to the start-up time. The
-strategies themselves are in :mod:`ticketsim.strategies`, which re-exports this enum.
-The default db path is here rather than in :mod:`ticketsim.db` because buyer
+strategies themselves are in :mod:`ticketsim.engine.strategies`, which re-exports this enum.
+The default db path is here rather than in :mod:`ticketsim.core.db` because buyer
 processes import that module, and a ``Path`` would cost each of them ``pathlib``.
 """
 

@@ -33,10 +33,10 @@ from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpEr
 from typer.core import TyperGroup
 
 from ticketsim import __version__
-from ticketsim import db as dbfile
+from ticketsim.core import db as dbfile
+from ticketsim.core.exits import ExitCode, help_table
+from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.errors import ConfigError, DbError, DbWriteError, PathError, SystemRefused
-from ticketsim.exits import ExitCode, help_table
-from ticketsim.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -44,10 +44,10 @@ if TYPE_CHECKING:
     from rich.console import Console
     from typer._click import Context, HelpFormatter
 
-    from ticketsim.events import Event
-    from ticketsim.explore import Scenario
-    from ticketsim.report import Report
-    from ticketsim.runner import RunConfig, RunResult
+    from ticketsim.analysis.report import Report
+    from ticketsim.core.events import Event
+    from ticketsim.engine.runner import RunConfig, RunResult
+    from ticketsim.search.explore import Scenario
 
 
 #: The most runs of one schedule ``replay --repeat`` makes.
@@ -198,7 +198,7 @@ def _broken_pipe() -> NoReturn:
 def _stderr(line: str) -> None:
     """Write one line on stderr: plain text, no rich, so that it also works while an
     interrupt is handled or rich cannot be imported; a closed stderr is not an error."""
-    from ticketsim.printable import line as one_line  # noqa: PLC0415 - start-up time
+    from ticketsim.core.printable import line as one_line  # noqa: PLC0415 - start-up time
 
     # Messages echo paths and values that came from the user or a file.
     text = one_line(line) + "\n"
@@ -209,7 +209,7 @@ def _stderr(line: str) -> None:
 
 def fail(message: str, code: int | None = None) -> NoReturn:
     """Print ``message`` as the one line of an error and exit with ``code``
-    (default: :attr:`ExitCode.BAD_INPUT <ticketsim.exits.ExitCode.BAD_INPUT>`)."""
+    (default: :attr:`ExitCode.BAD_INPUT <ticketsim.core.exits.ExitCode.BAD_INPUT>`)."""
 
     _stderr(f"ticketsim: error: {message}")
     sys.exit(ExitCode.BAD_INPUT if code is None else code)
@@ -234,7 +234,7 @@ _MACHINE_FAULTS: Final = {
 
 def _machine_fault(exc: BaseException) -> tuple[str, int] | None:
     """The one line and exit code of a fault of the machine, ``None`` for a bug."""
-    from ticketsim import _limits  # noqa: PLC0415 - start-up time
+    from ticketsim.sale import _limits  # noqa: PLC0415 - start-up time
 
     limit = _limits.cause(exc)
     if isinstance(exc, RuntimeError) and limit is not None:
@@ -384,7 +384,7 @@ Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy loc
 def _path_arg(value: str | Path) -> Path:
     """A path option's value, refused if ``Path`` would hide how it was typed: an empty
     one (``Path("")`` is the current folder) or one ending in a slash, which names a
-    folder (``Path`` drops the slash). Every other check is ticketsim.paths'."""
+    folder (``Path`` drops the slash). Every other check is ticketsim.core.paths'."""
     text = str(value)
     if not text:
         raise BadParameter("the path is empty; give the path of a file")
@@ -433,7 +433,7 @@ def _pictures(
 ) -> None:
     if timeline is None and not show_timeline:
         return
-    from ticketsim import timeline as drawing  # noqa: PLC0415 - only when asked for
+    from ticketsim.views import timeline as drawing  # noqa: PLC0415 - only when asked for
 
     if timeline is not None:
         _guarded(lambda: drawing.write_timeline(timeline, result, report))
@@ -468,7 +468,7 @@ def _show(report: Report, json_out: bool, **extra: Any) -> None:
     if json_out:
         typer.echo(json.dumps({**report.to_json(), **extra}, indent=2))
     else:
-        from ticketsim.render import report_view  # noqa: PLC0415 - rich, only to draw
+        from ticketsim.views.render import report_view  # noqa: PLC0415 - rich, only to draw
 
         _console().print(report_view(report))
     if report.io_error is not None:
@@ -531,9 +531,10 @@ def run(
     show_timeline: ShowTimeline = False,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
-    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
-    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
-    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
 
     chosen = _strategy(strategy, lock)
     _guarded(
@@ -581,13 +582,13 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
     The progress bar appears only when both streams are terminals and the output is
     not data (``--json``), so it never ends up in a file or a pipe.
     """
-    from ticketsim import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
 
     if live:
         from rich.live import Live  # noqa: PLC0415 - start-up time
 
-        from ticketsim.render import LiveSale  # noqa: PLC0415 - start-up time
-        from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+        from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+        from ticketsim.views.render import LiveSale  # noqa: PLC0415 - start-up time
 
         view = LiveSale(config.strategy, config.buyers, config.tickets)
         console = _console()
@@ -607,7 +608,7 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
         TextColumn,
     )
 
-    from ticketsim.events import OUTCOMES  # noqa: PLC0415 - start-up time
+    from ticketsim.core.events import OUTCOMES  # noqa: PLC0415 - start-up time
 
     progress = Progress(
         TextColumn("selling"), BarColumn(), MofNCompleteColumn(), TextColumn("buyers done"),
@@ -626,9 +627,9 @@ def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
 @_command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
 def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
     """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it."""
-    from ticketsim import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.checker import check_db  # noqa: PLC0415 - start-up time
-    from ticketsim.render import SHOW_NOTE, db_view  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.checker import check_db  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import SHOW_NOTE, db_view  # noqa: PLC0415 - start-up time
 
     made_by = "create it with 'ticketsim reset' or 'ticketsim run'"
     _guarded(lambda: paths.vet(paths.source("--db", db, made_by)))
@@ -657,8 +658,9 @@ def reset(
     json_out: Json = False,
 ) -> None:
     """Reset the db to TICKETS fresh tickets and an empty ledger."""
-    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
-    from ticketsim.render import db_view  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import db_view  # noqa: PLC0415 - start-up time
 
     _guarded(lambda: paths.vet(paths.db(db)))
 
@@ -682,7 +684,7 @@ def _scenario(
     start_method: StartMethod | None,
     timeout: float,
 ) -> Scenario:
-    from ticketsim.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
+    from ticketsim.search.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
 
     scenario = Scenario(
         strategy=strategy,
@@ -692,7 +694,7 @@ def _scenario(
         start_method=start_method.value if start_method else None,
         timeout=timeout,
     )
-    from ticketsim.runner import PROCESS_PER_BUYER_MAX  # noqa: PLC0415 - start-up time
+    from ticketsim.engine.runner import PROCESS_PER_BUYER_MAX  # noqa: PLC0415 - start-up time
 
     if buyers > PROCESS_PER_BUYER_MAX:
         # The probe below would say so too, but of a schedule the user never typed.
@@ -741,11 +743,12 @@ def replay(
     Same report and JSON keys as 'run'; with --repeat, also how many runs
     reproduced the first one exactly (same db and history, apart from pids and times).
     """
-    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
-    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
-    from ticketsim import schedule as sched  # noqa: PLC0415
-    from ticketsim.explore import signature  # noqa: PLC0415
-    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.core import schedule as sched  # noqa: PLC0415
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.search.explore import signature  # noqa: PLC0415
 
     chosen = _strategy(strategy, lock)
     _guarded(
@@ -801,10 +804,10 @@ def explore(
     json_out: Json = False,
 ) -> None:
     """Run every order of the buyers' steps that can differ, and report what breaks."""
-    from ticketsim import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.explore import check_exploration  # noqa: PLC0415
-    from ticketsim.explore import explore as run_exploration  # noqa: PLC0415
-    from ticketsim.render import exploration_view  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.search.explore import check_exploration  # noqa: PLC0415
+    from ticketsim.search.explore import explore as run_exploration  # noqa: PLC0415
+    from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
 
     filelock = _strategy(strategy, lock) == StrategyName.FILELOCK
     _guarded(lambda: paths.vet(paths.db(db, lock=filelock)))
@@ -841,10 +844,10 @@ def hunt(
     json_out: Json = False,
 ) -> None:
     """Search schedules of a larger sale for one that breaks an invariant, and shrink it."""
-    from ticketsim import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.explore import check_hunt  # noqa: PLC0415
-    from ticketsim.explore import hunt as run_hunt  # noqa: PLC0415
-    from ticketsim.render import hunt_view  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.search.explore import check_hunt  # noqa: PLC0415
+    from ticketsim.search.explore import hunt as run_hunt  # noqa: PLC0415
+    from ticketsim.views.render import hunt_view  # noqa: PLC0415 - start-up time
 
     filelock = _strategy(strategy, lock) == StrategyName.FILELOCK
     _guarded(lambda: paths.vet(paths.db(db, lock=filelock)))
@@ -876,9 +879,9 @@ def check(
 
     Same report and JSON keys as 'run'.
     """
-    from ticketsim import history as historyfile  # noqa: PLC0415 - start-up time
-    from ticketsim import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
 
     _guarded(
         lambda: paths.vet(
@@ -938,8 +941,9 @@ def compare_strategies(
     """
     import random  # noqa: PLC0415 - start-up time
 
-    from ticketsim import compare as comparing  # noqa: PLC0415
-    from ticketsim import paths, runner  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.search import compare as comparing  # noqa: PLC0415
 
     if json_out and csv_out:
         fail("--json and --csv both print the table; give one of them")
@@ -975,9 +979,9 @@ def demo(
 ) -> None:
     """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
     map, two programs on one db, a killed lock holder. Each step is a real sale."""
-    from ticketsim import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.demo import lessons, run_step  # noqa: PLC0415
-    from ticketsim.render import report_view  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.search.demo import lessons, run_step  # noqa: PLC0415
+    from ticketsim.views.render import report_view  # noqa: PLC0415 - start-up time
 
     _guarded(lambda: paths.vet(paths.db(db, lock=True)))  # lessons 5 and 6 use a file lock
     console = _console()
@@ -1019,8 +1023,8 @@ def _next_step() -> bool:
 )
 def list_strategies(json_out: Json = False) -> None:
     """What each strategy protects (every yes and no is checked by the test suite)."""
-    from ticketsim.render import strategies_view  # noqa: PLC0415 - start-up time
-    from ticketsim.strategies import STRATEGIES  # noqa: PLC0415 - start-up time
+    from ticketsim.engine.strategies import STRATEGIES  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import strategies_view  # noqa: PLC0415 - start-up time
 
     rows = [strategy.describe() for strategy in STRATEGIES.values()]
     if json_out:

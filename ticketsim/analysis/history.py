@@ -2,7 +2,7 @@
 
 The first line describes the sale (``"type": "sale"``): the settings it ran with and
 the db as the sale opened. Every other line is one event (see
-:meth:`ticketsim.events.Event.to_json`), in time order, typed as Jepsen histories
+:meth:`ticketsim.core.events.Event.to_json`), in time order, typed as Jepsen histories
 are: ``invoke`` when a buyer's purchase starts, ``ok`` or ``fail`` when it ends,
 ``info`` when its outcome is unknown, ``step`` in between.
 """
@@ -17,13 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import db as dbfile
-from ticketsim._files import kind, open_regular
-from ticketsim._values import seconds
+from ticketsim.core import db as dbfile
+from ticketsim.core._files import kind, open_regular
+from ticketsim.core._values import seconds
+from ticketsim.core.events import Event, Step, from_json, to_jsonl
+from ticketsim.core.paths import write_output
+from ticketsim.engine.runner import RunConfig, RunResult
 from ticketsim.errors import ConfigError, DbError, TicketsimError
-from ticketsim.events import Event, Step, from_json, to_jsonl
-from ticketsim.paths import write_output
-from ticketsim.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from ticketsim.checker import Kind
-from ticketsim.events import ENDINGS, Event, Step, buyer_name, buyer_number
-from ticketsim.paths import write_output
+from ticketsim.analysis.checker import Kind
+from ticketsim.core.events import ENDINGS, Event, Step, buyer_name, buyer_number
+from ticketsim.core.paths import write_output
 
 if TYPE_CHECKING:
     import os
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.text import Text
 
-    from ticketsim.report import Report
-    from ticketsim.runner import RunResult
+    from ticketsim.analysis.report import Report
+    from ticketsim.engine.runner import RunResult
 
 #: Past this many buyers a terminal row per buyer no longer fits a screen.
 MAX_TERMINAL_BUYERS: Final = 20

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
-from ticketsim import db as dbfile
-from ticketsim.names import DEFAULT_DB
-from ticketsim.report import Report, build_report
-from ticketsim.runner import RunConfig, run_sale
+from ticketsim.analysis.report import Report, build_report
+from ticketsim.core import db as dbfile
+from ticketsim.core.names import DEFAULT_DB
+from ticketsim.engine.runner import RunConfig, run_sale
 
 if TYPE_CHECKING:
     from pathlib import Path

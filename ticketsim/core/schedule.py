@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
+from ticketsim.core.events import OUTCOMES, Step
 from ticketsim.errors import TicketsimError
-from ticketsim.events import OUTCOMES, Step
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
-    from ticketsim.events import Event
+    from ticketsim.core.events import Event
 
 _TOKEN: Final = re.compile(r"^([1-9][0-9]*)([rw])$")
 

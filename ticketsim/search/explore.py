@@ -17,14 +17,14 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import schedule as sched
-from ticketsim import strategies
-from ticketsim.checker import Kind
-from ticketsim.events import Step
-from ticketsim.exits import ExitCode
-from ticketsim.names import DEFAULT_DB
-from ticketsim.report import Report, build_report
-from ticketsim.runner import RunConfig, RunResult, require_int, require_seed, run_sale
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import Report, build_report
+from ticketsim.core import schedule as sched
+from ticketsim.core.events import Step
+from ticketsim.core.exits import ExitCode
+from ticketsim.core.names import DEFAULT_DB
+from ticketsim.engine import strategies
+from ticketsim.engine.runner import RunConfig, RunResult, require_int, require_seed, run_sale
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

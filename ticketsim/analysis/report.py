@@ -9,18 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim import strategies
-from ticketsim.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
+from ticketsim.analysis.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
+from ticketsim.core.events import ENDINGS, Step, buyer_name
+from ticketsim.core.exits import ExitCode
+from ticketsim.core.schedule import from_history
+from ticketsim.engine import strategies
 from ticketsim.errors import DbWriteError
-from ticketsim.events import ENDINGS, Step, buyer_name
-from ticketsim.exits import ExitCode
-from ticketsim.schedule import from_history
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ticketsim.events import Event
-    from ticketsim.runner import RunResult
+    from ticketsim.core.events import Event
+    from ticketsim.engine.runner import RunResult
 
 
 @dataclass(frozen=True)

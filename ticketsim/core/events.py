@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ticketsim._values import seconds
+from ticketsim.core._values import seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
