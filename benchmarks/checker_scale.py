@@ -49,8 +49,9 @@ from ticketsim.analysis.checker import check
 from ticketsim.analysis.report import build_report
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
 from ticketsim.engine import runner
-from ticketsim.engine.runner import RunConfig, RunResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -49,7 +49,7 @@ from handoff import BareSale, bare_sale  # noqa: E402
 
 from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
 from ticketsim.core import db as dbfile  # noqa: E402
-from ticketsim.engine.runner import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
+from ticketsim.core.settings import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
 from ticketsim.sale.stores import FileStore  # noqa: E402
 
 if TYPE_CHECKING:

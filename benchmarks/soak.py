@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ticketsim import RunConfig, build_report, run_sale
-from ticketsim.engine.strategies import STRATEGIES
+from ticketsim.core.catalog import CATALOG
 
 
 def soak(strategy: str, runs: int, timeout: float, folder: Path) -> Counter[str]:
@@ -27,7 +27,7 @@ def soak(strategy: str, runs: int, timeout: float, folder: Path) -> Counter[str]
     from hypothesis import strategies as st
 
     tally: Counter[str] = Counter()
-    claims = STRATEGIES[strategy].claims  # type: ignore[index]
+    claims = CATALOG[strategy].claims  # type: ignore[index]
 
     @settings(
         max_examples=runs, deadline=None, database=None, suppress_health_check=list(HealthCheck)
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=0.5)
     parser.add_argument("--strategy", action="append")
     options = parser.parse_args()
-    names = options.strategy or [n.value for n, s in STRATEGIES.items() if s.safe]
+    names = options.strategy or [n.value for n, s in CATALOG.items() if s.safe]
     total: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as folder:
         for name in names:

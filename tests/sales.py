@@ -14,11 +14,13 @@ from ticketsim.analysis.checker import Kind, check_db
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import OUTCOMES, Event, Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ticketsim.core.result import RunResult
     from ticketsim.engine.runner import PacerFactory, Watcher
 
 START_METHODS = ("fork", "spawn", "forkserver")

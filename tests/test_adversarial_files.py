@@ -30,7 +30,8 @@ from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
 from ticketsim.core import _files
 from ticketsim.core import db as dbfile
-from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.errors import DbError
 from ticketsim.search.compare import compare, write_plot
 from ticketsim.views.timeline import write_timeline

@@ -34,7 +34,8 @@ from ticketsim.cli import app
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError
 from ticketsim.sale.buyer import Pacer
 from ticketsim.search.explore import Scenario, explore, hunt

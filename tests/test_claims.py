@@ -22,9 +22,11 @@ from sales import descendants, sale, script
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core import db as dbfile
+from ticketsim.core.catalog import CATALOG, Claims
 from ticketsim.core.events import Step
-from ticketsim.engine.runner import RunConfig, run_sale
-from ticketsim.engine.strategies import STRATEGIES, Claims, Setup
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
+from ticketsim.engine.strategies import STRATEGIES, Setup
 from ticketsim.errors import DbError
 from ticketsim.sale.buyer import take_ticket
 from ticketsim.sale.channel import EventChannel
@@ -41,7 +43,7 @@ NAMES = [name.value for name in STRATEGIES]
 
 
 def claims(strategy: str) -> Claims:
-    return STRATEGIES[strategy].claims  # type: ignore[index]
+    return CATALOG[strategy].claims  # type: ignore[index]
 
 
 def test_every_claim_has_a_test_here() -> None:
@@ -52,7 +54,7 @@ def test_every_claim_has_a_test_here() -> None:
 @pytest.mark.parametrize("strategy", NAMES)
 def test_what_a_strategy_protects_in_a_race(db_path: Path, strategy: str) -> None:
     """One ticket, three buyers; the race is forced wherever the strategy allows it."""
-    forced = not STRATEGIES[strategy].serialises  # type: ignore[index]
+    forced = not CATALOG[strategy].serialises  # type: ignore[index]
     result = sale(
         db_path,
         strategy=strategy,
@@ -71,7 +73,7 @@ def test_what_a_strategy_protects_in_a_race(db_path: Path, strategy: str) -> Non
     }
     table = claims(strategy)
     assert observed == {"count": table.count, "seats": table.seats, "ledger": table.ledger}
-    assert report.ok is STRATEGIES[strategy].safe  # type: ignore[index]
+    assert report.ok is CATALOG[strategy].safe  # type: ignore[index]
 
 
 @pytest.mark.parametrize("strategy", NAMES)
@@ -92,7 +94,7 @@ def test_a_buyer_killed_inside_its_critical_section(db_path: Path, strategy: str
     assert "inside its critical section" in result.faults[0]
     survived = result.stalled is None
     assert survived is claims(strategy).killed_holder, report.verdict
-    if survived and STRATEGIES[strategy].safe:  # type: ignore[index]
+    if survived and CATALOG[strategy].safe:  # type: ignore[index]
         assert report.ok, report.verdict  # and nothing was lost or sold twice on the way
     lost = [e for e in result.history if e.step is Step.LOST]
     assert lost  # the victim's outcome is unknown, and the history says so

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from ticketsim import __version__
 from ticketsim.cli import app
 from ticketsim.core import db as dbfile
+from ticketsim.core.catalog import CATALOG, CLAIM_TITLES
 from ticketsim.core.events import OUTCOMES, from_json
-from ticketsim.engine.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -260,7 +260,7 @@ def test_strategies_table_as_json_matches_the_library() -> None:
     rows = json.loads(result.stdout)
     assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
     for row in rows:
-        strategy = STRATEGIES[row["strategy"]]
+        strategy = CATALOG[row["strategy"]]
         assert row["safe"] is strategy.safe
         for key in ("count", "seats", "ledger", "separate_programs", "killed_holder", "durable"):
             assert row[key] is getattr(strategy.claims, key)
@@ -269,7 +269,6 @@ def test_strategies_table_as_json_matches_the_library() -> None:
 
 @pytest.mark.parametrize("columns", ["80", "200"])
 def test_strategies_table_for_people(columns: str) -> None:
-    from ticketsim.engine.strategies import STRATEGIES
 
     result = invoke("strategies", env={"COLUMNS": columns})
     assert result.exit_code == 0
@@ -278,7 +277,7 @@ def test_strategies_table_for_people(columns: str) -> None:
     assert "…" not in result.stdout  # nothing cut short
     for word in ("separate", "programs", "killed", "holder", "durable"):
         assert word in result.stdout
-    for name, strategy in STRATEGIES.items():
+    for name, strategy in CATALOG.items():
         # one row of yes/no per strategy, in the order of the claims
         row = next(line.split() for line in lines if line.split()[:1] == [name.value])
         flags = [strategy.safe, *(getattr(strategy.claims, key) for key in CLAIM_TITLES)]
@@ -481,7 +480,7 @@ def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path:
     rows = data["rows"]
     assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
     for row in rows:
-        if STRATEGIES[row["strategy"]].safe:
+        if CATALOG[row["strategy"]].safe:
             assert (row["verdict"], row["sold"], row["oversold"]) == ("OK", 2, 0)
         else:  # unforced, an unprotected sale may or may not race
             assert row["verdict"] in ("OK", "OVERSOLD", "VIOLATED")

@@ -19,7 +19,9 @@ from rich.text import Text
 import ticketsim.core._files
 from ticketsim.analysis.checker import Kind, Violation
 from ticketsim.analysis.report import Report
-from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.core.catalog import CATALOG
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES, StrategyName
 from ticketsim.errors import ConfigError
 from ticketsim.search import compare as comparing
@@ -37,9 +39,11 @@ from ticketsim.search.compare import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ticketsim.core.result import RunResult
+
 SEED = 20240611
 BUYERS, TICKETS = 4, 2
-UNSAFE = [name.value for name, strategy in STRATEGIES.items() if not strategy.safe]
+UNSAFE = [name.value for name, strategy in CATALOG.items() if not strategy.safe]
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -97,7 +101,7 @@ def test_every_strategy_runs_in_order_and_the_safe_ones_keep_their_promise(
     names = [name.value for name in STRATEGIES]
     assert [row.strategy for row in rows] == names
     assert started == names
-    for row, strategy in zip(rows, STRATEGIES.values(), strict=True):
+    for row, strategy in zip(rows, CATALOG.values(), strict=True):
         assert row.safe is strategy.safe
         assert row.verdict in VERDICTS
         assert row.ok is (row.verdict == "OK")

@@ -34,7 +34,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 def test_readme_strategies_table_says_what_the_strategies_claim() -> None:
     """The README's copy of ``ticketsim strategies``, which tests/test_claims.py backs."""
-    from ticketsim.engine.strategies import CLAIM_TITLES, STRATEGIES
+    from ticketsim.core.catalog import CATALOG, CLAIM_TITLES
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     header = "| strategy | safe | " + " | ".join(CLAIM_TITLES.values()) + " |"
@@ -46,8 +46,8 @@ def test_readme_strategies_table_says_what_the_strategies_claim() -> None:
             break
         name, *cells = (cell.strip().strip("`*") for cell in line.strip("|").split("|"))
         rows[name] = cells
-    assert list(rows) == [name.value for name in STRATEGIES]
-    for name, strategy in STRATEGIES.items():
+    assert list(rows) == [name.value for name in CATALOG]
+    for name, strategy in CATALOG.items():
         flags = [strategy.safe, *(getattr(strategy.claims, key) for key in CLAIM_TITLES)]
         assert rows[name.value] == ["yes" if flag else "no" for flag in flags], name.value
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketsim.core.events import OUTCOMES, Event, Step, buyer_name, from_json, to_jsonl
-from ticketsim.engine.runner import MAX_BUYERS, MAX_TICKETS
+from ticketsim.core.settings import MAX_BUYERS, MAX_TICKETS
 from ticketsim.sale import channel
 
 _FINITE = st.floats(allow_nan=False, allow_infinity=False)

@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
+from ticketsim.core.catalog import CATALOG
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, run_sale
-from ticketsim.engine.strategies import STRATEGIES
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.search.explore import Scenario, explore, hunt, signature
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
     from typer.testing import Result
 
-SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
-UNSAFE = [name.value for name, s in STRATEGIES.items() if not s.safe]
+SAFE = [name.value for name, s in CATALOG.items() if s.safe]
+UNSAFE = [name.value for name, s in CATALOG.items() if not s.safe]
 LOST_UPDATE = (
     "Lost update: buyer-1 and buyer-2 both read remaining=1 before either wrote it back; "
     "both were sold seat 1."
@@ -60,7 +61,7 @@ def test_no_order_breaks_a_safe_strategy(db_path: Path, strategy: str) -> None:
     assert result.violating == 0
     assert result.stalled == ()
     assert result.explored == result.classes > 0
-    if STRATEGIES[strategy].guarded:  # type: ignore[index]
+    if CATALOG[strategy].guarded:  # type: ignore[index]
         assert result.feasible == 6  # 3! serial orders; the lock forbids every other
 
 

@@ -34,9 +34,11 @@ from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
 from ticketsim.core import _files
 from ticketsim.core import db as dbfile
+from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ STALL_S = 3.0
 
 runner = CliRunner()
 FAST = ["--delay", "0", "--timeout", "20"]
-SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
+SAFE = [name.value for name, s in CATALOG.items() if s.safe]
 
 
 def invoke(*args: str) -> Result:
@@ -195,14 +197,14 @@ def test_kill_holder_from_the_command_line(db_path: Path, strategy: str) -> None
         str(history),
     )
     report = json.loads(result.stdout)
-    survives = STRATEGIES[strategy].claims.killed_holder  # type: ignore[index]
+    survives = CATALOG[strategy].claims.killed_holder  # type: ignore[index]
     assert len(report["faults"]) == 1
     victim = report["faults"][0].split()[0]
     if not survives:
         assert result.exit_code == ExitCode.STALLED
         assert report["verdict"].endswith("; 3 buyer(s) never got to buy")
-        assert STRATEGIES[strategy].holding in report["faults"][0]  # type: ignore[index]
-    elif STRATEGIES[strategy].safe:  # type: ignore[index]
+        assert CATALOG[strategy].holding in report["faults"][0]  # type: ignore[index]
+    elif CATALOG[strategy].safe:  # type: ignore[index]
         assert result.exit_code == ExitCode.OK, report["verdict"]
     else:  # unprotected: whether the others also race is up to the scheduler
         assert result.exit_code in (ExitCode.OK, ExitCode.VIOLATED)
@@ -241,7 +243,7 @@ def test_killing_buyers_at_random_points_breaks_no_invariant_of_a_safe_strategy(
         assert check_db(result.final) == []
     else:
         # Only a lock with no owner stalls, and only when a victim died holding it.
-        assert not STRATEGIES[strategy].claims.killed_holder  # type: ignore[index]
+        assert not CATALOG[strategy].claims.killed_holder  # type: ignore[index]
         assert any("its critical section" in f for f in result.faults)
     assert multiprocessing.active_children() == []
 
@@ -629,7 +631,7 @@ def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strat
     )
     result = run_sale(config, pacer=after_write)
     report = build_report(result)
-    if STRATEGIES[strategy].claims.killed_holder:  # type: ignore[index]
+    if CATALOG[strategy].claims.killed_holder:  # type: ignore[index]
         assert result.stalled is None, report.verdict
     # (A lock with no owner stalls whoever still waits for it; if buyer 1 happened to
     # come last, nobody does.)

@@ -20,7 +20,9 @@ from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
 from ticketsim.core.db import Sale, TicketDB, write_atomic
 from ticketsim.core.events import Event, Step
-from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
     from typer.testing import Result

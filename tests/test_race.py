@@ -16,7 +16,8 @@ from ticketsim.analysis.report import build_report
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import OUTCOMES, Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError, DbError
 from ticketsim.sale.stores import FileStore
 

@@ -13,7 +13,8 @@ from ticketsim.analysis.report import Report, build_report
 from ticketsim.core.db import Sale, TicketDB
 from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.core.exits import ExitCode
-from ticketsim.engine.runner import RunConfig, RunResult
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
 
 if TYPE_CHECKING:
     from pathlib import Path

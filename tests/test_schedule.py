@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketsim.core import schedule as sched
+from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Event, Step
 from ticketsim.core.schedule import Action, Model, Move, Schedule, ScheduleError
 from ticketsim.engine.strategies import STRATEGIES
@@ -145,7 +146,7 @@ def test_canonical_forms_are_equivalent_and_stable(data: st.DataObject) -> None:
 def test_pct_schedules_are_complete_and_feasible(
     strategy: str, buyers: int, depth: int, seed: int
 ) -> None:
-    model = STRATEGIES[strategy].model()  # type: ignore[index]
+    model = CATALOG[strategy].model()  # type: ignore[index]
     rng = random.Random(seed)
     draws = [rng.random() for _ in range(buyers + depth)]
     schedule = sched.pct_schedule(buyers, depth, model, draws)

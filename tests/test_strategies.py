@@ -18,14 +18,14 @@ from sales import (
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
+from ticketsim.core.catalog import CATALOG
 from ticketsim.core.db import Sale, TicketDB, load, write_atomic
-from ticketsim.engine.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-SAFE = [name.value for name, s in STRATEGIES.items() if s.safe]
-UNSAFE = [name.value for name, s in STRATEGIES.items() if not s.safe]
+SAFE = [name.value for name, s in CATALOG.items() if s.safe]
+UNSAFE = [name.value for name, s in CATALOG.items() if not s.safe]
 
 
 def test_the_lists_are_what_the_tutorials_teach() -> None:

@@ -25,7 +25,9 @@ import ticketsim.errors
 from ticketsim.analysis.checker import Kind, Violation
 from ticketsim.analysis.report import Report, build_report
 from ticketsim.core.events import Event, Step
-from ticketsim.engine.runner import RunConfig, RunResult, run_sale
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 from ticketsim.views.timeline import (
     MAX_TERMINAL_BUYERS,
     html_timeline,

@@ -21,8 +21,11 @@ if TYPE_CHECKING:
     from ticketsim.core.db import Sale, TicketDB
     from ticketsim.core.events import Event, Step
     from ticketsim.core.exits import ExitCode
-    from ticketsim.engine.runner import RunConfig, RunResult, run_sale
-    from ticketsim.engine.strategies import STRATEGIES, StrategyName
+    from ticketsim.core.names import StrategyName
+    from ticketsim.core.result import RunResult
+    from ticketsim.core.settings import RunConfig
+    from ticketsim.engine.runner import run_sale
+    from ticketsim.engine.strategies import STRATEGIES
     from ticketsim.errors import ConfigError, DbError, GuardTimeout, TicketsimError
 
 __version__ = "0.1.0"
@@ -35,8 +38,11 @@ _HOMES: Final = {
     "ticketsim.core.events": ("Event", "Step"),
     "ticketsim.core.exits": ("ExitCode",),
     "ticketsim.analysis.report": ("Report", "build_report"),
-    "ticketsim.engine.runner": ("RunConfig", "RunResult", "run_sale"),
-    "ticketsim.engine.strategies": ("STRATEGIES", "StrategyName"),
+    "ticketsim.engine.runner": ("run_sale",),
+    "ticketsim.core.settings": ("RunConfig",),
+    "ticketsim.core.result": ("RunResult",),
+    "ticketsim.engine.strategies": ("STRATEGIES",),
+    "ticketsim.core.names": ("StrategyName",),
 }
 _HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names}
 

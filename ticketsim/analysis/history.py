@@ -22,7 +22,8 @@ from ticketsim.core._files import kind, open_regular
 from ticketsim.core._values import seconds
 from ticketsim.core.events import Event, Step, from_json, to_jsonl
 from ticketsim.core.paths import write_output
-from ticketsim.engine.runner import RunConfig, RunResult
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
 from ticketsim.errors import ConfigError, DbError, TicketsimError
 
 if TYPE_CHECKING:

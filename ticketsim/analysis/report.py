@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
+from ticketsim.core import catalog
 from ticketsim.core.events import ENDINGS, Step, buyer_name
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.schedule import from_history
-from ticketsim.engine import strategies
 from ticketsim.errors import DbWriteError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ticketsim.core.events import Event
-    from ticketsim.engine.runner import RunResult
+    from ticketsim.core.result import RunResult
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ def build_report(result: RunResult) -> Report:
         pool=config.workers,
         crew=config.crew,
         startup_s=result.startup_s,
-        caveat=strategies.get(config.strategy).caveat,
+        caveat=catalog.info(config.strategy).caveat,
         schedule=str(from_history(history)),
         faults=result.faults,
         io_error=_io_error(history, config.db),

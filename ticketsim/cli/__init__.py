@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
     from ticketsim.analysis.report import Report
     from ticketsim.core.events import Event
-    from ticketsim.engine.runner import RunConfig, RunResult
+    from ticketsim.core.result import RunResult
+    from ticketsim.core.settings import RunConfig
     from ticketsim.search.explore import Scenario
 
 
@@ -533,8 +534,7 @@ def run(
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
     from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
 
     chosen = _strategy(strategy, lock)
     _guarded(
@@ -545,7 +545,7 @@ def run(
         )
     )
     config: RunConfig = _guarded(
-        lambda: runner.RunConfig(
+        lambda: settings.RunConfig(
             buyers=buyers,
             tickets=tickets,
             strategy=chosen,
@@ -658,14 +658,14 @@ def reset(
     json_out: Json = False,
 ) -> None:
     """Reset the db to TICKETS fresh tickets and an empty ledger."""
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
     from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import db_view  # noqa: PLC0415 - start-up time
 
     _guarded(lambda: paths.vet(paths.db(db)))
 
     config: RunConfig = _guarded(
-        lambda: runner.RunConfig(tickets=tickets, db_path=db, strategy="lock")
+        lambda: settings.RunConfig(tickets=tickets, db_path=db, strategy="lock")
     )
     _guarded(lambda: runner.prepare_db(config))
     fresh = dbfile.TicketDB.fresh(tickets, event=event)
@@ -694,7 +694,7 @@ def _scenario(
         start_method=start_method.value if start_method else None,
         timeout=timeout,
     )
-    from ticketsim.engine.runner import PROCESS_PER_BUYER_MAX  # noqa: PLC0415 - start-up time
+    from ticketsim.core.settings import PROCESS_PER_BUYER_MAX  # noqa: PLC0415 - start-up time
 
     if buyers > PROCESS_PER_BUYER_MAX:
         # The probe below would say so too, but of a schedule the user never typed.
@@ -745,7 +745,7 @@ def replay(
     """
     from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
     from ticketsim.core import schedule as sched  # noqa: PLC0415
     from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
     from ticketsim.search.explore import signature  # noqa: PLC0415
@@ -758,7 +758,7 @@ def replay(
             paths.output("--timeline", timeline),
         )
     )
-    _guarded(lambda: runner.require_int("repeat", repeat, 1, MAX_REPEAT, "runs"))
+    _guarded(lambda: settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs"))
     if buyers is None:
         try:
             named = sched.parse(schedule, 10**6, complete=False).buyers
@@ -941,8 +941,7 @@ def compare_strategies(
     """
     import random  # noqa: PLC0415 - start-up time
 
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import compare as comparing  # noqa: PLC0415
 
     if json_out and csv_out:
@@ -953,7 +952,7 @@ def compare_strategies(
     _guarded(lambda: paths.vet(paths.db(db, lock=filelock), paths.output("--plot", plot)))
     chosen = seed if seed is not None else random.SystemRandom().randrange(2**32)
     base: RunConfig = _guarded(
-        lambda: runner.RunConfig(
+        lambda: settings.RunConfig(
             buyers=buyers, tickets=tickets, delay=delay, seed=chosen, db_path=db,
             timeout=timeout, start_method=start_method.value if start_method else None,
         )
@@ -1023,10 +1022,10 @@ def _next_step() -> bool:
 )
 def list_strategies(json_out: Json = False) -> None:
     """What each strategy protects (every yes and no is checked by the test suite)."""
-    from ticketsim.engine.strategies import STRATEGIES  # noqa: PLC0415 - start-up time
+    from ticketsim.core.catalog import CATALOG  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import strategies_view  # noqa: PLC0415 - start-up time
 
-    rows = [strategy.describe() for strategy in STRATEGIES.values()]
+    rows = [info.describe() for info in CATALOG.values()]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
     else:

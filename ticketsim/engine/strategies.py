@@ -25,15 +25,13 @@ all four use the standard library and ``filelock`` only.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from ticketsim.core.catalog import CATALOG, StrategyInfo, info
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
-from ticketsim.core.schedule import Model
-from ticketsim.errors import ConfigError
 from ticketsim.sale import _limits, _signals
 from ticketsim.sale.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.sale.guards import FileLockGuard, LockGuard, NoGuard
@@ -67,93 +65,30 @@ class Setup:
     timeout: float
 
 
-@dataclass(frozen=True)
-class Claims:
-    """What a strategy protects; every field is checked by a test (tests/test_claims.py)."""
-
-    #: The remaining count never lets more buyers than tickets be told "yes".
-    count: bool
-    #: No seat is sold to two buyers.
-    seats: bool
-    #: Every sale a buyer is told about is in the ledger, once.
-    ledger: bool
-    #: Two separate ``ticketsim run --keep`` programs on one db cannot oversell.
-    separate_programs: bool
-    #: A buyer killed inside its critical section does not stall everyone else.
-    killed_holder: bool
-    #: Each sale is in the db file as soon as it is made (a crash loses nothing told).
-    durable: bool
-
-
-#: The claims' column titles, in table order, as ``ticketsim strategies`` prints them.
-CLAIM_TITLES: Final = {
-    "count": "the count",
-    "seats": "the seats",
-    "ledger": "the ledger",
-    "separate_programs": "separate programs",
-    "killed_holder": "killed holder",
-    "durable": "durable per sale",
-}
-
-
 class Strategy(ABC):
-    """A way to run the sale. Subclasses set the class attributes and :meth:`provide`."""
+    """How one strategy of the catalogue is built: :meth:`provide` makes its primitives.
+
+    What the strategy claims is in :data:`~ticketsim.core.catalog.CATALOG` (``info``);
+    a builder names its entry with ``name`` and makes only the parts.
+    """
 
     name: ClassVar[StrategyName]
-    #: A safe strategy must sell exactly ``min(tickets, buyers)`` with no violation.
-    safe: ClassVar[bool]
-    #: Whether buyers take turns to read: a forced "all read, then all write"
-    #: interleaving (lockstep) is only possible when they do not.
-    serialises: ClassVar[bool]
-    #: Whether a buyer holds a lock from its read to its write (the office serialises
-    #: without one: its buyers hold nothing).
-    guarded: ClassVar[bool] = False
-    claims: ClassVar[Claims]
-    #: One line on how it works.
-    how: ClassVar[str]
-    #: What a crash mid-sale costs, when it costs something.
-    caveat: ClassVar[str | None] = None
-    #: What a buyer holds inside its critical section ("" when nothing).
-    holding: ClassVar[str] = ""
+
+    @property
+    def info(self) -> StrategyInfo:
+        return CATALOG[self.name]
 
     @abstractmethod
     def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
         """Create this sale's primitives; clean them up on exit."""
 
-    def model(self) -> Model:
-        """How this strategy constrains the order of buyers' steps (for schedules)."""
-        return Model(guarded=self.guarded, reads_commute=not self.serialises)
-
-    def describe(self) -> dict[str, Any]:
-        """This strategy as one row of ``ticketsim strategies --json``."""
-        return {
-            "strategy": self.name.value,
-            "safe": self.safe,
-            **dataclasses.asdict(self.claims),
-            "how": self.how,
-            "caveat": self.caveat,
-        }
-
 
 #: How long the ticket office gets to take its poison pill and stop.
 OFFICE_CLOSE_S: Final = 5.0
 
-_AT_END = (
-    "The db is written once, when the sale ends: if the program dies mid-sale, "
-    "every sale of this run is lost from it."
-)
-
 
 class Unprotected(Strategy):
     name = StrategyName.NONE
-    safe = False
-    serialises = False
-    claims = Claims(False, False, False, False, True, False)
-    how = "Nothing: read, sleep, then the tutorial's open(path, 'w') + json.dump."
-    caveat = (
-        "Writes are not atomic: a read can see a half-written db, and overlapping "
-        "writes can leave it unreadable."
-    )
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -162,12 +97,6 @@ class Unprotected(Strategy):
 
 class MutexLock(Strategy):
     name = StrategyName.LOCK
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "a multiprocessing.Lock, which no one else can release"
-    claims = Claims(True, True, True, False, False, True)
-    how = "A multiprocessing.Lock around read-decide-write; atomic db writes."
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -176,12 +105,6 @@ class MutexLock(Strategy):
 
 class Semaphore(Strategy):
     name = StrategyName.SEMAPHORE
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "the Semaphore(1)'s only permit"
-    claims = Claims(True, True, True, False, False, True)
-    how = "A multiprocessing.Semaphore(1) used as a mutex; atomic db writes."
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -196,12 +119,6 @@ def lock_file(db_path: str) -> str:
 
 class FileLockStrategy(Strategy):
     name = StrategyName.FILELOCK
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "the file lock, which the kernel releases when it dies"
-    claims = Claims(True, True, True, True, True, True)
-    how = "filelock.FileLock (flock) on <db>.lock; protects separate programs too."
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -212,13 +129,6 @@ class FileLockStrategy(Strategy):
 
 class ManagerStrategy(Strategy):
     name = StrategyName.MANAGER
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "the manager's Lock, which the manager keeps for the dead client"
-    claims = Claims(True, True, True, False, False, False)
-    how = "A Manager().Lock() and a Manager dict; every access is a round trip."
-    caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -248,13 +158,6 @@ def _seat_map(setup: Setup) -> Any:
 
 class ValueStrategy(Strategy):
     name = StrategyName.VALUE
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "the Value's lock"
-    claims = Claims(True, True, True, False, False, False)
-    how = "The count in a shared multiprocessing.Value, changed under its get_lock()."
-    caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -265,11 +168,6 @@ class ValueStrategy(Strategy):
 
 class ValueUnlocked(Strategy):
     name = StrategyName.VALUE_UNLOCKED
-    safe = False
-    serialises = False
-    claims = Claims(False, False, True, False, True, False)
-    how = "The same Value, no get_lock(): 'v.value -= 1' is a locked read, then a locked write."
-    caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -279,13 +177,6 @@ class ValueUnlocked(Strategy):
 
 class ArrayStrategy(Strategy):
     name = StrategyName.ARRAY
-    safe = True
-    serialises = True
-    guarded = True
-    holding = "the Array's lock"
-    claims = Claims(True, True, True, False, False, False)
-    how = "A seat map in a shared multiprocessing.Array; a seat is claimed under its lock."
-    caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -295,11 +186,6 @@ class ArrayStrategy(Strategy):
 
 class ArrayUnlocked(Strategy):
     name = StrategyName.ARRAY_UNLOCKED
-    safe = False
-    serialises = False
-    claims = Claims(False, False, False, False, True, False)
-    how = "The same seat map, read and claimed with no lock held across the two."
-    caveat = _AT_END
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -308,10 +194,6 @@ class ArrayUnlocked(Strategy):
 
 class Office(Strategy):
     name = StrategyName.OFFICE
-    safe = True
-    serialises = True
-    claims = Claims(True, True, True, False, True, True)
-    how = "No lock: one ticket-office process owns the db and serves requests from a pipe."
 
     @contextlib.contextmanager
     def provide(self, setup: Setup) -> Iterator[Tools]:
@@ -370,9 +252,4 @@ STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
 
 def get(name: str) -> Strategy:
     """The strategy called ``name``; :class:`ConfigError` lists the choices otherwise."""
-    # StrategyName members are str, so they and plain strings find the same entry.
-    strategy: Strategy | None = STRATEGIES.get(name)  # type: ignore[call-overload]
-    if strategy is None:
-        choices = ", ".join(s.value for s in StrategyName)
-        raise ConfigError("strategy", name, f"choose one of {choices}")
-    return strategy
+    return STRATEGIES[info(name).name]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ticketsim.analysis.report import Report
-    from ticketsim.engine.runner import RunConfig
+    from ticketsim.core.settings import RunConfig
 
 #: The verdict words a row can carry (the part of :attr:`Report.verdict` before ``:``).
 VERDICTS: Final = (

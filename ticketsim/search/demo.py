@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Final
 from ticketsim.analysis.report import Report, build_report
 from ticketsim.core import db as dbfile
 from ticketsim.core.names import DEFAULT_DB
-from ticketsim.engine.runner import RunConfig, run_sale
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -19,16 +19,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import Report, build_report
+from ticketsim.core import catalog
 from ticketsim.core import schedule as sched
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import DEFAULT_DB
-from ticketsim.engine import strategies
-from ticketsim.engine.runner import RunConfig, RunResult, require_int, require_seed, run_sale
+from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.settings import RunConfig, require_int, require_seed
+from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
+
+    from ticketsim.core.result import RunResult
 
 #: Explore refuses scenarios whose interleavings it could not even list in reasonable time.
 MAX_EXPLORE_BUYERS: Final = 5
@@ -40,7 +43,7 @@ MAX_RUNS: Final = 100_000
 class Scenario:
     """The sale every schedule of a search is run on."""
 
-    strategy: str = strategies.StrategyName.NONE.value
+    strategy: str = StrategyName.NONE.value
     buyers: int = 2
     tickets: int = 1
     db_path: Path = DEFAULT_DB
@@ -224,7 +227,7 @@ def explore(
     exploration is then incomplete, as it is when ``max_schedules`` cut it short.
     """
     check_exploration(scenario.buyers, max_schedules, preemption_bound)
-    model = strategies.get(scenario.strategy).model()
+    model = catalog.info(scenario.strategy).model()
     started = time.monotonic()
     feasible = 0
     sizes: Counter[sched.Schedule] = Counter()
@@ -326,7 +329,7 @@ def hunt(
     from hypothesis.errors import NoSuchExample  # noqa: PLC0415
 
     check_hunt(max_examples, pct_runs, depth, seed)
-    model = strategies.get(scenario.strategy).model()
+    model = catalog.info(scenario.strategy).model()
     started = time.monotonic()
     runs = 0
     reports: dict[tuple[int, int, sched.Schedule], Report] = {}

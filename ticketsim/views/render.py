@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ticketsim.analysis.checker import names
+from ticketsim.core.catalog import CLAIM_TITLES
 from ticketsim.core.printable import line, printable
-from ticketsim.engine.strategies import CLAIM_TITLES
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from ticketsim.analysis.report import Report
-    from ticketsim.engine.runner import RunResult
+    from ticketsim.core.result import RunResult
 
 #: Past this many buyers a terminal row per buyer no longer fits a screen.
 MAX_TERMINAL_BUYERS: Final = 20

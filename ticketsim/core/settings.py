@@ -1,0 +1,240 @@
+"""A sale's settings, validated once: every layer downstream trusts a :class:`RunConfig`.
+
+The bounds live here, and so do the checks of each kind of value (:func:`require_int`,
+:func:`require_seconds`, ...), which the searches and the command line use too, so
+that a value is refused with the same words whoever passes it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.core import catalog, schedule
+from ticketsim.core._values import seconds
+from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ticketsim.core.schedule import Schedule
+
+START_METHODS: Final = ("fork", "spawn", "forkserver")
+#: Up to this many buyers, each buyer is a process of its own, named ``buyer-N``: the
+#: lesson. A bigger sale runs its buyers as tasks of a crew of worker processes
+#: (:func:`auto_workers`), so that how many processes are alive, and the memory they
+#: take, stay bounded whatever the size of the sale.
+PROCESS_PER_BUYER_MAX: Final = 200
+#: Buyers are tasks, not processes, past ``PROCESS_PER_BUYER_MAX``; the history bounds how many.
+MAX_BUYERS: Final = 100_000
+MAX_WORKERS: Final = 1000
+MAX_TICKETS: Final = 1_000_000
+MAX_DELAY_S: Final = 60.0
+MAX_TIMEOUT_S: Final = 3600.0
+#: The shortest stall timeout: a buyer process must be able to start and take a step
+#: in it on a loaded 2-core machine, or every sale would "stall" before it began.
+MIN_TIMEOUT_S: Final = 1.0
+#: The largest seed (a seed is any unsigned 64-bit number).
+MAX_SEED: Final = 2**64 - 1
+#: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
+JITTER: Final = 0.5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One sale to run. Invalid values raise :class:`ConfigError` on construction."""
+
+    buyers: int = 50
+    tickets: int = 10
+    strategy: str = StrategyName.NONE.value
+    db_path: Path = DEFAULT_DB
+    #: Race window between reading and writing, in seconds (jittered per buyer by ``seed``).
+    delay: float = 0.1
+    #: Seeds the jitter; ``None`` draws one, and the result records it.
+    seed: int | None = None
+    #: A sale that makes no progress for this many seconds is stalled and ended.
+    timeout: float = 30.0
+    #: ``None``: the platform's default start method.
+    start_method: str | None = None
+    #: Sell from the db as it is, instead of resetting it to ``tickets`` fresh tickets.
+    keep: bool = False
+    #: Run the buyers as tasks of a ``multiprocessing.Pool`` of this many workers.
+    pool: int | None = None
+    #: Controlled mode: grant the buyers' steps in this order (``"1r 2r 1w 2w"``, see
+    #: :mod:`ticketsim.core.schedule`); steps it leaves out follow, in buyer order.
+    schedule: str | None = None
+    #: SIGKILL the first buyer to enter its critical section, while it is inside.
+    kill_holder: bool = False
+    #: SIGKILL this many buyers, chosen by ``seed``, each at a point chosen by ``seed``.
+    kill: int = 0
+    #: Force every buyer to read before any writes, then write in buyer order
+    #: (unguarded strategies only): see :class:`ticketsim.sale.buyer.Lockstep`.
+    lockstep: bool = False
+
+    def __post_init__(self) -> None:
+        require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
+        if self.pool is not None:
+            require_int("pool", self.pool, 1, MAX_WORKERS, "worker processes")
+        require_int("tickets", self.tickets, 0, MAX_TICKETS, "tickets")
+        require_seconds("delay", self.delay, 0.0, MAX_DELAY_S)
+        _require_flags(self)
+        if self.seed is not None:
+            require_seed("seed", self.seed)
+        if self.schedule is not None and not isinstance(self.schedule, str):
+            raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
+        require_timeout("timeout", self.timeout)
+        strategy = catalog.info(self.strategy)
+        if self.start_method is not None and self.start_method not in START_METHODS:
+            raise ConfigError(
+                "start_method", self.start_method, f"choose one of {', '.join(START_METHODS)}"
+            )
+        if self.timeout <= self.delay * (1 + JITTER):
+            raise ConfigError(
+                "timeout",
+                self.timeout,
+                f"must be longer than the longest race window ({self.delay * (1 + JITTER):g} s "
+                f"for delay={self.delay:g}); raise --timeout or lower --delay",
+            )
+        if self.lockstep and strategy.serialises:
+            raise ConfigError(
+                "lockstep",
+                True,
+                f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
+                "never read before any writes; use lockstep with an unprotected strategy",
+            )
+        self._check_faults_and_forcing()
+
+    def _check_faults_and_forcing(self) -> None:
+        require_int("kill", self.kill, 0, self.buyers, "buyers to kill")
+        if self.kill_holder or self.kill:
+            name = "kill_holder" if self.kill_holder else "kill"
+            if self.workers is not None:
+                raise ConfigError(
+                    name,
+                    getattr(self, name),
+                    "a killed pool worker takes its queued tasks with it; "
+                    + ("drop --pool" if self.pool else self._one_each_hint),
+                )
+            if self.lockstep or self.schedule is not None:
+                raise ConfigError(
+                    name,
+                    getattr(self, name),
+                    "a forced interleaving waits for every buyer; drop --lockstep or --schedule",
+                )
+        forcing = "lockstep" if self.lockstep else "schedule" if self.schedule else None
+        workers = self.workers
+        if forcing and workers is not None and workers < self.buyers:
+            raise ConfigError(
+                forcing,
+                getattr(self, forcing),
+                f"every buyer must be running at once, and pool={self.pool} runs fewer than "
+                f"buyers={self.buyers}; drop --pool or make it at least --buyers"
+                if self.pool
+                else f"every buyer must be running at once; {self._one_each_hint}",
+            )
+        if self.schedule is not None:
+            if self.lockstep:
+                raise ConfigError(
+                    "lockstep", True, "a schedule already fixes the order; give one of them"
+                )
+            self.steps()  # parses, completes and checks it can run
+
+    @property
+    def workers(self) -> int | None:
+        """How many worker processes run the buyers as tasks; ``None``: one process each."""
+        if self.pool is not None:
+            return self.pool
+        return auto_workers() if self.buyers > PROCESS_PER_BUYER_MAX else None
+
+    @property
+    def crew(self) -> str:
+        """Which processes run the buyers, in words, for the report."""
+        workers = self.workers
+        if workers is None:
+            return "one process per buyer"
+        if self.pool is not None:
+            return f"{workers} worker processes (--pool {workers})"
+        return (
+            f"{workers} worker processes: past {PROCESS_PER_BUYER_MAX} buyers, "
+            "buyers are tasks of a bounded crew (choose its size with --pool N)"
+        )
+
+    @property
+    def _one_each_hint(self) -> str:
+        return (
+            f"that needs one process per buyer, which ticketsim runs up to "
+            f"{PROCESS_PER_BUYER_MAX} buyers; lower --buyers"
+        )
+
+    def steps(self) -> Schedule:
+        """The complete schedule of a controlled run; ConfigError if it cannot run."""
+        if self.schedule is None:
+            raise ValueError("this run has no schedule")
+        try:
+            steps = schedule.parse(self.schedule, self.buyers)
+        except schedule.ScheduleError as exc:
+            raise ConfigError("schedule", self.schedule, str(exc)) from None
+        blocked = catalog.info(self.strategy).model().blocked_at(steps)
+        if blocked is not None:
+            raise ConfigError(
+                "schedule",
+                self.schedule,
+                f"infeasible under {self.strategy}: {schedule.explain_blocked(steps, blocked)}",
+            )
+        return steps
+
+    @property
+    def db(self) -> str:
+        return os.fspath(self.db_path)
+
+
+def auto_workers() -> int:
+    """The crew of a big sale: a worker process per core, and at least two, so that
+    buyers overlap. More only queue for the lock: 2,000 buyers with ``lock`` and no
+    race window sold fastest with two workers on two cores (2.3 s; 2.8 s with four)."""
+    return max(2, os.cpu_count() or 1)
+
+
+# One check per kind of value, used by RunConfig, the searches and the command line
+# alike, so that a value is refused with the same words by every command that takes it.
+
+
+def require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+    """A count or a bound: a whole number from ``low`` to ``high`` (``what`` names its unit)."""
+    if type(value) is not int:
+        raise ConfigError(name, value, f"must be a whole number of {what}")
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"choose from {low} to {high} {what}")
+
+
+def require_seed(name: str, value: object) -> None:
+    """A seed: any unsigned 64-bit number."""
+    require_int(name, value, 0, MAX_SEED, "(a seed)")
+
+
+def require_seconds(name: str, value: object, low: float, high: float, why: str = "") -> None:
+    """A duration from ``low`` to ``high`` seconds; ``why`` says why ``low`` is the least."""
+    number = seconds(value)  # None for bools, strings, NaN, infinities and huge integers
+    if number is None:
+        raise ConfigError(name, value, "must be a number of seconds")
+    if not low <= number <= high:
+        raise ConfigError(name, value, f"choose at least {low:g} s and at most {high:g} s{why}")
+
+
+def require_timeout(name: str, value: object) -> None:
+    """A stall timeout: long enough for buyer processes to start and take a step."""
+    require_seconds(
+        name,
+        value,
+        MIN_TIMEOUT_S,
+        MAX_TIMEOUT_S,
+        ": a shorter wait would end a sale as stalled before its processes could start",
+    )
+
+
+def _require_flags(config: RunConfig) -> None:
+    for name in ("keep", "lockstep", "kill_holder"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(name, getattr(config, name), "must be true or false")
