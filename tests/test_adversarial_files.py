@@ -33,7 +33,9 @@ from ticketsim.core import db as dbfile
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import DbError
-from ticketsim.search.compare import compare, write_plot
+from ticketsim.sale.stores import _ledger
+from ticketsim.search.compare import compare
+from ticketsim.views.compare import write_plot
 from ticketsim.views.timeline import write_timeline
 
 if TYPE_CHECKING:
@@ -315,8 +317,8 @@ def test_the_library_reads_of_a_fifo_never_block(tmp_path: Path, good: dict[str,
     os.mkfifo(fifo)
     for read in (
         lambda: dbfile.load(fifo),
-        lambda: dbfile.read_for_sale(fifo, dbfile.LedgerIndex()),
-        lambda: dbfile.read_remaining(fifo),
+        lambda: _ledger.read_for_sale(fifo, _ledger.LedgerIndex()),
+        lambda: _ledger.read_remaining(fifo),
     ):
         raised = _returns_within(read, fifo)
         assert isinstance(raised, DbError), raised

@@ -33,7 +33,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_readme_strategies_table_says_what_the_strategies_claim() -> None:
-    """The README's copy of ``ticketsim strategies``, which tests/test_claims.py backs."""
+    """The README's copy of ``ticketsim strategies``, which tests/engine/test_claims.py backs."""
     from ticketsim.core.catalog import CATALOG, CLAIM_TITLES
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

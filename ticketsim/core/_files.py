@@ -210,9 +210,10 @@ def commit(temp: str, target: str) -> bool:
 
     Where the kernel can, the two are swapped (``renameat2`` with ``RENAME_EXCHANGE``),
     which leaves the old file at ``temp`` for the caller to remove: ext4 starts writing
-    a file out when it is renamed over another (``auto_da_alloc``), which cost a 436 KB
-    db 295 us a write, against 57 us to swap. A writer killed between the swap and the
-    removal leaves a temp file of a dead writer, which the next sweep removes.
+    a file out when it is renamed over another (``auto_da_alloc``), which makes every
+    write of a large db several times slower than a swap. A writer killed between the
+    swap and the removal leaves a temp file of a dead writer, which the next sweep
+    removes.
     Elsewhere: ``os.replace``, and nothing is left at ``temp``. That flush is also
     ext4's guard of replace-by-rename against a power cut; like the missing ``fsync``
     (:func:`replace_bytes`), that is not what ticketsim simulates.

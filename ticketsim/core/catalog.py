@@ -3,7 +3,7 @@
 How a strategy is built (its store, its guard, the processes it starts) is the
 engine's business (:mod:`ticketsim.engine.strategies`); what it promises is data, here,
 so that the settings, the checker's report and the views can name and judge a strategy
-without importing the code that runs it. ``tests/test_claims.py`` checks every claim
+without importing the code that runs it. ``tests/engine/test_claims.py`` checks every claim
 against behaviour, and ``tests/engine/test_registry.py`` that every entry here has a
 builder there and no builder lacks an entry.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, kw_only=True)
 class Claims:
-    """What a strategy protects; every field is checked by a test (tests/test_claims.py)."""
+    """What a strategy protects; every field is checked by a test (tests/engine/test_claims.py)."""
 
     #: The remaining count never lets more buyers than tickets be told "yes".
     count: bool

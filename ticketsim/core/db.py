@@ -1,4 +1,4 @@
-"""The ticket db: one JSON file, and the only module that reads or writes it.
+"""The ticket db: one JSON file, and the only module that knows its format.
 
 Format (``ticketsim/1``)::
 
@@ -17,8 +17,11 @@ back after ``remaining``, and a key given twice in one object is refused as ambi
 ticketsim writes it in the layout above: the
 header on the first line, one sale per line. That layout is what keeps a sale's cost
 flat as the ledger grows: a buyer reads the count from the first line, decodes only
-the sales appended since its process last read the db (:class:`LedgerIndex`), and
-appends its own sale as one more line instead of encoding the ledger again.
+the sales appended since its process last read the db, and appends its own sale as
+one more line instead of encoding the ledger again. That fast path is the file
+store's (:mod:`ticketsim.sale.stores._ledger`); the pieces of the layout it reads and
+writes with (:func:`read_head`, :func:`ledger_seats`, :func:`head_line`,
+:func:`sale_line`, :func:`replace_db`) are here.
 
 This module validates structure and types only. Whether the numbers agree with
 each other (``remaining + len(ledger) == tickets``, no seat twice) is an invariant
@@ -34,7 +37,6 @@ import errno
 import json
 import os
 import stat
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,11 +58,11 @@ _KEYS: Final = frozenset({"format", "event", "tickets", "remaining", "ledger"})
 _SALE_KEYS: Final = frozenset({"buyer", "seat", "pid", "time"})
 #: The layout ticketsim writes (see the module's docstring): the first line ends
 #: with ``_LEDGER_OPEN``, sales are ``_INDENT`` + one JSON object per line, joined by
-#: ``_SEP``, and the file ends with ``_CLOSE`` on a line of its own.
+#: ``LEDGER_SEP``, and the file ends with ``LEDGER_CLOSE`` on a line of its own.
 _LEDGER_OPEN: Final = ', "ledger": ['
 _INDENT: Final = "  "
-_SEP: Final = ",\n"
-_CLOSE: Final = "]}\n"
+LEDGER_SEP: Final = ",\n"
+LEDGER_CLOSE: Final = "]}\n"
 #: The first line of a db is short; one longer than this is not in ticketsim's layout.
 _MAX_HEAD_BYTES: Final = 64 * 1024
 
@@ -142,10 +144,10 @@ def nth_free_seat(taken: Sequence[int], n: int) -> int:
 def dumps(db: TicketDB) -> str:
     """Serialise a db the one way ticketsim writes it: stable key order, the header on
     the first line, one sale per line, a newline at the end."""
-    return _text(_head_line(db), _SEP.join(_sale_line(sale) for sale in db.ledger))
+    return _text(head_line(db), LEDGER_SEP.join(sale_line(sale) for sale in db.ledger))
 
 
-def _head_line(db: TicketDB) -> str:
+def head_line(db: TicketDB) -> str:
     head = {"format": db.format, "event": db.event, "tickets": db.tickets}
     line = json.dumps({**head, "remaining": db.remaining})[:-1]
     for key, value in db.extra:
@@ -153,12 +155,12 @@ def _head_line(db: TicketDB) -> str:
     return line + _LEDGER_OPEN
 
 
-def _sale_line(sale: Sale) -> str:
+def sale_line(sale: Sale) -> str:
     return _INDENT + json.dumps(sale.to_json())
 
 
 def _text(head: str, body: str) -> str:
-    return f"{head}\n{body}\n{_CLOSE}" if body else f"{head}\n{_CLOSE}"
+    return f"{head}\n{body}\n{LEDGER_CLOSE}" if body else f"{head}\n{LEDGER_CLOSE}"
 
 
 def _reject_constant(name: str) -> Any:
@@ -265,14 +267,20 @@ def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketD
     )
 
 
+def load_from(handle: BufferedReader, source: str) -> TicketDB:
+    """The db in the open file ``handle``, read whole from its start and fully validated."""
+    handle.seek(0)
+    return parse(_utf8(source, read_rest(handle, source)), source=source)
+
+
 def read_text(path: str | os.PathLike[str]) -> str:
     """The db file's text, with every way of not being a readable file turned into DbError."""
     source = os.fspath(path)
-    with _open(source) as handle:
-        return _utf8(source, _read_rest(handle, source))
+    with open_db(source) as handle:
+        return _utf8(source, read_rest(handle, source))
 
 
-def _open(source: str) -> BufferedReader:
+def open_db(source: str) -> BufferedReader:
     """The db file opened for reading; every way of not being a readable file is a DbError.
 
     A plain function, not a context manager: a buyer's ``check`` opens the db once,
@@ -281,7 +289,7 @@ def _open(source: str) -> BufferedReader:
     try:
         return open_regular(source, lambda mode: _not_a_file(source, mode))
     except OSError as exc:
-        raise _unreadable(source, exc) from None
+        raise unreadable(source, exc) from None
 
 
 def _not_a_file(source: str, mode: int) -> DbError:
@@ -296,7 +304,7 @@ _UNREACHABLE: Final = {
 }
 
 
-def _unreadable(source: str, exc: OSError) -> DbError:
+def unreadable(source: str, exc: OSError) -> DbError:
     if isinstance(exc, FileNotFoundError):
         return DbError(source, "no such file", "run without --keep to create it")
     if isinstance(exc, PermissionError):
@@ -306,7 +314,7 @@ def _unreadable(source: str, exc: OSError) -> DbError:
     return DbError(source, f"cannot be read ({exc.strerror or exc})")
 
 
-def _read_rest(handle: BufferedReader, source: str) -> bytes:
+def read_rest(handle: BufferedReader, source: str) -> bytes:
     """The rest of the file from where ``handle`` is; a DbError past ``MAX_DB_BYTES`` in all."""
     try:
         at = handle.tell()
@@ -317,7 +325,7 @@ def _read_rest(handle: BufferedReader, source: str) -> bytes:
         if len(data) > size:
             data += handle.read(MAX_DB_BYTES + 1 - at - len(data))
     except OSError as exc:
-        raise _unreadable(source, exc) from None
+        raise unreadable(source, exc) from None
     if at + len(data) > MAX_DB_BYTES:
         raise DbError(source, f"larger than {MAX_DB_BYTES} bytes, the most a db may be")
     return data
@@ -339,22 +347,32 @@ def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:
     """Replace the db with ``db`` so that every reader sees the old file or the new one
     (:func:`ticketsim.core._files.replace_bytes`); a failure is a :class:`DbWriteError` and
     leaves the old db as it was, with no temp file behind."""
-    _replace(path, (dumps(db).encode("utf-8"),))
+    replace_db(path, (dumps(db).encode("utf-8"),))
 
 
-def _replace(
+def replace_db(
     path: str | os.PathLike[str],
     chunks: Sequence[Buffer],
     *,
     dry_run: bool = False,
     leftovers: list[str] | None = None,
 ) -> None:
+    """Write ``chunks`` as the db's new content atomically (``replace_bytes``), with a
+    failure to write turned into a :class:`DbWriteError`."""
     try:
         replace_bytes(path, chunks, dry_run=dry_run, leftovers=leftovers)
     except DbWriteError:
         raise
     except OSError as exc:
         raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
+
+
+def make_room(path: str | os.PathLike[str]) -> None:
+    """Before a db is written afresh: its folder made if need be (the default db's, on
+    first use; the vetting refused any other missing one), and the temp files of
+    writers that were killed removed (never a live one's)."""
+    os.makedirs(os.path.dirname(os.path.realpath(path)), exist_ok=True)
+    sweep_temp_files(path)
 
 
 def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
@@ -409,123 +427,8 @@ def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:
         raise DbWriteError(os.fspath(path), exc.strerror or str(exc)) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot(TicketDB):
-    """A db as a buyer read it for a sale, its ledger not decoded (``ledger`` is empty):
-    the counts, the seat a buyer who read it takes, and the ledger's lines as they are
-    in the file, to which :func:`append_sale` adds the sale."""
-
-    seat: int = 0
-    #: The file's bytes after its first line, in a buffer that may run on past them
-    #: (:meth:`LedgerIndex.buffer`); the ledger's lines are ``rest[:body_end]``.
-    rest: bytes | bytearray = field(default=b"", compare=False, repr=False)
-    body_end: int = 0
-
-    def next_seat(self) -> int:
-        return self.seat
-
-
-_SEP_BYTES: Final = _SEP.encode()
-#: A read buffer's room beyond the db it is made for: as much again as the db, at least
-#: this much and at most that much.
-_BUFFER_MIN: Final = 1 << 16
-_BUFFER_ROOM: Final = 1 << 20
-#: How a db in ticketsim's layout ends: after its last sale line, or right after the
-#: first line when nothing is sold.
-_END_BYTES: Final = f"\n{_CLOSE}".encode()
-_EMPTY_BYTES: Final = _CLOSE.encode()
-
-
-class LedgerIndex:
-    """The seats in a db's ledger, kept by one process from one read to the next.
-
-    While a sale runs the ledger only grows, so a read decodes just the lines appended
-    since this process last read or wrote the db; a ledger that changed any other way
-    (a reset, a refund, another layout) is decoded afresh. Never shared: each process
-    has its own (a pickled index arrives empty).
-
-    The ledger it knows is ``data[:end]`` (the bytes of its last read, kept, not
-    copied) followed by ``tail`` (the line this process appended since). A read
-    compares the new bytes with it in place, and goes into the other of two buffers
-    the index keeps (:meth:`buffer`): a sale allocates nothing the size of the ledger,
-    because fresh pages for a few hundred kilobytes cost more than the read (a read of
-    a 288 KB db took 54 us into a new buffer, 12 us into a reused one).
-    """
-
-    __slots__ = ("_data", "_end", "_lowest", "_spare", "_tail", "_taken")
-
-    def __init__(self) -> None:
-        self._data: bytes | bytearray = b""
-        self._end, self._tail = 0, b""
-        self._spare = bytearray()
-        self._taken: set[int] = set()
-        self._lowest = 1
-
-    def __reduce__(self) -> tuple[type[LedgerIndex], tuple[()]]:
-        return LedgerIndex, ()
-
-    def buffer(self, size: int) -> bytearray:
-        """A buffer of at least ``size`` bytes for the next read: never the one whose
-        bytes this index knows, so that the read can be compared with them. Made with
-        room to spare (up to :data:`_BUFFER_ROOM` more), so that a growing ledger seldom
-        needs a new one, and made anew when far larger than the db has become."""
-        room = size + min(max(size, _BUFFER_MIN), _BUFFER_ROOM)
-        spare = self._spare
-        if spare is self._data or not size <= len(spare) <= 2 * room:
-            spare = self._spare = bytearray(room)
-        return spare
-
-    def lowest_free(self, data: bytes | bytearray, end: int, source: str) -> int:
-        """The lowest seat not held in the ledger whose sale lines are ``data[:end]``."""
-        new = self._unseen(data, end)
-        start = 0 if new is None else new
-        seats = _seats(data[start:end], source) if end > start else []
-        # Only once every new line decoded does the index change: a read of a bad db
-        # must leave it as it was, or a later good read would be compared with a
-        # ledger whose seats it no longer holds.
-        if new is None:
-            self._taken, self._lowest = set(seats), 1
-        else:
-            self._taken.update(seats)
-        self._know(data, end)
-        self._tail = b""
-        while self._lowest in self._taken:
-            self._lowest += 1
-        return self._lowest
-
-    def _unseen(self, data: bytes | bytearray, end: int) -> int | None:
-        """Where the lines past the ledger this index knows start in ``data``, or
-        ``None`` if ``data[:end]`` does not start with that ledger."""
-        base = memoryview(self._data)[: self._end]
-        known = len(base) + len(self._tail)
-        if not known:
-            return 0
-        if (
-            end < known
-            or not data.startswith(base, 0, end)
-            or not data.startswith(self._tail, len(base), end)
-        ):
-            return None
-        if end == known:
-            return end
-        if not data.startswith(_SEP_BYTES, known, end):
-            return None
-        return known + len(_SEP_BYTES)
-
-    def _know(self, data: bytes | bytearray, end: int) -> None:
-        old, self._data, self._end = self._data, data, end
-        if isinstance(old, bytearray) and old is not data:
-            self._spare = old  # the buffer of the read before: the next read's
-
-    def appended(self, data: bytes | bytearray, end: int, line: bytes, seat: int) -> None:
-        """This process wrote the ledger ``data[:end]`` of its last read plus ``line``,
-        the sale of ``seat``."""
-        self._know(data, end)
-        self._tail = _SEP_BYTES + line if end else line
-        self._taken.add(seat)
-
-
-def _seats(lines: bytes | bytearray, source: str) -> list[int]:
+def ledger_seats(lines: bytes | bytearray, source: str) -> list[int]:
+    """The seats of the sale lines ``lines`` (ticketsim's layout, without the brackets)."""
     try:
         rows = _loads(b"[" + lines + b"]")
     except DuplicateKey as exc:
@@ -560,131 +463,13 @@ def _layout_head(line: bytes, source: str) -> TicketDB | None:
 _LEDGER_OPEN_BYTES: Final = _LEDGER_OPEN.encode()
 
 
-def _first_line(handle: BufferedReader, source: str) -> TicketDB | None:
-    """The header, read from the first line alone, if the db is in ticketsim's layout."""
+def read_head(handle: BufferedReader, source: str) -> TicketDB | None:
+    """The header (a db whose ledger is left out), read from the first line alone, if
+    the db is in ticketsim's layout; ``None`` otherwise."""
     try:
         line = handle.readline(_MAX_HEAD_BYTES + 1)
     except OSError as exc:
-        raise _unreadable(source, exc) from None
+        raise unreadable(source, exc) from None
     if not line.endswith(b"\n"):
         return None
     return _layout_head(line[:-1], source)
-
-
-def read_for_sale(path: str | os.PathLike[str], index: LedgerIndex) -> TicketDB:
-    """Read the db for a sale: a :class:`Snapshot` if it is in ticketsim's layout, else
-    the whole db, fully validated.
-
-    A snapshot comes from one open file (a writer replaces the file, never changes it
-    in place, so its lines are of one version): the first line, and only if a ticket is
-    left the ledger after it, whose new lines are decoded through ``index``.
-    """
-    source = os.fspath(path)
-    with _open(source) as handle:
-        head = _first_line(handle, source)
-        if head is not None and head.remaining <= 0:
-            return _snapshot(head)
-        if head is not None:
-            rest, size = _read_rest_into(handle, source, index)
-            end = _body_end(rest, size)
-            if end is not None:
-                seat = index.lowest_free(rest, end, source)
-                return _snapshot(head, seat, rest, end)
-        handle.seek(0)
-        text = _utf8(source, _read_rest(handle, source))
-    return parse(text, source=source)
-
-
-def _snapshot(
-    head: TicketDB, seat: int = 0, rest: bytes | bytearray = b"", body_end: int = 0
-) -> Snapshot:
-    return Snapshot(
-        tickets=head.tickets,
-        remaining=head.remaining,
-        event=head.event,
-        format=head.format,
-        extra=head.extra,
-        seat=seat,
-        rest=rest,
-        body_end=body_end,
-    )
-
-
-def _read_rest_into(
-    handle: BufferedReader, source: str, index: LedgerIndex
-) -> tuple[bytes | bytearray, int]:
-    """:func:`_read_rest`, into a buffer of ``index``'s: the buffer and how many of its
-    bytes were read (a fresh ``bytes`` if the file grew as it was read)."""
-    try:
-        at = handle.tell()
-        size = max(0, min(os.fstat(handle.fileno()).st_size, MAX_DB_BYTES) - at)
-        # One byte more than the file holds: a full buffer means it grew meanwhile.
-        buffer = index.buffer(size + 1)
-        got = handle.readinto(memoryview(buffer)[: size + 1])
-    except OSError as exc:
-        raise _unreadable(source, exc) from None
-    if got <= size:
-        return buffer, got
-    handle.seek(at)
-    data = _read_rest(handle, source)
-    return data, len(data)
-
-
-def _body_end(rest: bytes | bytearray, size: int) -> int | None:
-    """Where the sale lines end in ``rest[:size]``, what follows the first line, if that
-    is in ticketsim's layout (sale lines, a newline, the closing line), else ``None``."""
-    if size == len(_EMPTY_BYTES) and rest.startswith(_EMPTY_BYTES):
-        return 0
-    if size == len(_END_BYTES) or not rest.endswith(_END_BYTES, 0, size):
-        return None
-    return size - len(_END_BYTES)
-
-
-def read_remaining(path: str | os.PathLike[str]) -> int:
-    """The remaining count, from the first line alone when the db is in ticketsim's layout."""
-    source = os.fspath(path)
-    with _open(source) as handle:
-        head = _first_line(handle, source)
-    return head.remaining if head is not None else load(source).remaining
-
-
-def append_sale(
-    path: str | os.PathLike[str],
-    seen: TicketDB,
-    sale: Sale,
-    index: LedgerIndex,
-    leftovers: list[str] | None = None,
-) -> None:
-    """Write ``seen`` plus ``sale`` atomically, as :func:`write_atomic` does; from a
-    :class:`Snapshot`, by adding one line to the ledger's bytes as read, which are
-    written from where they lie, neither decoded nor encoded nor copied. With
-    ``leftovers``, the old file is left for the caller to remove (``replace_bytes``)."""
-    if not isinstance(seen, Snapshot):  # another layout, read whole: rare, and done at once
-        write_atomic(path, seen.sell(sale))
-        return
-    line = _sale_line(sale).encode()
-    _replace(path, _appended(seen, line), leftovers=leftovers)
-    index.appended(seen.rest, seen.body_end, line, sale.seat)
-
-
-def rehearse_sale(path: str | os.PathLike[str], index: LedgerIndex, pid: int) -> None:
-    """Everything a sale by process ``pid`` does but the rename: read the db, then write
-    what the sale would to a temp file, and remove it. The db is left as it was.
-
-    A freshly started buyer took ~0.5 ms more for its first sale than for later ones
-    (code run for the first time, memory touched for the first time); this is how it
-    pays that before the sale opens instead of inside its critical section.
-    """
-    seen = read_for_sale(path, index)
-    if isinstance(seen, Snapshot) and seen.seat:
-        line = _sale_line(Sale("rehearsal", seen.seat, pid, time.time())).encode()
-        _replace(path, _appended(seen, line), dry_run=True)
-        index.buffer(seen.body_end + len(_END_BYTES) + 1)  # the next read's, touched now
-
-
-def _appended(seen: Snapshot, line: bytes) -> tuple[bytes, memoryview, bytes]:
-    """The file ``seen`` was read from, with one more sale line and one ticket fewer."""
-    head = _head_line(replace(seen, remaining=seen.remaining - 1)) + "\n"
-    body = memoryview(seen.rest)[: seen.body_end]
-    after = (_SEP_BYTES + line if seen.body_end else line) + _END_BYTES
-    return head.encode(), body, after

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
@@ -256,19 +257,24 @@ def explain_blocked(schedule: Schedule, index: int) -> str:
 
 def representatives(
     buyers: int, model: Model, *, preemption_bound: int | None = None
-) -> tuple[int, list[Schedule]]:
-    """How many schedules are feasible, and one of each equivalence class among them,
-    fewest preemptions first (a counterexample found first is then a simplest one)."""
+) -> tuple[int, dict[Schedule, int]]:
+    """How many schedules are feasible, and one of each equivalence class among them
+    (its canonical schedule) with how many feasible schedules it stands for, fewest
+    preemptions first (a counterexample found first is then a simplest one).
+
+    With ``preemption_bound``, only the schedules within it are grouped and counted
+    in their classes; ``feasible`` still counts them all.
+    """
     feasible = 0
-    classes: set[Schedule] = set()
+    sizes: Counter[Schedule] = Counter()
     for schedule in all_schedules(buyers):
         if model.blocked_at(schedule) is not None:
             continue
         feasible += 1
-        if preemption_bound is not None and schedule.preemptions() > preemption_bound:
-            continue
-        classes.add(model.canonical(schedule))
-    return feasible, sorted(classes, key=lambda s: (s.preemptions(), s.actions))
+        if preemption_bound is None or schedule.preemptions() <= preemption_bound:
+            sizes[model.canonical(schedule)] += 1
+    simplest_first = sorted(sizes, key=lambda s: (s.preemptions(), s.actions))
+    return feasible, {s: sizes[s] for s in simplest_first}
 
 
 def pct_schedule(buyers: int, depth: int, model: Model, rng_random: Sequence[float]) -> Schedule:

@@ -1,15 +1,17 @@
 """A sale's settings, validated once: every layer downstream trusts a :class:`RunConfig`.
 
-The bounds live here, and so do the checks of each kind of value (:func:`require_int`,
-:func:`require_seconds`, ...), which the searches and the command line use too, so
-that a value is refused with the same words whoever passes it.
+The bounds live here, a sale's and a search's, and so do the checks of each kind of
+value (:func:`require_int`, :func:`require_seconds`, ...) and of each search
+(:func:`require_exploration`, :func:`require_hunt`). The searches call them themselves
+and the command line calls the same ones, so that a value is refused with the same
+words whoever passes it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from ticketsim.core import catalog, schedule
 from ticketsim.core._values import seconds
@@ -40,6 +42,11 @@ MIN_TIMEOUT_S: Final = 1.0
 MAX_SEED: Final = 2**64 - 1
 #: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
 JITTER: Final = 0.5
+#: Explore lists every order of the buyers' steps, ``(2B)! / 2^B`` of them: past this
+#: many buyers, listing them alone would not end in reasonable time.
+MAX_EXPLORE_BUYERS: Final = 5
+#: The most schedules one search runs (``max_schedules``, ``max_examples``, ``pct_runs``).
+MAX_RUNS: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,7 @@ class RunConfig:
             raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
         require_timeout("timeout", self.timeout)
         strategy = catalog.info(self.strategy)
-        if self.start_method is not None and self.start_method not in START_METHODS:
-            raise ConfigError(
-                "start_method", self.start_method, f"choose one of {', '.join(START_METHODS)}"
-            )
+        require_start_method("start_method", self.start_method)
         if self.timeout <= self.delay * (1 + JITTER):
             raise ConfigError(
                 "timeout",
@@ -192,8 +196,8 @@ class RunConfig:
 
 def auto_workers() -> int:
     """The crew of a big sale: a worker process per core, and at least two, so that
-    buyers overlap. More only queue for the lock: 2,000 buyers with ``lock`` and no
-    race window sold fastest with two workers on two cores (2.3 s; 2.8 s with four)."""
+    buyers overlap. More than one per core only queue for the lock, and each costs a
+    process start, so a big sale with ``lock`` is slower with them, not faster."""
     return max(2, os.cpu_count() or 1)
 
 
@@ -201,11 +205,16 @@ def auto_workers() -> int:
 # alike, so that a value is refused with the same words by every command that takes it.
 
 
-def require_int(name: str, value: object, low: int, high: int, what: str) -> None:
-    """A count or a bound: a whole number from ``low`` to ``high`` (``what`` names its unit)."""
+def require_whole(name: str, value: object, what: str) -> None:
+    """A whole number (``what`` names its unit), whatever its bounds; not a bool."""
     if type(value) is not int:
         raise ConfigError(name, value, f"must be a whole number of {what}")
-    if not low <= value <= high:
+
+
+def require_int(name: str, value: object, low: int, high: int, what: str) -> None:
+    """A count or a bound: a whole number from ``low`` to ``high`` (``what`` names its unit)."""
+    require_whole(name, value, what)
+    if not low <= cast("int", value) <= high:
         raise ConfigError(name, value, f"choose from {low} to {high} {what}")
 
 
@@ -214,11 +223,17 @@ def require_seed(name: str, value: object) -> None:
     require_int(name, value, 0, MAX_SEED, "(a seed)")
 
 
-def require_seconds(name: str, value: object, low: float, high: float, why: str = "") -> None:
-    """A duration from ``low`` to ``high`` seconds; ``why`` says why ``low`` is the least."""
+def require_number_of_seconds(name: str, value: object) -> float:
+    """A finite number of seconds, whatever its bounds; not a bool, a string or NaN."""
     number = seconds(value)  # None for bools, strings, NaN, infinities and huge integers
     if number is None:
         raise ConfigError(name, value, "must be a number of seconds")
+    return number
+
+
+def require_seconds(name: str, value: object, low: float, high: float, why: str = "") -> None:
+    """A duration from ``low`` to ``high`` seconds; ``why`` says why ``low`` is the least."""
+    number = require_number_of_seconds(name, value)
     if not low <= number <= high:
         raise ConfigError(name, value, f"choose at least {low:g} s and at most {high:g} s{why}")
 
@@ -232,6 +247,45 @@ def require_timeout(name: str, value: object) -> None:
         MAX_TIMEOUT_S,
         ": a shorter wait would end a sale as stalled before its processes could start",
     )
+
+
+def require_start_method(name: str, value: object) -> None:
+    """How processes start: ``None`` (the platform's default) or one of ``START_METHODS``."""
+    if value is not None and value not in START_METHODS:
+        raise ConfigError(name, value, f"choose one of {', '.join(START_METHODS)}")
+
+
+def require_controlled(buyers: int) -> None:
+    """A controlled sale (replay, explore, hunt) runs every buyer at once, one process each."""
+    if buyers > PROCESS_PER_BUYER_MAX:
+        raise ConfigError(
+            "buyers",
+            buyers,
+            "a controlled sale runs every buyer at once, one process each, so it takes at "
+            f"most {PROCESS_PER_BUYER_MAX} buyers; lower --buyers",
+        )
+
+
+def require_exploration(buyers: object, max_schedules: object, preemption_bound: object) -> None:
+    """What explore can search: few enough buyers to list every order of their steps."""
+    require_int(
+        "buyers",
+        buyers,
+        1,
+        MAX_EXPLORE_BUYERS,
+        "buyers: explore lists every order; use 'ticketsim hunt' for more",
+    )
+    require_int("max_schedules", max_schedules, 1, MAX_RUNS, "schedules")
+    if preemption_bound is not None:
+        require_int("preemption_bound", preemption_bound, 0, MAX_RUNS, "preemptions")
+
+
+def require_hunt(max_examples: object, pct_runs: object, depth: object, seed: object) -> None:
+    """What hunt can search: a bounded number of schedules, a PCT depth and its seed."""
+    require_int("max_examples", max_examples, 0, MAX_RUNS, "schedules")
+    require_int("pct_runs", pct_runs, 0, MAX_RUNS, "schedules")
+    require_int("depth", depth, 1, MAX_RUNS, "(a PCT depth)")
+    require_seed("seed", seed)
 
 
 def _require_flags(config: RunConfig) -> None:

@@ -1,47 +1,50 @@
 """Strategies: how buyers share the tickets, and what (if anything) protects them.
 
-A strategy gives every buyer a :class:`Tools` bundle of picklable parts:
+A strategy is a registered combination of a **store**, a **guard** and the processes
+that serve them, which it builds for one sale as the buyers' :class:`Tools`:
 
-* a **store**, which reads and writes the shared state: the db file itself
-  (:class:`FileStore`), or a count or seat map in shared memory, or a manager's dict,
-  that the parent writes to the db once the sale is over;
-* a **guard**, which decides who may run the read-decide-write section
-  (:class:`NoGuard`, :class:`LockGuard` around any primitive with
-  ``acquire(timeout=)``/``release()``, or :class:`FileLockGuard`);
-* or an **office**: a single process that does every read-decide-write itself and
-  answers each buyer (:class:`OfficeClient`).
+* the store (:mod:`ticketsim.sale.stores`) reads and sells: the db file itself, or a
+  count or seat map in shared memory, or a manager's dict, that the parent writes back
+  to the db once the sale is over;
+* the guard (:mod:`ticketsim.sale.guards`) decides who may run the read-decide-write
+  section (:func:`~ticketsim.sale.steps.take_ticket`); buyers that run it themselves
+  hold it (:class:`GuardedTools`);
+* or, instead of a guard, the **ticket office** (:mod:`ticketsim.sale.office`): one
+  process that runs every read-decide-write and answers each buyer
+  (:class:`~ticketsim.sale.office.OfficeTools`).
 
-The buyer (:mod:`ticketsim.sale.buyer`) owns the order of the steps; the runner owns the
-processes. A new strategy adds its name to :class:`StrategyName` (which lives in
-:mod:`ticketsim.core.names`, light for the command line), subclasses :class:`Strategy`,
-builds its primitives in :meth:`Strategy.provide`, and is added to
-:data:`STRATEGIES`; neither the buyer nor the runner changes.
-
-The parts live in :mod:`ticketsim.sale.stores`, :mod:`ticketsim.sale.guards` and
-:mod:`ticketsim.sale.office`. Buyer processes unpickle them and import this module, so
-all four use the standard library and ``filelock`` only.
+The buyer (:mod:`ticketsim.sale.buyer`) owns the order of the steps and asks its tools
+to purchase; the runner owns the buyers' processes. A new strategy adds its name to
+:class:`StrategyName` (in :mod:`ticketsim.core.names`, light for the command line) and
+its claims to :data:`~ticketsim.core.catalog.CATALOG`, and one row to
+:data:`STRATEGIES` here, whose function builds its parts; neither the buyer nor the
+runner changes. A new store or guard is a subclass of
+:class:`~ticketsim.sale.stores.base.Store` or :class:`~ticketsim.sale.guards.Guard`,
+whose base class owns the protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.catalog import CATALOG, StrategyInfo, info
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.sale import _limits, _signals
-from ticketsim.sale.buyer import Tools as Tools  # noqa: PLC0414 - re-exported
-from ticketsim.sale.guards import FileLockGuard, LockGuard, NoGuard
-from ticketsim.sale.office import PENDING, OfficeClient, close_office, run_office
+from ticketsim.sale.guards import FileLockGuard, Guard, LockGuard, NoGuard
+from ticketsim.sale.office import PENDING, OfficeClient, OfficeTools, close_office, run_office
+from ticketsim.sale.steps import GuardedTools
+from ticketsim.sale.steps import Tools as Tools  # noqa: PLC0414 - re-exported
 from ticketsim.sale.stores import (
     FREE,
     SOLD_BEFORE,
     CountStore,
     FileStore,
     ManagerStore,
+    NaiveFileStore,
     SeatMapStore,
 )
 
@@ -65,51 +68,36 @@ class Setup:
     timeout: float
 
 
-class Strategy(ABC):
-    """How one strategy of the catalogue is built: :meth:`provide` makes its primitives.
+#: How a strategy builds one sale's parts, and cleans them up on exit.
+Provide = Callable[[Setup], contextlib.AbstractContextManager[Tools]]
 
-    What the strategy claims is in :data:`~ticketsim.core.catalog.CATALOG` (``info``);
-    a builder names its entry with ``name`` and makes only the parts.
-    """
 
-    name: ClassVar[StrategyName]
+@dataclass(frozen=True)
+class Strategy:
+    """One registered strategy: its name in :data:`~ticketsim.core.catalog.CATALOG`,
+    where what it claims is (``info``), and how it builds its parts (``provide``)."""
+
+    name: StrategyName
+    provide: Provide
 
     @property
     def info(self) -> StrategyInfo:
         return CATALOG[self.name]
 
-    @abstractmethod
-    def provide(self, setup: Setup) -> contextlib.AbstractContextManager[Tools]:
-        """Create this sale's primitives; clean them up on exit."""
 
-
-#: How long the ticket office gets to take its poison pill and stop.
-OFFICE_CLOSE_S: Final = 5.0
-
-
-class Unprotected(Strategy):
-    name = StrategyName.NONE
+def _plain(tools: Callable[[Setup], Tools]) -> Provide:
+    """A strategy whose parts need no cleaning up: the primitives go with the sale."""
 
     @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        yield Tools(store=FileStore(setup.db_path, naive=True), guard=NoGuard())
+    def provide(setup: Setup) -> Iterator[Tools]:
+        yield tools(setup)
+
+    return provide
 
 
-class MutexLock(Strategy):
-    name = StrategyName.LOCK
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        yield Tools(FileStore(setup.db_path), LockGuard(setup.ctx.Lock()))
-
-
-class Semaphore(Strategy):
-    name = StrategyName.SEMAPHORE
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        guard = LockGuard(setup.ctx.Semaphore(1), "multiprocessing.Semaphore(1)")
-        yield Tools(FileStore(setup.db_path), guard)
+def _on_file(guard: Callable[[Setup], Guard]) -> Provide:
+    """Buyers sell straight to the db file (atomic writes), under ``guard``."""
+    return _plain(lambda setup: GuardedTools(FileStore(setup.db_path), guard(setup)))
 
 
 def lock_file(db_path: str) -> str:
@@ -117,31 +105,10 @@ def lock_file(db_path: str) -> str:
     return os.path.realpath(db_path) + ".lock"
 
 
-class FileLockStrategy(Strategy):
-    name = StrategyName.FILELOCK
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        guard = FileLockGuard(lock_file(setup.db_path))
-        guard.prepare()  # in the parent too: forked buyers inherit the import (not the lock)
-        yield Tools(FileStore(setup.db_path), guard)
-
-
-class ManagerStrategy(Strategy):
-    name = StrategyName.MANAGER
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        from ticketsim.sale._manager import serving  # noqa: PLC0415 - this strategy's alone
-
-        with serving(setup.ctx) as manager:
-            state = manager.dict(remaining=setup.initial.remaining)
-            store = ManagerStore(state, setup.initial.tickets, _taken(setup))
-            yield Tools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
-
-
-def _count(setup: Setup) -> Any:
-    return setup.ctx.Value("i", setup.initial.remaining)
+def _file_lock(setup: Setup) -> Guard:
+    guard = FileLockGuard(lock_file(setup.db_path))
+    guard.prepare()  # in the parent too: forked buyers inherit the import (not the lock)
+    return guard
 
 
 def _taken(setup: Setup) -> tuple[int, ...]:
@@ -149,104 +116,89 @@ def _taken(setup: Setup) -> tuple[int, ...]:
     return tuple(sorted(sale.seat for sale in setup.initial.ledger))
 
 
-def _seat_map(setup: Setup) -> Any:
+def _count(setup: Setup, guarded: bool) -> Tools:
+    count = setup.ctx.Value("i", setup.initial.remaining)
+    guard = LockGuard(count.get_lock(), "Value.get_lock()") if guarded else NoGuard()
+    return GuardedTools(CountStore(count, setup.initial.tickets, _taken(setup)), guard)
+
+
+def _seat_map(setup: Setup, guarded: bool) -> Tools:
     cells = [FREE] * setup.initial.tickets
     for seat in _taken(setup):  # a db --keep accepts holds only seats from 1 to tickets
         cells[seat - 1] = SOLD_BEFORE
-    return setup.ctx.Array("i", cells)
+    seats = setup.ctx.Array("i", cells)
+    guard = LockGuard(seats.get_lock(), "Array.get_lock()") if guarded else NoGuard()
+    return GuardedTools(SeatMapStore(seats), guard)
 
 
-class ValueStrategy(Strategy):
-    name = StrategyName.VALUE
+@contextlib.contextmanager
+def _manager(setup: Setup) -> Iterator[Tools]:
+    from ticketsim.sale._manager import serving  # noqa: PLC0415 - this strategy's alone
 
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        count = _count(setup)
-        guard = LockGuard(count.get_lock(), "Value.get_lock()")
-        yield Tools(CountStore(count, setup.initial.tickets, _taken(setup)), guard)
-
-
-class ValueUnlocked(Strategy):
-    name = StrategyName.VALUE_UNLOCKED
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        store = CountStore(_count(setup), setup.initial.tickets, _taken(setup))
-        yield Tools(store, NoGuard())
+    with serving(setup.ctx) as manager:
+        state = manager.dict(remaining=setup.initial.remaining)
+        store = ManagerStore(state, setup.initial.tickets, _taken(setup))
+        yield GuardedTools(store, LockGuard(manager.Lock(), "Manager().Lock()"))
 
 
-class ArrayStrategy(Strategy):
-    name = StrategyName.ARRAY
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        seats = _seat_map(setup)
-        yield Tools(SeatMapStore(seats), LockGuard(seats.get_lock(), "Array.get_lock()"))
+#: How long the ticket office gets to take its poison pill and stop.
+OFFICE_CLOSE_S: Final = 5.0
 
 
-class ArrayUnlocked(Strategy):
-    name = StrategyName.ARRAY_UNLOCKED
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        yield Tools(SeatMapStore(_seat_map(setup)), NoGuard())
-
-
-class Office(Strategy):
-    name = StrategyName.OFFICE
-
-    @contextlib.contextmanager
-    def provide(self, setup: Setup) -> Iterator[Tools]:
-        ctx = setup.ctx
-        requests, writer = ctx.Pipe(duplex=False)
-        replies = ctx.Array("i", [PENDING] * (setup.buyers + 1))
-        answered = ctx.Condition()
-        office = ctx.Process(  # type: ignore[attr-defined]
-            target=run_office,
-            name="ticket-office",
-            args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
-            daemon=True,
-        )
-        # Daemonic and known once started: ended at exit if need be.
-        refused = _limits.starting("the ticket office", "lower --buyers", died=_limits.FORK_DIED)
-        with _signals.held(), refused:
-            office.start()
-        try:
-            yield Tools(
-                FileStore(setup.db_path),
-                NoGuard(),
-                OfficeClient(writer, replies, answered, setup.db_path),
-            )
-        except BaseException:
-            office.kill()  # interrupted: nobody waits for the requests to be served
-            raise
-        else:
-            close_office(writer)
-        finally:
-            # Every buyer is done, so the office has nothing left but the pill; one that
-            # does not stop in time is stuck (a buyer died holding the answers' lock).
-            office.join(OFFICE_CLOSE_S)
-            if office.is_alive():
-                office.kill()
-                office.join(OFFICE_CLOSE_S)
-            requests.close()
-            writer.close()
-
-
-STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
-    strategy.name: strategy
-    for strategy in (
-        Unprotected(),
-        MutexLock(),
-        Semaphore(),
-        FileLockStrategy(),
-        ManagerStrategy(),
-        ValueStrategy(),
-        ArrayStrategy(),
-        Office(),
-        ValueUnlocked(),
-        ArrayUnlocked(),
+@contextlib.contextmanager
+def _office(setup: Setup) -> Iterator[Tools]:
+    ctx = setup.ctx
+    requests, writer = ctx.Pipe(duplex=False)
+    replies = ctx.Array("i", [PENDING] * (setup.buyers + 1))
+    answered = ctx.Condition()
+    office = ctx.Process(  # type: ignore[attr-defined]
+        target=run_office,
+        name="ticket-office",
+        args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
+        daemon=True,
     )
+    # Daemonic and known once started: ended at exit if need be.
+    refused = _limits.starting("the ticket office", "lower --buyers", died=_limits.FORK_DIED)
+    with _signals.held(), refused:
+        office.start()
+    try:
+        client = OfficeClient(writer, replies, answered, setup.db_path)
+        yield OfficeTools(FileStore(setup.db_path), client)
+    except BaseException:
+        office.kill()  # interrupted: nobody waits for the requests to be served
+        raise
+    else:
+        close_office(writer)
+    finally:
+        # Every buyer is done, so the office has nothing left but the pill; one that
+        # does not stop in time is stuck (a buyer died holding the answers' lock).
+        office.join(OFFICE_CLOSE_S)
+        if office.is_alive():
+            office.kill()
+            office.join(OFFICE_CLOSE_S)
+        requests.close()
+        writer.close()
+
+
+_ROWS: Final[tuple[tuple[StrategyName, Provide], ...]] = (
+    (StrategyName.NONE, _plain(lambda s: GuardedTools(NaiveFileStore(s.db_path), NoGuard()))),
+    (StrategyName.LOCK, _on_file(lambda s: LockGuard(s.ctx.Lock()))),
+    (
+        StrategyName.SEMAPHORE,
+        _on_file(lambda s: LockGuard(s.ctx.Semaphore(1), "multiprocessing.Semaphore(1)")),
+    ),
+    (StrategyName.FILELOCK, _on_file(_file_lock)),
+    (StrategyName.MANAGER, _manager),
+    (StrategyName.VALUE, _plain(lambda s: _count(s, guarded=True))),
+    (StrategyName.ARRAY, _plain(lambda s: _seat_map(s, guarded=True))),
+    (StrategyName.OFFICE, _office),
+    (StrategyName.VALUE_UNLOCKED, _plain(lambda s: _count(s, guarded=False))),
+    (StrategyName.ARRAY_UNLOCKED, _plain(lambda s: _seat_map(s, guarded=False))),
+)
+
+#: Every strategy, by name: a store, a guard (or the office) and the processes they need.
+STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
+    name: Strategy(name, provide) for name, provide in _ROWS
 }
 
 

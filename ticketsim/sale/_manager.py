@@ -85,7 +85,7 @@ def _serve(refusals: Any) -> None:
     """The server process's initializer: die with ticketsim, keep the count."""
     global _refusals  # noqa: PLW0603 - one per server process, set once
     _refusals = refusals
-    _signals.settle()
+    _signals.as_child()
 
 
 def _refusal(refusals: Any) -> SystemRefused:

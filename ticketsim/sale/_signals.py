@@ -9,11 +9,11 @@ An interrupt that lands while the parent starts a process, after the fork and be
 the parent has recorded the child, would leave a child nobody ends: an orphan. So the
 parent holds these signals while it starts and records a process (:func:`held`), the
 child inherits them held, and lifts them once its own handlers are set
-(:func:`settle`); whatever arrived meanwhile is then delivered, to handlers that
+(:func:`as_child`); whatever arrived meanwhile is then delivered, to handlers that
 expect it.
 
 A parent that is SIGKILLed runs no ``finally``: nobody ends its processes. So each of
-them dies with ticketsim by itself (:func:`settle` ties it): on Linux the kernel kills
+them dies with ticketsim by itself (:func:`as_child` ties it): on Linux the kernel kills
 it when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a thread of its own watches
 for the ticketsim process that started it, and ends it once that one is gone.
 
@@ -58,7 +58,7 @@ def held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def settle() -> None:
+def as_child() -> None:
     """In a process the sale started, first thing: die with ticketsim, ignore Ctrl-C,
     die of SIGTERM and SIGHUP, and only then take the signals held while it started."""
     tie_to_owner()

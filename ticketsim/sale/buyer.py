@@ -2,7 +2,8 @@
 
 This is the tutorial's ``search`` then ``get``, split into named steps that are each
 sent to the parent as an :class:`~ticketsim.core.events.Event`. The buyer never prints;
-whatever happens to it, including a crash, ends up in the history.
+whatever happens to it, including a crash, ends up in the history. How it buys (under
+a guard, or at the ticket office) is its :class:`~ticketsim.sale.steps.Tools`' business.
 
 Everything a buyer uses arrives as an argument (no module state), so the same code
 runs under ``fork``, ``spawn`` and ``forkserver``. This module, and everything it
@@ -19,44 +20,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ticketsim.core.db import Sale
-from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.core.events import Event, Step
 from ticketsim.errors import DbError, GuardTimeout
 from ticketsim.sale import _signals
+from ticketsim.sale.steps import BuyerSpec as BuyerSpec  # noqa: PLC0414 - re-exported
+from ticketsim.sale.steps import Pacer as Pacer  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
-    from ticketsim.sale.guards import Guard
-    from ticketsim.sale.office import OfficeClient
+    from ticketsim.sale.steps import Tools
     from ticketsim.sale.stores import Store
-
-
-@dataclass(frozen=True)
-class Tools:
-    """Everything one buyer needs from its strategy; passed to the buyer explicitly.
-
-    Defined here, not with the strategies, so that a buyer process that unpickles it
-    does not import every strategy (and what they import) to start.
-    """
-
-    store: Store
-    guard: Guard
-    office: OfficeClient | None = None
-
-
-@dataclass(frozen=True)
-class BuyerSpec:
-    """Who this buyer is and how it behaves; decided by the parent."""
-
-    number: int
-    #: Seconds between reading the db and writing it back: the race window.
-    window: float
-    #: Longest wait for anything (the sale to open, a lock, a barrier).
-    timeout: float
-
-    @property
-    def name(self) -> str:
-        return buyer_name(self.number)
 
 
 class Channel(Protocol):
@@ -69,31 +42,6 @@ class Gate(Protocol):
     """The moment the sale opens: a ``multiprocessing.Event``."""
 
     def wait(self, timeout: float | None = ...) -> bool: ...
-
-
-class Pacer:
-    """Hooks that force an interleaving. This one forces nothing."""
-
-    def before_check(self, number: int, timeout: float) -> None:
-        """Called when the sale has opened, before the buyer's first step."""
-        del number, timeout
-
-    def patience(self, timeout: float) -> float:
-        """How long the buyer may wait for its strategy's lock."""
-        return timeout
-
-    def after_read(self, number: int, timeout: float) -> None:
-        """Called once the buyer is committed to buying: inside its critical section
-        right after its read, or (with the ticket office) once it has its answer."""
-        del number, timeout
-
-    def done(self, number: int) -> None:
-        """Called once the buyer has written, or decided not to."""
-        del number
-
-    def finished(self, number: int, error: BaseException | None) -> None:
-        """Called last, once the buyer has its outcome (or ``error``)."""
-        del number, error
 
 
 @dataclass(frozen=True)
@@ -244,51 +192,11 @@ class Conductor(Pacer):
             return report
 
 
-def take_ticket(
-    store: Store,
-    number: int,
-    pid: int,
-    window: float,
-    record: Recorder,
-    pacer: Pacer | None = None,
-    timeout: float = 0.0,
-) -> int | None:
-    """Read, decide, wait out the race window, write: the critical section.
-
-    Returns the seat sold, or ``None`` when the read found no ticket left. Run by a
-    buyer inside its strategy's guard, or by the ticket office on a buyer's behalf.
-    """
-    pacer = pacer or Pacer()
-    seen = store.read(record)
-    record(Step.READ, value=seen.remaining)
-    try:
-        pacer.after_read(number, timeout)
-        if seen.remaining <= 0:
-            return None
-        seat = seen.next_seat()
-        if window:
-            # The race window: the tutorial's sleep between deciding and writing. Not
-            # even sleep(0) without one: that gives up the processor, which is a window.
-            time.sleep(window)
-        store.sell(seen, Sale(buyer_name(number), seat, pid, time.time()))
-        record(Step.WRITE, value=seen.remaining - 1, seat=seat)
-        return seat
-    finally:
-        pacer.done(number)
-
-
 #: Torn reads one buyer retries before it gives up (an ``error``, outcome unknown). A
 #: torn read lasts as long as one unprotected write, well under a millisecond; a db
 #: still torn after this many reads (each after a pause of ``TORN_BACKOFF_S``) was left
 #: unreadable, and retrying it longer would only keep the buyer from its outcome.
 MAX_TORN_READS: Final = 100
-
-
-def prepare(tools: Tools) -> None:
-    """Before the sale opens, in each buyer process or pool worker: whatever the first
-    hold or read would otherwise do inside the critical section."""
-    tools.guard.prepare()
-    tools.store.prepare()
 
 
 def _recorder(number: int, pid: int, channel: Channel, store: Store) -> Recorder:
@@ -328,31 +236,15 @@ def run_buyer(
     error: BaseException | None = None
     try:
         if not prepared:
-            _signals.settle()
-            prepare(tools)
+            _signals.as_child()
+            tools.prepare()
         record(Step.READY)
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
             return
         pacer.before_check(spec.number, spec.timeout)
         record(Step.CHECK, value=tools.store.peek(record))
-        if tools.office is not None:
-            record(Step.WAIT)  # queued at the office
-            tools.office.send(spec.number, pid, spec.window, spec.timeout)
-            seat = tools.office.receive(spec.number, spec.timeout)
-            try:
-                # The office has sold (or refused) already: the purchase is one step.
-                pacer.after_read(spec.number, spec.timeout)
-            finally:
-                pacer.done(spec.number)
-        else:
-            try:
-                with tools.guard.hold(record, pacer.patience(spec.timeout)):
-                    seat = take_ticket(
-                        tools.store, spec.number, pid, spec.window, record, pacer, spec.timeout
-                    )
-            finally:
-                tools.store.tidy()  # after letting go: the others need not wait for it
+        seat = tools.purchase(spec, pid, record, pacer)
         if seat is None:
             record(Step.FAIL)
         else:
@@ -374,12 +266,12 @@ _pool_worker: tuple[Tools, Channel, Gate, Pacer] | None = None
 def init_pool_worker(tools: Tools, channel: Channel, gate: Gate, pacer: Pacer) -> None:
     """``multiprocessing.Pool`` initializer: keep this worker's primitives."""
     global _pool_worker  # noqa: PLW0603 - see _pool_worker
-    _signals.settle()  # first: a worker dies with ticketsim, and ignores Ctrl-C
+    _signals.as_child()  # first: a worker dies with ticketsim, and ignores Ctrl-C
     _pool_worker = (tools, channel, gate, pacer)
     # An initializer that raises kills its worker, and the pool starts another, forever.
     # What failed here fails again in the buyer's first step, where it is recorded.
     with contextlib.suppress(Exception):
-        prepare(tools)
+        tools.prepare()
 
 
 def run_pool_task(specs: tuple[BuyerSpec, ...]) -> None:

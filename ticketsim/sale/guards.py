@@ -27,45 +27,43 @@ FILELOCK_POLL_S: Final = 0.001
 
 
 class Guard(ABC):
-    """Decides when a buyer may run its read-decide-write section."""
+    """Decides when a buyer may run its read-decide-write section.
+
+    The base class owns the protocol, as filelock's ``BaseFileLock`` does: a subclass
+    says only how to take its lock (:meth:`_acquire`) and let it go (:meth:`_release`),
+    and :meth:`hold` records the wait, the entry and the leave around them.
+    """
 
     def prepare(self) -> None:
         """Called in the buyer before the sale opens: load what ``hold`` will need."""
         return  # most guards need nothing
 
+    def describe(self) -> str:
+        """What a buyer waits for, as a timeout names it."""
+        return type(self).__name__
+
     @abstractmethod
-    def hold(self, record: Recorder, timeout: float) -> contextlib.AbstractContextManager[None]:
-        """Wait at most ``timeout`` seconds for the right to run; record the wait."""
+    def _acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; ``False`` if that was not enough."""
 
-
-class NoGuard(Guard):
-    """No protection: every buyer runs its critical section whenever it likes."""
-
-    @contextlib.contextmanager
-    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
-        del record, timeout  # nothing to wait for
-        yield
-
-
-@dataclass(frozen=True)
-class LockGuard(Guard):
-    """Mutual exclusion with any lock-like primitive: Lock, Semaphore(1), a Value's lock.
-
-    The wait is bounded: a buyer that cannot get the lock within ``timeout`` raises
-    :class:`GuardTimeout` instead of waiting forever (a killed holder never releases
-    a ``multiprocessing.Lock``: it has no owner the kernel could release it for).
-    """
-
-    lock: Any
-    what: str = "multiprocessing.Lock"
+    @abstractmethod
+    def _release(self) -> None:
+        """Let go of the lock :meth:`_acquire` took."""
 
     @contextlib.contextmanager
     def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+        """Wait at most ``timeout`` seconds for the right to run; record the wait.
+
+        The wait is bounded: a buyer that cannot get the lock in time raises
+        :class:`GuardTimeout` instead of waiting forever (a killed holder never releases
+        a ``multiprocessing.Lock``: it has no owner the kernel could release it for).
+        """
         record(Step.WAIT)
-        if not self.lock.acquire(timeout=timeout):
-            raise GuardTimeout(self.what, timeout)
+        if not self._acquire(timeout):
+            raise GuardTimeout(self.describe(), timeout)
         try:
-            # Inside the try: a record that fails (the parent gone) must still release.
+            # Inside the try: a record that fails (the parent gone) must still release,
+            # or a lock that lives on after a failed buyer shuts out every other one.
             record(Step.ENTER)
             yield
         finally:
@@ -74,34 +72,71 @@ class LockGuard(Guard):
             try:
                 record(Step.LEAVE)
             finally:
-                self.lock.release()
+                self._release()
+
+
+class NoGuard(Guard):
+    """No protection: every buyer runs its critical section whenever it likes, and
+    records no wait, entry or leave."""
+
+    @contextlib.contextmanager
+    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+        del record, timeout  # nothing to wait for
+        yield
+
+    def _acquire(self, timeout: float) -> bool:
+        del timeout
+        return True  # there is no lock: the right to run is always there
+
+    def _release(self) -> None:
+        return
+
+
+@dataclass(frozen=True)
+class LockGuard(Guard):
+    """Mutual exclusion with any lock-like primitive: Lock, Semaphore(1), a Value's lock."""
+
+    lock: Any
+    what: str = "multiprocessing.Lock"
+
+    def describe(self) -> str:
+        return self.what
+
+    def _acquire(self, timeout: float) -> bool:
+        return bool(self.lock.acquire(timeout=timeout))
+
+    def _release(self) -> None:
+        self.lock.release()
 
 
 class _ProcessFileLock:
-    """One process's ``FileLock`` on one lock file, made on first use and then reused.
+    """One process's ``FileLock`` on each lock file, made on first use and then reused:
+    the lock a guard releases is the one it acquired, even if another guard sharing
+    this object (a ``dataclasses.replace`` copy) took a lock on another path meanwhile.
 
     Each process needs its own: filelock refuses a lock object inherited across a fork.
-    Making one cost a buyer ~50 us, which a crew worker paid for every buyer it ran
-    (2,000 buyers on a crew of two sold 18% faster with one lock object per worker).
+    Making one is not free, and a crew worker would pay for it with every buyer it ran.
     Never shared: a pickled one arrives empty.
     """
 
-    __slots__ = ("_lock", "_path", "_pid")
+    __slots__ = ("_locks", "_pid")
 
     def __init__(self) -> None:
-        self._lock: BaseFileLock | None = None
-        self._pid, self._path = 0, ""
+        self._locks: dict[str, BaseFileLock] = {}
+        self._pid = 0
 
     def __reduce__(self) -> tuple[type[_ProcessFileLock], tuple[()]]:
         return _ProcessFileLock, ()
 
     def get(self, path: str) -> BaseFileLock:
-        if self._lock is None or (self._pid, self._path) != (os.getpid(), path):
+        if self._pid != os.getpid():
+            self._locks, self._pid = {}, os.getpid()
+        lock = self._locks.get(path)
+        if lock is None:
             from filelock import FileLock  # noqa: PLC0415 - only this guard needs it
 
-            self._lock = FileLock(path, poll_interval=FILELOCK_POLL_S)
-            self._pid, self._path = os.getpid(), path
-        return self._lock
+            lock = self._locks[path] = FileLock(path, poll_interval=FILELOCK_POLL_S)
+        return lock
 
 
 @dataclass(frozen=True)
@@ -116,27 +151,21 @@ class FileLockGuard(Guard):
     _lock: _ProcessFileLock = field(default_factory=_ProcessFileLock, compare=False, repr=False)
 
     def prepare(self) -> None:
-        # Importing filelock takes ~20 ms: pay it, and make this process's lock, before
+        # Importing filelock takes a while: pay it, and make this process's lock, before
         # the sale opens, not inside it.
         self._lock.get(self.path)
 
-    @contextlib.contextmanager
-    def hold(self, record: Recorder, timeout: float) -> Iterator[None]:
+    def describe(self) -> str:
+        return f"file lock {self.path}"
+
+    def _acquire(self, timeout: float) -> bool:
         from filelock import Timeout  # noqa: PLC0415 - only this guard needs it
 
-        lock = self._lock.get(self.path)
-        record(Step.WAIT)
         try:
-            lock.acquire(timeout=timeout)
+            self._lock.get(self.path).acquire(timeout=timeout)
         except Timeout:
-            raise GuardTimeout(f"file lock {self.path}", timeout) from None
-        try:
-            # Inside the try, as in LockGuard: this lock object lives on after a failed
-            # buyer, so a hold it kept would shut out every other process for the sale.
-            record(Step.ENTER)
-            yield
-        finally:
-            try:
-                record(Step.LEAVE)  # while still held, as in LockGuard
-            finally:
-                lock.release()
+            return False
+        return True
+
+    def _release(self) -> None:
+        self._lock.get(self.path).release()

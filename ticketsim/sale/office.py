@@ -1,8 +1,9 @@
 """The ticket office: one process owns the db and serves purchase requests from a queue.
 
 This is the producer/consumer pattern of the tutorials, used as a protection: with a
-single writer nothing needs a lock. Buyer processes unpickle :class:`OfficeClient`,
-so this module uses the standard library only.
+single writer nothing needs a lock. A buyer's :class:`OfficeTools` ask the office;
+the office runs :func:`~ticketsim.sale.steps.take_ticket` for them. Buyer processes
+unpickle :class:`OfficeTools`, so this module uses the standard library only.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.core.events import Event, Step
 from ticketsim.errors import DbWriteError, GuardTimeout
 from ticketsim.sale import _signals
+from ticketsim.sale.steps import Tools, take_ticket
 from ticketsim.sale.stores import FileStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.steps import BuyerSpec, Pacer
 
 #: Office replies: not answered yet, "sold out", "could not serve the request" and
 #: "could not write the db"; any other reply is the seat sold.
@@ -76,6 +81,24 @@ class OfficeClient:
         return None if reply == SOLD_OUT else reply
 
 
+@dataclass(frozen=True)
+class OfficeTools(Tools):
+    """A buyer of the ticket office holds nothing: it asks, and waits for the answer."""
+
+    client: OfficeClient
+
+    def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
+        record(Step.WAIT)  # queued at the office
+        self.client.send(spec.number, pid, spec.window, spec.timeout)
+        seat = self.client.receive(spec.number, spec.timeout)
+        try:
+            # The office has sold (or refused) already: the purchase is one step.
+            pacer.after_read(spec.number, spec.timeout)
+        finally:
+            pacer.done(spec.number)
+        return seat
+
+
 def close_office(requests: Any) -> None:
     """In the parent: the poison pill, after every request already sent."""
     os.write(requests.fileno(), _REQUEST.pack(0, 0, 0.0))
@@ -104,9 +127,7 @@ def run_office(
     It takes the same read-decide-write steps a buyer takes under a lock, and records
     them for the buyer it serves (with its own pid), so the history reads the same.
     """
-    from ticketsim.sale.buyer import take_ticket  # noqa: PLC0415 - buyer imports this module
-
-    _signals.settle()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
+    _signals.as_child()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
     store, pid = FileStore(db_path), os.getpid()
     for number, buyer_pid, window in _requests(requests, timeout):
 

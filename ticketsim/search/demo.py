@@ -47,8 +47,11 @@ class Outcome:
 def lessons(db_path: Path) -> tuple[Lesson, ...]:
     """The lesson plan (README "Lesson plan" describes the same steps)."""
     base = RunConfig(db_path=db_path, buyers=20, tickets=5, delay=0.1, seed=7, timeout=5.0)
-    forced = replace(base, buyers=3, delay=0.0, lockstep=True)
-    killed = replace(base, buyers=6, tickets=3, delay=0.05, kill_holder=True, timeout=2.0)
+    return (*_the_race(base), *_shared_memory(base), *_where_a_lock_lives(base, db_path))
+
+
+def _the_race(base: RunConfig) -> tuple[Lesson, ...]:
+    """The race, then the lock that ends it, and what the lock costs."""
     return (
         Lesson(
             "1. The race",
@@ -66,6 +69,13 @@ def lessons(db_path: Path) -> tuple[Lesson, ...]:
             after="Exactly 5 sold, no seat twice. The price: buyers now take turns, and "
             "those who saw a ticket at first were refused once their turn came.",
         ),
+    )
+
+
+def _shared_memory(base: RunConfig) -> tuple[Lesson, ...]:
+    """multiprocessing's shared Value and Array: their locks protect one access, not a sale."""
+    forced = replace(base, buyers=3, delay=0.0, lockstep=True)
+    return (
         Lesson(
             "3. The Value misconception",
             "A tutorial claims a shared multiprocessing.Value is safe for 'v.value -= 1' "
@@ -88,6 +98,14 @@ def lessons(db_path: Path) -> tuple[Lesson, ...]:
             after="Without the lock, all three saw seat 1 free and claimed it; the later "
             "claims overwrote the earlier ones.",
         ),
+    )
+
+
+def _where_a_lock_lives(base: RunConfig, db_path: Path) -> tuple[Lesson, ...]:
+    """A lock in one program's memory against one the kernel keeps: other programs, and
+    a holder that dies."""
+    killed = replace(base, buyers=6, tickets=3, delay=0.05, kill_holder=True, timeout=2.0)
+    return (
         Lesson(
             "5. Two programs, one db",
             "Two separate 'ticketsim run --keep' programs sell the last ticket at once, "

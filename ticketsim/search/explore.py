@@ -24,7 +24,17 @@ from ticketsim.core import schedule as sched
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import DEFAULT_DB, StrategyName
-from ticketsim.core.settings import RunConfig, require_int, require_seed
+from ticketsim.core.settings import (
+    MAX_EXPLORE_BUYERS,
+    MAX_RUNS,
+    RunConfig,
+    require_controlled,
+    require_exploration,
+    require_hunt,
+    require_number_of_seconds,
+    require_start_method,
+    require_whole,
+)
 from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
@@ -33,15 +43,35 @@ if TYPE_CHECKING:
 
     from ticketsim.core.result import RunResult
 
-#: Explore refuses scenarios whose interleavings it could not even list in reasonable time.
-MAX_EXPLORE_BUYERS: Final = 5
-#: The most schedules one search runs (``max_schedules``, ``max_examples``, ``pct_runs``).
-MAX_RUNS: Final = 100_000
+__all__ = [
+    "MAX_EXPLORE_BUYERS",
+    "MAX_RUNS",
+    "Counterexample",
+    "Exploration",
+    "Hunt",
+    "Scenario",
+    "check_exploration",
+    "check_hunt",
+    "counterexample",
+    "explore",
+    "hunt",
+    "signature",
+]
+
+#: The command line's names for the checks, which live with every other bound.
+check_exploration: Final = require_exploration
+check_hunt: Final = require_hunt
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """The sale every schedule of a search is run on."""
+    """The sale every schedule of a search is run on.
+
+    Construction refuses (:class:`ConfigError`) a value of the wrong kind; the bounds
+    are checked by :meth:`check`, which :func:`explore` and :func:`hunt` call before
+    they run anything: they depend on the search (explore takes fewer buyers than
+    hunt, and says so first).
+    """
 
     strategy: str = StrategyName.NONE.value
     buyers: int = 2
@@ -50,7 +80,23 @@ class Scenario:
     start_method: str | None = None
     timeout: float = 10.0
 
+    def __post_init__(self) -> None:
+        require_whole("buyers", self.buyers, "buyers")
+        require_whole("tickets", self.tickets, "tickets")
+        require_number_of_seconds("timeout", self.timeout)
+        catalog.info(self.strategy)
+        require_start_method("start_method", self.start_method)
+
+    def check(self) -> None:
+        """Refuse (:class:`ConfigError`) a sale none of whose schedules can run, with the
+        words of the command line, before any schedule runs."""
+        # The serial schedule can run under every strategy: what the run's settings refuse
+        # of it, they refuse of every schedule.
+        self.config(" ".join(f"{b}r {b}w" for b in range(1, self.buyers + 1)))
+
     def config(self, schedule: sched.Schedule | str) -> RunConfig:
+        """The settings of a run of ``schedule``; :class:`ConfigError` if it cannot run."""
+        require_controlled(self.buyers)
         return RunConfig(
             buyers=self.buyers,
             tickets=self.tickets,
@@ -79,6 +125,10 @@ class Scenario:
 
     def run(self, schedule: sched.Schedule | str) -> Report:
         return build_report(run_sale(self.config(schedule)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The sale's size and strategy, as every search's JSON starts."""
+        return {"strategy": self.strategy, "buyers": self.buyers, "tickets": self.tickets}
 
 
 def signature(result: RunResult) -> tuple[object, ...]:
@@ -112,6 +162,10 @@ class Counterexample:
             "kinds": list(self.kinds),
             "replay": self.replay,
         }
+
+
+def _json_of(found: Counterexample | None) -> dict[str, Any] | None:
+    return found.to_json() if found is not None else None
 
 
 def counterexample(scenario: Scenario, schedule: sched.Schedule, report: Report) -> Counterexample:
@@ -170,9 +224,7 @@ class Exploration:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "strategy": self.scenario.strategy,
-            "buyers": self.scenario.buyers,
-            "tickets": self.scenario.tickets,
+            **self.scenario.to_json(),
             "interleavings": self.interleavings,
             "feasible": self.feasible,
             "classes": self.classes,
@@ -180,7 +232,7 @@ class Exploration:
             "violating": self.violating,
             "violating_interleavings": self.violating_interleavings,
             "by_kind": self.by_kind,
-            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "counterexample": _json_of(self.counterexample),
             "preemption_bound": self.preemption_bound,
             "truncated": self.truncated,
             "stalled": list(self.stalled),
@@ -189,28 +241,6 @@ class Exploration:
             "elapsed_s": round(self.elapsed_s, 6),
             "schedules_per_s": round(self.schedules_per_s, 2),
         }
-
-
-def check_exploration(buyers: int, max_schedules: int, preemption_bound: int | None) -> None:
-    """Refuse (:class:`ConfigError`) what :func:`explore` cannot search."""
-    require_int(
-        "buyers",
-        buyers,
-        1,
-        MAX_EXPLORE_BUYERS,
-        "buyers: explore lists every order; use 'ticketsim hunt' for more",
-    )
-    require_int("max_schedules", max_schedules, 1, MAX_RUNS, "schedules")
-    if preemption_bound is not None:
-        require_int("preemption_bound", preemption_bound, 0, MAX_RUNS, "preemptions")
-
-
-def check_hunt(max_examples: int, pct_runs: int, depth: int, seed: int) -> None:
-    """Refuse (:class:`ConfigError`) what :func:`hunt` cannot search."""
-    require_int("max_examples", max_examples, 0, MAX_RUNS, "schedules")
-    require_int("pct_runs", pct_runs, 0, MAX_RUNS, "schedules")
-    require_int("depth", depth, 1, MAX_RUNS, "(a PCT depth)")
-    require_seed("seed", seed)
 
 
 def explore(
@@ -226,19 +256,14 @@ def explore(
     not finish; one that did not finish otherwise is listed in ``stalled``, and the
     exploration is then incomplete, as it is when ``max_schedules`` cut it short.
     """
-    check_exploration(scenario.buyers, max_schedules, preemption_bound)
+    require_exploration(scenario.buyers, max_schedules, preemption_bound)
+    scenario.check()
     model = catalog.info(scenario.strategy).model()
     started = time.monotonic()
-    feasible = 0
-    sizes: Counter[sched.Schedule] = Counter()
-    for schedule in sched.all_schedules(scenario.buyers):
-        if model.blocked_at(schedule) is not None:
-            continue
-        feasible += 1
-        if preemption_bound is None or schedule.preemptions() <= preemption_bound:
-            sizes[model.canonical(schedule)] += 1
-    ordered = sorted(sizes, key=lambda s: (s.preemptions(), s.actions))
-    chosen = ordered[:max_schedules]
+    feasible, sizes = sched.representatives(
+        scenario.buyers, model, preemption_bound=preemption_bound
+    )
+    chosen = list(sizes)[:max_schedules]
     violating = violating_interleavings = 0
     kinds: Counter[str] = Counter()
     found: Counterexample | None = None
@@ -259,7 +284,7 @@ def explore(
         scenario=scenario,
         interleavings=sched.interleavings(scenario.buyers),
         feasible=feasible,
-        classes=len(ordered),
+        classes=len(sizes),
         explored=len(chosen),
         violating=violating,
         violating_interleavings=violating_interleavings,
@@ -267,7 +292,7 @@ def explore(
         counterexample=found,
         elapsed_s=time.monotonic() - started,
         preemption_bound=preemption_bound,
-        truncated=len(chosen) < len(ordered),
+        truncated=len(chosen) < len(sizes),
         stalled=tuple(stalled),
     )
 
@@ -293,13 +318,11 @@ class Hunt:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "strategy": self.scenario.strategy,
-            "buyers": self.scenario.buyers,
-            "tickets": self.scenario.tickets,
+            **self.scenario.to_json(),
             "hypothesis_runs": self.hypothesis_runs,
             "pct_runs": self.pct_runs,
             "depth": self.depth,
-            "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "counterexample": _json_of(self.counterexample),
             "stalled": list(self.stalled),
             "exit_code": int(self.exit_code),
             "elapsed_s": round(self.elapsed_s, 6),
@@ -324,39 +347,86 @@ def hunt(
     probability at least ``1 / (n k^(d-1))`` per run (``n`` buyers, ``k`` steps).
     The simplest violating schedule of either is reported.
     """
-    from hypothesis import HealthCheck, Phase, find, settings  # noqa: PLC0415 - parent only
-    from hypothesis import strategies as st  # noqa: PLC0415
-    from hypothesis.errors import NoSuchExample  # noqa: PLC0415
-
-    check_hunt(max_examples, pct_runs, depth, seed)
-    model = catalog.info(scenario.strategy).model()
+    require_hunt(max_examples, pct_runs, depth, seed)
+    scenario.check()
     started = time.monotonic()
-    runs = 0
-    reports: dict[tuple[int, int, sched.Schedule], Report] = {}
-    violating: list[tuple[int, int, sched.Schedule]] = []
-    stalled: dict[tuple[int, int, sched.Schedule], str] = {}
+    trials = _Trials(scenario, catalog.info(scenario.strategy).model())
+    if max_examples > 0:
+        _search_with_hypothesis(trials, max_examples)
+    hypothesis_runs = trials.runs
+    _search_with_pct(trials, pct_runs, depth, seed)
+    return Hunt(
+        scenario=scenario,
+        hypothesis_runs=hypothesis_runs,
+        pct_runs=trials.runs - hypothesis_runs,
+        depth=depth,
+        counterexample=trials.simplest(),
+        elapsed_s=time.monotonic() - started,
+        stalled=tuple(trials.stalled.values()),
+    )
 
-    def breaks(buyers: int, tickets: int, order: Sequence[int]) -> bool:
-        nonlocal runs
+
+#: A sale's size and a schedule of it: what a hunt runs.
+_Trial = tuple[int, int, sched.Schedule]
+
+
+@dataclass
+class _Trials:
+    """The schedules a hunt has run, each once, and what they did."""
+
+    scenario: Scenario
+    model: sched.Model
+    reports: dict[_Trial, Report] = field(default_factory=dict)
+    violating: list[_Trial] = field(default_factory=list)
+    #: Why each schedule that did not run to its end stopped.
+    stalled: dict[_Trial, str] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return len(self.reports)
+
+    def breaks(self, buyers: int, tickets: int, order: Sequence[int]) -> bool:
+        """Whether the schedule in which buyers move in ``order`` breaks an invariant;
+        one the strategy cannot run does not (and is not run)."""
         taken: Counter[int] = Counter()
         actions = []
         for buyer in order:
             actions.append(sched.Action(buyer, sched.MOVES[taken[buyer]]))
             taken[buyer] += 1
         schedule = sched.Schedule(tuple(actions))
-        if model.blocked_at(schedule) is not None:
+        if self.model.blocked_at(schedule) is not None:
             return False
         key = (buyers, tickets, schedule)
-        if key not in reports:
-            runs += 1
-            reports[key] = replace(scenario, buyers=buyers, tickets=tickets).run(schedule)
-        report = reports[key]
+        if key not in self.reports:
+            sale = replace(self.scenario, buyers=buyers, tickets=tickets)
+            self.reports[key] = sale.run(schedule)
+        report = self.reports[key]
         if report.exit_code is ExitCode.VIOLATED:
-            violating.append(key)
+            self.violating.append(key)
             return True
         if report.exit_code is ExitCode.STALLED:
-            stalled[key] = f"{schedule}: {report.verdict}"
+            self.stalled[key] = f"{schedule}: {report.verdict}"
         return False
+
+    def simplest(self) -> Counterexample | None:
+        """The violating schedule of the smallest sale, then fewest preemptions, then lowest."""
+        if not self.violating:
+            return None
+        buyers, tickets, schedule = min(
+            self.violating, key=lambda k: (k[0], k[1], k[2].preemptions(), k[2].actions)
+        )
+        smallest = replace(self.scenario, buyers=buyers, tickets=tickets)
+        return counterexample(smallest, schedule, self.reports[buyers, tickets, schedule])
+
+
+def _search_with_hypothesis(trials: _Trials, max_examples: int) -> None:
+    """Let hypothesis draw sales up to the scenario's size and orders of their buyers'
+    moves, and shrink the first violating draw."""
+    from hypothesis import HealthCheck, Phase, find, settings  # noqa: PLC0415 - parent only
+    from hypothesis import strategies as st  # noqa: PLC0415
+    from hypothesis.errors import NoSuchExample  # noqa: PLC0415
+
+    scenario = trials.scenario
 
     def moves(buyers: int) -> list[int]:
         return [b for b in range(1, buyers + 1) for _ in sched.MOVES]
@@ -365,39 +435,26 @@ def hunt(
         st.integers(min(2, scenario.buyers), scenario.buyers),
         st.integers(min(1, scenario.tickets), scenario.tickets),
     ).flatmap(lambda size: st.tuples(st.just(size), st.permutations(moves(size[0]))))
-    if max_examples > 0:
-        with contextlib.suppress(NoSuchExample):
-            find(
-                sales,
-                lambda drawn: breaks(drawn[0][0], drawn[0][1], drawn[1]),
-                settings=settings(
-                    max_examples=max_examples,
-                    deadline=None,
-                    database=None,
-                    derandomize=True,
-                    phases=[Phase.generate, Phase.shrink],
-                    suppress_health_check=list(HealthCheck),
-                ),
-            )
-    hypothesis_runs = runs
-    rng = random.Random(seed)
-    for _ in range(pct_runs):
-        draws = [rng.random() for _ in range(scenario.buyers + depth)]
-        schedule = sched.pct_schedule(scenario.buyers, depth, model, draws)
-        breaks(scenario.buyers, scenario.tickets, [a.buyer for a in schedule.actions])
-    found = None
-    if violating:
-        buyers, tickets, schedule = min(
-            violating, key=lambda k: (k[0], k[1], k[2].preemptions(), k[2].actions)
+    with contextlib.suppress(NoSuchExample):
+        find(
+            sales,
+            lambda drawn: trials.breaks(drawn[0][0], drawn[0][1], drawn[1]),
+            settings=settings(
+                max_examples=max_examples,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.generate, Phase.shrink],
+                suppress_health_check=list(HealthCheck),
+            ),
         )
-        smallest = replace(scenario, buyers=buyers, tickets=tickets)
-        found = counterexample(smallest, schedule, reports[buyers, tickets, schedule])
-    return Hunt(
-        scenario=scenario,
-        hypothesis_runs=hypothesis_runs,
-        pct_runs=runs - hypothesis_runs,
-        depth=depth,
-        counterexample=found,
-        elapsed_s=time.monotonic() - started,
-        stalled=tuple(stalled.values()),
-    )
+
+
+def _search_with_pct(trials: _Trials, runs: int, depth: int, seed: int) -> None:
+    """Run ``runs`` PCT schedules of the full-size sale, drawn from ``seed``."""
+    scenario = trials.scenario
+    rng = random.Random(seed)
+    for _ in range(runs):
+        draws = [rng.random() for _ in range(scenario.buyers + depth)]
+        schedule = sched.pct_schedule(scenario.buyers, depth, trials.model, draws)
+        trials.breaks(scenario.buyers, scenario.tickets, [a.buyer for a in schedule.actions])

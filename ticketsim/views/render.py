@@ -11,16 +11,20 @@ from rich.text import Text
 
 from ticketsim.analysis.checker import names
 from ticketsim.core.catalog import CLAIM_TITLES
+from ticketsim.core.events import Step
 from ticketsim.core.printable import line, printable
+from ticketsim.views.symbols import SYMBOLS, legend
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import RenderableType
 
     from ticketsim.analysis.checker import Violation
     from ticketsim.analysis.report import Report
     from ticketsim.core.db import TicketDB
     from ticketsim.core.events import Event
-    from ticketsim.search.explore import Counterexample, Exploration, Hunt
+    from ticketsim.search.explore import Counterexample, Exploration, Hunt, Scenario
 
 #: Explanations shown under the verdict; ``--json`` has them all.
 STORIES_SHOWN: Final = 3
@@ -118,38 +122,46 @@ def report_view(report: Report) -> RenderableType:
     return Group(*parts)
 
 
-def _counterexample_lines(
-    found: Counterexample | None, none_found: str, *, complete: bool = True
-) -> list[RenderableType]:
-    if found is None:
-        return [Text(none_found, style="bold green" if complete else "bold red")]
-    return [
-        Text(f"Counterexample: {found.schedule}", style="bold red"),
-        Text(f"  {printable(found.explanation)}"),
-        Text(f"  Replay it: {printable(found.replay)}", style="yellow"),
+def _search_view(
+    scenario: Scenario,
+    searched: list[RenderableType],
+    stalled: Sequence[str],
+    found: Counterexample | None,
+    none_found: str,
+    *,
+    complete: bool = True,
+) -> RenderableType:
+    """What explore and hunt both show: the scenario, what was searched, what did not
+    finish, then the simplest violating schedule or what not finding one means."""
+    lines: list[RenderableType] = [
+        Text.assemble(
+            ("strategy ", "dim"),
+            (scenario.strategy, "bold"),
+            (f"  {scenario.buyers} buyers, {scenario.tickets} tickets", "dim"),
+        ),
+        *searched,
     ]
-
-
-def _scenario_line(strategy: str, buyers: int, tickets: int) -> Text:
-    return Text.assemble(
-        ("strategy ", "dim"), (strategy, "bold"), (f"  {buyers} buyers, {tickets} tickets", "dim")
-    )
+    lines.extend(Text(f"did not finish: {printable(note)}", style="red") for note in stalled)
+    if found is None:
+        lines.append(Text(none_found, style="bold green" if complete else "bold red"))
+    else:
+        lines += [
+            Text(f"Counterexample: {found.schedule}", style="bold red"),
+            Text(f"  {printable(found.explanation)}"),
+            Text(f"  Replay it: {printable(found.replay)}", style="yellow"),
+        ]
+    return Group(*lines)
 
 
 def exploration_view(result: Exploration) -> RenderableType:
     """``ticketsim explore``: how many orders exist, ran and broke, and the simplest story."""
     s = result.scenario
-    lines: list[RenderableType] = [
-        _scenario_line(s.strategy, s.buyers, s.tickets),
+    bound = result.preemption_bound
+    searched: list[RenderableType] = [
         Text(
             f"{result.interleavings} interleavings of the buyers' steps, {result.feasible} "
             f"feasible under {s.strategy}, {result.classes} different up to reordering "
-            "steps that commute"
-            + (
-                f" (at most {result.preemption_bound} preemptions)"
-                if result.preemption_bound is not None
-                else ""
-            )
+            "steps that commute" + (f" (at most {bound} preemptions)" if bound is not None else "")
         ),
         Text(
             f"explored {result.explored} schedules in {result.elapsed_s:.2f} s "
@@ -159,14 +171,13 @@ def exploration_view(result: Exploration) -> RenderableType:
     ]
     if result.violating:
         kinds = ", ".join(f"{kind} {n}" for kind, n in result.by_kind.items())
-        lines.append(
+        searched.append(
             Text(
                 f"{result.violating} schedules break an invariant ({result.violating_interleavings}"
                 f" of the {result.feasible} feasible interleavings): {kinds}",
                 style="red",
             )
         )
-    lines.extend(Text(f"did not finish: {printable(note)}", style="red") for note in result.stalled)
     none_found = "Every explored interleaving kept every invariant."
     if not result.complete:
         unchecked = []
@@ -181,48 +192,39 @@ def exploration_view(result: Exploration) -> RenderableType:
             f"INCOMPLETE: {'; '.join(unchecked)}, so nothing is claimed of them; "
             "no schedule that finished broke an invariant"
         )
-    lines += _counterexample_lines(result.counterexample, none_found, complete=result.complete)
-    return Group(*lines)
+    return _search_view(
+        s, searched, result.stalled, result.counterexample, none_found, complete=result.complete
+    )
 
 
 def hunt_view(result: Hunt) -> RenderableType:
     """``ticketsim hunt``: what was searched and the simplest violating schedule found."""
-    s = result.scenario
-    lines: list[RenderableType] = [
-        _scenario_line(s.strategy, s.buyers, s.tickets),
+    searched: list[RenderableType] = [
         Text(
             f"ran {result.hypothesis_runs} schedules drawn by hypothesis and "
             f"{result.pct_runs} PCT schedules (depth {result.depth}) in "
             f"{result.elapsed_s:.2f} s"
-        ),
+        )
     ]
-    lines.extend(Text(f"did not finish: {printable(note)}", style="red") for note in result.stalled)
     none_found = "No schedule that was tried broke an invariant."
     if result.stalled:
         none_found = (
             f"INCOMPLETE: {len(result.stalled)} schedule(s) did not finish and were not checked; "
             "no schedule that finished broke an invariant"
         )
-    lines += _counterexample_lines(result.counterexample, none_found, complete=not result.stalled)
-    return Group(*lines)
+    return _search_view(
+        result.scenario,
+        searched,
+        result.stalled,
+        result.counterexample,
+        none_found,
+        complete=not result.stalled,
+    )
 
 
 #: Buyers drawn one cell each in the live view; more are counted, not drawn.
 LIVE_CELLS: Final = 100
-_CELL: Final = {
-    "ready": ("·", "dim"),
-    "check": ("c", "cyan"),
-    "wait": ("…", "yellow"),
-    "enter": ("#", "yellow"),
-    "read": ("r", "cyan"),
-    "torn": ("t", "magenta"),
-    "write": ("w", "blue"),
-    "leave": ("#", "dim"),
-    "ok": ("✓", "green"),
-    "fail": ("✗", "white"),
-    "error": ("!", "red"),
-    "lost": ("!", "red"),
-}
+_LIVE_LEGEND: Final = legend(Step)
 
 
 class LiveSale:
@@ -232,14 +234,14 @@ class LiveSale:
         self.strategy, self.buyers, self.tickets = strategy, buyers, tickets
         self.remaining = tickets
         self.sold = 0
-        self.state: dict[int, str] = {}
+        self.state: dict[int, Step] = {}
         self.verdict: Text | None = None
 
     def update(self, event: Event) -> None:
-        self.state[event.buyer] = event.step.value
-        if event.step.value == "write" and event.value is not None:
+        self.state[event.buyer] = event.step
+        if event.step is Step.WRITE and event.value is not None:
             self.remaining = event.value
-        elif event.step.value == "ok":
+        elif event.step is Step.OK:
             self.sold += 1
 
     def finish(self, report: Report) -> None:
@@ -256,18 +258,16 @@ class LiveSale:
         )  # fmt: skip
         cells = Text()
         for number in range(1, min(self.buyers, LIVE_CELLS) + 1):
-            mark, style = _CELL.get(self.state.get(number, ""), (" ", ""))
-            cells.append(mark, style=style)
+            step = self.state.get(number)
+            if step is None:  # not started yet
+                cells.append(" ")
+            else:
+                cells.append(SYMBOLS[step].char, style=SYMBOLS[step].style)
             if number % 50 == 0:
                 cells.append("\n")
         if self.buyers > LIVE_CELLS:
             cells.append(f"  (+{self.buyers - LIVE_CELLS} buyers not drawn)", style="dim")
-        legend = Text(
-            "· ready  c check  … waiting  # holding the lock  r read  w write  ✓ bought  "
-            "✗ refused  ! died",
-            style="dim",
-        )
-        parts: list[RenderableType] = [counters, cells, legend]
+        parts: list[RenderableType] = [counters, cells, Text(_LIVE_LEGEND, style="dim")]
         if self.verdict is not None:
             parts.append(self.verdict)
         return Group(*parts)

@@ -13,15 +13,18 @@ are drawn in red.
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.core.events import ENDINGS, Event, Step, buyer_name, buyer_number
 from ticketsim.core.paths import write_output
+from ticketsim.views.svg import el as _el
+from ticketsim.views.svg import escape as _esc
+from ticketsim.views.svg import fmt as _fmt
+from ticketsim.views.svg import start_tag, ticks
+from ticketsim.views.symbols import SYMBOLS, legend
 
 if TYPE_CHECKING:
     import os
@@ -64,55 +67,21 @@ class _Look:
 _NORMAL: Final = _Look(lane_h=28.0, mark_r=5.0, font=12.0)
 _COMPACT: Final = _Look(lane_h=13.0, mark_r=2.6, font=9.0)
 
-_COLOURS: Final = {
-    Step.READY: "#94a3b8",
-    Step.CHECK: "#0ea5e9",
-    Step.WAIT: "#475569",
-    Step.ENTER: "#475569",
-    Step.READ: "#1d4ed8",
-    Step.TORN: "#c026d3",
-    Step.WRITE: "#ea580c",
-    Step.LEAVE: "#475569",
-    Step.OK: "#16a34a",
-    Step.FAIL: "#64748b",
-    Step.ERROR: "#7c3aed",
-    Step.LOST: "#7c3aed",
-}
 # Red is kept for violations, so no step is drawn in it.
 _RED: Final = "#dc2626"
 _RED_TINT: Final = "#fee2e2"
 _INK: Final = "#0f172a"
 _MUTED: Final = "#475569"
 _GRID: Final = "#e2e8f0"
-_RACE_FILL: Final = "#facc15"
-_RACE_EDGE: Final = "#a16207"
-_WAIT_FILL: Final = "#cbd5e1"
-_HOLD_FILL: Final = "#86efac"
-_HOLD_EDGE: Final = "#15803d"
+#: How each kind of stretch is painted, in the lanes and in the legend alike.
+_PAINT: Final[dict[str, dict[str, object]]] = {
+    "wait": {"fill": "#cbd5e1"},
+    "hold": {"fill": "#86efac", "stroke": "#15803d"},
+    "race": {"fill": "#facc15", "fill_opacity": 0.55, "stroke": "#a16207"},
+}
+# The two lines of the chart: the db's count, and what the buyers were promised.
 _DB_LINE: Final = "#1d4ed8"
 _PROMISED_LINE: Final = "#9a3412"
-
-_WHAT: Final = {
-    Step.READY: "process started, waiting for the sale to open",
-    Step.CHECK: "looked at the remaining count, unprotected",
-    Step.WAIT: "started waiting for the lock",
-    Step.ENTER: "got the lock: the critical section starts",
-    Step.READ: "read the db inside the critical section",
-    Step.TORN: "torn read: found the db empty or half written, will read again",
-    Step.WRITE: "wrote the db back",
-    Step.LEAVE: "released the lock",
-    Step.OK: 'told "you got a ticket"',
-    Step.FAIL: 'told "sold out"',
-    Step.ERROR: "gave up or crashed: its outcome is unknown",
-    Step.LOST: "its process ended with no outcome: unknown",
-}
-
-#: Characters XML 1.0 forbids (HTML calls them parse errors); a note may hold any text.
-_UNSAFE_CHARS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def _esc(text: object) -> str:
-    return html.escape(_UNSAFE_CHARS.sub("\ufffd", str(text)), quote=True)
 
 
 @dataclass(frozen=True)
@@ -229,55 +198,23 @@ def _deciding_read(events: Sequence[Event]) -> Event | None:
     return read
 
 
-def _ticks(low: float, high: float, count: int) -> tuple[list[float], int]:
-    """Round tick values (1, 2 or 5 times a power of ten) and the decimals they need."""
-    raw = max(high - low, 1e-9) / count
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1.0, 2.0, 5.0, 10.0) if m * magnitude >= raw)
-    index = math.ceil(low / step - 1e-9)
-    ticks = []
-    while index * step <= high + step * 1e-9:
-        ticks.append(index * step)
-        index += 1
-    return ticks, max(0, -math.floor(math.log10(step)))
-
-
-def _fmt(value: float) -> str:
-    """A coordinate: two decimals are finer than any screen, and keep the page small."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _el(name: str, /, **attrs: object) -> str:
-    """One SVG element, every text escaped: ``title`` becomes a ``<title>`` child (what
-    hovering shows), ``text`` its content; ``class_`` is ``class``, ``_`` in a name ``-``."""
-    title = attrs.pop("title", None)
-    text = attrs.pop("text", "")
-    parts = [name]
-    for key, value in attrs.items():
-        shown = _fmt(value) if isinstance(value, float) else str(value)
-        parts.append(f'{key.rstrip("_").replace("_", "-")}="{_esc(shown)}"')
-    head = " ".join(parts)
-    inner = (f"<title>{_esc(title)}</title>" if title is not None else "") + _esc(text)
-    return f"<{head}>{inner}</{name}>" if inner else f"<{head}/>"
-
-
 def _label(x: float, y: float, text: str, size: float, **style: object) -> str:
     return _el("text", x=x, y=y, font_size=size, **{"fill": _INK, **style}, text=text)
 
 
 def _svg_open(css_class: str, width: float, height: float, title: str) -> str:
-    box = f"{_fmt(width)} {_fmt(height)}"
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {box}" '
-        f'width="{_fmt(width)}" height="{_fmt(height)}" role="img" font-family="{_FONT}">'
-        + _el("title", text=title)
-    )
+    box = f"0 0 {_fmt(width)} {_fmt(height)}"
+    head = start_tag(
+        "svg", xmlns="http://www.w3.org/2000/svg", class_=css_class, viewBox=box,
+        width=width, height=height, role="img", font_family=_FONT,
+    )  # fmt: skip
+    return head + _el("title", text=title)
 
 
 def _describe(event: Event, ms: float) -> str:
     """The hover text of one event: every field it has."""
-    lines = [f"{buyer_name(event.buyer)} · {event.step.value} · {ms:.3f} ms", _WHAT[event.step]]
+    head = f"{buyer_name(event.buyer)} · {event.step.value} · {ms:.3f} ms"
+    lines = [head, SYMBOLS[event.step].what]
     if event.value is not None:
         lines.append(f"value: remaining={event.value}")
     if event.seat is not None:
@@ -290,7 +227,7 @@ def _describe(event: Event, ms: float) -> str:
 
 def _mark(step: Step, x: float, y: float, r: float, title: str, **attrs: object) -> str:
     """One step as a shape: the shapes differ too, so a grey print still tells them apart."""
-    colour = _COLOURS[step]
+    colour = SYMBOLS[step].colour
     if step is Step.WRITE:
         return _el(
             "rect", **attrs, x=x - r, y=y - r, width=2 * r, height=2 * r, fill=colour, title=title
@@ -348,6 +285,26 @@ def _ring(event: Event, x: float, y: float, r: float) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """The chart's vertical scale: where a remaining count stands."""
+
+    low: float
+    high: float
+    bottom: float
+
+    @classmethod
+    def over(cls, values: Sequence[int], bottom: float) -> _Counts:
+        low, high = min(values), max(values)
+        # A big db sells little in one sale: zoom on the counts rather than squash them at 0.
+        if low <= 0 or high - low >= low:
+            low = min(low, 0)
+        return cls(low, max(high, low + 1), bottom)
+
+    def __call__(self, value: float) -> float:
+        return self.bottom - (value - self.low) / (self.high - self.low) * _CHART_H
+
+
 class _Page:
     """The SVG of one sale: lanes, time axis and the chart of the remaining count."""
 
@@ -387,14 +344,14 @@ class _Page:
             _label(gutter, _TOP - 10, "ready", font, text_anchor="middle", fill=_MUTED),
             _label(_PLOT_X0, _TOP - 10, "the sale opens", font, fill=_MUTED),
         ]
-        ticks, decimals = _ticks(0.0, self.sale.end_ms, 10)
-        for tick in ticks:
+        axis = ticks(0.0, self.sale.end_ms, 10)
+        for tick in axis.values:
             x = self.x(tick)
             parts.append(
                 _el("line", class_="grid", x1=x, y1=_TOP, x2=x, y2=self.bottom, stroke=_GRID)
             )
             for y in (self.axis_y + 16, self.bottom + 16):
-                parts.append(_label(x, y, f"{tick:.{decimals}f}", 11.0, text_anchor="middle"))
+                parts.append(_label(x, y, f"{tick:.{axis.decimals}f}", 11.0, text_anchor="middle"))
         line = {"x1": _PLOT_X0, "x2": _PLOT_X0, "stroke": _INK, "stroke_width": 1.5}
         parts.append(_el("line", y1=_TOP - 4, y2=self.bottom, **line))
         middle = _PLOT_X0 + PLOT_WIDTH / 2
@@ -479,8 +436,7 @@ class _Page:
                 f"{name} race window: read remaining={span.start.value}{wrote}\n{how_long}\n"
                 "between its read and its write nothing stops another buyer reading the same count"
             )
-            style |= {"y": top + 1, "height": h - 2, "fill": _RACE_FILL, "fill_opacity": 0.55}
-            style |= {"stroke": _RACE_EDGE}
+            style |= {"y": top + 1, "height": h - 2}
         elif span.kind == "hold":
             # Buyers record "leave" just after releasing: the next "enter" can come first.
             title = (
@@ -488,15 +444,11 @@ class _Page:
                 "(the release is recorded just after it happens, so the next holder's "
                 "enter may show a moment earlier)"
             )
-            style |= {
-                "y": top + h * 0.22,
-                "height": h * 0.56,
-                "fill": _HOLD_FILL,
-                "stroke": _HOLD_EDGE,
-            }
+            style |= {"y": top + h * 0.22, "height": h * 0.56}
         else:
             title = f"{name} waits for the lock\n{how_long}"
-            style |= {"y": top + h * 0.38, "height": h * 0.24, "fill": _WAIT_FILL}
+            style |= {"y": top + h * 0.38, "height": h * 0.24}
+        style |= _PAINT[span.kind]
         if not span.closed:
             style["fill_opacity"] = 0.25
         return _el(
@@ -504,6 +456,8 @@ class _Page:
         )
 
     def _chart(self) -> list[str]:
+        """The remaining count along the same time: what the db said, and what it would
+        say if every buyer told "you got a ticket" had been counted."""
         sale, start = self.sale, self.result.initial.remaining
         events = [e for e in self.result.history if sale.ms(e) >= 0]
         writes = sorted(
@@ -514,40 +468,8 @@ class _Page:
         db_steps = [(sale.ms(e), e.value or 0) for e in writes]
         promised = [(sale.ms(e), start - n) for n, e in enumerate(oks, start=1)]
         values = [start, *(v for _, v in db_steps + promised), *(e.value or 0 for e in reads)]
-        low, high = min(values), max(values)
-        # A big db sells little in one sale: zoom on the counts rather than squash them at 0.
-        if low <= 0 or high - low >= low:
-            low = min(low, 0)
-        high = max(high, low + 1)
-        top, bottom = self.chart_y, self.bottom
-
-        def y(value: float) -> float:
-            return bottom - (value - low) / (high - low) * _CHART_H
-
-        parts = [
-            '<g class="chart">',
-            _label(_LABEL_W - 6, top - 12, "remaining in the db", 13.0, font_weight="bold"),
-            _el(
-                "rect",
-                x=_PLOT_X0,
-                y=top,
-                width=PLOT_WIDTH,
-                height=_CHART_H,
-                fill="none",
-                stroke="#94a3b8",
-            ),
-        ]
-        right = _PLOT_X0 + PLOT_WIDTH
-        for value in _ticks(low, high, 8)[0]:
-            if value != int(value):
-                continue  # counts are whole numbers
-            stroke = _INK if value == 0 else _GRID
-            parts.append(
-                _el("line", x1=_PLOT_X0, y1=y(value), x2=right, y2=y(value), stroke=stroke)
-            )
-            parts.append(
-                _label(_PLOT_X0 - 6, y(value) + 4, str(int(value)), 11.0, text_anchor="end")
-            )
+        y = _Counts.over(values, self.bottom)
+        parts = ['<g class="chart">', *self._count_grid(y)]
         parts.append(
             self._steps(
                 "promised",
@@ -563,42 +485,68 @@ class _Page:
                 "remaining", start, db_steps, y, "remaining in the db: each write as it happened"
             )
         )
-        r = self.look.mark_r
-        for event in writes:
-            ms = sale.ms(event)
-            parts.append(
-                _el(
-                    "rect",
-                    class_="write-mark",
-                    x=self.x(ms) - r * 0.7,
-                    y=y(event.value or 0) - r * 0.7,
-                    width=r * 1.4,
-                    height=r * 1.4,
-                    fill=_COLOURS[Step.WRITE],
-                    title=f"{buyer_name(event.buyer)} wrote remaining={event.value} "
-                    f"(seat {event.seat}) at {ms:.3f} ms",
-                )
-            )
+        parts += [self._write_mark(event, y) for event in writes]
         for event in reads:
-            ms = sale.ms(event)
-            x, at = self.x(ms), y(event.value or 0)
-            parts.append(
-                _el(
-                    "circle",
-                    class_="read-mark",
-                    data_buyer=event.buyer,
-                    cx=x,
-                    cy=at,
-                    r=r,
-                    fill=_COLOURS[Step.READ],
-                    fill_opacity=0.6,
-                    title=f"{buyer_name(event.buyer)} read remaining={event.value} at {ms:.3f} ms",
-                )
-            )
-            if event in sale.ringed:
-                parts.append(_ring(event, x, at, r))
+            parts += self._read_mark(event, y)
         parts.append("</g>")
         return parts
+
+    def _count_grid(self, y: _Counts) -> list[str]:
+        top, right = self.chart_y, _PLOT_X0 + PLOT_WIDTH
+        parts = [
+            _label(_LABEL_W - 6, top - 12, "remaining in the db", 13.0, font_weight="bold"),
+            _el(
+                "rect",
+                x=_PLOT_X0,
+                y=top,
+                width=PLOT_WIDTH,
+                height=_CHART_H,
+                fill="none",
+                stroke="#94a3b8",
+            ),
+        ]
+        for value in ticks(y.low, y.high, 8).values:
+            if value != int(value):
+                continue  # counts are whole numbers
+            stroke = _INK if value == 0 else _GRID
+            parts.append(
+                _el("line", x1=_PLOT_X0, y1=y(value), x2=right, y2=y(value), stroke=stroke)
+            )
+            parts.append(
+                _label(_PLOT_X0 - 6, y(value) + 4, str(int(value)), 11.0, text_anchor="end")
+            )
+        return parts
+
+    def _write_mark(self, event: Event, y: _Counts) -> str:
+        r, ms = self.look.mark_r, self.sale.ms(event)
+        return _el(
+            "rect",
+            class_="write-mark",
+            x=self.x(ms) - r * 0.7,
+            y=y(event.value or 0) - r * 0.7,
+            width=r * 1.4,
+            height=r * 1.4,
+            fill=SYMBOLS[Step.WRITE].colour,
+            title=f"{buyer_name(event.buyer)} wrote remaining={event.value} "
+            f"(seat {event.seat}) at {ms:.3f} ms",
+        )
+
+    def _read_mark(self, event: Event, y: _Counts) -> list[str]:
+        """A read where the count it saw stands, ringed if another buyer saw it too."""
+        r, ms = self.look.mark_r, self.sale.ms(event)
+        x, at = self.x(ms), y(event.value or 0)
+        mark = _el(
+            "circle",
+            class_="read-mark",
+            data_buyer=event.buyer,
+            cx=x,
+            cy=at,
+            r=r,
+            fill=SYMBOLS[Step.READ].colour,
+            fill_opacity=0.6,
+            title=f"{buyer_name(event.buyer)} read remaining={event.value} at {ms:.3f} ms",
+        )
+        return [mark, _ring(event, x, at, r)] if event in self.sale.ringed else [mark]
 
     def _steps(
         self,
@@ -620,39 +568,25 @@ class _Page:
         return _el("path", class_=kind, d=d, fill="none", **style, title=title)
 
 
+#: The steps the page's legend shows, one for each way of drawing a step: the lock's
+#: ticks last, beside the lock's bars.
+_KEYED: Final = (
+    Step.READY, Step.CHECK, Step.READ, Step.TORN, Step.WRITE, Step.OK, Step.FAIL, Step.ERROR,
+    Step.ENTER,
+)  # fmt: skip
+
+
 def _legend() -> str:
     """The key, drawn with the same shapes as the timeline."""
     r, mid = 5.0, 14.0
     items = [
-        (label, _mark(step, 12.0, mid, r, label, class_="swatch"))
-        for step, label in (
-            (Step.READY, "ready (before the opening)"),
-            (Step.CHECK, "check (unprotected look)"),
-            (Step.READ, "read"),
-            (Step.TORN, "torn read"),
-            (Step.WRITE, "write"),
-            (Step.OK, 'ok: "you got a ticket"'),
-            (Step.FAIL, 'fail: "sold out"'),
-            (Step.ERROR, "error / lost: outcome unknown"),
-            (Step.ENTER, "wait / enter / leave the lock"),
-        )
+        (SYMBOLS[step].key, _mark(step, 12.0, mid, r, SYMBOLS[step].key, class_="swatch"))
+        for step in _KEYED
     ]
     bars: list[tuple[str, dict[str, object]]] = [
-        ("waiting for the lock", {"y": mid - 3, "height": 6.0, "fill": _WAIT_FILL}),
-        (
-            "holding the lock",
-            {"y": mid - 8, "height": 16.0, "fill": _HOLD_FILL, "stroke": _HOLD_EDGE},
-        ),
-        (
-            "race window: read → write",
-            {
-                "y": mid - 11,
-                "height": 22.0,
-                "fill": _RACE_FILL,
-                "fill_opacity": 0.55,
-                "stroke": _RACE_EDGE,
-            },
-        ),
+        ("waiting for the lock", {"y": mid - 3, "height": 6.0, **_PAINT["wait"]}),
+        ("holding the lock", {"y": mid - 8, "height": 16.0, **_PAINT["hold"]}),
+        ("race window: read → write", {"y": mid - 11, "height": 22.0, **_PAINT["race"]}),
         (
             "buyer named in a violation",
             {"y": mid - 11, "height": 22.0, "fill": _RED_TINT, "stroke": _RED, "stroke_width": 1.5},
@@ -714,17 +648,6 @@ def html_timeline(result: RunResult, report: Report) -> str:
     """
     sale = _build(result, report)
     title = f"ticketsim timeline: {report.strategy}, {_sale_size(report)}"
-    facts = [
-        ("strategy", report.strategy),
-        ("buyers", str(report.buyers)),
-        ("tickets", str(report.tickets)),
-        ("delay", f"{report.delay:g} s"),
-        ("seed", str(report.seed)),
-        ("start method", report.start_method),
-        ("elapsed", f"{report.elapsed_s * 1000:.3f} ms"),
-    ]
-    if report.pool:
-        facts.append(("pool", f"{report.pool} workers"))
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -736,13 +659,7 @@ def html_timeline(result: RunResult, report: Report) -> str:
             f"<style>{_CSS}</style>",
             "</head>",
             "<body>",
-            "<header>",
-            f"<h1>{_esc(title)}</h1>",
-            '<dl class="facts">',
-            *(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in facts),
-            "</dl>",
-            f'<p class="verdict {"ok" if report.ok else "bad"}">{_esc(report.verdict)}</p>',
-            "</header>",
+            *_header(title, report),
             "<main>",
             '<section class="key">',
             "<h2>Legend</h2>",
@@ -765,6 +682,30 @@ def html_timeline(result: RunResult, report: Report) -> str:
     )
 
 
+def _header(title: str, report: Report) -> list[str]:
+    """The title, the settings of the sale and its verdict."""
+    facts = [
+        ("strategy", report.strategy),
+        ("buyers", str(report.buyers)),
+        ("tickets", str(report.tickets)),
+        ("delay", f"{report.delay:g} s"),
+        ("seed", str(report.seed)),
+        ("start method", report.start_method),
+        ("elapsed", f"{report.elapsed_s * 1000:.3f} ms"),
+    ]
+    if report.pool:
+        facts.append(("pool", f"{report.pool} workers"))
+    return [
+        "<header>",
+        f"<h1>{_esc(title)}</h1>",
+        '<dl class="facts">',
+        *(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in facts),
+        "</dl>",
+        f'<p class="verdict {"ok" if report.ok else "bad"}">{_esc(report.verdict)}</p>',
+        "</header>",
+    ]
+
+
 def _violations(report: Report) -> list[str]:
     out = ["<section>", "<h2>Violations</h2>"]
     if not report.violations:
@@ -782,13 +723,13 @@ def _violations(report: Report) -> list[str]:
 
 
 def _notes(report: Report) -> list[str]:
+    told = (
+        ("Stalled", report.stalled),
+        ("Note", report.caveat),
+        ("Schedule (ticketsim replay --schedule takes it)", report.schedule),
+    )
     notes = [f"Fault: {fault}" for fault in report.faults]
-    if report.stalled:
-        notes.append(f"Stalled: {report.stalled}")
-    if report.caveat:
-        notes.append(f"Note: {report.caveat}")
-    if report.schedule:
-        notes.append(f"Schedule (ticketsim replay --schedule takes it): {report.schedule}")
+    notes += [f"{label}: {text}" for label, text in told if text]
     return [f'<p class="note">{_esc(note)}</p>' for note in notes]
 
 
@@ -802,22 +743,16 @@ def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Repo
     write_output("--timeline", path, html_timeline(result, report))
 
 
-# The terminal's character for each step; later ones win a column they share.
-_CHARS: Final = {
-    Step.CHECK: "c",
-    Step.TORN: "~",
-    Step.READ: "r",
-    Step.WRITE: "w",
-    Step.OK: "✓",
-    Step.FAIL: "✗",
-    Step.ERROR: "!",
-    Step.LOST: "!",
-}
-_RANK: Final = {step: rank for rank, step in enumerate(_CHARS)}
-_FILL: Final = {"wait": ".", "hold": "#", "race": "="}
+# The steps the terminal marks; a later one wins a column they share. The lock's
+# steps are not marked: the stretches between them are filled instead.
+_MARKED: Final = (
+    Step.CHECK, Step.TORN, Step.READ, Step.WRITE, Step.OK, Step.FAIL, Step.ERROR, Step.LOST
+)  # fmt: skip
+_RANK: Final = {step: rank for rank, step in enumerate(_MARKED)}
+_FILL: Final = {"wait": SYMBOLS[Step.WAIT].char, "hold": SYMBOLS[Step.ENTER].char, "race": "="}
 _LEGEND: Final = (
-    "c check  r read  ~ torn read  w write  ✓ ok  ✗ sold out  ! error or lost",
-    "= race window (read → write)  . waiting for the lock  # holding it  "
+    legend(step for step in Step if step in _RANK),
+    f"= race window (read → write)  {legend((Step.WAIT, Step.ENTER))}  "
     "* in red: named in a violation",
 )
 
@@ -857,9 +792,9 @@ def terminal_timeline(result: RunResult, report: Report, width: int = 100) -> Re
         for span in sale.spans[buyer]:
             for col in range(column(sale.ms(span.start)), column(span.until_ms) + 1):
                 row[col] = _FILL[span.kind]
-        marks = [e for e in sale.events[buyer] if e.step in _CHARS and sale.ms(e) >= 0]
+        marks = [e for e in sale.events[buyer] if e.step in _RANK and sale.ms(e) >= 0]
         for event in sorted(marks, key=lambda e: _RANK[e.step]):
-            row[column(sale.ms(event))] = _CHARS[event.step]
+            row[column(sale.ms(event))] = SYMBOLS[event.step].char
         named = buyer in sale.flagged
         # The star says it where colour does not reach (a pipe, a log, a grey print).
         head = f"{'*' if named else ' '}{buyer_name(buyer):<{label_w - 1}}"

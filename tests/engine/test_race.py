@@ -19,7 +19,7 @@ from ticketsim.core.exits import ExitCode
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError, DbError
-from ticketsim.sale.stores import FileStore
+from ticketsim.sale.stores import FileStore, NaiveFileStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -121,7 +121,7 @@ def test_torn_reads_are_recorded_and_retried(
     ) -> None:
         seen.append((step, note))
 
-    assert FileStore(str(db_path), naive=True).read(record).remaining == 4
+    assert NaiveFileStore(str(db_path)).read(record).remaining == 4
     assert seen == [(Step.TORN, "the file is empty"), (Step.TORN, "x")]
 
 

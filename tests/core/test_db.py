@@ -1,4 +1,5 @@
-"""Unit tests of the ticket db module: the data classes, parsing, reading and writing."""
+"""Unit tests of the ticket db module (the data classes, parsing, reading and writing)
+and of the file store's fast path over it (:mod:`ticketsim.sale.stores._ledger`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ticketsim.core.db import (
     write_naive,
 )
 from ticketsim.errors import ConfigError, DbError, GuardTimeout
+from ticketsim.sale.stores import _ledger as ledger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,26 +127,26 @@ def _holes_db() -> TicketDB:
 def test_a_buyer_takes_the_lowest_free_seat_without_decoding_the_whole_db(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
     write_atomic(path, _holes_db())
-    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
-    assert isinstance(seen, ticketsim.core.db.Snapshot)
-    assert (seen.tickets, seen.remaining, seen.ledger) == (6, 3, ())
-    assert seen.next_seat() == _holes_db().next_seat() == 3
-    assert ticketsim.core.db.read_remaining(path) == 3
+    seen = ledger.read_for_sale(path, ledger.LedgerIndex())
+    assert isinstance(seen, ledger.LedgerSeen)
+    assert (seen.tickets, seen.remaining, seen.head.event) == (6, 3, DEFAULT_EVENT)
+    assert seen.seat == _holes_db().next_seat() == 3
+    assert ledger.read_remaining(path) == 3
 
 
 def test_appending_a_sale_writes_what_encoding_the_whole_db_would(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     expected = TicketDB.fresh(3, "Opera")
     write_atomic(path, expected)
     for number in (1, 2, 3):
-        seen = ticketsim.core.db.read_for_sale(path, index)
-        sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
-        ticketsim.core.db.append_sale(path, seen, sale, index)
+        seen = ledger.read_for_sale(path, index)
+        sale = Sale(f"buyer-{number}", seen.seat, 4100 + number, 1795000000.5)
+        ledger.append_sale(path, seen, sale, index)
         expected = expected.sell(sale)
         assert path.read_text() == dumps(expected)
     assert [sale.seat for sale in load(path).ledger] == [1, 2, 3]
-    assert ticketsim.core.db.read_for_sale(path, index).remaining == 0
+    assert ledger.read_for_sale(path, index).remaining == 0
 
 
 @pytest.mark.parametrize(
@@ -158,12 +160,11 @@ def test_appending_a_sale_writes_what_encoding_the_whole_db_would(tmp_path: Path
 def test_a_db_in_another_layout_is_read_whole(tmp_path: Path, text: str) -> None:
     path = tmp_path / "tickets.json"
     path.write_text(text)
-    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
-    assert seen == SOLD_TWO
-    assert ticketsim.core.db.read_remaining(path) == 3
-    ticketsim.core.db.append_sale(
-        path, seen, Sale("buyer-3", 3, 4103, 1795000002.0), ticketsim.core.db.LedgerIndex()
-    )
+    seen = ledger.read_for_sale(path, ledger.LedgerIndex())
+    assert isinstance(seen, ledger.WholeSeen)
+    assert (seen.db, seen.seat) == (SOLD_TWO, 3)
+    assert ledger.read_remaining(path) == 3
+    ledger.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1795000002.0), ledger.LedgerIndex())
     assert path.read_text() == dumps(SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0)))
 
 
@@ -179,12 +180,12 @@ def test_a_bad_ledger_line_is_a_db_error(tmp_path: Path, line: str, reason: str)
     text = dumps(SOLD_TWO)
     path.write_text(text.replace("\n]}", f",\n{line}\n]}}"))
     with pytest.raises(DbError, match=reason) as caught:
-        ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
+        ledger.read_for_sale(path, ledger.LedgerIndex())
     assert caught.value.path == str(path)
 
 
 def test_a_pickled_ledger_index_arrives_empty() -> None:
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     line = dumps(SOLD_TWO).splitlines()[1].rstrip(",").encode()
     assert index.lowest_free(line, len(line), SOURCE) == 2
     copy = pickle.loads(pickle.dumps(index))
@@ -193,13 +194,13 @@ def test_a_pickled_ledger_index_arrives_empty() -> None:
 
 def test_an_index_decodes_afresh_a_ledger_that_changed_under_it(tmp_path: Path) -> None:
     path = tmp_path / "tickets.json"
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     write_atomic(path, _holes_db())
-    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == 3
+    assert ledger.read_for_sale(path, index).seat == 3
     # Another program refunds seat 1 and sells seat 3: same length, other lines.
     changed = _holes_db().refund(1).sell(Sale("buyer-9", 3, 4109, 1795000009.0))
     write_atomic(path, changed)
-    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == changed.next_seat() == 1
+    assert ledger.read_for_sale(path, index).seat == changed.next_seat() == 1
 
 
 def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
@@ -209,21 +210,21 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
     by what it held before: every read must see the file as it is, not the rest of an
     older one, and a read must compare with the last read, not with its own buffer."""
     path = tmp_path / "tickets.json"
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     expected = _holes_db()
     write_atomic(path, expected)
     buffers: list[bytes | bytearray] = []  # kept, so that no buffer's id is reused
     for number in range(5):
-        seen = ticketsim.core.db.read_for_sale(path, index)
-        assert isinstance(seen, ticketsim.core.db.Snapshot)
+        seen = ledger.read_for_sale(path, index)
+        assert isinstance(seen, ledger.LedgerSeen)
         buffers.append(seen.rest)
-        assert seen.next_seat() == expected.next_seat()
+        assert seen.seat == expected.next_seat()
         if number == 1:  # another program refunds a seat: the ledger shrinks
             expected = expected.refund(expected.ledger[0].seat)
             write_atomic(path, expected)
             continue
-        sale = Sale(f"buyer-{number}", seen.next_seat(), 4100 + number, 1795000000.5)
-        ticketsim.core.db.append_sale(path, seen, sale, index)
+        sale = Sale(f"buyer-{number}", seen.seat, 4100 + number, 1795000000.5)
+        ledger.append_sale(path, seen, sale, index)
         expected = expected.sell(sale)
         assert path.read_text() == dumps(expected)
     assert all(isinstance(buffer, bytearray) for buffer in buffers)
@@ -232,7 +233,7 @@ def test_reads_take_turns_in_two_buffers_and_each_compares_with_the_last(
 
 
 def test_a_read_buffer_has_room_to_grow_but_not_without_bound() -> None:
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     small = index.buffer(1000)
     assert len(small) >= 1000
     assert index.buffer(1000) is small  # not the index's data: reused
@@ -249,17 +250,17 @@ def test_a_rehearsal_leaves_a_spare_buffer_the_size_of_the_db(tmp_path: Path) ->
         db = db.sell(Sale(f"buyer-{seat}", seat, 4100, 1795000000.5))
     write_atomic(path, db)
     size = path.stat().st_size
-    index = ticketsim.core.db.LedgerIndex()
-    ticketsim.core.db.rehearse_sale(path, index, os.getpid())
+    index = ledger.LedgerIndex()
+    ledger.rehearse_sale(path, index, os.getpid())
     # The first read of the sale, inside the critical section, allocates nothing the
     # size of the db: its buffer is there already.
     tracemalloc.start()
     try:
-        seen = ticketsim.core.db.read_for_sale(path, index)
+        seen = ledger.read_for_sale(path, index)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert isinstance(seen, ticketsim.core.db.Snapshot)
+    assert isinstance(seen, ledger.LedgerSeen)
     assert peak < size // 4, (peak, size)
     assert size <= len(seen.rest) <= 2 * size + (1 << 16)
 
@@ -268,15 +269,15 @@ def test_a_read_of_a_bad_db_leaves_the_index_as_it_was(tmp_path: Path) -> None:
     """The index knew seats 1 and 2; a read finds the db damaged and fails; the db is
     mended and seat 3 sold. The next read must still count seats 1 and 2 as taken."""
     path = tmp_path / "tickets.json"
-    index = ticketsim.core.db.LedgerIndex()
+    index = ledger.LedgerIndex()
     write_atomic(path, SOLD_TWO)
-    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == 3
+    assert ledger.read_for_sale(path, index).seat == 3
     path.write_text(dumps(SOLD_TWO).replace('"seat": 1', '"seat": "one"'))
     with pytest.raises(DbError):
-        ticketsim.core.db.read_for_sale(path, index)
+        ledger.read_for_sale(path, index)
     mended = SOLD_TWO.sell(Sale("buyer-3", 3, 4103, 1795000002.0))
     write_atomic(path, mended)
-    assert ticketsim.core.db.read_for_sale(path, index).next_seat() == mended.next_seat() == 4
+    assert ledger.read_for_sale(path, index).seat == mended.next_seat() == 4
 
 
 def test_a_db_that_grows_while_it_is_read_is_read_whole(
@@ -289,12 +290,12 @@ def test_a_db_that_grows_while_it_is_read_is_read_whole(
     monkeypatch.setattr(
         os, "fstat", lambda fd: os.stat_result((*real(fd)[:6], real(fd).st_size - 10, 0, 0, 0))
     )
-    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
+    seen = ledger.read_for_sale(path, ledger.LedgerIndex())
     monkeypatch.undo()
-    assert isinstance(seen, ticketsim.core.db.Snapshot)  # read whole, not cut and parsed afresh
-    assert seen.next_seat() == _holes_db().next_seat()
-    sale = Sale("buyer-9", seen.next_seat(), 4109, 1795000009.0)
-    ticketsim.core.db.append_sale(path, seen, sale, ticketsim.core.db.LedgerIndex())
+    assert isinstance(seen, ledger.LedgerSeen)  # read whole, not cut and parsed afresh
+    assert seen.seat == _holes_db().next_seat()
+    sale = Sale("buyer-9", seen.seat, 4109, 1795000009.0)
+    ledger.append_sale(path, seen, sale, ledger.LedgerIndex())
     assert load(path) == _holes_db().sell(sale)
 
 
@@ -303,8 +304,8 @@ def test_a_buyer_who_finds_no_ticket_reads_the_first_line_only(tmp_path: Path) -
     sold_out = TicketDB(tickets=1, remaining=0, ledger=(SALE_1,))
     # The ledger is broken past the first line: only a read of it would notice.
     path.write_text(dumps(sold_out).replace('"seat"', '"seat?"'))
-    seen = ticketsim.core.db.read_for_sale(path, ticketsim.core.db.LedgerIndex())
-    assert (seen.tickets, seen.remaining) == (1, 0)
+    seen = ledger.read_for_sale(path, ledger.LedgerIndex())
+    assert (seen.tickets, seen.remaining, seen.seat) == (1, 0, 0)
     with pytest.raises(DbError):
         load(path)
 
@@ -313,13 +314,13 @@ def test_a_rehearsal_leaves_the_db_and_its_folder_as_they_were(tmp_path: Path) -
     path = tmp_path / "tickets.json"
     write_atomic(path, _holes_db())
     before = path.read_bytes()
-    index = ticketsim.core.db.LedgerIndex()
-    ticketsim.core.db.rehearse_sale(path, index, pid=4242)
+    index = ledger.LedgerIndex()
+    ledger.rehearse_sale(path, index, pid=4242)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets.json"]
     # and what it read stays known: the sale that follows appends to it
-    seen = ticketsim.core.db.read_for_sale(path, index)
-    ticketsim.core.db.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1.5), index)
+    seen = ledger.read_for_sale(path, index)
+    ledger.append_sale(path, seen, Sale("buyer-3", 3, 4103, 1.5), index)
     assert load(path) == _holes_db().sell(Sale("buyer-3", 3, 4103, 1.5))
 
 

@@ -28,9 +28,10 @@ from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES, Setup
 from ticketsim.errors import DbError
-from ticketsim.sale.buyer import take_ticket
 from ticketsim.sale.channel import EventChannel
-from ticketsim.sale.stores import FileStore
+from ticketsim.sale.steps import BuyerSpec, Pacer
+from ticketsim.sale.stores import FileStore, NaiveFileStore
+from ticketsim.sale.stores._ledger import WholeSeen
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Step as StepType
@@ -118,19 +119,14 @@ def _sale_is_in_the_file_at_once(db_path: Path, strategy: str) -> bool:
     setup = Setup(ctx, str(db_path), initial, 1, channel.sender, 10.0)
     try:
         with STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
-            if tools.office is not None:
-                tools.office.send(1, os.getpid(), 0.0, 10.0)
-                assert tools.office.receive(1, 10.0) == 1
-            else:
-                with tools.guard.hold(_noop, 10.0):
-                    assert take_ticket(tools.store, 1, os.getpid(), 0.0, _noop) == 1
+            assert tools.purchase(BuyerSpec(1, 0.0, 10.0), os.getpid(), _noop, Pacer()) == 1
             return len(dbfile.load(db_path).ledger) == 1
     finally:
         channel.close()
 
 
 def _a_write_that_dies_halfway_leaves_the_db_whole(
-    db_path: Path, store: FileStore, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, store: FileStore | NaiveFileStore, monkeypatch: pytest.MonkeyPatch
 ) -> bool:
     before = dbfile.TicketDB.fresh(2)
     dbfile.write_atomic(db_path, before)
@@ -146,7 +142,8 @@ def _a_write_that_dies_halfway_leaves_the_db_whole(
         patch.setattr(json, "dump", dying_dump)  # the json module ticketsim.core.db writes with
         patch.setattr(dbfile, "dumps", dying_dumps)
         with pytest.raises(_Crash):
-            store.sell(before, dbfile.Sale("buyer-1", 1, os.getpid(), time.time()))
+            # Seen whole: the write that encodes the db (the fast path appends bytes).
+            store.sell(WholeSeen.of(before), dbfile.Sale("buyer-1", 1, os.getpid(), time.time()))
     try:
         return dbfile.load(db_path) == before
     except DbError:
@@ -162,7 +159,7 @@ def test_whether_each_sale_is_durable_as_it_is_made(
         ctx = multiprocessing.get_context("fork")
         setup = Setup(ctx, str(db_path), dbfile.TicketDB.fresh(2), 1, None, 10.0)
         with STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
-            assert isinstance(tools.store, FileStore)
+            assert isinstance(tools.store, (FileStore, NaiveFileStore))
             durable = _a_write_that_dies_halfway_leaves_the_db_whole(
                 db_path, tools.store, monkeypatch
             )

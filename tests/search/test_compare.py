@@ -7,6 +7,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,16 +27,8 @@ from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES, StrategyName
 from ticketsim.errors import ConfigError
 from ticketsim.search import compare as comparing
-from ticketsim.search.compare import (
-    COLUMNS,
-    VERDICTS,
-    Row,
-    compare,
-    svg_chart,
-    table_view,
-    to_csv,
-    write_plot,
-)
+from ticketsim.search.compare import COLUMNS, VERDICTS, Row, compare
+from ticketsim.views.compare import svg_chart, table_view, to_csv, write_plot
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -427,3 +421,10 @@ def test_a_failed_write_plot_leaves_the_old_file_and_no_temp_file(
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["chart.svg"]
     assert target.read_text(encoding="utf-8") == "old"
+
+
+def test_running_a_comparison_needs_no_drawing_library() -> None:
+    # The views import rich and this module; this module imports neither.
+    code = "import sys, ticketsim.search.compare; print('rich' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

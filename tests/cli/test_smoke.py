@@ -87,7 +87,7 @@ def test_what_a_buyer_process_imports_is_light() -> None:
         text=True,
         timeout=60,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     assert done.stdout.strip() == "[]"
 
@@ -112,7 +112,7 @@ def test_help_starts_without_rich_or_the_library() -> None:
         text=True,
         timeout=60,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     assert done.stdout.strip() == "[]"
 

@@ -17,7 +17,7 @@ from ticketsim.cli import app
 from ticketsim.core.exits import BY_COMMAND, MEANING, OWN_MEANING, ExitCode, meaning
 from ticketsim.search import compare as comparing
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 
 

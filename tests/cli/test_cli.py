@@ -416,9 +416,9 @@ def test_live_and_json_do_not_mix(db_path: Path) -> None:
 
 
 def test_a_progress_bar_never_pollutes_json(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ticketsim.cli
+    from ticketsim.cli import output
 
-    monkeypatch.setattr(ticketsim.cli, "_terminal", lambda: True)
+    monkeypatch.setattr(output, "terminal", lambda: True)
     result = invoke(
         "run", "--lock", "--buyers", "5", "--tickets", "2", "--json", "--db", str(db_path), *FAST
     )
@@ -445,7 +445,7 @@ def test_the_demo_runs_to_the_end(db_path: Path) -> None:
         "End of the lesson",
     ):
         assert title in text
-    # Whether the two lock programs overlap is timing (tests/test_claims.py forces it);
+    # Whether the two lock programs overlap is timing (tests/engine/test_claims.py forces it);
     # the file lock protects them whatever the timing.
     assert "two programs with lock:" in text
     assert "two programs with filelock: 1 buyer(s) told they got the last ticket" in text

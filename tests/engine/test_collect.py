@@ -1,0 +1,115 @@
+"""The parent's inbox: every wait is bounded, and an abandoned one says why.
+
+A fake pipe and crew stand in for the processes, so that each way a wait ends can be
+forced without starting any.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from ticketsim.core.events import Event, Step
+from ticketsim.engine.collect import Inbox
+
+
+@dataclass
+class FakeChannel:
+    """A pipe that hands out its ``events``, then a fresh event of ``repeat`` (a buyer's
+    step) at every call, or nothing."""
+
+    events: list[Event] = field(default_factory=list)
+    repeat: tuple[int, Step] | None = None
+
+    def get(self, timeout: float) -> Event:
+        if self.events:
+            return self.events.pop(0)
+        if self.repeat is not None:
+            time.sleep(0.01)
+            return event(*self.repeat)
+        time.sleep(min(timeout, 0.01))
+        raise queue.Empty
+
+
+@dataclass
+class FakeCrew:
+    running: bool = True
+    at_once: int = 2
+
+    def alive(self) -> bool:
+        return self.running
+
+
+def inbox(channel: FakeChannel, crew: FakeCrew | None = None) -> Inbox:
+    return Inbox(channel, crew or FakeCrew())  # type: ignore[arg-type]
+
+
+def event(buyer: int, step: Step) -> Event:
+    return Event(buyer, step, time.monotonic(), 100 + buyer)
+
+
+def test_every_outcome_ends_the_wait_and_each_event_is_watched() -> None:
+    seen: list[Event] = []
+    events = [event(1, Step.READ), event(1, Step.OK), event(2, Step.FAIL)]
+    box = Inbox(FakeChannel(list(events)), FakeCrew(), seen.append)  # type: ignore[arg-type]
+    assert box.collect(until=None, expected=2, timeout=5) is None
+    assert box.history == events
+    assert seen == events
+
+
+def test_a_wait_without_progress_is_abandoned_within_its_timeout() -> None:
+    started = time.monotonic()
+    reason = inbox(FakeChannel()).collect(until=None, expected=2, timeout=0.2)
+    assert reason is not None
+    assert reason.startswith("no progress for ")
+    assert reason.endswith(": 2 buyer(s) still owed an outcome")
+    assert time.monotonic() - started < 2
+
+
+def test_events_that_are_not_progress_do_not_hold_off_a_stall() -> None:
+    torn = FakeChannel(repeat=(1, Step.TORN))
+    reason = inbox(torn).collect(until=None, expected=1, timeout=0.2)
+    assert reason is not None
+    assert "1 buyer(s) still owed an outcome (meanwhile " in reason
+    assert "torn read(s) retried)" in reason
+
+
+def test_a_crew_that_has_exited_ends_the_wait_without_a_stall() -> None:
+    assert (
+        inbox(FakeChannel(), FakeCrew(running=False)).collect(until=None, expected=3, timeout=5)
+        is None
+    )
+
+
+def test_an_abort_ends_the_wait_with_its_reason() -> None:
+    reason = inbox(FakeChannel()).collect(
+        until=None, expected=1, timeout=5, aborted=lambda: "schedule infeasible"
+    )
+    assert reason == "schedule infeasible"
+
+
+@pytest.mark.parametrize(
+    ("method", "hint"),
+    [("fork", "(its stderr says why)"), ("spawn", 'if __name__ == "__main__":')],
+)
+def test_buyers_that_never_got_ready_get_the_usual_cause(method: str, hint: str) -> None:
+    reason = inbox(FakeChannel()).wait_ready(0.1, method)
+    assert reason is not None
+    assert "still owed 'ready'" in reason
+    assert (hint in reason) is (method != "fork")
+
+
+def test_a_buyer_already_finished_counts_as_ready() -> None:
+    box = inbox(FakeChannel([event(2, Step.READY)]))
+    box.history.append(event(1, Step.OK))
+    assert box.wait_ready(5, "fork") is None
+
+
+def test_draining_keeps_the_last_words() -> None:
+    last = [event(1, Step.READ), event(1, Step.LOST)]
+    box = inbox(FakeChannel(list(last)))
+    box.drain()
+    assert box.history == last

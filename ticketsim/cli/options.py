@@ -1,0 +1,173 @@
+"""The options of the commands, each declared once with its help, so that every command
+that takes ``--buyers`` or ``--db`` parses and explains it the same way.
+
+Bounds are not given to click (``min=``, ``max=``): click would refuse a value with its
+own words ("0 is not in the range") and print the range in every ``--help``. The library
+checks each value where it is used, with the words of :mod:`ticketsim.core.settings`, and
+so does the command line for the few values that only it takes (:data:`MAX_REPEAT`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+
+from ticketsim.cli.errors import BadInput
+from ticketsim.core.names import StrategyName
+
+#: The most runs of one schedule ``replay --repeat`` makes.
+MAX_REPEAT: Final = 1000
+
+
+class StartMethod(str, Enum):
+    FORK = "fork"
+    SPAWN = "spawn"
+    FORKSERVER = "forkserver"
+
+
+def strategy_of(strategy: StrategyName | None, lock: bool) -> str:
+    """The strategy ``--strategy`` and its shorthand ``--lock`` ask for together."""
+    if lock and strategy not in (None, StrategyName.LOCK):
+        raise BadInput(f"--lock and --strategy={strategy.value} disagree; give one of them")
+    return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
+
+
+def start_method_of(start_method: StartMethod | None) -> str | None:
+    return start_method.value if start_method else None
+
+
+def _path_arg(value: str | Path) -> Path:
+    """A path option's value, refused if ``Path`` would hide how it was typed: an empty
+    one (``Path("")`` is the current folder) or one ending in a slash, which names a
+    folder (``Path`` drops the slash). Every other check is ticketsim.core.paths'."""
+    text = str(value)
+    if not text:
+        raise typer.BadParameter("the path is empty; give the path of a file")
+    if text.endswith("/"):
+        raise typer.BadParameter("ends with a slash, so it names a folder; give the path of a file")
+    return Path(text)
+
+
+#: What every path option is parsed with.
+_PATH: Final[dict[str, Any]] = {"parser": _path_arg, "metavar": "PATH"}
+
+# Options shared by several commands.
+Buyers = Annotated[int, typer.Option(help="How many buyers.")]
+Tickets = Annotated[int, typer.Option(help="Tickets put on sale.")]
+StrategyOpt = Annotated[
+    StrategyName | None,
+    typer.Option(
+        "--strategy",
+        help="How buyers share the tickets (see 'ticketsim strategies').",
+        case_sensitive=False,
+        show_default="none",
+    ),
+]
+Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")]
+Db = Annotated[
+    Path,
+    typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True, **_PATH),
+]
+Delay = Annotated[float, typer.Option(help="Race window between reading and writing, in seconds.")]
+Timeout = Annotated[
+    float, typer.Option(help="End a sale after this many seconds without progress.")
+]
+StartMethodOpt = Annotated[
+    StartMethod | None,
+    typer.Option("--start-method", help="How buyer processes start (default: the platform's)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+History = Annotated[
+    Path | None, typer.Option(help="Write the event history here, as JSON Lines.", **_PATH)
+]
+TimelineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--timeline", help="Write a picture of the sale here (self-contained HTML).", **_PATH
+    ),
+]
+ShowTimeline = Annotated[
+    bool,
+    typer.Option(help="Draw the timeline in the terminal too (up to about 20 buyers)."),
+]
+
+# run
+RunTickets = Annotated[int, typer.Option(help="Tickets put on sale (ignored with --keep).")]
+RunSeed = Annotated[
+    int | None, typer.Option(help="Seed of the race-window jitter (default: random).")
+]
+Keep = Annotated[bool, typer.Option(help="Sell from the db as it is instead of resetting it.")]
+Pool = Annotated[
+    int | None,
+    typer.Option(
+        help="Run the buyers as tasks of a Pool of N worker processes (default: one "
+        "process per buyer up to 200 buyers, one worker per core above)."
+    ),
+]
+Lockstep = Annotated[
+    bool,
+    typer.Option(help="Force the race: every buyer reads, then each writes in turn (none only)."),
+]
+KillHolder = Annotated[
+    bool,
+    typer.Option(help="SIGKILL the first buyer inside its critical section (a fault)."),
+]
+Kill = Annotated[int, typer.Option(help="SIGKILL N buyers at random points, chosen by --seed.")]
+Live = Annotated[
+    bool, typer.Option(help="Show the sale as it happens: counts and each buyer's step.")
+]
+
+# replay
+Schedule = Annotated[
+    str,
+    typer.Option(
+        help="The order of steps, like '1r 2r 1w 2w' (buyer, then r for read, w for "
+        "write); steps left out follow, in buyer order."
+    ),
+]
+ScheduleBuyers = Annotated[
+    int | None, typer.Option(help="How many buyers (default: as many as the schedule names).")
+]
+Repeat = Annotated[
+    int, typer.Option(help="Run the schedule this many times and compare the outcomes.")
+]
+
+# explore and hunt
+MaxSchedules = Annotated[
+    int, typer.Option(help="Run at most this many schedules (simplest first).")
+]
+PreemptionBound = Annotated[
+    int | None,
+    typer.Option(help="Only orders that switch away from an unfinished buyer this often."),
+]
+MaxExamples = Annotated[int, typer.Option(help="Schedules hypothesis may draw (then it shrinks).")]
+PctRuns = Annotated[int, typer.Option(help="Random PCT schedules to run.")]
+Depth = Annotated[int, typer.Option(help="PCT bug depth: priority changes plus one.")]
+PctSeed = Annotated[int, typer.Option(help="Seed of the PCT draws.")]
+
+# check
+SavedHistory = Annotated[Path, typer.Option(help="A history written by --history.", **_PATH)]
+
+# compare
+Strategies = Annotated[
+    list[StrategyName] | None,
+    typer.Option(
+        "--strategy",
+        help="A strategy to include (repeat it); default: every strategy.",
+        case_sensitive=False,
+    ),
+]
+SharedSeed = Annotated[int | None, typer.Option(help="Seed shared by every sale.")]
+Csv = Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")]
+Plot = Annotated[
+    Path | None,
+    typer.Option(help="Write an SVG bar chart of oversold and throughput per strategy.", **_PATH),
+]
+
+# reset and demo
+FreshTickets = Annotated[int, typer.Option(help="Tickets to put on sale.")]
+EventName = Annotated[str, typer.Option(help="The event's name.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Run straight through, no pauses.")]

@@ -1,0 +1,260 @@
+"""``run`` and ``replay``: one sale, free or in one exact order of the buyers' steps,
+reported, saved and drawn the same way."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
+
+import typer
+
+from ticketsim.cli import output
+from ticketsim.cli.errors import BadInput
+from ticketsim.cli.options import (
+    MAX_REPEAT,
+    Buyers,
+    Db,
+    Delay,
+    History,
+    Json,
+    Keep,
+    Kill,
+    KillHolder,
+    Live,
+    Lock,
+    Lockstep,
+    Pool,
+    Repeat,
+    RunSeed,
+    RunTickets,
+    Schedule,
+    ScheduleBuyers,
+    ShowTimeline,
+    StartMethodOpt,
+    StrategyOpt,
+    Tickets,
+    TimelineOpt,
+    Timeout,
+    start_method_of,
+    strategy_of,
+)
+from ticketsim.cli.root import command
+from ticketsim.cli.search import scenario_of
+from ticketsim.core.names import DEFAULT_DB, StrategyName
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ticketsim.analysis.report import Report
+    from ticketsim.core.events import Event
+    from ticketsim.core.result import RunResult
+    from ticketsim.core.settings import RunConfig
+
+
+class _Outputs(NamedTuple):
+    """Where a sale's outcome goes besides its report."""
+
+    json_out: bool
+    history: Path | None
+    timeline: Path | None
+    show_timeline: bool
+
+
+@command(
+    epilog=(
+        "Examples: 'ticketsim run --buyers 50' oversells; "
+        "'ticketsim run --buyers 50 --lock' does not; "
+        "'ticketsim run --json --history run.jsonl' for scripts."
+    )
+)
+def run(
+    buyers: Buyers = 50,
+    tickets: RunTickets = 10,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = DEFAULT_DB,
+    delay: Delay = 0.1,
+    seed: RunSeed = None,
+    timeout: Timeout = 30.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+    keep: Keep = False,
+    history: History = None,
+    pool: Pool = None,
+    lockstep: Lockstep = False,
+    kill_holder: KillHolder = False,
+    kill: Kill = 0,
+    live: Live = False,
+    timeline: TimelineOpt = None,
+    show_timeline: ShowTimeline = False,
+) -> None:
+    """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+
+    outputs = _Outputs(json_out, history, timeline, show_timeline)
+    chosen = strategy_of(strategy, lock)
+    _vet(db, chosen, outputs, keep=keep)
+    config = settings.RunConfig(
+        buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
+        timeout=timeout, start_method=start_method_of(start_method), keep=keep,
+        lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill,
+    )  # fmt: skip
+    if live and json_out:
+        raise BadInput("--live draws on the terminal and --json prints data; give one of them")
+    _reported(_watched(config, live=live, quiet=json_out), outputs)
+
+
+@command(
+    epilog=(
+        "Example: 'ticketsim replay --schedule \"1r 2r 1w 2w\"' sells the last ticket "
+        "twice, every time; add '--lock' and the schedule is refused as infeasible."
+    )
+)
+def replay(
+    schedule: Schedule,
+    buyers: ScheduleBuyers = None,
+    tickets: Tickets = 1,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = DEFAULT_DB,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+    history: History = None,
+    repeat: Repeat = 1,
+    timeline: TimelineOpt = None,
+    show_timeline: ShowTimeline = False,
+) -> None:
+    """Run one exact interleaving of the buyers' steps, and report it as 'run' does.
+
+    Same report and JSON keys as 'run'; with --repeat, also how many runs
+    reproduced the first one exactly (same db and history, apart from pids and times).
+    """
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.search.explore import signature  # noqa: PLC0415
+
+    outputs = _Outputs(json_out, history, timeline, show_timeline)
+    chosen = strategy_of(strategy, lock)
+    _vet(db, chosen, outputs)
+    settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs")
+    if buyers is None:
+        buyers = _named_buyers(schedule)
+    scenario = scenario_of(chosen, buyers, tickets, db, start_method, timeout)
+    config = scenario.config(schedule)
+    results = [runner.run_sale(config) for _ in range(repeat)]
+    first = results[0]
+    reproduced = sum(1 for r in results if signature(r) == signature(first))
+    _reported(first, outputs, repeat=repeat, reproduced=reproduced)
+
+
+def _vet(db: Path, strategy: str, outputs: _Outputs, *, keep: bool = False) -> None:
+    """Refuse the paths of a sale before it starts (a ``PathError``)."""
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+
+    paths.vet(
+        paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK),
+        paths.output("--history", outputs.history),
+        paths.output("--timeline", outputs.timeline),
+    )
+
+
+def _named_buyers(schedule: str) -> int:
+    """How many buyers ``schedule`` names (at least one), or why it is not a schedule."""
+    from ticketsim.core import schedule as sched  # noqa: PLC0415 - start-up time
+    from ticketsim.errors import ConfigError  # noqa: PLC0415 - start-up time
+
+    try:
+        named = sched.parse(schedule, 10**6, complete=False).buyers
+    except sched.ScheduleError as exc:
+        raise ConfigError("schedule", schedule, str(exc)) from None
+    return max(named, 1)
+
+
+def _reported(result: RunResult, outputs: _Outputs, **extra: int) -> NoReturn:
+    """Report a sale, save and draw it as asked, and exit with its verdict."""
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+
+    report = build_report(result)
+    output.show_report(report, outputs.json_out, **extra)
+    if outputs.history is not None:  # after the report: a write that fails loses nothing more
+        historyfile.save(outputs.history, result)
+    repeat = extra.get("repeat", 1)
+    if not outputs.json_out and repeat > 1:
+        typer.echo(f"reproduced {extra['reproduced']}/{repeat}")
+    _pictures(result, report, outputs.timeline, outputs.show_timeline and not outputs.json_out)
+    raise typer.Exit(int(report.exit_code))
+
+
+def _pictures(
+    result: RunResult, report: Report, timeline: Path | None, show_timeline: bool
+) -> None:
+    if timeline is None and not show_timeline:
+        return
+    from ticketsim.views import timeline as drawing  # noqa: PLC0415 - only when asked for
+
+    if timeline is not None:
+        drawing.write_timeline(timeline, result, report)
+    if show_timeline:
+        console = output.console()
+        # The lanes' labels take about 12 columns; the rest is time.
+        width = max(40, console.width - 14)
+        console.print(drawing.terminal_timeline(result, report, width=width))
+
+
+def _watched(config: RunConfig, *, live: bool, quiet: bool) -> RunResult:
+    """Run the sale with a live view, a progress bar on stderr, or nothing to watch.
+
+    The progress bar appears only when both streams are terminals and the output is
+    not data (``--json``), so it never ends up in a file or a pipe.
+    """
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+
+    if live:
+        return _live(config)
+    if quiet or not output.terminal():
+        return runner.run_sale(config)
+    return _with_progress(config)
+
+
+def _live(config: RunConfig) -> RunResult:
+    from rich.live import Live  # noqa: PLC0415 - start-up time
+
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import LiveSale  # noqa: PLC0415 - start-up time
+
+    view = LiveSale(config.strategy, config.buyers, config.tickets)
+    console = output.console()
+    with Live(view, console=console, refresh_per_second=12) as screen:
+        result = runner.run_sale(config, watch=view.update)
+        view.finish(build_report(result))
+        screen.refresh()
+    if not console.is_terminal:
+        console.line()  # a terminal has moved on a line; a file or a pipe has not
+    return result
+
+
+def _with_progress(config: RunConfig) -> RunResult:
+    from rich.progress import (  # noqa: PLC0415 - start-up time
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+    )
+
+    from ticketsim.core.events import OUTCOMES  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
+
+    progress = Progress(
+        TextColumn("selling"), BarColumn(), MofNCompleteColumn(), TextColumn("buyers done"),
+        console=output.console(stderr=True, highlight=True), transient=True,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("sale", total=config.buyers)
+
+        def advance(event: Event) -> None:
+            if event.step in OUTCOMES:
+                progress.advance(task)
+
+        return runner.run_sale(config, watch=advance)

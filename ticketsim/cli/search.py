@@ -1,0 +1,196 @@
+"""``explore``, ``hunt`` and ``check``: searching the schedules of a sale for one that
+breaks an invariant, and checking a sale already run, offline."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
+
+import typer
+
+from ticketsim.cli import output
+from ticketsim.cli.options import (
+    Buyers,
+    Db,
+    Depth,
+    Json,
+    Lock,
+    MaxExamples,
+    MaxSchedules,
+    PctRuns,
+    PctSeed,
+    PreemptionBound,
+    SavedHistory,
+    StartMethod,
+    StartMethodOpt,
+    StrategyOpt,
+    Tickets,
+    Timeout,
+    start_method_of,
+    strategy_of,
+)
+from ticketsim.cli.root import command
+from ticketsim.core.names import DEFAULT_DB, StrategyName
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from rich.console import RenderableType
+
+    from ticketsim.core.exits import ExitCode
+    from ticketsim.search.explore import Scenario
+
+
+class _Sale(NamedTuple):
+    """The sale a search runs every schedule on, as the options give it."""
+
+    strategy: StrategyName | None
+    lock: bool
+    buyers: int
+    tickets: int
+    db: Path
+    start_method: StartMethod | None
+    timeout: float
+
+
+class _Found(Protocol):
+    """What a search finds: a verdict and its JSON."""
+
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@command(
+    epilog=(
+        "Example: 'ticketsim explore --buyers 2 --tickets 1' finds the lost update; "
+        "'ticketsim explore --buyers 3 --lock' shows that no order breaks the lock."
+    )
+)
+def explore(
+    buyers: Buyers = 2,
+    tickets: Tickets = 1,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = DEFAULT_DB,
+    max_schedules: MaxSchedules = 1000,
+    preemption_bound: PreemptionBound = None,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Run every order of the buyers' steps that can differ, and report what breaks."""
+    from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
+
+    _searched(
+        _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
+        partial(searching.check_exploration, buyers, max_schedules, preemption_bound),
+        partial(searching.explore, max_schedules=max_schedules, preemption_bound=preemption_bound),
+        exploration_view,
+        json_out=json_out,
+    )
+
+
+@command(epilog="Example: 'ticketsim hunt --buyers 6 --tickets 3' for sales too large to explore.")
+def hunt(
+    buyers: Buyers = 4,
+    tickets: Tickets = 2,
+    strategy: StrategyOpt = None,
+    lock: Lock = False,
+    db: Db = DEFAULT_DB,
+    max_examples: MaxExamples = 50,
+    pct_runs: PctRuns = 50,
+    depth: Depth = 2,
+    seed: PctSeed = 0,
+    timeout: Timeout = 10.0,
+    start_method: StartMethodOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Search schedules of a larger sale for one that breaks an invariant, and shrink it."""
+    from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import hunt_view  # noqa: PLC0415 - start-up time
+
+    _searched(
+        _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
+        partial(searching.check_hunt, max_examples, pct_runs, depth, seed),
+        partial(
+            searching.hunt, max_examples=max_examples, pct_runs=pct_runs, depth=depth, seed=seed
+        ),
+        hunt_view,
+        json_out=json_out,
+    )
+
+
+def _searched(
+    sale: _Sale,
+    check: Callable[[], None],
+    search: Callable[[Scenario], _Found],
+    view: Callable[[Any], RenderableType],
+    *,
+    json_out: bool,
+) -> NoReturn:
+    """Refuse what cannot be searched before anything runs, then search, print what was
+    found and exit with its verdict."""
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+
+    chosen = strategy_of(sale.strategy, sale.lock)
+    paths.vet(paths.db(sale.db, lock=chosen == StrategyName.FILELOCK))
+    check()
+    scenario = scenario_of(
+        chosen, sale.buyers, sale.tickets, sale.db, sale.start_method, sale.timeout
+    )
+    found = search(scenario)
+    if json_out:
+        output.echo_json(found.to_json())
+    else:
+        output.console().print(view(found))
+    raise typer.Exit(int(found.exit_code))
+
+
+def scenario_of(
+    strategy: str,
+    buyers: int,
+    tickets: int,
+    db: Path,
+    start_method: StartMethod | None,
+    timeout: float,
+) -> Scenario:
+    """The sale of a controlled run (replay or a search), refused before any runs."""
+    from ticketsim.search.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
+
+    scenario = Scenario(
+        strategy=strategy,
+        buyers=buyers,
+        tickets=tickets,
+        db_path=db,
+        start_method=start_method_of(start_method),
+        timeout=timeout,
+    )
+    scenario.check()  # before any search starts
+    return scenario
+
+
+@command(
+    epilog="Example: 'ticketsim run --history run.jsonl' now, 'ticketsim check --history "
+    "run.jsonl' later."
+)
+def check(history: SavedHistory, db: Db = DEFAULT_DB, json_out: Json = False) -> None:
+    """Re-check a saved db and history offline, with the same checker as 'run'.
+
+    Same report and JSON keys as 'run'.
+    """
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+
+    paths.vet(
+        paths.source("--history", history, "write one with ticketsim run --history"),
+        paths.source("--db", db, "give the db the history was written against"),
+    )
+    # A db that is not the history's is a DbError, naming --db.
+    report = build_report(historyfile.load(history, db))
+    output.show_report(report, json_out)
+    raise typer.Exit(int(report.exit_code))

@@ -1,0 +1,135 @@
+"""The parent's end of the sale's event pipe: the history, as the buyers send it.
+
+The parent never waits without a bound: a wait that sees no progress for its timeout
+is abandoned, and says why.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.core.events import OUTCOMES, Event, Step
+
+if TYPE_CHECKING:
+    from ticketsim.engine.crews import Crew
+    from ticketsim.sale.channel import EventChannel
+
+Watcher = Callable[[Event], None]
+
+#: How long the parent blocks on the event queue before it looks at the processes again.
+_POLL_S: Final = 0.05
+#: What counts as progress once the sale is open: a buyer told yes or no.
+_ANSWERS: Final = frozenset({Step.OK, Step.FAIL})
+#: Events that show buyers busy without progress, in the words of a stall's reason.
+_BUSY: Final = {Step.TORN: "torn read(s) retried", Step.ERROR: "buyer(s) gave up"}
+
+
+@dataclass
+class Inbox:
+    """The events of one sale, gathered from ``channel`` while ``crew`` runs its buyers;
+    ``watch`` sees each as it arrives (a live view, a progress bar)."""
+
+    channel: EventChannel
+    crew: Crew
+    watch: Watcher | None = None
+    history: list[Event] = field(default_factory=list)
+
+    def wait_ready(self, timeout: float, start_method: str) -> str | None:
+        """Wait for every buyer running at once to be ready; why not, if they were not."""
+        stalled = self.collect(until=Step.READY, expected=self.crew.at_once, timeout=timeout)
+        unready = stalled is not None and not any(e.step is Step.READY for e in self.history)
+        if unready and start_method != "fork":
+            stalled = unready_because(start_method, f"{stalled}; no buyer ever got ready")
+        return stalled
+
+    def collect(
+        self,
+        *,
+        until: Step | None,
+        expected: int,
+        timeout: float,
+        aborted: Callable[[], str | None] | None = None,
+    ) -> str | None:
+        """Gather events until ``expected`` buyers have sent ``until`` (``None``: an outcome).
+
+        Returns ``None`` when they all did or every process has exited, or why the wait
+        was abandoned: ``aborted`` said why, or there was no progress for ``timeout``
+        seconds. Progress is a buyer reaching ``until`` or, in the sale, learning its
+        outcome (``ok``, ``fail``): a retried read or a buyer giving up is not, or buyers
+        that only retry would never stall.
+        """
+        steps = OUTCOMES if until is None else frozenset({until})
+        progress = _ANSWERS if until is None else steps
+        # A buyer that has already finished has certainly passed READY.
+        done = {e.buyer for e in self.history if e.step in steps or e.step in OUTCOMES}
+        last_progress = time.monotonic()
+        while len(done) < expected:
+            reason = aborted() if aborted else None
+            if reason is not None:
+                return reason
+            try:
+                event = self.channel.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not self.crew.alive():
+                    # Every process has exited and the pipe is empty: the buyers still
+                    # missing died without a word. The sale is over, not stalled; the
+                    # report counts them as unknown outcomes.
+                    return None
+                event = None
+            now = time.monotonic()
+            if event is not None:
+                self._keep(event)
+                if event.step in progress:
+                    last_progress = now
+                if event.step in steps or event.step in OUTCOMES:
+                    done.add(event.buyer)
+            # Events that are not progress may keep coming (torn reads, buyers giving
+            # up): the sale is stalled all the same, and must be seen to be within its timeout.
+            if len(done) < expected and now - last_progress > timeout:
+                owed = expected - len(done)
+                return self._no_progress(now - last_progress, owed, until, last_progress)
+        return None
+
+    def drain(self) -> None:
+        """Keep the events that arrived after the collection stopped (a stalled sale's
+        last words). Called once every process has exited, so whatever they wrote is in
+        the pipe already."""
+        while True:
+            try:
+                self.history.append(self.channel.get(timeout=0))
+            except queue.Empty:
+                return
+
+    def _keep(self, event: Event) -> None:
+        self.history.append(event)
+        if self.watch is not None:
+            self.watch(event)
+
+    def _no_progress(self, idle: float, owed: int, until: Step | None, since: float) -> str:
+        """Why a wait was abandoned, with what the buyers did meanwhile that was not progress."""
+        waiting = "an outcome" if until is None else f"{until.value!r}"
+        reason = f"no progress for {idle:.1f} s: {owed} buyer(s) still owed {waiting}"
+        busy = Counter(e.step for e in self.history if e.t >= since and e.step in _BUSY)
+        if busy:
+            what = ", ".join(f"{n} {_BUSY[step]}" for step, n in sorted(busy.items()))
+            reason += f" (meanwhile {what})"
+        return reason
+
+
+def unready_because(start_method: str | None, what: str) -> str:
+    """``what`` (buyers that never got ready), and the usual cause under this start method:
+    a pool's workers that die as they start are replaced forever, so a crew says it
+    only by stalling."""
+    method = start_method or multiprocessing.get_start_method()
+    if method == "fork":
+        return what + " (its stderr says why)"
+    return what + (
+        ": under spawn and forkserver the main module is imported again in every buyer, "
+        'so a script must start the sale under `if __name__ == "__main__":`'
+    )

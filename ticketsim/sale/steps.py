@@ -1,0 +1,136 @@
+"""A buyer's purchase: the critical section, and the ways a buyer gets it run.
+
+:func:`take_ticket` is the read-decide-write section. A buyer's :class:`Tools` say how
+it gets there: :class:`GuardedTools` run it in the buyer, under the strategy's guard;
+the ticket office's (:class:`ticketsim.sale.office.OfficeTools`) ask the one process
+that runs it for everybody. The buyer (:mod:`ticketsim.sale.buyer`) does not know which.
+
+Buyer processes unpickle these, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ticketsim.core.db import Sale
+from ticketsim.core.events import Step, buyer_name
+
+if TYPE_CHECKING:
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.guards import Guard
+    from ticketsim.sale.stores import Store
+
+
+@dataclass(frozen=True)
+class BuyerSpec:
+    """Who this buyer is and how it behaves; decided by the parent."""
+
+    number: int
+    #: Seconds between reading the db and writing it back: the race window.
+    window: float
+    #: Longest wait for anything (the sale to open, a lock, a barrier).
+    timeout: float
+
+    @property
+    def name(self) -> str:
+        return buyer_name(self.number)
+
+
+class Pacer:
+    """Hooks that force an interleaving. This one forces nothing."""
+
+    def before_check(self, number: int, timeout: float) -> None:
+        """Called when the sale has opened, before the buyer's first step."""
+        del number, timeout
+
+    def patience(self, timeout: float) -> float:
+        """How long the buyer may wait for its strategy's lock."""
+        return timeout
+
+    def after_read(self, number: int, timeout: float) -> None:
+        """Called once the buyer is committed to buying: inside its critical section
+        right after its read, or (with the ticket office) once it has its answer."""
+        del number, timeout
+
+    def done(self, number: int) -> None:
+        """Called once the buyer has written, or decided not to."""
+        del number
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        """Called last, once the buyer has its outcome (or ``error``)."""
+        del number, error
+
+
+def take_ticket(
+    store: Store,
+    number: int,
+    pid: int,
+    window: float,
+    record: Recorder,
+    pacer: Pacer | None = None,
+    timeout: float = 0.0,
+) -> int | None:
+    """Read, decide, wait out the race window, write: the critical section.
+
+    Returns the seat sold, or ``None`` when the read found no ticket left. Run by a
+    buyer inside its strategy's guard, or by the ticket office on a buyer's behalf.
+    """
+    pacer = pacer or Pacer()
+    seen = store.read(record)
+    record(Step.READ, value=seen.remaining)
+    try:
+        pacer.after_read(number, timeout)
+        if seen.remaining <= 0:
+            return None
+        if window:
+            # The race window: the tutorial's sleep between deciding and writing. Not
+            # even sleep(0) without one: that gives up the processor, which is a window.
+            time.sleep(window)
+        store.sell(seen, Sale(buyer_name(number), seen.seat, pid, time.time()))
+        record(Step.WRITE, value=seen.remaining - 1, seat=seen.seat)
+        return seen.seat
+    finally:
+        pacer.done(number)
+
+
+@dataclass(frozen=True)
+class Tools(ABC):
+    """Everything one buyer needs from its strategy; passed to the buyer explicitly.
+
+    Defined here, not with the strategies, so that a buyer process that unpickles it
+    does not import every strategy (and what they import) to start.
+    """
+
+    store: Store
+
+    def prepare(self) -> None:
+        """Before the sale opens, in each buyer process or pool worker: whatever the
+        first purchase would otherwise do inside the critical section."""
+        self.store.prepare()
+
+    @abstractmethod
+    def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
+        """Buy one ticket for buyer ``spec``: the seat sold, or ``None`` if none was left."""
+
+
+@dataclass(frozen=True)
+class GuardedTools(Tools):
+    """The buyer runs the critical section itself, under ``guard``."""
+
+    guard: Guard
+
+    def prepare(self) -> None:
+        self.guard.prepare()
+        super().prepare()
+
+    def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
+        try:
+            with self.guard.hold(record, pacer.patience(spec.timeout)):
+                return take_ticket(
+                    self.store, spec.number, pid, spec.window, record, pacer, spec.timeout
+                )
+        finally:
+            self.store.tidy()  # after letting go: the others need not wait for it

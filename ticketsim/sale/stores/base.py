@@ -1,0 +1,108 @@
+"""The store protocol: what a buyer reads and sells through, and how the parent writes
+the sale back to the db once it is over.
+
+Buyer processes unpickle stores, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ticketsim.core.events import Event, Recorder
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What one buyer's read saw: the tickets put on sale, how many are left, and the
+    seat a buyer who read this takes (0 when none is left). Two buyers who saw the
+    same take the same seat: that is the race."""
+
+    tickets: int
+    remaining: int
+    seat: int
+
+    def next_seat(self) -> int:
+        """The seat sold on the strength of this read; named as
+        :meth:`~ticketsim.core.db.TicketDB.next_seat`, so that code written for a whole
+        db reads a store's answer too."""
+        return self.seat
+
+
+class Tally(NamedTuple):
+    """What an in-memory store sold, for the parent to write to the db."""
+
+    remaining: int
+    #: The sales made during this sale, in the order they go in the ledger.
+    sales: tuple[dbfile.Sale, ...]
+
+
+class Store(ABC):
+    """Where the tickets live while the sale runs.
+
+    A new store subclasses this in a module of its own and adds one line to
+    :data:`ticketsim.sale.stores.STORES`: it reads and sells, and if the db file is
+    not written with every sale, says in :meth:`tally` what the sale left behind.
+    """
+
+    @abstractmethod
+    def read(self, record: Recorder) -> Seen:
+        """The state as this buyer sees it now."""
+
+    def prepare(self) -> None:
+        """Called in the buyer's process before the sale opens: do the one-off work of a
+        first read and write there, not inside the critical section. Never changes the db."""
+        return  # most stores keep nothing per process
+
+    def peek(self, record: Recorder) -> int:
+        """The remaining count, looked at without any protection (the ``check`` step)."""
+        return self.read(record).remaining
+
+    @abstractmethod
+    def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
+        """Record ``sale``, made on the strength of having read ``seen``."""
+
+    def tidy(self) -> None:
+        """Called in the buyer once it has let go of its lock (or the ticket office has
+        answered): what a sale left to do that need not keep the others waiting."""
+        return  # most stores leave nothing
+
+    def tally(self, initial: dbfile.TicketDB, history: Sequence[Event]) -> Tally | None:
+        """In the parent, after the sale: the remaining count and the sales made, or
+        ``None`` when the db file already holds them (it was written with every sale).
+
+        Shared memory is read here without its lock (``get_obj()``): every buyer has
+        exited, and one that was killed holding the lock would otherwise hang the parent.
+        """
+        del initial, history
+        return None
+
+    def write_back(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        """In the parent, after the sale: bring the db file at ``path`` up to date."""
+        tally = self.tally(initial, history)
+        if tally is None:
+            return
+        final = dbfile.TicketDB(
+            tickets=initial.tickets,
+            remaining=tally.remaining,
+            ledger=initial.ledger + tally.sales,
+            event=initial.event,
+            extra=initial.extra,  # keys ticketsim does not know are the user's: kept
+        )
+        dbfile.write_atomic(path, final)
+
+
+def sales_written(history: Sequence[Event]) -> tuple[dbfile.Sale, ...]:
+    """The sales the buyers recorded: their ``write`` events, each recorded right after
+    its sale (a buyer killed after its write, before its outcome, still made its sale)."""
+    now = time.time()
+    written = sorted((e for e in history if e.step is Step.WRITE), key=lambda e: e.t)
+    return tuple(dbfile.Sale(e.name, e.seat or 0, e.pid, now) for e in written)
