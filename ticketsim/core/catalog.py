@@ -98,82 +98,91 @@ _LOCKED_FILE: Final = Claims(
 #: The same in shared memory, written to the db once at the end.
 _LOCKED_MEMORY: Final = dataclasses.replace(_LOCKED_FILE, durable=False)
 
+
+def _locked(
+    name: StrategyName,
+    *,
+    holding: str,
+    how: str,
+    claims: Claims = _LOCKED_FILE,
+    caveat: str | None = None,
+) -> StrategyInfo:
+    """A lock held by each buyer from its read to its write: safe, one reader at a time."""
+    return StrategyInfo(
+        name=name,
+        safe=True,
+        serialises=True,
+        guarded=True,
+        holding=holding,
+        claims=claims,
+        how=how,
+        caveat=caveat,
+    )
+
+
+def _unprotected(name: StrategyName, *, how: str, caveat: str, claims: Claims) -> StrategyInfo:
+    return StrategyInfo(
+        name=name, safe=False, serialises=False, claims=claims, how=how, caveat=caveat
+    )
+
+
+#: Nothing protected: only a killed buyer cannot hurt the others, having nothing to hold.
+_NOTHING: Final = Claims(
+    count=False,
+    seats=False,
+    ledger=False,
+    separate_programs=False,
+    killed_holder=True,
+    durable=False,
+)
+
 CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
     info.name: info
     for info in (
-        StrategyInfo(
-            name=StrategyName.NONE,
-            safe=False,
-            serialises=False,
-            claims=Claims(
-                count=False,
-                seats=False,
-                ledger=False,
-                separate_programs=False,
-                killed_holder=True,
-                durable=False,
-            ),
+        _unprotected(
+            StrategyName.NONE,
             how="Nothing: read, sleep, then the tutorial's open(path, 'w') + json.dump.",
             caveat=(
                 "Writes are not atomic: a read can see a half-written db, and overlapping "
                 "writes can leave it unreadable."
             ),
+            claims=_NOTHING,
         ),
-        StrategyInfo(
-            name=StrategyName.LOCK,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.LOCK,
             holding="a multiprocessing.Lock, which no one else can release",
-            claims=_LOCKED_FILE,
             how="A multiprocessing.Lock around read-decide-write; atomic db writes.",
         ),
-        StrategyInfo(
-            name=StrategyName.SEMAPHORE,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.SEMAPHORE,
             holding="the Semaphore(1)'s only permit",
-            claims=_LOCKED_FILE,
             how="A multiprocessing.Semaphore(1) used as a mutex; atomic db writes.",
         ),
-        StrategyInfo(
-            name=StrategyName.FILELOCK,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.FILELOCK,
             holding="the file lock, which the kernel releases when it dies",
-            claims=dataclasses.replace(_LOCKED_FILE, separate_programs=True, killed_holder=True),
             how="filelock.FileLock (flock) on <db>.lock; protects separate programs too.",
+            claims=dataclasses.replace(_LOCKED_FILE, separate_programs=True, killed_holder=True),
         ),
-        StrategyInfo(
-            name=StrategyName.MANAGER,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.MANAGER,
             holding="the manager's Lock, which the manager keeps for the dead client",
-            claims=_LOCKED_MEMORY,
             how="A Manager().Lock() and a Manager dict; every access is a round trip.",
+            claims=_LOCKED_MEMORY,
             caveat=_AT_END,
         ),
-        StrategyInfo(
-            name=StrategyName.VALUE,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.VALUE,
             holding="the Value's lock",
-            claims=_LOCKED_MEMORY,
             how="The count in a shared multiprocessing.Value, changed under its get_lock().",
+            claims=_LOCKED_MEMORY,
             caveat=_AT_END,
         ),
-        StrategyInfo(
-            name=StrategyName.ARRAY,
-            safe=True,
-            serialises=True,
-            guarded=True,
+        _locked(
+            StrategyName.ARRAY,
             holding="the Array's lock",
-            claims=_LOCKED_MEMORY,
             how="A seat map in a shared multiprocessing.Array; a seat is claimed under its lock.",
+            claims=_LOCKED_MEMORY,
             caveat=_AT_END,
         ),
         StrategyInfo(
@@ -183,38 +192,20 @@ CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
             claims=dataclasses.replace(_LOCKED_FILE, killed_holder=True),
             how="No lock: one ticket-office process owns the db and serves requests from a pipe.",
         ),
-        StrategyInfo(
-            name=StrategyName.VALUE_UNLOCKED,
-            safe=False,
-            serialises=False,
-            claims=Claims(
-                count=False,
-                seats=False,
-                ledger=True,
-                separate_programs=False,
-                killed_holder=True,
-                durable=False,
-            ),
+        _unprotected(
+            StrategyName.VALUE_UNLOCKED,
             how=(
                 "The same Value, no get_lock(): 'v.value -= 1' is a locked read, "
                 "then a locked write."
             ),
             caveat=_AT_END,
+            claims=dataclasses.replace(_NOTHING, ledger=True),
         ),
-        StrategyInfo(
-            name=StrategyName.ARRAY_UNLOCKED,
-            safe=False,
-            serialises=False,
-            claims=Claims(
-                count=False,
-                seats=False,
-                ledger=False,
-                separate_programs=False,
-                killed_holder=True,
-                durable=False,
-            ),
+        _unprotected(
+            StrategyName.ARRAY_UNLOCKED,
             how="The same seat map, read and claimed with no lock held across the two.",
             caveat=_AT_END,
+            claims=_NOTHING,
         ),
     )
 }

@@ -250,9 +250,12 @@ def run_buyer(
         else:
             record(Step.OK, seat=seat)
     except BaseException as exc:
-        # The history, not stderr, must say why; nothing may escape a buyer.
+        # The history, not stderr, must say why; nothing may escape a buyer. When the
+        # pipe itself is gone, ticketsim has ended the sale (it is refused, interrupted
+        # or dead) and nobody is left to tell.
         error = exc
-        record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")
     finally:
         pacer.finished(spec.number, error)
 
