@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class Channel(Protocol):
     """Where events go: :class:`ticketsim.sale.channel.EventSender` in a run."""
 
-    def put(self, obj: Any, block: bool = ..., timeout: float | None = ...) -> None: ...
+    def put(self, event: Event) -> None: ...
 
 
 class Gate(Protocol):
