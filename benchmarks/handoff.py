@@ -82,7 +82,7 @@ def _buyer(
             times[3 * buyer] = time.monotonic()
             seen = store.read(None)  # type: ignore[arg-type]
             if seen.remaining > 0:
-                sale = dbfile.Sale(f"buyer-{buyer}", seen.next_seat(), os.getpid(), time.time())
+                sale = dbfile.Sale(f"buyer-{buyer}", seen.seat, os.getpid(), time.time())
                 store.sell(seen, sale)
             times[3 * buyer + 1] = time.monotonic()
         store.tidy()  # the old db, removed once the lock is let go, as ticketsim's buyers do

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from ticketsim.analysis.checker import Kind, Violation, check, check_db
     from ticketsim.analysis.report import Report, build_report
+    from ticketsim.core.catalog import CATALOG, StrategyInfo
     from ticketsim.core.db import Sale, TicketDB
     from ticketsim.core.events import Event, Step
     from ticketsim.core.exits import ExitCode
@@ -42,6 +43,7 @@ _HOMES: Final = {
     "ticketsim.core.settings": ("RunConfig",),
     "ticketsim.core.result": ("RunResult",),
     "ticketsim.engine.strategies": ("STRATEGIES",),
+    "ticketsim.core.catalog": ("CATALOG", "StrategyInfo"),
     "ticketsim.core.names": ("StrategyName",),
 }
 _HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names}
@@ -62,6 +64,7 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
 
 __all__ = [
+    "CATALOG",
     "STRATEGIES",
     "ConfigError",
     "DbError",
@@ -74,6 +77,7 @@ __all__ = [
     "RunResult",
     "Sale",
     "Step",
+    "StrategyInfo",
     "StrategyName",
     "TicketDB",
     "TicketsimError",

@@ -106,3 +106,21 @@ class SystemRefused(TicketsimError, OSError):
 
     def __reduce__(self) -> tuple[type[SystemRefused], tuple[str, str]]:
         return type(self), (self.what, self.reason)
+
+
+class HistoryError(TicketsimError, ValueError):
+    """A history file that cannot be read back; names the file and the line."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{path}: {where}{reason}")
+
+    def __reduce__(self) -> tuple[type[HistoryError], tuple[str, int, str]]:
+        return type(self), (self.path, self.line, self.reason)
+
+
+class ScheduleError(TicketsimError, ValueError):
+    """A schedule that does not parse, or names a buyer or step that does not exist."""

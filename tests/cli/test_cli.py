@@ -564,3 +564,12 @@ def test_run_and_replay_draw_the_timeline(db_path: Path) -> None:
     bad = invoke("run", "--timeline", "/nonexistent-folder/t.html", "--db", str(db_path))
     assert bad.exit_code == 2
     assert "--timeline=/nonexistent-folder/t.html" in bad.stderr
+
+
+def test_a_strategy_named_twice_names_the_option_the_user_gave(db_path: Path) -> None:
+    # The library's setting is a list, ``strategies``; the option is --strategy, repeated.
+    result = invoke("compare", "--strategy", "lock", "--strategy", "lock", "--db", str(db_path))
+    assert result.exit_code == 2
+    assert "--strategy='lock': is named twice" in result.stderr
+    assert "--strategies" not in result.stderr
+    assert not db_path.exists()

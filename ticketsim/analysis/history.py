@@ -24,7 +24,8 @@ from ticketsim.core.events import Event, Step, from_json, to_jsonl
 from ticketsim.core.paths import write_output
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
-from ticketsim.errors import ConfigError, DbError, TicketsimError
+from ticketsim.errors import ConfigError, DbError
+from ticketsim.errors import HistoryError as HistoryError  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,20 +37,6 @@ MAX_LINE_BYTES: Final = 64 * 1024
 MAX_HISTORY_BYTES: Final = 4 * 1024**3
 #: Events written to the text of a history at a time (:func:`dumps`).
 _PIECE: Final = 4096
-
-
-class HistoryError(TicketsimError, ValueError):
-    """A history file that cannot be read back; names the file and the line."""
-
-    def __init__(self, path: str, line: int, reason: str) -> None:
-        self.path = path
-        self.line = line
-        self.reason = reason
-        where = f"line {line}: " if line else ""
-        super().__init__(f"{path}: {where}{reason}")
-
-    def __reduce__(self) -> tuple[type[HistoryError], tuple[str, int, str]]:
-        return type(self), (self.path, self.line, self.reason)
 
 
 def header(result: RunResult) -> dict[str, Any]:

@@ -46,9 +46,14 @@ class Refusal:
     line: Callable[[Any], str]
 
 
+#: Settings whose option is not their name: the library takes a list of strategies,
+#: the command line one --strategy option given again for each.
+_OPTIONS: Final = {"strategies": "--strategy"}
+
+
 def option(name: str) -> str:
     """The option a setting of the library is given with (``start_method``: ``--start-method``)."""
-    return "--" + name.replace("_", "-")
+    return _OPTIONS.get(name) or "--" + name.replace("_", "-")
 
 
 @functools.cache

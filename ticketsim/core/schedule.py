@@ -28,7 +28,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.events import OUTCOMES, Step
-from ticketsim.errors import TicketsimError
+from ticketsim.errors import ScheduleError as ScheduleError  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -36,10 +36,6 @@ if TYPE_CHECKING:
     from ticketsim.core.events import Event
 
 _TOKEN: Final = re.compile(r"^([1-9][0-9]*)([rw])$")
-
-
-class ScheduleError(TicketsimError, ValueError):
-    """A schedule that does not parse, or names a buyer or step that does not exist."""
 
 
 class Move(str, Enum):

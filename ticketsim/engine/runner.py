@@ -207,7 +207,9 @@ def run_sale(
         # once it lets go of its lock) left that behind.
         stack.callback(dbfile.sweep_temp_files, config.db_path)
         stack.callback(channel.close)
-        with _limits.starting(f"what the {config.strategy} strategy shares", "lower --buyers"):
+        with _limits.starting(
+            f"what the {strategy.info.name.value} strategy shares", "lower --buyers"
+        ):
             tools = stack.enter_context(strategy.provide(setup))
         interrupted: BaseException | None = None
         try:

@@ -16,9 +16,9 @@ that serve them, which it builds for one sale as the buyers' :class:`Tools`:
 The buyer (:mod:`ticketsim.sale.buyer`) owns the order of the steps and asks its tools
 to purchase; the runner owns the buyers' processes. A new strategy adds its name to
 :class:`StrategyName` (in :mod:`ticketsim.core.names`, light for the command line) and
-its claims to :data:`~ticketsim.core.catalog.CATALOG`, and one row to
-:data:`STRATEGIES` here, whose function builds its parts; neither the buyer nor the
-runner changes. A new store or guard is a subclass of
+its claims to :data:`~ticketsim.core.catalog.CATALOG`, and one row to ``_ROWS`` here,
+whose function builds its parts (:data:`STRATEGIES` is made from the rows); neither
+the buyer nor the runner changes. A new store or guard is a subclass of
 :class:`~ticketsim.sale.stores.base.Store` or :class:`~ticketsim.sale.guards.Guard`,
 whose base class owns the protocol.
 """

@@ -2,7 +2,8 @@
 
 One module per store; :class:`~ticketsim.sale.stores.base.Store` owns the protocol
 (read, sell, and writing the sale back to the db when it is over). Adding a store is a
-module and one line in :data:`STORES`.
+module and one line in :data:`STORES`, the stores by name; a strategy then combines it
+with a guard (:mod:`ticketsim.engine.strategies`).
 
 Buyer processes unpickle stores, so this package uses the standard library only.
 """

@@ -30,12 +30,6 @@ class Seen:
     remaining: int
     seat: int
 
-    def next_seat(self) -> int:
-        """The seat sold on the strength of this read; named as
-        :meth:`~ticketsim.core.db.TicketDB.next_seat`, so that code written for a whole
-        db reads a store's answer too."""
-        return self.seat
-
 
 class Tally(NamedTuple):
     """What an in-memory store sold, for the parent to write to the db."""
