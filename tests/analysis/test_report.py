@@ -444,3 +444,62 @@ def test_report_is_frozen(db_path: Path) -> None:
     assert isinstance(report, Report)
     with pytest.raises(AttributeError, match="sold"):
         report.sold = 5  # type: ignore[misc]
+
+
+def _one_buyer_ended(db_path: Path, ending: Event) -> Report:
+    """A lock sale of 2 buyers: buyer-1 buys, buyer-2 ends with ``ending``."""
+    history = _timed(
+        _ev(1, Step.READY),
+        _ev(2, Step.READY),
+        _ev(1, Step.CHECK, value=2),
+        _ev(1, Step.READ, value=2),
+        _ev(1, Step.WRITE, value=1, seat=1),
+        _ev(1, Step.OK, seat=1),
+        _ev(2, Step.CHECK, value=1),
+        ending,
+    )
+    final = TicketDB(tickets=2, remaining=1, ledger=(_sale(1, 1),))
+    result = _result(
+        db_path,
+        strategy="lock",
+        buyers=2,
+        tickets=2,
+        initial=TicketDB.fresh(2),
+        final=final,
+        history=history,
+    )
+    return build_report(result)
+
+
+def test_a_failed_write_is_known_by_its_error_not_by_its_note(db_path: Path) -> None:
+    failed = Event(
+        2,
+        Step.ERROR,
+        0.0,
+        _pid(2),
+        note=f"DbWriteError: {db_path}: disk full",
+        error="DbWriteError",
+    )
+    report = _one_buyer_ended(db_path, failed)
+    assert report.io_error == "disk full"
+    assert report.exit_code is ExitCode.IO_ERROR
+    assert report.died == ()
+    # A note that only reads like one is another error: the buyer died unplanned.
+    lookalike = replace(failed, note="DbWriteError: no such thing", error="GuardTimeout")
+    report = _one_buyer_ended(db_path, lookalike)
+    assert report.io_error is None
+    assert report.exit_code is ExitCode.STALLED
+    assert [d.why for d in report.died] == ["DbWriteError: no such thing"]
+
+
+def test_a_planned_kill_is_known_by_its_error_not_by_its_note(db_path: Path) -> None:
+    killed = Event(
+        2, Step.LOST, 0.0, _pid(2), note="SIGKILLed before its check", error="killed-on-purpose"
+    )
+    report = _one_buyer_ended(db_path, killed)
+    assert report.killed_on_purpose == ("buyer-2",)
+    assert report.died == ()
+    lookalike = replace(killed, note="killed on purpose: or so it says", error=None)
+    report = _one_buyer_ended(db_path, lookalike)
+    assert report.killed_on_purpose == ()
+    assert [d.why for d in report.died] == ["killed on purpose: or so it says"]

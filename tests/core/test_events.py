@@ -25,6 +25,7 @@ _EVENTS = st.builds(
     value=st.none() | st.integers(),
     seat=st.none() | st.integers(),
     note=st.none() | st.text(),
+    error=st.none() | st.text(min_size=1, max_size=64),
 )
 
 
@@ -78,7 +79,7 @@ def test_each_event_has_its_jepsen_type(step: Step, kind: str) -> None:
 
 @pytest.mark.parametrize("step", list(Step), ids=[step.value for step in Step])
 def test_every_step_round_trips(step: Step) -> None:
-    event = Event(buyer=4, step=step, t=100.25, pid=5151, value=3, seat=2, note="why")
+    event = Event(buyer=4, step=step, t=100.25, pid=5151, value=3, seat=2, note="why", error="E")
     assert from_json(event.to_json()) == event
     assert from_json(json.loads(json.dumps(event.to_json()))) == event
     assert from_json(Event(buyer=4, step=step, t=0.0, pid=1).to_json()).step is step
@@ -172,6 +173,8 @@ REJECTED: list[tuple[object, str]] = [
     (_row(seat=[1]), "seat=[1] must be a whole number"),
     (_row(note=5), "note=5 must be a string"),
     (_row(note=["oops"]), "note=['oops'] must be a string"),
+    (_row(error=7), "error=7 must be a word of 1 to 64 characters"),
+    (_row(error=""), "error='' must be a word of 1 to 64 characters"),
 ]
 REJECTED_IDS = [
     "list",
@@ -203,6 +206,8 @@ REJECTED_IDS = [
     "seat-list",
     "note-int",
     "note-list",
+    "error-int",
+    "error-empty",
 ]
 
 
@@ -229,6 +234,7 @@ _SENT = st.builds(
     value=st.none() | st.integers(min_value=-MAX_TICKETS, max_value=MAX_TICKETS),
     seat=st.none() | st.integers(min_value=0, max_value=MAX_TICKETS),
     note=st.none() | st.text(max_size=100),
+    error=st.none() | st.text(min_size=1, max_size=64).filter(lambda e: e.isprintable()),
 )
 
 
@@ -241,12 +247,13 @@ def test_any_event_a_buyer_sends_arrives_as_it_was(event: Event) -> None:
 
 @pytest.mark.parametrize("note", ["x" * 10_000, "é" * 5_000, "\udcff" * 3])
 def test_a_note_too_long_or_not_utf8_still_fits_one_atomic_write(note: str) -> None:
-    event = Event(7, Step.ERROR, 1.5, 4242, note=note)
+    event = Event(7, Step.ERROR, 1.5, 4242, note=note, error="DbWriteError")
     data = channel.encode(event)
     assert len(data) <= channel.MAX_EVENT_BYTES
     got = channel.decode(data)
     assert got.note is not None
     assert (got.buyer, got.step, got.t, got.pid) == (7, Step.ERROR, 1.5, 4242)
+    assert got.error == "DbWriteError"
     if len(note.encode("utf-8", "backslashreplace")) > channel.MAX_EVENT_BYTES:
         assert got.note.endswith("...")
         assert note.startswith(got.note[:-3])

@@ -117,7 +117,12 @@ def test_torn_reads_are_recorded_and_retried(
     seen: list[tuple[Step, str | None]] = []
 
     def record(
-        step: Step, *, value: int | None = None, seat: int | None = None, note: str | None = None
+        step: Step,
+        *,
+        value: int | None = None,
+        seat: int | None = None,
+        note: str | None = None,
+        error: str | None = None,
     ) -> None:
         seen.append((step, note))
 

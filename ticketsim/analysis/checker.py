@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 #: Buyers named in one explanation before the rest are counted ("and 47 more").
 NAMES_SHOWN: Final = 3
-#: How the note of a ``lost`` event starts for a buyer killed on purpose (``--kill``,
-#: ``--kill-holder``): a planned fault, which the verdict names, not a death to explain.
-KILLED_ON_PURPOSE: Final = "killed on purpose"
 
 
 class Kind(str, Enum):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.analysis.checker import KILLED_ON_PURPOSE, Kind, Violation, check, names
+from ticketsim.analysis.checker import Kind, Violation, check, names
 from ticketsim.core import catalog
-from ticketsim.core.events import ENDINGS, Step, buyer_name
+from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, Step, buyer_name
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.schedule import from_history
 from ticketsim.errors import DbWriteError
@@ -269,7 +269,7 @@ _IN_WORDS: Final = {
     Kind.UNDERSOLD: "sold fewer tickets than it could",
     Kind.UNREADABLE_DB: "the db was left unreadable, so its sales are unknown",
 }
-_WRITE_FAILED: Final = f"{DbWriteError.__name__}: "
+_WRITE_FAILED: Final = DbWriteError.__name__
 
 
 def build_report(result: RunResult) -> Report:
@@ -323,9 +323,7 @@ def build_report(result: RunResult) -> Report:
         schedule=str(from_history(history)),
         faults=result.faults,
         io_error=_io_error(history, config.db),
-        killed_on_purpose=tuple(
-            e.name for e in history if e.step is Step.LOST and _planned(e.note)
-        ),
+        killed_on_purpose=tuple(e.name for e in history if e.step is Step.LOST and _planned(e)),
         died=_no_outcome(history, outcome, config.buyers),
     )
 
@@ -334,17 +332,17 @@ def _io_error(history: Sequence[Event], db: str) -> str | None:
     """The first failed db write a buyer met, if any."""
     return next(
         (
-            # The error names the db, and so does the report already.
-            e.note.removeprefix(_WRITE_FAILED).removeprefix(f"{db}: ")
+            # The note says the error's class and the db, and so does the report already.
+            (e.note or "").removeprefix(f"{e.error}: ").removeprefix(f"{db}: ")
             for e in history
-            if e.step is Step.ERROR and e.note and e.note.startswith(_WRITE_FAILED)
+            if e.step is Step.ERROR and e.error == _WRITE_FAILED
         ),
         None,
     )
 
 
-def _planned(note: str | None) -> bool:
-    return note is not None and note.startswith(KILLED_ON_PURPOSE)
+def _planned(event: Event) -> bool:
+    return event.error == KILLED_ON_PURPOSE
 
 
 def _no_outcome(
@@ -361,7 +359,7 @@ def _no_outcome(
         if e.step in ENDINGS:
             ended.add(e.buyer)
         note = e.note or "no reason recorded"
-        if unknown and not _planned(e.note) and not note.startswith(_WRITE_FAILED):
+        if unknown and not _planned(e) and e.error != _WRITE_FAILED:
             why.setdefault(note, []).append(e.buyer)
     silent = [b for b in range(1, buyers + 1) if b not in ended]
     if silent:  # a history written by hand, or cut short: a buyer with no ending died

@@ -58,6 +58,13 @@ _KINDS: Final = {
 }
 
 
+#: The ``error`` of a ``lost`` event whose buyer was SIGKILLed on purpose (``--kill``,
+#: ``--kill-holder``): a planned fault, not a death.
+KILLED_ON_PURPOSE: Final = "killed-on-purpose"
+#: The longest ``error`` an event carries (a class name, or a word like the one above).
+MAX_ERROR_CHARS: Final = 64
+
+
 def buyer_name(number: int) -> str:
     """The process name of buyer ``number`` (1-based), as every report prints it."""
     return f"buyer-{number}"
@@ -86,6 +93,11 @@ class Event:
     value: int | None = None
     seat: int | None = None
     note: str | None = None
+    #: Why an ``error`` or ``lost`` event has no outcome, as a word a program can match
+    #: (Jepsen's ``:error``): the class of the exception a buyer met
+    #: (``DbWriteError``, ``GuardTimeout``), or :data:`KILLED_ON_PURPOSE`. The ``note``
+    #: says the same in words, for people.
+    error: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,7 +115,7 @@ class Event:
         row: dict[str, Any] = {"type": self.kind, "buyer": self.buyer, "step": self.step.value}
         row["t"] = self.t
         row["pid"] = self.pid
-        for key in ("value", "seat", "note"):
+        for key in ("value", "seat", "note", "error"):
             if getattr(self, key) is not None:
                 row[key] = getattr(self, key)
         return row
@@ -122,7 +134,7 @@ def _line(event: Event) -> str:
     time, a str note) is written here directly; any other goes through ``json.dumps``.
     """
     step, buyer, t, pid = event.step, event.buyer, event.t, event.pid
-    value, seat, note = event.value, event.seat, event.note
+    value, seat, note, error = event.value, event.seat, event.note, event.error
     head = _HEADS[step] if type(step) is Step else None
     if (
         head is None
@@ -133,6 +145,7 @@ def _line(event: Event) -> str:
         or (value is not None and type(value) is not int)
         or (seat is not None and type(seat) is not int)
         or (note is not None and type(note) is not str)
+        or (error is not None and type(error) is not str)
     ):
         return json.dumps(event.to_json()) + "\n"
     text = f'{head}{buyer}{_MIDDLES[step]}{t!r}, "pid": {pid}'
@@ -142,6 +155,8 @@ def _line(event: Event) -> str:
         text += f', "seat": {seat}'
     if note is not None:
         text += f', "note": {json.dumps(note)}'
+    if error is not None:
+        text += f', "error": {json.dumps(error)}'
     return text + "}\n"
 
 
@@ -185,6 +200,9 @@ def from_json(row: object) -> Event:
         raise ValueError(f"pid={pid!r} must be a whole number")
     if note is not None and not isinstance(note, str):
         raise ValueError(f"note={note!r} must be a string")
+    error = row.get("error")
+    if error is not None and not (isinstance(error, str) and 0 < len(error) <= MAX_ERROR_CHARS):
+        raise ValueError(f"error={error!r} must be a word of 1 to {MAX_ERROR_CHARS} characters")
     return Event(
         buyer=buyer,
         step=step,
@@ -193,6 +211,7 @@ def from_json(row: object) -> Event:
         value=_opt_int(row, "value"),
         seat=_opt_int(row, "seat"),
         note=note,
+        error=error,
     )
 
 
@@ -206,4 +225,5 @@ class Recorder(Protocol):
         value: int | None = None,
         seat: int | None = None,
         note: str | None = None,
+        error: str | None = None,
     ) -> None: ...

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.analysis.checker import KILLED_ON_PURPOSE, check_db
+from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
 from ticketsim.core import paths, schedule
-from ticketsim.core.events import ENDINGS, OUTCOMES, Event, Step
+from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
 from ticketsim.engine import strategies
@@ -385,8 +385,10 @@ def _lost(
         if number in finished:
             continue
         code = exit_codes[number - 1] if number <= len(exit_codes) else None
+        error = None
         if number in victims:
-            note = f"{KILLED_ON_PURPOSE}: SIGKILLed {KILL_POINTS[victims[number]]}"
+            note = f"killed on purpose: SIGKILLed {KILL_POINTS[victims[number]]}"
+            error = KILLED_ON_PURPOSE
         elif number in ended:
             note = f"ended by ticketsim: {why}"
         elif code is not None and code < 0:
@@ -398,5 +400,5 @@ def _lost(
             note = f"its process exited with code {code} and no outcome"
         else:
             note = "its pool task never finished"
-        lost.append(Event(number, Step.LOST, now, pids.get(number, 0), note=note))
+        lost.append(Event(number, Step.LOST, now, pids.get(number, 0), note=note, error=error))
     return lost

@@ -205,10 +205,15 @@ def _recorder(number: int, pid: int, channel: Channel, store: Store) -> Recorder
     torn = 0
 
     def record(
-        step: Step, *, value: int | None = None, seat: int | None = None, note: str | None = None
+        step: Step,
+        *,
+        value: int | None = None,
+        seat: int | None = None,
+        note: str | None = None,
+        error: str | None = None,
     ) -> None:
         nonlocal torn
-        channel.put(Event(number, step, time.monotonic(), pid, value, seat, note))
+        channel.put(Event(number, step, time.monotonic(), pid, value, seat, note, error))
         if step is Step.TORN:
             torn += 1
             if torn >= MAX_TORN_READS:
@@ -255,7 +260,7 @@ def run_buyer(
         # or dead) and nobody is left to tell.
         error = exc
         with contextlib.suppress(OSError):
-            record(Step.ERROR, note=f"{type(exc).__name__}: {exc}")
+            record(Step.ERROR, note=f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
     finally:
         pacer.finished(spec.number, error)
 

@@ -33,14 +33,16 @@ if TYPE_CHECKING:
 
 #: Each event on the pipe is its length (4 bytes, big-endian), then its fields.
 _LENGTH: Final = struct.Struct("!I")
-#: buyer, step, t, pid, value, seat, which of value/seat/note are present; the note follows.
+#: buyer, step, t, pid, value, seat, which of value/seat/note/error are present; then the
+#: error (its length in a byte, then its UTF-8 bytes), then the note.
 _FIELDS: Final = struct.Struct("!IBdqqqB")
-_VALUE, _SEAT, _NOTE = 1, 2, 4
+_VALUE, _SEAT, _NOTE, _ERROR = 1, 2, 4, 8
 _STEPS: Final = tuple(Step)
 _STEP_CODES: Final = {step: code for code, step in enumerate(_STEPS)}
 #: Room for one event in a single atomic pipe write (POSIX guarantees 512; Linux 4096).
 MAX_EVENT_BYTES: Final = getattr(select, "PIPE_BUF", 512) - _LENGTH.size
-_MAX_NOTE_BYTES: Final = MAX_EVENT_BYTES - _FIELDS.size
+#: An error is a word (a class name); its length must fit in its one length byte.
+_MAX_ERROR_BYTES: Final = 255
 #: How much the parent reads from the pipe at once.
 _CHUNK: Final = 1 << 16
 
@@ -51,10 +53,16 @@ def encode(event: Event) -> bytes:
         (_VALUE if event.value is not None else 0)
         | (_SEAT if event.seat is not None else 0)
         | (_NOTE if event.note is not None else 0)
+        | (_ERROR if event.error is not None else 0)
     )
+    error = b""
+    if event.error is not None:
+        error = event.error.encode("utf-8", "backslashreplace")[:_MAX_ERROR_BYTES]
+        error = bytes([len(error)]) + error
     note = b"" if event.note is None else event.note.encode("utf-8", "backslashreplace")
-    if len(note) > _MAX_NOTE_BYTES:
-        note = note[: _MAX_NOTE_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
+    room = MAX_EVENT_BYTES - _FIELDS.size - len(error)
+    if len(note) > room:
+        note = note[: room - 3].decode("utf-8", "ignore").encode() + b"..."
     fields = _FIELDS.pack(
         event.buyer,
         _STEP_CODES[event.step],
@@ -64,12 +72,17 @@ def encode(event: Event) -> bytes:
         event.seat or 0,
         flags,
     )
-    return fields + note
+    return fields + error + note
 
 
 def decode(data: bytes) -> Event:
     """The event :func:`encode` made ``data`` of."""
     buyer, step, t, pid, value, seat, flags = _FIELDS.unpack_from(data)
+    start, error = _FIELDS.size, None
+    if flags & _ERROR:
+        end = start + 1 + data[start]
+        error = data[start + 1 : end].decode("utf-8", "replace")
+        start = end
     return Event(
         buyer,
         _STEPS[step],
@@ -77,7 +90,8 @@ def decode(data: bytes) -> Event:
         pid,
         value if flags & _VALUE else None,
         seat if flags & _SEAT else None,
-        data[_FIELDS.size :].decode("utf-8") if flags & _NOTE else None,
+        data[start:].decode("utf-8") if flags & _NOTE else None,
+        error,
     )
 
 

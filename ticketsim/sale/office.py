@@ -137,9 +137,10 @@ def run_office(
             value: int | None = None,
             seat: int | None = None,
             note: str | None = None,
+            error: str | None = None,
             number: int = number,
         ) -> None:
-            channel.put(Event(number, step, time.monotonic(), pid, value, seat, note))
+            channel.put(Event(number, step, time.monotonic(), pid, value, seat, note, error))
 
         record(Step.ENTER)
         note = None
