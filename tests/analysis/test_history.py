@@ -4,6 +4,7 @@ clear :class:`HistoryError` (exit 2 from ``ticketsim check``), never a crash."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shutil
@@ -203,7 +204,7 @@ def test_every_line_of_a_saved_history_is_a_typed_json_object(saved: Saved) -> N
     assert all(isinstance(row, dict) for row in rows)
     head, *events = rows
     assert head["type"] == "sale"
-    assert head["format"] == "ticketsim-history/1" == history.FORMAT
+    assert head["format"] == "ticketsim-history/2" == history.FORMAT
     assert head == history.header(saved.result)
     assert len(events) == len(saved.result.history)
     assert {row["type"] for row in events} <= KINDS
@@ -282,13 +283,13 @@ CASES = [
         "event-first",
         _file(lambda h, r: _jsonl(r[0], h, *r[1:])),
         1,
-        "the first line must describe the sale (ticketsim-history/1)",
+        "the first line must describe the sale (ticketsim-history/2)",
     ),
     Case(
         "wrong-format",
-        _header(format="ticketsim-history/2"),
+        _header(format="ticketsim-history/3"),
         1,
-        "the first line must describe the sale (ticketsim-history/1)",
+        "the first line must describe the sale (ticketsim-history/2)",
     ),
     Case(
         "no-format",
@@ -549,3 +550,32 @@ def test_a_saved_forced_race_checks_the_same_as_it_ran(db_path: Path) -> None:
     assert audited["violations"] == live["violations"]
     assert [v["kind"] for v in audited["violations"]] == RACE_KINDS
     assert audited == live
+
+
+def test_a_history_of_the_first_format_reads_back_with_its_causes(tmp_path: Path) -> None:
+    """Format 1 said why an event had no outcome only in its note; such a file still
+    checks as it did: a failed write is a failed write, a planned kill is planned."""
+    db_path = tmp_path / "t.json"
+    result = _lock_sale(db_path, 4)
+    killed = Event(3, Step.LOST, 200.0, 7003, note="killed on purpose: SIGKILLed before it")
+    failed = Event(4, Step.ERROR, 201.0, 7000, note=f"DbWriteError: {db_path}: disk full")
+    other = Event(2, Step.ERROR, 202.0, 7002, note="the sale did not open within 9 s")
+    kept = [e for e in result.history if e.buyer in (1, 2) and e.step not in (Step.OK, Step.FAIL)]
+    result = dataclasses.replace(result, history=(*kept, killed, failed, other))
+    write_atomic(db_path, result.final or result.initial)
+    path = tmp_path / "old.jsonl"
+    lines = history.dumps(result).splitlines()
+    head = json.loads(lines[0])
+    assert head["format"] == history.FORMAT
+    head["format"] = "ticketsim-history/1"
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    loaded = history.load(path, db_path)
+    errors = {e.buyer: e.error for e in loaded.history if e.step in (Step.LOST, Step.ERROR)}
+    assert errors == {3: "killed-on-purpose", 4: "DbWriteError", 2: None}
+    report = build_report(loaded)
+    assert report.killed_on_purpose == ("buyer-3",)
+    assert report.io_error == "disk full"
+    # The same lines under the current format mean what their fields say, nothing more.
+    head["format"] = history.FORMAT
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    assert all(e.error is None for e in history.load(path, db_path).history)

@@ -9,10 +9,12 @@ are: ``invoke`` when a buyer's purchase starts, ``ok`` or ``fail`` when it ends,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import operator
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.core import db as dbfile
 from ticketsim.core._files import kind, open_regular
 from ticketsim.core._values import seconds
-from ticketsim.core.events import Event, Step, from_json, to_jsonl
+from ticketsim.core.events import KILLED_ON_PURPOSE, Event, Step, from_json, to_jsonl
 from ticketsim.core.paths import write_output
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
@@ -30,7 +32,11 @@ from ticketsim.errors import HistoryError as HistoryError  # noqa: PLC0414 - re-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-FORMAT: Final = "ticketsim-history/1"
+FORMAT: Final = "ticketsim-history/2"
+#: The format before events carried their ``error``: still read, each event upgraded.
+_FORMAT_1: Final = "ticketsim-history/1"
+#: How a buyer of the first format noted the exception it met: "ClassName: message".
+_NOTED_ERROR: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,63}): ")
 #: A history line is one small object; a longer one is not ours.
 MAX_LINE_BYTES: Final = 64 * 1024
 #: Ten million events: far beyond any sale ticketsim runs.
@@ -208,6 +214,21 @@ def _foreign(initial: dbfile.TicketDB, final: dbfile.TicketDB, events: list[Even
     return None
 
 
+def _upgraded(event: Event) -> Event:
+    """An event of the first format with the ``error`` its note implies. That format
+    said the cause only in words, which this reads once, here, so that nothing else
+    has to: a buyer wrote "ClassName: message", and the parent's note of a planned
+    kill began "killed on purpose"."""
+    if event.error is not None or event.note is None:
+        return event
+    if event.step is Step.LOST and event.note.startswith("killed on purpose"):
+        return dataclasses.replace(event, error=KILLED_ON_PURPOSE)
+    noted = _NOTED_ERROR.match(event.note)
+    if event.step is Step.ERROR and noted:
+        return dataclasses.replace(event, error=noted.group(1))
+    return event
+
+
 def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> RunResult:
     """Rebuild a run from its history file and the db as it is now, for re-checking."""
     path = os.fspath(history_path)
@@ -216,7 +237,7 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
     if first is None:
         raise HistoryError(path, 0, "is empty; write one with ticketsim run --history")
     number, head = first
-    if head.get("type") != "sale" or head.get("format") != FORMAT:
+    if head.get("type") != "sale" or head.get("format") not in (FORMAT, _FORMAT_1):
         raise HistoryError(path, number, f"the first line must describe the sale ({FORMAT})")
     config = _config(path, Path(db_path), head)
     try:
@@ -241,7 +262,7 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
             raise HistoryError(path, number, str(exc)) from None
         if event.buyer > buyers:
             raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
-        events.append(event)
+        events.append(_upgraded(event) if head["format"] == _FORMAT_1 else event)
     events.sort(key=operator.attrgetter("t"))
     final, final_error = _final(db_path, initial, events)
     return RunResult(
