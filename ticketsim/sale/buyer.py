@@ -16,26 +16,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ticketsim.core.events import Event, Step
+from ticketsim.core.events import Step
 from ticketsim.errors import DbError, GuardTimeout
 from ticketsim.sale import _signals
+from ticketsim.sale.channel import Channel, StepRecorder
 from ticketsim.sale.steps import BuyerSpec as BuyerSpec  # noqa: PLC0414 - re-exported
 from ticketsim.sale.steps import Pacer as Pacer  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
-    from ticketsim.core.events import Recorder
     from ticketsim.sale.steps import Tools
     from ticketsim.sale.stores import Store
-
-
-class Channel(Protocol):
-    """Where events go: :class:`ticketsim.sale.channel.EventSender` in a run."""
-
-    def put(self, event: Event) -> None: ...
 
 
 class Gate(Protocol):
@@ -199,30 +192,24 @@ class Conductor(Pacer):
 MAX_TORN_READS: Final = 100
 
 
-def _recorder(number: int, pid: int, channel: Channel, store: Store) -> Recorder:
-    """How buyer ``number`` records its steps: each one an event on ``channel``; its
-    ``MAX_TORN_READS``-th torn read raises instead of letting the store retry again."""
-    torn = 0
+class _BuyerRecorder(StepRecorder):
+    """A buyer's recorder: its ``MAX_TORN_READS``-th torn read raises instead of letting
+    the store retry again."""
 
-    def record(
-        step: Step,
-        *,
-        value: int | None = None,
-        seat: int | None = None,
-        note: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        nonlocal torn
-        channel.put(Event(number, step, time.monotonic(), pid, value, seat, note, error))
+    __slots__ = ("_store", "_torn")
+
+    def __init__(self, channel: Channel, number: int, pid: int, store: Store) -> None:
+        super().__init__(channel, number, pid)
+        self._store, self._torn = store, 0
+
+    def _recorded(self, step: Step) -> None:
         if step is Step.TORN:
-            torn += 1
-            if torn >= MAX_TORN_READS:
+            self._torn += 1
+            if self._torn >= MAX_TORN_READS:
                 raise DbError(
-                    getattr(store, "path", "the db"),
-                    f"still half written after {torn} torn reads; the buyer gave up",
+                    getattr(self._store, "path", "the db"),
+                    f"still half written after {self._torn} torn reads; the buyer gave up",
                 )
-
-    return record
 
 
 def run_buyer(
@@ -236,7 +223,7 @@ def run_buyer(
 ) -> None:
     """The body of a buyer process (or of one pool task, ``prepared`` by the worker)."""
     pid = os.getpid()
-    record = _recorder(spec.number, pid, channel, tools.store)
+    record = _BuyerRecorder(channel, spec.number, pid, tools.store)
 
     error: BaseException | None = None
     try:

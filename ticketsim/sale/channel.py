@@ -22,8 +22,9 @@ import os
 import queue
 import select
 import struct
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ticketsim.core.events import Event, Step
 
@@ -93,6 +94,40 @@ def decode(data: bytes) -> Event:
         data[start:].decode("utf-8") if flags & _NOTE else None,
         error,
     )
+
+
+class Channel(Protocol):
+    """Where a buyer's events go: an :class:`EventSender` in a run."""
+
+    def put(self, event: Event) -> None: ...
+
+
+class StepRecorder:
+    """Records the steps of buyer ``number``, taken by process ``pid``, as events on
+    ``channel``: the :class:`~ticketsim.core.events.Recorder` that stores, guards and
+    the office are handed."""
+
+    __slots__ = ("_channel", "_number", "_pid")
+
+    def __init__(self, channel: Channel, number: int, pid: int) -> None:
+        self._channel, self._number, self._pid = channel, number, pid
+
+    def __call__(
+        self,
+        step: Step,
+        *,
+        value: int | None = None,
+        seat: int | None = None,
+        note: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        event = Event(self._number, step, time.monotonic(), self._pid, value, seat, note, error)
+        self._channel.put(event)
+        self._recorded(step)
+
+    def _recorded(self, step: Step) -> None:
+        """Called once each step is on its way: a subclass may end the buyer here."""
+        del step
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core.events import Event, Step
+from ticketsim.core.events import Step
 from ticketsim.errors import DbWriteError, GuardTimeout
 from ticketsim.sale import _signals
+from ticketsim.sale.channel import StepRecorder
 from ticketsim.sale.steps import Tools, take_ticket
 from ticketsim.sale.stores import FileStore
 
@@ -130,18 +130,7 @@ def run_office(
     _signals.as_child()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
     store, pid = FileStore(db_path), os.getpid()
     for number, buyer_pid, window in _requests(requests, timeout):
-
-        def record(
-            step: Step,
-            *,
-            value: int | None = None,
-            seat: int | None = None,
-            note: str | None = None,
-            error: str | None = None,
-            number: int = number,
-        ) -> None:
-            channel.put(Event(number, step, time.monotonic(), pid, value, seat, note, error))
-
+        record = StepRecorder(channel, number, pid)
         record(Step.ENTER)
         note = None
         try:
