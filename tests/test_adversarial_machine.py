@@ -187,14 +187,20 @@ OUTPUTS = [
     ["run", "--buyers", "3", "--json", *FAST],
     ["show"],
     ["strategies"],
+    [],  # no command: the help, on stdout
+    ["--help"],
 ]
 
 
 def _db_args(args: list[str], db: Path) -> list[str]:
-    return args if args[0] == "strategies" else [*args, "--db", str(db)]
+    return args if not args or args[0] in ("strategies", "--help") else [*args, "--db", str(db)]
 
 
-@pytest.mark.parametrize("args", OUTPUTS, ids=lambda a: " ".join(a[:2]))
+def _output_id(args: list[str]) -> str:
+    return " ".join(args[:2]) or "(no command)"
+
+
+@pytest.mark.parametrize("args", OUTPUTS, ids=_output_id)
 @pytest.mark.parametrize("how", ["broken-pipe", "closed"])
 def test_a_closed_stdout_ends_quietly_with_141(tmp_path: Path, args: list[str], how: str) -> None:
     db = tmp_path / "t.json"
@@ -216,7 +222,7 @@ def test_a_closed_stdout_ends_quietly_with_141(tmp_path: Path, args: list[str], 
     assert program.stderr == ""
 
 
-@pytest.mark.parametrize("args", OUTPUTS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", OUTPUTS, ids=_output_id)
 def test_a_full_stdout_is_exit_4_with_one_line(tmp_path: Path, args: list[str]) -> None:
     db = tmp_path / "t.json"
     subprocess.run(_ticketsim("reset", "--db", str(db)), capture_output=True, check=True)

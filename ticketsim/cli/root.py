@@ -53,6 +53,10 @@ class _OneLineErrors(TyperGroup):
             code = self._outcome(args, prog_name, complete_var, **extra)
         except SystemExit as exc:  # fail() and --help: the output still has to go out
             code = exc.code
+            # click ends a write to a broken pipe (its --help's) with exit 1, once it has
+            # put its wrapper on stdout; a broken pipe is 141 here, as for every output.
+            if code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                code = ExitCode.STDOUT_CLOSED
         code = output.flushed(code if isinstance(code, int) else 0)
         if not standalone_mode:
             return code
@@ -76,7 +80,12 @@ class _OneLineErrors(TyperGroup):
                 **extra,
             )
         except errors.CLICK_ERROR as exc:
-            return errors.usage(exc, args)
+            try:
+                return errors.usage(exc, args)
+            except OSError as failed:  # the help it prints can meet a full or closed stdout
+                if isinstance(failed, BrokenPipeError) and output.stdout_gone():
+                    return ExitCode.STDOUT_CLOSED
+                errors.end(failed, debug=debug)
         except typer.Abort:
             # Ctrl-C or Ctrl-D at one of click's prompts.
             code = ExitCode.INTERRUPTED
