@@ -124,3 +124,18 @@ class HistoryError(TicketsimError, ValueError):
 
 class ScheduleError(TicketsimError, ValueError):
     """A schedule that does not parse, or names a buyer or step that does not exist."""
+
+
+class ServerUnavailable(TicketsimError, OSError):
+    """A server a run needs (PostgreSQL, Redis) could not be found, or did not start
+    and answer. ``server`` names it, ``problem`` says what went wrong, ``advice`` what
+    to install or look at."""
+
+    def __init__(self, server: str, problem: str, advice: str) -> None:
+        self.server = server
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{server}: {problem}; {advice}")
+
+    def __reduce__(self) -> tuple[type[ServerUnavailable], tuple[str, str, str]]:
+        return type(self), (self.server, self.problem, self.advice)

@@ -14,27 +14,23 @@ namespace, and the next sale removes it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import multiprocessing.process
 import multiprocessing.util
 import os
 import re
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+from ticketsim.core import _owned
+
 PREFIX: Final = "ticketsim-mp."
-#: The file inside a folder that its maker holds locked.
-LIFE: Final = "alive"
+LIFE: Final = _owned.LIFE
 _NAME: Final = re.compile(rf"{re.escape(PREFIX)}\d+\.[A-Za-z0-9_]+")
-#: The bytes of a socket's path (``sun_path``, with its final NUL on Linux), and what
-#: multiprocessing adds to the folder's path for one (``/listener-`` and 8 letters).
-_SUN_PATH: Final = 107
+#: What multiprocessing adds to the folder's path for a socket (``/listener-`` and 8
+#: letters): the folder must leave room for it in ``_owned.SUN_PATH``.
 _LISTENER: Final = len("/listener-12345678")
-#: Folders short enough for a socket when the user's temp folder is not.
-_SHORT_ROOTS: Final = ("/tmp", "/var/tmp")
 #: multiprocessing removes its own folder with priority -100; ours goes after it.
 _AFTER_MULTIPROCESSING: Final = -101
 
@@ -46,38 +42,14 @@ def _config() -> dict[str, Any]:
     return config
 
 
-def _abandoned(folder: Path) -> bool:
-    """Whether ``folder`` is one of ours whose maker and every child of it are gone."""
-    try:
-        info = folder.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            return False
-        fd = os.open(folder / LIFE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False  # not ours to judge, or its maker is still making it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # held: somebody alive
-    finally:
-        os.close(fd)
-    return True
-
-
-def _roots() -> list[str]:
-    """Where a folder may be: the user's temp folder, then the system's (when the user's
-    is too deep for a socket's name)."""
-    return list(dict.fromkeys([tempfile.gettempdir(), *_SHORT_ROOTS]))
-
-
 def _make() -> str:
     """A new folder of ours, in the first root where a socket's name inside it fits."""
-    for root in _roots():
+    for root in _owned.roots():
         try:
             folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}.", dir=root)
         except OSError:
             continue
-        if len(os.fsencode(folder)) + _LISTENER <= _SUN_PATH:
+        if len(os.fsencode(folder)) + _LISTENER <= _owned.SUN_PATH:
             return folder
         os.rmdir(folder)
     # Nowhere short enough: the user's own, where the first socket will say what is wrong.
@@ -87,15 +59,7 @@ def _make() -> str:
 def sweep(where: str | None = None) -> list[Path]:
     """Remove the folders of ticketsims that are gone from ``where`` (default: the temp
     folder); the folders removed."""
-    root = Path(where or tempfile.gettempdir())
-    removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(root):
-            folder = root / entry.name
-            if _NAME.fullmatch(entry.name) and _abandoned(folder):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
-    return removed
+    return _owned.sweep(_NAME, where or tempfile.gettempdir())
 
 
 def provide() -> str | None:
@@ -105,11 +69,10 @@ def provide() -> str | None:
     current = config.get("tempdir")
     if current is not None:
         return current if Path(current).name.startswith(PREFIX) else None
-    for root in _roots():
+    for root in _owned.roots():
         sweep(root)
     folder = _make()
-    fd = os.open(Path(folder) / LIFE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # for life: closed by the kernel when this process ends
+    fd = _owned.hold(folder)  # for life: closed by the kernel when this process ends
     config["tempdir"] = folder
     multiprocessing.util.Finalize(
         None, _remove, args=(folder, fd), exitpriority=_AFTER_MULTIPROCESSING

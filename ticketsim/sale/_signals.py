@@ -22,40 +22,21 @@ Buyer processes import this module, so it uses the standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from ticketsim.core._interrupts import CAN_HOLD, INTERRUPTS
+from ticketsim.core._interrupts import held as held  # noqa: PLC0414 - where the sale looks for it
 
-_INTERRUPTS: Final = frozenset(
-    {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
-)
-#: Not every platform can hold signals; there the window stays, as narrow as it is.
-_CAN_HOLD: Final = hasattr(signal, "pthread_sigmask")
 #: ``prctl(2)``'s option that makes the kernel signal a process when its parent dies.
 _PR_SET_PDEATHSIG: Final = 1
 #: How often a process without that option looks for the ticketsim process that started it.
 WATCH_S: Final = 0.1
-
-
-@contextlib.contextmanager
-def held() -> Iterator[None]:
-    """In the parent: delay Ctrl-C, SIGTERM and SIGHUP until the block is over."""
-    if not _CAN_HOLD or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def as_child() -> None:
@@ -65,10 +46,10 @@ def as_child() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for ending in _INTERRUPTS - {signal.SIGINT}:
+    for ending in INTERRUPTS - {signal.SIGINT}:
         signal.signal(ending, signal.SIG_DFL)
-    if _CAN_HOLD:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+    if CAN_HOLD:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def tie_to_owner(*, kernel: bool = True) -> None:

