@@ -35,6 +35,7 @@ from sales import descendants
 
 from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
+from ticketsim.sale import _scratch
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -483,16 +484,17 @@ def test_sigint_at_any_moment_is_130_with_one_line_or_the_report(tmp_path: Path)
 
 WATCHED = """
 import multiprocessing, sys, time
-from ticketsim.sale import _signals
+from ticketsim.sale import _scratch, _signals
 
 def child():
     _signals.tie_to_owner(kernel=False)
     time.sleep(60)
 
 if __name__ == "__main__":
+    folder = _scratch.provide()  # as a sale does: a folder the next one can remove
     process = multiprocessing.get_context(sys.argv[1]).Process(target=child)
     process.start()
-    print(process.pid, flush=True)
+    print(process.pid, folder, flush=True)
     time.sleep(60)
 """
 
@@ -509,7 +511,8 @@ def test_the_watch_thread_ends_a_process_whose_owner_was_killed(
     owner = subprocess.Popen([PYTHON, str(script), method], stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
-        child = int(owner.stdout.readline())
+        pid, folder = owner.stdout.readline().split()
+        child = int(pid)
         time.sleep(0.3)  # the child's watch is running by now
         assert _running(child)
         owner.send_signal(signal.SIGKILL)
@@ -517,3 +520,9 @@ def test_the_watch_thread_ends_a_process_whose_owner_was_killed(
     finally:
         owner.kill()
         owner.communicate()
+    # What the owner's multiprocessing kept is in a folder the next sale removes.
+    deadline = time.monotonic() + 5.0
+    while Path(folder).exists() and time.monotonic() < deadline:
+        _scratch.sweep(str(Path(folder).parent))
+        time.sleep(0.05)
+    assert not Path(folder).exists()
