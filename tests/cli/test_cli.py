@@ -454,6 +454,7 @@ def test_the_demo_runs_to_the_end(db_path: Path) -> None:
 
 def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path: Path) -> None:
     from ticketsim.engine.strategies import STRATEGIES
+    from ticketsim.search.compare import VERDICTS
 
     plot = db_path.parent / "tradeoff.svg"
     result = invoke(
@@ -482,8 +483,8 @@ def test_compare_json_has_a_row_per_strategy_with_the_promised_verdicts(db_path:
     for row in rows:
         if CATALOG[row["strategy"]].safe:
             assert (row["verdict"], row["sold"], row["oversold"]) == ("OK", 2, 0)
-        else:  # unforced, an unprotected sale may or may not race
-            assert row["verdict"] in ("OK", "OVERSOLD", "VIOLATED")
+        else:  # unforced, an unprotected sale may race in any way, or not at all
+            assert row["verdict"] in VERDICTS
     assert plot.read_text().startswith("<svg") or "<svg" in plot.read_text()[:200]
 
 
