@@ -125,8 +125,8 @@ def recording_folders(monkeypatch: pytest.MonkeyPatch, guard: Leftovers) -> list
     """The folders servers make from now on, tracked by ``guard``."""
     real = _folder.Folder
 
-    def recorded(kind: str, socket_name: str) -> _folder.Folder:
-        folder = real(kind, socket_name)
+    def recorded(kind: str, socket_name: str, *, for_others: bool = False) -> _folder.Folder:
+        folder = real(kind, socket_name, for_others=for_others)
         guard.track(folder.root)
         return folder
 

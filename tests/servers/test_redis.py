@@ -169,3 +169,59 @@ def test_no_programs_is_unavailable_with_install_advice(
 
 def test_the_url_is_a_unix_socket(tmp_path: Path) -> None:
     assert RedisAddress(tmp_path / "redis.sock").url == f"unix://{tmp_path}/redis.sock"
+
+
+def test_a_relative_path_entry_names_the_program_it_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The server runs from its own folder: a program found through a relative PATH
+    entry is named by its absolute path, not looked up again from there."""
+    (tmp_path / "bin").mkdir()
+    program = tmp_path / "bin" / "redis-server"
+    program.write_text("#!/bin/sh\nexit 1\n")
+    program.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "bin")
+    found = RedisServer().find()
+    assert found["server"] == program
+    assert found["server"].is_absolute()
+
+
+def test_a_ctrl_c_while_the_folder_is_made_leaves_no_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interrupt is held while the folder is made, and delivered right after: the
+    start that it ends still removes the folder."""
+    made: list[Path] = []
+    real_init = _folder.Folder.__init__
+
+    def interrupted(self: _folder.Folder, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self.root)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(_folder.Folder, "__init__", interrupted)
+    server = RedisServer()
+    with pytest.raises(KeyboardInterrupt):
+        server.start()
+    assert len(made) == 1
+    assert not made[0].exists()
+    assert server.pid is None
+
+
+def test_a_server_is_started_from_the_main_thread_only() -> None:
+    """The kernel ends a server when the thread that started it ends."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            RedisServer().start()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(30)
+    assert [str(e) for e in failures] == ["start a Redis server from the main thread"]

@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 #: The file inside a folder that its maker holds locked.
 LIFE: Final = "alive"
-#: The bytes of a socket's path, with its final NUL (``sun_path`` on Linux).
+#: The longest socket path, in bytes (``sun_path`` on Linux holds 108 with the NUL).
 SUN_PATH: Final = 107
 #: Folders short enough for a socket when the user's temp folder is not.
 _SHORT_ROOTS: Final = ("/tmp", "/var/tmp")
@@ -38,21 +39,57 @@ def roots() -> list[str]:
     return list(dict.fromkeys([tempfile.gettempdir(), *_SHORT_ROOTS]))
 
 
-def abandoned(folder: Path) -> bool:
-    """Whether ``folder`` is one of ours whose maker and every child of it are gone."""
+#: A folder of ours with no life file (its maker was killed while making it, or while
+#: removing it) is left alone this long after its last change, then taken as abandoned.
+_UNBORN_S: Final = 60.0
+
+
+def _claim(folder: Path) -> int | None:
+    """Lock ``folder``'s life file when the folder is ours and nobody alive holds it:
+    the descriptor, or ``None`` when it is not ours to remove."""
     try:
         info = folder.lstat()
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            return False
+            return None
         fd = os.open(folder / LIFE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        # No life file: a maker killed mid-way. Its own half-made one says whether it
+        # still lives; with neither, only the folder's age can.
+        return _claim_unborn(folder)
     except OSError:
-        return False  # not ours to judge, or its maker is still making it
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False  # held: somebody alive
-    finally:
         os.close(fd)
+        return None  # held: somebody alive
+    return fd
+
+
+def _claim_unborn(folder: Path) -> int | None:
+    try:
+        fd = os.open(folder / f"{LIFE}.new", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            if time.time() - folder.lstat().st_mtime > _UNBORN_S:
+                return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return None
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def abandoned(folder: Path) -> bool:
+    """Whether ``folder`` is one of ours whose maker and every child of it are gone."""
+    fd = _claim(folder)
+    if fd is None:
+        return False
+    os.close(fd)
     return True
 
 
@@ -64,10 +101,38 @@ def sweep(name: re.Pattern[str], where: str | os.PathLike[str]) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
             folder = root / entry.name
-            if name.fullmatch(entry.name) and abandoned(folder):
-                shutil.rmtree(folder, ignore_errors=True)
+            if not name.fullmatch(entry.name):
+                continue
+            fd = _claim(folder)
+            if fd is not None and remove(folder, fd):
                 removed.append(folder)
     return removed
+
+
+def remove(folder: str | os.PathLike[str], fd: int) -> bool:
+    """Remove ``folder``, whose life file this process holds locked as ``fd`` (closed
+    here); whether it is gone. Everything but the life file goes first, the life file
+    and the folder last: a folder that cannot be wholly removed (a process still
+    writing in it) keeps its life file, and a later sweep finishes the job."""
+    path = Path(folder)
+    try:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(path):
+                if entry.name in (LIFE, f"{LIFE}.new"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+        with contextlib.suppress(OSError):
+            if set(os.listdir(path)) <= {LIFE, f"{LIFE}.new"}:
+                for name in (LIFE, f"{LIFE}.new"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path / name)
+                os.rmdir(path)
+    finally:
+        os.close(fd)
+    return not path.exists()
 
 
 def hold(folder: str | os.PathLike[str]) -> int:

@@ -13,12 +13,10 @@ namespace, and the next sale removes it.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing.process
 import multiprocessing.util
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -81,9 +79,7 @@ def provide() -> str | None:
 
 
 def _remove(folder: str, fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-    shutil.rmtree(folder, ignore_errors=True)
+    _owned.remove(folder, fd)
     config = _config()
     if config.get("tempdir") == folder:
         config["tempdir"] = None

@@ -68,7 +68,9 @@ def find(wanted: Wanted) -> Programs:
 def _candidates(wanted: Wanted) -> Iterator[tuple[str, Path]]:
     for entry in os.environ.get("PATH", "").split(os.pathsep):
         if entry:
-            yield "PATH", Path(entry)
+            # Absolute: a program runs from the server's folder, where a relative entry
+            # would name another program, or none.
+            yield "PATH", Path(os.path.abspath(entry))
     for folder in wanted.system:
         yield str(folder), folder
     package = package_folder(wanted.package)

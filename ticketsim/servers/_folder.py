@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,10 @@ class Folder:
     """A folder made for one server and locked for as long as this process (and any
     child forked from it) lives; :meth:`remove` ends it."""
 
-    def __init__(self, kind: str, socket_name: str) -> None:
-        self.root = _make(kind, len(f"/run/{socket_name}"))
+    def __init__(self, kind: str, socket_name: str, *, for_others: bool = False) -> None:
+        """``for_others``: the server will run as another user, who must be able to
+        reach the folder through every folder above it."""
+        self.root = _make(kind, len(f"/run/{socket_name}"), for_others)
         self.layout = Layout(
             self.root, self.root / "run", self.root / "data", self.root / "server.log"
         )
@@ -55,9 +58,10 @@ class Folder:
             self.layout.run.mkdir(mode=0o700)
             self.layout.data.mkdir(mode=0o700)
         except BaseException:
-            shutil.rmtree(self.root, ignore_errors=True)
-            if self._fd is not None:
-                os.close(self._fd)
+            if self._fd is None:  # not locked yet: nobody else can have claimed it
+                shutil.rmtree(self.root, ignore_errors=True)
+            else:
+                _owned.remove(self.root, self._fd)
             raise
 
     def hand_to(self, uid: int, gid: int) -> None:
@@ -71,14 +75,15 @@ class Folder:
         """Remove the folder and drop its lock; again is a no-op."""
         if self._fd is None:
             return
-        shutil.rmtree(self.root, ignore_errors=True)
-        os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
+        _owned.remove(self.root, fd)
 
 
-def _make(kind: str, tail: int) -> Path:
+def _make(kind: str, tail: int, for_others: bool) -> Path:
     prefix = f"{PREFIX}{kind}.{os.getpid()}."
     for root in _owned.roots():
+        if for_others and not _open_to_others(root):
+            continue
         try:
             folder = tempfile.mkdtemp(prefix=prefix, dir=root)
         except OSError:
@@ -88,3 +93,16 @@ def _make(kind: str, tail: int) -> Path:
         os.rmdir(folder)
     # Nowhere short enough: the user's own, where the server will say what is wrong.
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def _open_to_others(folder: str) -> bool:
+    """Whether a user who is neither the owner nor in the group of any folder on the
+    way can pass through every one of them to ``folder``."""
+    path = Path(os.path.abspath(folder))
+    for part in (path, *path.parents):
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True

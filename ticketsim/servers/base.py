@@ -3,8 +3,10 @@
 :class:`Server` owns the protocol; a server fills in only its own parts (where its
 programs are, how to prepare its folder, its command line, how to tell it answers).
 
-The server listens on a Unix socket in a folder of its own, never on TCP, so runs
-never meet each other nor anything else on the machine. It runs as a direct child in a
+The server listens on a Unix socket in a folder of its own, never on TCP, so nothing
+off the machine reaches it and no two runs meet. A server that refuses root (PostgreSQL)
+runs as ``nobody`` when ticketsim is root, and any other process of that user could
+reach its socket: it holds nothing but a throwaway sale. It runs as a direct child in a
 session of its own: a Ctrl-C at the terminal reaches ticketsim only, which stops it in
 order. A ticketsim that is SIGKILLed stops nothing, so the kernel ends the server
 itself (``PR_SET_PDEATHSIG``, Linux only) and the next start removes the folder left
@@ -22,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
@@ -117,13 +120,18 @@ class Server(abc.ABC, Generic[AddressT]):
         again gives the same address."""
         if self._address is not None:
             return self._address
+        if threading.current_thread() is not threading.main_thread():
+            # The kernel ends the server when the thread that started it ends.
+            raise RuntimeError(f"start a {self.name} server from the main thread")
         programs = self.find()
         _folder.sweep()
-        with held():
-            self._folder = _folder.Folder(self.kind, self.socket_name)
         try:
-            layout = self._folder.layout
             user = self._user()
+            with held():
+                self._folder = _folder.Folder(
+                    self.kind, self.socket_name, for_others=user is not None
+                )
+            layout = self._folder.layout
             if user is not None:
                 self._folder.hand_to(*user)
             self.prepare(programs, layout)
@@ -185,7 +193,7 @@ class Server(abc.ABC, Generic[AddressT]):
                     preexec_fn=_tie(self.death_signal),  # noqa: PLW1509 - the only way to prctl
                     **as_user,
                 )
-            except PermissionError as error:
+            except OSError as error:  # not there any more, not runnable, not for this user
                 raise self._unrunnable(argv[0], error) from error
 
     def run_to_end(self, argv: list[str], layout: Layout) -> None:
@@ -196,9 +204,9 @@ class Server(abc.ABC, Generic[AddressT]):
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(_KILL_S)
+            # Its whole group: initdb's own child (postgres --boot) would go on writing
+            # into the folder that is about to be removed.
+            _kill_group(process)
         if code != 0:
             what = "did not end" if code is None else f"exited with code {code}"
             raise self._failed(f"{os.path.basename(argv[0])} {what}", layout)
@@ -249,13 +257,7 @@ class Server(abc.ABC, Generic[AddressT]):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(self.stop_timeout)
                 return
-        if process.poll() is None:
-            # Its whole group (its session, made for it alone): a postmaster's
-            # backends too, which would otherwise outlive it for a moment.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(_KILL_S)
+        _kill_group(process)
 
     def _failed(self, problem: str, layout: Layout) -> ServerUnavailable:
         tail = _log_tail(layout.log)
@@ -287,6 +289,24 @@ def _log_tail(log: Path) -> str:
         return ""
     lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-_LOG_LINES:])
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL whatever is left of ``process``'s group (its session, made for it alone)
+    and wait, a bounded time, until none of it is left. A postmaster's backends leave
+    the group (each makes a session of its own), but end by themselves once their
+    postmaster is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(_KILL_S)
+    deadline = time.monotonic() + _KILL_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 def _tie(death: signal.Signals) -> Callable[[], None]:
