@@ -186,18 +186,34 @@ def _no_more_interrupts() -> None:
     for signum in (signal.SIGINT, *_ENDINGS):
         with contextlib.suppress(ValueError, OSError):
             signal.signal(signum, signal.SIG_IGN)
+    # And held for good: the interpreter's own finalisation puts back the default
+    # action of a signal whose handler was Python's, and an exit is no time to die.
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_ENDINGS})
 
 
 def main() -> None:
     output.check_stdout_open()
     for signum in _ENDINGS:
         signal.signal(signum, _on_ending)
+    code: Any = None
     try:
-        app(prog_name="ticketsim")
-    except _Terminated as exc:
+        try:
+            app(prog_name="ticketsim")
+        except SystemExit as exc:
+            code = exc.code  # the outcome: what a late interrupt must not undo
+        finally:
+            _no_more_interrupts()
+    except (KeyboardInterrupt, _Terminated) as exc:
+        # An interrupt that landed once the outcome was decided (between the last word
+        # and the exit) leaves it as it was; one that landed before ends the run as any
+        # interrupt does.
         _no_more_interrupts()
-        code, word = _ENDINGS[signal.Signals(exc.signum)]
-        output.stderr_line(f"ticketsim: {word}; {_ENDED}")
-        sys.exit(code)
-    finally:
-        _no_more_interrupts()
+        if code is None:
+            code, word = (
+                _ENDINGS[signal.Signals(exc.signum)]
+                if isinstance(exc, _Terminated)
+                else (ExitCode.INTERRUPTED, "interrupted")
+            )
+            output.stderr_line(f"ticketsim: {word}; {_ENDED}")
+    sys.exit(code)
