@@ -49,13 +49,30 @@ def _claim(folder: Path) -> int | None:
     the descriptor, or ``None`` when it is not ours to remove."""
     try:
         info = folder.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            return None
-        fd = os.open(folder / LIFE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return None
+    # No life file: a maker killed mid-way. Its own half-made one says whether it still
+    # lives; with neither, only the folder's age can.
+    for name in (LIFE, f"{LIFE}.new"):
+        try:
+            return _unheld(folder / name)
+        except FileNotFoundError:
+            continue
+    if time.time() - info.st_mtime > _UNBORN_S:
+        with contextlib.suppress(OSError):
+            return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return None
+
+
+def _unheld(life: Path) -> int | None:
+    """``life`` opened and locked, when no process alive holds it (else ``None``);
+    FileNotFoundError when there is no such file."""
+    try:
+        fd = os.open(life, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        # No life file: a maker killed mid-way. Its own half-made one says whether it
-        # still lives; with neither, only the folder's age can.
-        return _claim_unborn(folder)
+        raise
     except OSError:
         return None
     try:
@@ -63,24 +80,6 @@ def _claim(folder: Path) -> int | None:
     except OSError:
         os.close(fd)
         return None  # held: somebody alive
-    return fd
-
-
-def _claim_unborn(folder: Path) -> int | None:
-    try:
-        fd = os.open(folder / f"{LIFE}.new", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        with contextlib.suppress(OSError):
-            if time.time() - folder.lstat().st_mtime > _UNBORN_S:
-                return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        return None
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
     return fd
 
 
