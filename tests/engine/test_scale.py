@@ -19,7 +19,7 @@ from sales import assert_safe_and_live, descendants, sale
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import Event, Step
 from ticketsim.core.settings import PROCESS_PER_BUYER_MAX, RunConfig, auto_workers
-from ticketsim.engine.runner import POOL_BATCH_MAX, pool_batch
+from ticketsim.engine.crews import POOL_BATCH_MAX, pool_batch
 from ticketsim.sale.channel import EventChannel
 
 if TYPE_CHECKING:

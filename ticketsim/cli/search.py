@@ -82,12 +82,13 @@ def explore(
     json_out: Json = False,
 ) -> None:
     """Run every order of the buyers' steps that can differ, and report what breaks."""
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
 
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
-        partial(searching.check_exploration, buyers, max_schedules, preemption_bound),
+        partial(settings.require_exploration, buyers, max_schedules, preemption_bound),
         partial(searching.explore, max_schedules=max_schedules, preemption_bound=preemption_bound),
         exploration_view,
         json_out=json_out,
@@ -110,12 +111,13 @@ def hunt(
     json_out: Json = False,
 ) -> None:
     """Search schedules of a larger sale for one that breaks an invariant, and shrink it."""
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import hunt_view  # noqa: PLC0415 - start-up time
 
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
-        partial(searching.check_hunt, max_examples, pct_runs, depth, seed),
+        partial(settings.require_hunt, max_examples, pct_runs, depth, seed),
         partial(
             searching.hunt, max_examples=max_examples, pct_runs=pct_runs, depth=depth, seed=seed
         ),

@@ -27,7 +27,7 @@ from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
 from ticketsim.engine import strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
-from ticketsim.engine.crews import POOL_BATCH_MAX, Crew, crew_for, pool_batch
+from ticketsim.engine.crews import Crew, crew_for
 from ticketsim.errors import DbError, PathError
 from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.buyer import (
@@ -50,12 +50,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUYER_PATIENCE",
-    "POOL_BATCH_MAX",
     "START_TIMEOUT_S",
     "PacerFactory",
     "Watcher",
     "kill_plan",
-    "pool_batch",
     "prepare_db",
     "run_sale",
     "window",

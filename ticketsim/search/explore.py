@@ -15,7 +15,7 @@ import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import Report, build_report
@@ -25,8 +25,6 @@ from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.core.settings import (
-    MAX_EXPLORE_BUYERS,
-    MAX_RUNS,
     RunConfig,
     require_controlled,
     require_exploration,
@@ -44,23 +42,15 @@ if TYPE_CHECKING:
     from ticketsim.core.result import RunResult
 
 __all__ = [
-    "MAX_EXPLORE_BUYERS",
-    "MAX_RUNS",
     "Counterexample",
     "Exploration",
     "Hunt",
     "Scenario",
-    "check_exploration",
-    "check_hunt",
     "counterexample",
     "explore",
     "hunt",
     "signature",
 ]
-
-#: The command line's names for the checks, which live with every other bound.
-check_exploration: Final = require_exploration
-check_hunt: Final = require_hunt
 
 
 @dataclass(frozen=True)
