@@ -139,3 +139,33 @@ class ServerUnavailable(TicketsimError, OSError):
 
     def __reduce__(self) -> tuple[type[ServerUnavailable], tuple[str, str, str]]:
         return type(self), (self.server, self.problem, self.advice)
+
+
+class StoreError(TicketsimError, ValueError):
+    """A store that cannot be used as given (exit 2): a malformed ``--store`` URL, a
+    store of the wrong kind for the strategy, a missing client package, or a database
+    that holds data ticketsim did not make. ``store`` names it (the URL, without its
+    password), ``problem`` says what is wrong, ``advice`` what to do."""
+
+    def __init__(self, store: str, problem: str, advice: str) -> None:
+        self.store = store
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{store}: {problem}; {advice}")
+
+    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str, str]]:
+        return type(self), (self.store, self.problem, self.advice)
+
+
+class Conflict(TicketsimError, RuntimeError):
+    """The store refused a buyer's transaction, and nothing of it happened: a
+    serialization failure, ``SQLITE_BUSY``, a watched key that changed, a seat taken
+    first, a stale version or fencing token. Trying again may succeed; a strategy that
+    does not try again has lost the sale. ``why`` is the store's word for it."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
+    def __reduce__(self) -> tuple[type[Conflict], tuple[str]]:
+        return type(self), (self.why,)

@@ -19,7 +19,15 @@ import typer
 
 from ticketsim.cli import output
 from ticketsim.core.exits import ExitCode
-from ticketsim.errors import ConfigError, DbError, DbWriteError, PathError, SystemRefused
+from ticketsim.errors import (
+    ConfigError,
+    DbError,
+    DbWriteError,
+    PathError,
+    ServerUnavailable,
+    StoreError,
+    SystemRefused,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -79,6 +87,9 @@ def refusals() -> dict[type[Exception], Refusal]:
             ),
         ),
         SystemRefused: Refusal(ExitCode.IO_ERROR, str),
+        StoreError: Refusal(ExitCode.BAD_INPUT, lambda exc: f"--store={exc}"),
+        # A server that is down or cannot be started is the machine's fault, not the input's.
+        ServerUnavailable: Refusal(ExitCode.IO_ERROR, str),
     }
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core.names import StrategyName
+from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.schedule import Model
 from ticketsim.errors import ConfigError
 
@@ -71,6 +71,14 @@ class StrategyInfo:
     caveat: str | None = None
     #: What a buyer holds inside its critical section ("" when nothing).
     holding: str = ""
+    #: Whether a buyer whose transaction the store refused tries it again; a strategy
+    #: that may be refused and does not retry loses those sales instead.
+    retries: bool = False
+
+    @property
+    def store(self) -> StoreKind:
+        """Where the tickets are kept while the sale runs."""
+        return StoreKind.of(self.name.value)
 
     def model(self) -> Model:
         """How this strategy constrains the order of buyers' steps (for schedules)."""
@@ -82,6 +90,8 @@ class StrategyInfo:
             "strategy": self.name.value,
             "safe": self.safe,
             **dataclasses.asdict(self.claims),
+            "store": self.store.value,
+            "retries": self.retries,
             "how": self.how,
             "caveat": self.caveat,
         }
@@ -134,6 +144,171 @@ _NOTHING: Final = Claims(
     separate_programs=False,
     killed_holder=True,
     durable=False,
+)
+
+#: What a database strategy protects when it works: a killed buyer's transaction is
+#: rolled back (its lock freed) by the store; the db file gets the sales at the end.
+_DB_SAFE: Final = Claims(
+    count=True, seats=True, ledger=True, separate_programs=False, killed_holder=True, durable=False
+)
+#: A database strategy that races: every buyer writes its own ledger row, but the
+#: count and the seats are decided on stale reads.
+_DB_RACING: Final = dataclasses.replace(_DB_SAFE, count=False, seats=False)
+_IN_STORE: Final = (
+    "Every sale is in the store as it is made; the db file gets them all when the sale "
+    "ends, so a crash mid-sale leaves it behind the store."
+)
+_ROW_LOCK: Final = "the row's lock, which the server frees when its connection drops"
+
+
+def _database(
+    name: StrategyName,
+    *,
+    how: str,
+    safe: bool = True,
+    serialises: bool = False,
+    holding: str = "",
+    claims: Claims = _DB_SAFE,
+    retries: bool = False,
+    caveat: str = _IN_STORE,
+) -> StrategyInfo:
+    return StrategyInfo(
+        name=name,
+        safe=safe,
+        serialises=serialises,
+        guarded=bool(holding),
+        holding=holding,
+        claims=claims,
+        how=how,
+        caveat=caveat,
+        retries=retries,
+    )
+
+
+_DATABASES: Final = (
+    _database(
+        StrategyName.SQLITE_NAIVE,
+        how="SQLite, autocommit: SELECT remaining, then UPDATE it and INSERT the sale.",
+        safe=False,
+        claims=_DB_RACING,
+    ),
+    _database(
+        StrategyName.SQLITE_DEFERRED,
+        how="SQLite BEGIN DEFERRED (WAL): read, then write; SQLITE_BUSY is retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.SQLITE_IMMEDIATE,
+        how="SQLite BEGIN IMMEDIATE: the write lock first, then read and write.",
+        serialises=True,
+        holding="SQLite's write lock, which is freed when its holder dies",
+    ),
+    _database(
+        StrategyName.SQLITE_UPDATE,
+        how="SQLite: UPDATE ... SET remaining = remaining - 1 WHERE remaining > 0 RETURNING.",
+        serialises=True,
+        holding="SQLite's write lock, which is freed when its holder dies",
+    ),
+    _database(
+        StrategyName.PG_NAIVE,
+        how="PostgreSQL, READ COMMITTED: SELECT remaining, then UPDATE it and INSERT the sale.",
+        safe=False,
+        claims=_DB_RACING,
+    ),
+    _database(
+        StrategyName.PG_UPDATE,
+        how="PostgreSQL: UPDATE ... SET remaining = remaining - 1 WHERE remaining > 0 RETURNING.",
+        serialises=True,
+        holding=_ROW_LOCK,
+    ),
+    _database(
+        StrategyName.PG_FOR_UPDATE,
+        how="PostgreSQL: SELECT ... FOR UPDATE locks the row, then UPDATE it.",
+        serialises=True,
+        holding=_ROW_LOCK,
+    ),
+    _database(
+        StrategyName.PG_ADVISORY,
+        how="PostgreSQL: pg_advisory_xact_lock first, then read and write.",
+        serialises=True,
+        holding="an advisory lock, which the server frees when its connection drops",
+    ),
+    _database(
+        StrategyName.PG_REPEATABLE_READ,
+        how="PostgreSQL REPEATABLE READ, no retry: a concurrent update is refused.",
+        safe=False,
+        caveat=(
+            "A buyer refused with a serialization failure gives up: no ticket is sold "
+            "twice, but tickets are left unsold."
+        ),
+    ),
+    _database(
+        StrategyName.PG_SERIALIZABLE,
+        how="PostgreSQL SERIALIZABLE: read, then write; serialization failures are retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.PG_WRITE_SKEW,
+        how="PostgreSQL REPEATABLE READ: count the ledger, then INSERT a sale (write skew).",
+        safe=False,
+        claims=_DB_RACING,
+        caveat=(
+            "Snapshot isolation lets two transactions that write different rows both "
+            "commit: every buyer saw the same count, and no error says so."
+        ),
+    ),
+    _database(
+        StrategyName.PG_LEDGER_SERIALIZABLE,
+        how="PostgreSQL SERIALIZABLE: count the ledger, then INSERT; failures are retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.PG_SKIP_LOCKED,
+        how="PostgreSQL: a row per seat; SELECT ... FOR UPDATE SKIP LOCKED takes a free one.",
+    ),
+    _database(
+        StrategyName.PG_UNIQUE,
+        how="PostgreSQL: INSERT the seat into a UNIQUE column; a unique violation is retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.PG_OPTIMISTIC,
+        how="PostgreSQL: UPDATE ... WHERE version = the version read; 0 rows is retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.REDIS_NAIVE,
+        how="Redis: GET remaining, then SET it and RPUSH the sale.",
+        safe=False,
+        claims=_DB_RACING,
+    ),
+    _database(StrategyName.REDIS_DECR, how="Redis: DECR the count; below zero, INCR it back."),
+    _database(
+        StrategyName.REDIS_WATCH,
+        how="Redis: WATCH, GET, then MULTI/SET/EXEC; an EXEC refused is retried.",
+        retries=True,
+    ),
+    _database(
+        StrategyName.REDIS_LUA,
+        how="Redis: one Lua script checks, decrements and records the sale.",
+    ),
+    _database(
+        StrategyName.REDIS_LOCK,
+        how="Redis: a SET NX PX lock with a lease, then GET and SET.",
+        serialises=True,
+        holding="a Redis lock, until its lease runs out",
+        caveat=(
+            "The lock is a lease: a holder paused past it (GC, SIGSTOP, a slow disk) "
+            "loses the lock without knowing, and writes on a stale read."
+        ),
+    ),
+    _database(
+        StrategyName.REDIS_FENCED,
+        how="Redis: the same lock, and a fencing token the store checks on every write.",
+        serialises=True,
+        holding="a Redis lock, until its lease runs out",
+        retries=True,
+    ),
 )
 
 CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
@@ -207,6 +382,7 @@ CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
             caveat=_AT_END,
             claims=_NOTHING,
         ),
+        *_DATABASES,
     )
 }
 

@@ -6,9 +6,13 @@ and replays are all derived from this history and nothing else.
 A buyer's steps, in order (``wait``/``enter``/``leave`` only when its strategy
 guards the purchase, ``torn`` whenever a read saw a half-written db)::
 
-    ready -> check -> [wait -> enter] -> read -> write -> [leave] -> ok
-                                         read ---------> [leave] -> fail
+    ready -> check -> [wait -> enter] -> read -> write -> [commit] -> [leave] -> ok
+                                         read ----------------------> [leave] -> fail
     any step may end in error instead (the outcome is then unknown)
+
+A database store's buyer ends its transaction with ``commit``; a transaction the
+database refused ends in ``retry`` and starts again at ``read`` (or at ``wait``), or,
+for a strategy that does not retry, in ``fail`` with the refusal as its ``error``.
 
 Buyer processes import this module, so it uses the standard library only.
 """
@@ -34,6 +38,11 @@ class Step(str, Enum):
     READ = "read"  #: read the db inside the critical section; ``value`` is what it saw
     TORN = "torn"  #: a read found the db empty or half written, and will try again
     WRITE = "write"  #: wrote the db back; ``value`` is the new remaining, ``seat`` the seat
+    #: a database accepted the buyer's transaction: what it wrote is now there for all
+    COMMIT = "commit"
+    #: a database refused the buyer's transaction (``note`` says why, ``error`` names
+    #: it), which left nothing behind; the buyer starts it again from the top
+    RETRY = "retry"
     LEAVE = "leave"  #: released the lock
     OK = "ok"  #: the buyer was told it got ``seat``
     FAIL = "fail"  #: the buyer was told the tickets are sold out

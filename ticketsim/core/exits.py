@@ -17,11 +17,12 @@ class ExitCode(IntEnum):
 
     OK = 0  #: every invariant held
     VIOLATED = 1  #: an invariant was violated (the point of the ``none`` demo)
-    BAD_INPUT = 2  #: a bad argument, path or db; nothing ran and the db is untouched
+    BAD_INPUT = 2  #: a bad argument, path, db or store; nothing ran and the db is untouched
     #: the sale or search did not finish (stalled, cut short, buyers died unplanned)
     #: and found no certain violation
     STALLED = 3
-    #: the system refused (disk full or read-only, process or file limit, a failed write)
+    #: the system refused (disk full or read-only, process or file limit, a failed write,
+    #: a server that is down)
     IO_ERROR = 4
     INTERNAL_ERROR = 70  #: a bug in ticketsim itself (EX_SOFTWARE)
     HUNG_UP = 129  #: ended by SIGHUP (128 + 1)
@@ -45,8 +46,8 @@ MEANING: Final = {
         "nothing is claimed about what was not checked"
     ),
     ExitCode.IO_ERROR: (
-        "the system refused: a disk full or read-only, the process or file limit; the "
-        "db keeps its last good state"
+        "the system refused: a disk full or read-only, the process or file limit, a "
+        "database server that is down or cannot be started; the db keeps its last good state"
     ),
     ExitCode.INTERNAL_ERROR: "a bug in ticketsim itself; --debug shows the traceback",
     ExitCode.HUNG_UP: "ended by SIGHUP; every process it started was ended",

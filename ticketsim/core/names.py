@@ -32,3 +32,47 @@ class StrategyName(str, Enum):
     OFFICE = "office"
     VALUE_UNLOCKED = "value-unlocked"
     ARRAY_UNLOCKED = "array-unlocked"
+    SQLITE_NAIVE = "sqlite-naive"
+    SQLITE_DEFERRED = "sqlite-deferred"
+    SQLITE_IMMEDIATE = "sqlite-immediate"
+    SQLITE_UPDATE = "sqlite-update"
+    PG_NAIVE = "pg-naive"
+    PG_UPDATE = "pg-update"
+    PG_FOR_UPDATE = "pg-for-update"
+    PG_ADVISORY = "pg-advisory"
+    PG_REPEATABLE_READ = "pg-repeatable-read"
+    PG_SERIALIZABLE = "pg-serializable"
+    PG_WRITE_SKEW = "pg-write-skew"
+    PG_LEDGER_SERIALIZABLE = "pg-ledger-serializable"
+    PG_SKIP_LOCKED = "pg-skip-locked"
+    PG_UNIQUE = "pg-unique"
+    PG_OPTIMISTIC = "pg-optimistic"
+    REDIS_NAIVE = "redis-naive"
+    REDIS_DECR = "redis-decr"
+    REDIS_WATCH = "redis-watch"
+    REDIS_LUA = "redis-lua"
+    REDIS_LOCK = "redis-lock"
+    REDIS_FENCED = "redis-fenced"
+
+
+class StoreKind(str, Enum):
+    """Where a strategy keeps the tickets while the sale runs."""
+
+    #: The JSON db file, or shared memory written to it when the sale ends.
+    FILE = "file"
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+    @property
+    def prefix(self) -> str:
+        """The start of the names of this store's strategies (``pg-``)."""
+        return {"sqlite": "sqlite-", "postgres": "pg-", "redis": "redis-"}.get(self.value, "")
+
+    @classmethod
+    def of(cls, strategy: str) -> StoreKind:
+        """The store the strategy called ``strategy`` keeps its tickets in."""
+        for kind in (cls.SQLITE, cls.POSTGRES, cls.REDIS):
+            if strategy.startswith(kind.prefix):
+                return kind
+        return cls.FILE

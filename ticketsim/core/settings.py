@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
-from ticketsim.core import catalog, schedule
+from ticketsim.core import catalog, schedule, stores
 from ticketsim.core._values import seconds
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.errors import ConfigError
@@ -79,6 +79,9 @@ class RunConfig:
     #: Force every buyer to read before any writes, then write in buyer order
     #: (unguarded strategies only): see :class:`ticketsim.sale.buyer.Lockstep`.
     lockstep: bool = False
+    #: The user's store (a ``--store`` URL) for a database strategy, which is then the
+    #: record of the sale instead of the db file: see :mod:`ticketsim.core.stores`.
+    store: str | None = None
 
     def __post_init__(self) -> None:
         require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
@@ -93,6 +96,8 @@ class RunConfig:
             raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
         require_timeout("timeout", self.timeout)
         strategy = catalog.info(self.strategy)
+        if self.store is not None:
+            stores.require_match(self.strategy, stores.parse(self.store))
         require_start_method("start_method", self.start_method)
         if self.timeout <= self.delay * (1 + JITTER):
             raise ConfigError(

@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
-from ticketsim.core import paths, schedule
+from ticketsim.core import paths, schedule, stores
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
+from ticketsim.core.names import StoreKind
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
-from ticketsim.engine import strategies
+from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
 from ticketsim.engine.crews import Crew, crew_for
-from ticketsim.errors import DbError, PathError
+from ticketsim.errors import DbError, PathError, StoreError
 from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.buyer import (
     BLOCKED,
@@ -43,8 +44,8 @@ from ticketsim.sale.buyer import (
 from ticketsim.sale.channel import EventChannel
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from multiprocessing.context import BaseContext
-    from pathlib import Path
 
     from ticketsim.core.catalog import StrategyInfo
 
@@ -89,9 +90,14 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     path is vetted as every command's are: :func:`ticketsim.core.paths.vet`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
+    if config.store is not None:
+        return _prepare_store(config)
     path = config.db_path
+    uses = [paths.db(path, keep=config.keep, lock=config.strategy == "filelock")]
+    if StoreKind.of(config.strategy) is StoreKind.SQLITE:  # its file, beside the db
+        uses.append(paths.Use("--store", stores.sqlite_beside(path), make_folder=True))
     try:
-        paths.vet(paths.db(path, keep=config.keep, lock=config.strategy == "filelock"))
+        paths.vet(*uses)
     except PathError as exc:
         raise DbError(config.db, exc.problem, exc.advice) from None
     if config.keep:
@@ -115,6 +121,24 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         return initial
     initial = dbfile.TicketDB.fresh(config.tickets)
     dbfile.write_atomic(path, initial)
+    return initial
+
+
+def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
+    """The user's store as the sale opens: fresh tickets, or with ``keep``, as it is."""
+    store = databases.user_store(config.store or "")
+    if config.keep:
+        initial = store.snapshot()
+        problems = check_db(initial)
+        if problems:
+            raise StoreError(
+                stores.parse(config.store or "").shown,
+                problems[0].explanation,
+                "reset it (run without --keep)",
+            )
+        return initial
+    initial = dbfile.TicketDB.fresh(config.tickets)
+    store.load(initial)
     return initial
 
 
@@ -179,7 +203,11 @@ def _shared(
 
 
 def run_sale(
-    config: RunConfig, *, pacer: PacerFactory | None = None, watch: Watcher | None = None
+    config: RunConfig,
+    *,
+    pacer: PacerFactory | None = None,
+    watch: Watcher | None = None,
+    servers: Mapping[StoreKind, str] | None = None,
 ) -> RunResult:
     """Run one sale as ``config`` says and return its history; never prints.
 
@@ -189,6 +217,9 @@ def run_sale(
     inside its critical section, for example); ``config`` builds its own otherwise.
     On an interrupt (Ctrl-C, SIGTERM) every process is ended at once, the db keeps
     every sale made, and the interrupt goes on up.
+
+    ``servers`` are private servers already running, by store, for a database strategy
+    to sell on instead of starting its own (a search runs many sales on one).
     """
     _scratch.provide()  # before any process is started, so every one uses it
     ctx = multiprocessing.get_context(config.start_method)
@@ -198,7 +229,16 @@ def run_sale(
     channel, gate, hooks = _shared(ctx, config, seed, pacer)
     inbox = Inbox(channel, crew_for(ctx, config.workers), watch)
     sale = _Sale(config, ctx.get_start_method(), seed, initial, gate, hooks, inbox)
-    setup = strategies.Setup(ctx, config.db, initial, config.buyers, channel.sender, config.timeout)
+    setup = strategies.Setup(
+        ctx,
+        config.db,
+        initial,
+        config.buyers,
+        channel.sender,
+        config.timeout,
+        store=config.store,
+        servers=servers or {},
+    )
     with contextlib.ExitStack() as stack:
         # Last, once the strategy's own processes (the ticket office) are gone too: a
         # writer killed between its write and removing the old db (which a buyer does
@@ -220,7 +260,7 @@ def run_sale(
             sale.end(interrupted)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.write_back(config.db, initial, sale.inbox.history)
-    return sale.result(strategy.info)
+    return sale.result(strategy.info, tools.store.final(config.db))
 
 
 @dataclass
@@ -291,17 +331,20 @@ class _Sale:
         history += _lost(self.config, history, codes, ended, why, self.hooks.victims())
         history.sort(key=lambda e: e.t)
 
-    def result(self, strategy: StrategyInfo) -> RunResult:
+    def result(
+        self, strategy: StrategyInfo, final: tuple[dbfile.TicketDB | None, str | None]
+    ) -> RunResult:
+        """What happened; ``final`` is the state the sale left, or why it is unreadable."""
         config, history = self.config, self.inbox.history
         outcomes = [e.t for e in history if e.step in OUTCOMES]
         ended_at = self.stopped_at if self.stalled or not outcomes else max(outcomes)
-        final, final_error = _load_final(config.db_path)
+        final_db, final_error = final
         return RunResult(
             config=config,
             start_method=self.start_method,
             seed=self.seed,
             initial=self.initial,
-            final=final,
+            final=final_db,
             final_error=final_error,
             history=tuple(history),
             opened_at=self.opened_at,
@@ -312,14 +355,6 @@ class _Sale:
             faults=self.hooks.faults(strategy),
             startup_s=max(0.0, self.opened_at - self.started_at),
         )
-
-
-def _load_final(path: Path) -> tuple[dbfile.TicketDB | None, str | None]:
-    """The db after the sale, or why it cannot be read (a finding, not an error)."""
-    try:
-        return dbfile.load(path), None
-    except DbError as exc:
-        return None, exc.reason
 
 
 class _ScheduleDriver:

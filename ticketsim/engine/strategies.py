@@ -26,13 +26,16 @@ whose base class owns the protocol.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.catalog import CATALOG, StrategyInfo, info
+from ticketsim.core.names import StoreKind
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
+from ticketsim.engine import databases
 from ticketsim.sale import _limits, _signals
 from ticketsim.sale.guards import FileLockGuard, Guard, LockGuard, NoGuard
 from ticketsim.sale.office import PENDING, OfficeClient, OfficeTools, close_office, run_office
@@ -66,6 +69,10 @@ class Setup:
     #: Where events go; the office records the steps it takes for each buyer.
     channel: Any
     timeout: float
+    #: The user's store (``--store``), the record of the sale, for a database strategy.
+    store: str | None = None
+    #: Private servers already running (a search starts one for all its runs), by store.
+    servers: Mapping[StoreKind, str] = field(default_factory=dict)
 
 
 #: How a strategy builds one sale's parts, and cleans them up on exit.
@@ -194,6 +201,7 @@ _ROWS: Final[tuple[tuple[StrategyName, Provide], ...]] = (
     (StrategyName.OFFICE, _office),
     (StrategyName.VALUE_UNLOCKED, _plain(lambda s: _count(s, guarded=False))),
     (StrategyName.ARRAY_UNLOCKED, _plain(lambda s: _seat_map(s, guarded=False))),
+    *((name, functools.partial(databases.provide, name)) for name in databases.PLANS),
 )
 
 #: Every strategy, by name: a store, a guard (or the office) and the processes they need.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim.core.events import Step
-from ticketsim.errors import DbError, GuardTimeout
+from ticketsim.errors import Conflict, DbError, GuardTimeout
 from ticketsim.sale import _signals
 from ticketsim.sale.channel import Channel, StepRecorder
 from ticketsim.sale.steps import BuyerSpec as BuyerSpec  # noqa: PLC0414 - re-exported
@@ -236,7 +236,13 @@ def run_buyer(
             return
         pacer.before_check(spec.number, spec.timeout)
         record(Step.CHECK, value=tools.store.peek(record))
-        seat = tools.purchase(spec, pid, record, pacer)
+        try:
+            seat = tools.purchase(spec, pid, record, pacer)
+        except Conflict as exc:
+            # The store refused, undid it, and the strategy does not try again: the buyer
+            # knows for certain it has no ticket, though tickets may be left.
+            record(Step.FAIL, note=f"gave up: {exc.why}", error=type(exc).__name__)
+            return
         if seat is None:
             record(Step.FAIL)
         else:

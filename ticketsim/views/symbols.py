@@ -64,6 +64,13 @@ SYMBOLS: Final = {
         "torn read: found the db empty or half written, will read again",
     ),
     Step.WRITE: Symbol("w", "blue", "#ea580c", "write", "write", "wrote the db back"),
+    Step.COMMIT: Symbol(
+        "C", "blue", "#b45309", "commit", "commit", "the database accepted the transaction"
+    ),
+    Step.RETRY: Symbol(
+        "↺", "yellow", "#ca8a04", "retry", "retry (refused, starts again)",
+        "the database refused the transaction; it starts again",
+    ),
     # Not "#": a buyer that let go of the lock must not look like one that holds it.
     Step.LEAVE: replace(_WAIT, char="-", style="dim", label="released", what="released the lock"),
     Step.OK: Symbol(

@@ -571,8 +571,8 @@ class _Page:
 #: The steps the page's legend shows, one for each way of drawing a step: the lock's
 #: ticks last, beside the lock's bars.
 _KEYED: Final = (
-    Step.READY, Step.CHECK, Step.READ, Step.TORN, Step.WRITE, Step.OK, Step.FAIL, Step.ERROR,
-    Step.ENTER,
+    Step.READY, Step.CHECK, Step.READ, Step.TORN, Step.WRITE, Step.COMMIT, Step.RETRY, Step.OK,
+    Step.FAIL, Step.ERROR, Step.ENTER,
 )  # fmt: skip
 
 
@@ -746,7 +746,8 @@ def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Repo
 # The steps the terminal marks; a later one wins a column they share. The lock's
 # steps are not marked: the stretches between them are filled instead.
 _MARKED: Final = (
-    Step.CHECK, Step.TORN, Step.READ, Step.WRITE, Step.OK, Step.FAIL, Step.ERROR, Step.LOST
+    Step.CHECK, Step.TORN, Step.READ, Step.RETRY, Step.WRITE, Step.COMMIT, Step.OK, Step.FAIL,
+    Step.ERROR, Step.LOST,
 )  # fmt: skip
 _RANK: Final = {step: rank for rank, step in enumerate(_MARKED)}
 _FILL: Final = {"wait": SYMBOLS[Step.WAIT].char, "hold": SYMBOLS[Step.ENTER].char, "race": "="}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.errors import DbError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -78,6 +79,14 @@ class Store(ABC):
         """
         del initial, history
         return None
+
+    def final(self, path: str) -> tuple[dbfile.TicketDB | None, str | None]:
+        """In the parent, after :meth:`write_back`: the state the sale left, for the
+        checker, or why it cannot be read (a finding, not an error)."""
+        try:
+            return dbfile.load(path), None
+        except DbError as exc:
+            return None, exc.reason
 
     def write_back(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
         """In the parent, after the sale: bring the db file at ``path`` up to date."""

@@ -1,0 +1,121 @@
+"""Where a database strategy keeps its tickets: the ``--store`` URL, read and checked.
+
+Without a URL, a database strategy works on a copy of the db file: a SQLite file
+beside it, or a private server ticketsim starts and removes; the db file gets the
+result when the sale ends. With one, the store is the user's, and the record of the
+sale: ``run``, ``show``, ``reset`` and ``check`` read and write it, and the db file
+is not used.
+
+Standard library only, like the modules buyer processes import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from ticketsim.core.names import StoreKind, StrategyName
+from ticketsim.errors import ConfigError
+
+#: The URL schemes of each store.
+SCHEMES: Final = {
+    "sqlite": StoreKind.SQLITE,
+    "postgresql": StoreKind.POSTGRES,
+    "postgres": StoreKind.POSTGRES,
+    "redis": StoreKind.REDIS,
+    "rediss": StoreKind.REDIS,
+    "unix": StoreKind.REDIS,
+}
+_FORMS: Final = (
+    "give sqlite:///relative/path.sqlite (sqlite:////absolute/path.sqlite), "
+    "postgresql://user:password@host/dbname or redis://host:port/0"
+)
+#: The SQLite file of a database strategy run without ``--store``: beside the db.
+SQLITE_SUFFIX: Final = ".sqlite"
+#: Each store's naive strategy: the one ``--store`` runs unless told another.
+NAIVE: Final = {
+    StoreKind.SQLITE: StrategyName.SQLITE_NAIVE,
+    StoreKind.POSTGRES: StrategyName.PG_NAIVE,
+    StoreKind.REDIS: StrategyName.REDIS_NAIVE,
+}
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A ``--store`` URL: the store it names, and how to reach it (a file's path for
+    SQLite, else the URL as the client takes it)."""
+
+    kind: StoreKind
+    url: str
+
+    @property
+    def location(self) -> str:
+        if self.kind is StoreKind.SQLITE:
+            return sqlite_path(self.url)
+        return self.url
+
+    @property
+    def shown(self) -> str:
+        """The URL without its password, as messages print it."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        return self.url.replace(":" + parts.password + "@", ":***@", 1)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///a/b`` is ``a/b``, and ``sqlite:////a/b`` is ``/a/b``."""
+    return url[len("sqlite:///") :]
+
+
+def parse(url: str) -> StoreURL:
+    """Read a ``--store`` URL; :class:`ConfigError` says what is wrong and what to give."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError("store", url, _FORMS)
+    scheme, sep, _ = url.partition("://")
+    kind = SCHEMES.get(scheme.lower()) if sep else None
+    if kind is None:
+        raise ConfigError("store", url, f"is not a store URL: {_FORMS}")
+    if "\x00" in url or any(ord(c) < 32 for c in url):
+        raise ConfigError("store", url, "has control characters in it; " + _FORMS)
+    if kind is StoreKind.SQLITE:
+        if not url.startswith("sqlite:///") or not sqlite_path(url).strip("/"):
+            raise ConfigError("store", url, "names no file: give sqlite:///path/to/file.sqlite")
+        if "?" in url or "#" in url:
+            raise ConfigError("store", url, "takes a plain path, with no ?query or #fragment")
+        return StoreURL(kind, url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError as exc:
+        raise ConfigError("store", url, f"is malformed ({exc}); {_FORMS}") from None
+    if kind is StoreKind.REDIS and scheme != "unix":
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ConfigError(
+                "store", url, f"names database {database!r}: give a number, /0 to /15"
+            )
+    return StoreURL(kind, url)
+
+
+def sqlite_beside(db_path: str | os.PathLike[str]) -> Path:
+    """The SQLite file of a sale on ``db_path`` run without ``--store``."""
+    path = Path(db_path)
+    beside = path.with_suffix(SQLITE_SUFFIX) if path.suffix else Path(f"{path}{SQLITE_SUFFIX}")
+    return Path(f"{path}{SQLITE_SUFFIX}") if beside == path else beside
+
+
+def require_match(strategy: str, store: StoreURL) -> None:
+    """A strategy runs on its own store only (``pg-update`` on PostgreSQL)."""
+    kind = StoreKind.of(strategy)
+    if kind is not store.kind:
+        mine = [s.value for s in StrategyName if StoreKind.of(s.value) is store.kind]
+        where = "the db file" if kind is StoreKind.FILE else f"a {kind.value} store"
+        raise ConfigError(
+            "strategy",
+            strategy,
+            f"works on {where}, not on --store={store.shown}; choose one of {', '.join(mine)}",
+        )

@@ -1,0 +1,137 @@
+"""The database strategies' parts: a store in SQLite, PostgreSQL or Redis, where it
+lives for one sale, and what a buyer runs against it.
+
+Without ``--store`` a database strategy sells from a copy of the db file: a SQLite
+file beside it, or a private server started for the sale (or for a whole search) and
+removed with it. With ``--store`` the user's store is the record of the sale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.core import stores
+from ticketsim.core.names import StoreKind, StrategyName
+from ticketsim.sale.guards import NoGuard
+from ticketsim.sale.steps import GuardedTools
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ticketsim.core import db as dbfile
+    from ticketsim.engine.strategies import Setup, Tools
+    from ticketsim.sale.transaction import DatabaseStore
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One database strategy: its store, the transaction it runs (``None``: the naive
+    statements, no transaction), and whether a refused one is tried again."""
+
+    store: StoreKind
+    plan: str | None
+    retry: bool = True
+
+
+_S, _P, _R = StoreKind.SQLITE, StoreKind.POSTGRES, StoreKind.REDIS
+PLANS: Final = {
+    StrategyName.SQLITE_NAIVE: Plan(_S, None),
+    StrategyName.SQLITE_DEFERRED: Plan(_S, "deferred"),
+    StrategyName.SQLITE_IMMEDIATE: Plan(_S, "immediate"),
+    StrategyName.SQLITE_UPDATE: Plan(_S, "update"),
+    StrategyName.PG_NAIVE: Plan(_P, None),
+    StrategyName.PG_UPDATE: Plan(_P, "update"),
+    StrategyName.PG_FOR_UPDATE: Plan(_P, "for-update"),
+    StrategyName.PG_ADVISORY: Plan(_P, "advisory"),
+    StrategyName.PG_REPEATABLE_READ: Plan(_P, "repeatable-read", retry=False),
+    StrategyName.PG_SERIALIZABLE: Plan(_P, "serializable"),
+    StrategyName.PG_WRITE_SKEW: Plan(_P, "write-skew"),
+    StrategyName.PG_LEDGER_SERIALIZABLE: Plan(_P, "ledger-serializable"),
+    StrategyName.PG_SKIP_LOCKED: Plan(_P, "skip-locked"),
+    StrategyName.PG_UNIQUE: Plan(_P, "unique"),
+    StrategyName.PG_OPTIMISTIC: Plan(_P, "optimistic"),
+    StrategyName.REDIS_NAIVE: Plan(_R, None),
+    StrategyName.REDIS_DECR: Plan(_R, "decr"),
+    StrategyName.REDIS_WATCH: Plan(_R, "watch"),
+    StrategyName.REDIS_LUA: Plan(_R, "lua"),
+    StrategyName.REDIS_LOCK: Plan(_R, "lock"),
+    StrategyName.REDIS_FENCED: Plan(_R, "fenced"),
+}
+
+
+def make_store(
+    kind: StoreKind,
+    location: str,
+    *,
+    plan: str | None = None,
+    initial: dbfile.TicketDB | None = None,
+    detached: bool = False,
+) -> DatabaseStore:
+    """The store of ``kind`` at ``location`` (a SQLite file's path, or a server's URL)."""
+    taken = tuple(sorted(s.seat for s in initial.ledger)) if initial is not None else ()
+    tickets = initial.tickets if initial is not None else 0
+    if kind is StoreKind.SQLITE:
+        from ticketsim.sale.stores.sqlite import SqliteStore  # noqa: PLC0415 - its own
+
+        return SqliteStore(location, plan, taken, tickets, detached)
+    if kind is StoreKind.POSTGRES:
+        from ticketsim.sale.stores.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(location, plan, taken, tickets, detached)
+    if kind is StoreKind.REDIS:
+        from ticketsim.sale.stores.redis import RedisStore  # noqa: PLC0415
+
+        return RedisStore(location, plan, taken, tickets, detached=detached)
+    raise ValueError(f"kind={kind!r} is not a database store")
+
+
+def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStore:
+    """The user's ``--store``, the record of its sales."""
+    parsed = stores.parse(url)
+    return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
+
+
+@contextlib.contextmanager
+def private_server(kind: StoreKind) -> Iterator[str]:
+    """A throwaway server of ``kind`` for a sale or a search: its URL, then it is gone."""
+    from ticketsim.servers import PostgresServer, RedisServer  # noqa: PLC0415
+
+    server = PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _location(kind: StoreKind, setup: Setup) -> Iterator[tuple[str, bool]]:
+    """Where the sale's store is, and whether it is the user's (the record)."""
+    if setup.store is not None:
+        yield stores.parse(setup.store).location, True
+    elif kind is StoreKind.SQLITE:
+        yield str(stores.sqlite_beside(setup.db_path)), False
+    elif setup.servers.get(kind) is not None:
+        yield setup.servers[kind], False
+    else:
+        with private_server(kind) as url:
+            yield url, False
+
+
+@contextlib.contextmanager
+def provide(name: StrategyName, setup: Setup) -> Iterator[Tools]:
+    """The buyers' tools of database strategy ``name``, its store filled for the sale."""
+    from ticketsim.sale.transaction import TransactionTools  # noqa: PLC0415
+
+    plan = PLANS[name]
+    with _location(plan.store, setup) as (location, detached):
+        store = make_store(
+            plan.store, location, plan=plan.plan, initial=setup.initial, detached=detached
+        )
+        if not detached:
+            store.load(setup.initial)
+        if plan.plan is None:
+            yield GuardedTools(store, NoGuard())
+        else:
+            yield TransactionTools(store, plan.retry)

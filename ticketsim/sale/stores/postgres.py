@@ -1,0 +1,364 @@
+"""The tickets in PostgreSQL: isolation levels, row and advisory locks, atomic
+statements, and the refusals a strategy must retry.
+
+Everything lives in the schema ``ticketsim``, which ticketsim makes and marks as its
+own; a schema of that name that someone else made is refused, never changed.
+
+Buyer processes unpickle this store, so this module imports only the standard library
+and psycopg (the ``postgres`` extra), and psycopg only when a buyer connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
+from ticketsim.sale.stores.shared import counted
+from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.stores.base import Seen
+    from ticketsim.sale.transaction import Attempt
+
+SCHEMA: Final = "ticketsim"
+#: The tables ticketsim makes in its schema; nothing else may be there.
+TABLES: Final = ("meta", "sale", "ledger", "claimed", "seats")
+MADE_BY: Final = ("made-by", "ticketsim")
+_DDL: Final = (
+    f"CREATE TABLE {SCHEMA}.meta (key text PRIMARY KEY, value text NOT NULL)",
+    f"CREATE TABLE {SCHEMA}.sale (id int PRIMARY KEY CHECK (id = 1), tickets int NOT NULL,"
+    " remaining int NOT NULL, version int NOT NULL DEFAULT 0, event text NOT NULL,"
+    " model text NOT NULL)",
+    f"CREATE TABLE {SCHEMA}.ledger (n bigserial PRIMARY KEY, seat int NOT NULL,"
+    " buyer text NOT NULL, pid int NOT NULL, at double precision NOT NULL)",
+    f"CREATE TABLE {SCHEMA}.claimed (seat int PRIMARY KEY)",
+    f"CREATE TABLE {SCHEMA}.seats (seat int PRIMARY KEY, buyer text)",
+)
+
+#: How each strategy keeps the tickets: a remaining count beside the ledger, the
+#: ledger alone (the remaining is what it leaves), or a table with a row per seat.
+COUNT, LEDGER, SEATS = "count", "ledger", "seats"
+
+READ: Final = "SELECT remaining FROM ticketsim.sale"
+FOR_UPDATE: Final = READ + " FOR UPDATE"
+VERSIONED: Final = "SELECT remaining, version FROM ticketsim.sale"
+WRITE: Final = "UPDATE ticketsim.sale SET remaining = %s"
+WRITE_VERSION: Final = (
+    "UPDATE ticketsim.sale SET remaining = %s, version = version + 1 WHERE version = %s"
+)
+UPDATE: Final = (
+    "UPDATE ticketsim.sale SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining"
+)
+ADVISORY: Final = "SELECT pg_advisory_xact_lock(7245)"
+COUNT_LEDGER: Final = "SELECT count(*) FROM ticketsim.ledger"
+CLAIM: Final = "INSERT INTO ticketsim.claimed (seat) VALUES (%s)"
+SKIP_LOCKED: Final = (
+    "SELECT seat FROM ticketsim.seats WHERE buyer IS NULL ORDER BY seat LIMIT 1"
+    " FOR UPDATE SKIP LOCKED"
+)
+TAKE_SEAT: Final = "UPDATE ticketsim.seats SET buyer = %s WHERE seat = %s"
+LEDGER: Final = "INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)"
+
+#: Each transactional strategy: its BEGIN, and the model its tickets are kept in.
+PLANS: Final = {
+    "update": ("BEGIN", COUNT),
+    "for-update": ("BEGIN", COUNT),
+    "advisory": ("BEGIN", COUNT),
+    "repeatable-read": ("BEGIN ISOLATION LEVEL REPEATABLE READ", COUNT),
+    "serializable": ("BEGIN ISOLATION LEVEL SERIALIZABLE", COUNT),
+    "write-skew": ("BEGIN ISOLATION LEVEL REPEATABLE READ", LEDGER),
+    "ledger-serializable": ("BEGIN ISOLATION LEVEL SERIALIZABLE", LEDGER),
+    "skip-locked": ("BEGIN", SEATS),
+    "unique": ("BEGIN", LEDGER),
+    "optimistic": ("BEGIN", COUNT),
+}
+
+#: SQLSTATEs that mean "refused, nothing happened, try again".
+_RETRYABLE: Final = {
+    "40001": "serialization failure",
+    "40P01": "deadlock detected",
+    "23505": "unique violation",
+}
+_LOCK_NOT_AVAILABLE: Final = "55P03"
+#: A statement waits this long for a lock when the pacer allows no wait at all:
+#: PostgreSQL reads a lock_timeout of 0 as "wait forever".
+_NO_WAIT_MS: Final = 20
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode: every transaction is begun by its own statement."""
+    try:
+        import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
+    except ImportError:
+        raise StoreError(
+            _redacted(url), "needs psycopg", "install it: pip install 'ticketsim[postgres]'"
+        ) from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise ServerUnavailable(
+            _redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, as errors print it."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class PostgresStore(DatabaseStore):
+    """The sale in the PostgreSQL at ``url``; ``plan`` is the strategy's transaction
+    (a key of :data:`PLANS`), ``None`` for the naive one's bare statements."""
+
+    url: str
+    plan: str | None = None
+    taken: tuple[int, ...] = ()
+    tickets: int = 0
+    detached: bool = False
+    _connection: ProcessConnection[psycopg.Connection[Any]] = field(
+        default_factory=ProcessConnection, compare=False, repr=False
+    )
+    #: The lock_timeout this process's connection has, to set it only when it changes.
+    _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
+
+    @property
+    def db(self) -> psycopg.Connection[Any]:
+        return self._connection.get(lambda: connect(self.url))
+
+    def prepare(self) -> None:
+        self.db.execute(READ).fetchone()
+
+    def read(self, record: Recorder) -> Seen:
+        del record
+        return counted(self.tickets, self.taken, self._one(READ))
+
+    def peek(self, record: Recorder) -> int:
+        del record
+        return self._one(READ)
+
+    def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
+        self.db.execute(WRITE, (seen.remaining - 1,))
+        self.db.execute(LEDGER, (sale.seat, sale.buyer, sale.pid, sale.time))
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> int:
+        row = self.db.execute(sql, args).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _wait(self, seconds: float) -> None:
+        ms = max(_NO_WAIT_MS, int(seconds * 1000))
+        if self._waits[0] != ms:
+            self.db.execute(f"SET lock_timeout = {ms}")
+            self._waits[0] = ms
+
+    def attempt(self, attempt: Attempt) -> int | None:
+        import psycopg  # noqa: PLC0415 - imported by the connection already
+
+        plan = self.plan
+        if plan not in PLANS:
+            raise ValueError(f"plan={plan!r} is not one of {sorted(PLANS)}")
+        try:
+            self._wait(attempt.patience)
+            self.db.execute(PLANS[plan][0])
+            return self._buy(plan, attempt)
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None) or ""
+            if state in _RETRYABLE:
+                raise Conflict(f"{_RETRYABLE[state]} ({state})") from None
+            if state == _LOCK_NOT_AVAILABLE:
+                raise GuardTimeout("a row lock", attempt.patience) from None
+            if isinstance(exc, psycopg.OperationalError):
+                raise ServerUnavailable(
+                    "postgresql", _first_line(exc), "the server went away mid-sale"
+                ) from None
+            raise
+
+    def _buy(self, plan: str, attempt: Attempt) -> int | None:
+        db, record = self.db, attempt.record
+        read_sql, version = READ, 0
+        if plan == "skip-locked":
+            return self._buy_seat(attempt)
+        if plan == "advisory":
+            attempt.lock(ADVISORY, lambda _: db.execute(ADVISORY).fetchone() is not None)
+        got: list[Any] = []
+        if plan in ("for-update", "update"):
+            # The statement that reads is the one that waits for the row's lock.
+            read_sql = FOR_UPDATE if plan == "for-update" else UPDATE
+            attempt.lock(read_sql, lambda _: got.append(db.execute(read_sql).fetchone()) is None)
+            row = got[0]
+            if plan == "update":  # it returned the count it left, if it left one
+                remaining = 0 if row is None else int(row[0]) + 1
+            else:
+                remaining = int(row[0])
+        elif plan == "optimistic":
+            row = db.execute(VERSIONED).fetchone()
+            remaining, version = int(row[0]), int(row[1])
+            read_sql = VERSIONED
+        elif PLANS[plan][1] == LEDGER:
+            # The ledger's length is the count: the sales made, whoever made them.
+            remaining = self.tickets - self._one(COUNT_LEDGER)
+            read_sql = COUNT_LEDGER
+        else:
+            remaining = self._one(read_sql)
+        seen = counted(self.tickets, self.taken, remaining)
+        record(Step.READ, value=remaining, note=read_sql)
+        if not attempt.decide(remaining):
+            db.execute("COMMIT")
+            return None
+        sale = attempt.sale(seen.seat)
+        if plan == "unique":
+            db.execute(CLAIM, (seen.seat,))
+        elif plan == "optimistic":
+            changed = db.execute(WRITE_VERSION, (remaining - 1, version)).rowcount
+            if changed != 1:
+                raise Conflict(f"the version moved on from {version}: another buyer wrote first")
+        elif PLANS[plan][1] == COUNT and plan != "update":
+            db.execute(WRITE, (remaining - 1,))
+        db.execute(LEDGER, (sale.seat, sale.buyer, sale.pid, sale.time))
+        record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+        db.execute("COMMIT")
+        record(Step.COMMIT)
+        return seen.seat
+
+    def _buy_seat(self, attempt: Attempt) -> int | None:
+        db, record = self.db, attempt.record
+        row = db.execute(SKIP_LOCKED).fetchone()
+        seat = None if row is None else int(row[0])
+        record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=SKIP_LOCKED)
+        if seat is None or not attempt.decide(1):
+            db.execute("COMMIT")
+            return None
+        sale = attempt.sale(seat)
+        db.execute(TAKE_SEAT, (sale.buyer, seat))
+        db.execute(LEDGER, (seat, sale.buyer, sale.pid, sale.time))
+        record(Step.WRITE, seat=seat)
+        db.execute("COMMIT")
+        record(Step.COMMIT)
+        return seat
+
+    def abandon(self) -> None:
+        connection = self._connection.drop() if self._broken() else None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+            return
+        with contextlib.suppress(Exception):
+            self.db.execute("ROLLBACK")
+
+    def _broken(self) -> bool:
+        try:
+            return bool(self.db.closed or self.db.broken)
+        except Exception:
+            return True
+
+    # In the parent.
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return connect(self.url)
+
+    def _vet(self, db: psycopg.Connection[Any]) -> bool:
+        """Whether the schema exists (ticketsim's); :class:`StoreError` if it is not ours."""
+        exists = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone()
+        if exists is None:
+            return False
+        tables = {
+            row[0]
+            for row in db.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+                (SCHEMA,),
+            )
+        }
+        marked = False
+        if "meta" in tables:
+            row = db.execute(
+                f"SELECT value FROM {SCHEMA}.meta WHERE key = %s", (MADE_BY[0],)
+            ).fetchone()
+            marked = row is not None and row[0] == MADE_BY[1]
+        if tables - set(TABLES) or (tables and not marked):
+            raise StoreError(
+                _redacted(self.url),
+                f"its schema {SCHEMA!r} holds tables ticketsim did not make "
+                f"({', '.join(sorted(tables))})",
+                "use another database; ticketsim never changes someone else's tables",
+            )
+        return True
+
+    def load(self, initial: dbfile.TicketDB) -> None:
+        model = PLANS[self.plan][1] if self.plan in PLANS else COUNT
+        with contextlib.closing(self._admin()) as db, db.transaction():
+            if self._vet(db):
+                for table in TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}")
+            else:
+                db.execute(f"CREATE SCHEMA {SCHEMA}")
+            for statement in _DDL:
+                db.execute(statement)
+            db.execute(f"INSERT INTO {SCHEMA}.meta VALUES (%s, %s)", MADE_BY)
+            db.execute(
+                f"INSERT INTO {SCHEMA}.sale (id, tickets, remaining, event, model)"
+                " VALUES (1, %s, %s, %s, %s)",
+                (initial.tickets, initial.remaining, initial.event, model),
+            )
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    LEDGER, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger]
+                )
+                taken = {s.seat for s in initial.ledger}
+                cursor.executemany(
+                    f"INSERT INTO {SCHEMA}.seats (seat, buyer) VALUES (%s, %s)",
+                    [
+                        (seat, "sold before" if seat in taken else None)
+                        for seat in range(1, initial.tickets + 1)
+                    ],
+                )
+
+    def snapshot(self) -> dbfile.TicketDB:
+        with contextlib.closing(self._admin()) as db:
+            # One snapshot for the count and the ledger, even while buyers still write.
+            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if not self._vet(db):
+                raise StoreError(
+                    _redacted(self.url),
+                    f"has no schema {SCHEMA!r}",
+                    "make it with 'ticketsim reset --store'",
+                )
+            row = db.execute(f"SELECT tickets, remaining, event, model FROM {SCHEMA}.sale").fetchone()
+            if row is None:
+                raise StoreError(_redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'")
+            tickets, remaining, event, model = row
+            ledger = tuple(
+                dbfile.Sale(buyer, seat, pid, at)
+                for seat, buyer, pid, at in db.execute(
+                    f"SELECT seat, buyer, pid, at FROM {SCHEMA}.ledger ORDER BY n"
+                )
+            )
+            if model == LEDGER:
+                remaining = tickets - len(ledger)
+            elif model == SEATS:
+                remaining = self._free_seats(db)
+            db.execute("COMMIT")
+        return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
+
+    @staticmethod
+    def _free_seats(db: psycopg.Connection[Any]) -> int:
+        row = db.execute(f"SELECT count(*) FROM {SCHEMA}.seats WHERE buyer IS NULL").fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,334 @@
+"""The tickets in Redis: a check-then-set, atomic commands, WATCH/MULTI/EXEC, a Lua
+script, and a lock with a lease, with and without a fencing token.
+
+Every key ticketsim makes starts with ``ticketsim:``, and the key ``ticketsim:made-by``
+marks them as its own; keys under that prefix that someone else made are refused.
+
+Buyer processes unpickle this store, so this module imports only the standard library
+and redis-py (the ``redis`` extra), and redis-py only when a buyer connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.errors import Conflict, ServerUnavailable, StoreError
+from ticketsim.sale.stores.shared import counted
+from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
+
+if TYPE_CHECKING:
+    import redis
+
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.stores.base import Seen
+    from ticketsim.sale.transaction import Attempt
+
+PREFIX: Final = "ticketsim:"
+MADE_BY: Final = PREFIX + "made-by"
+TICKETS: Final = PREFIX + "tickets"
+REMAINING: Final = PREFIX + "remaining"
+EVENT: Final = PREFIX + "event"
+LEDGER: Final = PREFIX + "ledger"
+LOCK: Final = PREFIX + "lock"
+FENCE: Final = PREFIX + "fence"
+FENCE_SEEN: Final = PREFIX + "fence-seen"
+#: Every key ticketsim makes; anything else under the prefix is someone else's.
+KEYS: Final = (MADE_BY, TICKETS, REMAINING, EVENT, LEDGER, LOCK, FENCE, FENCE_SEEN)
+
+PLANS: Final = ("decr", "watch", "lua", "lock", "fenced")
+#: How often a buyer tries to take a lock someone else holds.
+LOCK_POLL_S: Final = 0.001
+#: The lock's lease unless the strategy is given another: a holder that takes longer
+#: than this loses the lock without knowing it.
+LEASE_S: Final = 1.0
+
+#: Sell one ticket if one is left: the check, the seat and the write in one atomic
+#: step. ARGV: the sale's "buyer pid time", the tickets, then the seats sold before the
+#: sale opened, sorted (the seat is the next of the others, as ``nth_free_seat`` says).
+_SELL_ONE: Final = """
+local remaining = tonumber(redis.call('GET', KEYS[1]))
+if remaining <= 0 then return {remaining, 0} end
+local tickets = tonumber(ARGV[2])
+local seat = tickets - (#ARGV - 2) - remaining + 1
+for i = 3, #ARGV do
+  if tonumber(ARGV[i]) > seat then break end
+  seat = seat + 1
+end
+redis.call('SET', KEYS[1], remaining - 1)
+redis.call('RPUSH', KEYS[2], seat .. ' ' .. ARGV[1])
+return {remaining, seat}
+"""
+#: Let go of the lock only if it is still ours: a lease that ran out may be another's.
+_UNLOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+#: A fenced read: refused if a newer token was seen; else the token is now the newest.
+_FENCED_READ: Final = """
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+local token = tonumber(ARGV[1])
+if token < seen then return -1 end
+redis.call('SET', KEYS[2], token)
+return tonumber(redis.call('GET', KEYS[1]))
+"""
+#: A fenced write: applied only if no newer token has been seen since the read.
+_FENCED_WRITE: Final = """
+local seen = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[1]) < seen then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+def connect(url: str) -> redis.Redis:
+    try:
+        import redis  # noqa: PLC0415 - a buyer of another store never pays for it
+    except ImportError:
+        raise StoreError(
+            url, "needs redis-py", "install it: pip install 'ticketsim[redis]'"
+        ) from None
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+        client.ping()
+    except redis.RedisError as exc:
+        raise ServerUnavailable(
+            _redacted(url), str(exc) or type(exc).__name__, "start it, or check the URL"
+        ) from None
+    return client
+
+
+def _redacted(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _entry(sale: dbfile.Sale) -> str:
+    return f"{sale.seat} {sale.buyer} {sale.pid} {sale.time!r}"
+
+
+def _sale(entry: bytes) -> dbfile.Sale:
+    seat, buyer, pid, at = entry.decode().split(" ")
+    return dbfile.Sale(buyer, int(seat), int(pid), float(at))
+
+
+@dataclass(frozen=True)
+class RedisStore(DatabaseStore):
+    """The sale in the Redis at ``url``; ``plan`` is the strategy's (a name in
+    :data:`PLANS`), ``None`` for the naive GET then SET."""
+
+    url: str
+    plan: str | None = None
+    taken: tuple[int, ...] = ()
+    tickets: int = 0
+    lease: float = LEASE_S
+    detached: bool = False
+    _connection: ProcessConnection[redis.Redis] = field(
+        default_factory=ProcessConnection, compare=False, repr=False
+    )
+    #: The sell-one script's SHA on the server, once this process has loaded it.
+    _sha: list[str] = field(default_factory=list, compare=False, repr=False)
+    #: The lock token this process holds, if it holds the lock.
+    _held: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def db(self) -> redis.Redis:
+        return self._connection.get(lambda: connect(self.url))
+
+    def prepare(self) -> None:
+        self.db.get(REMAINING)
+        if self.plan == "lua":
+            self._script_sha()
+
+    def _remaining(self) -> int:
+        return int(self.db.get(REMAINING) or 0)
+
+    def read(self, record: Recorder) -> Seen:
+        del record
+        return counted(self.tickets, self.taken, self._remaining())
+
+    def peek(self, record: Recorder) -> int:
+        del record
+        return self._remaining()
+
+    def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
+        self.db.set(REMAINING, seen.remaining - 1)
+        self.db.rpush(LEDGER, _entry(sale))
+
+    def attempt(self, attempt: Attempt) -> int | None:
+        import redis  # noqa: PLC0415 - imported by the connection already
+
+        try:
+            if self.plan == "decr":
+                return self._decr(attempt)
+            if self.plan == "watch":
+                return self._watch(attempt)
+            if self.plan == "lua":
+                return self._lua(attempt)
+            if self.plan in ("lock", "fenced"):
+                return self._locked(attempt)
+        except redis.ConnectionError as exc:
+            raise ServerUnavailable("redis", str(exc), "the server went away mid-sale") from None
+        raise ValueError(f"plan={self.plan!r} is not one of {PLANS}")
+
+    def _decr(self, attempt: Attempt) -> int | None:
+        left = int(self.db.decr(REMAINING))
+        attempt.record(Step.READ, value=left + 1, note="DECR")
+        if left < 0:
+            self.db.incr(REMAINING)  # none was left: give back what the DECR took
+        if not attempt.decide(left + 1):
+            return None
+        seen = counted(self.tickets, self.taken, left + 1)
+        sale = attempt.sale(seen.seat)
+        self.db.rpush(LEDGER, _entry(sale))
+        attempt.record(Step.WRITE, value=left, seat=seen.seat)
+        return seen.seat
+
+    def _watch(self, attempt: Attempt) -> int | None:
+        import redis  # noqa: PLC0415
+
+        with self.db.pipeline() as pipe:
+            pipe.watch(REMAINING)
+            remaining = int(pipe.get(REMAINING) or 0)
+            attempt.record(Step.READ, value=remaining, note="WATCH + GET")
+            if not attempt.decide(remaining):
+                return None
+            seen = counted(self.tickets, self.taken, remaining)
+            sale = attempt.sale(seen.seat)
+            pipe.multi()
+            pipe.set(REMAINING, remaining - 1)
+            pipe.rpush(LEDGER, _entry(sale))
+            attempt.record(Step.WRITE, value=remaining - 1, seat=seen.seat, note="MULTI SET RPUSH")
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise Conflict("WATCH: the count changed before EXEC") from None
+        attempt.record(Step.COMMIT, note="EXEC")
+        return seen.seat
+
+    def _lua(self, attempt: Attempt) -> int | None:
+        sale = attempt.sale(0)
+        who = f"{sale.buyer} {sale.pid} {sale.time!r}"
+        remaining, seat = (
+            int(value)
+            for value in self.db.evalsha(
+                self._script_sha(), 2, REMAINING, LEDGER, who, self.tickets, *self.taken
+            )
+        )
+        # One step: the read and the write happened together, with nothing between.
+        attempt.record(Step.READ, value=remaining, note="EVALSHA sell-one")
+        attempt.pace()
+        if remaining <= 0:
+            return None
+        attempt.record(Step.WRITE, value=remaining - 1, seat=seat)
+        return seat
+
+    def _script_sha(self) -> str:
+        if not self._sha:
+            self._sha.append(str(self.db.script_load(_SELL_ONE)))
+        return self._sha[0]
+
+    def _locked(self, attempt: Attempt) -> int | None:
+        token = f"{os.getpid()}-{attempt.spec.number}-{time.monotonic_ns()}"
+        attempt.lock(f"SET {LOCK} NX PX {int(self.lease * 1000)}", lambda p: self._take(token, p))
+        self._held.append(token)
+        fence = int(self.db.incr(FENCE)) if self.plan == "fenced" else 0
+        if self.plan == "fenced":
+            got = int(self.db.eval(_FENCED_READ, 2, REMAINING, FENCE_SEEN, fence))
+            if got < 0:
+                raise Conflict(f"fenced off: token {fence} is older than the newest seen")
+            remaining = got
+        else:
+            remaining = self._remaining()
+        attempt.record(Step.READ, value=remaining, note="GET")
+        if not attempt.decide(remaining):
+            self._unlock()
+            return None
+        seen = counted(self.tickets, self.taken, remaining)
+        sale = attempt.sale(seen.seat)
+        if self.plan == "fenced":
+            args = (fence, remaining - 1, _entry(sale))
+            if not int(self.db.eval(_FENCED_WRITE, 3, REMAINING, LEDGER, FENCE_SEEN, *args)):
+                raise Conflict(f"fenced off: token {fence} lost its lease to a newer holder")
+        else:
+            with self.db.pipeline(transaction=False) as pipe:
+                pipe.set(REMAINING, remaining - 1).rpush(LEDGER, _entry(sale)).execute()
+        attempt.record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+        self._unlock()
+        return seen.seat
+
+    def _take(self, token: str, patience: float) -> bool:
+        deadline = time.monotonic() + patience
+        lease_ms = max(1, int(self.lease * 1000))
+        while not self.db.set(LOCK, token, nx=True, px=lease_ms):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL_S)
+        return True
+
+    def _unlock(self) -> None:
+        while self._held:
+            self.db.eval(_UNLOCK, 1, LOCK, self._held.pop())
+
+    def abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            self._unlock()
+        self._held.clear()
+
+    # In the parent.
+
+    def _vet(self, db: redis.Redis) -> bool:
+        """Whether ticketsim's keys are there; :class:`StoreError` if the prefix holds
+        keys ticketsim did not make."""
+        found = {key.decode() for key in db.scan_iter(match=PREFIX + "*", count=1000)}
+        if not found:
+            return False
+        if db.get(MADE_BY) != b"ticketsim" or found - set(KEYS):
+            raise StoreError(
+                _redacted(self.url),
+                f"holds keys under {PREFIX!r} that ticketsim did not make "
+                f"({', '.join(sorted(found - set(KEYS)) or sorted(found))})",
+                "use another Redis database (…/1, …/2); ticketsim never changes someone else's keys",
+            )
+        return True
+
+    def load(self, initial: dbfile.TicketDB) -> None:
+        with contextlib.closing(connect(self.url)) as db:
+            if self._vet(db):
+                db.delete(*KEYS)
+            with db.pipeline() as pipe:
+                pipe.set(MADE_BY, "ticketsim")
+                pipe.set(TICKETS, initial.tickets)
+                pipe.set(REMAINING, initial.remaining)
+                pipe.set(EVENT, initial.event)
+                if initial.ledger:
+                    pipe.rpush(LEDGER, *(_entry(s) for s in initial.ledger))
+                pipe.execute()
+
+    def snapshot(self) -> dbfile.TicketDB:
+        with contextlib.closing(connect(self.url)) as db:
+            if not self._vet(db):
+                raise StoreError(
+                    _redacted(self.url),
+                    "holds no sale of ticketsim's",
+                    "make one with 'ticketsim reset --store'",
+                )
+            with db.pipeline() as pipe:
+                tickets, remaining, event, entries = (
+                    pipe.get(TICKETS).get(REMAINING).get(EVENT).lrange(LEDGER, 0, -1).execute()
+                )
+        ledger: Any = tuple(_sale(entry) for entry in entries)
+        return dbfile.TicketDB(
+            tickets=int(tickets), remaining=int(remaining), ledger=ledger, event=event.decode()
+        )

@@ -1,0 +1,242 @@
+"""The tickets in a SQLite file: its locks, ``SQLITE_BUSY``, and atomic statements.
+
+The file is ticketsim's own (it refuses one that holds anything else), in WAL mode:
+readers never wait for the writer, and a deferred transaction whose snapshot went stale
+is refused when it tries to write (``SQLITE_BUSY_SNAPSHOT``) rather than waiting.
+
+Buyer processes unpickle this store, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Step
+from ticketsim.errors import Conflict, GuardTimeout, StoreError
+from ticketsim.sale.stores.shared import counted
+from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
+
+if TYPE_CHECKING:
+    from ticketsim.core.events import Recorder
+    from ticketsim.sale.stores.base import Seen
+    from ticketsim.sale.transaction import Attempt
+
+#: The tables ticketsim makes, and nothing else may be in the file.
+TABLES: Final = ("meta", "sale", "ledger")
+_SCHEMA: Final = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE sale (id INTEGER PRIMARY KEY CHECK (id = 1), tickets INTEGER NOT NULL,"
+    " remaining INTEGER NOT NULL, event TEXT NOT NULL)",
+    "CREATE TABLE ledger (n INTEGER PRIMARY KEY, seat INTEGER NOT NULL, buyer TEXT NOT NULL,"
+    " pid INTEGER NOT NULL, at REAL NOT NULL)",
+)
+MADE_BY: Final = ("made-by", "ticketsim")
+_HEADER: Final = b"SQLite format 3\x00"
+
+READ_SQL: Final = "SELECT remaining FROM sale"
+WRITE_SQL: Final = "UPDATE sale SET remaining = ?"
+LEDGER_SQL: Final = "INSERT INTO ledger (seat, buyer, pid, at) VALUES (?, ?, ?, ?)"
+UPDATE_SQL: Final = (
+    "UPDATE sale SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining"
+)
+
+#: How long a naive statement waits for the write lock.
+NAIVE_WAIT_S: Final = 30.0
+#: What each transactional strategy begins with.
+PLANS: Final = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE", "update": "BEGIN"}
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+@dataclass(frozen=True)
+class SqliteStore(DatabaseStore):
+    """The sale in the SQLite file at ``path``; ``plan`` is the strategy's transaction
+    (a key of :data:`PLANS`), ``None`` for the naive one's bare statements."""
+
+    path: str
+    plan: str | None = None
+    #: The seats sold before the sale opened, sorted (``--keep``).
+    taken: tuple[int, ...] = ()
+    #: The tickets put on sale, known when the sale opens.
+    tickets: int = 0
+    detached: bool = False
+    _connection: ProcessConnection[sqlite3.Connection] = field(
+        default_factory=ProcessConnection, compare=False, repr=False
+    )
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no transaction unless a statement begins one. The naive
+        # statements wait for the write lock as a plain program would; each transaction
+        # sets its own wait (busy_timeout) as it begins.
+        return sqlite3.connect(self.path, timeout=NAIVE_WAIT_S, isolation_level=None)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._connection.get(self._connect)
+
+    def _wait(self, seconds: float) -> None:
+        self.db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def prepare(self) -> None:
+        self.db.execute(READ_SQL).fetchone()
+
+    def read(self, record: Recorder) -> Seen:
+        del record
+        (remaining,) = self.db.execute(READ_SQL).fetchone()
+        return counted(self.tickets, self.taken, int(remaining))
+
+    def peek(self, record: Recorder) -> int:
+        del record
+        return int(self.db.execute(READ_SQL).fetchone()[0])
+
+    def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
+        # Two statements, each its own transaction: the naive strategy's write.
+        self.db.execute(WRITE_SQL, (seen.remaining - 1,))
+        self.db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
+
+    def attempt(self, attempt: Attempt) -> int | None:
+        if self.plan not in PLANS:
+            raise ValueError(f"plan={self.plan!r} is not one of {sorted(PLANS)}")
+        db, record = self.db, attempt.record
+        try:
+            if self.plan == "immediate":
+                attempt.lock("BEGIN IMMEDIATE (the write lock)", self._begin_immediate)
+            else:
+                self._wait(0.0 if self.plan == "deferred" else attempt.patience)
+                db.execute(PLANS[self.plan])
+            if self.plan == "update":
+                # The statement that reads is the one that waits for the write lock.
+                got: list[Any] = []
+                attempt.lock(
+                    UPDATE_SQL, lambda _: got.append(db.execute(UPDATE_SQL).fetchone()) is None
+                )
+                remaining = 0 if got[0] is None else int(got[0][0]) + 1
+            else:
+                remaining = int(db.execute(READ_SQL).fetchone()[0])
+            seen = counted(self.tickets, self.taken, remaining)
+            record(
+                Step.READ, value=remaining, note=UPDATE_SQL if self.plan == "update" else READ_SQL
+            )
+            if not attempt.decide(remaining):
+                db.execute("COMMIT")
+                return None
+            sale = attempt.sale(seen.seat)
+            if self.plan != "update":
+                db.execute(WRITE_SQL, (remaining - 1,))
+            db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
+            record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+            db.execute("COMMIT")
+            record(Step.COMMIT)
+            return seen.seat
+        except sqlite3.OperationalError as exc:
+            if _busy(exc) and self.plan != "update":
+                raise Conflict(f"{exc.sqlite_errorname}: {exc}") from None
+            if _busy(exc):
+                raise GuardTimeout("the write lock (SQLITE_BUSY)", attempt.patience) from None
+            raise
+
+    def _begin_immediate(self, patience: float) -> bool:
+        self._wait(patience)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return False
+            raise
+        return True
+
+    def abandon(self) -> None:
+        connection = self._connection
+        with contextlib.suppress(sqlite3.Error):
+            db = connection.get(self._connect)
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+    # In the parent.
+
+    def _vet(self) -> None:
+        """Refuse a file that is not a SQLite db of ticketsim's."""
+        try:
+            with open(self.path, "rb") as file:
+                head = file.read(len(_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(
+                self.url, f"cannot read it ({exc.strerror})", "give another path"
+            ) from None
+        if head and head != _HEADER:
+            raise StoreError(
+                self.url,
+                "is not a SQLite database",
+                "give the path of a new file, or of one ticketsim made",
+            )
+        if not head:
+            raise StoreError(
+                self.url, "is an empty file ticketsim did not make", "give another path"
+            )
+        with contextlib.closing(_admin(self.path)) as db:
+            rows = db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
+        tables = {row[0] for row in rows}
+        if tables - set(TABLES) or "meta" not in tables or not self._made_here():
+            raise StoreError(
+                self.url,
+                f"holds tables ticketsim did not make ({', '.join(sorted(tables)) or 'none'})",
+                "give the path of a new file; ticketsim never changes someone else's",
+            )
+
+    def _made_here(self) -> bool:
+        with contextlib.closing(_admin(self.path)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (MADE_BY[0],)).fetchone()
+        return row is not None and row[0] == MADE_BY[1]
+
+    @property
+    def url(self) -> str:
+        return "sqlite:///" + self.path
+
+    def load(self, initial: dbfile.TicketDB) -> None:
+        self._vet()
+        with contextlib.closing(_admin(self.path)) as db:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("BEGIN IMMEDIATE")
+            for table in TABLES:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO meta VALUES (?, ?)", MADE_BY)
+            db.execute(
+                "INSERT INTO sale VALUES (1, ?, ?, ?)",
+                (initial.tickets, initial.remaining, initial.event),
+            )
+            db.executemany(LEDGER_SQL, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger])
+            db.execute("COMMIT")
+
+    def snapshot(self) -> dbfile.TicketDB:
+        if not os.path.exists(self.path):
+            raise StoreError(self.url, "does not exist", "make it with 'ticketsim reset --store'")
+        self._vet()
+        with contextlib.closing(_admin(self.path)) as db:
+            db.execute("BEGIN")
+            tickets, remaining, event = db.execute(
+                "SELECT tickets, remaining, event FROM sale"
+            ).fetchone()
+            ledger = tuple(
+                dbfile.Sale(buyer, seat, pid, at)
+                for seat, buyer, pid, at in db.execute(
+                    "SELECT seat, buyer, pid, at FROM ledger ORDER BY n"
+                )
+            )
+            db.execute("COMMIT")
+        return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
+
+
+def _admin(path: str) -> sqlite3.Connection:
+    """A connection of the parent's: it waits for a buyer's lock rather than failing."""
+    return sqlite3.connect(path, timeout=10.0, isolation_level=None)
