@@ -11,14 +11,16 @@ Standard library only, like the modules buyer processes import.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    import os
 
 #: The URL schemes of each store.
 SCHEMES: Final = {

@@ -64,7 +64,7 @@ SKIP_LOCKED: Final = (
     " FOR UPDATE SKIP LOCKED"
 )
 TAKE_SEAT: Final = "UPDATE ticketsim.seats SET buyer = %s WHERE seat = %s"
-LEDGER: Final = "INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)"
+INSERT_SALE: Final = "INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)"
 
 #: Each transactional strategy: its BEGIN, and the model its tickets are kept in.
 PLANS: Final = {
@@ -106,6 +106,12 @@ def connect(url: str) -> psycopg.Connection[Any]:
         raise ServerUnavailable(
             _redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
         ) from None
+
+
+def _fetched(db: psycopg.Connection[Any], sql: str, into: list[Any]) -> bool:
+    """Run ``sql`` (which waits for a lock), keeping its row: it took the lock once it ran."""
+    into.append(db.execute(sql).fetchone())
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -157,7 +163,7 @@ class PostgresStore(DatabaseStore):
 
     def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
         self.db.execute(WRITE, (seen.remaining - 1,))
-        self.db.execute(LEDGER, (sale.seat, sale.buyer, sale.pid, sale.time))
+        self.db.execute(INSERT_SALE, (sale.seat, sale.buyer, sale.pid, sale.time))
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         row = self.db.execute(sql, args).fetchone()
@@ -191,33 +197,33 @@ class PostgresStore(DatabaseStore):
                 ) from None
             raise
 
-    def _buy(self, plan: str, attempt: Attempt) -> int | None:
-        db, record = self.db, attempt.record
-        read_sql, version = READ, 0
-        if plan == "skip-locked":
-            return self._buy_seat(attempt)
-        if plan == "advisory":
-            attempt.lock(ADVISORY, lambda _: db.execute(ADVISORY).fetchone() is not None)
+    def _read(self, plan: str, attempt: Attempt) -> tuple[int, int, str]:
+        """The read of ``plan``: the count it saw, the version, and the statement."""
+        db = self.db
         got: list[Any] = []
+        if plan == "advisory":
+            attempt.lock(ADVISORY, lambda _: _fetched(db, ADVISORY, got))
         if plan in ("for-update", "update"):
             # The statement that reads is the one that waits for the row's lock.
-            read_sql = FOR_UPDATE if plan == "for-update" else UPDATE
-            attempt.lock(read_sql, lambda _: got.append(db.execute(read_sql).fetchone()) is None)
-            row = got[0]
+            sql = FOR_UPDATE if plan == "for-update" else UPDATE
+            attempt.lock(sql, lambda _: _fetched(db, sql, got))
+            row = got[-1]
             if plan == "update":  # it returned the count it left, if it left one
-                remaining = 0 if row is None else int(row[0]) + 1
-            else:
-                remaining = int(row[0])
-        elif plan == "optimistic":
-            row = db.execute(VERSIONED).fetchone()
-            remaining, version = int(row[0]), int(row[1])
-            read_sql = VERSIONED
-        elif PLANS[plan][1] == LEDGER:
+                return (0 if row is None else int(row[0]) + 1), 0, sql
+            return int(row[0]), 0, sql
+        if plan == "optimistic":
+            remaining, version = db.execute(VERSIONED).fetchone() or (0, 0)
+            return int(remaining), int(version), VERSIONED
+        if PLANS[plan][1] == LEDGER:
             # The ledger's length is the count: the sales made, whoever made them.
-            remaining = self.tickets - self._one(COUNT_LEDGER)
-            read_sql = COUNT_LEDGER
-        else:
-            remaining = self._one(read_sql)
+            return self.tickets - self._one(COUNT_LEDGER), 0, COUNT_LEDGER
+        return self._one(READ), 0, READ
+
+    def _buy(self, plan: str, attempt: Attempt) -> int | None:
+        if plan == "skip-locked":
+            return self._buy_seat(attempt)
+        db, record = self.db, attempt.record
+        remaining, version, read_sql = self._read(plan, attempt)
         seen = counted(self.tickets, self.taken, remaining)
         record(Step.READ, value=remaining, note=read_sql)
         if not attempt.decide(remaining):
@@ -232,7 +238,7 @@ class PostgresStore(DatabaseStore):
                 raise Conflict(f"the version moved on from {version}: another buyer wrote first")
         elif PLANS[plan][1] == COUNT and plan != "update":
             db.execute(WRITE, (remaining - 1,))
-        db.execute(LEDGER, (sale.seat, sale.buyer, sale.pid, sale.time))
+        db.execute(INSERT_SALE, (sale.seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, value=remaining - 1, seat=seen.seat)
         db.execute("COMMIT")
         record(Step.COMMIT)
@@ -248,7 +254,7 @@ class PostgresStore(DatabaseStore):
             return None
         sale = attempt.sale(seat)
         db.execute(TAKE_SEAT, (sale.buyer, seat))
-        db.execute(LEDGER, (seat, sale.buyer, sale.pid, sale.time))
+        db.execute(INSERT_SALE, (seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, seat=seat)
         db.execute("COMMIT")
         record(Step.COMMIT)
@@ -320,7 +326,7 @@ class PostgresStore(DatabaseStore):
             )
             with db.cursor() as cursor:
                 cursor.executemany(
-                    LEDGER, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger]
+                    INSERT_SALE, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger]
                 )
                 taken = {s.seat for s in initial.ledger}
                 cursor.executemany(
@@ -341,9 +347,13 @@ class PostgresStore(DatabaseStore):
                     f"has no schema {SCHEMA!r}",
                     "make it with 'ticketsim reset --store'",
                 )
-            row = db.execute(f"SELECT tickets, remaining, event, model FROM {SCHEMA}.sale").fetchone()
+            row = db.execute(
+                f"SELECT tickets, remaining, event, model FROM {SCHEMA}.sale"
+            ).fetchone()
             if row is None:
-                raise StoreError(_redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'")
+                raise StoreError(
+                    _redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'"
+                )
             tickets, remaining, event, model = row
             ledger = tuple(
                 dbfile.Sale(buyer, seat, pid, at)

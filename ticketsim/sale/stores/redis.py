@@ -23,8 +23,6 @@ from ticketsim.sale.stores.shared import counted
 from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
 
 if TYPE_CHECKING:
-    import redis
-
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.transaction import Attempt
@@ -87,7 +85,8 @@ return 1
 """
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str) -> Any:
+    """A client that has answered a PING (redis-py's types are loose: ``Any`` here)."""
     try:
         import redis  # noqa: PLC0415 - a buyer of another store never pays for it
     except ImportError:
@@ -134,7 +133,7 @@ class RedisStore(DatabaseStore):
     tickets: int = 0
     lease: float = LEASE_S
     detached: bool = False
-    _connection: ProcessConnection[redis.Redis] = field(
+    _connection: ProcessConnection[Any] = field(
         default_factory=ProcessConnection, compare=False, repr=False
     )
     #: The sell-one script's SHA on the server, once this process has loaded it.
@@ -143,7 +142,7 @@ class RedisStore(DatabaseStore):
     _held: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
-    def db(self) -> redis.Redis:
+    def db(self) -> Any:
         return self._connection.get(lambda: connect(self.url))
 
     def prepare(self) -> None:
@@ -288,7 +287,7 @@ class RedisStore(DatabaseStore):
 
     # In the parent.
 
-    def _vet(self, db: redis.Redis) -> bool:
+    def _vet(self, db: Any) -> bool:
         """Whether ticketsim's keys are there; :class:`StoreError` if the prefix holds
         keys ticketsim did not make."""
         found = {key.decode() for key in db.scan_iter(match=PREFIX + "*", count=1000)}
@@ -299,7 +298,7 @@ class RedisStore(DatabaseStore):
                 _redacted(self.url),
                 f"holds keys under {PREFIX!r} that ticketsim did not make "
                 f"({', '.join(sorted(found - set(KEYS)) or sorted(found))})",
-                "use another Redis database (…/1, …/2); ticketsim never changes someone else's keys",
+                "use another Redis database (…/1, …/2); ticketsim never changes others' keys",
             )
         return True
 

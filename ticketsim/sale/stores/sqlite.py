@@ -52,7 +52,18 @@ PLANS: Final = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE", "u
 
 
 def _busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    return _code(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def _code(exc: sqlite3.Error) -> str:
+    """SQLite's name for the error (``SQLITE_BUSY_SNAPSHOT``), from Python 3.11 on."""
+    return str(getattr(exc, "sqlite_errorname", "") or "SQLITE_ERROR")
+
+
+def _fetched(db: sqlite3.Connection, sql: str, into: list[Any]) -> bool:
+    """Run ``sql`` (which waits for the write lock), keeping its row."""
+    into.append(db.execute(sql).fetchone())
+    return True
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,7 @@ class SqliteStore(DatabaseStore):
             if self.plan == "update":
                 # The statement that reads is the one that waits for the write lock.
                 got: list[Any] = []
-                attempt.lock(
-                    UPDATE_SQL, lambda _: got.append(db.execute(UPDATE_SQL).fetchone()) is None
-                )
+                attempt.lock(UPDATE_SQL, lambda _: _fetched(db, UPDATE_SQL, got))
                 remaining = 0 if got[0] is None else int(got[0][0]) + 1
             else:
                 remaining = int(db.execute(READ_SQL).fetchone()[0])
@@ -137,7 +146,7 @@ class SqliteStore(DatabaseStore):
             return seen.seat
         except sqlite3.OperationalError as exc:
             if _busy(exc) and self.plan != "update":
-                raise Conflict(f"{exc.sqlite_errorname}: {exc}") from None
+                raise Conflict(f"{_code(exc)}: {exc}") from None
             if _busy(exc):
                 raise GuardTimeout("the write lock (SQLITE_BUSY)", attempt.patience) from None
             raise
