@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+from sales import SERVERS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 _SLOW_OK = [HealthCheck.too_slow]
@@ -29,6 +31,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # tests of what Ctrl-C does need it delivered, as a terminal delivers it.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_servers() -> Iterator[None]:
+    """Stop the servers the session's sales started (:data:`sales.SERVERS`), whatever
+    the tests did."""
+    try:
+        yield
+    finally:
+        SERVERS.stop()
 
 
 @pytest.fixture

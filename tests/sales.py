@@ -7,21 +7,25 @@ import itertools
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ticketsim.analysis.checker import Kind, check_db
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import OUTCOMES, Event, Step
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.names import StoreKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
+from ticketsim.servers import PostgresServer, RedisServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ticketsim.core.result import RunResult
     from ticketsim.engine.runner import PacerFactory, Watcher
+    from ticketsim.servers import Server
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -31,6 +35,41 @@ def fresh_db() -> Iterator[Path]:
     """A db path of its own for each hypothesis example (fixtures are not reset per example)."""
     with tempfile.TemporaryDirectory() as folder:
         yield Path(folder) / "tickets.json"
+
+
+class LazyServers(Mapping[StoreKind, str]):
+    """One real PostgreSQL and one real Redis for the whole session, each started the
+    first time a test sells on it (a server per sale would cost a second each), and
+    stopped when the session ends (``tests/conftest.py``)."""
+
+    def __init__(self) -> None:
+        self._servers: dict[StoreKind, Server[Any]] = {}
+        self._urls: dict[StoreKind, str] = {}
+
+    def __getitem__(self, kind: StoreKind) -> str:
+        if kind not in (StoreKind.POSTGRES, StoreKind.REDIS):
+            raise KeyError(kind)
+        if kind not in self._urls:
+            server: Server[Any] = PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
+            self._servers[kind] = server
+            self._urls[kind] = server.start().url
+        return self._urls[kind]
+
+    def __iter__(self) -> Iterator[StoreKind]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
+        self._urls.clear()
+
+
+#: The session's servers (see :class:`LazyServers`).
+SERVERS = LazyServers()
 
 
 def sale(
@@ -43,7 +82,7 @@ def sale(
     options.setdefault("delay", 0.0)
     options.setdefault("timeout", 20.0)
     config = RunConfig(db_path=db_path, **options)  # type: ignore[arg-type]
-    return run_sale(config, pacer=pacer, watch=watch)
+    return run_sale(config, pacer=pacer, watch=watch, servers=SERVERS)
 
 
 def assert_protocol(result: RunResult) -> None:

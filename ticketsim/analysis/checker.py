@@ -284,4 +284,26 @@ def check(
         found += _lost(final, sold) + check_db(final)
     if safe:
         found += _undersold(initial, final, buyers, sold, history)
+    elif final is not None:
+        found += _gave_up(final, history)
     return found
+
+
+def _gave_up(final: TicketDB, history: Sequence[Event]) -> list[Violation]:
+    """Liveness, for any strategy: a buyer the store refused, that did not try again,
+    while tickets were left unsold, lost a sale the shop could have made."""
+    quitters = sorted({e.buyer for e in history if e.step is Step.FAIL and e.error is not None})
+    if not quitters or final.remaining <= 0:
+        return []
+    why = next(e.note or e.error for e in history if e.step is Step.FAIL and e.error is not None)
+    why = (why or "").removeprefix("gave up: ")
+    who = [buyer_name(b) for b in quitters]
+    return [
+        Violation(
+            Kind.UNDERSOLD,
+            f"Undersold: {names(who)} gave up when the store refused them ({why}), and "
+            f"{final.remaining} ticket(s) were left unsold; retrying the refused "
+            "transaction would have sold them.",
+            tuple(who),
+        )
+    ]

@@ -86,6 +86,11 @@ class Report:
     killed_on_purpose: tuple[str, ...] = ()
     #: Buyers that ended with no outcome, nobody having planned it, grouped by why.
     died: tuple[NoOutcome, ...] = ()
+    #: Transactions a database refused and its buyer tried again (``retry`` steps).
+    retries: int = 0
+    #: Buyers refused by the database that did not try again: told "no" with tickets
+    #: possibly left (their ``fail`` carries the refusal as its ``error``).
+    gave_up: int = 0
 
     @property
     def survivors(self) -> int:
@@ -234,6 +239,8 @@ class Report:
             "double_booked": self.double_booked,
             "lost_sales": self.lost_sales,
             "torn_reads": self.torn_reads,
+            "retries": self.retries,
+            "gave_up": self.gave_up,
             "ok": self.ok,
             "complete": self.complete,
             "survivors": self.survivors,
@@ -325,6 +332,8 @@ def build_report(result: RunResult) -> Report:
         io_error=_io_error(history, config.db),
         killed_on_purpose=tuple(e.name for e in history if e.step is Step.LOST and _planned(e)),
         died=_no_outcome(history, outcome, config.buyers),
+        retries=sum(1 for e in history if e.step is Step.RETRY),
+        gave_up=sum(1 for e in history if e.step is Step.FAIL and e.error is not None),
     )
 
 

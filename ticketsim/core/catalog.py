@@ -38,6 +38,8 @@ class Claims:
     killed_holder: bool
     #: Each sale is in the db file as soon as it is made (a crash loses nothing told).
     durable: bool
+    #: A buyer killed inside its purchase leaves the count and the ledger agreeing.
+    crash_consistent: bool = True
 
 
 #: The claims' column titles, in table order, as ``ticketsim strategies`` prints them.
@@ -48,6 +50,7 @@ CLAIM_TITLES: Final = {
     "separate_programs": "separate programs",
     "killed_holder": "killed holder",
     "durable": "durable per sale",
+    "crash_consistent": "killed mid-sale",
 }
 
 
@@ -144,6 +147,7 @@ _NOTHING: Final = Claims(
     separate_programs=False,
     killed_holder=True,
     durable=False,
+    crash_consistent=False,
 )
 
 #: What a database strategy protects when it works: a killed buyer's transaction is
@@ -153,7 +157,7 @@ _DB_SAFE: Final = Claims(
 )
 #: A database strategy that races: every buyer writes its own ledger row, but the
 #: count and the seats are decided on stale reads.
-_DB_RACING: Final = dataclasses.replace(_DB_SAFE, count=False, seats=False)
+_DB_RACING: Final = dataclasses.replace(_DB_SAFE, count=False, seats=False, crash_consistent=False)
 _IN_STORE: Final = (
     "Every sale is in the store as it is made; the db file gets them all when the sale "
     "ends, so a crash mid-sale leaves it behind the store."
@@ -282,7 +286,16 @@ _DATABASES: Final = (
         safe=False,
         claims=_DB_RACING,
     ),
-    _database(StrategyName.REDIS_DECR, how="Redis: DECR the count; below zero, INCR it back."),
+    _database(
+        StrategyName.REDIS_DECR,
+        how="Redis: DECR the count; below zero, INCR it back; then RPUSH the sale.",
+        claims=dataclasses.replace(_DB_SAFE, crash_consistent=False),
+        caveat=(
+            "DECR and the RPUSH of the sale are two commands: a buyer that dies between "
+            "them leaves a ticket counted as sold that nobody holds. The Lua script "
+            "(redis-lua) does both in one step."
+        ),
+    ),
     _database(
         StrategyName.REDIS_WATCH,
         how="Redis: WATCH, GET, then MULTI/SET/EXEC; an EXEC refused is retried.",

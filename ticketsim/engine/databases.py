@@ -131,7 +131,10 @@ def provide(name: StrategyName, setup: Setup) -> Iterator[Tools]:
         )
         if not detached:
             store.load(setup.initial)
-        if plan.plan is None:
-            yield GuardedTools(store, NoGuard())
-        else:
-            yield TransactionTools(store, plan.retry)
+        try:
+            if plan.plan is None:
+                yield GuardedTools(store, NoGuard())
+            else:
+                yield TransactionTools(store, plan.retry)
+        finally:
+            store.close()

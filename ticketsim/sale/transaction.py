@@ -12,6 +12,7 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -106,6 +107,15 @@ class DatabaseStore(Store):
     def attempt(self, attempt: Attempt) -> int | None:
         """One attempt of this store's strategy: the seat sold, ``None`` if none was
         left, or :class:`Conflict` when the database refused (nothing of it stays)."""
+
+    def close(self) -> None:
+        """Close this process's connection, if it made one (the parent, when it bought
+        in its own process)."""
+        connection = getattr(self, "_connection", None)
+        made = connection.drop() if isinstance(connection, ProcessConnection) else None
+        if made is not None:
+            with contextlib.suppress(Exception):
+                made.close()
 
     @abstractmethod
     def abandon(self) -> None:

@@ -9,9 +9,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ticketsim.analysis.checker import names
+from ticketsim.analysis.checker import Kind, names
+from ticketsim.core import catalog
 from ticketsim.core.catalog import CLAIM_TITLES
 from ticketsim.core.events import Step
+from ticketsim.core.names import StoreKind
 from ticketsim.core.printable import line, printable
 from ticketsim.views.symbols import SYMBOLS, legend
 
@@ -88,6 +90,14 @@ def report_view(report: Report) -> RenderableType:
         ("double-booked seats", _count(report.double_booked, bad=True)),
         ("lost sales", _count(report.lost_sales, bad=True)),
         ("torn reads", _count(report.torn_reads, bad=True)),
+        *(
+            [
+                ("retries (refused, tried again)", _count(report.retries)),
+                ("gave up when refused", _count(report.gave_up, bad=True)),
+            ]
+            if catalog.info(report.strategy).store is not StoreKind.FILE
+            else []
+        ),
         ("saw a ticket, then refused", _count(report.saw_but_refused)),
         ("unfinished buyers", _count(report.unfinished, bad=True)),
         ("elapsed", Text(f"{report.elapsed_s:.3f} s")),
@@ -113,13 +123,24 @@ def report_view(report: Report) -> RenderableType:
     if report.caveat:
         parts.append(Text(f"Note: {report.caveat}", style="dim"))
     if report.certain and not report.safe:
-        parts.append(
-            Text(
-                "Nothing protected the read-decide-write section. Run it again with --lock.",
-                style="yellow",
-            )
-        )
+        parts.append(Text(_advice(report), style="yellow"))
     return Group(*parts)
+
+
+def _advice(report: Report) -> str:
+    """What to run instead of a strategy that broke an invariant: a safe one of its store."""
+    store = catalog.info(report.strategy).store
+    if store is StoreKind.FILE:
+        return "Nothing protected the read-decide-write section. Run it again with --lock."
+    safe = [s for s in catalog.CATALOG.values() if s.store is store and s.safe]
+    problem = "Nothing made this purchase atomic."
+    if report.gave_up and all(v.kind is Kind.UNDERSOLD for v in report.violations):
+        problem = "The store refused transactions, and nobody tried them again."
+        safe = [s for s in safe if s.retries] or safe
+    names_ = [s.name.value for s in safe]
+    return f"{problem} Run it again with --strategy {names_[0]}" + (
+        f" (or {', '.join(names_[1:])})." if len(names_) > 1 else "."
+    )
 
 
 def _search_view(

@@ -249,7 +249,7 @@ class PostgresStore(DatabaseStore):
         row = db.execute(SKIP_LOCKED).fetchone()
         seat = None if row is None else int(row[0])
         record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=SKIP_LOCKED)
-        if seat is None or not attempt.decide(1):
+        if not attempt.decide(0 if seat is None else 1) or seat is None:
             db.execute("COMMIT")
             return None
         sale = attempt.sale(seat)
