@@ -5,22 +5,35 @@ from __future__ import annotations
 import typer
 
 from ticketsim.cli import output
-from ticketsim.cli.options import Db, EventName, FreshTickets, Json  # noqa: TC001 - typer reads them
+from ticketsim.cli.options import (  # noqa: TC001 - typer reads them
+    Db,
+    EventName,
+    FreshTickets,
+    Json,
+    Store,
+)
 from ticketsim.cli.root import command
 from ticketsim.core import db as dbfile
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import DEFAULT_DB
+from ticketsim.core.names import DEFAULT_DB, StoreKind
 
 
 @command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
-def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
-    """Print the db: event, tickets, remaining, the ledger, and any inconsistency in it."""
+def show(db: Db = DEFAULT_DB, store: Store = None, json_out: Json = False) -> None:
+    """Print the db (or --store): event, tickets, remaining, the ledger, and any
+    inconsistency in it."""
     from ticketsim.analysis.checker import check_db  # noqa: PLC0415 - start-up time
     from ticketsim.core import paths  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import SHOW_NOTE, db_view  # noqa: PLC0415 - start-up time
 
-    paths.vet(paths.source("--db", db, "create it with 'ticketsim reset' or 'ticketsim run'"))
-    ticket_db = dbfile.load(db)
+    if store is not None:
+        from ticketsim.core import stores  # noqa: PLC0415 - start-up time
+        from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
+
+        ticket_db, name = user_store(store).snapshot(), stores.parse(store).shown
+    else:
+        paths.vet(paths.source("--db", db, "create it with 'ticketsim reset' or 'ticketsim run'"))
+        ticket_db, name = dbfile.load(db), str(db)
     problems = check_db(ticket_db)
     if json_out:
         output.echo_json(
@@ -31,7 +44,7 @@ def show(db: Db = DEFAULT_DB, json_out: Json = False) -> None:
             }
         )
     else:
-        output.console().print(db_view(ticket_db, problems, str(db)))
+        output.console().print(db_view(ticket_db, problems, name))
     raise typer.Exit(ExitCode.VIOLATED if problems else ExitCode.OK)
 
 
@@ -40,18 +53,30 @@ def reset(
     tickets: FreshTickets = 10,
     event: EventName = dbfile.DEFAULT_EVENT,
     db: Db = DEFAULT_DB,
+    store: Store = None,
     json_out: Json = False,
 ) -> None:
-    """Reset the db to TICKETS fresh tickets and an empty ledger."""
+    """Reset the db (or --store, only what ticketsim made there) to TICKETS fresh
+    tickets and an empty ledger."""
     from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import db_view  # noqa: PLC0415 - start-up time
 
-    paths.vet(paths.db(db))
     settings.require_int("tickets", tickets, 0, settings.MAX_TICKETS, "tickets")
     fresh = dbfile.TicketDB.fresh(tickets, event=event)
-    dbfile.make_room(db)  # as a sale resets it
-    dbfile.write_atomic(db, fresh)
+    if store is not None:
+        from ticketsim.core import stores  # noqa: PLC0415 - start-up time
+        from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
+
+        name = stores.parse(store).shown
+        if stores.parse(store).kind is StoreKind.SQLITE:
+            paths.vet(paths.Use("--store", stores.parse(store).location))
+        user_store(store).load(fresh)
+    else:
+        paths.vet(paths.db(db))
+        dbfile.make_room(db)  # as a sale resets it
+        dbfile.write_atomic(db, fresh)
+        name = str(db)
     if json_out:
         output.echo_json(fresh.to_json())
     else:
-        output.console().print(db_view(fresh, [], str(db)))
+        output.console().print(db_view(fresh, [], name))

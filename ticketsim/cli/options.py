@@ -35,6 +35,16 @@ def strategy_of(strategy: StrategyName | None, lock: bool) -> str:
     return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
 
 
+def store_strategy_of(strategy: StrategyName | None, lock: bool, store: str | None) -> str:
+    """The strategy of a sale on ``--store``: the one asked for, else that store's naive
+    one (the race, as ``run`` shows it on the db file by default)."""
+    if store is None or strategy is not None or lock:
+        return strategy_of(strategy, lock)
+    from ticketsim.core import stores  # noqa: PLC0415 - start-up time
+
+    return stores.NAIVE[stores.parse(store).kind].value
+
+
 def start_method_of(start_method: StartMethod | None) -> str | None:
     return start_method.value if start_method else None
 
@@ -70,6 +80,18 @@ Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy loc
 Db = Annotated[
     Path,
     typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True, **_PATH),
+]
+Store = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help=(
+            "A database of yours to sell from, instead of the db file: "
+            "sqlite:///path.sqlite, postgresql://user@host/db or redis://host:6379/0. "
+            "ticketsim touches only what it made there."
+        ),
+        show_default=False,
+    ),
 ]
 Delay = Annotated[float, typer.Option(help="Race window between reading and writing, in seconds.")]
 Timeout = Annotated[

@@ -30,11 +30,13 @@ from ticketsim.cli.options import (
     ScheduleBuyers,
     ShowTimeline,
     StartMethodOpt,
+    Store,
     StrategyOpt,
     Tickets,
     TimelineOpt,
     Timeout,
     start_method_of,
+    store_strategy_of,
     strategy_of,
 )
 from ticketsim.cli.root import command
@@ -72,6 +74,7 @@ def run(
     strategy: StrategyOpt = None,
     lock: Lock = False,
     db: Db = DEFAULT_DB,
+    store: Store = None,
     delay: Delay = 0.1,
     seed: RunSeed = None,
     timeout: Timeout = 30.0,
@@ -91,12 +94,12 @@ def run(
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
 
     outputs = _Outputs(json_out, history, timeline, show_timeline)
-    chosen = strategy_of(strategy, lock)
+    chosen = store_strategy_of(strategy, lock, store)
     _vet(db, chosen, outputs, keep=keep)
     config = settings.RunConfig(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
         timeout=timeout, start_method=start_method_of(start_method), keep=keep,
-        lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill,
+        lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill, store=store,
     )  # fmt: skip
     if live and json_out:
         raise BadInput("--live draws on the terminal and --json prints data; give one of them")
