@@ -81,6 +81,16 @@ Db = Annotated[
     Path,
     typer.Option(envvar="TICKETSIM_DB", help="The JSON ticket db.", show_default=True, **_PATH),
 ]
+PauseHolder = Annotated[
+    bool,
+    typer.Option(
+        "--pause-holder",
+        help=(
+            "SIGSTOP the first buyer to read in its critical section, and SIGCONT it once "
+            "every other buyer is done: a holder paused past its lock's lease."
+        ),
+    ),
+]
 Store = Annotated[
     str | None,
     typer.Option(

@@ -22,6 +22,7 @@ from ticketsim.cli.options import (
     Live,
     Lock,
     Lockstep,
+    PauseHolder,
     Pool,
     Repeat,
     RunSeed,
@@ -86,6 +87,7 @@ def run(
     lockstep: Lockstep = False,
     kill_holder: KillHolder = False,
     kill: Kill = 0,
+    pause_holder: PauseHolder = False,
     live: Live = False,
     timeline: TimelineOpt = None,
     show_timeline: ShowTimeline = False,
@@ -100,6 +102,7 @@ def run(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
         timeout=timeout, start_method=start_method_of(start_method), keep=keep,
         lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill, store=store,
+        pause_holder=pause_holder,
     )  # fmt: skip
     if live and json_out:
         raise BadInput("--live draws on the terminal and --json prints data; give one of them")

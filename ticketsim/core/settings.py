@@ -82,6 +82,9 @@ class RunConfig:
     #: The user's store (a ``--store`` URL) for a database strategy, which is then the
     #: record of the sale instead of the db file: see :mod:`ticketsim.core.stores`.
     store: str | None = None
+    #: SIGSTOP the first buyer to read inside its critical section, and SIGCONT it only
+    #: once every other buyer has its outcome: a holder paused past its lock's lease.
+    pause_holder: bool = False
 
     def __post_init__(self) -> None:
         require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
@@ -117,6 +120,19 @@ class RunConfig:
 
     def _check_faults_and_forcing(self) -> None:
         require_int("kill", self.kill, 0, self.buyers, "buyers to kill")
+        if self.pause_holder and (
+            self.kill_holder or self.kill or self.lockstep or self.schedule is not None
+        ):
+            raise ConfigError(
+                "pause_holder",
+                True,
+                "give it alone: it cannot be mixed with --kill, --kill-holder, --lockstep "
+                "or --schedule",
+            )
+        if self.pause_holder and self.workers is not None:
+            raise ConfigError(
+                "pause_holder", True, "a paused pool worker stalls its batch; drop --pool"
+            )
         if self.kill_holder or self.kill:
             name = "kill_holder" if self.kill_holder else "kill"
             if self.workers is not None:

@@ -40,6 +40,7 @@ from ticketsim.sale.buyer import (
     Killer,
     Lockstep,
     Pacer,
+    PauseHolder,
 )
 from ticketsim.sale.channel import EventChannel
 
@@ -152,6 +153,7 @@ class _Hooks:
     pacer: Pacer
     conductor: Conductor | None = None
     killed: Any = None
+    paused: PauseHolder | None = None
 
     def victims(self) -> dict[int, int]:
         """The buyers killed on purpose, and where (a key of ``KILL_POINTS``)."""
@@ -162,6 +164,13 @@ class _Hooks:
 
     def faults(self, strategy: StrategyInfo) -> tuple[str, ...]:
         """What the injected faults did, in words, for the report."""
+        if self.paused is not None and self.paused.paused.get_obj().value:
+            number = self.paused.paused.get_obj().value
+            return (
+                f"buyer-{number} was SIGSTOPped just after its read"
+                + (f", holding {strategy.holding}" if strategy.holding else "")
+                + ", and SIGCONTed once every other buyer had its outcome",
+            )
         return tuple(
             f"buyer-{number} was SIGKILLed {KILL_POINTS[point]}"
             + (f", holding {strategy.holding}" if point >= 2 and strategy.holding else "")
@@ -177,6 +186,11 @@ def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory |
     if config.kill_holder or config.kill:
         killed = ctx.Array("i", config.buyers + 1)
         return _Hooks(Killer(kill_plan(config, seed), killed, config.kill_holder), killed=killed)
+    if config.pause_holder:
+        paused = PauseHolder(
+            ctx.Value("i", 0), ctx.Value("i", 0), ctx.Value("i", 0), ctx.Condition(), config.buyers
+        )
+        return _Hooks(paused, paused=paused)
     if config.schedule is not None:
         conductor = Conductor(ctx.Value("i", 0), ctx.Value("i", 0), ctx.Condition())
         return _Hooks(conductor, conductor=conductor)

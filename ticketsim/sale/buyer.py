@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -117,6 +118,60 @@ class Killer(Pacer):
     def done(self, number: int) -> None:
         if self.plan[number] == _AFTER_WRITE:
             self._die(number, _AFTER_WRITE)
+
+
+#: How often the resumer of a paused holder sends SIGCONT until the holder says it runs:
+#: a SIGCONT sent before the holder's SIGSTOP would be lost.
+RESUME_POLL_S: Final = 0.01
+
+
+@dataclass(frozen=True)
+class PauseHolder(Pacer):
+    """SIGSTOP the first buyer to read inside its critical section, and SIGCONT it once
+    every other buyer has its outcome (or after its timeout): a holder paused (by a GC,
+    a VM migration, a slow disk) for longer than anything it holds is meant to last.
+
+    A lock with a lease expires meanwhile and another buyer takes it; the paused buyer
+    then writes what it read before. The resumer is a child forked by the buyer itself,
+    so nothing in the parent has to know which buyer it is.
+    """
+
+    #: ``Value('i')``: the paused buyer (0: none yet), and whether it runs again.
+    paused: Any
+    resumed: Any
+    #: ``Value('i')``: buyers with an outcome; ``Condition`` guarding it.
+    finished_count: Any
+    changed: Any
+    buyers: int
+
+    def after_read(self, number: int, timeout: float) -> None:
+        with self.paused.get_lock():
+            if self.paused.value or self.buyers < 2:
+                return
+            self.paused.value = number
+        pid = os.getpid()
+        child = os.fork()
+        if child == 0:  # the resumer: wait for the others, then wake the holder
+            try:
+                with self.changed:
+                    self.changed.wait_for(
+                        lambda: self.finished_count.value >= self.buyers - 1, timeout
+                    )
+                deadline = time.monotonic() + timeout
+                while not self.resumed.value and time.monotonic() < deadline:
+                    os.kill(pid, signal.SIGCONT)
+                    time.sleep(RESUME_POLL_S)
+            finally:
+                os._exit(0)
+        os.kill(pid, signal.SIGSTOP)
+        self.resumed.value = 1
+        os.waitpid(child, 0)
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        del number, error
+        with self.changed:
+            self.finished_count.value += 1
+            self.changed.notify_all()
 
 
 #: What a buyer tells the conductor about the step it was granted.
