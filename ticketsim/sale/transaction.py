@@ -87,7 +87,9 @@ class Attempt:
         self.record(Step.ENTER)
 
     def unlocked(self) -> None:
-        """The lock this attempt took is gone (its transaction ended, or it was let go)."""
+        """Record that the lock this attempt took goes, just before the statement that
+        lets it go (a COMMIT, a ROLLBACK, a DEL): recorded after it, the next holder's
+        entry could come first in the history."""
         if self.holding:
             self.holding = False
             self.record(Step.LEAVE)
@@ -174,14 +176,14 @@ class TransactionTools(Tools):
                 try:
                     seat = self.store.attempt(attempt)
                 except Conflict as exc:
-                    self.store.abandon()
                     attempt.unlocked()
+                    self.store.abandon()
                     if not self.retry:
                         raise
                     record(Step.RETRY, note=exc.why, error=type(exc).__name__)
                 except BaseException:
-                    self.store.abandon()
                     attempt.unlocked()
+                    self.store.abandon()
                     raise
                 else:
                     attempt.unlocked()

@@ -227,6 +227,7 @@ class PostgresStore(DatabaseStore):
         seen = counted(self.tickets, self.taken, remaining)
         record(Step.READ, value=remaining, note=read_sql)
         if not attempt.decide(remaining):
+            attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")
             return None
         sale = attempt.sale(seen.seat)
@@ -240,6 +241,7 @@ class PostgresStore(DatabaseStore):
             db.execute(WRITE, (remaining - 1,))
         db.execute(INSERT_SALE, (sale.seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+        attempt.unlocked()  # recorded first: the next holder enters as this ends
         db.execute("COMMIT")
         record(Step.COMMIT)
         return seen.seat
@@ -250,12 +252,14 @@ class PostgresStore(DatabaseStore):
         seat = None if row is None else int(row[0])
         record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=SKIP_LOCKED)
         if not attempt.decide(0 if seat is None else 1) or seat is None:
+            attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")
             return None
         sale = attempt.sale(seat)
         db.execute(TAKE_SEAT, (sale.buyer, seat))
         db.execute(INSERT_SALE, (seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, seat=seat)
+        attempt.unlocked()  # recorded first: the next holder enters as this ends
         db.execute("COMMIT")
         record(Step.COMMIT)
         return seat

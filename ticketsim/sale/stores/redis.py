@@ -252,6 +252,7 @@ class RedisStore(DatabaseStore):
             remaining = self._remaining()
         attempt.record(Step.READ, value=remaining, note="GET")
         if not attempt.decide(remaining):
+            attempt.unlocked()  # recorded first: the next holder enters as this ends
             self._unlock()
             return None
         seen = counted(self.tickets, self.taken, remaining)
@@ -264,6 +265,7 @@ class RedisStore(DatabaseStore):
             with self.db.pipeline(transaction=False) as pipe:
                 pipe.set(REMAINING, remaining - 1).rpush(LEDGER, _entry(sale)).execute()
         attempt.record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+        attempt.unlocked()  # recorded first: the next holder enters as this ends
         self._unlock()
         return seen.seat
 

@@ -134,6 +134,7 @@ class SqliteStore(DatabaseStore):
                 Step.READ, value=remaining, note=UPDATE_SQL if self.plan == "update" else READ_SQL
             )
             if not attempt.decide(remaining):
+                attempt.unlocked()  # recorded first: the next holder enters as this ends
                 db.execute("COMMIT")
                 return None
             sale = attempt.sale(seen.seat)
@@ -141,6 +142,7 @@ class SqliteStore(DatabaseStore):
                 db.execute(WRITE_SQL, (remaining - 1,))
             db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
             record(Step.WRITE, value=remaining - 1, seat=seen.seat)
+            attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")
             record(Step.COMMIT)
             return seen.seat

@@ -1,0 +1,178 @@
+"""The lessons of the real databases, each forced, not left to luck.
+
+Every sale here runs on a real store: a SQLite file, or the session's PostgreSQL and
+Redis servers (``sales.SERVERS``). ``lockstep`` makes every buyer read before any
+writes, then write in buyer order; the strategies that take a lock cannot be forced
+so, and are checked for what the lock promises instead: no two buyers inside at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sales import fresh_db, sale
+
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core.catalog import CATALOG
+from ticketsim.core.events import Step
+from ticketsim.core.names import StoreKind
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ticketsim.core.result import RunResult
+
+DATABASES = [info.name.value for info in CATALOG.values() if info.store is not StoreKind.FILE]
+SAFE = [name for name in DATABASES if CATALOG[name].safe]  # type: ignore[index]
+LOCKED = [name for name in DATABASES if CATALOG[name].serialises]  # type: ignore[index]
+
+
+def _steps(result: RunResult, step: Step) -> list[int]:
+    return [e.buyer for e in result.history if e.step is step]
+
+
+def _forced(db_path: Path, strategy: str, tickets: int, buyers: int = 3) -> RunResult:
+    return sale(db_path, strategy=strategy, tickets=tickets, buyers=buyers, lockstep=True)
+
+
+@pytest.mark.parametrize("strategy", ["sqlite-naive", "pg-naive", "redis-naive"])
+def test_a_read_then_a_write_oversells(db_path: Path, strategy: str) -> None:
+    report = build_report(_forced(db_path, strategy, tickets=1))
+    assert (report.sold, report.oversold) == (3, 2)
+    assert {v.kind for v in report.violations} >= {Kind.OVERSOLD, Kind.DOUBLE_BOOKED}
+    assert report.retries == report.gave_up == 0
+
+
+def test_write_skew_oversells_under_repeatable_read_without_a_single_error(
+    db_path: Path,
+) -> None:
+    result = _forced(db_path, "pg-write-skew", tickets=1)
+    report = build_report(result)
+    assert (report.sold, report.oversold) == (3, 2)
+    assert _steps(result, Step.COMMIT) == [1, 2, 3]  # every transaction was accepted
+    assert report.retries == report.gave_up == 0
+    assert not _steps(result, Step.ERROR)
+
+
+def test_serializable_refuses_the_same_write_skew_and_a_retry_sells_it_right(
+    db_path: Path,
+) -> None:
+    result = _forced(db_path, "pg-ledger-serializable", tickets=1)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert (report.sold, report.oversold) == (1, 0)
+    assert set(_steps(result, Step.RETRY)) == {2, 3}  # each loser was refused, then retried
+    assert all(
+        "serialization failure" in (e.note or "") for e in result.history if e.step is Step.RETRY
+    )
+
+
+def test_repeatable_read_without_a_retry_leaves_tickets_unsold(db_path: Path) -> None:
+    result = _forced(db_path, "pg-repeatable-read", tickets=3)
+    report = build_report(result)
+    assert (report.sold, report.oversold, report.gave_up) == (1, 0, 2)
+    assert report.remaining == 2
+    assert [v.kind for v in report.violations] == [Kind.UNDERSOLD]
+    assert "serialization failure" in report.violations[0].explanation
+
+
+@pytest.mark.parametrize(
+    ("strategy", "refusal"),
+    [
+        ("pg-serializable", "serialization failure"),
+        ("pg-optimistic", "version"),
+        ("redis-watch", "WATCH"),
+        ("sqlite-deferred", "SQLITE_BUSY"),
+    ],
+)
+def test_a_refused_transaction_is_retried_and_every_ticket_sold(
+    db_path: Path, strategy: str, refusal: str
+) -> None:
+    result = _forced(db_path, strategy, tickets=3)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert report.sold == 3
+    # Buyer 1 wrote first; buyers 2 and 3 had read before it, so each was refused once.
+    assert _steps(result, Step.RETRY) == [2, 3]
+    assert all(refusal in (e.note or "") for e in result.history if e.step is Step.RETRY)
+
+
+def test_a_unique_seat_refuses_the_second_buyer_of_it(db_path: Path) -> None:
+    result = _forced(db_path, "pg-unique", tickets=1)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert _steps(result, Step.RETRY) == [2, 3]
+    assert all("unique violation" in (e.note or "") for e in result.history if e.step is Step.RETRY)
+
+
+@pytest.mark.parametrize("strategy", ["pg-skip-locked", "redis-decr", "redis-lua"])
+def test_atomic_claims_let_every_buyer_read_at_once_and_still_sell_each_seat_once(
+    db_path: Path, strategy: str
+) -> None:
+    result = _forced(db_path, strategy, tickets=2)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert report.sold == 2
+    reads = [e.t for e in result.history if e.step is Step.READ]
+    writes = [e.t for e in result.history if e.step is Step.WRITE]
+    assert len(reads) == 3
+    assert max(reads) < min(writes)  # all three read before anyone wrote: no waiting
+    assert report.retries == 0
+
+
+@pytest.mark.parametrize("strategy", LOCKED)
+def test_a_lock_lets_one_buyer_in_at_a_time(db_path: Path, strategy: str) -> None:
+    result = sale(db_path, strategy=strategy, tickets=3, buyers=5, delay=0.005)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    held: list[tuple[float, float]] = []
+    # The buyers that wrote: one that found none left may hold nothing (a zero-row
+    # UPDATE locks no row), and may overlap with another that found none.
+    for buyer in _steps(result, Step.WRITE):
+        events = [e for e in result.history if e.buyer == buyer]
+        enter = [e.t for e in events if e.step is Step.ENTER]
+        leave = [e.t for e in events if e.step is Step.LEAVE]
+        assert len(enter) == len(leave) >= 1
+        held += zip(enter, leave, strict=True)
+    held.sort()
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(held))
+
+
+def test_a_lease_shorter_than_the_holders_pause_oversells(db_path: Path) -> None:
+    result = sale(db_path, strategy="redis-lock", tickets=1, buyers=2, pause_holder=True)
+    report = build_report(result)
+    assert (report.sold, report.oversold) == (2, 1)
+    assert "SIGSTOPped" in result.faults[0]
+
+
+def test_a_fencing_token_refuses_the_paused_holders_stale_write(db_path: Path) -> None:
+    result = sale(db_path, strategy="redis-fenced", tickets=1, buyers=2, pause_holder=True)
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert report.sold == 1
+    paused = int(result.faults[0].split()[0].removeprefix("buyer-"))
+    assert _steps(result, Step.RETRY) == [paused]  # fenced off, then found none left
+
+
+@given(
+    strategy=st.sampled_from(SAFE),
+    tickets=st.integers(0, 4),
+    buyers=st.integers(1, 5),
+    delay=st.sampled_from([0.0, 0.002]),
+)
+def test_a_safe_database_strategy_sells_exactly_min_tickets_buyers(
+    strategy: str, tickets: int, buyers: int, delay: float
+) -> None:
+    """The strategy is drawn too: a profile's examples spread over every store (the
+    ``deep`` profile covers each strategy many times)."""
+    with fresh_db() as db_path:
+        report = build_report(
+            sale(db_path, strategy=strategy, tickets=tickets, buyers=buyers, delay=delay)
+        )
+    assert report.ok, report.verdict
+    assert report.sold == min(tickets, buyers)
