@@ -251,7 +251,7 @@ def run_sale(
         channel.sender,
         config.timeout,
         store=config.store,
-        servers=servers or {},
+        servers={} if servers is None else servers,
     )
     with contextlib.ExitStack() as stack:
         # Last, once the strategy's own processes (the ticket office) are gone too: a
