@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 JSON_KEYS = {
+    "retries",
+    "gave_up",
     "complete",
     "survivors",
     "killed_on_purpose",
