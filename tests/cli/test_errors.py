@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 from ticketsim.analysis.history import HistoryError
 from ticketsim.cli import app, errors
 from ticketsim.core.exits import BY_COMMAND, ExitCode
-from ticketsim.errors import ConfigError, DbError, DbWriteError, PathError, SystemRefused
+from ticketsim.errors import (
+    ConfigError,
+    DbError,
+    DbWriteError,
+    PathError,
+    ServerUnavailable,
+    StoreError,
+    SystemRefused,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,6 +64,16 @@ CASES: dict[type[Exception], tuple[Exception, ExitCode, str]] = {
         SystemRefused("--plot=chart.svg: could not be written", "Read-only file system"),
         ExitCode.IO_ERROR,
         "--plot=chart.svg: could not be written: Read-only file system",
+    ),
+    StoreError: (
+        StoreError("sqlite:///notes.sqlite", "is not a SQLite database", "give another path"),
+        ExitCode.BAD_INPUT,
+        "--store=sqlite:///notes.sqlite: is not a SQLite database; give another path",
+    ),
+    ServerUnavailable: (
+        ServerUnavailable("postgresql://localhost/x", "connection refused", "start it"),
+        ExitCode.IO_ERROR,
+        "postgresql://localhost/x: connection refused; start it",
     ),
 }
 

@@ -50,7 +50,7 @@ CLAIM_TITLES: Final = {
     "separate_programs": "separate programs",
     "killed_holder": "killed holder",
     "durable": "durable per sale",
-    "crash_consistent": "killed mid-sale",
+    "crash_consistent": "killed in sale",
 }
 
 
@@ -268,7 +268,11 @@ _DATABASES: Final = (
     ),
     _database(
         StrategyName.PG_SKIP_LOCKED,
-        how="PostgreSQL: a row per seat; SELECT ... FOR UPDATE SKIP LOCKED takes a free one.",
+        how=(
+            "PostgreSQL: a row per seat; SELECT ... FOR UPDATE SKIP LOCKED takes a free one "
+            "(none free but some locked: try again)."
+        ),
+        retries=True,
     ),
     _database(
         StrategyName.PG_UNIQUE,

@@ -53,9 +53,12 @@ def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        padding=0,  # the box puts one space between columns: the database names are long
     )
-    table.add_column("strategy", style="bold", no_wrap=True)
-    table.add_column("safe")
+    table.add_column(
+        "strategy", style="bold", no_wrap=True, width=max(len(row["strategy"]) for row in rows)
+    )
+    table.add_column("safe", width=4)
     for title in CLAIM_TITLES.values():
         table.add_column(title, width=max(len(word) for word in title.split()))
     how = Table.grid(padding=(0, 1))

@@ -63,6 +63,7 @@ SKIP_LOCKED: Final = (
     "SELECT seat FROM ticketsim.seats WHERE buyer IS NULL ORDER BY seat LIMIT 1"
     " FOR UPDATE SKIP LOCKED"
 )
+FREE_SEATS: Final = "SELECT count(*) FROM ticketsim.seats WHERE buyer IS NULL"
 TAKE_SEAT: Final = "UPDATE ticketsim.seats SET buyer = %s WHERE seat = %s"
 INSERT_SALE: Final = "INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)"
 
@@ -252,6 +253,10 @@ class PostgresStore(DatabaseStore):
         seat = None if row is None else int(row[0])
         record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=SKIP_LOCKED)
         if not attempt.decide(0 if seat is None else 1) or seat is None:
+            if self._one(FREE_SEATS):
+                # Every free seat is locked by a transaction that may still give it up
+                # (or whose buyer died, until the server sees it): not sold out yet.
+                raise Conflict("every free seat is held by another buyer's transaction")
             attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")
             return None
@@ -374,5 +379,5 @@ class PostgresStore(DatabaseStore):
 
     @staticmethod
     def _free_seats(db: psycopg.Connection[Any]) -> int:
-        row = db.execute(f"SELECT count(*) FROM {SCHEMA}.seats WHERE buyer IS NULL").fetchone()
+        row = db.execute(FREE_SEATS).fetchone()
         return int(row[0]) if row else 0
