@@ -7,25 +7,22 @@ import itertools
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ticketsim.analysis.checker import Kind, check_db
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import OUTCOMES, Event, Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import StoreKind
 from ticketsim.core.settings import RunConfig
+from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
-from ticketsim.servers import PostgresServer, RedisServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ticketsim.core.result import RunResult
     from ticketsim.engine.runner import PacerFactory, Watcher
-    from ticketsim.servers import Server
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -37,39 +34,10 @@ def fresh_db() -> Iterator[Path]:
         yield Path(folder) / "tickets.json"
 
 
-class LazyServers(Mapping[StoreKind, str]):
-    """One real PostgreSQL and one real Redis for the whole session, each started the
-    first time a test sells on it (a server per sale would cost a second each), and
-    stopped when the session ends (``tests/conftest.py``)."""
-
-    def __init__(self) -> None:
-        self._servers: dict[StoreKind, Server[Any]] = {}
-        self._urls: dict[StoreKind, str] = {}
-
-    def __getitem__(self, kind: StoreKind) -> str:
-        if kind not in (StoreKind.POSTGRES, StoreKind.REDIS):
-            raise KeyError(kind)
-        if kind not in self._urls:
-            server: Server[Any] = PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
-            self._servers[kind] = server
-            self._urls[kind] = server.start().url
-        return self._urls[kind]
-
-    def __iter__(self) -> Iterator[StoreKind]:
-        return iter(self._urls)
-
-    def __len__(self) -> int:
-        return len(self._urls)
-
-    def stop(self) -> None:
-        for server in self._servers.values():
-            server.stop()
-        self._servers.clear()
-        self._urls.clear()
-
-
-#: The session's servers (see :class:`LazyServers`).
-SERVERS = LazyServers()
+#: One real PostgreSQL and one real Redis for the whole session, each started the first
+#: time a test sells on it (a server per sale would cost a second each), and stopped
+#: when the session ends (``tests/conftest.py``).
+SERVERS = PrivateServers()
 
 
 def sale(

@@ -9,22 +9,27 @@ so, and are checked for what the lock promises instead: no two buyers inside at 
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sales import fresh_db, sale
+from sales import descendants, fresh_db, sale, script
+from server_processes import users_of
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
 from ticketsim.core.names import StoreKind
+from ticketsim.servers import _folder
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ticketsim.core.result import RunResult
 
 DATABASES = [info.name.value for info in CATALOG.values() if info.store is not StoreKind.FILE]
@@ -176,3 +181,65 @@ def test_a_safe_database_strategy_sells_exactly_min_tickets_buyers(
         )
     assert report.ok, report.verdict
     assert report.sold == min(tickets, buyers)
+
+
+def _private_folder(kind: str, owner: int, timeout: float = 30.0) -> Path:
+    """The folder of the private server ``ticketsim`` process ``owner`` started, once a
+    server process works in it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for root in {Path(tempfile.gettempdir()), Path("/tmp")}:
+            for folder in root.glob(f"ticketsim-srv.{kind}.{owner}.*"):
+                if users_of(folder):
+                    return folder
+        time.sleep(0.05)
+    raise AssertionError(f"no {kind} server of process {owner} within {timeout:g} s")
+
+
+@pytest.mark.parametrize(("strategy", "kind"), [("pg-naive", "pg"), ("redis-naive", "redis")])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_a_private_server_goes_with_its_ticketsim(
+    db_path: Path, strategy: str, kind: str, signum: signal.Signals
+) -> None:
+    """Mid-sale, the run's own server and buyers end with it, however it ends; a Ctrl-C
+    removes the folder at once, a SIGKILL leaves it to the next start's sweep."""
+    run = subprocess.Popen(
+        [script(), "run", "--strategy", strategy, "--buyers", "3", "--delay", "30",
+         "--timeout", "60", "--start-method", "fork", "--db", str(db_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        folder = _private_folder(kind, run.pid)
+        deadline = time.monotonic() + 30
+        while sum(1 for _ in descendants(run.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the buyers are up: the sale is on
+        buyers = [pid for pid in descendants(run.pid) if pid not in users_of(folder)]
+        run.send_signal(signum)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+    deadline = time.monotonic() + 10
+    while (users_of(folder) or _alive(buyers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert users_of(folder) == []
+    assert _alive(buyers) == []
+    if signum is signal.SIGINT:
+        assert run.returncode == 130, run.stderr.read() if run.stderr else ""
+        assert not folder.exists()
+    else:
+        assert folder in _folder.sweep()  # the next start takes it away
+        assert not folder.exists()
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive

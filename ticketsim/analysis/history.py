@@ -26,7 +26,7 @@ from ticketsim.core.events import KILLED_ON_PURPOSE, Event, Step, from_json, to_
 from ticketsim.core.paths import write_output
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
-from ticketsim.errors import ConfigError, DbError
+from ticketsim.errors import ConfigError, DbError, StoreError
 from ticketsim.errors import HistoryError as HistoryError  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
@@ -166,10 +166,24 @@ def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
 
 
 def _final(
-    db_path: str | os.PathLike[str], initial: dbfile.TicketDB, events: list[Event]
+    db_path: str | os.PathLike[str],
+    initial: dbfile.TicketDB,
+    events: list[Event],
+    store: tuple[str, dbfile.TicketDB] | None = None,
 ) -> tuple[dbfile.TicketDB | None, str | None]:
     """The db after the sale, or why it cannot be read (a finding, not an error); a
-    :class:`DbError` if it is not the db of this history's sale at all."""
+    :class:`DbError` if it is not the db of this history's sale at all. ``store``: the
+    sale's record is the store named there, whose state is given."""
+    if store is not None:
+        name, final = store
+        foreign = _foreign(initial, final, events)
+        if foreign is not None:
+            raise StoreError(
+                name,
+                f"is not the store of this history's sale: {foreign}",
+                "give the store the history was written against",
+            )
+        return final, None
     try:
         final = dbfile.load(db_path)
     except DbError as exc:
@@ -229,8 +243,14 @@ def _upgraded(event: Event) -> Event:
     return event
 
 
-def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> RunResult:
-    """Rebuild a run from its history file and the db as it is now, for re-checking."""
+def load(
+    history_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str],
+    *,
+    store: tuple[str, dbfile.TicketDB] | None = None,
+) -> RunResult:
+    """Rebuild a run from its history file and the db as it is now, for re-checking;
+    or, with ``store`` (its name and the state it holds now), from that store."""
     path = os.fspath(history_path)
     rows = _lines(path)
     first = next(rows, None)
@@ -264,7 +284,7 @@ def load(history_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) 
             raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
         events.append(_upgraded(event) if head["format"] == _FORMAT_1 else event)
     events.sort(key=operator.attrgetter("t"))
-    final, final_error = _final(db_path, initial, events)
+    final, final_error = _final(db_path, initial, events, store)
     return RunResult(
         config=config,
         start_method=config.start_method or "unknown",

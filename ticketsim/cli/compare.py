@@ -15,6 +15,7 @@ from ticketsim.cli.options import (
     Plot,
     SharedSeed,
     StartMethodOpt,
+    Store,
     Strategies,
     Tickets,
     Timeout,
@@ -39,16 +40,19 @@ def compare_strategies(
     seed: SharedSeed = None,
     start_method: StartMethodOpt = None,
     db: Db = DEFAULT_DB,
+    store: Store = None,
     timeout: Timeout = 30.0,
     json_out: Json = False,
     csv_out: Csv = False,
     plot: Plot = None,
 ) -> None:
-    """Run the same sale under every strategy and compare them in one table.
+    """Run the same sale under every strategy (of the db file, or of --store) and
+    compare them in one table.
 
     Sold, oversold, double-booked seats, lost sales, torn reads, time, throughput and
     verdict, one row per strategy: the trade-off "safety costs speed" at a glance.
     """
+    import dataclasses  # noqa: PLC0415 - start-up time
     import random  # noqa: PLC0415 - start-up time
 
     from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
@@ -66,6 +70,13 @@ def compare_strategies(
         buyers=buyers, tickets=tickets, delay=delay, seed=chosen, db_path=db,
         timeout=timeout, start_method=start_method_of(start_method),
     )  # fmt: skip
+    if store is not None:  # checked against each strategy as its sale is set up
+        from ticketsim.core import stores  # noqa: PLC0415 - start-up time
+
+        stores.parse(store)
+        base = dataclasses.replace(
+            base, store=store, strategy=stores.NAIVE[stores.parse(store).kind]
+        )
     rows = comparing.compare(base, [s.value for s in strategy] if strategy else None)
     title = f"{buyers} buyers, {tickets} tickets, delay {delay:g} s, seed {chosen}"
     if json_out:

@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from ticketsim.cli import output
 from ticketsim.cli.options import Db, Yes  # noqa: TC001 - typer reads them
 from ticketsim.cli.root import command
 from ticketsim.core.names import DEFAULT_DB
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from rich.console import Console
+
+    from ticketsim.core.names import StoreKind
+    from ticketsim.search.demo import Lesson
+
 
 @command(epilog="Example: 'ticketsim demo --yes' runs the whole lesson without pausing.")
 def demo(yes: Yes = False, db: Db = DEFAULT_DB) -> None:
     """A guided lesson: the race, the lock and its cost, the Value misconception, the seat
-    map, two programs on one db, a killed lock holder. Each step is a real sale."""
+    map, two programs on one db, a killed lock holder, write skew in PostgreSQL, a Redis
+    lock whose lease runs out. Each step is a real sale."""
     from ticketsim.core import paths  # noqa: PLC0415 - start-up time
-    from ticketsim.search.demo import lessons, run_step  # noqa: PLC0415
-    from ticketsim.views.render import report_view  # noqa: PLC0415 - start-up time
+    from ticketsim.engine.databases import PrivateServers  # noqa: PLC0415 - start-up time
+    from ticketsim.search.demo import lessons  # noqa: PLC0415
 
     paths.vet(paths.db(db, lock=True))  # lessons 5 and 6 use a file lock
     console = output.console()
-    for lesson in lessons(db):
+    with PrivateServers() as servers:
+        _lessons(console, lessons(db), servers, pause=not yes and sys.stdin.isatty())
+
+
+def _lessons(
+    console: Console, plan: tuple[Lesson, ...], servers: Mapping[StoreKind, str], *, pause: bool
+) -> None:
+    """Each lesson in turn, its database sales on ``servers``; Ctrl-D at a pause ends it."""
+    from ticketsim.search.demo import run_step  # noqa: PLC0415 - start-up time
+    from ticketsim.views.render import report_view  # noqa: PLC0415 - start-up time
+
+    for lesson in plan:
         console.rule(lesson.title)
         console.print(lesson.before)
-        outcome = run_step(lesson)
+        outcome = run_step(lesson, servers)
+        if outcome.unavailable is not None:
+            console.print(f"Skipped: {outcome.unavailable}", style="yellow")
+            continue
         for report in outcome.reports:
             console.print(report_view(report))
         for strategy, sold, ledger in outcome.programs:
@@ -33,7 +57,7 @@ def demo(yes: Yes = False, db: Db = DEFAULT_DB) -> None:
                 style="bold green" if sold == 1 else "bold red",
             )
         console.print(lesson.after, style="italic")
-        if not yes and sys.stdin.isatty() and not _next_step():
+        if pause and not _next_step():
             console.print("Lesson ended at your request.", style="italic")
             return
     console.rule("End of the lesson")

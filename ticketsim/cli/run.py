@@ -145,9 +145,12 @@ def replay(
     settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs")
     if buyers is None:
         buyers = _named_buyers(schedule)
-    scenario = scenario_of(chosen, buyers, tickets, db, start_method, timeout)
-    config = scenario.config(schedule)
-    results = [runner.run_sale(config) for _ in range(repeat)]
+    from ticketsim.engine.databases import PrivateServers  # noqa: PLC0415 - start-up time
+
+    with PrivateServers() as servers:  # one server for every repeat
+        scenario = scenario_of(chosen, buyers, tickets, db, start_method, timeout, servers)
+        config = scenario.config(schedule)
+        results = [runner.run_sale(config, servers=servers) for _ in range(repeat)]
     first = results[0]
     reproduced = sum(1 for r in results if signature(r) == signature(first))
     _reported(first, outputs, repeat=repeat, reproduced=reproduced)

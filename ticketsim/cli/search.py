@@ -23,6 +23,7 @@ from ticketsim.cli.options import (
     SavedHistory,
     StartMethod,
     StartMethodOpt,
+    Store,
     StrategyOpt,
     Tickets,
     Timeout,
@@ -33,12 +34,13 @@ from ticketsim.cli.root import command
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from rich.console import RenderableType
 
     from ticketsim.core.exits import ExitCode
+    from ticketsim.core.names import StoreKind
     from ticketsim.search.explore import Scenario
 
 
@@ -144,7 +146,7 @@ def _searched(
     scenario = scenario_of(
         chosen, sale.buyers, sale.tickets, sale.db, sale.start_method, sale.timeout
     )
-    found = search(scenario)
+    found = search(scenario)  # a search starts its database's server once, for every run
     if json_out:
         output.echo_json(found.to_json())
     else:
@@ -159,6 +161,7 @@ def scenario_of(
     db: Path,
     start_method: StartMethod | None,
     timeout: float,
+    servers: Mapping[StoreKind, str] | None = None,
 ) -> Scenario:
     """The sale of a controlled run (replay or a search), refused before any runs."""
     from ticketsim.search.explore import Scenario  # noqa: PLC0415 - imports hypothesis lazily
@@ -170,6 +173,7 @@ def scenario_of(
         db_path=db,
         start_method=start_method_of(start_method),
         timeout=timeout,
+        servers={} if servers is None else servers,
     )
     scenario.check()  # before any search starts
     return scenario
@@ -179,8 +183,10 @@ def scenario_of(
     epilog="Example: 'ticketsim run --history run.jsonl' now, 'ticketsim check --history "
     "run.jsonl' later."
 )
-def check(history: SavedHistory, db: Db = DEFAULT_DB, json_out: Json = False) -> None:
-    """Re-check a saved db and history offline, with the same checker as 'run'.
+def check(
+    history: SavedHistory, db: Db = DEFAULT_DB, store: Store = None, json_out: Json = False
+) -> None:
+    """Re-check a saved db (or --store) and history offline, with the same checker as 'run'.
 
     Same report and JSON keys as 'run'.
     """
@@ -188,11 +194,17 @@ def check(history: SavedHistory, db: Db = DEFAULT_DB, json_out: Json = False) ->
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
     from ticketsim.core import paths  # noqa: PLC0415 - start-up time
 
-    paths.vet(
-        paths.source("--history", history, "write one with ticketsim run --history"),
-        paths.source("--db", db, "give the db the history was written against"),
-    )
-    # A db that is not the history's is a DbError, naming --db.
-    report = build_report(historyfile.load(history, db))
+    saved = paths.source("--history", history, "write one with ticketsim run --history")
+    if store is not None:
+        from ticketsim.core import stores  # noqa: PLC0415 - start-up time
+        from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
+
+        paths.vet(saved)
+        state = (stores.parse(store).shown, user_store(store).snapshot())
+        report = build_report(historyfile.load(history, db, store=state))
+    else:
+        paths.vet(saved, paths.source("--db", db, "give the db the history was written against"))
+        # A db that is not the history's is a DbError, naming --db.
+        report = build_report(historyfile.load(history, db))
     output.show_report(report, json_out)
     raise typer.Exit(int(report.exit_code))

@@ -9,8 +9,9 @@ removed with it. With ``--store`` the user's store is the record of the sale.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import stores
 from ticketsim.core.names import StoreKind, StrategyName
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ticketsim.core import db as dbfile
     from ticketsim.engine.strategies import Setup, Tools
     from ticketsim.sale.transaction import DatabaseStore
+    from ticketsim.servers import Server
 
 
 @dataclass(frozen=True)
@@ -93,16 +95,59 @@ def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStor
     return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
 
 
+def _server(kind: StoreKind) -> Server[Any]:
+    from ticketsim.servers import PostgresServer, RedisServer  # noqa: PLC0415 - servers only
+
+    return PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
+
+
 @contextlib.contextmanager
 def private_server(kind: StoreKind) -> Iterator[str]:
-    """A throwaway server of ``kind`` for a sale or a search: its URL, then it is gone."""
-    from ticketsim.servers import PostgresServer, RedisServer  # noqa: PLC0415
-
-    server = PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
+    """A throwaway server of ``kind`` for one sale: its URL, then it is gone."""
+    server = _server(kind)
     try:
         yield server.start().url
     finally:
         server.stop()
+
+
+class PrivateServers(Mapping[StoreKind, str]):
+    """Throwaway servers for many sales (a search, a comparison, a test session): each
+    started the first time a sale asks for its store, all stopped by :meth:`stop` (or
+    at the end of a ``with``). Starting PostgreSQL takes about a second; a search that
+    started one per schedule would spend its time there."""
+
+    def __init__(self) -> None:
+        self._servers: dict[StoreKind, Server[Any]] = {}
+        self._urls: dict[StoreKind, str] = {}
+
+    def __getitem__(self, kind: StoreKind) -> str:
+        if kind not in (StoreKind.POSTGRES, StoreKind.REDIS):
+            raise KeyError(kind)
+        if kind not in self._urls:
+            server = self._servers[kind] = _server(kind)
+            self._urls[kind] = server.start().url
+        return self._urls[kind]
+
+    def __iter__(self) -> Iterator[StoreKind]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def stop(self) -> None:
+        try:
+            for server in self._servers.values():
+                server.stop()
+        finally:
+            self._servers.clear()
+            self._urls.clear()
+
+    def __enter__(self) -> PrivateServers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @contextlib.contextmanager

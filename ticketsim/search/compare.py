@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.report import build_report
+from ticketsim.core import stores
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.names import StoreKind
+from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES
 from ticketsim.engine.strategies import get as get_strategy
@@ -81,10 +84,12 @@ class Row:
 COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Row))
 
 
-def _names(wanted: Sequence[str] | None) -> list[str]:
-    """The strategies to run, by their command-line names; ConfigError for a bad list."""
+def _names(wanted: Sequence[str] | None, store: str | None = None) -> list[str]:
+    """The strategies to run, by their command-line names; ConfigError for a bad list.
+    None: the db file's, or with ``store`` (a ``--store`` URL), that store's."""
     if wanted is None:
-        return [name.value for name in STRATEGIES]
+        kind = StoreKind.FILE if store is None else stores.parse(store).kind
+        return [name.value for name in STRATEGIES if StoreKind.of(name.value) is kind]
     if isinstance(wanted, str):  # a str is a Sequence[str] of its letters
         wanted = [wanted]
     if not wanted:
@@ -107,8 +112,10 @@ def compare(
 ) -> tuple[Row, ...]:
     """Run the sale ``base`` describes under each strategy; one :class:`Row` each.
 
-    Every strategy runs by default, in :data:`~ticketsim.engine.strategies.STRATEGIES`
-    order; ``strategies`` names the ones to run, in that order. ``base.strategy`` is
+    Every strategy of the db file (or of ``base.store``) runs by default, in
+    :data:`~ticketsim.engine.strategies.STRATEGIES` order; ``strategies`` names the ones
+    to run, in that order (a database strategy runs on a private server, started once
+    for all the rows of its store). ``base.strategy`` is
     ignored. Every run gets the same scenario, seed included: when ``base.seed`` is
     ``None`` one seed is drawn and shared. ``progress`` is called with each
     strategy's name before its sale starts.
@@ -118,7 +125,7 @@ def compare(
     tickets), or an option a strategy refuses (``lockstep`` with a safe one, a
     schedule it cannot follow) raise :class:`ConfigError` and nothing runs.
     """
-    names = _names(strategies)
+    names = _names(strategies, base.store)
     if base.keep:
         raise ConfigError(
             "keep", True, "each strategy must sell the same fresh tickets; drop --keep"
@@ -126,10 +133,11 @@ def compare(
     seed = base.seed if base.seed is not None else random.SystemRandom().randrange(2**32)
     configs = [dataclasses.replace(base, strategy=name, seed=seed) for name in names]
     rows: list[Row] = []
-    for config in configs:
-        if progress is not None:
-            progress(config.strategy)
-        rows.append(Row.from_report(build_report(run_sale(config))))
+    with PrivateServers() as servers:  # one per store for every row, not one per row
+        for config in configs:
+            if progress is not None:
+                progress(config.strategy)
+            rows.append(Row.from_report(build_report(run_sale(config, servers=servers))))
     return tuple(rows)
 
 

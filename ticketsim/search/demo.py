@@ -18,9 +18,13 @@ from ticketsim.core import db as dbfile
 from ticketsim.core.names import DEFAULT_DB
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
+from ticketsim.errors import ServerUnavailable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
+
+    from ticketsim.core.names import StoreKind
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,19 @@ class Outcome:
     reports: tuple[Report, ...] = ()
     #: For two programs: what each program sold, and the db they shared afterwards.
     programs: tuple[tuple[str, int, int], ...] = field(default=())
+    #: Why the lesson could not run (a database server that is not installed), if so.
+    unavailable: str | None = None
 
 
 def lessons(db_path: Path) -> tuple[Lesson, ...]:
     """The lesson plan (README "Lesson plan" describes the same steps)."""
     base = RunConfig(db_path=db_path, buyers=20, tickets=5, delay=0.1, seed=7, timeout=5.0)
-    return (*_the_race(base), *_shared_memory(base), *_where_a_lock_lives(base, db_path))
+    return (
+        *_the_race(base),
+        *_shared_memory(base),
+        *_where_a_lock_lives(base, db_path),
+        *_real_databases(base),
+    )
 
 
 def _the_race(base: RunConfig) -> tuple[Lesson, ...]:
@@ -128,6 +139,40 @@ def _where_a_lock_lives(base: RunConfig, db_path: Path) -> tuple[Lesson, ...]:
     )
 
 
+def _real_databases(base: RunConfig) -> tuple[Lesson, ...]:
+    """What a database lets through that a lock on a file would not: write skew, and a
+    lock whose lease runs out while its holder is paused."""
+    forced = replace(base, buyers=3, tickets=1, delay=0.0, lockstep=True)
+    paused = replace(base, buyers=3, tickets=1, delay=0.0, pause_holder=True)
+    return (
+        Lesson(
+            "7. Write skew in PostgreSQL",
+            "Each buyer counts the sales in the ledger under REPEATABLE READ (snapshot "
+            "isolation), then inserts its own. Three buyers, forced to count before any "
+            "inserts; then the same under SERIALIZABLE, which retries what it refuses:",
+            (
+                replace(forced, strategy="pg-write-skew"),
+                replace(forced, strategy="pg-ledger-serializable"),
+            ),
+            after="No two transactions wrote the same row, so snapshot isolation let all "
+            "three commit, with no error at all: the one ticket was sold three times. "
+            "SERIALIZABLE saw that each read what the others wrote, refused two, and "
+            "their retries found the ticket gone.",
+        ),
+        Lesson(
+            "8. A lock whose lease runs out",
+            "A Redis lock (SET NX PX) with a 1 s lease. The first buyer to take it is "
+            "SIGSTOPped just after its read, and resumed once the others are done; "
+            "then the same with a fencing token that the store checks on every write:",
+            (replace(paused, strategy="redis-lock"), replace(paused, strategy="redis-fenced")),
+            after="The lease ran out while the holder was paused; another buyer took the "
+            "lock and sold the ticket, then the holder woke up and sold it again, never "
+            "knowing it had lost the lock. With the fencing token, its late write "
+            "carried an older token than the store had seen, and was refused.",
+        ),
+    )
+
+
 #: How long program A sleeps in its race window before program B starts.
 _HEAD_START_S: Final = 0.5
 
@@ -151,8 +196,13 @@ def _two_programs(strategy: str, db_path: Path) -> tuple[tuple[str, int, int], .
     return ((strategy, sold[0] + sold[1], ledger),)
 
 
-def run_step(lesson: Lesson) -> Outcome:
-    reports = tuple(build_report(run_sale(config)) for config in lesson.sales)
+def run_step(lesson: Lesson, servers: Mapping[StoreKind, str] | None = None) -> Outcome:
+    """Run one lesson's sales (a database's on ``servers``, started once for the whole
+    lesson plan); a lesson whose server cannot be had says why instead."""
+    try:
+        reports = tuple(build_report(run_sale(config, servers=servers)) for config in lesson.sales)
+    except ServerUnavailable as exc:
+        return Outcome(lesson, unavailable=str(exc))
     programs: tuple[tuple[str, int, int], ...] = ()
     for strategy in lesson.two_programs:
         programs += _two_programs(strategy, lesson.db_path or DEFAULT_DB)

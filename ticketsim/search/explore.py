@@ -23,7 +23,7 @@ from ticketsim.core import catalog
 from ticketsim.core import schedule as sched
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.names import DEFAULT_DB, StoreKind, StrategyName
 from ticketsim.core.settings import (
     RunConfig,
     require_controlled,
@@ -33,10 +33,11 @@ from ticketsim.core.settings import (
     require_start_method,
     require_whole,
 )
+from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ticketsim.core.result import RunResult
@@ -69,6 +70,8 @@ class Scenario:
     db_path: Path = DEFAULT_DB
     start_method: str | None = None
     timeout: float = 10.0
+    #: Private servers for a database strategy, started once for every schedule.
+    servers: Mapping[StoreKind, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         require_whole("buyers", self.buyers, "buyers")
@@ -114,7 +117,7 @@ class Scenario:
         return shlex.join(words)
 
     def run(self, schedule: sched.Schedule | str) -> Report:
-        return build_report(run_sale(self.config(schedule)))
+        return build_report(run_sale(self.config(schedule), servers=self.servers))
 
     def to_json(self) -> dict[str, Any]:
         """The sale's size and strategy, as every search's JSON starts."""
@@ -248,6 +251,29 @@ def explore(
     """
     require_exploration(scenario.buyers, max_schedules, preemption_bound)
     scenario.check()
+    with _served(scenario) as served:
+        return _explore(scenario, served, max_schedules, preemption_bound, progress)
+
+
+@contextlib.contextmanager
+def _served(scenario: Scenario) -> Iterator[Scenario]:
+    """``scenario`` with private servers for all its runs, unless it brought its own: a
+    database strategy would otherwise start and stop a server for every schedule. (They
+    start on first use: a strategy on the db file starts none.)"""
+    if scenario.servers:
+        yield scenario
+        return
+    with PrivateServers() as servers:
+        yield replace(scenario, servers=servers)
+
+
+def _explore(
+    scenario: Scenario,
+    served: Scenario,
+    max_schedules: int,
+    preemption_bound: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> Exploration:
     model = catalog.info(scenario.strategy).model()
     started = time.monotonic()
     feasible, sizes = sched.representatives(
@@ -259,7 +285,7 @@ def explore(
     found: Counterexample | None = None
     stalled: list[str] = []
     for index, schedule in enumerate(chosen):
-        report = scenario.run(schedule)
+        report = served.run(schedule)
         if report.exit_code is ExitCode.STALLED:
             stalled.append(f"{schedule}: {report.verdict}")
         elif report.exit_code is ExitCode.VIOLATED:
@@ -340,11 +366,12 @@ def hunt(
     require_hunt(max_examples, pct_runs, depth, seed)
     scenario.check()
     started = time.monotonic()
-    trials = _Trials(scenario, catalog.info(scenario.strategy).model())
-    if max_examples > 0:
-        _search_with_hypothesis(trials, max_examples)
-    hypothesis_runs = trials.runs
-    _search_with_pct(trials, pct_runs, depth, seed)
+    with _served(scenario) as served:
+        trials = _Trials(served, catalog.info(scenario.strategy).model())
+        if max_examples > 0:
+            _search_with_hypothesis(trials, max_examples)
+        hypothesis_runs = trials.runs
+        _search_with_pct(trials, pct_runs, depth, seed)
     return Hunt(
         scenario=scenario,
         hypothesis_runs=hypothesis_runs,

@@ -255,7 +255,10 @@ class PostgresStore(DatabaseStore):
         if not attempt.decide(0 if seat is None else 1) or seat is None:
             if self._one(FREE_SEATS):
                 # Every free seat is locked by a transaction that may still give it up
-                # (or whose buyer died, until the server sees it): not sold out yet.
+                # (or whose buyer died, until the server sees it): not sold out yet. A
+                # buyer that may not wait (a schedule's step) is blocked, as at a lock.
+                if attempt.patience <= 0:
+                    raise GuardTimeout("a free seat (every one is locked)", 0.0)
                 raise Conflict("every free seat is held by another buyer's transaction")
             attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")

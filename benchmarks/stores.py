@@ -1,0 +1,209 @@
+"""Each database strategy against a bare script that makes the same purchases with the
+same client: what ticketsim's recording, processes and checks cost (goal: at least 0.9
+of the bare script's sales per second).
+
+Both sides fork the same number of buyers, each connected before the sale opens, then
+open the sale at once; each buyer sends its strategy's statements (the bare side
+imports them from the store's module, so they cannot drift) and the clock stops at the
+last purchase. Rounds take turns (ticketsim, bare, ticketsim, ...) on one private
+server per store, and the medians and their ratio are printed.
+
+    python benchmarks/stores.py [--runs 5] [--buyers 20] [--strategy pg-update ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
+from ticketsim.core.names import StoreKind
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.databases import PLANS, PrivateServers, make_store
+from ticketsim.engine.runner import run_sale
+from ticketsim.sale.stores import postgres as pg
+from ticketsim.sale.stores import redis as rd
+from ticketsim.sale.stores import sqlite as sq
+
+Buy = Callable[[Any, str, int], None]
+
+
+# --- the bare purchases: the same statements, no history, no checks ------------------
+
+
+def _sqlite_immediate(db: sqlite3.Connection, buyer: str, pid: int) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    (remaining,) = db.execute(sq.READ_SQL).fetchone()
+    if remaining > 0:
+        db.execute(sq.WRITE_SQL, (remaining - 1,))
+        db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+    db.execute("COMMIT")
+
+
+def _sqlite_update(db: sqlite3.Connection, buyer: str, pid: int) -> None:
+    db.execute("BEGIN")
+    if db.execute(sq.UPDATE_SQL).fetchone() is not None:
+        db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+    db.execute("COMMIT")
+
+
+def _pg_update(db: Any, buyer: str, pid: int) -> None:
+    db.execute("BEGIN")
+    if db.execute(pg.UPDATE).fetchone() is not None:
+        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+    db.execute("COMMIT")
+
+
+def _pg_for_update(db: Any, buyer: str, pid: int) -> None:
+    db.execute("BEGIN")
+    (remaining,) = db.execute(pg.FOR_UPDATE).fetchone()
+    if remaining > 0:
+        db.execute(pg.WRITE, (remaining - 1,))
+        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+    db.execute("COMMIT")
+
+
+def _pg_serializable(db: Any, buyer: str, pid: int) -> None:
+    import psycopg
+
+    while True:
+        try:
+            db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            (remaining,) = db.execute(pg.READ).fetchone()
+            if remaining > 0:
+                db.execute(pg.WRITE, (remaining - 1,))
+                db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+            db.execute("COMMIT")
+            return
+        except psycopg.errors.SerializationFailure:
+            db.execute("ROLLBACK")
+
+
+def _redis_decr(db: Any, buyer: str, pid: int) -> None:
+    left = int(db.decr(rd.REMAINING))
+    if left < 0:
+        db.incr(rd.REMAINING)
+        return
+    db.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}")
+
+
+def _redis_lua(db: Any, buyer: str, pid: int) -> None:
+    db.eval(rd._SELL_ONE, 2, rd.REMAINING, rd.LEDGER, f"{buyer} {pid} {time.time()!r}", 10**6)
+
+
+def _redis_watch(db: Any, buyer: str, pid: int) -> None:
+    import redis
+
+    with db.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(rd.REMAINING)
+                remaining = int(pipe.get(rd.REMAINING) or 0)
+                if remaining <= 0:
+                    return
+                pipe.multi()
+                pipe.set(rd.REMAINING, remaining - 1)
+                pipe.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}")
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
+
+
+BARE: dict[str, Buy] = {
+    "sqlite-immediate": _sqlite_immediate,
+    "sqlite-update": _sqlite_update,
+    "pg-update": _pg_update,
+    "pg-for-update": _pg_for_update,
+    "pg-serializable": _pg_serializable,
+    "redis-decr": _redis_decr,
+    "redis-lua": _redis_lua,
+    "redis-watch": _redis_watch,
+}
+
+
+def _connect(kind: StoreKind, location: str) -> Any:
+    if kind is StoreKind.SQLITE:
+        return sqlite3.connect(location, timeout=30, isolation_level=None)
+    if kind is StoreKind.POSTGRES:
+        return pg.connect(location)
+    return rd.connect(location)
+
+
+def _bare_buyer(
+    kind: StoreKind, location: str, buy: Buy, number: int, gate: Any, ends: Any
+) -> None:
+    db = _connect(kind, location)
+    gate.wait(60)
+    buy(db, f"buyer-{number}", os.getpid())
+    ends[number] = time.monotonic()
+
+
+def bare(strategy: str, location: str, buyers: int) -> float:
+    """Sales per second of the bare script: every buyer buys one ticket."""
+    kind = PLANS[strategy].store  # type: ignore[index]
+    make_store(kind, location).load(dbfile.TicketDB.fresh(buyers))
+    ctx = multiprocessing.get_context("fork")
+    gate, ends = ctx.Event(), ctx.Array("d", buyers + 1)
+    processes = [
+        ctx.Process(target=_bare_buyer, args=(kind, location, BARE[strategy], n, gate, ends))
+        for n in range(1, buyers + 1)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(0.5)  # every buyer connected and waiting, as ticketsim's wait at its gate
+    opened = time.monotonic()
+    gate.set()
+    for process in processes:
+        process.join(120)
+    return buyers / (max(ends[1:]) - opened)
+
+
+def ticketsim(strategy: str, db_path: Path, buyers: int, servers: PrivateServers) -> float:
+    config = RunConfig(
+        strategy=strategy, buyers=buyers, tickets=buyers, delay=0.0, db_path=db_path,
+        start_method="fork", seed=1,
+    )  # fmt: skip
+    report = build_report(run_sale(config, servers=servers))
+    assert report.ok, report.verdict
+    return report.throughput
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--buyers", type=int, default=20)
+    parser.add_argument("--strategy", action="append", choices=sorted(BARE))
+    options = parser.parse_args()
+    chosen = options.strategy or list(BARE)
+    print(f"{options.buyers} buyers, one ticket each; medians of {options.runs} rounds")
+    print(f"{'strategy':18} {'ticketsim':>12} {'bare':>12} {'ratio':>7}")
+    with tempfile.TemporaryDirectory() as folder, PrivateServers() as servers:
+        db_path = Path(folder) / "tickets.json"
+        for strategy in chosen:
+            kind = PLANS[strategy].store  # type: ignore[index]
+            location = (
+                str(Path(folder) / "bare.sqlite") if kind is StoreKind.SQLITE else servers[kind]
+            )
+            ours, theirs = [], []
+            for _ in range(options.runs):
+                ours.append(ticketsim(strategy, db_path, options.buyers, servers))
+                theirs.append(bare(strategy, location, options.buyers))
+            a, b = statistics.median(ours), statistics.median(theirs)
+            print(f"{strategy:18} {a:10.0f}/s {b:10.0f}/s {a / b:7.2f}")
+    with contextlib.suppress(OSError):
+        os.remove(db_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""``--store``: the user's own database as the record of a sale, and every way it can
+be given wrong. Real servers only: the session's PostgreSQL and Redis, each in a
+database (or Redis db number) of its own, and real SQLite files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import subprocess
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sales import SERVERS, script
+
+from ticketsim.core.names import StoreKind
+from ticketsim.sale.stores import postgres as pgstore
+from ticketsim.sale.stores import redis as redisstore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+def ticketsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script(), *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
+def _sqlite(path: Path) -> str:
+    """``sqlite:///`` and an absolute path: four slashes, as the URL form says."""
+    return "sqlite:///" + str(path)
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> str:
+    """A database of its own on the session's PostgreSQL: the user's."""
+    admin = pgstore.connect(SERVERS[StoreKind.POSTGRES])
+    with contextlib.closing(admin):
+        admin.execute("DROP DATABASE IF EXISTS users_own")
+        admin.execute("CREATE DATABASE users_own")
+    return _with_dbname(SERVERS[StoreKind.POSTGRES], "users_own")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis db number 5 of the session's server, emptied before and after."""
+    url = SERVERS[StoreKind.REDIS] + "?db=5"
+    client = redisstore.connect(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def test_a_sale_on_the_users_sqlite_file_is_kept_there(tmp_path: Path) -> None:
+    store = _sqlite(tmp_path / "mine.sqlite")
+    done = ticketsim("reset", "--store", store, "--tickets", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    done = ticketsim(
+        "run", "--store", store, "--strategy", "sqlite-immediate", "--buyers", "5",
+        "--tickets", "3", "--delay", "0", "--json", "--history", str(tmp_path / "h.jsonl"),
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["sold"], report["remaining"]) == (0, 3, 0)
+    assert not (tmp_path / "db").exists()  # the db file was not used
+    shown = ticketsim("show", "--store", store, "--json")
+    assert json.loads(shown.stdout)["remaining"] == 0
+    checked = ticketsim("check", "--history", str(tmp_path / "h.jsonl"), "--store", store)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_naive_strategy_is_the_default_on_a_store_and_oversells(pg_url: str) -> None:
+    done = ticketsim(
+        "run", "--store", pg_url, "--buyers", "3", "--tickets", "1", "--lockstep",
+        "--delay", "0", "--json",
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["strategy"], report["oversold"]) == (1, "pg-naive", 2)
+    shown = json.loads(ticketsim("show", "--store", pg_url, "--json").stdout)
+    assert len(shown["ledger"]) == 3  # the store holds all three sales of seat 1
+    assert shown["problems"]
+
+
+def test_compare_runs_every_strategy_of_the_store(redis_url: str) -> None:
+    done = ticketsim(
+        "compare", "--store", redis_url, "--buyers", "4", "--tickets", "2", "--json",
+        "--delay", "0",
+    )  # fmt: skip
+    rows = json.loads(done.stdout)["rows"]
+    assert [r["strategy"] for r in rows] == [
+        "redis-naive", "redis-decr", "redis-watch", "redis-lua", "redis-lock", "redis-fenced",
+    ]  # fmt: skip
+    assert all(r["ok"] for r in rows if r["strategy"] != "redis-naive")
+
+
+def test_someone_elses_postgres_schema_is_refused_and_left_as_it_was(pg_url: str) -> None:
+    other = _with_dbname(pg_url, "theirs")
+    admin = pgstore.connect(pg_url)
+    with contextlib.closing(admin):
+        admin.execute("DROP DATABASE IF EXISTS theirs")
+        admin.execute("CREATE DATABASE theirs")
+    theirs = pgstore.connect(other)
+    with contextlib.closing(theirs):
+        theirs.execute("CREATE SCHEMA ticketsim")
+        theirs.execute("CREATE TABLE ticketsim.orders (id int)")
+        theirs.execute("INSERT INTO ticketsim.orders VALUES (42)")
+    for args in (("reset", "--store", other), ("run", "--store", other, "--buyers", "2")):
+        _one_line_error(ticketsim(*args), 2, "orders", "ticketsim did not make")
+    theirs = pgstore.connect(other)
+    with contextlib.closing(theirs):
+        assert theirs.execute("SELECT id FROM ticketsim.orders").fetchall() == [(42,)]
+        tables = theirs.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'ticketsim'"
+        ).fetchall()
+        assert tables == [("orders",)]
+
+
+def test_someone_elses_redis_keys_are_refused_and_left_as_they_were(redis_url: str) -> None:
+    client = redisstore.connect(redis_url)
+    client.set("ticketsim:session", "theirs")
+    _one_line_error(ticketsim("reset", "--store", redis_url), 2, "ticketsim:session")
+    assert client.get("ticketsim:session") == b"theirs"
+    assert client.dbsize() == 1
+    client.close()
+
+
+@pytest.mark.parametrize("content", [b"my notes\n", b""], ids=["text", "empty"])
+def test_a_file_that_is_not_tickets_sqlite_is_refused_byte_for_byte(
+    tmp_path: Path, content: bytes
+) -> None:
+    notes = tmp_path / "notes.sqlite"
+    notes.write_bytes(content)
+    done = ticketsim("run", "--store", _sqlite(notes))
+    _one_line_error(done, 2, "--store=")
+    assert notes.read_bytes() == content
+
+
+def test_a_sqlite_db_with_the_users_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.commit()
+    before = path.read_bytes()
+    _one_line_error(ticketsim("reset", "--store", _sqlite(path)), 2, "users")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://x/y", "is not a store URL"),
+        ("sqlite://", "names no file"),
+        ("sqlite:///", "names no file"),
+        ("postgresql://h:notaport/x", "malformed"),
+        ("redis://h/notanumber", "give a number"),
+    ],
+)
+def test_a_malformed_url_is_one_line_and_exit_2(url: str, words: str) -> None:
+    _one_line_error(ticketsim("run", "--store", url), 2, "--store=", words)
+
+
+def test_a_strategy_of_another_store_is_refused(redis_url: str) -> None:
+    done = ticketsim("run", "--store", redis_url, "--strategy", "pg-update")
+    _one_line_error(done, 2, "--strategy='pg-update'", "redis-naive")
+
+
+def test_a_server_that_is_not_there_is_exit_4(tmp_path: Path) -> None:
+    down = f"postgresql://ticketsim@/postgres?host={tmp_path}&port=1"
+    _one_line_error(ticketsim("show", "--store", down), 4, "start it")
+    _one_line_error(ticketsim("reset", "--store", "redis://127.0.0.1:1/0"), 4, "start it")
+
+
+def test_a_role_the_server_does_not_know_is_one_line(pg_url: str) -> None:
+    parts = urlsplit(pg_url)
+    wrong = urlunsplit(parts._replace(netloc="nobody_here@"))
+    _one_line_error(ticketsim("show", "--store", wrong), 4, "nobody_here")
