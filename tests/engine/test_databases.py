@@ -215,18 +215,18 @@ def test_a_private_server_goes_with_its_ticketsim(
             time.sleep(0.05)  # the buyers are up: the sale is on
         buyers = [pid for pid in descendants(run.pid) if pid not in users_of(folder)]
         run.send_signal(signum)
-        run.wait(30)
+        _, err = run.communicate(timeout=30)
     finally:
         if run.poll() is None:
             run.kill()
-            run.wait(10)
+            run.communicate(timeout=10)
     deadline = time.monotonic() + 10
     while (users_of(folder) or _alive(buyers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert users_of(folder) == []
     assert _alive(buyers) == []
     if signum is signal.SIGINT:
-        assert run.returncode == 130, run.stderr.read() if run.stderr else ""
+        assert run.returncode == 130, err
         assert not folder.exists()
     else:
         assert folder in _folder.sweep()  # the next start takes it away
