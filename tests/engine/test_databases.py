@@ -27,6 +27,7 @@ from ticketsim.analysis.report import build_report
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
 from ticketsim.core.names import StoreKind
+from ticketsim.errors import ConfigError
 from ticketsim.servers import _folder
 
 if TYPE_CHECKING:
@@ -119,15 +120,23 @@ def test_a_unique_seat_refuses_the_second_buyer_of_it(db_path: Path) -> None:
 def test_atomic_claims_let_every_buyer_read_at_once_and_still_sell_each_seat_once(
     db_path: Path, strategy: str
 ) -> None:
-    result = _forced(db_path, strategy, tickets=2)
+    result = _forced(db_path, strategy, tickets=3)
     report = build_report(result)
     assert report.ok, report.verdict
-    assert report.sold == 2
+    assert sorted(s.seat for s in result.final.ledger) == [1, 2, 3]  # type: ignore[union-attr]
     reads = [e.t for e in result.history if e.step is Step.READ]
     writes = [e.t for e in result.history if e.step is Step.WRITE]
     assert len(reads) == 3
     assert max(reads) < min(writes)  # all three read before anyone wrote: no waiting
     assert report.retries == 0
+
+
+def test_skip_locked_cannot_be_forced_with_more_buyers_than_seats(db_path: Path) -> None:
+    """A reader that finds every free seat locked waits for the others, who wait for it
+    to read: lockstep is refused before anything runs, and says why."""
+    with pytest.raises(ConfigError, match="every free seat locked"):
+        _forced(db_path, "pg-skip-locked", tickets=2)
+    assert not db_path.exists()
 
 
 @pytest.mark.parametrize("strategy", LOCKED)

@@ -279,6 +279,11 @@ _IN_WORDS: Final = {
 _WRITE_FAILED: Final = DbWriteError.__name__
 
 
+def _caveat(strategy: str, store: str | None) -> str | None:
+    caveat = catalog.info(strategy).caveat
+    return None if store is not None and caveat == catalog.IN_STORE else caveat
+
+
 def build_report(result: RunResult) -> Report:
     """Derive every figure of the report from the run's history and dbs."""
     config, history = result.config, result.history
@@ -326,7 +331,7 @@ def build_report(result: RunResult) -> Report:
         pool=config.workers,
         crew=config.crew,
         startup_s=result.startup_s,
-        caveat=catalog.info(config.strategy).caveat,
+        caveat=_caveat(config.strategy, config.store),
         schedule=str(from_history(history)),
         faults=result.faults,
         io_error=_io_error(history, config.db),

@@ -158,7 +158,9 @@ _DB_SAFE: Final = Claims(
 #: A database strategy that races: every buyer writes its own ledger row, but the
 #: count and the seats are decided on stale reads.
 _DB_RACING: Final = dataclasses.replace(_DB_SAFE, count=False, seats=False, crash_consistent=False)
-_IN_STORE: Final = (
+#: The caveat of a database strategy selling from a copy of the db file (without
+#: ``--store``): with ``--store`` the store is the record, and it does not apply.
+IN_STORE: Final = (
     "Every sale is in the store as it is made; the db file gets them all when the sale "
     "ends, so a crash mid-sale leaves it behind the store."
 )
@@ -174,7 +176,7 @@ def _database(
     holding: str = "",
     claims: Claims = _DB_SAFE,
     retries: bool = False,
-    caveat: str = _IN_STORE,
+    caveat: str = IN_STORE,
 ) -> StrategyInfo:
     return StrategyInfo(
         name=name,

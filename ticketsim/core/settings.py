@@ -49,6 +49,13 @@ MAX_EXPLORE_BUYERS: Final = 5
 MAX_RUNS: Final = 100_000
 
 
+def lockstep_possible(strategy: str, buyers: int, tickets: int) -> bool:
+    """Whether every buyer can read before any writes under ``strategy`` (if it does not
+    serialise its reads anyway): SKIP LOCKED locks a seat with the read, so a buyer
+    beyond the seats waits for the others to let go of theirs."""
+    return strategy != StrategyName.PG_SKIP_LOCKED.value or tickets >= buyers
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One sale to run. Invalid values raise :class:`ConfigError` on construction."""
@@ -115,6 +122,14 @@ class RunConfig:
                 True,
                 f"strategy {self.strategy!r} lets one buyer read at a time, so every buyer can "
                 "never read before any writes; use lockstep with an unprotected strategy",
+            )
+        if self.lockstep and not lockstep_possible(self.strategy, self.buyers, self.tickets):
+            raise ConfigError(
+                "lockstep",
+                True,
+                f"under {self.strategy!r} a buyer that finds every free seat locked waits for "
+                "the others to write, so not every buyer can read before any writes; give at "
+                "least as many --tickets as --buyers",
             )
         self._check_faults_and_forcing()
 

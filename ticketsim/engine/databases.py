@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ticketsim.core import db as dbfile
-    from ticketsim.engine.strategies import Setup, Tools
-    from ticketsim.sale.transaction import DatabaseStore
+    from ticketsim.engine.setup import Setup
+    from ticketsim.sale.steps import Tools
+    from ticketsim.sale.stores.database import DatabaseStore
     from ticketsim.servers import Server
 
 

@@ -29,13 +29,13 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.catalog import CATALOG, StrategyInfo, info
-from ticketsim.core.names import StoreKind
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.engine import databases
+from ticketsim.engine.setup import Setup as Setup  # noqa: PLC0414 - re-exported
 from ticketsim.sale import _limits, _signals
 from ticketsim.sale.guards import FileLockGuard, Guard, LockGuard, NoGuard
 from ticketsim.sale.office import PENDING, OfficeClient, OfficeTools, close_office, run_office
@@ -53,26 +53,6 @@ from ticketsim.sale.stores import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from multiprocessing.context import BaseContext
-
-    from ticketsim.core import db as dbfile
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What a strategy is given to set a sale up."""
-
-    ctx: BaseContext
-    db_path: str
-    initial: dbfile.TicketDB
-    buyers: int
-    #: Where events go; the office records the steps it takes for each buyer.
-    channel: Any
-    timeout: float
-    #: The user's store (``--store``), the record of the sale, for a database strategy.
-    store: str | None = None
-    #: Private servers already running (a search starts one for all its runs), by store.
-    servers: Mapping[StoreKind, str] = field(default_factory=dict)
 
 
 #: How a strategy builds one sale's parts, and cleans them up on exit.

@@ -1,8 +1,8 @@
 """A purchase as a database transaction: the statements a strategy sends, the
 refusals it retries, and the steps all of it records.
 
-A database store (:class:`DatabaseStore`) says, for each of its strategies, which
-statements one attempt sends (:meth:`DatabaseStore.attempt`); :class:`TransactionTools`
+A database store (:class:`~ticketsim.sale.stores.database.DatabaseStore`) says, for each
+of its strategies, which statements one attempt sends; :class:`TransactionTools`
 owns what every strategy shares: calling the pacer once per purchase whatever the
 retries, the race window, the retry loop and its bound, and letting go of a lock the
 attempt took. The buyer (:mod:`ticketsim.sale.buyer`) does not know any of it.
@@ -12,29 +12,22 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import time
-from abc import abstractmethod
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
-from ticketsim.core import db as dbfile
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
-from ticketsim.errors import Conflict, GuardTimeout, StoreError
+from ticketsim.errors import Conflict, GuardTimeout
 from ticketsim.sale.steps import Tools
-from ticketsim.sale.stores.base import Store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
-    from ticketsim.core.db import TicketDB
-    from ticketsim.core.events import Event, Recorder
+    from ticketsim.core.events import Recorder
     from ticketsim.sale.steps import BuyerSpec, Pacer
-
-C = TypeVar("C")
+    from ticketsim.sale.stores.database import DatabaseStore
 
 #: The longest pause between two attempts. Retrying at once lets the same buyers
 #: collide again; a short random pause spreads them out.
@@ -53,6 +46,10 @@ class Attempt:
     number: int = 0
     #: Whether the attempt holds a lock it must record letting go of.
     holding: bool = field(default=False, init=False)
+
+    @property
+    def buyer(self) -> int:
+        return self.spec.number
 
     @property
     def patience(self) -> float:
@@ -95,69 +92,6 @@ class Attempt:
             self.record(Step.LEAVE)
 
 
-class DatabaseStore(Store):
-    """A store in a real database: SQLite, PostgreSQL or Redis.
-
-    A subclass reaches its database from each buyer process (one connection per
-    process, made by :meth:`prepare`), and says what one attempt of its strategy
-    sends (:meth:`attempt`), raising :class:`Conflict` when the database refuses it.
-    Its :meth:`read` and :meth:`sell` are the unprotected ones, statement by statement
-    with no transaction, which is what the naive strategies run.
-    """
-
-    @abstractmethod
-    def attempt(self, attempt: Attempt) -> int | None:
-        """One attempt of this store's strategy: the seat sold, ``None`` if none was
-        left, or :class:`Conflict` when the database refused (nothing of it stays)."""
-
-    def close(self) -> None:
-        """Close this process's connection, if it made one (the parent, when it bought
-        in its own process)."""
-        connection = getattr(self, "_connection", None)
-        made = connection.drop() if isinstance(connection, ProcessConnection) else None
-        if made is not None:
-            with contextlib.suppress(Exception):
-                made.close()
-
-    @abstractmethod
-    def abandon(self) -> None:
-        """End whatever transaction an attempt left open, undoing it; never raises for a
-        connection that is already gone."""
-
-    # In the parent, before and after the sale: each opens a connection of its own.
-
-    @abstractmethod
-    def load(self, initial: TicketDB) -> None:
-        """Make this store's tables or keys, and put ``initial`` in them. Touches only
-        what ticketsim made; :class:`StoreError` for a store that holds someone else's."""
-
-    @abstractmethod
-    def snapshot(self) -> TicketDB:
-        """The tickets, remaining count and ledger the store holds now."""
-
-    #: Whether the store is the record of the sale (the user's ``--store``), rather
-    #: than a copy of the db file that is written back to it when the sale is over.
-    detached: bool = False
-
-    def final(self, path: str) -> tuple[TicketDB | None, str | None]:
-        """The state after the sale, for the checker, or why it cannot be read."""
-        if not self.detached:
-            return super().final(path)
-        try:
-            return self.snapshot(), None
-        except (OSError, StoreError) as exc:
-            return None, str(exc)
-
-    def write_back(self, path: str, initial: TicketDB, history: Sequence[Event]) -> None:
-        """The db file takes the store's state (not with ``detached``: the store is the
-        record). A store that cannot be read leaves the db as the sale opened it."""
-        del history
-        if self.detached:
-            return
-        final = self.snapshot()
-        dbfile.write_atomic(path, replace(final, event=initial.event, extra=initial.extra))
-
-
 @dataclass(frozen=True)
 class TransactionTools(Tools):
     """A buyer buys in one transaction of its store's; a refused one is tried again
@@ -196,31 +130,3 @@ class TransactionTools(Tools):
                 time.sleep(backoff.uniform(0, MAX_BACKOFF_S))
         finally:
             pacer.done(spec.number)
-
-
-class ProcessConnection(Generic[C]):
-    """This process's connection to a store's database, made on first use.
-
-    Each buyer process needs its own: a connection inherited across a fork shares its
-    socket with the parent's. Never shared: a pickled one arrives empty, and a forked
-    copy is ignored (not closed, which would close the parent's socket too).
-    """
-
-    __slots__ = ("_connection", "_pid")
-
-    def __init__(self) -> None:
-        self._connection: C | None = None
-        self._pid = 0
-
-    def __reduce__(self) -> tuple[type[ProcessConnection[C]], tuple[()]]:
-        return ProcessConnection, ()
-
-    def get(self, connect: Callable[[], C]) -> C:
-        if self._connection is None or self._pid != os.getpid():
-            self._connection, self._pid = connect(), os.getpid()
-        return self._connection
-
-    def drop(self) -> C | None:
-        """Forget this process's connection (to close it); ``None`` if it has none."""
-        connection, self._connection = self._connection, None
-        return connection if self._pid == os.getpid() else None

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
+from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
-from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
 
 if TYPE_CHECKING:
     import psycopg
 
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
-    from ticketsim.sale.transaction import Attempt
+    from ticketsim.sale.stores.database import Purchase
 
 SCHEMA: Final = "ticketsim"
 #: The tables ticketsim makes in its schema; nothing else may be there.
@@ -176,7 +176,7 @@ class PostgresStore(DatabaseStore):
             self.db.execute(f"SET lock_timeout = {ms}")
             self._waits[0] = ms
 
-    def attempt(self, attempt: Attempt) -> int | None:
+    def attempt(self, attempt: Purchase) -> int | None:
         import psycopg  # noqa: PLC0415 - imported by the connection already
 
         plan = self.plan
@@ -198,7 +198,7 @@ class PostgresStore(DatabaseStore):
                 ) from None
             raise
 
-    def _read(self, plan: str, attempt: Attempt) -> tuple[int, int, str]:
+    def _read(self, plan: str, attempt: Purchase) -> tuple[int, int, str]:
         """The read of ``plan``: the count it saw, the version, and the statement."""
         db = self.db
         got: list[Any] = []
@@ -220,7 +220,7 @@ class PostgresStore(DatabaseStore):
             return self.tickets - self._one(COUNT_LEDGER), 0, COUNT_LEDGER
         return self._one(READ), 0, READ
 
-    def _buy(self, plan: str, attempt: Attempt) -> int | None:
+    def _buy(self, plan: str, attempt: Purchase) -> int | None:
         if plan == "skip-locked":
             return self._buy_seat(attempt)
         db, record = self.db, attempt.record
@@ -247,7 +247,7 @@ class PostgresStore(DatabaseStore):
         record(Step.COMMIT)
         return seen.seat
 
-    def _buy_seat(self, attempt: Attempt) -> int | None:
+    def _buy_seat(self, attempt: Purchase) -> int | None:
         db, record = self.db, attempt.record
         row = db.execute(SKIP_LOCKED).fetchone()
         seat = None if row is None else int(row[0])
@@ -292,11 +292,12 @@ class PostgresStore(DatabaseStore):
     def _admin(self) -> psycopg.Connection[Any]:
         return connect(self.url)
 
-    def _vet(self, db: psycopg.Connection[Any]) -> bool:
-        """Whether the schema exists (ticketsim's); :class:`StoreError` if it is not ours."""
+    def _vet(self, db: psycopg.Connection[Any]) -> set[str] | None:
+        """The tables of ticketsim's schema, ``None`` if there is none yet;
+        :class:`StoreError` if the schema holds anything ticketsim did not make."""
         exists = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone()
         if exists is None:
-            return False
+            return None
         tables = {
             row[0]
             for row in db.execute(
@@ -318,18 +319,22 @@ class PostgresStore(DatabaseStore):
                 f"({', '.join(sorted(tables))})",
                 "use another database; ticketsim never changes someone else's tables",
             )
-        return True
+        return tables
 
     def load(self, initial: dbfile.TicketDB) -> None:
         model = PLANS[self.plan][1] if self.plan in PLANS else COUNT
         with contextlib.closing(self._admin()) as db, db.transaction():
-            if self._vet(db):
-                for table in TABLES:
-                    db.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}")
+            tables = self._vet(db)
+            if tables == set(TABLES):  # emptied: a search loads it once a schedule
+                names = ", ".join(f"{SCHEMA}.{table}" for table in TABLES)
+                db.execute(f"TRUNCATE {names} RESTART IDENTITY")
             else:
-                db.execute(f"CREATE SCHEMA {SCHEMA}")
-            for statement in _DDL:
-                db.execute(statement)
+                if tables is None:
+                    db.execute(f"CREATE SCHEMA {SCHEMA}")
+                for table in tables or ():
+                    db.execute(f"DROP TABLE {SCHEMA}.{table}")
+                for statement in _DDL:
+                    db.execute(statement)
             db.execute(f"INSERT INTO {SCHEMA}.meta VALUES (%s, %s)", MADE_BY)
             db.execute(
                 f"INSERT INTO {SCHEMA}.sale (id, tickets, remaining, event, model)"
@@ -353,7 +358,7 @@ class PostgresStore(DatabaseStore):
         with contextlib.closing(self._admin()) as db:
             # One snapshot for the count and the ledger, even while buyers still write.
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            if not self._vet(db):
+            if self._vet(db) is None:
                 raise StoreError(
                     _redacted(self.url),
                     f"has no schema {SCHEMA!r}",

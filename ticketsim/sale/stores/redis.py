@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
+from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
-from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
-    from ticketsim.sale.transaction import Attempt
+    from ticketsim.sale.stores.database import Purchase
 
 PREFIX: Final = "ticketsim:"
 MADE_BY: Final = PREFIX + "made-by"
@@ -165,7 +165,7 @@ class RedisStore(DatabaseStore):
         self.db.set(REMAINING, seen.remaining - 1)
         self.db.rpush(LEDGER, _entry(sale))
 
-    def attempt(self, attempt: Attempt) -> int | None:
+    def attempt(self, attempt: Purchase) -> int | None:
         import redis  # noqa: PLC0415 - imported by the connection already
 
         try:
@@ -181,7 +181,7 @@ class RedisStore(DatabaseStore):
             raise ServerUnavailable("redis", str(exc), "the server went away mid-sale") from None
         raise ValueError(f"plan={self.plan!r} is not one of {PLANS}")
 
-    def _decr(self, attempt: Attempt) -> int | None:
+    def _decr(self, attempt: Purchase) -> int | None:
         left = int(self.db.decr(REMAINING))
         attempt.record(Step.READ, value=left + 1, note="DECR")
         if left < 0:
@@ -194,7 +194,7 @@ class RedisStore(DatabaseStore):
         attempt.record(Step.WRITE, value=left, seat=seen.seat)
         return seen.seat
 
-    def _watch(self, attempt: Attempt) -> int | None:
+    def _watch(self, attempt: Purchase) -> int | None:
         import redis  # noqa: PLC0415
 
         with self.db.pipeline() as pipe:
@@ -216,7 +216,7 @@ class RedisStore(DatabaseStore):
         attempt.record(Step.COMMIT, note="EXEC")
         return seen.seat
 
-    def _lua(self, attempt: Attempt) -> int | None:
+    def _lua(self, attempt: Purchase) -> int | None:
         sale = attempt.sale(0)
         who = f"{sale.buyer} {sale.pid} {sale.time!r}"
         remaining, seat = (
@@ -238,8 +238,8 @@ class RedisStore(DatabaseStore):
             self._sha.append(str(self.db.script_load(_SELL_ONE)))
         return self._sha[0]
 
-    def _locked(self, attempt: Attempt) -> int | None:
-        token = f"{os.getpid()}-{attempt.spec.number}-{time.monotonic_ns()}"
+    def _locked(self, attempt: Purchase) -> int | None:
+        token = f"{os.getpid()}-{attempt.buyer}-{time.monotonic_ns()}"
         attempt.lock(f"SET {LOCK} NX PX {int(self.lease * 1000)}", lambda p: self._take(token, p))
         self._held.append(token)
         fence = int(self.db.incr(FENCE)) if self.plan == "fenced" else 0

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.errors import Conflict, GuardTimeout, StoreError
+from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
-from ticketsim.sale.transaction import DatabaseStore, ProcessConnection
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
-    from ticketsim.sale.transaction import Attempt
+    from ticketsim.sale.stores.database import Purchase
 
 #: The tables ticketsim makes, and nothing else may be in the file.
 TABLES: Final = ("meta", "sale", "ledger")
@@ -112,7 +112,7 @@ class SqliteStore(DatabaseStore):
         self.db.execute(WRITE_SQL, (seen.remaining - 1,))
         self.db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
 
-    def attempt(self, attempt: Attempt) -> int | None:
+    def attempt(self, attempt: Purchase) -> int | None:
         if self.plan not in PLANS:
             raise ValueError(f"plan={self.plan!r} is not one of {sorted(PLANS)}")
         db, record = self.db, attempt.record

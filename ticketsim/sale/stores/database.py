@@ -1,0 +1,146 @@
+"""The protocol of a store in a real database (SQLite, PostgreSQL, Redis): one
+attempt of a strategy's transaction in a buyer, and its tables or keys in the parent.
+
+:class:`ticketsim.sale.transaction.TransactionTools` drives an attempt: its retries,
+its pacing and the steps they record; a store module says only which statements one
+attempt sends, given a :class:`Purchase`.
+
+Buyer processes unpickle these stores, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from abc import abstractmethod
+from dataclasses import replace
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from ticketsim.core import db as dbfile
+from ticketsim.errors import StoreError
+from ticketsim.sale.stores.base import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ticketsim.core.db import Sale, TicketDB
+    from ticketsim.core.events import Event, Recorder
+
+C = TypeVar("C")
+
+
+class Purchase(Protocol):
+    """What one attempt of a purchase gives a store's statements
+    (:class:`ticketsim.sale.transaction.Attempt`)."""
+
+    record: Recorder
+    #: Whether the attempt holds a lock it must record letting go of.
+    holding: bool
+
+    @property
+    def buyer(self) -> int:
+        """The buyer's number."""
+
+    @property
+    def patience(self) -> float: ...
+
+    def pace(self) -> None: ...
+
+    def decide(self, remaining: int) -> bool: ...
+
+    def sale(self, seat: int) -> Sale: ...
+
+    def lock(self, what: str, take: Callable[[float], bool]) -> None: ...
+
+    def unlocked(self) -> None: ...
+
+
+class DatabaseStore(Store):
+    """A store in a real database: SQLite, PostgreSQL or Redis.
+
+    A subclass reaches its database from each buyer process (one connection per
+    process, made by :meth:`prepare`), and says what one attempt of its strategy
+    sends (:meth:`attempt`), raising :class:`Conflict` when the database refuses it.
+    Its :meth:`read` and :meth:`sell` are the unprotected ones, statement by statement
+    with no transaction, which is what the naive strategies run.
+    """
+
+    @abstractmethod
+    def attempt(self, attempt: Purchase) -> int | None:
+        """One attempt of this store's strategy: the seat sold, ``None`` if none was
+        left, or :class:`Conflict` when the database refused (nothing of it stays)."""
+
+    def close(self) -> None:
+        """Close this process's connection, if it made one (the parent, when it bought
+        in its own process)."""
+        connection = getattr(self, "_connection", None)
+        made = connection.drop() if isinstance(connection, ProcessConnection) else None
+        if made is not None:
+            with contextlib.suppress(Exception):
+                made.close()
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """End whatever transaction an attempt left open, undoing it; never raises for a
+        connection that is already gone."""
+
+    # In the parent, before and after the sale: each opens a connection of its own.
+
+    @abstractmethod
+    def load(self, initial: TicketDB) -> None:
+        """Make this store's tables or keys, and put ``initial`` in them. Touches only
+        what ticketsim made; :class:`StoreError` for a store that holds someone else's."""
+
+    @abstractmethod
+    def snapshot(self) -> TicketDB:
+        """The tickets, remaining count and ledger the store holds now."""
+
+    #: Whether the store is the record of the sale (the user's ``--store``), rather
+    #: than a copy of the db file that is written back to it when the sale is over.
+    detached: bool = False
+
+    def final(self, path: str) -> tuple[TicketDB | None, str | None]:
+        """The state after the sale, for the checker, or why it cannot be read."""
+        if not self.detached:
+            return super().final(path)
+        try:
+            return self.snapshot(), None
+        except (OSError, StoreError) as exc:
+            return None, str(exc)
+
+    def write_back(self, path: str, initial: TicketDB, history: Sequence[Event]) -> None:
+        """The db file takes the store's state (not with ``detached``: the store is the
+        record). A store that cannot be read leaves the db as the sale opened it."""
+        del history
+        if self.detached:
+            return
+        final = self.snapshot()
+        dbfile.write_atomic(path, replace(final, event=initial.event, extra=initial.extra))
+
+
+class ProcessConnection(Generic[C]):
+    """This process's connection to a store's database, made on first use.
+
+    Each buyer process needs its own: a connection inherited across a fork shares its
+    socket with the parent's. Never shared: a pickled one arrives empty, and a forked
+    copy is ignored (not closed, which would close the parent's socket too).
+    """
+
+    __slots__ = ("_connection", "_pid")
+
+    def __init__(self) -> None:
+        self._connection: C | None = None
+        self._pid = 0
+
+    def __reduce__(self) -> tuple[type[ProcessConnection[C]], tuple[()]]:
+        return ProcessConnection, ()
+
+    def get(self, connect: Callable[[], C]) -> C:
+        if self._connection is None or self._pid != os.getpid():
+            self._connection, self._pid = connect(), os.getpid()
+        return self._connection
+
+    def drop(self) -> C | None:
+        """Forget this process's connection (to close it); ``None`` if it has none."""
+        connection, self._connection = self._connection, None
+        return connection if self._pid == os.getpid() else None
