@@ -259,15 +259,13 @@ def test_strategies_table_as_json_matches_the_library() -> None:
     result = invoke("strategies", "--json")
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    # Without --store, the db file's strategies (tests/cli/test_stores.py: a store's).
-    assert [r["strategy"] for r in rows] == [
-        name.value for name in STRATEGIES if CATALOG[name].store is StoreKind.FILE
-    ]
+    assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
     for row in rows:
         strategy = CATALOG[row["strategy"]]
         assert row["safe"] is strategy.safe
-        for key in ("count", "seats", "ledger", "separate_programs", "killed_holder", "durable"):
+        for key in CLAIM_TITLES:
             assert row[key] is getattr(strategy.claims, key)
+        assert (row["store"], row["retries"]) == (strategy.store.value, strategy.retries)
         assert row["how"]
 
 

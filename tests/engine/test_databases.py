@@ -8,13 +8,15 @@ so, and are checked for what the lock promises instead: no two buyers inside at 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -26,12 +28,20 @@ from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
+from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import StoreKind
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine.databases import PrivateServers
+from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError
+from ticketsim.sale.buyer import Lockstep
 from ticketsim.servers import _folder
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from ticketsim.core.result import RunResult
+    from ticketsim.sale.steps import Pacer
 
 DATABASES = [info.name.value for info in CATALOG.values() if info.store is not StoreKind.FILE]
 SAFE = [name for name in DATABASES if CATALOG[name].safe]  # type: ignore[index]
@@ -252,3 +262,68 @@ def _alive(pids: list[int]) -> list[int]:
         if state != "Z":
             alive.append(pid)
     return alive
+
+
+@dataclasses.dataclass(frozen=True)
+class _KillTheServerAfterTheReads(Lockstep):
+    """Lockstep, and the first buyer past the barrier SIGKILLs the server's whole process
+    group and waits until it is gone, before any buyer may write."""
+
+    group: int = 0
+    killed: Any = None
+
+    def after_read(self, number: int, timeout: float) -> None:
+        self.barrier.wait(timeout)
+        with self.killed.get_lock():
+            if not self.killed.value:
+                os.killpg(self.group, signal.SIGKILL)
+                deadline = time.monotonic() + timeout
+                while _group_alive(self.group) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                self.killed.value = 1
+        self.wait_turn(number, timeout)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of ``group`` still runs (a zombie, which its parent has not
+    reaped yet, does not: it holds no socket any more)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
+
+
+def test_a_server_that_dies_mid_sale_ends_the_sale_with_every_outcome_unknown(
+    db_path: Path,
+) -> None:
+    """Every buyer has read, none has written, when the server dies: no buyer is told
+    anything, each ends ``info`` with the error that ended it, the db file keeps what it
+    had, and the verdict is 'did not finish', not a claim about what was not seen."""
+    with PrivateServers() as servers:
+        servers[StoreKind.POSTGRES]
+        postmaster = servers.running()[StoreKind.POSTGRES].pid
+        assert postmaster is not None
+
+        def pacer(ctx: BaseContext, config: RunConfig) -> Pacer:
+            return _KillTheServerAfterTheReads(
+                ctx.Barrier(config.buyers), ctx.Value("i", 1), ctx.Condition(),
+                group=os.getpgid(postmaster), killed=ctx.Value("i", 0),
+            )  # fmt: skip
+
+        config = RunConfig(
+            db_path=db_path, strategy="pg-naive", buyers=3, tickets=3, delay=0.0,
+            timeout=10.0, start_method="fork",
+        )  # fmt: skip
+        result = run_sale(config, pacer=pacer, servers=servers)
+    report = build_report(result)
+    assert report.sold == 0
+    errors = [e for e in result.history if e.step is Step.ERROR]
+    assert sorted(e.buyer for e in errors) == [1, 2, 3]
+    assert all(e.kind == "info" for e in errors)
+    assert result.final == result.initial  # the db file as the sale opened it
+    assert report.violations == ()
+    assert report.exit_code is ExitCode.STALLED

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ticketsim.core import stores
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import GuardedTools
+from ticketsim.sale.stores import STORES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -73,21 +74,14 @@ def make_store(
     detached: bool = False,
 ) -> DatabaseStore:
     """The store of ``kind`` at ``location`` (a SQLite file's path, or a server's URL)."""
+    if kind is StoreKind.FILE:
+        raise ValueError(f"kind={kind!r} is not a database store")
     taken = tuple(sorted(s.seat for s in initial.ledger)) if initial is not None else ()
     tickets = initial.tickets if initial is not None else 0
-    if kind is StoreKind.SQLITE:
-        from ticketsim.sale.stores.sqlite import SqliteStore  # noqa: PLC0415 - its own
-
-        return SqliteStore(location, plan, taken, tickets, detached)
-    if kind is StoreKind.POSTGRES:
-        from ticketsim.sale.stores.postgres import PostgresStore  # noqa: PLC0415
-
-        return PostgresStore(location, plan, taken, tickets, detached)
-    if kind is StoreKind.REDIS:
-        from ticketsim.sale.stores.redis import RedisStore  # noqa: PLC0415
-
-        return RedisStore(location, plan, taken, tickets, detached=detached)
-    raise ValueError(f"kind={kind!r} is not a database store")
+    store = STORES[kind.value](  # type: ignore[call-arg]
+        location, plan=plan, taken=taken, tickets=tickets, detached=detached
+    )
+    return cast("DatabaseStore", store)
 
 
 def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStore:
@@ -135,6 +129,10 @@ class PrivateServers(Mapping[StoreKind, str]):
 
     def __len__(self) -> int:
         return len(self._urls)
+
+    def running(self) -> dict[StoreKind, Server[Any]]:
+        """The servers started so far, by store."""
+        return dict(self._servers)
 
     def stop(self) -> None:
         try:

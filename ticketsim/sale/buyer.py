@@ -58,6 +58,10 @@ class Lockstep(Pacer):
 
     def after_read(self, number: int, timeout: float) -> None:
         self.barrier.wait(timeout)
+        self.wait_turn(number, timeout)
+
+    def wait_turn(self, number: int, timeout: float) -> None:
+        """Wait until it is buyer ``number``'s turn to write."""
         with self.changed:
             if not self.changed.wait_for(lambda: self.turn.value == number, timeout):
                 raise TimeoutError(f"buyer {number} never got its turn to write")

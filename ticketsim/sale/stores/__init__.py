@@ -51,6 +51,10 @@ STORES: Final = _Registry(
         "count": "ticketsim.sale.stores.shared:CountStore",
         "seat-map": "ticketsim.sale.stores.shared:SeatMapStore",
         "manager": "ticketsim.sale.stores.manager:ManagerStore",
+        # The databases' (a StoreKind's value): each imports its client when it connects.
+        "sqlite": "ticketsim.sale.stores.sqlite:SqliteStore",
+        "postgres": "ticketsim.sale.stores.postgres:PostgresStore",
+        "redis": "ticketsim.sale.stores.redis:RedisStore",
     }
 )
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ticketsim.core import db as dbfile
-from ticketsim.errors import StoreError
+from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.stores.base import Store
 
 if TYPE_CHECKING:
@@ -100,21 +100,27 @@ class DatabaseStore(Store):
     detached: bool = False
 
     def final(self, path: str) -> tuple[TicketDB | None, str | None]:
-        """The state after the sale, for the checker, or why it cannot be read."""
+        """The state after the sale, for the checker, or why it cannot be read. The
+        user's store that is down is :class:`ServerUnavailable` (it may come back with
+        every sale); a copy's is the db file's."""
         if not self.detached:
             return super().final(path)
         try:
             return self.snapshot(), None
-        except (OSError, StoreError) as exc:
+        except StoreError as exc:
             return None, str(exc)
 
     def write_back(self, path: str, initial: TicketDB, history: Sequence[Event]) -> None:
         """The db file takes the store's state (not with ``detached``: the store is the
-        record). A store that cannot be read leaves the db as the sale opened it."""
+        record). A copy whose server went away leaves the db file as the sale opened it:
+        the checker then finds every sale a buyer was told of lost, as it was."""
         del history
         if self.detached:
             return
-        final = self.snapshot()
+        try:
+            final = self.snapshot()
+        except ServerUnavailable:
+            return  # the buyers' errors say why
         dbfile.write_atomic(path, replace(final, event=initial.event, extra=initial.extra))
 
 
