@@ -8,6 +8,7 @@ import contextlib
 import json
 import sqlite3
 import subprocess
+import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -190,3 +191,29 @@ def test_a_role_the_server_does_not_know_is_one_line(pg_url: str) -> None:
     parts = urlsplit(pg_url)
     wrong = urlunsplit(parts._replace(netloc="nobody_here@"))
     _one_line_error(ticketsim("show", "--store", wrong), 4, "nobody_here")
+
+
+def test_a_password_is_never_printed() -> None:
+    for url in ("postgresql://me:s3cret@127.0.0.1:1/x", "redis://me:s3cret@127.0.0.1:1/0"):
+        done = ticketsim("show", "--store", url)
+        _one_line_error(done, 4, "me:***@")
+        assert "s3cret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("client", "store", "extra"),
+    [
+        ("psycopg", "postgresql://127.0.0.1:1/x", "ticketsim[postgres]"),
+        ("redis", "redis://127.0.0.1:1/0", "ticketsim[redis]"),
+    ],
+)
+def test_a_missing_client_says_which_extra_to_install(client: str, store: str, extra: str) -> None:
+    """As if the extra were not installed: the import fails, and the line says what to do."""
+    program = (
+        f"import sys; sys.modules[{client!r}] = None; sys.argv = ['ticketsim', 'show', "
+        f"'--store', {store!r}]; from ticketsim._entry import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    _one_line_error(done, 2, f"pip install '{extra}'")

@@ -62,10 +62,18 @@ class StoreURL:
     @property
     def shown(self) -> str:
         """The URL without its password, as messages print it."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        return self.url.replace(":" + parts.password + "@", ":***@", 1)
+        return redacted(self.url)
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if it has one, as ``***``: what messages print."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # a malformed URL: it is shown as given, having no password
+        return url
+    if password is None:
+        return url
+    return url.replace(":" + password + "@", ":***@", 1)
 
 
 def sqlite_path(url: str) -> str:

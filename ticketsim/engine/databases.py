@@ -109,8 +109,8 @@ def private_server(kind: StoreKind) -> Iterator[str]:
 class PrivateServers(Mapping[StoreKind, str]):
     """Throwaway servers for many sales (a search, a comparison, a test session): each
     started the first time a sale asks for its store, all stopped by :meth:`stop` (or
-    at the end of a ``with``). Starting PostgreSQL takes about a second; a search that
-    started one per schedule would spend its time there."""
+    at the end of a ``with``): a search that started a server per schedule would spend
+    its time starting servers."""
 
     def __init__(self) -> None:
         self._servers: dict[StoreKind, Server[Any]] = {}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
@@ -99,13 +100,13 @@ def connect(url: str) -> psycopg.Connection[Any]:
         import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
     except ImportError:
         raise StoreError(
-            _redacted(url), "needs psycopg", "install it: pip install 'ticketsim[postgres]'"
+            redacted(url), "needs psycopg", "install it: pip install 'ticketsim[postgres]'"
         ) from None
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
-            _redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
+            redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
         ) from None
 
 
@@ -118,17 +119,6 @@ def _fetched(db: psycopg.Connection[Any], sql: str, into: list[Any]) -> bool:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[-1].strip() if lines else type(exc).__name__
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, as errors print it."""
-    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)
@@ -314,7 +304,7 @@ class PostgresStore(DatabaseStore):
             marked = row is not None and row[0] == MADE_BY[1]
         if tables - set(TABLES) or (tables and not marked):
             raise StoreError(
-                _redacted(self.url),
+                redacted(self.url),
                 f"its schema {SCHEMA!r} holds tables ticketsim did not make "
                 f"({', '.join(sorted(tables))})",
                 "use another database; ticketsim never changes someone else's tables",
@@ -360,7 +350,7 @@ class PostgresStore(DatabaseStore):
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             if self._vet(db) is None:
                 raise StoreError(
-                    _redacted(self.url),
+                    redacted(self.url),
                     f"has no schema {SCHEMA!r}",
                     "make it with 'ticketsim reset --store'",
                 )
@@ -369,7 +359,7 @@ class PostgresStore(DatabaseStore):
             ).fetchone()
             if row is None:
                 raise StoreError(
-                    _redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'"
+                    redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'"
                 )
             tickets, remaining, event, model = row
             ledger = tuple(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
@@ -91,26 +92,16 @@ def connect(url: str) -> Any:
         import redis  # noqa: PLC0415 - a buyer of another store never pays for it
     except ImportError:
         raise StoreError(
-            url, "needs redis-py", "install it: pip install 'ticketsim[redis]'"
+            redacted(url), "needs redis-py", "install it: pip install 'ticketsim[redis]'"
         ) from None
     try:
         client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
         client.ping()
     except redis.RedisError as exc:
         raise ServerUnavailable(
-            _redacted(url), str(exc) or type(exc).__name__, "start it, or check the URL"
+            redacted(url), str(exc) or type(exc).__name__, "start it, or check the URL"
         ) from None
     return client
-
-
-def _redacted(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _entry(sale: dbfile.Sale) -> str:
@@ -297,7 +288,7 @@ class RedisStore(DatabaseStore):
             return False
         if db.get(MADE_BY) != b"ticketsim" or found - set(KEYS):
             raise StoreError(
-                _redacted(self.url),
+                redacted(self.url),
                 f"holds keys under {PREFIX!r} that ticketsim did not make "
                 f"({', '.join(sorted(found - set(KEYS)) or sorted(found))})",
                 "use another Redis database (…/1, …/2); ticketsim never changes others' keys",
@@ -321,7 +312,7 @@ class RedisStore(DatabaseStore):
         with contextlib.closing(connect(self.url)) as db:
             if not self._vet(db):
                 raise StoreError(
-                    _redacted(self.url),
+                    redacted(self.url),
                     "holds no sale of ticketsim's",
                     "make one with 'ticketsim reset --store'",
                 )
