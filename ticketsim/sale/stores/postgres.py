@@ -139,7 +139,11 @@ class PostgresStore(DatabaseStore):
 
     @property
     def db(self) -> psycopg.Connection[Any]:
-        return self._connection.get(lambda: connect(self.url))
+        return self._connection.get(self._connect)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        self._waits[0] = -1  # a new connection has the server's lock_timeout
+        return connect(self.url)
 
     def prepare(self) -> None:
         self.db.execute(READ).fetchone()

@@ -81,11 +81,14 @@ class SqliteStore(DatabaseStore):
     _connection: ProcessConnection[sqlite3.Connection] = field(
         default_factory=ProcessConnection, compare=False, repr=False
     )
+    #: The busy_timeout this process's connection has (-1: not set by a transaction).
+    _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no transaction unless a statement begins one. The naive
         # statements wait for the write lock as a plain program would; each transaction
         # sets its own wait (busy_timeout) as it begins.
+        self._waits[0] = -1  # a new connection has the default wait
         return sqlite3.connect(self.path, timeout=NAIVE_WAIT_S, isolation_level=None)
 
     @property
@@ -93,7 +96,10 @@ class SqliteStore(DatabaseStore):
         return self._connection.get(self._connect)
 
     def _wait(self, seconds: float) -> None:
-        self.db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        ms = int(seconds * 1000)
+        if self._waits[0] != ms:  # a statement saved per attempt, once it is set
+            self.db.execute(f"PRAGMA busy_timeout = {ms}")
+            self._waits[0] = ms
 
     def prepare(self) -> None:
         self.db.execute(READ_SQL).fetchone()
