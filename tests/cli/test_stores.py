@@ -217,3 +217,27 @@ def test_a_missing_client_says_which_extra_to_install(client: str, store: str, e
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
     )
     _one_line_error(done, 2, f"pip install '{extra}'")
+
+
+def test_replay_and_hunt_force_their_schedules_between_statements(tmp_path: Path) -> None:
+    db = str(tmp_path / "tickets.json")
+    replayed = ticketsim(
+        "replay", "--strategy", "redis-naive", "--schedule", "1r 2r 1w 2w", "--repeat", "3",
+        "--json", "--db", db,
+    )  # fmt: skip
+    report = json.loads(replayed.stdout)
+    assert (replayed.returncode, report["oversold"], report["reproduced"]) == (1, 1, 3)
+    hunted = ticketsim(
+        "hunt", "--strategy", "sqlite-naive", "--buyers", "2", "--tickets", "1",
+        "--max-examples", "3", "--pct-runs", "2", "--json", "--db", db,
+    )  # fmt: skip
+    assert hunted.returncode == 1, hunted.stderr
+    assert json.loads(hunted.stdout)["counterexample"]["schedule"]
+
+
+@pytest.mark.parametrize("other", [["--lockstep"], ["--kill", "1"], ["--pool", "2"]])
+def test_pause_holder_is_given_alone(tmp_path: Path, other: list[str]) -> None:
+    db = tmp_path / "tickets.json"
+    done = ticketsim("run", "--pause-holder", *other, "--db", str(db))
+    _one_line_error(done, 2, "--pause-holder=True")
+    assert not db.exists()

@@ -327,3 +327,15 @@ def test_a_server_that_dies_mid_sale_ends_the_sale_with_every_outcome_unknown(
     assert result.final == result.initial  # the db file as the sale opened it
     assert report.violations == ()
     assert report.exit_code is ExitCode.STALLED
+
+
+def test_sales_given_private_servers_start_one_and_share_it(db_path: Path) -> None:
+    """Handed servers that have started none yet (an empty mapping), two sales start one
+    between them, rather than one each."""
+    config = RunConfig(db_path=db_path, strategy="redis-lua", buyers=2, tickets=1, delay=0.0)
+    with PrivateServers() as servers:
+        assert build_report(run_sale(config, servers=servers)).ok
+        first = servers.running()[StoreKind.REDIS].pid
+        assert build_report(run_sale(config, servers=servers)).ok
+        assert list(servers.running()) == [StoreKind.REDIS]
+        assert servers.running()[StoreKind.REDIS].pid == first
