@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -241,3 +242,27 @@ def test_pause_holder_is_given_alone(tmp_path: Path, other: list[str]) -> None:
     done = ticketsim("run", "--pause-holder", *other, "--db", str(db))
     _one_line_error(done, 2, "--pause-holder=True")
     assert not db.exists()
+
+
+@pytest.mark.parametrize("command", [["show"], ["reset"], ["run", "--buyers", "2"]])
+def test_a_sqlite_store_that_is_a_fifo_is_refused_without_waiting(
+    tmp_path: Path, command: list[str]
+) -> None:
+    fifo = tmp_path / "pipe.sqlite"
+    os.mkfifo(fifo)
+    _one_line_error(ticketsim(*command, "--store", _sqlite(fifo)), 2, "FIFO")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--strategy", "sqlite-naive", "--history", "db/tickets.sqlite"],
+        ["--store", "sqlite:///mine.sqlite", "--timeline", "mine.sqlite"],
+    ],
+    ids=["the-copy-beside-the-db", "the-users-file"],
+)
+def test_no_output_may_be_the_sqlite_file(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "db").mkdir()
+    done = ticketsim("run", "--buyers", "2", *args, cwd=tmp_path)
+    _one_line_error(done, 2, "is the same file as")
+    assert [p.name for p in tmp_path.rglob("*")] == ["db"]  # nothing written

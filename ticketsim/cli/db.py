@@ -15,7 +15,7 @@ from ticketsim.cli.options import (  # noqa: TC001 - typer reads them
 from ticketsim.cli.root import command
 from ticketsim.core import db as dbfile
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import DEFAULT_DB, StoreKind
+from ticketsim.core.names import DEFAULT_DB
 
 
 @command(epilog="Example: 'ticketsim show --json' prints the db and any problem in it.")
@@ -68,8 +68,6 @@ def reset(
         from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
 
         name = stores.parse(store).shown
-        if stores.parse(store).kind is StoreKind.SQLITE:
-            paths.vet(paths.Use("--store", stores.parse(store).location))
         user_store(store).load(fresh)
     else:
         paths.vet(paths.db(db))

@@ -97,7 +97,7 @@ def run(
 
     outputs = _Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)
-    _vet(db, chosen, outputs, keep=keep)
+    _vet(db, chosen, outputs, keep=keep, store=store)
     config = settings.RunConfig(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
         timeout=timeout, start_method=start_method_of(start_method), keep=keep,
@@ -156,15 +156,25 @@ def replay(
     _reported(first, outputs, repeat=repeat, reproduced=reproduced)
 
 
-def _vet(db: Path, strategy: str, outputs: _Outputs, *, keep: bool = False) -> None:
+def _vet(
+    db: Path, strategy: str, outputs: _Outputs, *, keep: bool = False, store: str | None = None
+) -> None:
     """Refuse the paths of a sale before it starts (a ``PathError``)."""
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, stores  # noqa: PLC0415 - start-up time
 
-    paths.vet(
-        paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK),
+    sqlite = stores.sqlite_file(store, strategy, db)
+    uses = [
         paths.output("--history", outputs.history),
         paths.output("--timeline", outputs.timeline),
-    )
+    ]
+    if store is None:  # with --store the db file is not used: not vetted, nor made
+        the_db = paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK)
+        uses.append(the_db)
+        # A SQLite strategy's copy goes beside the db, in the folder the db may make.
+        uses.append(paths.Use("--store", sqlite, make_folder=the_db.make_folder))
+    else:
+        uses.append(paths.output("--store", sqlite))
+    paths.vet(*uses)
 
 
 def _named_buyers(schedule: str) -> int:

@@ -84,31 +84,45 @@ def sqlite_path(url: str) -> str:
 def parse(url: str) -> StoreURL:
     """Read a ``--store`` URL; :class:`ConfigError` says what is wrong and what to give."""
     if not isinstance(url, str) or not url:
-        raise ConfigError("store", url, _FORMS)
+        raise ConfigError("store", redacted(url), _FORMS)
     scheme, sep, _ = url.partition("://")
     kind = SCHEMES.get(scheme.lower()) if sep else None
     if kind is None:
-        raise ConfigError("store", url, f"is not a store URL: {_FORMS}")
+        raise ConfigError("store", redacted(url), f"is not a store URL: {_FORMS}")
     if "\x00" in url or any(ord(c) < 32 for c in url):
-        raise ConfigError("store", url, "has control characters in it; " + _FORMS)
+        raise ConfigError("store", redacted(url), "has control characters in it; " + _FORMS)
     if kind is StoreKind.SQLITE:
         if not url.startswith("sqlite:///") or not sqlite_path(url).strip("/"):
-            raise ConfigError("store", url, "names no file: give sqlite:///path/to/file.sqlite")
+            raise ConfigError(
+                "store", redacted(url), "names no file: give sqlite:///path/to/file.sqlite"
+            )
         if "?" in url or "#" in url:
-            raise ConfigError("store", url, "takes a plain path, with no ?query or #fragment")
+            raise ConfigError(
+                "store", redacted(url), "takes a plain path, with no ?query or #fragment"
+            )
         return StoreURL(kind, url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a malformed port raises here
     except ValueError as exc:
-        raise ConfigError("store", url, f"is malformed ({exc}); {_FORMS}") from None
+        raise ConfigError("store", redacted(url), f"is malformed ({exc}); {_FORMS}") from None
     if kind is StoreKind.REDIS and scheme != "unix":
         database = parts.path.strip("/")
         if database and not database.isdigit():
             raise ConfigError(
-                "store", url, f"names database {database!r}: give a number, /0 to /15"
+                "store", redacted(url), f"names database {database!r}: give a number, /0 to /15"
             )
     return StoreURL(kind, url)
+
+
+def sqlite_file(store: str | None, strategy: str, db_path: str | os.PathLike[str]) -> Path | None:
+    """The SQLite file a sale writes, if any: the user's (``--store``), or the copy
+    beside the db of a SQLite strategy run without one. Every command vets it with its
+    other paths, so that no output can be it."""
+    if store is not None:
+        parsed = parse(store)
+        return Path(parsed.location) if parsed.kind is StoreKind.SQLITE else None
+    return sqlite_beside(db_path) if StoreKind.of(strategy) is StoreKind.SQLITE else None
 
 
 def sqlite_beside(db_path: str | os.PathLike[str]) -> Path:

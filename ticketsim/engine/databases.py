@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from ticketsim.core import stores
+from ticketsim.core import paths, stores
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import GuardedTools
@@ -85,8 +85,11 @@ def make_store(
 
 
 def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStore:
-    """The user's ``--store``, the record of its sales."""
+    """The user's ``--store``, the record of its sales; a SQLite path that names anything
+    but a regular file (a FIFO would hang its read) is refused (:class:`PathError`)."""
     parsed = stores.parse(url)
+    if parsed.kind is StoreKind.SQLITE:
+        paths.vet(paths.output("--store", parsed.location))
     return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
 
 

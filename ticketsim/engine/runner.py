@@ -23,7 +23,6 @@ from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
 from ticketsim.core import paths, schedule, stores
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
-from ticketsim.core.names import StoreKind
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
 from ticketsim.engine import databases, strategies
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from ticketsim.core.catalog import StrategyInfo
+    from ticketsim.core.names import StoreKind
 
 __all__ = [
     "BUYER_PATIENCE",
@@ -91,12 +91,13 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     path is vetted as every command's are: :func:`ticketsim.core.paths.vet`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
-    if config.store is not None:
+    if config.store is not None:  # the user's store is the record: the db file is not used
         return _prepare_store(config)
     path = config.db_path
     uses = [paths.db(path, keep=config.keep, lock=config.strategy == "filelock")]
-    if StoreKind.of(config.strategy) is StoreKind.SQLITE:  # its file, beside the db
-        uses.append(paths.Use("--store", stores.sqlite_beside(path), make_folder=True))
+    beside = stores.sqlite_file(None, config.strategy, path)
+    if beside is not None:  # a SQLite strategy's copy, beside the db
+        uses.append(paths.Use("--store", beside, make_folder=True))
     try:
         paths.vet(*uses)
     except PathError as exc:
