@@ -99,16 +99,6 @@ def _server(kind: StoreKind) -> Server[Any]:
     return PostgresServer() if kind is StoreKind.POSTGRES else RedisServer()
 
 
-@contextlib.contextmanager
-def private_server(kind: StoreKind) -> Iterator[str]:
-    """A throwaway server of ``kind`` for one sale: its URL, then it is gone."""
-    server = _server(kind)
-    try:
-        yield server.start().url
-    finally:
-        server.stop()
-
-
 class PrivateServers(Mapping[StoreKind, str]):
     """Throwaway servers for many sales (a search, a comparison, a test session): each
     started the first time a sale asks for its store, all stopped by :meth:`stop` (or
@@ -159,11 +149,8 @@ def _location(kind: StoreKind, setup: Setup) -> Iterator[tuple[str, bool]]:
         yield stores.parse(setup.store).location, True
     elif kind is StoreKind.SQLITE:
         yield str(stores.sqlite_beside(setup.db_path)), False
-    elif setup.servers.get(kind) is not None:
-        yield setup.servers[kind], False
     else:
-        with private_server(kind) as url:
-            yield url, False
+        yield setup.servers[kind], False
 
 
 @contextlib.contextmanager

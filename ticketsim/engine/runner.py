@@ -242,6 +242,9 @@ def run_sale(
     strategy = strategies.get(config.strategy)
     initial = prepare_db(config)
     channel, gate, hooks = _shared(ctx, config, seed, pacer)
+    # This sale's own servers, unless it was handed some: each starts on first use, so a
+    # sale on the db file starts none.
+    own = databases.PrivateServers()
     inbox = Inbox(channel, crew_for(ctx, config.workers), watch)
     sale = _Sale(config, ctx.get_start_method(), seed, initial, gate, hooks, inbox)
     setup = strategies.Setup(
@@ -252,9 +255,10 @@ def run_sale(
         channel.sender,
         config.timeout,
         store=config.store,
-        servers={} if servers is None else servers,
+        servers=own if servers is None else servers,
     )
     with contextlib.ExitStack() as stack:
+        stack.callback(own.stop)  # last, once the sale's store is read back
         # Last, once the strategy's own processes (the ticket office) are gone too: a
         # writer killed between its write and removing the old db (which a buyer does
         # once it lets go of its lock) left that behind.
