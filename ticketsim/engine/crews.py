@@ -18,6 +18,7 @@ from ticketsim.sale import _limits, _signals
 from ticketsim.sale.buyer import BuyerSpec, init_pool_worker, run_buyer, run_pool_task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
@@ -160,16 +161,41 @@ class PoolCrew(Crew):
         return not all(result.ready() for result, _ in self.tasks)
 
     def end(self, *, at_once: bool) -> set[int]:
-        del at_once  # idle workers have nothing to finish
         # Buyers of an unfinished task that did finish are told apart by their history.
         unfinished = {s.number for result, chunk in self.tasks if not result.ready() for s in chunk}
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+        pool = self.pool
+        if pool is None:
+            return unfinished
+        # Every task done: the workers are only told to stop, and stop at that word.
+        # terminate() SIGTERMs them instead, and one that dies holding a queue's lock (an
+        # idle worker holds the task queue's while it waits) leaves the pool's threads
+        # waiting for it for ever: so each way is given a bound, and last the workers are
+        # SIGKILLed and the pool's threads left to the process's end.
+        if not at_once and not unfinished:
+            pool.close()
+            if _within(pool.join, _JOIN_S):
+                return unfinished
+        workers = list(getattr(pool, "_pool", ()))
+        if not _within(lambda: (pool.terminate(), pool.join()), _JOIN_S):
+            for worker in workers:
+                with contextlib.suppress(OSError, ValueError):
+                    worker.kill()
+            for worker in workers:
+                with contextlib.suppress(ValueError):
+                    worker.join(_KILL_S)
         return unfinished
 
     def exit_codes(self) -> tuple[int | None, ...]:
         return ()
+
+
+def _within(action: Callable[[], object], seconds: float) -> bool:
+    """Run ``action`` in a thread of its own, and wait for it at most ``seconds``:
+    whether it finished. One that did not is left running (a daemon thread)."""
+    thread = threading.Thread(target=action, name="ticketsim-pool-end", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
 
 
 def _end(processes: list[BaseProcess], grace: float) -> list[BaseProcess]:
