@@ -127,8 +127,9 @@ def test_every_strategy_runs_in_order_and_the_safe_ones_keep_their_promise(
             assert (row.oversold, row.double_booked, row.lost_sales) == (0, 0, 0)
             assert row.throughput > 0
         else:
-            # Without a forced interleaving, whether they oversell is a matter of timing.
-            assert row.verdict in {"OK", "OVERSOLD", "VIOLATED"}
+            # Without a forced interleaving, whether they oversell, double-book or lose a
+            # sale is a matter of timing; but the sale runs to its end.
+            assert row.verdict not in {"STALLED", "INCOMPLETE", "DB WRITE FAILED"}
     # The real rows go through every view.
     assert len(to_csv(rows).splitlines()) == len(rows) + 1
     chart = ET.fromstring(svg_chart(rows, "all of them"))

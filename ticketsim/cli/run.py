@@ -163,18 +163,17 @@ def _vet(
     from ticketsim.core import paths, stores  # noqa: PLC0415 - start-up time
 
     sqlite = stores.sqlite_file(store, strategy, db)
-    uses = [
-        paths.output("--history", outputs.history),
-        paths.output("--timeline", outputs.timeline),
-    ]
     if store is None:  # with --store the db file is not used: not vetted, nor made
         the_db = paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK)
-        uses.append(the_db)
         # A SQLite strategy's copy goes beside the db, in the folder the db may make.
-        uses.append(paths.Use("--store", sqlite, make_folder=the_db.make_folder))
+        stored = [the_db, paths.Use("--store", sqlite, make_folder=the_db.make_folder)]
     else:
-        uses.append(paths.output("--store", sqlite))
-    paths.vet(*uses)
+        stored = [paths.output("--store", sqlite)]
+    paths.vet(
+        *stored,
+        paths.output("--history", outputs.history),
+        paths.output("--timeline", outputs.timeline),
+    )
 
 
 def _named_buyers(schedule: str) -> int:
