@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ticketsim.core.events import Event
-    from ticketsim.core.result import RunResult
+    from ticketsim.core.result import Hosts, RunResult
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ class Report:
     #: Buyers refused by the database that did not try again: told "no" with tickets
     #: possibly left (their ``fail`` carries the refusal as its ``error``).
     gave_up: int = 0
+    #: The hosts of a sale of several hosts, and the clock that ordered its history.
+    hosts: Hosts | None = None
 
     @property
     def survivors(self) -> int:
@@ -263,6 +265,7 @@ class Report:
             "schedule": self.schedule,
             "faults": list(self.faults),
             "io_error": self.io_error,
+            "hosts": None if self.hosts is None else self.hosts.to_json(),
         }
 
 
@@ -339,6 +342,7 @@ def build_report(result: RunResult) -> Report:
         died=_no_outcome(history, outcome, config.buyers),
         retries=sum(1 for e in history if e.step is Step.RETRY),
         gave_up=sum(1 for e in history if e.step is Step.FAIL and e.error is not None),
+        hosts=result.hosts,
     )
 
 

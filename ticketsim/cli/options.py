@@ -104,6 +104,48 @@ Store = Annotated[
     ),
 ]
 Delay = Annotated[float, typer.Option(help="Race window between reading and writing, in seconds.")]
+HostsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--hosts",
+        min=1,
+        max=8,
+        help=(
+            "Spread the buyers over N simulated hosts, each reaching the store over a link of "
+            "its own (network namespaces where Linux allows, else process groups); with a "
+            "pg- or redis- strategy, or filelock to watch a file lock fail across hosts."
+        ),
+        show_default=False,
+    ),
+]
+HostMode = Annotated[
+    str,
+    typer.Option("--host-mode", help="How hosts are made: auto, namespace or process-group."),
+]
+PartitionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--partition",
+        help="Cut a host off mid-sale, as HOST@TIME[+LASTING]: host-2@0.5s (for 3 s), host-2@0.5s+5s.",
+        show_default=False,
+    ),
+]
+SlowLink = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slow-link",
+        help="Delay a host's link each way, as HOST=DELAY: host-2=50ms. Repeat for more hosts.",
+        show_default=False,
+    ),
+]
+ClockSkew = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--clock-skew",
+        help="Set a host's clock off in the times it records, as HOST=SKEW: host-2=+2s.",
+        show_default=False,
+    ),
+]
 Timeout = Annotated[
     float, typer.Option(help="End a sale after this many seconds without progress.")
 ]

@@ -24,6 +24,7 @@ _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 #: The order ``ticketsim --help`` lists the commands in, wherever each is written.
 _LISTED: Final = (
     "run", "show", "reset", "replay", "explore", "hunt", "check", "compare", "demo", "strategies",
+    "buyers",
 )  # fmt: skip
 
 

@@ -12,9 +12,12 @@ from ticketsim.cli.errors import BadInput
 from ticketsim.cli.options import (
     MAX_REPEAT,
     Buyers,
+    ClockSkew,
     Db,
     Delay,
     History,
+    HostMode,
+    HostsOpt,
     Json,
     Keep,
     Kill,
@@ -22,6 +25,7 @@ from ticketsim.cli.options import (
     Live,
     Lock,
     Lockstep,
+    PartitionOpt,
     PauseHolder,
     Pool,
     Repeat,
@@ -30,6 +34,7 @@ from ticketsim.cli.options import (
     Schedule,
     ScheduleBuyers,
     ShowTimeline,
+    SlowLink,
     StartMethodOpt,
     Store,
     StrategyOpt,
@@ -53,7 +58,7 @@ if TYPE_CHECKING:
     from ticketsim.core.settings import RunConfig
 
 
-class _Outputs(NamedTuple):
+class Outputs(NamedTuple):
     """Where a sale's outcome goes besides its report."""
 
     json_out: bool
@@ -88,6 +93,11 @@ def run(
     kill_holder: KillHolder = False,
     kill: Kill = 0,
     pause_holder: PauseHolder = False,
+    hosts: HostsOpt = None,
+    host_mode: HostMode = "auto",
+    partition: PartitionOpt = None,
+    slow_link: SlowLink = None,
+    clock_skew: ClockSkew = None,
     live: Live = False,
     timeline: TimelineOpt = None,
     show_timeline: ShowTimeline = False,
@@ -95,17 +105,24 @@ def run(
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
 
-    outputs = _Outputs(json_out, history, timeline, show_timeline)
+    outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)
     _vet(db, chosen, outputs, keep=keep, store=store)
     config = settings.RunConfig(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
         timeout=timeout, start_method=start_method_of(start_method), keep=keep,
         lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill, store=store,
-        pause_holder=pause_holder,
+        pause_holder=pause_holder, hosts=hosts, host_mode=host_mode, partition=partition,
+        slow_link=tuple(slow_link or ()), clock_skew=tuple(clock_skew or ()),
     )  # fmt: skip
     if live and json_out:
         raise BadInput("--live draws on the terminal and --json prints data; give one of them")
+    if config.hosts is not None:
+        if live:
+            raise BadInput("--live watches the buyers of one machine; drop it with --hosts")
+        from ticketsim.engine.hosts import run_hosts  # noqa: PLC0415 - start-up time
+
+        _reported(run_hosts(config), outputs)
     _reported(_watched(config, live=live, quiet=json_out), outputs)
 
 
@@ -139,7 +156,7 @@ def replay(
     from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
     from ticketsim.search.explore import signature  # noqa: PLC0415
 
-    outputs = _Outputs(json_out, history, timeline, show_timeline)
+    outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = strategy_of(strategy, lock)
     _vet(db, chosen, outputs)
     settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs")
@@ -157,7 +174,7 @@ def replay(
 
 
 def _vet(
-    db: Path, strategy: str, outputs: _Outputs, *, keep: bool = False, store: str | None = None
+    db: Path, strategy: str, outputs: Outputs, *, keep: bool = False, store: str | None = None
 ) -> None:
     """Refuse the paths of a sale before it starts (a ``PathError``)."""
     from ticketsim.core import paths, stores  # noqa: PLC0415 - start-up time
@@ -188,7 +205,12 @@ def _named_buyers(schedule: str) -> int:
     return max(named, 1)
 
 
-def _reported(result: RunResult, outputs: _Outputs, **extra: int) -> NoReturn:
+def reported(result: RunResult, outputs: Outputs) -> NoReturn:
+    """Report a sale as ``run`` does: what ``sale check`` shows too."""
+    _reported(result, outputs)
+
+
+def _reported(result: RunResult, outputs: Outputs, **extra: int) -> NoReturn:
     """Report a sale, save and draw it as asked, and exit with its verdict."""
     from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time

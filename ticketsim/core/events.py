@@ -92,7 +92,9 @@ class Event:
     """One step of one buyer.
 
     ``t`` is ``time.monotonic()`` in the buyer, which on Linux is one clock for
-    every process, so events of different buyers can be ordered by it.
+    every process, so events of different buyers can be ordered by it. In a sale of
+    several hosts it is the store's clock when the event reached the store (seconds
+    since the epoch): the hosts' own clocks need not agree.
     """
 
     buyer: int
@@ -107,6 +109,12 @@ class Event:
     #: (``DbWriteError``, ``GuardTimeout``), or :data:`KILLED_ON_PURPOSE`. The ``note``
     #: says the same in words, for people.
     error: str | None = None
+    #: The host the buyer ran on, in a sale of several hosts (``ticketsim buyers``);
+    #: ``t`` is then the store's clock, which orders every host's events.
+    host: str | None = None
+    #: What the host's own clock said when it recorded the event (seconds since the
+    #: epoch, skewed by ``--clock-skew``): shown, never used to order the history.
+    host_t: float | None = None
 
     @property
     def name(self) -> str:
@@ -124,7 +132,7 @@ class Event:
         row: dict[str, Any] = {"type": self.kind, "buyer": self.buyer, "step": self.step.value}
         row["t"] = self.t
         row["pid"] = self.pid
-        for key in ("value", "seat", "note", "error"):
+        for key in ("value", "seat", "note", "error", "host", "host_t"):
             if getattr(self, key) is not None:
                 row[key] = getattr(self, key)
         return row
@@ -147,6 +155,8 @@ def _line(event: Event) -> str:
     head = _HEADS[step] if type(step) is Step else None
     if (
         head is None
+        or event.host is not None
+        or event.host_t is not None
         or type(buyer) is not int
         or type(t) is not float
         or t - t != 0.0  # inf or nan: json writes Infinity and NaN, not repr()
@@ -212,6 +222,11 @@ def from_json(row: object) -> Event:
     error = row.get("error")
     if error is not None and not (isinstance(error, str) and 0 < len(error) <= MAX_ERROR_CHARS):
         raise ValueError(f"error={error!r} must be a word of 1 to {MAX_ERROR_CHARS} characters")
+    host, host_t = row.get("host"), row.get("host_t")
+    if host is not None and not (isinstance(host, str) and host):
+        raise ValueError(f"host={host!r} must be a host's name")
+    if host_t is not None and seconds(host_t) is None:
+        raise ValueError(f"host_t={host_t!r} must be a number of seconds")
     return Event(
         buyer=buyer,
         step=step,
@@ -221,6 +236,8 @@ def from_json(row: object) -> Event:
         seat=_opt_int(row, "seat"),
         note=note,
         error=error,
+        host=host,
+        host_t=None if host_t is None else seconds(host_t),
     )
 
 

@@ -87,6 +87,10 @@ BY_COMMAND: Final[dict[str, tuple[ExitCode, ...]]] = {
         "reset": _ANY,
         "demo": _ANY,
         "strategies": _ANY,
+        "sale open": _ANY,
+        "sale start": _ANY,
+        "sale check": _JUDGED,
+        "buyers": _ANY | {ExitCode.STALLED},
     }.items()
 }
 
@@ -107,6 +111,15 @@ OWN_MEANING: Final[dict[str, dict[ExitCode, str]]] = {
     "reset": {ExitCode.OK: "the db holds the fresh tickets"},
     "demo": {ExitCode.OK: "the lesson ran to its end, or was ended with Ctrl-D at a pause"},
     "strategies": {ExitCode.OK: "the table was printed"},
+    "sale open": {ExitCode.OK: "the store holds the new sale; its id is printed"},
+    "sale start": {ExitCode.OK: "the sale is open: the buyers waiting at its gate go"},
+    "buyers": {
+        ExitCode.OK: "every buyer of this host learnt its outcome and recorded it in the store",
+        ExitCode.STALLED: (
+            "some buyer of this host has no outcome (the sale never started, or stalled); "
+            "'sale check' says what the whole sale did"
+        ),
+    },
 }
 
 

@@ -3,14 +3,67 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ticketsim.core import catalog
 
 if TYPE_CHECKING:
     from ticketsim.core import db as dbfile
+    from ticketsim.core.boards import ClockCheck, HostRow
     from ticketsim.core.events import Event
     from ticketsim.core.settings import RunConfig
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The hosts of a sale of several hosts, and how its history was put in order."""
+
+    #: How the hosts were made, in words ("network namespaces, ...").
+    kind: str
+    count: int
+    #: Why they are not network namespaces, when those were not to be had.
+    why: str | None = None
+    #: The sale's id in its store.
+    sale: str = ""
+    rows: tuple[HostRow, ...] = ()
+    #: The clock that orders the history, in words.
+    clock: str = ""
+    #: What the hosts' own clocks would have done to the order.
+    clocks: ClockCheck | None = None
+
+    def lines(self) -> tuple[str, ...]:
+        """The hosts, in words, for the report."""
+        made = f"{self.count} host(s), {self.kind}" + (f" ({self.why})" if self.why else "")
+        spread = ", ".join(
+            f"{row.name} buyers {row.first}-{row.first + row.count - 1}" for row in self.rows
+        )
+        said = [made + (f": {spread}" if spread else "")]
+        if self.clock:
+            order = f"History ordered by the store's clock: {self.clock}"
+            if self.clocks is not None and self.clocks.misplaced:
+                order += (
+                    f"; ordered by the hosts' own clocks, {self.clocks.misplaced} of "
+                    f"{self.clocks.timed} events would have moved"
+                )
+            said.append(order)
+        return tuple(said)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "kind": self.kind,
+            "why": self.why,
+            "sale": self.sale,
+            "hosts": [
+                {"name": r.name, "first": r.first, "count": r.count, "done": r.done}
+                for r in self.rows
+            ],
+            "clock": self.clock,
+            "misplaced_by_host_clocks": None if self.clocks is None else self.clocks.misplaced,
+            "host_clock_offsets_s": None
+            if self.clocks is None
+            else {host: round(offset, 6) for host, offset in self.clocks.offsets},
+        }
 
 
 @dataclass(frozen=True)
@@ -42,6 +95,8 @@ class RunResult:
     #: Wall time from starting the first process to opening the sale (every buyer, or
     #: the first task of every pool worker, ready at the gate).
     startup_s: float = 0.0
+    #: The hosts the buyers ran on, in a sale of several hosts.
+    hosts: Hosts | None = None
 
     @property
     def safe(self) -> bool:

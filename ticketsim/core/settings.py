@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
-from ticketsim.core import catalog, schedule, stores
+from ticketsim.core import catalog, hosts, schedule, stores
 from ticketsim.core._values import seconds
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.errors import ConfigError
@@ -92,6 +92,17 @@ class RunConfig:
     #: SIGSTOP the first buyer to read inside its critical section, and SIGCONT it only
     #: once every other buyer has its outcome: a holder paused past its lock's lease.
     pause_holder: bool = False
+    #: Spread the buyers over this many hosts, each reaching the store over a link of
+    #: its own (see :mod:`ticketsim.core.hosts`); ``None``: one machine, no links.
+    hosts: int | None = None
+    #: How the hosts are made: one of :data:`~ticketsim.core.hosts.HOST_MODES`.
+    host_mode: str = "auto"
+    #: ``HOST@TIME[+LASTING]``: cut that host off mid-sale.
+    partition: str | None = None
+    #: ``HOST=DELAY`` each: slow that host's link down.
+    slow_link: tuple[str, ...] = ()
+    #: ``HOST=SKEW`` each: set that host's clock wrong in the times it records.
+    clock_skew: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
@@ -132,6 +143,62 @@ class RunConfig:
                 "least as many --tickets as --buyers",
             )
         self._check_faults_and_forcing()
+        self._check_hosts()
+
+    def _check_hosts(self) -> None:
+        if self.hosts is None:
+            for name in ("partition", "slow_link", "clock_skew"):
+                if getattr(self, name):
+                    flag = "--" + name.replace("_", "-")
+                    raise ConfigError(
+                        name, getattr(self, name), f"{flag} is a fault between hosts; add --hosts"
+                    )
+            return
+        require_int("hosts", self.hosts, 1, hosts.MAX_HOSTS, "hosts")
+        if self.host_mode not in hosts.HOST_MODES:
+            raise ConfigError(
+                "host_mode", self.host_mode, f"choose one of {', '.join(hosts.HOST_MODES)}"
+            )
+        why = hosts.across_hosts(self.strategy)
+        if why is not None:
+            raise ConfigError("hosts", self.hosts, why)
+        if self.buyers < self.hosts:
+            raise ConfigError(
+                "hosts",
+                self.hosts,
+                f"give each host a buyer at least: --buyers {self.hosts} or more",
+            )
+        alone = [
+            flag
+            for flag, on in (
+                ("--keep", self.keep),
+                ("--pool", self.pool is not None),
+                ("--schedule", self.schedule is not None),
+                ("--lockstep", self.lockstep),
+                ("--kill", bool(self.kill)),
+                ("--kill-holder", self.kill_holder),
+                ("--pause-holder", self.pause_holder),
+            )
+            if on
+        ]
+        if alone:
+            raise ConfigError(
+                "hosts",
+                self.hosts,
+                f"{', '.join(alone)} drives the buyers of one machine; drop it, or drop --hosts "
+                "(between hosts, use --partition, --slow-link and --clock-skew)",
+            )
+        self.faults_between_hosts()
+
+    def faults_between_hosts(
+        self,
+    ) -> tuple[hosts.Partition | None, dict[str, float], dict[str, float]]:
+        """The partition, each host's link delay, and each host's clock skew."""
+        count = self.hosts or 0
+        cut = hosts.partition(self.partition, count) if self.partition is not None else None
+        slow = hosts.per_host("slow_link", tuple(self.slow_link), count, signed=False)
+        skew = hosts.per_host("clock_skew", tuple(self.clock_skew), count, signed=True)
+        return cut, slow, skew
 
     def _check_faults_and_forcing(self) -> None:
         require_int("kill", self.kill, 0, self.buyers, "buyers to kill")

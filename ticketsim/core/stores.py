@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.errors import ConfigError
@@ -143,3 +143,45 @@ def require_match(strategy: str, store: StoreURL) -> None:
             strategy,
             f"works on {where}, not on --store={store.shown}; choose one of {', '.join(mine)}",
         )
+
+
+#: Where a server listens: a Unix socket's path, or a TCP host and port.
+Address = str | tuple[str, int]
+
+
+def server_address(store: StoreURL) -> Address:
+    """Where the server of a PostgreSQL or Redis ``store`` listens, for a host's link
+    to forward to (libpq's ``host`` may be a socket folder, in the URL or its query)."""
+    parts = urlsplit(store.url)
+    query = parse_qs(parts.query)
+    if store.kind is StoreKind.REDIS:
+        if parts.scheme == "unix":
+            return parts.path
+        return parts.hostname or "localhost", parts.port or 6379
+    host = parts.hostname or query.get("host", [""])[0] or "/var/run/postgresql"
+    port = parts.port or int(query.get("port", ["5432"])[0])
+    if host.startswith("/"):
+        return f"{host}/.s.PGSQL.{port}"
+    return host, port
+
+
+def through(store: StoreURL, link: tuple[str, int], settings: dict[str, str]) -> str:
+    """``store``'s URL, reached through the TCP ``link`` instead, with PostgreSQL
+    ``settings`` for each session (``idle_in_transaction_session_timeout``)."""
+    parts = urlsplit(store.url)
+    user = parts.username or ""
+    if parts.password is not None:
+        user += ":" + parts.password
+    netloc = f"{user + '@' if user else ''}{link[0]}:{link[1]}"
+    query = {k: v[0] for k, v in parse_qs(parts.query).items() if k not in ("host", "port")}
+    if store.kind is StoreKind.REDIS:
+        database = query.pop("db", None) or "0"
+        if parts.scheme != "unix":
+            database = parts.path.strip("/") or database
+        scheme = "redis" if parts.scheme == "unix" else parts.scheme
+        return urlunsplit((scheme, netloc, f"/{database}", urlencode(query, quote_via=quote), ""))
+    options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    if options:
+        query["options"] = f"{query['options']} {options}" if "options" in query else options
+    # libpq reads a '+' as itself, not as a space: spaces travel as %20.
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, quote_via=quote), ""))

@@ -56,6 +56,7 @@ __all__ = [
     "PacerFactory",
     "Watcher",
     "kill_plan",
+    "lost_events",
     "prepare_db",
     "run_sale",
     "window",
@@ -347,7 +348,7 @@ class _Sale:
         why = "the run was interrupted" if interrupted else (self.stalled or "the sale ended")
         history = self.inbox.history
         codes = self.crew.exit_codes()
-        history += _lost(self.config, history, codes, ended, why, self.hooks.victims())
+        history += lost_events(self.config, history, codes, ended, why, self.hooks.victims())
         history.sort(key=lambda e: e.t)
 
     def result(
@@ -418,7 +419,7 @@ class _ScheduleDriver:
         self._thread.join(self.timeout)
 
 
-def _lost(
+def lost_events(
     config: RunConfig,
     history: list[Event],
     exit_codes: tuple[int | None, ...],

@@ -190,7 +190,7 @@ class Server(abc.ABC, Generic[AddressT]):
                     cwd=layout.run,
                     env={**os.environ, "LC_ALL": "C"},
                     start_new_session=True,
-                    preexec_fn=_tie(self.death_signal),  # noqa: PLW1509 - the only way to prctl
+                    preexec_fn=tie_to_this_thread(self.death_signal),  # noqa: PLW1509 - the only way to prctl
                     **as_user,
                 )
             except OSError as error:  # not there any more, not runnable, not for this user
@@ -309,7 +309,7 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.01)
 
 
-def _tie(death: signal.Signals) -> Callable[[], None]:
+def tie_to_this_thread(death: signal.Signals) -> Callable[[], None]:
     """What a server runs between fork and exec: die with this thread, and take the
     signals ``held()`` holds (exec keeps the mask, and a server must hear them)."""
     prctl = _libc_prctl()

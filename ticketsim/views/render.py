@@ -120,6 +120,8 @@ def report_view(report: Report) -> RenderableType:
         Text(f"No outcome for {names(d.buyers)}: {printable(d.why)}", style="red")
         for d in report.died
     )
+    if report.hosts is not None:
+        parts.extend(Text(f"Hosts: {printable(line)}", style="cyan") for line in report.hosts.lines())
     parts.extend(Text(f"Fault: {printable(fault)}", style="magenta") for fault in report.faults)
     if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 SCHEMA: Final = "ticketsim"
 #: The tables ticketsim makes in its schema; nothing else may be there.
-TABLES: Final = ("meta", "sale", "ledger", "claimed", "seats")
+TABLES: Final = ("meta", "sale", "ledger", "claimed", "seats", "board", "hosts", "history")
 MADE_BY: Final = ("made-by", "ticketsim")
 _DDL: Final = (
     f"CREATE TABLE {SCHEMA}.meta (key text PRIMARY KEY, value text NOT NULL)",
@@ -41,6 +41,14 @@ _DDL: Final = (
     " buyer text NOT NULL, pid int NOT NULL, at double precision NOT NULL)",
     f"CREATE TABLE {SCHEMA}.claimed (seat int PRIMARY KEY)",
     f"CREATE TABLE {SCHEMA}.seats (seat int PRIMARY KEY, buyer text)",
+    # A sale of several hosts (ticketsim.sale.boards.postgres): its card, its hosts and
+    # its history, each event stamped by the server's clock as it is inserted.
+    f"CREATE TABLE {SCHEMA}.board (id int PRIMARY KEY CHECK (id = 1), card text NOT NULL,"
+    " joined int NOT NULL DEFAULT 0, started double precision)",
+    f"CREATE TABLE {SCHEMA}.hosts (n serial PRIMARY KEY, name text UNIQUE NOT NULL,"
+    " row text NOT NULL)",
+    f"CREATE TABLE {SCHEMA}.history (n bigserial PRIMARY KEY, at double precision NOT NULL"
+    " DEFAULT extract(epoch FROM clock_timestamp()), event text NOT NULL)",
 )
 
 #: How each strategy keeps the tickets: a remaining count beside the ledger, the

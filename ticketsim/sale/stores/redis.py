@@ -38,7 +38,24 @@ LOCK: Final = PREFIX + "lock"
 FENCE: Final = PREFIX + "fence"
 FENCE_SEEN: Final = PREFIX + "fence-seen"
 #: Every key ticketsim makes; anything else under the prefix is someone else's.
-KEYS: Final = (MADE_BY, TICKETS, REMAINING, EVENT, LEDGER, LOCK, FENCE, FENCE_SEEN)
+#: A sale of several hosts (ticketsim.sale.boards.redis): its card and gate, its hosts,
+#: and its history, a stream whose IDs are the server's clock.
+BOARD: Final = PREFIX + "board"
+HOSTS: Final = PREFIX + "hosts"
+HISTORY: Final = PREFIX + "history"
+KEYS: Final = (
+    MADE_BY,
+    TICKETS,
+    REMAINING,
+    EVENT,
+    LEDGER,
+    LOCK,
+    FENCE,
+    FENCE_SEEN,
+    BOARD,
+    HOSTS,
+    HISTORY,
+)
 
 PLANS: Final = ("decr", "watch", "lua", "lock", "fenced")
 #: How often a buyer tries to take a lock someone else holds.

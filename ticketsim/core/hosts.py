@@ -1,0 +1,127 @@
+"""A sale over several hosts (``run --hosts``): how many, how they are made, and the
+faults between them, validated once.
+
+Faults are given per host, by name (``host-2``):
+
+* ``--partition host-2@0.5s`` cuts host-2 off 0.5 s after the sale opens, for
+  :data:`PARTITION_S` (or ``host-2@0.5s+4s``: for 4 s); its link goes down, then up;
+* ``--slow-link host-2=50ms`` delays everything host-2 sends or receives by 50 ms;
+* ``--clock-skew host-2=+2s`` sets host-2's clock 2 s ahead in the times it records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from ticketsim.core import catalog
+from ticketsim.core.names import StoreKind, StrategyName
+from ticketsim.errors import ConfigError
+
+#: The most hosts one machine simulates.
+MAX_HOSTS: Final = 8
+#: How hosts are made: ``auto`` takes network namespaces where it can.
+HOST_MODES: Final = ("auto", "namespace", "process-group")
+#: How long a partition lasts unless it says: longer than PostgreSQL takes to end a
+#: cut-off buyer's transaction (:data:`HOST_IDLE_S`) and than a Redis lock's lease.
+PARTITION_S: Final = 3.0
+#: PostgreSQL ends a transaction of a host's buyer idle this long
+#: (``idle_in_transaction_session_timeout``, set on each of its sessions): without it,
+#: a cut-off buyer's row lock is held until TCP gives the connection up.
+HOST_IDLE_S: Final = 2.0
+#: The longest delay, skew or partition time: a sale of minutes, not days.
+MAX_FAULT_S: Final = 60.0
+#: A duration: ``50ms``, ``2s``, ``+2s``, ``-1.5s`` or bare seconds (``0.3``).
+_DURATION: Final = re.compile(r"([+-]?)(\d+(?:\.\d+)?|\.\d+)(ms|s)?")
+#: Strategies that keep working across hosts: those of a server, which every host
+#: reaches over the network.
+_NETWORKED: Final = (StoreKind.POSTGRES, StoreKind.REDIS)
+
+
+def host_name(number: int) -> str:
+    """The name of host ``number`` (1-based), as reports and fault options spell it."""
+    return f"host-{number}"
+
+
+def duration(name: str, spec: str, text: str, *, signed: bool = False) -> float:
+    """``text`` as seconds; :class:`ConfigError` naming ``name=spec`` otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or (match.group(1) and not signed):
+        example = "+2s or -500ms" if signed else "50ms or 0.5s"
+        raise ConfigError(name, spec, f"{text!r} is not a duration; write it like {example}")
+    value = float(match.group(2)) / (1000 if match.group(3) == "ms" else 1)
+    if value > MAX_FAULT_S:
+        raise ConfigError(name, spec, f"choose at most {MAX_FAULT_S:g} s")
+    return -value if match.group(1) == "-" else value
+
+
+def _host(name: str, spec: str, text: str, hosts: int) -> str:
+    known = [host_name(n) for n in range(1, hosts + 1)]
+    if text not in known:
+        raise ConfigError(
+            name, spec, f"{text!r} is not a host of this sale; name one of {', '.join(known)}"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Cut ``host`` off from ``at`` seconds after the sale opens, for ``lasting`` seconds."""
+
+    host: str
+    at: float
+    lasting: float
+
+
+def partition(spec: str, hosts: int) -> Partition:
+    """``--partition`` parsed: ``host-2@0.5s`` or ``host-2@0.5s+4s``."""
+    host, at_sign, when = spec.partition("@")
+    if not at_sign:
+        raise ConfigError("partition", spec, "write it as HOST@TIME, like host-2@0.5s")
+    at, plus, lasting = when.partition("+")
+    return Partition(
+        _host("partition", spec, host, hosts),
+        duration("partition", spec, at),
+        duration("partition", spec, lasting) if plus else PARTITION_S,
+    )
+
+
+def per_host(name: str, specs: tuple[str, ...], hosts: int, *, signed: bool) -> dict[str, float]:
+    """``--slow-link`` or ``--clock-skew`` parsed: ``host-2=50ms``, each host once."""
+    found: dict[str, float] = {}
+    for spec in specs:
+        host, equals, value = spec.partition("=")
+        if not equals:
+            raise ConfigError(
+                name, spec, f"write it as HOST=TIME, like host-2={'+2s' if signed else '50ms'}"
+            )
+        host = _host(name, spec, host, hosts)
+        if host in found:
+            raise ConfigError(name, spec, f"{host} is given twice; give each host once")
+        found[host] = duration(name, spec, value, signed=signed)
+    return found
+
+
+def across_hosts(strategy: str) -> str | None:
+    """Why ``strategy`` cannot sell across hosts, or ``None`` if it can.
+
+    A server's strategies can. ``filelock`` is let through to show why it cannot: each
+    host locks a file on its own disk. Every other strategy of the db file protects the
+    tickets with something in this machine's memory.
+    """
+    info = catalog.info(strategy)
+    if info.store in _NETWORKED or strategy == StrategyName.FILELOCK.value:
+        return None
+    if info.store is StoreKind.SQLITE:
+        return (
+            f"{strategy!r} keeps the tickets in a SQLite file on this machine's disk, which "
+            "other hosts cannot open (and SQLite's locks are not to be trusted over a "
+            "network file system); use a pg- or redis- strategy"
+        )
+    what = info.holding.split(",")[0] if info.holding else "memory this machine's processes share"
+    return (
+        f"{strategy!r} protects the tickets with {what}, which lives in this machine's "
+        "memory: a buyer on another host can neither see it nor take it; use a pg- or "
+        "redis- strategy, or filelock to watch a lock file fail across hosts"
+    )

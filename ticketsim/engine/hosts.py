@@ -1,0 +1,634 @@
+"""One sale, many hosts: the sale kept in the store, buyers that join it from anywhere,
+and one history, ordered by the store's clock, checked as ``run`` checks its own.
+
+The four moves, each a function here and a command on top:
+
+* :func:`open_sale` (``ticketsim sale open``) loads the tickets and writes the sale's
+  card into the store;
+* :func:`serve_buyers` (``ticketsim buyers``, on any host) starts that host's buyers,
+  which record every step into the store and wait at its gate;
+* :func:`start_sale` (``ticketsim sale start``) opens the gate;
+* :func:`check_sale` (``ticketsim sale check``) waits for every host to report, reads
+  the history back and returns a :class:`RunResult`.
+
+:func:`run_hosts` (``ticketsim run --hosts N``) does all four on this machine, with each
+host a network namespace (or a process group) reaching the store over a link of its
+own, through which it injects the faults between hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from ticketsim.analysis.merged import clock_check, in_store_order, unreported
+from ticketsim.core import db as dbfile
+from ticketsim.core import stores
+from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
+from ticketsim.core.events import ENDINGS, OUTCOMES, Step
+from ticketsim.core.hosts import HOST_IDLE_S, Partition, host_name
+from ticketsim.core.names import StoreKind
+from ticketsim.core.result import Hosts, RunResult
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine import databases, strategies
+from ticketsim.engine.collect import Inbox
+from ticketsim.engine.crews import OneProcessEach
+from ticketsim.engine.link import Link, open_link
+from ticketsim.engine.network import KIND_WORDS, Machines
+from ticketsim.engine.runner import (
+    BUYER_PATIENCE,
+    START_TIMEOUT_S,
+    lost_events,
+    prepare_db,
+    window,
+)
+from ticketsim.errors import StoreError
+from ticketsim.sale import _scratch
+from ticketsim.sale.boards import board_for
+from ticketsim.sale.boards.base import Board, HostChannel
+from ticketsim.sale.buyer import BuyerSpec, Pacer
+from ticketsim.sale.channel import EventChannel
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ticketsim.core.events import Event
+
+#: How often a host looks at the store's gate, and the coordinator at the hosts.
+POLL_S: Final = 0.02
+#: A host's own copy of the db file, in the folder of a ``file`` board.
+_COPY: Final = "tickets.json"
+#: How long a host's program has to end by itself once the sale is over, at each step.
+_AGENT_EXIT_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a sale of several hosts is kept: its store, and how to reach it."""
+
+    kind: StoreKind
+    #: The store's URL, or the board's folder for the db file's strategies.
+    where: str
+
+    def board(self) -> Board:
+        return board_for(self.kind.value, self.where)
+
+    @property
+    def shown(self) -> str:
+        return self.where if self.kind is StoreKind.FILE else stores.redacted(self.where)
+
+
+def place(store: str) -> Place:
+    """The place a ``--store`` URL names; only a server keeps a sale of several hosts."""
+    parsed = stores.parse(store)
+    if parsed.kind not in (StoreKind.POSTGRES, StoreKind.REDIS):
+        raise StoreError(
+            parsed.shown,
+            "is a file on one machine, which buyers on other hosts cannot reach",
+            "give a postgresql:// or redis:// URL",
+        )
+    return Place(parsed.kind, parsed.url)
+
+
+def open_sale(
+    at: Place, strategy: str, tickets: int, *, delay: float, seed: int | None, timeout: float
+) -> SaleCard:
+    """Load fresh tickets into the store at ``at`` and make a new sale of them its sale."""
+    info = strategies.get(strategy).info
+    if at.kind is not StoreKind.FILE:
+        stores.require_match(strategy, stores.parse(at.where))
+    initial = dbfile.TicketDB.fresh(tickets)
+    card = SaleCard(
+        new_sale_id(),
+        info.name.value,
+        initial,
+        delay,
+        seed if seed is not None else random.SystemRandom().randrange(2**32),
+        timeout,
+    )
+    if at.kind is not StoreKind.FILE:
+        plan = databases.PLANS[info.name]
+        databases.make_store(at.kind, at.where, plan=plan.plan, initial=initial).load(initial)
+    board = at.board()
+    try:
+        board.open(card)
+    finally:
+        board.close()
+    return card
+
+
+def _card(board: Board, at: Place, sale: str | None) -> SaleCard:
+    card = board.card()
+    if card is None:
+        raise StoreError(
+            at.shown, "holds no sale of several hosts", "open one: ticketsim sale open"
+        )
+    if sale is not None and card.id != sale:
+        raise StoreError(
+            at.shown,
+            f"holds sale {card.id}, not sale={sale}",
+            "give --sale as 'ticketsim sale open' printed it",
+        )
+    return card
+
+
+def start_sale(at: Place, sale: str | None) -> float:
+    """Open the gate of the sale ``sale`` (``None``: the store's sale); the store's time."""
+    board = at.board()
+    try:
+        _card(board, at, sale)
+        return board.start()
+    finally:
+        board.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one host's buyers did, as the host saw it."""
+
+    host: str
+    first: int
+    count: int
+    ok: int
+    sold_out: int
+    unknown: int
+    #: Why the host's sale ended early, if it did.
+    stalled: str | None = None
+
+
+def serve_buyers(
+    at: Place,
+    *,
+    sale: str | None,
+    count: int,
+    host: str,
+    skew: float = 0.0,
+    start_method: str | None = None,
+) -> Served:
+    """Join the store's sale with ``count`` buyers of host ``host``, wait at its gate,
+    sell, and report every outcome into the store; never prints."""
+    _scratch.provide()
+    board = at.board()
+    try:
+        card = _card(board, at, sale)
+        if board.started() is not None:
+            raise StoreError(at.shown, f"sale {card.id} has started", "join it before 'sale start'")
+        first = board.join(host, count)
+        return _sell(at, board, card, host, first, count, skew, start_method)
+    finally:
+        board.close()
+
+
+def _sell(
+    at: Place,
+    board: Board,
+    card: SaleCard,
+    host: str,
+    first: int,
+    count: int,
+    skew: float,
+    start_method: str | None,
+) -> Served:
+    ctx = multiprocessing.get_context(start_method)
+    strategy = strategies.get(card.strategy)
+    db_path, store = "", None
+    if at.kind is StoreKind.FILE:  # each host sells from a copy of its own
+        copy = Path(at.where, host)
+        copy.mkdir(exist_ok=True)
+        db_path = str(copy / _COPY)
+        dbfile.write_atomic(db_path, card.initial)
+    else:
+        store = at.where
+    channel = EventChannel(ctx)
+    gate = ctx.Event()
+    crew = OneProcessEach(ctx)
+    inbox = Inbox(channel, crew)
+    patience = card.timeout * BUYER_PATIENCE
+    setup = strategies.Setup(
+        ctx, db_path, card.initial, count, channel.sender, card.timeout, store=store
+    )
+    stalled: str | None = None
+    with contextlib.ExitStack() as stack:
+        stack.callback(channel.close)
+        tools = stack.enter_context(strategy.provide(setup))
+        sender = HostChannel(channel.sender, at.board(), host, skew)
+        specs = [
+            BuyerSpec(n, window(card.delay, card.seed, n), patience)
+            for n in range(first, first + count)
+        ]
+        try:
+            crew.start(specs, (tools, sender, gate, Pacer()))
+            stalled = inbox.wait_ready(max(card.timeout, START_TIMEOUT_S), ctx.get_start_method())
+            ready = len({e.buyer for e in inbox.history if e.step is Step.READY})
+            board.update(HostRow(host, first, count, ready))
+            if stalled is None:
+                stalled = _wait_gate(board, patience)
+            if stalled is None:
+                gate.set()
+                stalled = inbox.collect(until=None, expected=count, timeout=card.timeout)
+        finally:
+            ended = crew.end(at_once=stalled is not None or sys.exc_info()[0] is not None)
+            inbox.drain()
+        history = inbox.history
+        numbered = dataclasses.replace(RunConfig(), buyers=first + count - 1)
+        codes = (None,) * (first - 1) + crew.exit_codes()
+        lost = lost_events(numbered, history, codes, ended, stalled or "the sale ended", {})
+        history += [e for e in lost if e.buyer >= first]
+        _report_late(board, host, history)
+        board.update(HostRow(host, first, count, ready, done=True))
+    outcomes = {e.buyer: e.step for e in history if e.step in ENDINGS}
+    return Served(
+        host,
+        first,
+        count,
+        ok=sum(step is Step.OK for step in outcomes.values()),
+        sold_out=sum(step is Step.FAIL for step in outcomes.values()),
+        unknown=count - sum(step in (Step.OK, Step.FAIL) for step in outcomes.values()),
+        stalled=stalled,
+    )
+
+
+def _wait_gate(board: Board, patience: float) -> str | None:
+    deadline = time.monotonic() + patience
+    while board.started() is None:
+        if time.monotonic() > deadline:
+            return f"the sale did not start within {patience:g} s of joining it"
+        time.sleep(POLL_S)
+    return None
+
+
+def _report_late(board: Board, host: str, history: list[Event]) -> None:
+    """Record each buyer's ending the store never got (the host was cut off when its
+    buyer learnt it, or the buyer died): late, but the outcome is known."""
+    on_board = {e.buyer for e in board.history() if e.host == host and e.step in ENDINGS}
+    late, seen = [], set()
+    for event in history:
+        if event.step in ENDINGS and event.buyer not in on_board and event.buyer not in seen:
+            seen.add(event.buyer)
+            note = event.note or ""
+            late.append(
+                dataclasses.replace(
+                    event,
+                    host=host,
+                    host_t=time.time(),
+                    note=(note + "; " if note else "") + "reported late by its host",
+                )
+            )
+    if late:
+        board.record(late)
+
+
+def check_sale(
+    at: Place,
+    sale: str | None,
+    *,
+    wait: float | None = None,
+    hosts: Hosts | None = None,
+    faults: tuple[str, ...] = (),
+) -> RunResult:
+    """Wait (at most ``wait`` seconds, or the sale's patience) for every host that joined
+    the sale to report, then read its history and the store back; never prints."""
+    board = at.board()
+    try:
+        card = _card(board, at, sale)
+        patience = card.timeout * BUYER_PATIENCE + START_TIMEOUT_S if wait is None else wait
+        deadline = time.monotonic() + patience
+        rows = board.hosts()
+        while not rows or not all(row.done for row in rows):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S * 5)
+            rows = board.hosts()
+        quiet = [row.name for row in rows if not row.done]
+        started = board.started()
+        history = in_store_order(board.history())
+        buyers = {n: row.name for row in rows for n in row.buyers}
+        why = f"no word from it within {patience:g} s"
+        end_at = max((e.t for e in history), default=started or 0.0)
+        history += unreported(history, buyers, end_at, why)
+    finally:
+        board.close()
+    final, final_error = _final(at, card, rows)
+    config = RunConfig(
+        buyers=max(1, len(buyers)),
+        tickets=card.initial.tickets,
+        strategy=card.strategy,
+        delay=card.delay,
+        seed=card.seed,
+        timeout=card.timeout,
+        store=None if at.kind is StoreKind.FILE else at.where,
+    )
+    outcomes = [e.t for e in history if e.step in OUTCOMES]
+    opened = started if started is not None else (history[0].t if history else 0.0)
+    stalled = None
+    if quiet:
+        stalled = f"{', '.join(quiet)} did not report within {patience:g} s"
+    elif started is None:
+        stalled = "the sale was never started"
+    made = hosts or Hosts(kind="joined by hand", count=len(rows))
+    return RunResult(
+        config=config,
+        start_method="(on each host)",
+        seed=card.seed,
+        initial=card.initial,
+        final=final,
+        final_error=final_error,
+        history=tuple(history),
+        opened_at=opened,
+        elapsed_s=max(0.0, (max(outcomes) if outcomes else opened) - opened),
+        stalled=stalled,
+        faults=faults,
+        hosts=dataclasses.replace(
+            made,
+            count=len(rows),
+            sale=card.id,
+            rows=rows,
+            clock=CLOCKS[at.kind.value],
+            clocks=clock_check(history),
+        ),
+    )
+
+
+def _final(
+    at: Place, card: SaleCard, rows: tuple[HostRow, ...]
+) -> tuple[dbfile.TicketDB | None, str | None]:
+    if at.kind is not StoreKind.FILE:
+        try:
+            return databases.user_store(at.where).snapshot(), None
+        except StoreError as exc:
+            return None, str(exc)
+    # Each host sold from its own copy: together they are what the sale left.
+    ledger: list[dbfile.Sale] = []
+    remaining = card.initial.remaining
+    for row in rows:
+        try:
+            copy = dbfile.load(Path(at.where, row.name, _COPY))
+        except (OSError, ValueError) as exc:
+            return None, f"{row.name}'s copy: {exc}"
+        ledger += copy.ledger
+        remaining = min(remaining, copy.remaining)
+    return dataclasses.replace(card.initial, remaining=remaining, ledger=tuple(ledger)), None
+
+
+def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = None) -> RunResult:
+    """``config``'s sale with its buyers spread over ``config.hosts`` hosts of this
+    machine, each on a link of its own; every host, link and process is gone when it
+    returns, also on an error or an interrupt."""
+    assert config.hosts is not None
+    cut, slow, skew = config.faults_between_hosts()
+    kind = StoreKind.of(config.strategy)
+    # The db file as ``run`` leaves it: reset as the sale opens (vetted first), and given
+    # the store's tickets when it ends; the user's --store is the record instead.
+    prepare_db(config)
+    own = databases.PrivateServers()
+    with contextlib.ExitStack() as stack:
+        stack.callback(own.stop)
+        if kind is StoreKind.FILE:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hosts-"))
+            at = Place(kind, folder)
+        else:
+            at = Place(kind, config.store or (servers or own)[kind])
+        card = open_sale(
+            at,
+            config.strategy,
+            config.tickets,
+            delay=config.delay,
+            seed=config.seed,
+            timeout=config.timeout,
+        )
+        machines = stack.enter_context(Machines(config.hosts, config.host_mode))
+        ctx = multiprocessing.get_context(
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        )
+        links: dict[int, Link] = {}
+        for number in range(1, config.hosts + 1):
+            if kind is not StoreKind.FILE:
+                target = stores.server_address(stores.parse(at.where))
+                link = open_link(
+                    ctx, machines.gateway(number), target, slow.get(host_name(number), 0.0)
+                )
+                stack.callback(link.close)
+                links[number] = link
+        logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-"))
+        agents = _launch(config, at, card, machines, links, skew, logs)
+        stack.callback(_end_agents, agents)
+        faults = _Faults(machines, links, cut, slow, skew)
+        stack.callback(faults.done)
+        unready = _open_gate(at, card, machines, agents, config, logs)
+        if unready is None:
+            faults.start()
+        else:
+            _end_agents(agents)
+        result = check_sale(
+            at,
+            card.id,
+            wait=config.timeout * BUYER_PATIENCE + START_TIMEOUT_S if unready is None else 0.0,
+            hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
+        )
+        result = dataclasses.replace(
+            result, faults=faults.done(), stalled=unready or result.stalled
+        )
+    return dataclasses.replace(
+        result,
+        config=config,
+        start_method=config.start_method or multiprocessing.get_start_method(),
+    )
+
+
+def _launch(
+    config: RunConfig,
+    at: Place,
+    card: SaleCard,
+    machines: Machines,
+    links: dict[int, Link],
+    skew: dict[str, float],
+    logs: str,
+) -> dict[int, subprocess.Popen[bytes]]:
+    """Start ``ticketsim buyers`` on each host, its share of the buyers, its output
+    to a log of its own (read when it fails)."""
+    agents = {}
+    share, extra = divmod(config.buyers, config.hosts or 1)
+    for number in range(1, (config.hosts or 0) + 1):
+        name = host_name(number)
+        if at.kind is StoreKind.FILE:
+            where = ["--board", at.where]
+        else:
+            link = links[number].address
+            settings = {"idle_in_transaction_session_timeout": str(int(HOST_IDLE_S * 1000))}
+            parsed = stores.parse(at.where)
+            where = [
+                "--store",
+                stores.through(parsed, link, settings if at.kind is StoreKind.POSTGRES else {}),
+            ]
+        argv = [
+            sys.executable,
+            "-m",
+            "ticketsim",
+            "buyers",
+            *where,
+            "--sale",
+            card.id,
+            "--count",
+            str(share + (1 if number <= extra else 0)),
+            "--host",
+            name,
+            "--clock-skew",
+            f"{skew.get(name, 0.0)}s",
+        ]
+        if config.start_method:
+            argv += ["--start-method", config.start_method]
+        log = os.open(Path(logs, name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            agents[number] = machines.launch(number, argv, log)
+        finally:
+            os.close(log)
+    return agents
+
+
+def _open_gate(
+    at: Place,
+    card: SaleCard,
+    machines: Machines,
+    agents: dict[int, subprocess.Popen[bytes]],
+    config: RunConfig,
+    logs: str,
+) -> str | None:
+    """Open the sale once every host's buyers wait at the gate; why not, if they never did."""
+    board = at.board()
+    deadline = time.monotonic() + max(config.timeout, START_TIMEOUT_S)
+    try:
+        while True:
+            rows = board.hosts()
+            if len(rows) == len(agents) and all(row.ready == row.count for row in rows):
+                machines.started()
+                board.start()
+                return None
+            dead = [n for n, agent in agents.items() if agent.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                number = (
+                    dead[0]
+                    if dead
+                    else next((n for n in agents if host_name(n) not in {r.name for r in rows}), 1)
+                )
+                said = _last_line(Path(logs, host_name(number) + ".log"))
+                what = "ended" if dead else "was not ready in time"
+                return f"{host_name(number)} {what} before the sale opened" + (
+                    f": {said}" if said else ""
+                )
+            time.sleep(POLL_S)
+    finally:
+        board.close()
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def _end_agents(agents: dict[int, subprocess.Popen[bytes]]) -> None:
+    """Every host's program is gone: it ends by itself once it has reported; one still
+    running (cut off, stalled, or the run was interrupted) is ended, then killed."""
+    deadline = time.monotonic() + _AGENT_EXIT_S
+    for agent in agents.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            agent.wait(max(0.0, deadline - time.monotonic()))
+    for agent in agents.values():
+        if agent.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(agent.pid, signal.SIGTERM)
+    for agent in agents.values():
+        try:
+            agent.wait(_AGENT_EXIT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait(_AGENT_EXIT_S)
+
+
+class _Faults:
+    """The faults between hosts, injected on time in a thread of their own, and what
+    they did, in words."""
+
+    def __init__(
+        self,
+        machines: Machines,
+        links: dict[int, Link],
+        cut: Partition | None,
+        slow: dict[str, float],
+        skew: dict[str, float],
+    ) -> None:
+        self.machines, self.links, self.cut = machines, links, cut
+        self.slow, self.skew = slow, skew
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._said: list[str] = []
+        self._cut_number: int | None = None
+
+    def start(self) -> None:
+        if self.cut is not None:
+            self._thread = threading.Thread(
+                target=self._partition, name="ticketsim-partition", daemon=True
+            )
+            self._thread.start()
+
+    def _partition(self) -> None:
+        assert self.cut is not None
+        opened = time.monotonic()
+        if self._stop.wait(self.cut.at):
+            return
+        number = int(self.cut.host.removeprefix("host-"))
+        how = "its link to the store held (the process group's link process stopped)"
+        if self.machines.cut(number):
+            how = "its veth link down"
+        elif number in self.links:
+            self.links[number].cut()
+        else:
+            how = "nothing to cut: it reaches no store"
+        self._cut_number = number
+        began = time.monotonic() - opened
+        self._stop.wait(self.cut.lasting)
+        self._heal()
+        lasted = time.monotonic() - opened - began
+        self._said.append(
+            f"{self.cut.host} was cut off {began:.2f} s after the sale opened, for "
+            f"{lasted:.2f} s ({how}, then up again)"
+        )
+
+    def _heal(self) -> None:
+        number, self._cut_number = self._cut_number, None
+        if number is not None:
+            self.machines.heal(number)
+            if number in self.links:
+                self.links[number].heal()
+
+    def done(self) -> tuple[str, ...]:
+        """Stop injecting (healing a cut still open); what the faults did."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(_AGENT_EXIT_S)
+        self._heal()
+        said = list(self._said)
+        said += [
+            f"{host}'s link delayed everything it sent or received by {delay * 1000:g} ms"
+            for host, delay in sorted(self.slow.items())
+        ]
+        said += [
+            f"{host}'s clock ran {offset:+g} s off in the times it recorded"
+            for host, offset in sorted(self.skew.items())
+        ]
+        return tuple(said)

@@ -1,0 +1,89 @@
+"""The protocol of a board, and the channel that records a buyer's events on it.
+
+Buyer processes unpickle these, so this module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ticketsim.core.boards import HostRow, SaleCard
+    from ticketsim.core.events import Event
+    from ticketsim.sale.channel import Channel
+
+
+class Board(ABC):
+    """A sale kept in a store: its card, its hosts, its gate and its history.
+
+    Every method reaches the store itself; none waits without a bound. The history's
+    times are the store's clock: :meth:`record` lets the store stamp each event, and
+    :meth:`history` gives them back in that order, ``t`` set to the stamp.
+    """
+
+    @abstractmethod
+    def open(self, card: SaleCard) -> None:
+        """Make ``card`` the store's sale, with no hosts and no history yet."""
+
+    @abstractmethod
+    def card(self) -> SaleCard | None:
+        """The store's sale, ``None`` if it has none."""
+
+    @abstractmethod
+    def join(self, host: str, count: int) -> int:
+        """Number ``count`` new buyers of ``host``; the first of their numbers."""
+
+    @abstractmethod
+    def update(self, row: HostRow) -> None:
+        """Say how ``row``'s host is doing (how many are ready, whether it is done)."""
+
+    @abstractmethod
+    def hosts(self) -> tuple[HostRow, ...]:
+        """Every host that joined, in the order they joined."""
+
+    @abstractmethod
+    def start(self) -> float:
+        """Open the gate; the store's time it opened (the time it first opened, if it was)."""
+
+    @abstractmethod
+    def started(self) -> float | None:
+        """The store's time the gate opened, ``None`` while it is shut."""
+
+    @abstractmethod
+    def record(self, events: Sequence[Event]) -> None:
+        """Append ``events`` to the history, each stamped by the store's clock."""
+
+    @abstractmethod
+    def history(self) -> list[Event]:
+        """The history in the store's order, ``t`` the store's stamp of each event."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close this process's connection, if it made one."""
+
+
+@dataclass(frozen=True)
+class HostChannel:
+    """A buyer's events, to its host's pipe and to the sale's board.
+
+    The pipe tells the host's own ``ticketsim buyers`` how its buyers do; the board is
+    the record. An event the board cannot take (the host is cut off) raises, and the
+    buyer's history there ends unknown, as it is.
+    """
+
+    local: Channel
+    board: Board
+    host: str
+    #: Added to this host's clock: a host whose clock is wrong (``--clock-skew``).
+    skew: float = 0.0
+
+    def put(self, event: Event) -> None:
+        self.local.put(event)
+        stamped = dataclasses.replace(event, host=self.host, host_t=time.time() + self.skew)
+        self.board.record((stamped,))

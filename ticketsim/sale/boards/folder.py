@@ -1,0 +1,118 @@
+"""A sale of several hosts on one machine's file system: the board of ``--hosts`` for
+the db file's strategies (``filelock``), which have no server to keep it in.
+
+Each host sells from its own copy of the db (a lock file guards a file on one file
+system only), so this board is ticketsim's bookkeeping, not the tickets: the card,
+the hosts, and the history, one JSON line per event appended with ``O_APPEND`` in one
+``write``, stamped with this machine's clock (one machine: one clock).
+
+Buyer processes unpickle this board, so it uses the standard library and filelock only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from filelock import FileLock
+
+from ticketsim.core.boards import HostRow, SaleCard
+from ticketsim.core.events import from_json
+from ticketsim.sale.boards.base import Board
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ticketsim.core.events import Event
+
+#: Every wait on the board's lock is bounded.
+_LOCK_S: Final = 10.0
+
+
+@dataclass(frozen=True)
+class FolderBoard(Board):
+    """The board in ``folder``, a folder ticketsim made for the sale."""
+
+    folder: str
+
+    def _path(self, name: str) -> Path:
+        return Path(self.folder, name)
+
+    def _lock(self) -> FileLock:
+        return FileLock(self._path("board.lock"), timeout=_LOCK_S)
+
+    def _write(self, name: str, text: str) -> None:
+        temporary = self._path(name + ".new")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(self._path(name))
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return self._path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def open(self, card: SaleCard) -> None:
+        with self._lock():
+            for name in ("hosts.json", "started", "history.jsonl"):
+                self._path(name).unlink(missing_ok=True)
+            self._write("card.json", card.to_text())
+            self._write("hosts.json", "[]")
+
+    def card(self) -> SaleCard | None:
+        text = self._read("card.json")
+        return None if text is None else SaleCard.from_text(text)
+
+    def _rows(self) -> list[HostRow]:
+        raw = json.loads(self._read("hosts.json") or "[]")
+        return [HostRow.from_text(name, json.dumps(row)) for name, row in raw]
+
+    def _save(self, rows: list[HostRow]) -> None:
+        self._write("hosts.json", json.dumps([[r.name, json.loads(r.to_text())] for r in rows]))
+
+    def join(self, host: str, count: int) -> int:
+        with self._lock():
+            rows = self._rows()
+            first = sum(row.count for row in rows) + 1
+            self._save([*rows, HostRow(host, first, count)])
+        return first
+
+    def update(self, row: HostRow) -> None:
+        with self._lock():
+            self._save([row if r.name == row.name else r for r in self._rows()])
+
+    def hosts(self) -> tuple[HostRow, ...]:
+        with self._lock():
+            return tuple(self._rows())
+
+    def start(self) -> float:
+        with self._lock():
+            started = self.started()
+            if started is None:
+                started = time.time()
+                self._write("started", repr(started))
+        return started
+
+    def started(self) -> float | None:
+        text = self._read("started")
+        return None if text is None else float(text)
+
+    def record(self, events: Sequence[Event]) -> None:
+        lines = [json.dumps({**e.to_json(), "t": time.time()}) + "\n" for e in events]
+        handle = os.open(self._path("history.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            for line in lines:  # one write each: appends land whole, in the order they land
+                os.write(handle, line.encode())
+        finally:
+            os.close(handle)
+
+    def history(self) -> list[Event]:
+        text = self._read("history.jsonl") or ""
+        return [from_json(json.loads(line)) for line in text.splitlines() if line]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,128 @@
+"""A sale of several hosts kept in PostgreSQL, beside its tickets (schema ``ticketsim``).
+
+The history is a table whose ``at`` column defaults to ``clock_timestamp()``: the
+server's clock when each event arrived, one clock for every host. The gate is the
+board's ``started`` column, which each host polls (one connection per host, not per
+buyer).
+
+Buyer processes unpickle this board, so it imports only the standard library and
+psycopg, and psycopg only when it connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ticketsim.core.boards import HostRow, SaleCard
+from ticketsim.core.events import from_json
+from ticketsim.core.stores import redacted
+from ticketsim.errors import ServerUnavailable, StoreError
+from ticketsim.sale.boards.base import Board
+from ticketsim.sale.stores.database import ProcessConnection
+from ticketsim.sale.stores.postgres import SCHEMA, connect
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import psycopg
+
+    from ticketsim.core.events import Event
+
+
+@dataclass(frozen=True)
+class PostgresBoard(Board):
+    """The board in the PostgreSQL at ``url`` (the sale's tables must be loaded first)."""
+
+    url: str
+    _connection: ProcessConnection[psycopg.Connection[Any]] = field(
+        default_factory=ProcessConnection, compare=False, repr=False
+    )
+
+    @property
+    def db(self) -> psycopg.Connection[Any]:
+        return self._connection.get(lambda: connect(self.url))
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import psycopg  # noqa: PLC0415 - imported by the connection already
+
+        try:
+            cursor = self.db.execute(sql, args)
+            return list(cursor.fetchall()) if cursor.description else []
+        except psycopg.errors.UndefinedTable:
+            raise StoreError(
+                redacted(self.url),
+                "holds no sale of several hosts",
+                "open one with 'ticketsim sale open --store URL'",
+            ) from None
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise ServerUnavailable(
+                redacted(self.url), str(exc).strip().splitlines()[-1], "is the link up?"
+            ) from None
+
+    def open(self, card: SaleCard) -> None:
+        self._run(f"DELETE FROM {SCHEMA}.board")
+        self._run(f"TRUNCATE {SCHEMA}.hosts, {SCHEMA}.history RESTART IDENTITY")
+        self._run(f"INSERT INTO {SCHEMA}.board (id, card) VALUES (1, %s)", (card.to_text(),))
+
+    def card(self) -> SaleCard | None:
+        rows = self._run(f"SELECT card FROM {SCHEMA}.board")
+        return SaleCard.from_text(rows[0][0]) if rows else None
+
+    def join(self, host: str, count: int) -> int:
+        rows = self._run(
+            f"UPDATE {SCHEMA}.board SET joined = joined + %s RETURNING joined", (count,)
+        )
+        first = int(rows[0][0]) - count + 1
+        self._run(
+            f"INSERT INTO {SCHEMA}.hosts (name, row) VALUES (%s, %s)",
+            (host, HostRow(host, first, count).to_text()),
+        )
+        return first
+
+    def update(self, row: HostRow) -> None:
+        self._run(f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s", (row.to_text(), row.name))
+
+    def hosts(self) -> tuple[HostRow, ...]:
+        rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts ORDER BY n")
+        return tuple(HostRow.from_text(name, text) for name, text in rows)
+
+    def start(self) -> float:
+        rows = self._run(
+            f"UPDATE {SCHEMA}.board SET started = coalesce(started,"
+            " extract(epoch FROM clock_timestamp())) RETURNING started"
+        )
+        return float(rows[0][0])
+
+    def started(self) -> float | None:
+        rows = self._run(f"SELECT started FROM {SCHEMA}.board")
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    def record(self, events: Sequence[Event]) -> None:
+        if len(events) == 1:  # a buyer's every step: one statement
+            self._run(
+                f"INSERT INTO {SCHEMA}.history (event) VALUES (%s)",
+                (json.dumps(events[0].to_json()),),
+            )
+            return
+        rows = [(json.dumps(e.to_json()),) for e in events]
+        with self.db.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {SCHEMA}.history (event) VALUES (%s)", rows)
+
+    def history(self) -> list[Event]:
+        rows = self._run(f"SELECT at, event FROM {SCHEMA}.history ORDER BY at, n")
+        return [_stamped(json.loads(text), at) for at, text in rows]
+
+    def close(self) -> None:
+        made = self._connection.drop()
+        if made is not None:
+            with contextlib.suppress(Exception):
+                made.close()
+
+
+def _stamped(row: dict[str, Any], at: float) -> Event:
+    row["t"] = float(at)
+    return from_json(row)
