@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import Kind, Violation, check, names
 from ticketsim.core import catalog
-from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, Step, buyer_name
+from ticketsim.core.events import (
+    CUT_OFF_ON_PURPOSE,
+    ENDINGS,
+    KILLED_ON_PURPOSE,
+    Step,
+    buyer_name,
+)
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.schedule import from_history
 from ticketsim.errors import DbWriteError
@@ -93,11 +99,14 @@ class Report:
     gave_up: int = 0
     #: The hosts of a sale of several hosts, and the clock that ordered its history.
     hosts: Hosts | None = None
+    #: Buyers whose host was cut off on purpose (``--partition``) and whose outcome is
+    #: unknown: planned faults, as kills are.
+    cut_off: tuple[str, ...] = ()
 
     @property
     def survivors(self) -> int:
-        """Buyers not killed on purpose: the ones the sale's invariants are about."""
-        return self.buyers - len(self.killed_on_purpose)
+        """Buyers not killed or cut off on purpose: the ones the sale's invariants are about."""
+        return self.buyers - len(self.killed_on_purpose) - len(self.cut_off)
 
     @property
     def complete(self) -> bool:
@@ -149,7 +158,7 @@ class Report:
         """The verdict of a sale that did not run to its end: what is known, no more."""
         planned = self._planned()
         if self.stalled is not None:
-            never = self.unfinished - len(self.killed_on_purpose)
+            never = self.unfinished - len(self.killed_on_purpose) - len(self.cut_off)
             return f"STALLED: {self.stalled}{planned}; {never} buyer(s) never got to buy"
         if self.survivors == 0:
             return (
@@ -174,7 +183,7 @@ class Report:
         """The verdict of a sale that ran to its end with no certain violation."""
         if self.violations:
             return f"VIOLATED: {'; '.join(self._found())}"
-        if self.killed_on_purpose:
+        if self.killed_on_purpose or self.cut_off:
             return (
                 f"OK: the {self.survivors} surviving buyer(s) of {self.buyers} bought "
                 f"{self.sold} of {self.tickets} ticket(s); every invariant held{self._planned()}"
@@ -207,16 +216,23 @@ class Report:
         return found
 
     def _planned(self) -> str:
-        if not self.killed_on_purpose:
-            return ""
-        return (
-            f"; planned faults: {len(self.killed_on_purpose)} buyer(s) killed on purpose "
-            f"({names(self.killed_on_purpose)})"
-        )
+        said = []
+        if self.killed_on_purpose:
+            said.append(
+                f"{len(self.killed_on_purpose)} buyer(s) killed on purpose "
+                f"({names(self.killed_on_purpose)})"
+            )
+        if self.cut_off:
+            said.append(
+                f"{len(self.cut_off)} buyer(s) cut off on purpose, outcome unknown "
+                f"({names(self.cut_off)})"
+            )
+        return f"; planned faults: {' and '.join(said)}" if said else ""
 
     def _unfinished(self) -> list[str]:
         """What a violating verdict adds about a sale that did not run to its end."""
-        clauses = [self._planned().removeprefix("; ")] if self.killed_on_purpose else []
+        planned = self._planned()
+        clauses = [planned.removeprefix("; ")] if planned else []
         if self.stalled is not None:
             clauses.append(f"and the sale stalled ({self.stalled})")
         elif self.died:
@@ -247,6 +263,7 @@ class Report:
             "complete": self.complete,
             "survivors": self.survivors,
             "killed_on_purpose": list(self.killed_on_purpose),
+            "cut_off": list(self.cut_off),
             "died": [d.to_json() for d in self.died],
             "verdict": self.verdict,
             "exit_code": int(self.exit_code),
@@ -343,6 +360,11 @@ def build_report(result: RunResult) -> Report:
         retries=sum(1 for e in history if e.step is Step.RETRY),
         gave_up=sum(1 for e in history if e.step is Step.FAIL and e.error is not None),
         hosts=result.hosts,
+        cut_off=tuple(
+            dict.fromkeys(
+                e.name for e in history if e.step in ENDINGS and e.error == CUT_OFF_ON_PURPOSE
+            )
+        ),
     )
 
 
@@ -360,7 +382,7 @@ def _io_error(history: Sequence[Event], db: str) -> str | None:
 
 
 def _planned(event: Event) -> bool:
-    return event.error == KILLED_ON_PURPOSE
+    return event.error in (KILLED_ON_PURPOSE, CUT_OFF_ON_PURPOSE)
 
 
 def _no_outcome(

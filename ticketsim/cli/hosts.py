@@ -67,17 +67,24 @@ Skew = Annotated[
     str,
     typer.Option(
         "--clock-skew",
-        help="Set this host's clock off in the times it records, like +2s (the store's clock orders the history).",
+        help=(
+            "Set this host's clock off in the times it records, like +2s (the store's clock "
+            "orders the history)."
+        ),
     ),
 ]
 Board = Annotated[str | None, typer.Option("--board", hidden=True)]
+CutFolder = Annotated[str | None, typer.Option("--cut-folder", hidden=True)]
+CutHere = Annotated[bool, typer.Option("--cut-here", hidden=True)]
 Wait = Annotated[
     float | None,
     typer.Option(
         "--wait",
         min=0.0,
         max=3600.0,
-        help="Wait at most this many seconds for the hosts to report (default: the sale's patience).",
+        help=(
+            "Wait at most this many seconds for the hosts to report (default: the sale's patience)."
+        ),
         show_default=False,
     ),
 ]
@@ -166,12 +173,14 @@ def buyers(
     clock_skew: Skew = "0s",
     start_method: StartMethodOpt = None,
     board: Board = None,
+    cut_folder: CutFolder = None,
+    cut_here: CutHere = False,
 ) -> None:
     """Join the store's sale from this host with COUNT buyers, which wait for 'sale start'."""
     import socket  # noqa: PLC0415 - start-up time
 
     from ticketsim.core import boards  # noqa: PLC0415 - start-up time
-    from ticketsim.core import hosts as hostspecs
+    from ticketsim.core import hosts as hostspecs  # noqa: PLC0415 - start-up time
     from ticketsim.core.exits import ExitCode  # noqa: PLC0415 - start-up time
     from ticketsim.core.names import StoreKind  # noqa: PLC0415 - start-up time
     from ticketsim.engine import hosts  # noqa: PLC0415 - start-up time
@@ -187,8 +196,16 @@ def buyers(
         at = hosts.place(store)
     else:
         raise ConfigError("store", None, "give the store that keeps the sale: --store URL")
+    from ticketsim.sale.cut import CutAfterRead  # noqa: PLC0415 - start-up time
+
     served = hosts.serve_buyers(
-        at, sale=sale, count=count, host=name, skew=skew, start_method=start_method_of(start_method)
+        at,
+        sale=sale,
+        count=count,
+        host=name,
+        skew=skew,
+        start_method=start_method_of(start_method),
+        pacer=None if cut_folder is None else CutAfterRead(cut_folder, cut_here),
     )
     typer.echo(
         f"{served.host}: buyers {served.first}-{served.first + served.count - 1}: "

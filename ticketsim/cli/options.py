@@ -126,7 +126,11 @@ PartitionOpt = Annotated[
     str | None,
     typer.Option(
         "--partition",
-        help="Cut a host off mid-sale, as HOST@TIME[+LASTING]: host-2@0.5s (for 3 s), host-2@0.5s+5s.",
+        help=(
+            "Cut a host off mid-sale, as HOST@TIME[+LASTING]: host-2@0.5s (for 3 s), "
+            "host-2@0.5s+5s, or host-2@read (once its first buyer has read, the other "
+            "hosts' buyers held back till then)."
+        ),
         show_default=False,
     ),
 ]

@@ -70,6 +70,9 @@ _KINDS: Final = {
 #: The ``error`` of a ``lost`` event whose buyer was SIGKILLed on purpose (``--kill``,
 #: ``--kill-holder``): a planned fault, not a death.
 KILLED_ON_PURPOSE: Final = "killed-on-purpose"
+#: The ``error`` of an ``error`` or ``lost`` event of a buyer whose host was cut off on
+#: purpose (``--partition``) and whose outcome is therefore unknown: a planned fault.
+CUT_OFF_ON_PURPOSE: Final = "cut-off-on-purpose"
 #: The longest ``error`` an event carries (a class name, or a word like the one above).
 MAX_ERROR_CHARS: Final = 64
 

@@ -5,6 +5,9 @@ Faults are given per host, by name (``host-2``):
 
 * ``--partition host-2@0.5s`` cuts host-2 off 0.5 s after the sale opens, for
   :data:`PARTITION_S` (or ``host-2@0.5s+4s``: for 4 s); its link goes down, then up;
+  ``--partition host-2@read`` cuts it off once its first buyer has read, inside its
+  critical section, the other hosts' buyers held back until then (a forced
+  interleaving: see :mod:`ticketsim.sale.cut`);
 * ``--slow-link host-2=50ms`` delays everything host-2 sends or receives by 50 ms;
 * ``--clock-skew host-2=+2s`` sets host-2's clock 2 s ahead in the times it records.
 """
@@ -67,22 +70,23 @@ def _host(name: str, spec: str, text: str, hosts: int) -> str:
 
 @dataclass(frozen=True)
 class Partition:
-    """Cut ``host`` off from ``at`` seconds after the sale opens, for ``lasting`` seconds."""
+    """Cut ``host`` off from ``at`` seconds after the sale opens (``None``: once its first
+    buyer has read), for ``lasting`` seconds."""
 
     host: str
-    at: float
+    at: float | None
     lasting: float
 
 
 def partition(spec: str, hosts: int) -> Partition:
-    """``--partition`` parsed: ``host-2@0.5s`` or ``host-2@0.5s+4s``."""
+    """``--partition`` parsed: ``host-2@0.5s``, ``host-2@0.5s+4s`` or ``host-2@read``."""
     host, at_sign, when = spec.partition("@")
     if not at_sign:
-        raise ConfigError("partition", spec, "write it as HOST@TIME, like host-2@0.5s")
+        raise ConfigError("partition", spec, "write it as HOST@TIME or HOST@read, like host-2@0.5s")
     at, plus, lasting = when.partition("+")
     return Partition(
         _host("partition", spec, host, hosts),
-        duration("partition", spec, at),
+        None if at == "read" else duration("partition", spec, at),
         duration("partition", spec, lasting) if plus else PARTITION_S,
     )
 

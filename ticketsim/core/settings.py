@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
-from ticketsim.core import catalog, hosts, schedule, stores
+from ticketsim.core import catalog, schedule, stores
+from ticketsim.core import hosts as host_specs
 from ticketsim.core._values import seconds
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.errors import ConfigError
@@ -95,7 +96,7 @@ class RunConfig:
     #: Spread the buyers over this many hosts, each reaching the store over a link of
     #: its own (see :mod:`ticketsim.core.hosts`); ``None``: one machine, no links.
     hosts: int | None = None
-    #: How the hosts are made: one of :data:`~ticketsim.core.hosts.HOST_MODES`.
+    #: How the hosts are made: one of :data:`~ticketsim.core.host_specs.HOST_MODES`.
     host_mode: str = "auto"
     #: ``HOST@TIME[+LASTING]``: cut that host off mid-sale.
     partition: str | None = None
@@ -154,12 +155,12 @@ class RunConfig:
                         name, getattr(self, name), f"{flag} is a fault between hosts; add --hosts"
                     )
             return
-        require_int("hosts", self.hosts, 1, hosts.MAX_HOSTS, "hosts")
-        if self.host_mode not in hosts.HOST_MODES:
+        require_int("hosts", self.hosts, 1, host_specs.MAX_HOSTS, "hosts")
+        if self.host_mode not in host_specs.HOST_MODES:
             raise ConfigError(
-                "host_mode", self.host_mode, f"choose one of {', '.join(hosts.HOST_MODES)}"
+                "host_mode", self.host_mode, f"choose one of {', '.join(host_specs.HOST_MODES)}"
             )
-        why = hosts.across_hosts(self.strategy)
+        why = host_specs.across_hosts(self.strategy)
         if why is not None:
             raise ConfigError("hosts", self.hosts, why)
         if self.buyers < self.hosts:
@@ -192,12 +193,12 @@ class RunConfig:
 
     def faults_between_hosts(
         self,
-    ) -> tuple[hosts.Partition | None, dict[str, float], dict[str, float]]:
+    ) -> tuple[host_specs.Partition | None, dict[str, float], dict[str, float]]:
         """The partition, each host's link delay, and each host's clock skew."""
         count = self.hosts or 0
-        cut = hosts.partition(self.partition, count) if self.partition is not None else None
-        slow = hosts.per_host("slow_link", tuple(self.slow_link), count, signed=False)
-        skew = hosts.per_host("clock_skew", tuple(self.clock_skew), count, signed=True)
+        cut = host_specs.partition(self.partition, count) if self.partition is not None else None
+        slow = host_specs.per_host("slow_link", tuple(self.slow_link), count, signed=False)
+        skew = host_specs.per_host("clock_skew", tuple(self.clock_skew), count, signed=True)
         return cut, slow, skew
 
     def _check_faults_and_forcing(self) -> None:

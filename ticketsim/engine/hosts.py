@@ -37,7 +37,7 @@ from ticketsim.analysis.merged import clock_check, in_store_order, unreported
 from ticketsim.core import db as dbfile
 from ticketsim.core import stores
 from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
-from ticketsim.core.events import ENDINGS, OUTCOMES, Step
+from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, Step
 from ticketsim.core.hosts import HOST_IDLE_S, Partition, host_name
 from ticketsim.core.names import StoreKind
 from ticketsim.core.result import Hosts, RunResult
@@ -60,16 +60,24 @@ from ticketsim.sale.boards import board_for
 from ticketsim.sale.boards.base import Board, HostChannel
 from ticketsim.sale.buyer import BuyerSpec, Pacer
 from ticketsim.sale.channel import EventChannel
+from ticketsim.sale.cut import CUT, HOLD
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from ticketsim.core.events import Event
 
 #: How often a host looks at the store's gate, and the coordinator at the hosts.
 POLL_S: Final = 0.02
 #: A host's own copy of the db file, in the folder of a ``file`` board.
 _COPY: Final = "tickets.json"
+#: What bounds how long a store holds on to what a cut-off buyer held.
+_LETS_GO: Final = {
+    StoreKind.POSTGRES: (
+        f": PostgreSQL ended the cut-off transaction, idle for idle_in_transaction_session"
+        f"_timeout ({HOST_IDLE_S:g} s on each host's session; the server's default, 0, "
+        "would leave it to TCP keepalives, hours by default)"
+    ),
+    StoreKind.REDIS: ": a Redis lock lets go when its lease runs out",
+}
 #: How long a host's program has to end by itself once the sale is over, at each step.
 _AGENT_EXIT_S: Final = 5.0
 
@@ -176,9 +184,11 @@ def serve_buyers(
     host: str,
     skew: float = 0.0,
     start_method: str | None = None,
+    pacer: Pacer | None = None,
 ) -> Served:
     """Join the store's sale with ``count`` buyers of host ``host``, wait at its gate,
-    sell, and report every outcome into the store; never prints."""
+    sell, and report every outcome into the store; never prints. ``pacer`` forces an
+    interleaving (``run --partition HOST@read`` hands its buyers one)."""
     _scratch.provide()
     board = at.board()
     try:
@@ -186,7 +196,7 @@ def serve_buyers(
         if board.started() is not None:
             raise StoreError(at.shown, f"sale {card.id} has started", "join it before 'sale start'")
         first = board.join(host, count)
-        return _sell(at, board, card, host, first, count, skew, start_method)
+        return _sell(at, board, card, host, first, count, skew, start_method, pacer or Pacer())
     finally:
         board.close()
 
@@ -200,6 +210,7 @@ def _sell(
     count: int,
     skew: float,
     start_method: str | None,
+    pacer: Pacer,
 ) -> Served:
     ctx = multiprocessing.get_context(start_method)
     strategy = strategies.get(card.strategy)
@@ -229,7 +240,7 @@ def _sell(
             for n in range(first, first + count)
         ]
         try:
-            crew.start(specs, (tools, sender, gate, Pacer()))
+            crew.start(specs, (tools, sender, gate, pacer))
             stalled = inbox.wait_ready(max(card.timeout, START_TIMEOUT_S), ctx.get_start_method())
             ready = len({e.buyer for e in inbox.history if e.step is Step.READY})
             board.update(HostRow(host, first, count, ready))
@@ -422,9 +433,9 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
                 stack.callback(link.close)
                 links[number] = link
         logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-"))
-        agents = _launch(config, at, card, machines, links, skew, logs)
+        agents = _launch(config, at, card, machines, links, skew, logs, cut)
         stack.callback(_end_agents, agents)
-        faults = _Faults(machines, links, cut, slow, skew)
+        faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind)
         stack.callback(faults.done)
         unready = _open_gate(at, card, machines, agents, config, logs)
         if unready is None:
@@ -437,13 +448,41 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             wait=config.timeout * BUYER_PATIENCE + START_TIMEOUT_S if unready is None else 0.0,
             hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
         )
+        said = faults.done() + faults.detected(result.history, own_clock=config.store is None)
+        if kind is StoreKind.FILE:
+            said += (
+                "each host sold from its own copy of the db, locked by a lock file on its "
+                "own disk: no host's lock kept another host's buyers out",
+            )
         result = dataclasses.replace(
-            result, faults=faults.done(), stalled=unready or result.stalled
+            result,
+            faults=said,
+            stalled=unready or result.stalled,
+            history=_cut_off(result.history, cut.host if cut and faults.cut_at else None),
         )
+        if kind is not StoreKind.FILE and config.store is None and result.final is not None:
+            dbfile.write_atomic(config.db_path, result.final)
     return dataclasses.replace(
         result,
         config=config,
         start_method=config.start_method or multiprocessing.get_start_method(),
+    )
+
+
+def _cut_off(history: tuple[Event, ...], host: str | None) -> tuple[Event, ...]:
+    """The history, each buyer of the cut-off ``host`` whose outcome is unknown marked as
+    cut off on purpose: a planned fault, as a kill is, not a death."""
+    if host is None:
+        return history
+    return tuple(
+        dataclasses.replace(
+            e,
+            error=CUT_OFF_ON_PURPOSE,
+            note=f"cut off on purpose with {host}: {e.note or 'no outcome'}",
+        )
+        if e.host == host and e.step in (Step.ERROR, Step.LOST)
+        else e
+        for e in history
     )
 
 
@@ -455,6 +494,7 @@ def _launch(
     links: dict[int, Link],
     skew: dict[str, float],
     logs: str,
+    cut: Partition | None,
 ) -> dict[int, subprocess.Popen[bytes]]:
     """Start ``ticketsim buyers`` on each host, its share of the buyers, its output
     to a log of its own (read when it fails)."""
@@ -489,6 +529,8 @@ def _launch(
         ]
         if config.start_method:
             argv += ["--start-method", config.start_method]
+        if cut is not None and cut.at is None:
+            argv += ["--cut-folder", logs] + (["--cut-here"] if cut.host == name else [])
         log = os.open(Path(logs, name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             agents[number] = machines.launch(number, argv, log)
@@ -571,9 +613,15 @@ class _Faults:
         cut: Partition | None,
         slow: dict[str, float],
         skew: dict[str, float],
+        folder: Path,
+        timeout: float,
+        kind: StoreKind,
     ) -> None:
         self.machines, self.links, self.cut = machines, links, cut
         self.slow, self.skew = slow, skew
+        self.folder, self.timeout, self.kind = folder, timeout, kind
+        #: When the host was cut off, by this machine's clock (``time.time()``).
+        self.cut_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._said: list[str] = []
@@ -589,7 +637,9 @@ class _Faults:
     def _partition(self) -> None:
         assert self.cut is not None
         opened = time.monotonic()
-        if self._stop.wait(self.cut.at):
+        if self.cut.at is not None and self._stop.wait(self.cut.at):
+            return
+        if self.cut.at is None and not self._wait_hold():
             return
         number = int(self.cut.host.removeprefix("host-"))
         how = "its link to the store held (the process group's link process stopped)"
@@ -600,6 +650,8 @@ class _Faults:
         else:
             how = "nothing to cut: it reaches no store"
         self._cut_number = number
+        self.cut_at = time.time()
+        (self.folder / CUT).touch()  # the held buyers go on: the link is down now
         began = time.monotonic() - opened
         self._stop.wait(self.cut.lasting)
         self._heal()
@@ -608,6 +660,33 @@ class _Faults:
             f"{self.cut.host} was cut off {began:.2f} s after the sale opened, for "
             f"{lasted:.2f} s ({how}, then up again)"
         )
+
+    def detected(self, history: tuple[Event, ...], *, own_clock: bool) -> tuple[str, ...]:
+        """How long after the cut another host's buyer got in (took its lock, or read):
+        how long the store took to let go of what the cut-off buyer held. Only when the
+        store's clock is this machine's (its private server), which stamped the history."""
+        if self.cut is None or self.cut_at is None or not own_clock:
+            return ()
+        cut_at, host = self.cut_at, self.cut.host
+        steps = (Step.ENTER, Step.READ)
+        got_in = next(
+            (e for e in history if e.t > cut_at and e.host != host and e.step in steps), None
+        )
+        if got_in is None:
+            return (f"after {host} was cut off, no buyer of another host got in",)
+        said = (
+            f"{got_in.name} of {got_in.host} got in {got_in.t - cut_at:.2f} s after {host} "
+            f"was cut off ({got_in.step.value}, by the store's clock)"
+        )
+        return (said + _LETS_GO.get(self.kind, ""),)
+
+    def _wait_hold(self) -> bool:
+        """Wait for the cut host's first buyer to have read, or for the run to end."""
+        deadline = time.monotonic() + self.timeout * BUYER_PATIENCE
+        while not (self.folder / HOLD).exists():
+            if self._stop.wait(POLL_S) or time.monotonic() > deadline:
+                return False
+        return True
 
     def _heal(self) -> None:
         number, self._cut_number = self._cut_number, None
@@ -622,6 +701,8 @@ class _Faults:
         if self._thread is not None:
             self._thread.join(_AGENT_EXIT_S)
         self._heal()
+        with contextlib.suppress(OSError):  # no buyer may wait for a cut that never came
+            (self.folder / CUT).touch()
         said = list(self._said)
         said += [
             f"{host}'s link delayed everything it sent or received by {delay * 1000:g} ms"

@@ -121,7 +121,9 @@ def report_view(report: Report) -> RenderableType:
         for d in report.died
     )
     if report.hosts is not None:
-        parts.extend(Text(f"Hosts: {printable(line)}", style="cyan") for line in report.hosts.lines())
+        parts.extend(
+            Text(f"Hosts: {printable(line)}", style="cyan") for line in report.hosts.lines()
+        )
     parts.extend(Text(f"Fault: {printable(fault)}", style="magenta") for fault in report.faults)
     if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))
