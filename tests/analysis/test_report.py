@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 JSON_KEYS = {
+    "cut_off",
+    "hosts",
     "retries",
     "gave_up",
     "complete",

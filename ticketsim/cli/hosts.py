@@ -76,6 +76,7 @@ Skew = Annotated[
 Board = Annotated[str | None, typer.Option("--board", hidden=True)]
 CutFolder = Annotated[str | None, typer.Option("--cut-folder", hidden=True)]
 CutHere = Annotated[bool, typer.Option("--cut-here", hidden=True)]
+StoreOnStdin = Annotated[bool, typer.Option("--store-on-stdin", hidden=True)]
 Wait = Annotated[
     float | None,
     typer.Option(
@@ -175,6 +176,7 @@ def buyers(
     board: Board = None,
     cut_folder: CutFolder = None,
     cut_here: CutHere = False,
+    store_on_stdin: StoreOnStdin = False,
 ) -> None:
     """Join the store's sale from this host with COUNT buyers, which wait for 'sale start'."""
     import socket  # noqa: PLC0415 - start-up time
@@ -190,6 +192,8 @@ def buyers(
     if not boards.HOST_NAME.fullmatch(name):
         raise ConfigError("host", name, "use letters, digits, '.', '_' and '-' (at most 63)")
     skew = hostspecs.duration("clock_skew", clock_skew, clock_skew, signed=True)
+    if store_on_stdin:
+        store = hosts.store_from_stdin()
     if board is not None:
         at = hosts.Place(StoreKind.FILE, board)
     elif store is not None:

@@ -38,10 +38,12 @@ def strategy_of(strategy: StrategyName | None, lock: bool) -> str:
 def store_strategy_of(strategy: StrategyName | None, lock: bool, store: str | None) -> str:
     """The strategy of a sale on ``--store``: the one asked for, else that store's naive
     one (the race, as ``run`` shows it on the db file by default)."""
-    if store is None or strategy is not None or lock:
-        return strategy_of(strategy, lock)
     from ticketsim.core import stores  # noqa: PLC0415 - start-up time
 
+    if store in stores.OWN:
+        return stores.own_strategy(store, strategy_of(strategy, lock) if strategy or lock else None)
+    if store is None or strategy is not None or lock:
+        return strategy_of(strategy, lock)
     return stores.NAIVE[stores.parse(store).kind].value
 
 
@@ -98,7 +100,8 @@ Store = Annotated[
         help=(
             "A database of yours to sell from, instead of the db file: "
             "sqlite:///path.sqlite, postgresql://user@host/db or redis://host:6379/0. "
-            "ticketsim touches only what it made there."
+            "ticketsim touches only what it made there. A bare postgresql, redis or sqlite "
+            "is ticketsim's own, started and removed with the sale."
         ),
         show_default=False,
     ),

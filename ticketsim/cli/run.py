@@ -3,7 +3,7 @@ reported, saved and drawn the same way."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Final, NamedTuple, NoReturn
 
 import typer
 
@@ -58,6 +58,11 @@ if TYPE_CHECKING:
     from ticketsim.core.settings import RunConfig
 
 
+#: ``--store`` values that name ticketsim's own store (``ticketsim.core.stores.OWN``),
+#: spelt here so that ``run --help`` need not import the library.
+_OWN_STORES: Final = ("sqlite", "postgresql", "postgres", "redis")
+
+
 class Outputs(NamedTuple):
     """Where a sale's outcome goes besides its report."""
 
@@ -107,6 +112,8 @@ def run(
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)
+    if store is not None and store.lower() == store and store in _OWN_STORES:
+        store = None  # ticketsim's own: the strategy says which, and it starts it
     _vet(db, chosen, outputs, keep=keep, store=store)
     config = settings.RunConfig(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,

@@ -41,7 +41,7 @@ MEANING: Final = {
         "is as it was"
     ),
     ExitCode.STALLED: (
-        "did not finish: the sale stalled, a buyer died or gave up without being killed "
+        "did not finish: the sale stalled, a buyer died or gave up without being killed or cut off "
         "on purpose, or a search was cut short; no certain violation was found and "
         "nothing is claimed about what was not checked"
     ),

@@ -45,6 +45,32 @@ NAIVE: Final = {
 }
 
 
+#: ``--store`` given a store's bare name: ticketsim's own store of that kind (a private
+#: server it starts and stops, or a SQLite file beside the db), not the user's.
+OWN: Final = {
+    "sqlite": StoreKind.SQLITE,
+    "postgresql": StoreKind.POSTGRES,
+    "postgres": StoreKind.POSTGRES,
+    "redis": StoreKind.REDIS,
+}
+
+
+def own_strategy(name: str, strategy: str | None) -> str:
+    """The strategy of ``--store NAME`` (a key of :data:`OWN`): the one asked for, which
+    must be that store's, else its naive one."""
+    kind = OWN[name]
+    if strategy is None:
+        return NAIVE[kind].value
+    if StoreKind.of(strategy) is not kind:
+        mine = [s.value for s in StrategyName if StoreKind.of(s.value) is kind]
+        raise ConfigError(
+            "strategy",
+            strategy,
+            f"does not sell on --store={name}; choose one of {', '.join(mine)}",
+        )
+    return strategy
+
+
 @dataclass(frozen=True)
 class StoreURL:
     """A ``--store`` URL: the store it names, and how to reach it (a file's path for

@@ -23,6 +23,7 @@ import dataclasses
 import multiprocessing
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ from ticketsim.engine.runner import (
     prepare_db,
     window,
 )
-from ticketsim.errors import StoreError
+from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale import _scratch
 from ticketsim.sale.boards import board_for
 from ticketsim.sale.boards.base import Board, HostChannel
@@ -135,6 +136,16 @@ def open_sale(
     finally:
         board.close()
     return card
+
+
+def store_from_stdin(timeout: float = START_TIMEOUT_S) -> str:
+    """In a host of ``run --hosts``, as its program starts: the store's URL, through the
+    host's link, which ticketsim writes on its stdin once the host is plugged in."""
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    line = sys.stdin.readline().strip() if ready else ""
+    if not line:
+        raise ServerUnavailable("the store", "ticketsim never said where it is", "run it again")
+    return line
 
 
 def _card(board: Board, at: Place, sale: str | None) -> SaleCard:
@@ -424,17 +435,17 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         )
         links: dict[int, Link] = {}
+        stack.callback(_close_links, links)  # after the hosts' programs have ended
+        agents: dict[int, subprocess.Popen[bytes]] = {}
+        stack.callback(_end_agents, agents)
+        logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-"))
         for number in range(1, config.hosts + 1):
+            agents[number] = _launch(config, at, card, machines, number, skew, logs, cut)
             if kind is not StoreKind.FILE:
                 target = stores.server_address(stores.parse(at.where))
-                link = open_link(
-                    ctx, machines.gateway(number), target, slow.get(host_name(number), 0.0)
-                )
-                stack.callback(link.close)
-                links[number] = link
-        logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-"))
-        agents = _launch(config, at, card, machines, links, skew, logs, cut)
-        stack.callback(_end_agents, agents)
+                delay = slow.get(host_name(number), 0.0)
+                links[number] = open_link(ctx, machines.gateway(number), target, delay)
+            _hand_store(agents[number], at, links.get(number))
         faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind)
         stack.callback(faults.done)
         unready = _open_gate(at, card, machines, agents, config, logs)
@@ -491,52 +502,49 @@ def _launch(
     at: Place,
     card: SaleCard,
     machines: Machines,
-    links: dict[int, Link],
+    number: int,
     skew: dict[str, float],
     logs: str,
     cut: Partition | None,
-) -> dict[int, subprocess.Popen[bytes]]:
-    """Start ``ticketsim buyers`` on each host, its share of the buyers, its output
-    to a log of its own (read when it fails)."""
-    agents = {}
+) -> subprocess.Popen[bytes]:
+    """Start ``ticketsim buyers`` on host ``number``, with its share of the buyers and
+    its output to a log of its own (read when it fails). It reads where the store is
+    on its stdin: its link can listen only once the host is plugged in."""
+    name = host_name(number)
     share, extra = divmod(config.buyers, config.hosts or 1)
-    for number in range(1, (config.hosts or 0) + 1):
-        name = host_name(number)
-        if at.kind is StoreKind.FILE:
-            where = ["--board", at.where]
-        else:
-            link = links[number].address
+    where = ["--board", at.where] if at.kind is StoreKind.FILE else ["--store-on-stdin"]
+    argv = [
+        sys.executable, "-m", "ticketsim", "buyers", *where, "--sale", card.id,
+        "--count", str(share + (1 if number <= extra else 0)), "--host", name,
+        "--clock-skew", f"{skew.get(name, 0.0)}s",
+    ]  # fmt: skip
+    if config.start_method:
+        argv += ["--start-method", config.start_method]
+    if cut is not None and cut.at is None:
+        argv += ["--cut-folder", logs] + (["--cut-here"] if cut.host == name else [])
+    log = os.open(Path(logs, name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        return machines.launch(number, argv, log)
+    finally:
+        os.close(log)
+
+
+def _hand_store(agent: subprocess.Popen[bytes], at: Place, link: Link | None) -> None:
+    """Tell a host's program where its store is: through its link."""
+    assert agent.stdin is not None
+    with contextlib.suppress(BrokenPipeError), agent.stdin:  # a dead one says why in its log
+        if link is not None:
             settings = {"idle_in_transaction_session_timeout": str(int(HOST_IDLE_S * 1000))}
             parsed = stores.parse(at.where)
-            where = [
-                "--store",
-                stores.through(parsed, link, settings if at.kind is StoreKind.POSTGRES else {}),
-            ]
-        argv = [
-            sys.executable,
-            "-m",
-            "ticketsim",
-            "buyers",
-            *where,
-            "--sale",
-            card.id,
-            "--count",
-            str(share + (1 if number <= extra else 0)),
-            "--host",
-            name,
-            "--clock-skew",
-            f"{skew.get(name, 0.0)}s",
-        ]
-        if config.start_method:
-            argv += ["--start-method", config.start_method]
-        if cut is not None and cut.at is None:
-            argv += ["--cut-folder", logs] + (["--cut-here"] if cut.host == name else [])
-        log = os.open(Path(logs, name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            agents[number] = machines.launch(number, argv, log)
-        finally:
-            os.close(log)
-    return agents
+            url = stores.through(
+                parsed, link.address, settings if at.kind is StoreKind.POSTGRES else {}
+            )
+            agent.stdin.write(url.encode() + b"\n")
+
+
+def _close_links(links: dict[int, Link]) -> None:
+    for link in links.values():
+        link.close()
 
 
 def _open_gate(
@@ -554,7 +562,6 @@ def _open_gate(
         while True:
             rows = board.hosts()
             if len(rows) == len(agents) and all(row.ready == row.count for row in rows):
-                machines.started()
                 board.start()
                 return None
             dead = [n for n, agent in agents.items() if agent.poll() is not None]

@@ -6,11 +6,15 @@ over a virtual link (a veth pair) to the host's gateway address, where its link 
 the store listens (:mod:`ticketsim.engine.link`). Cutting that link (``ip link set
 down``) is a real partition: nothing it sends arrives until the link is up again.
 
-Nothing is left behind. A namespace is named only while its host's program starts in
-it (``ip netns exec``); the name is then removed, so the namespace lives exactly as
-long as the processes in it, which die with ticketsim (``PR_SET_PDEATHSIG``), also
-when ticketsim is SIGKILLed. A name left by a ticketsim that was killed in that moment
-is swept by the next one.
+Nothing is left behind. A namespace is never named: each host's program makes its own
+as it starts (``unshare --net``), and ticketsim plugs the veth pair into it by the
+program's pid, made inside it in one command. So the namespace lives exactly as long
+as the processes in it, which die with ticketsim (``PR_SET_PDEATHSIG``), also when
+ticketsim is SIGKILLed, and takes its veth pair with it. A namespace outlives its
+processes while its sockets still hold data for a link that is down (a host killed
+mid-partition), so a guard process deletes ticketsim's end of each link as soon as
+ticketsim is gone, however it ended: it waits for the end of a pipe only ticketsim
+holds. Links of a ticketsim that is gone and whose guard died too are swept by the next.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -51,6 +56,9 @@ def namespaces_refused() -> str | None:
         return f"network namespaces are Linux's, and this is {sys.platform}"
     if shutil.which("ip") is None:
         return "the ip command (iproute2) is not installed"
+    for program in ("unshare", "nsenter"):
+        if shutil.which(program) is None:
+            return f"the {program} command (util-linux) is not installed"
     if os.geteuid() != 0:
         return "making network namespaces takes root (CAP_NET_ADMIN)"
     return None
@@ -96,6 +104,22 @@ def sweep() -> list[str]:
     return swept
 
 
+def _wait_own_namespace(pid: int) -> None:
+    """Wait until process ``pid`` (just started by ``unshare --net``) has left this
+    process's network namespace for its own: ``unshare`` makes it after its exec."""
+    ours = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + _IP_S
+    while True:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != ours:
+                return
+        except OSError:
+            raise OSError(f"the program of a host (pid {pid}) ended as it started") from None
+        if time.monotonic() > deadline:
+            raise OSError(f"the program of a host (pid {pid}) never made its namespace")
+        time.sleep(0.002)
+
+
 @dataclass
 class Machines:
     """``count`` hosts, made as ``mode`` asks (``auto``: namespaces if possible)."""
@@ -105,9 +129,9 @@ class Machines:
     kind: str = ""
     #: Why the hosts are process groups when namespaces were possible to ask for.
     why: str | None = None
-    _names: list[str] = field(default_factory=list)
     _links: list[str] = field(default_factory=list)
     _subnet: str = ""
+    _guard: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Machines:
         refused = namespaces_refused() if self.mode != PROCESS_GROUP else "asked for"
@@ -135,22 +159,37 @@ class Machines:
             pid % 250,
         )
         self._subnet = f"10.213.{third % 250}"
-        for number in range(1, self.count + 1):
-            name, outside, inside = (
-                f"ticketsim-{pid}-{number}",
-                f"ts{pid}h{number}",
-                f"ts{pid}n{number}",
+        self._guard = subprocess.Popen(
+            [sys.executable, "-m", "ticketsim.engine.network", str(pid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C is for ticketsim, which ends it itself
+        )
+
+    def _wire(self, number: int, inside_pid: int) -> None:
+        """Give the namespace of process ``inside_pid`` host ``number``'s link."""
+        pid = os.getpid()
+        outside, inside = f"ts{pid}h{number}", f"ts{pid}n{number}"
+        _wait_own_namespace(inside_pid)
+        # One command makes both ends, one already inside: no moment leaves both out here.
+        _ip(
+            "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", str(inside_pid)
+        )
+        self._links.append(outside)
+        _ip("addr", "add", f"{self.gateway(number)}/30", "dev", outside)
+        _ip("link", "set", outside, "up")
+        enter = ["nsenter", "-t", str(inside_pid), "-n", "ip"]
+        for args in (
+            ["addr", "add", f"{self.address(number)}/30", "dev", inside],
+            ["link", "set", inside, "up"],
+            ["link", "set", "lo", "up"],
+        ):
+            done = subprocess.run(
+                [*enter, *args], capture_output=True, text=True, timeout=_IP_S, check=False
             )
-            _ip("netns", "add", name)
-            self._names.append(name)
-            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
-            self._links.append(outside)
-            _ip("link", "set", inside, "netns", name)
-            _ip("addr", "add", f"{self.gateway(number)}/30", "dev", outside)
-            _ip("link", "set", outside, "up")
-            _ip("-n", name, "addr", "add", f"{self.address(number)}/30", "dev", inside)
-            _ip("-n", name, "link", "set", inside, "up")
-            _ip("-n", name, "link", "set", "lo", "up")
+            if done.returncode != 0:
+                raise OSError(f"ip {' '.join(args)} in host-{number}: {done.stderr.strip()}")
 
     def gateway(self, number: int) -> str:
         """Where host ``number``'s link to the store listens."""
@@ -166,25 +205,27 @@ class Machines:
 
     def launch(self, number: int, argv: Sequence[str], log: int) -> subprocess.Popen[bytes]:
         """Start ``argv`` on host ``number``, in a process group of its own, tied to this
-        thread's life; its output goes to ``log``."""
+        thread's life; its output goes to ``log``, its stdin is a pipe to write to. A
+        namespace host's program makes its namespace as it starts, and is plugged in."""
         command = list(argv)
         if self.kind == NAMESPACE:
-            command = ["ip", "netns", "exec", self._names[number - 1], *command]
-        return subprocess.Popen(
+            command = ["unshare", "--net", "--", *command]
+        process = subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=log,
             start_new_session=True,
             preexec_fn=tie_to_this_thread(signal.SIGKILL),  # noqa: PLW1509 - the only way to prctl
         )
-
-    def started(self) -> None:
-        """Every host's program runs: drop the namespaces' names, so that each lives
-        only as long as its processes."""
-        for name in self._names:
-            _ip("netns", "delete", name, check=False)
-        self._names.clear()
+        if self.kind == NAMESPACE:
+            try:
+                self._wire(number, process.pid)
+            except BaseException:
+                process.kill()
+                process.wait(_IP_S)
+                raise
+        return process
 
     def cut(self, number: int) -> bool:
         """Take host ``number``'s link down; whether there is a link to take down."""
@@ -198,16 +239,38 @@ class Machines:
             _ip("link", "set", self._links[number - 1], "up", check=False)
 
     def close(self) -> None:
-        """Remove every name and link still there (a namespace whose processes are
-        gone takes its end of the veth pair, and so the pair, with it)."""
-        for name in self._names:
-            _ip("netns", "delete", name, check=False)
-        self._names.clear()
+        """Remove every link still there (a namespace whose processes are gone takes its
+        end of the veth pair, and so the pair, with it)."""
         for link in self._links:
             with contextlib.suppress(OSError):
                 if Path("/sys/class/net", link).exists():
                     _ip("link", "delete", link, check=False)
         self._links.clear()
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            with contextlib.suppress(OSError):
+                guard.communicate(timeout=_IP_S)  # closes its pipe: it sweeps and ends
+            if guard.poll() is None:
+                guard.kill()
+                guard.wait(_IP_S)
 
     def name(self, number: int) -> str:
         return host_name(number)
+
+
+def _guard(owner: int) -> None:
+    """The guard of ticketsim process ``owner``'s links: wait for the end of the pipe on
+    stdin (``owner`` closed it, or is gone), then delete every link of ``owner``'s."""
+    with contextlib.suppress(OSError, KeyboardInterrupt):
+        while sys.stdin.buffer.read(4096):
+            pass
+    links = _ip("-o", "link", "show", check=False).stdout
+    for line in links.splitlines():
+        parts = line.split(":")
+        link = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+        if re.fullmatch(rf"ts{owner}h\d+", link):
+            _ip("link", "delete", link, check=False)
+
+
+if __name__ == "__main__":
+    _guard(int(sys.argv[1]))

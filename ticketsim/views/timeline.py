@@ -116,6 +116,15 @@ class _Sale:
     flagged: dict[int, list[str]] = field(default_factory=dict)
     #: The reads of double-booked buyers: each saw a count another buyer saw too.
     ringed: set[Event] = field(default_factory=set)
+    #: Buyer -> the host it ran on, in a sale of several hosts (lanes come by host).
+    hosts: dict[int, str] = field(default_factory=dict)
+
+    def host_starts(self, index: int) -> str | None:
+        """The host whose group of lanes starts at lane ``index``, if one does."""
+        host = self.hosts.get(self.lanes[index])
+        if host is None or (index and self.hosts.get(self.lanes[index - 1]) == host):
+            return None
+        return host
 
     def ms(self, event: Event) -> float:
         return (event.t - self.opened_at) * 1000.0
@@ -158,8 +167,13 @@ def _build(result: RunResult, report: Report) -> _Sale:
     by_buyer: dict[int, list[Event]] = {}
     for event in sorted(result.history, key=lambda e: e.t):
         by_buyer.setdefault(event.buyer, []).append(event)
-    lanes = tuple(range(1, max([report.buyers, *by_buyer]) + 1))
+    hosts = {e.buyer: e.host for e in result.history if e.host is not None}
+    # A sale of several hosts draws each host's buyers together, hosts in name order.
+    lanes = tuple(
+        sorted(range(1, max([report.buyers, *by_buyer]) + 1), key=lambda n: (hosts.get(n, ""), n))
+    )
     sale = _Sale(result.opened_at, 0.0, lanes, {n: by_buyer.get(n, []) for n in lanes})
+    sale.hosts = hosts
     latest = max((sale.ms(e) for e in result.history), default=0.0)
     # Never zero: every position is a fraction of it.
     sale.end_ms = max(result.elapsed_s * 1000.0, latest, 1e-3)
@@ -394,6 +408,10 @@ class _Page:
                 font_weight="bold" if named else "normal",
             ),
         ]
+        host = sale.host_starts(index)
+        if host is not None:  # a rule and the host's name over its first lane
+            parts.append(_el("line", x1=2.0, y1=top, x2=_SVG_W - 2.0, y2=top, stroke="#64748b"))
+            parts.append(_label(4.0, top + 9.0, host, 9.0, class_="host-label", fill="#475569"))
         parts += [self._span(span, top) for span in sale.spans[buyer]]
         for event in sale.events[buyer]:
             ms = sale.ms(event)
@@ -788,7 +806,10 @@ def terminal_timeline(result: RunResult, report: Report, width: int = 100) -> Re
             style="bold",
         )
     ]
-    for buyer in sale.lanes:
+    for index, buyer in enumerate(sale.lanes):
+        host = sale.host_starts(index)
+        if host is not None:
+            lines.append(Text(f"{host}:", style="cyan"))
         row = [" "] * width
         for span in sale.spans[buyer]:
             for col in range(column(sale.ms(span.start)), column(span.until_ms) + 1):
