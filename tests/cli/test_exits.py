@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sales import sale
@@ -19,6 +19,8 @@ from ticketsim.core.exits import BY_COMMAND, MEANING, OWN_MEANING, ExitCode, mea
 from ticketsim.search import compare as comparing
 
 ROOT = Path(__file__).parents[2]
+
+
 def _leaves(group: Any, prefix: str = "") -> list[str]:
     """Every command a user can run, a group's as ``"sale open"``."""
     names = []

@@ -4,6 +4,7 @@ with the faults between hosts forced where they hurt (``--partition HOST@read``)
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -50,7 +51,7 @@ def _leftovers() -> list[str]:
     if Path("/run/netns").is_dir():
         found += [p.name for p in Path("/run/netns").iterdir() if p.name.startswith("ticketsim-")]
     for link in Path("/sys/class/net").iterdir():
-        if network._VETH.fullmatch(link.name):  # noqa: SLF001 - the pattern of ours
+        if network._VETH.fullmatch(link.name):
             found.append(link.name)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -87,7 +88,8 @@ def test_pg_update_keeps_its_word_across_three_hosts(tmp_path: Path, mode: str) 
     report = build_report(result)
     assert report.ok, report.verdict
     assert report.sold == 4
-    assert result.hosts is not None and result.hosts.count == 3
+    assert result.hosts is not None
+    assert result.hosts.count == 3
     assert ("namespaces" if mode == "namespace" else "process groups") in result.hosts.kind
     # Every buyer's events came from its own host, and the history is in the store's order.
     hosts = {e.buyer: e.host or "" for e in result.history}
@@ -164,8 +166,9 @@ def test_a_slow_link_delays_every_step_of_its_host(tmp_path: Path) -> None:
     slow = [e.t for e in result.history if e.host == "host-2"]
     fast = [e.t for e in result.history if e.host == "host-1"]
     # Each event is one round trip over the link (150 ms each way) after the one before.
-    after_gate = [b - a for a, b in zip(slow[1:], slow[2:], strict=False)]
-    assert after_gate and min(after_gate) >= 0.3 - 0.01
+    after_gate = [b - a for a, b in itertools.pairwise(slow[1:])]
+    assert after_gate
+    assert min(after_gate) >= 0.3 - 0.01
     assert len(fast) == len(slow)
     assert "host-2's link delayed everything it sent or received by 150 ms" in result.faults
 
@@ -181,7 +184,8 @@ def test_a_skewed_clock_is_recorded_and_never_trusted(tmp_path: Path) -> None:
         assert (4.0 < offset < 6.0) if event.host == "host-2" else (-1.0 < offset < 1.0)
     assert [e.t for e in result.history] == sorted(e.t for e in result.history)
     # host-2's ready came before host-1's first step after the gate; its clock says after.
-    assert result.hosts is not None and result.hosts.clocks is not None
+    assert result.hosts is not None
+    assert result.hosts.clocks is not None
     assert result.hosts.clocks.misplaced > 0
 
 
@@ -228,7 +232,9 @@ def test_three_commands_on_two_shells(kind: StoreKind) -> None:
         said = [shell.communicate(timeout=60) for shell in shells]
     assert checked.returncode == 0, checked.stdout + checked.stderr
     report = json.loads(checked.stdout)
-    assert report["ok"] and report["sold"] == 3 and report["buyers"] == 4
+    assert report["ok"]
+    assert report["sold"] == 3
+    assert report["buyers"] == 4
     assert report["hosts"]["count"] == 2
     assert {h["name"] for h in report["hosts"]["hosts"]} == {"alpha", "beta"}
     assert all(shell.returncode == 0 for shell in shells), said
@@ -274,7 +280,8 @@ def test_a_host_that_never_reports_leaves_its_buyers_unknown() -> None:
     report = json.loads(checked.stdout)
     assert checked.returncode == ExitCode.STALLED, checked.stdout
     assert "gone did not report" in report["stalled"]
-    assert report["sold"] == 0 and not report["violations"]
+    assert report["sold"] == 0
+    assert not report["violations"]
 
 
 @needs_namespaces
@@ -292,7 +299,8 @@ def test_nothing_is_left_when_ticketsim_is_killed_mid_partition(tmp_path: Path) 
         deadline, seen_up = time.monotonic() + 60, False
         while not (seen_up and _operstate(run.pid) == "down"):
             seen_up = seen_up or _operstate(run.pid) == "up"
-            assert time.monotonic() < deadline and run.poll() is None
+            assert time.monotonic() < deadline
+            assert run.poll() is None
             time.sleep(0.02)
     finally:
         os.kill(run.pid, signal.SIGKILL)

@@ -33,6 +33,10 @@ PARTITION_S: Final = 3.0
 #: (``idle_in_transaction_session_timeout``, set on each of its sessions): without it,
 #: a cut-off buyer's row lock is held until TCP gives the connection up.
 HOST_IDLE_S: Final = 2.0
+#: The most buyers of a sale over hosts: each is a process of its own with two
+#: connections to the store (its purchases and its history), and ticketsim's own
+#: PostgreSQL takes 300 connections.
+MAX_BUYERS: Final = 120
 #: The longest delay, skew or partition time: a sale of minutes, not days.
 MAX_FAULT_S: Final = 60.0
 #: A duration: ``50ms``, ``2s``, ``+2s``, ``-1.5s`` or bare seconds (``0.3``).

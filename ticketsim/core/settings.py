@@ -163,6 +163,13 @@ class RunConfig:
         why = host_specs.across_hosts(self.strategy)
         if why is not None:
             raise ConfigError("hosts", self.hosts, why)
+        if self.buyers > host_specs.MAX_BUYERS:
+            raise ConfigError(
+                "buyers",
+                self.buyers,
+                f"a sale over hosts runs each buyer as a process with two connections to the "
+                f"store; choose at most {host_specs.MAX_BUYERS}",
+            )
         if self.buyers < self.hosts:
             raise ConfigError(
                 "hosts",

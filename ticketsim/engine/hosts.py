@@ -253,7 +253,11 @@ def _sell(
         try:
             crew.start(specs, (tools, sender, gate, pacer))
             stalled = inbox.wait_ready(max(card.timeout, START_TIMEOUT_S), ctx.get_start_method())
-            ready = len({e.buyer for e in inbox.history if e.step is Step.READY})
+            # At the gate, or already ended (a buyer that could not even connect): the
+            # sale opens for the others, and the history says why that one did not go.
+            ready = len(
+                {e.buyer for e in inbox.history if e.step is Step.READY or e.step in ENDINGS}
+            )
             board.update(HostRow(host, first, count, ready))
             if stalled is None:
                 stalled = _wait_gate(board, patience)

@@ -113,6 +113,9 @@ class PostgresServer(Server[PostgresAddress]):
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
+            # Buyers on several hosts hold two connections each (the sale and the
+            # history): the default 100 would turn buyers away from a sale of 50.
+            "max_connections": "300",
         }
         argv = [str(programs["postgres"]), "-D", str(layout.data)]
         for key, value in settings.items():
