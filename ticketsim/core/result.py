@@ -30,6 +30,8 @@ class Hosts:
     clock: str = ""
     #: What the hosts' own clocks would have done to the order.
     clocks: ClockCheck | None = None
+    #: The host cut off (``--partition``), from when to when, on the history's clock.
+    cut: tuple[str, float, float] | None = None
 
     def lines(self) -> tuple[str, ...]:
         """The hosts, in words, for the report."""
@@ -59,6 +61,9 @@ class Hosts:
                 for r in self.rows
             ],
             "clock": self.clock,
+            "cut": None
+            if self.cut is None
+            else {"host": self.cut[0], "from": self.cut[1], "until": self.cut[2]},
             "misplaced_by_host_clocks": None if self.clocks is None else self.clocks.misplaced,
             "host_clock_offsets_s": None
             if self.clocks is None

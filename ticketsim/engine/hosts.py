@@ -469,6 +469,13 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
                 "each host sold from its own copy of the db, locked by a lock file on its "
                 "own disk: no host's lock kept another host's buyers out",
             )
+        if result.hosts is not None and faults.cut_at is not None and config.store is None:
+            # The private server's clock is this machine's: the cut can be drawn on it.
+            until = faults.healed_at or time.time()
+            cut_span = (cut.host if cut else "", faults.cut_at, until)
+            result = dataclasses.replace(
+                result, hosts=dataclasses.replace(result.hosts, cut=cut_span)
+            )
         result = dataclasses.replace(
             result,
             faults=said,
@@ -631,8 +638,10 @@ class _Faults:
         self.machines, self.links, self.cut = machines, links, cut
         self.slow, self.skew = slow, skew
         self.folder, self.timeout, self.kind = folder, timeout, kind
-        #: When the host was cut off, by this machine's clock (``time.time()``).
+        #: When the host was cut off and when its link came back, by this machine's
+        #: clock (``time.time()``).
         self.cut_at: float | None = None
+        self.healed_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._said: list[str] = []
@@ -666,6 +675,7 @@ class _Faults:
         began = time.monotonic() - opened
         self._stop.wait(self.cut.lasting)
         self._heal()
+        self.healed_at = time.time()
         lasted = time.monotonic() - opened - began
         self._said.append(
             f"{self.cut.host} was cut off {began:.2f} s after the sale opened, for "

@@ -118,6 +118,8 @@ class _Sale:
     ringed: set[Event] = field(default_factory=set)
     #: Buyer -> the host it ran on, in a sale of several hosts (lanes come by host).
     hosts: dict[int, str] = field(default_factory=dict)
+    #: The host cut off, and from when to when (ms since the opening).
+    cut: tuple[str, float, float] | None = None
 
     def host_starts(self, index: int) -> str | None:
         """The host whose group of lanes starts at lane ``index``, if one does."""
@@ -174,6 +176,9 @@ def _build(result: RunResult, report: Report) -> _Sale:
     )
     sale = _Sale(result.opened_at, 0.0, lanes, {n: by_buyer.get(n, []) for n in lanes})
     sale.hosts = hosts
+    if result.hosts is not None and result.hosts.cut is not None:
+        host, start, until = result.hosts.cut
+        sale.cut = (host, (start - result.opened_at) * 1000.0, (until - result.opened_at) * 1000.0)
     latest = max((sale.ms(e) for e in result.history), default=0.0)
     # Never zero: every position is a fraction of it.
     sale.end_ms = max(result.elapsed_s * 1000.0, latest, 1e-3)
@@ -413,6 +418,23 @@ class _Page:
             parts.append(_el("line", x1=2.0, y1=top, x2=_SVG_W - 2.0, y2=top, stroke="#64748b"))
             parts.append(_label(4.0, top + 9.0, host, 9.0, class_="host-label", fill="#475569"))
         parts += [self._span(span, top) for span in sale.spans[buyer]]
+        if sale.cut is not None and sale.hosts.get(buyer) == sale.cut[0]:
+            x0 = self.x(max(sale.cut[1], 0.0))
+            x1 = self.x(min(sale.cut[2], sale.end_ms))
+            parts.append(
+                _el(
+                    "rect",
+                    class_="cut",
+                    x=x0,
+                    y=top + 1,
+                    width=max(x1 - x0, 2.0),
+                    height=look.lane_h - 2,
+                    fill="#334155",
+                    fill_opacity=0.3,
+                    title=f"{sale.cut[0]} cut off: {sale.cut[1]:.0f} → {sale.cut[2]:.0f} ms",
+                )
+            )
+
         for event in sale.events[buyer]:
             ms = sale.ms(event)
             x = self.x(ms)
