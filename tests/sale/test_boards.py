@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import pickle
+import re
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -110,7 +111,8 @@ def test_card_is_the_sale_opened_and_a_new_sale_replaces_it(place: Place) -> Non
         got = board.card()
         assert got == card
         assert got is not None
-        assert (got.id, got.strategy, got.initial) == (card.id, STRATEGIES[place.kind], card.initial)
+        assert (got.id, got.strategy) == (card.id, STRATEGIES[place.kind])
+        assert got.initial == card.initial
         assert got.initial.remaining == 5
         assert (got.delay, got.seed, got.timeout) == (0.0, 1, 10.0)
         board.join("a", 2)
@@ -216,9 +218,7 @@ PROCESSES, ROUNDS = 4, 5
 
 
 @KINDS
-def test_hosts_that_join_at_once_get_ranges_that_never_overlap(
-    board: Board, place: Place
-) -> None:
+def test_hosts_that_join_at_once_get_ranges_that_never_overlap(board: Board, place: Place) -> None:
     ctx = multiprocessing.get_context("spawn")
     plan = [[(f"p{p}-r{r}", 1 + (p * 3 + r) % 7) for r in range(ROUNDS)] for p in range(PROCESSES)]
     counts = {host: count for hosts in plan for host, count in hosts}
@@ -242,7 +242,9 @@ def test_hosts_that_join_at_once_get_ranges_that_never_overlap(
     assert [process.exitcode for process in processes] == [0] * PROCESSES, firsts
 
     assert all(isinstance(first, int) for first in firsts.values()), firsts
-    numbers = sorted(n for host, first in firsts.items() for n in range(first, first + counts[host]))
+    numbers = sorted(
+        n for host, first in firsts.items() for n in range(first, first + counts[host])
+    )
     assert numbers == list(range(1, sum(counts.values()) + 1))
     rows = board.hosts()
     assert {row.name: (row.first, row.count) for row in rows} == {
@@ -339,7 +341,7 @@ def test_a_board_whose_server_is_gone_raises_server_unavailable(kind: StoreKind)
     }
     try:
         for name, call in calls.items():
-            with pytest.raises(ServerUnavailable, match="127.0.0.1:1") as caught:
+            with pytest.raises(ServerUnavailable, match=re.escape("127.0.0.1:1")) as caught:
                 call()
             assert isinstance(caught.value, OSError), name
             assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, OSError)

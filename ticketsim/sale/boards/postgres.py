@@ -25,7 +25,7 @@ from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.postgres import SCHEMA, connect
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import psycopg
 
@@ -46,11 +46,17 @@ class PostgresBoard(Board):
         return self._connection.get(lambda: connect(self.url))
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._said():
+            cursor = self.db.execute(sql, args)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    @contextlib.contextmanager
+    def _said(self) -> Iterator[None]:
+        """psycopg's errors, as ticketsim's: a store with no sale, a server gone."""
         import psycopg  # noqa: PLC0415 - imported by the connection already
 
         try:
-            cursor = self.db.execute(sql, args)
-            return list(cursor.fetchall()) if cursor.description else []
+            yield
         except psycopg.errors.UndefinedTable:
             raise StoreError(
                 redacted(self.url),
@@ -87,8 +93,10 @@ class PostgresBoard(Board):
         self._run(f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s", (row.to_text(), row.name))
 
     def hosts(self) -> tuple[HostRow, ...]:
-        rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts ORDER BY n")
-        return tuple(HostRow.from_text(name, text) for name, text in rows)
+        rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts")
+        # By their numbers: hosts that join at once may insert their rows in either order.
+        found = [HostRow.from_text(name, text) for name, text in rows]
+        return tuple(sorted(found, key=lambda row: row.first))
 
     def start(self) -> float:
         rows = self._run(
@@ -109,7 +117,7 @@ class PostgresBoard(Board):
             )
             return
         rows = [(json.dumps(e.to_json()),) for e in events]
-        with self.db.cursor() as cursor:
+        with self._said(), self.db.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {SCHEMA}.history (event) VALUES (%s)", rows)
 
     def history(self) -> list[Event]:
