@@ -114,7 +114,7 @@ def sale_open(
     from ticketsim.engine import hosts  # noqa: PLC0415 - start-up time
 
     at = hosts.place(store)
-    chosen = strategy or stores.NAIVE[at.kind].value
+    chosen = strategy.value if strategy is not None else stores.NAIVE[at.kind].value
     settings.RunConfig(strategy=chosen, tickets=tickets, delay=delay, timeout=timeout, store=store)
     card = hosts.open_sale(at, chosen, tickets, delay=delay, seed=None, timeout=timeout)
     typer.echo(card.id)
