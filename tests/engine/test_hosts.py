@@ -138,6 +138,25 @@ def test_a_holder_cut_off_mid_purchase(tmp_path: Path, strategy: str, oversold: 
         assert report.sold == 1
 
 
+def test_a_process_group_host_is_cut_off_at_its_link(tmp_path: Path) -> None:
+    # No veth to take down: the host's link process stops forwarding, which a lock's
+    # lease does not survive either.
+    result = _hosts_run(
+        tmp_path,
+        hosts=2,
+        strategy="redis-lock",
+        buyers=2,
+        tickets=1,
+        partition="host-2@read+1.5s",
+        host_mode="process-group",
+    )
+    report = build_report(result)
+    assert Kind.OVERSOLD in {v.kind for v in report.violations}, report.verdict
+    assert any("process group's link process stopped" in fault for fault in result.faults)
+    assert result.hosts is not None
+    assert "process groups" in result.hosts.kind
+
+
 def test_postgresql_lets_a_cut_off_holder_go_after_its_idle_timeout(tmp_path: Path) -> None:
     result = _hosts_run(
         tmp_path, hosts=2, strategy="pg-for-update", buyers=2, tickets=1, partition="host-2@read"

@@ -64,7 +64,7 @@ from ticketsim.sale.channel import EventChannel
 from ticketsim.sale.cut import CUT, HOLD
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 #: How often a host looks at the store's gate, and the coordinator at the hosts.
 POLL_S: Final = 0.02
@@ -323,9 +323,12 @@ def check_sale(
     wait: float | None = None,
     hosts: Hosts | None = None,
     faults: tuple[str, ...] = (),
+    running: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Wait (at most ``wait`` seconds, or the sale's patience) for every host that joined
-    the sale to report, then read its history and the store back; never prints."""
+    the sale to report, then read its history and the store back; never prints.
+    ``running`` says whether any host's program still runs (``run --hosts`` knows): once
+    none does, a host that has not reported never will."""
     board = at.board()
     try:
         card = _card(board, at, sale)
@@ -333,7 +336,8 @@ def check_sale(
         deadline = time.monotonic() + patience
         rows = board.hosts()
         while not rows or not all(row.done for row in rows):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (running is not None and not running()):
+                rows = board.hosts()
                 break
             time.sleep(POLL_S * 5)
             rows = board.hosts()
@@ -341,7 +345,8 @@ def check_sale(
         started = board.started()
         history = in_store_order(board.history())
         buyers = {n: row.name for row in rows for n in row.buyers}
-        why = f"no word from it within {patience:g} s"
+        gone = running is not None and not running()
+        why = "its program ended first" if gone else f"no word from it within {patience:g} s"
         end_at = max((e.t for e in history), default=started or 0.0)
         history += unreported(history, buyers, end_at, why)
     finally:
@@ -360,7 +365,7 @@ def check_sale(
     opened = started if started is not None else (history[0].t if history else 0.0)
     stalled = None
     if quiet:
-        stalled = f"{', '.join(quiet)} did not report within {patience:g} s"
+        stalled = f"{', '.join(quiet)} did not report: {why}"
     elif started is None:
         stalled = "the sale was never started"
     made = hosts or Hosts(kind="joined by hand", count=len(rows))
@@ -462,6 +467,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             card.id,
             wait=config.timeout * BUYER_PATIENCE + START_TIMEOUT_S if unready is None else 0.0,
             hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
+            running=lambda: any(agent.poll() is None for agent in agents.values()),
         )
         said = faults.done() + faults.detected(result.history, own_clock=config.store is None)
         if kind is StoreKind.FILE:
