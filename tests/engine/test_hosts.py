@@ -217,6 +217,12 @@ def test_filelock_cannot_lock_across_hosts(tmp_path: Path) -> None:
     assert any("its own copy of the db" in fault for fault in result.faults)
 
 
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def _ticketsim(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -299,6 +305,13 @@ def test_a_host_that_never_reports_leaves_its_buyers_unknown() -> None:
     report = json.loads(checked.stdout)
     assert checked.returncode == ExitCode.STALLED, checked.stdout
     assert "gone did not report" in report["stalled"]
+    # The dead host never reports: only --replace opens a sale over it.
+    refused = _run("sale", "open", "--store", url, "--strategy", "redis-decr")
+    assert refused.returncode == ExitCode.BAD_INPUT, refused.stderr
+    assert "(gone)" in refused.stderr
+    assert "--replace" in refused.stderr
+    replaced = _run("sale", "open", "--store", url, "--strategy", "redis-decr", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
     assert report["sold"] == 0
     assert not report["violations"]
 
@@ -349,3 +362,39 @@ def test_a_ctrl_c_ends_every_host(tmp_path: Path) -> None:
     _, err = run.communicate(timeout=60)
     assert run.returncode == ExitCode.INTERRUPTED, err
     assert "Traceback" not in err
+
+
+def test_a_host_waiting_at_the_gate_leaves_a_sale_opened_over_its_own() -> None:
+    url = SERVERS[StoreKind.POSTGRES]
+    first = _run("sale", "open", "--store", url, "--strategy", "pg-update", "--tickets", "1")
+    assert first.returncode == 0, first.stderr
+    old = first.stdout.strip()
+    shell = _ticketsim("buyers", "--store", url, "--sale", old, "--count", "2", "--host", "early")
+    try:
+        _wait_joined(url, StoreKind.POSTGRES, 1)
+        # A second host of the same name is refused: its buyers would be counted twice.
+        twin = _run("buyers", "--store", url, "--sale", old, "--count", "1", "--host", "early")
+        assert twin.returncode == ExitCode.BAD_INPUT, twin.stderr
+        assert "'early' has joined this sale already" in twin.stderr
+        busy = _run("sale", "open", "--store", url, "--strategy", "pg-naive")
+        assert busy.returncode == ExitCode.BAD_INPUT, busy.stderr
+        assert f"its sale {old} has host(s) that have not reported (early)" in busy.stderr
+        new = _run("sale", "open", "--store", url, "--strategy", "pg-naive", "--replace")
+        assert new.returncode == 0, new.stderr
+        out, _ = shell.communicate(timeout=60)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.communicate(timeout=30)
+    # The waiting host saw its sale go, and its buyers never sold in the new one.
+    assert shell.returncode == ExitCode.STALLED, out
+    assert f"sale {old} was replaced" in out
+    assert "0 got a ticket" in out
+    from ticketsim.engine.hosts import Place
+
+    board = Place(StoreKind.POSTGRES, url).board()
+    try:
+        assert board.hosts() == ()
+        assert board.history() == []
+    finally:
+        board.close()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ticketsim.cli import output
+from ticketsim.cli.errors import BadInput
 from ticketsim.cli.options import (
     Delay,
     History,
@@ -108,6 +109,13 @@ def sale_open(
     tickets: SaleTickets = 10,
     delay: Delay = 0.1,
     timeout: Timeout = 30.0,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Open a new sale even if hosts of the store's sale have not reported.",
+        ),
+    ] = False,
 ) -> None:
     """Put fresh tickets and a new sale in the store, and print the sale's id."""
     from ticketsim.core import settings, stores  # noqa: PLC0415 - start-up time
@@ -116,7 +124,9 @@ def sale_open(
     at = hosts.place(store)
     chosen = strategy.value if strategy is not None else stores.NAIVE[at.kind].value
     settings.RunConfig(strategy=chosen, tickets=tickets, delay=delay, timeout=timeout, store=store)
-    card = hosts.open_sale(at, chosen, tickets, delay=delay, seed=None, timeout=timeout)
+    card = hosts.open_sale(
+        at, chosen, tickets, delay=delay, seed=None, timeout=timeout, replace=replace
+    )
     typer.echo(card.id)
 
 
@@ -148,9 +158,11 @@ def sale_check(
     show_timeline: ShowTimeline = False,
 ) -> None:
     """Wait for every host to report, then check the sale's history as 'run' does."""
-    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths, settings  # noqa: PLC0415 - start-up time
     from ticketsim.engine import hosts  # noqa: PLC0415 - start-up time
 
+    if wait is not None:
+        settings.require_seconds("wait", wait, 0.0, settings.MAX_TIMEOUT_S)
     paths.vet(paths.output("--history", history), paths.output("--timeline", timeline))
     result = hosts.check_sale(hosts.place(store), sale, wait=wait)
     reported(result, Outputs(json_out, history, timeline, show_timeline))
@@ -188,7 +200,7 @@ def buyers(
     from ticketsim.engine import hosts  # noqa: PLC0415 - start-up time
     from ticketsim.errors import ConfigError  # noqa: PLC0415 - start-up time
 
-    name = host or socket.gethostname().split(".")[0] or "host"
+    name = host if host is not None else socket.gethostname().split(".")[0] or "host"
     if not boards.HOST_NAME.fullmatch(name):
         raise ConfigError("host", name, "use letters, digits, '.', '_' and '-' (at most 63)")
     skew = hostspecs.duration("clock_skew", clock_skew, clock_skew, signed=True)
@@ -199,7 +211,7 @@ def buyers(
     elif store is not None:
         at = hosts.place(store)
     else:
-        raise ConfigError("store", None, "give the store that keeps the sale: --store URL")
+        raise BadInput("give the store that keeps the sale: --store URL")
     from ticketsim.sale.cut import CutAfterRead  # noqa: PLC0415 - start-up time
 
     served = hosts.serve_buyers(

@@ -127,6 +127,12 @@ def across_hosts(strategy: str) -> str | None:
             "other hosts cannot open (and SQLite's locks are not to be trusted over a "
             "network file system); use a pg- or redis- strategy"
         )
+    if not info.holding and info.store is StoreKind.FILE and not info.guarded:
+        return (
+            f"{strategy!r} sells from the db file on this machine's disk (or memory its "
+            "processes share), which a buyer on another host cannot reach; use a pg- or "
+            "redis- strategy, or filelock to watch a lock file fail across hosts"
+        )
     what = info.holding.split(",")[0] if info.holding else "memory this machine's processes share"
     return (
         f"{strategy!r} protects the tickets with {what}, which lives in this machine's "

@@ -149,11 +149,15 @@ class RunConfig:
     def _check_hosts(self) -> None:
         if self.hosts is None:
             for name in ("partition", "slow_link", "clock_skew"):
-                if getattr(self, name):
+                value = getattr(self, name)
+                if value:
                     flag = "--" + name.replace("_", "-")
-                    raise ConfigError(
-                        name, getattr(self, name), f"{flag} is a fault between hosts; add --hosts"
-                    )
+                    shown = ", ".join(value) if isinstance(value, tuple) else value
+                    raise ConfigError(name, shown, f"{flag} is a fault between hosts; add --hosts")
+            if self.host_mode != "auto":
+                raise ConfigError(
+                    "host_mode", self.host_mode, "says how hosts are made; add --hosts"
+                )
             return
         require_int("hosts", self.hosts, 1, host_specs.MAX_HOSTS, "hosts")
         if self.host_mode not in host_specs.HOST_MODES:

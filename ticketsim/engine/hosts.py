@@ -42,7 +42,7 @@ from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, 
 from ticketsim.core.hosts import HOST_IDLE_S, Partition, host_name
 from ticketsim.core.names import StoreKind
 from ticketsim.core.result import Hosts, RunResult
-from ticketsim.core.settings import RunConfig
+from ticketsim.core.settings import JITTER, RunConfig
 from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox
 from ticketsim.engine.crews import OneProcessEach
@@ -70,15 +70,8 @@ if TYPE_CHECKING:
 POLL_S: Final = 0.02
 #: A host's own copy of the db file, in the folder of a ``file`` board.
 _COPY: Final = "tickets.json"
-#: What bounds how long a store holds on to what a cut-off buyer held.
-_LETS_GO: Final = {
-    StoreKind.POSTGRES: (
-        f": PostgreSQL ended the cut-off transaction, idle for idle_in_transaction_session"
-        f"_timeout ({HOST_IDLE_S:g} s on each host's session; the server's default, 0, "
-        "would leave it to TCP keepalives, hours by default)"
-    ),
-    StoreKind.REDIS: ": a Redis lock lets go when its lease runs out",
-}
+#: How often a host waiting at the gate makes sure its sale is still the store's.
+_LOOK_S: Final = 0.5
 #: How long a host's program has to end by itself once the sale is over, at each step.
 _AGENT_EXIT_S: Final = 5.0
 
@@ -112,10 +105,24 @@ def place(store: str) -> Place:
 
 
 def open_sale(
-    at: Place, strategy: str, tickets: int, *, delay: float, seed: int | None, timeout: float
+    at: Place,
+    strategy: str,
+    tickets: int,
+    *,
+    delay: float,
+    seed: int | None,
+    timeout: float,
+    replace: bool = False,
 ) -> SaleCard:
-    """Load fresh tickets into the store at ``at`` and make a new sale of them its sale."""
+    """Load fresh tickets into the store at ``at`` and make a new sale of them its sale.
+
+    A store whose sale still has hosts that have not reported is refused
+    (:class:`StoreError`): their buyers would sell in the new sale. ``replace`` opens
+    one anyway (a host that died never reports).
+    """
     info = strategies.get(strategy).info
+    if not replace:
+        _refuse_if_busy(at)
     if at.kind is not StoreKind.FILE:
         stores.require_match(strategy, stores.parse(at.where))
     initial = dbfile.TicketDB.fresh(tickets)
@@ -136,6 +143,25 @@ def open_sale(
     finally:
         board.close()
     return card
+
+
+def _refuse_if_busy(at: Place) -> None:
+    board = at.board()
+    try:
+        try:
+            card = board.card()
+        except StoreError:
+            return  # no sale of several hosts there yet
+        pending = [row.name for row in board.hosts() if not row.done] if card else []
+    finally:
+        board.close()
+    if card is not None and pending:
+        raise StoreError(
+            at.shown,
+            f"its sale {card.id} has host(s) that have not reported ({', '.join(pending)}), "
+            "whose buyers would sell in a new one",
+            "check it first (ticketsim sale check), or give --replace if they are gone",
+        )
 
 
 def store_from_stdin(timeout: float = START_TIMEOUT_S) -> str:
@@ -207,7 +233,16 @@ def serve_buyers(
         if board.started() is not None:
             raise StoreError(at.shown, f"sale {card.id} has started", "join it before 'sale start'")
         first = board.join(host, count)
-        return _sell(at, board, card, host, first, count, skew, start_method, pacer or Pacer())
+        try:
+            return _sell(at, board, card, host, first, count, skew, start_method, pacer or Pacer())
+        except BaseException:
+            # Interrupted or failed: say this host is done, so that a check need not wait
+            # for it (its buyers' missing outcomes are then unknown: info).
+            with contextlib.suppress(Exception):
+                now = board.card()
+                if now is not None and now.id == card.id:
+                    board.update(HostRow(host, first, count, done=True))
+            raise
     finally:
         board.close()
 
@@ -260,7 +295,7 @@ def _sell(
             )
             board.update(HostRow(host, first, count, ready))
             if stalled is None:
-                stalled = _wait_gate(board, patience)
+                stalled = _wait_gate(board, card.id, patience)
             if stalled is None:
                 gate.set()
                 stalled = inbox.collect(until=None, expected=count, timeout=card.timeout)
@@ -272,8 +307,10 @@ def _sell(
         codes = (None,) * (first - 1) + crew.exit_codes()
         lost = lost_events(numbered, history, codes, ended, stalled or "the sale ended", {})
         history += [e for e in lost if e.buyer >= first]
-        _report_late(board, host, history)
-        board.update(HostRow(host, first, count, ready, done=True))
+        now = board.card()
+        if now is not None and now.id == card.id:  # not into a sale opened over this one
+            _report_late(board, host, history)
+            board.update(HostRow(host, first, count, ready, done=True))
     outcomes = {e.buyer: e.step for e in history if e.step in ENDINGS}
     return Served(
         host,
@@ -286,12 +323,21 @@ def _sell(
     )
 
 
-def _wait_gate(board: Board, patience: float) -> str | None:
+def _wait_gate(board: Board, sale: str, patience: float) -> str | None:
     deadline = time.monotonic() + patience
+    looked = time.monotonic()
     while board.started() is None:
         if time.monotonic() > deadline:
             return f"the sale did not start within {patience:g} s of joining it"
+        if time.monotonic() - looked > _LOOK_S:  # a sale opened over this one: not ours
+            looked = time.monotonic()
+            card = board.card()
+            if card is None or card.id != sale:
+                return f"sale {sale} was replaced in the store before it started"
         time.sleep(POLL_S)
+    card = board.card()
+    if card is None or card.id != sale:
+        return f"sale {sale} was replaced in the store before it started"
     return None
 
 
@@ -349,6 +395,13 @@ def check_sale(
         why = "its program ended first" if gone else f"no word from it within {patience:g} s"
         end_at = max((e.t for e in history), default=started or 0.0)
         history += unreported(history, buyers, end_at, why)
+        now = board.card()
+        if now is None or now.id != card.id:
+            raise StoreError(
+                at.shown,
+                f"sale {card.id} was replaced by another while it was checked",
+                "check the store's sale now, or open a new one",
+            )
     finally:
         board.close()
     final, final_error = _final(at, card, rows)
@@ -378,7 +431,9 @@ def check_sale(
         final_error=final_error,
         history=tuple(history),
         opened_at=opened,
-        elapsed_s=max(0.0, (max(outcomes) if outcomes else opened) - opened),
+        elapsed_s=0.0
+        if started is None
+        else max(0.0, (max(outcomes) if outcomes else opened) - opened),
         stalled=stalled,
         faults=faults,
         hosts=dataclasses.replace(
@@ -424,13 +479,19 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
     # the store's tickets when it ends; the user's --store is the record instead.
     prepare_db(config)
     own = databases.PrivateServers()
+    # In ticketsim's own folder, which the next run sweeps if this one is SIGKILLed.
+    scratch = _scratch.provide()
     with contextlib.ExitStack() as stack:
         stack.callback(own.stop)
         if kind is StoreKind.FILE:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hosts-"))
+            folder = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="ticketsim-hosts-", dir=scratch)
+            )
             at = Place(kind, folder)
         else:
             at = Place(kind, config.store or (servers or own)[kind])
+            if config.store is None:  # also when interrupted: the db keeps every sale made
+                stack.callback(_keep_sales, at, config.db_path)
         card = open_sale(
             at,
             config.strategy,
@@ -438,6 +499,8 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             delay=config.delay,
             seed=config.seed,
             timeout=config.timeout,
+            # ticketsim's own server is nobody else's: a sale a killed run left is not news.
+            replace=config.store is None,
         )
         machines = stack.enter_context(Machines(config.hosts, config.host_mode))
         ctx = multiprocessing.get_context(
@@ -447,15 +510,24 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
         stack.callback(_close_links, links)  # after the hosts' programs have ended
         agents: dict[int, subprocess.Popen[bytes]] = {}
         stack.callback(_end_agents, agents)
-        logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-"))
+        logs = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-", dir=scratch)
+        )
+        idle = {
+            host_name(n): HOST_IDLE_S
+            + config.delay * (1 + JITTER)
+            + 4 * slow.get(host_name(n), 0.0)
+            for n in range(1, config.hosts + 1)
+        }
         for number in range(1, config.hosts + 1):
             agents[number] = _launch(config, at, card, machines, number, skew, logs, cut)
             if kind is not StoreKind.FILE:
                 target = stores.server_address(stores.parse(at.where))
                 delay = slow.get(host_name(number), 0.0)
                 links[number] = open_link(ctx, machines.gateway(number), target, delay)
-            _hand_store(agents[number], at, links.get(number))
+            _hand_store(agents[number], at, links.get(number), idle[host_name(number)])
         faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind)
+        faults.idle = idle
         stack.callback(faults.done)
         unready = _open_gate(at, card, machines, agents, config, logs)
         if unready is None:
@@ -469,7 +541,10 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
             running=lambda: any(agent.poll() is None for agent in agents.values()),
         )
-        said = faults.done() + faults.detected(result.history, own_clock=config.store is None)
+        holds = bool(strategies.get(config.strategy).info.holding)
+        said = faults.done() + faults.detected(
+            result.history, own_clock=config.store is None, holds=holds
+        )
         if kind is StoreKind.FILE:
             said += (
                 "each host sold from its own copy of the db, locked by a lock file on its "
@@ -488,13 +563,18 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             stalled=unready or result.stalled,
             history=_cut_off(result.history, cut.host if cut and faults.cut_at else None),
         )
-        if kind is not StoreKind.FILE and config.store is None and result.final is not None:
-            dbfile.write_atomic(config.db_path, result.final)
     return dataclasses.replace(
         result,
         config=config,
         start_method=config.start_method or multiprocessing.get_start_method(),
     )
+
+
+def _keep_sales(at: Place, db_path: Path) -> None:
+    """The db file takes what ticketsim's own server holds, before the server goes: the
+    sales the hosts made, also those of a run that was interrupted."""
+    with contextlib.suppress(StoreError, ServerUnavailable):
+        dbfile.write_atomic(db_path, databases.user_store(at.where).snapshot())
 
 
 def _cut_off(history: tuple[Event, ...], host: str | None) -> tuple[Event, ...]:
@@ -546,12 +626,14 @@ def _launch(
         os.close(log)
 
 
-def _hand_store(agent: subprocess.Popen[bytes], at: Place, link: Link | None) -> None:
-    """Tell a host's program where its store is: through its link."""
+def _hand_store(agent: subprocess.Popen[bytes], at: Place, link: Link | None, idle: float) -> None:
+    """Tell a host's program where its store is: through its link, its PostgreSQL
+    sessions ended when idle in a transaction for ``idle`` seconds (longer than its race
+    window and its link's round trips: only a cut-off buyer stays idle that long)."""
     assert agent.stdin is not None
     with contextlib.suppress(BrokenPipeError), agent.stdin:  # a dead one says why in its log
         if link is not None:
-            settings = {"idle_in_transaction_session_timeout": str(int(HOST_IDLE_S * 1000))}
+            settings = {"idle_in_transaction_session_timeout": str(int(idle * 1000))}
             parsed = stores.parse(at.where)
             url = stores.through(
                 parsed, link.address, settings if at.kind is StoreKind.POSTGRES else {}
@@ -644,6 +726,8 @@ class _Faults:
         self.machines, self.links, self.cut = machines, links, cut
         self.slow, self.skew = slow, skew
         self.folder, self.timeout, self.kind = folder, timeout, kind
+        #: Each host's idle_in_transaction_session_timeout, in seconds (PostgreSQL).
+        self.idle: dict[str, float] = {}
         #: When the host was cut off and when its link came back, by this machine's
         #: clock (``time.time()``).
         self.cut_at: float | None = None
@@ -688,24 +772,38 @@ class _Faults:
             f"{lasted:.2f} s ({how}, then up again)"
         )
 
-    def detected(self, history: tuple[Event, ...], *, own_clock: bool) -> tuple[str, ...]:
-        """How long after the cut another host's buyer got in (took its lock, or read):
-        how long the store took to let go of what the cut-off buyer held. Only when the
-        store's clock is this machine's (its private server), which stamped the history."""
-        if self.cut is None or self.cut_at is None or not own_clock:
+    def detected(
+        self, history: tuple[Event, ...], *, own_clock: bool, holds: bool
+    ) -> tuple[str, ...]:
+        """How long after the cut a buyer of another host, waiting for what the cut-off
+        buyer held, got it: how long the store took to let go. Only for a strategy that
+        holds a lock, for a buyer that did wait, and when the store's clock is this
+        machine's (its private server), which stamped the history."""
+        if self.cut is None or self.cut_at is None or not own_clock or not holds:
             return ()
         cut_at, host = self.cut_at, self.cut.host
-        steps = (Step.ENTER, Step.READ)
-        got_in = next(
-            (e for e in history if e.t > cut_at and e.host != host and e.step in steps), None
-        )
-        if got_in is None:
-            return (f"after {host} was cut off, no buyer of another host got in",)
-        said = (
-            f"{got_in.name} of {got_in.host} got in {got_in.t - cut_at:.2f} s after {host} "
-            f"was cut off ({got_in.step.value}, by the store's clock)"
-        )
-        return (said + _LETS_GO.get(self.kind, ""),)
+        waited: dict[int, float] = {}
+        for event in history:
+            if event.host == host or event.step not in (Step.WAIT, Step.ENTER):
+                continue
+            if event.step is Step.WAIT:
+                waited.setdefault(event.buyer, event.t)
+            elif event.t > cut_at and event.buyer in waited:
+                said = (
+                    f"{event.name} of {event.host} waited for the lock and got it "
+                    f"{event.t - cut_at:.2f} s after {host} was cut off (by the store's clock)"
+                )
+                if self.kind is StoreKind.POSTGRES:
+                    said += (
+                        ": PostgreSQL ended the cut-off transaction once it had been idle for "
+                        f"idle_in_transaction_session_timeout ({self.idle.get(host, 0):g} s on "
+                        f"{host}'s sessions; the server's default, 0, would leave it to TCP "
+                        "keepalives, hours by default)"
+                    )
+                elif self.kind is StoreKind.REDIS:
+                    said += ": a Redis lock lets go when its lease runs out"
+                return (said,)
+        return ()
 
     def _wait_hold(self) -> bool:
         """Wait for the cut host's first buyer to have read, or for the run to end."""
@@ -730,6 +828,9 @@ class _Faults:
         self._heal()
         with contextlib.suppress(OSError):  # no buyer may wait for a cut that never came
             (self.folder / CUT).touch()
+        if self.cut is not None and self.cut_at is None and not self._said:
+            when = "any of its buyers read" if self.cut.at is None else "it was due"
+            self._said.append(f"{self.cut.host} was never cut off: the sale was over before {when}")
         said = list(self._said)
         said += [
             f"{host}'s link delayed everything it sent or received by {delay * 1000:g} ms"

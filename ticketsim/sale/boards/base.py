@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ticketsim.errors import StoreError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -66,6 +68,13 @@ class Board(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close this process's connection, if it made one."""
+
+
+def host_taken(where: str, host: str) -> StoreError:
+    """The error of a second host that joins a sale under a name already taken."""
+    return StoreError(
+        where, f"host {host!r} has joined this sale already", "give this host another --host"
+    )
 
 
 @dataclass(frozen=True)

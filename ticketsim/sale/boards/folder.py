@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
-from ticketsim.sale.boards.base import Board
+from ticketsim.sale.boards.base import Board, host_taken
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,6 +77,8 @@ class FolderBoard(Board):
     def join(self, host: str, count: int) -> int:
         with self._lock():
             rows = self._rows()
+            if any(row.name == host for row in rows):
+                raise host_taken(self.folder, host)
             first = sum(row.count for row in rows) + 1
             self._save([*rows, HostRow(host, first, count)])
         return first

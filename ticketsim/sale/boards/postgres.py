@@ -20,7 +20,7 @@ from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable, StoreError
-from ticketsim.sale.boards.base import Board
+from ticketsim.sale.boards.base import Board, host_taken
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.postgres import SCHEMA, connect
 
@@ -79,21 +79,25 @@ class PostgresBoard(Board):
         return SaleCard.from_text(rows[0][0]) if rows else None
 
     def join(self, host: str, count: int) -> int:
+        taken = self._run(
+            f"INSERT INTO {SCHEMA}.hosts (name, row) VALUES (%s, '') ON CONFLICT (name)"
+            " DO NOTHING RETURNING n",
+            (host,),
+        )
+        if not taken:
+            raise host_taken(redacted(self.url), host)
         rows = self._run(
             f"UPDATE {SCHEMA}.board SET joined = joined + %s RETURNING joined", (count,)
         )
         first = int(rows[0][0]) - count + 1
-        self._run(
-            f"INSERT INTO {SCHEMA}.hosts (name, row) VALUES (%s, %s)",
-            (host, HostRow(host, first, count).to_text()),
-        )
+        self.update(HostRow(host, first, count))
         return first
 
     def update(self, row: HostRow) -> None:
         self._run(f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s", (row.to_text(), row.name))
 
     def hosts(self) -> tuple[HostRow, ...]:
-        rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts")
+        rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts WHERE row <> ''")
         # By their numbers: hosts that join at once may insert their rows in either order.
         found = [HostRow.from_text(name, text) for name, text in rows]
         return tuple(sorted(found, key=lambda row: row.first))

@@ -19,7 +19,7 @@ from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable
-from ticketsim.sale.boards.base import Board
+from ticketsim.sale.boards.base import Board, host_taken
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.redis import BOARD, HISTORY, HOSTS, connect
 
@@ -68,6 +68,8 @@ class RedisBoard(Board):
         return None if text is None else SaleCard.from_text(text)
 
     def join(self, host: str, count: int) -> int:
+        if not self._run(lambda db: db.hsetnx(HOSTS, host, HostRow(host, 0, 0).to_text())):
+            raise host_taken(redacted(self.url), host)
         first = int(self._run(lambda db: db.hincrby(BOARD, "joined", count))) - count + 1
         row = HostRow(host, first, count)
         # A list keeps the order hosts joined in; the hash keeps each one's latest row.
@@ -80,6 +82,7 @@ class RedisBoard(Board):
     def hosts(self) -> tuple[HostRow, ...]:
         found = self._run(lambda db: db.hgetall(HOSTS))
         rows = [HostRow.from_text(name.decode(), text) for name, text in found.items()]
+        rows = [row for row in rows if row.first]  # a host still joining has no numbers yet
         return tuple(sorted(rows, key=lambda row: row.first))
 
     def start(self) -> float:

@@ -112,6 +112,8 @@ def connect(url: str) -> psycopg.Connection[Any]:
         ) from None
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
+        raise StoreError(redacted(url), _first_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
             redacted(url), _first_line(exc), "start it, or check the URL and its credentials"

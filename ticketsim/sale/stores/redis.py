@@ -113,6 +113,9 @@ def connect(url: str) -> Any:
         ) from None
     try:
         client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+    except ValueError as exc:  # redis-py could not read the URL itself
+        raise StoreError(redacted(url), str(exc).rstrip("."), "fix the URL") from None
+    try:
         client.ping()
     except redis.RedisError as exc:
         raise ServerUnavailable(
