@@ -57,8 +57,8 @@ def _let_go(servers: PrivateServers, strategy: str) -> float:
             delay=0.0, timeout=30.0, partition="host-2@read+3s",
         )  # fmt: skip
         result = run_hosts(config, servers=servers)
-    said = next(f for f in result.faults if " got in " in f)
-    return float(said.split(" got in ")[1].split(" s ")[0])
+    said = next(f for f in result.faults if " got it " in f)
+    return float(said.split(" got it ")[1].split(" s ")[0])
 
 
 def _merged(servers: PrivateServers, kind: StoreKind, events: int) -> dict[str, float]:
@@ -67,7 +67,7 @@ def _merged(servers: PrivateServers, kind: StoreKind, events: int) -> dict[str, 
     per_buyer = len(_STEPS)
     buyers = events // per_buyer
     place = Place(kind, servers[kind])
-    open_sale(place, strategy, buyers, delay=0.0, seed=1, timeout=30.0)
+    open_sale(place, strategy, buyers, delay=0.0, seed=1, timeout=30.0, replace=True)
     board = place.board()
     now = time.time()
     batch = [

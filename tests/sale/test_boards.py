@@ -52,7 +52,9 @@ def _place(kind: StoreKind, tmp_path: Path) -> Place:
 
 
 def _open(at: Place, tickets: int = 5) -> SaleCard:
-    return open_sale(at, STRATEGIES[at.kind], tickets, delay=0.0, seed=1, timeout=10.0)
+    return open_sale(
+        at, STRATEGIES[at.kind], tickets, delay=0.0, seed=1, timeout=10.0, replace=True
+    )
 
 
 @pytest.fixture
