@@ -66,7 +66,7 @@ class PostgresBoard(Board):
         except psycopg.OperationalError as exc:
             self.close()
             raise ServerUnavailable(
-                redacted(self.url), str(exc).strip().splitlines()[-1], "is the link up?"
+                redacted(self.url), str(exc).strip().splitlines()[-1], "is the server up, and the network to it?"
             ) from None
 
     def open(self, card: SaleCard) -> None:

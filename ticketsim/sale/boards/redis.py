@@ -56,7 +56,7 @@ class RedisBoard(Board):
         except redis.RedisError as exc:
             self.close()
             raise ServerUnavailable(
-                redacted(self.url), str(exc) or type(exc).__name__, "is the link up?"
+                redacted(self.url), str(exc) or type(exc).__name__, "is the server up, and the network to it?"
             ) from None
 
     def open(self, card: SaleCard) -> None:
