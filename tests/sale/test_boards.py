@@ -234,7 +234,7 @@ def test_hosts_that_join_at_once_get_ranges_that_never_overlap(board: Board, pla
     try:
         firsts: dict[str, Any] = {}
         while len(firsts) < len(counts) and "error" not in firsts:
-            host, first = out.get()
+            host, first = out.get(timeout=60)
             firsts[host] = first
     finally:
         for process in processes:

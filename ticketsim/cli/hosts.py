@@ -54,7 +54,7 @@ SaleTickets = Annotated[
     int, typer.Option("--tickets", min=0, max=1_000_000, help="Tickets on sale.")
 ]
 Count = Annotated[
-    int, typer.Option("--count", min=1, max=200, help="Buyer processes to start on this host.")
+    int, typer.Option("--count", min=1, max=120, help="Buyer processes to start on this host.")
 ]
 HostName = Annotated[
     str | None,

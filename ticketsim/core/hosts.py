@@ -26,8 +26,8 @@ from ticketsim.errors import ConfigError
 MAX_HOSTS: Final = 8
 #: How hosts are made: ``auto`` takes network namespaces where it can.
 HOST_MODES: Final = ("auto", "namespace", "process-group")
-#: How long a partition lasts unless it says: longer than PostgreSQL takes to end a
-#: cut-off buyer's transaction (:data:`HOST_IDLE_S`) and than a Redis lock's lease.
+#: How long a partition lasts unless it says: longer than a Redis lock's lease, and at
+#: least a second longer than PostgreSQL takes to end a cut-off buyer's transaction.
 PARTITION_S: Final = 3.0
 #: PostgreSQL ends a transaction of a host's buyer idle this long
 #: (``idle_in_transaction_session_timeout``, set on each of its sessions): without it,
@@ -79,7 +79,8 @@ class Partition:
 
     host: str
     at: float | None
-    lasting: float
+    #: ``None``: as long as it takes to show what the store does (see ``run_hosts``).
+    lasting: float | None
 
 
 def partition(spec: str, hosts: int) -> Partition:
@@ -91,7 +92,7 @@ def partition(spec: str, hosts: int) -> Partition:
     return Partition(
         _host("partition", spec, host, hosts),
         None if at == "read" else duration("partition", spec, at),
-        duration("partition", spec, lasting) if plus else PARTITION_S,
+        duration("partition", spec, lasting) if plus else None,
     )
 
 

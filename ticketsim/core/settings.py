@@ -201,6 +201,17 @@ class RunConfig:
                 "(between hosts, use --partition, --slow-link and --clock-skew)",
             )
         self.faults_between_hosts()
+        if self.strategy == StrategyName.FILELOCK.value:
+            for name in ("partition", "slow_link"):
+                value = getattr(self, name)
+                if value:
+                    shown = ", ".join(value) if isinstance(value, tuple) else value
+                    raise ConfigError(
+                        name,
+                        shown,
+                        "filelock's hosts reach no store (each sells from its own file): there "
+                        "is no link to cut or slow down; use a pg- or redis- strategy",
+                    )
 
     def faults_between_hosts(
         self,

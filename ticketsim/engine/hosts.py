@@ -39,7 +39,7 @@ from ticketsim.core import db as dbfile
 from ticketsim.core import stores
 from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
 from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, Step
-from ticketsim.core.hosts import HOST_IDLE_S, Partition, host_name
+from ticketsim.core.hosts import HOST_IDLE_S, PARTITION_S, Partition, host_name
 from ticketsim.core.names import StoreKind
 from ticketsim.core.result import Hosts, RunResult
 from ticketsim.core.settings import JITTER, RunConfig
@@ -160,7 +160,8 @@ def _refuse_if_busy(at: Place) -> None:
             at.shown,
             f"its sale {card.id} has host(s) that have not reported ({', '.join(pending)}), "
             "whose buyers would sell in a new one",
-            "check it first (ticketsim sale check), or give --replace if they are gone",
+            "check it first (ticketsim sale check), or, if its hosts are gone, open "
+            "the new one with 'ticketsim sale open --replace'",
         )
 
 
@@ -232,6 +233,8 @@ def serve_buyers(
         card = _card(board, at, sale)
         if board.started() is not None:
             raise StoreError(at.shown, f"sale {card.id} has started", "join it before 'sale start'")
+        # From here on it writes for this sale only: never into one opened over it.
+        board = board.bound(card.id)
         first = board.join(host, count)
         try:
             return _sell(at, board, card, host, first, count, skew, start_method, pacer or Pacer())
@@ -280,7 +283,7 @@ def _sell(
     with contextlib.ExitStack() as stack:
         stack.callback(channel.close)
         tools = stack.enter_context(strategy.provide(setup))
-        sender = HostChannel(channel.sender, at.board(), host, skew)
+        sender = HostChannel(channel.sender, at.board().bound(card.id), host, skew)
         specs = [
             BuyerSpec(n, window(card.delay, card.seed, n), patience)
             for n in range(first, first + count)
@@ -300,7 +303,11 @@ def _sell(
                 gate.set()
                 stalled = inbox.collect(until=None, expected=count, timeout=card.timeout)
         finally:
-            ended = crew.end(at_once=stalled is not None or sys.exc_info()[0] is not None)
+            # The crew numbers its processes from 1; this host's buyers from `first`.
+            ended = {
+                first - 1 + n
+                for n in crew.end(at_once=stalled is not None or sys.exc_info()[0] is not None)
+            }
             inbox.drain()
         history = inbox.history
         numbered = dataclasses.replace(RunConfig(), buyers=first + count - 1)
@@ -309,7 +316,7 @@ def _sell(
         history += [e for e in lost if e.buyer >= first]
         now = board.card()
         if now is not None and now.id == card.id:  # not into a sale opened over this one
-            _report_late(board, host, history)
+            _report_late(board, host, history, skew)
             board.update(HostRow(host, first, count, ready, done=True))
     outcomes = {e.buyer: e.step for e in history if e.step in ENDINGS}
     return Served(
@@ -341,7 +348,7 @@ def _wait_gate(board: Board, sale: str, patience: float) -> str | None:
     return None
 
 
-def _report_late(board: Board, host: str, history: list[Event]) -> None:
+def _report_late(board: Board, host: str, history: list[Event], skew: float) -> None:
     """Record each buyer's ending the store never got (the host was cut off when its
     buyer learnt it, or the buyer died): late, but the outcome is known."""
     on_board = {e.buyer for e in board.history() if e.host == host and e.step in ENDINGS}
@@ -354,7 +361,7 @@ def _report_late(board: Board, host: str, history: list[Event]) -> None:
                 dataclasses.replace(
                     event,
                     host=host,
-                    host_t=time.time(),
+                    host_t=time.time() + skew,
                     note=(note + "; " if note else "") + "reported late by its host",
                 )
             )
@@ -395,7 +402,8 @@ def check_sale(
         why = "its program ended first" if gone else f"no word from it within {patience:g} s"
         end_at = max((e.t for e in history), default=started or 0.0)
         history += unreported(history, buyers, end_at, why)
-        now = board.card()
+        final, final_error = _final(at, card, rows)
+        now = board.card()  # after the tickets were read back: they are this sale's
         if now is None or now.id != card.id:
             raise StoreError(
                 at.shown,
@@ -404,7 +412,6 @@ def check_sale(
             )
     finally:
         board.close()
-    final, final_error = _final(at, card, rows)
     config = RunConfig(
         buyers=max(1, len(buyers)),
         tickets=card.initial.tickets,
@@ -476,10 +483,12 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
     cut, slow, skew = config.faults_between_hosts()
     kind = StoreKind.of(config.strategy)
     # The db file as ``run`` leaves it: reset as the sale opens (vetted first), and given
-    # the store's tickets when it ends; the user's --store is the record instead.
+    # the store's tickets when it ends; the user's --store is the record instead, and
+    # filelock's hosts keep copies of their own.
     prepare_db(config)
     own = databases.PrivateServers()
-    # In ticketsim's own folder, which the next run sweeps if this one is SIGKILLed.
+    # In ticketsim's own folder (when multiprocessing has none of someone else's), which
+    # the next run sweeps if this one is SIGKILLed.
     scratch = _scratch.provide()
     with contextlib.ExitStack() as stack:
         stack.callback(own.stop)
@@ -506,13 +515,15 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
         ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         )
-        links: dict[int, Link] = {}
-        stack.callback(_close_links, links)  # after the hosts' programs have ended
-        agents: dict[int, subprocess.Popen[bytes]] = {}
-        stack.callback(_end_agents, agents)
+        # Removed last of the hosts' things: a buyer may wait on its cut file until then.
         logs = stack.enter_context(
             tempfile.TemporaryDirectory(prefix="ticketsim-hostlogs-", dir=scratch)
         )
+        links: dict[int, Link] = {}
+        stack.callback(_close_links, links)  # after the hosts' programs have ended
+        agents: dict[int, subprocess.Popen[bytes]] = {}
+        # On an error or an interrupt the hosts' programs are ended at once.
+        stack.push(lambda kind, *_: _end_agents(agents, at_once=kind is not None))
         idle = {
             host_name(n): HOST_IDLE_S
             + config.delay * (1 + JITTER)
@@ -526,14 +537,15 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
                 delay = slow.get(host_name(number), 0.0)
                 links[number] = open_link(ctx, machines.gateway(number), target, delay)
             _hand_store(agents[number], at, links.get(number), idle[host_name(number)])
-        faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind)
-        faults.idle = idle
+        if cut is not None and cut.lasting is None:  # long enough to see the store let go
+            cut = dataclasses.replace(cut, lasting=max(PARTITION_S, idle[cut.host] + 1.0))
+        faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind, idle)
         stack.callback(faults.done)
         unready = _open_gate(at, card, machines, agents, config, logs)
         if unready is None:
             faults.start()
         else:
-            _end_agents(agents)
+            _end_agents(agents, at_once=True)
         result = check_sale(
             at,
             card.id,
@@ -561,7 +573,11 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             result,
             faults=said,
             stalled=unready or result.stalled,
-            history=_cut_off(result.history, cut.host if cut and faults.cut_at else None),
+            history=_cut_off(
+                result.history,
+                cut.host if cut and faults.cut_at else None,
+                faults.cut_at if config.store is None else None,
+            ),
         )
     return dataclasses.replace(
         result,
@@ -577,18 +593,27 @@ def _keep_sales(at: Place, db_path: Path) -> None:
         dbfile.write_atomic(db_path, databases.user_store(at.where).snapshot())
 
 
-def _cut_off(history: tuple[Event, ...], host: str | None) -> tuple[Event, ...]:
-    """The history, each buyer of the cut-off ``host`` whose outcome is unknown marked as
-    cut off on purpose: a planned fault, as a kill is, not a death."""
+def _cut_off(
+    history: tuple[Event, ...], host: str | None, cut_at: float | None
+) -> tuple[Event, ...]:
+    """The history, each buyer of the cut-off ``host`` still in its purchase when it was
+    cut off (at ``cut_at`` on the history's clock, when that clock is known to be this
+    machine's) and whose outcome is unknown, marked as cut off on purpose: a planned
+    fault, as a kill is, not a death. One that had ended before the cut keeps its ending."""
     if host is None:
         return history
+    before = {
+        e.buyer
+        for e in history
+        if cut_at is not None and e.host == host and e.step in ENDINGS and e.t <= cut_at
+    }
     return tuple(
         dataclasses.replace(
             e,
             error=CUT_OFF_ON_PURPOSE,
             note=f"cut off on purpose with {host}: {e.note or 'no outcome'}",
         )
-        if e.host == host and e.step in (Step.ERROR, Step.LOST)
+        if e.host == host and e.step in (Step.ERROR, Step.LOST) and e.buyer not in before
         else e
         for e in history
     )
@@ -688,10 +713,11 @@ def _last_line(log: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _end_agents(agents: dict[int, subprocess.Popen[bytes]]) -> None:
+def _end_agents(agents: dict[int, subprocess.Popen[bytes]], *, at_once: bool = False) -> None:
     """Every host's program is gone: it ends by itself once it has reported; one still
-    running (cut off, stalled, or the run was interrupted) is ended, then killed."""
-    deadline = time.monotonic() + _AGENT_EXIT_S
+    running (cut off, stalled, or the run was interrupted: ``at_once``) is ended, then
+    killed, each step bounded."""
+    deadline = time.monotonic() + (0.0 if at_once else _AGENT_EXIT_S)
     for agent in agents.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
             agent.wait(max(0.0, deadline - time.monotonic()))
@@ -705,7 +731,8 @@ def _end_agents(agents: dict[int, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(OSError):
                 os.killpg(agent.pid, signal.SIGKILL)
-            agent.wait(_AGENT_EXIT_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                agent.wait(_AGENT_EXIT_S)
 
 
 class _Faults:
@@ -722,12 +749,13 @@ class _Faults:
         folder: Path,
         timeout: float,
         kind: StoreKind,
+        idle: dict[str, float],
     ) -> None:
         self.machines, self.links, self.cut = machines, links, cut
         self.slow, self.skew = slow, skew
         self.folder, self.timeout, self.kind = folder, timeout, kind
         #: Each host's idle_in_transaction_session_timeout, in seconds (PostgreSQL).
-        self.idle: dict[str, float] = {}
+        self.idle = idle
         #: When the host was cut off and when its link came back, by this machine's
         #: clock (``time.time()``).
         self.cut_at: float | None = None
@@ -745,7 +773,15 @@ class _Faults:
             self._thread.start()
 
     def _partition(self) -> None:
+        try:
+            self._cut_and_heal()
+        except Exception as exc:  # said in the report: the library never prints
+            self._heal()
+            self._said.append(f"cutting {self.cut.host if self.cut else '?'} off failed: {exc}")
+
+    def _cut_and_heal(self) -> None:
         assert self.cut is not None
+        assert self.cut.lasting is not None
         opened = time.monotonic()
         if self.cut.at is not None and self._stop.wait(self.cut.at):
             return
@@ -789,10 +825,14 @@ class _Faults:
             if event.step is Step.WAIT:
                 waited.setdefault(event.buyer, event.t)
             elif event.t > cut_at and event.buyer in waited:
+                after = event.t - cut_at
                 said = (
                     f"{event.name} of {event.host} waited for the lock and got it "
-                    f"{event.t - cut_at:.2f} s after {host} was cut off (by the store's clock)"
+                    f"{after:.2f} s after {host} was cut off (by the store's clock)"
                 )
+                lasted = (self.healed_at or float("inf")) - cut_at
+                if after >= lasted:  # the heal let it go, not the store
+                    return (said + f", once {host}'s link was back up",)
                 if self.kind is StoreKind.POSTGRES:
                     said += (
                         ": PostgreSQL ended the cut-off transaction once it had been idle for "

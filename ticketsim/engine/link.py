@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing import util
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.errors import SystemRefused
 from ticketsim.sale import _signals
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def open_link(
                 writer.close()  # the child's copy is its own: its death reads as EOF here
             answer = _answer(reader, timeout)
             if not isinstance(answer, int):
-                raise OSError(f"the link to {_shown(target)} did not start: {answer}")
+                raise SystemRefused(f"starting the link to {_shown(target)}", answer)
         except BaseException:
             _end(process, timeout)
             raise

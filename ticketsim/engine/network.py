@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ticketsim.core.hosts import host_name
+from ticketsim.errors import ConfigError, SystemRefused
 from ticketsim.servers.base import tie_to_this_thread
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ KIND_WORDS: Final = {
 }
 #: Every ``ip`` command is bounded.
 _IP_S: Final = 10.0
-_NETNS: Final = Path("/run/netns")
-_OURS: Final = re.compile(r"ticketsim-(\d+)-\d+")
 _VETH: Final = re.compile(r"ts(\d+)[hn]\d+")
 
 
@@ -61,14 +59,29 @@ def namespaces_refused() -> str | None:
             return f"the {program} command (util-linux) is not installed"
     if os.geteuid() != 0:
         return "making network namespaces takes root (CAP_NET_ADMIN)"
+    # Root in a container may still be refused (no CAP_SYS_ADMIN): ask once.
+    tried = _run(["unshare", "--net", "true"], check=False)
+    if tried.returncode != 0:
+        said = (tried.stderr.strip() or f"exit {tried.returncode}").splitlines()[-1]
+        return f"unshare --net was refused here ({said})"
     return None
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=_IP_S, check=False)
+    return _run(["ip", *args], check=check)
+
+
+def _run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one network command, bounded; :class:`SystemRefused` (exit 4) if it fails."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=_IP_S, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        if not check:
+            return subprocess.CompletedProcess(argv, 1, "", str(exc))
+        raise SystemRefused(f"making the hosts ({' '.join(argv)})", str(exc)) from None
     if check and done.returncode != 0:
         problem = (done.stderr.strip() or f"exit {done.returncode}").splitlines()[-1]
-        raise OSError(f"ip {' '.join(args)}: {problem}")
+        raise SystemRefused(f"making the hosts ({' '.join(argv)})", problem)
     return done
 
 
@@ -82,21 +95,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep() -> list[str]:
-    """Remove namespace names and links left by a ticketsim that is gone."""
-    swept = []
-    names = sorted(p.name for p in _NETNS.iterdir()) if _NETNS.is_dir() else []
-    for name in names:
-        match = _OURS.fullmatch(name)
-        if match and not _alive(int(match.group(1))):
-            _ip("netns", "delete", name, check=False)
-            swept.append(name)
-    links = _ip("-o", "link", "show", check=False).stdout
-    for line in links.splitlines():
+def _links() -> list[str]:
+    """The names of this machine's network links."""
+    names = []
+    for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
         parts = line.split(":")
-        if len(parts) < 2:
-            continue
-        link = parts[1].strip().split("@")[0]
+        if len(parts) > 1:
+            names.append(parts[1].strip().split("@")[0])
+    return names
+
+
+def sweep() -> list[str]:
+    """Delete the links of ticketsim processes that are gone (their guard died too)."""
+    swept = []
+    for link in _links():
         match = _VETH.fullmatch(link)
         if match and not _alive(int(match.group(1))):
             _ip("link", "delete", link, check=False)
@@ -114,9 +126,13 @@ def _wait_own_namespace(pid: int) -> None:
             if os.readlink(f"/proc/{pid}/ns/net") != ours:
                 return
         except OSError:
-            raise OSError(f"the program of a host (pid {pid}) ended as it started") from None
+            raise SystemRefused(
+                "making the hosts", f"a host's program (pid {pid}) ended as it started"
+            ) from None
         if time.monotonic() > deadline:
-            raise OSError(f"the program of a host (pid {pid}) never made its namespace")
+            raise SystemRefused(
+                "making the hosts", f"a host's program (pid {pid}) never made its namespace"
+            )
         time.sleep(0.002)
 
 
@@ -136,7 +152,9 @@ class Machines:
     def __enter__(self) -> Machines:
         refused = namespaces_refused() if self.mode != PROCESS_GROUP else "asked for"
         if refused is not None and self.mode == NAMESPACE:
-            raise OSError(f"cannot make network namespaces here: {refused}")
+            raise ConfigError(
+                "host_mode", NAMESPACE, f"{refused}; use --host-mode process-group (or auto)"
+            )
         self.kind = PROCESS_GROUP if refused else NAMESPACE
         self.why = refused if refused != "asked for" else None
         if self.kind == NAMESPACE:
@@ -185,11 +203,7 @@ class Machines:
             ["link", "set", inside, "up"],
             ["link", "set", "lo", "up"],
         ):
-            done = subprocess.run(
-                [*enter, *args], capture_output=True, text=True, timeout=_IP_S, check=False
-            )
-            if done.returncode != 0:
-                raise OSError(f"ip {' '.join(args)} in host-{number}: {done.stderr.strip()}")
+            _run([*enter, *args])
 
     def gateway(self, number: int) -> str:
         """Where host ``number``'s link to the store listens."""
@@ -248,14 +262,12 @@ class Machines:
         self._links.clear()
         guard, self._guard = self._guard, None
         if guard is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
                 guard.communicate(timeout=_IP_S)  # closes its pipe: it sweeps and ends
             if guard.poll() is None:
                 guard.kill()
-                guard.wait(_IP_S)
-
-    def name(self, number: int) -> str:
-        return host_name(number)
+                with contextlib.suppress(subprocess.SubprocessError):
+                    guard.wait(_IP_S)
 
 
 def _guard(owner: int) -> None:
@@ -264,10 +276,7 @@ def _guard(owner: int) -> None:
     with contextlib.suppress(OSError, KeyboardInterrupt):
         while sys.stdin.buffer.read(4096):
             pass
-    links = _ip("-o", "link", "show", check=False).stdout
-    for line in links.splitlines():
-        parts = line.split(":")
-        link = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+    for link in _links():
         if re.fullmatch(rf"ts{owner}h\d+", link):
             _ip("link", "delete", link, check=False)
 

@@ -3,8 +3,9 @@
 The first buyer of the host to be cut off reads inside its critical section (holding
 whatever its strategy holds) and waits there until ticketsim has cut its host off;
 every other host's buyers wait at their first step until then. So the cut always
-catches a holder in the middle of its purchase, on one machine or three, however the
-processes are scheduled: a forced interleaving, not a race against a timer.
+catches a holder in the middle of its purchase, however the processes are scheduled: a
+forced interleaving, not a race against a timer. The handshake needs a folder every
+host can see: the hosts of ``run --hosts``, all on this machine.
 
 The handshake is two files in a folder ticketsim made for the sale: ``hold``, made by
 the buyer (``O_EXCL``: only the first one), and ``cut``, made by ticketsim once the

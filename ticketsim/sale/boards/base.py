@@ -29,6 +29,14 @@ class Board(ABC):
     :meth:`history` gives them back in that order, ``t`` set to the stamp.
     """
 
+    #: The sale this board writes for, once :meth:`bound`: its joins, host rows and
+    #: events go into that sale only, never into one opened over it.
+    sale: str | None
+
+    def bound(self, sale: str) -> Board:
+        """This board, writing for ``sale`` only."""
+        return dataclasses.replace(self, sale=sale)  # type: ignore[type-var]
+
     @abstractmethod
     def open(self, card: SaleCard) -> None:
         """Make ``card`` the store's sale, with no hosts and no history yet."""
@@ -68,6 +76,16 @@ class Board(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close this process's connection, if it made one."""
+
+
+def sale_moved_on(where: str, sale: str | None) -> StoreError:
+    """The error of a host that joins a sale that has started, or is no longer the store's."""
+    which = f"sale {sale}" if sale else "the sale"
+    return StoreError(
+        where,
+        f"{which} has started, or another was opened over it",
+        "join a sale before 'sale start' (ticketsim sale check says which is the store's)",
+    )
 
 
 def host_taken(where: str, host: str) -> StoreError:

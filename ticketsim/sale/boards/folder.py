@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
-from ticketsim.sale.boards.base import Board, host_taken
+from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,6 +38,8 @@ class FolderBoard(Board):
     """The board in ``folder``, a folder ticketsim made for the sale."""
 
     folder: str
+    #: The sale this board writes for (:meth:`Board.bound`); ``None``: whichever.
+    sale: str | None = None
 
     def _path(self, name: str) -> Path:
         return Path(self.folder, name)
@@ -74,8 +76,14 @@ class FolderBoard(Board):
     def _save(self, rows: list[HostRow]) -> None:
         self._write("hosts.json", json.dumps([[r.name, json.loads(r.to_text())] for r in rows]))
 
+    def _ours(self) -> bool:
+        card = self.card() if self.sale is not None else None
+        return self.sale is None or (card is not None and card.id == self.sale)
+
     def join(self, host: str, count: int) -> int:
         with self._lock():
+            if self.started() is not None or not self._ours():
+                raise sale_moved_on(self.folder, self.sale)
             rows = self._rows()
             if any(row.name == host for row in rows):
                 raise host_taken(self.folder, host)
@@ -85,7 +93,8 @@ class FolderBoard(Board):
 
     def update(self, row: HostRow) -> None:
         with self._lock():
-            self._save([row if r.name == row.name else r for r in self._rows()])
+            if self._ours():
+                self._save([row if r.name == row.name else r for r in self._rows()])
 
     def hosts(self) -> tuple[HostRow, ...]:
         with self._lock():
@@ -104,17 +113,24 @@ class FolderBoard(Board):
         return None if text is None else float(text)
 
     def record(self, events: Sequence[Event]) -> None:
-        lines = [json.dumps({**e.to_json(), "t": time.time()}) + "\n" for e in events]
+        if not self._ours():
+            return
         handle = os.open(self._path("history.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            for line in lines:  # one write each: appends land whole, in the order they land
-                os.write(handle, line.encode())
+            for event in events:
+                # Stamped as it is appended, in one write: appends land whole, in order.
+                line = json.dumps({**event.to_json(), "t": time.time()}) + "\n"
+                data = line.encode()
+                if os.write(handle, data) != len(data):
+                    raise OSError(f"a short write to {self._path('history.jsonl')}")
         finally:
             os.close(handle)
 
     def history(self) -> list[Event]:
         text = self._read("history.jsonl") or ""
-        return [from_json(json.loads(line)) for line in text.splitlines() if line]
+        # A line still being appended (read mid-sale) has no newline yet: not an event.
+        lines = text.split("\n")[:-1]
+        return [from_json(json.loads(line)) for line in lines if line]
 
     def close(self) -> None:
         pass

@@ -20,7 +20,7 @@ from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable, StoreError
-from ticketsim.sale.boards.base import Board, host_taken
+from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.postgres import SCHEMA, connect
 
@@ -37,6 +37,8 @@ class PostgresBoard(Board):
     """The board in the PostgreSQL at ``url`` (the sale's tables must be loaded first)."""
 
     url: str
+    #: The sale this board writes for (:meth:`Board.bound`); ``None``: whichever.
+    sale: str | None = None
     _connection: ProcessConnection[psycopg.Connection[Any]] = field(
         default_factory=ProcessConnection, compare=False, repr=False
     )
@@ -66,35 +68,53 @@ class PostgresBoard(Board):
         except psycopg.OperationalError as exc:
             self.close()
             raise ServerUnavailable(
-                redacted(self.url), str(exc).strip().splitlines()[-1], "is the server up, and the network to it?"
+                redacted(self.url),
+                str(exc).strip().splitlines()[-1],
+                "is the server up, and the network to it?",
             ) from None
 
     def open(self, card: SaleCard) -> None:
-        self._run(f"DELETE FROM {SCHEMA}.board")
-        self._run(f"TRUNCATE {SCHEMA}.hosts, {SCHEMA}.history RESTART IDENTITY")
-        self._run(f"INSERT INTO {SCHEMA}.board (id, card) VALUES (1, %s)", (card.to_text(),))
+        with self._said(), self.db.transaction():  # no join may see half a sale
+            self.db.execute(f"DELETE FROM {SCHEMA}.board")
+            self.db.execute(f"TRUNCATE {SCHEMA}.hosts, {SCHEMA}.history RESTART IDENTITY")
+            self.db.execute(
+                f"INSERT INTO {SCHEMA}.board (id, sale, card) VALUES (1, %s, %s)",
+                (card.id, card.to_text()),
+            )
 
     def card(self) -> SaleCard | None:
         rows = self._run(f"SELECT card FROM {SCHEMA}.board")
         return SaleCard.from_text(rows[0][0]) if rows else None
 
     def join(self, host: str, count: int) -> int:
-        taken = self._run(
-            f"INSERT INTO {SCHEMA}.hosts (name, row) VALUES (%s, '') ON CONFLICT (name)"
-            " DO NOTHING RETURNING n",
-            (host,),
-        )
-        if not taken:
-            raise host_taken(redacted(self.url), host)
-        rows = self._run(
-            f"UPDATE {SCHEMA}.board SET joined = joined + %s RETURNING joined", (count,)
-        )
-        first = int(rows[0][0]) - count + 1
-        self.update(HostRow(host, first, count))
+        with self._said(), self.db.transaction():  # all of it, or none of it
+            taken = self.db.execute(
+                f"INSERT INTO {SCHEMA}.hosts (name, row) VALUES (%s, '') ON CONFLICT (name)"
+                " DO NOTHING RETURNING n",
+                (host,),
+            ).fetchone()
+            if taken is None:
+                raise host_taken(redacted(self.url), host)
+            joined = self.db.execute(
+                f"UPDATE {SCHEMA}.board SET joined = joined + %s WHERE started IS NULL"
+                f" AND sale = coalesce(%s, sale) RETURNING joined",
+                (count, self.sale),
+            ).fetchone()
+            if joined is None:
+                raise sale_moved_on(redacted(self.url), self.sale)
+            first = int(joined[0]) - count + 1
+            self.db.execute(
+                f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s",
+                (HostRow(host, first, count).to_text(), host),
+            )
         return first
 
     def update(self, row: HostRow) -> None:
-        self._run(f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s", (row.to_text(), row.name))
+        self._run(
+            f"UPDATE {SCHEMA}.hosts SET row = %s WHERE name = %s AND EXISTS"
+            f" (SELECT 1 FROM {SCHEMA}.board WHERE sale = coalesce(%s, sale))",
+            (row.to_text(), row.name, self.sale),
+        )
 
     def hosts(self) -> tuple[HostRow, ...]:
         rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts WHERE row <> ''")
@@ -114,15 +134,18 @@ class PostgresBoard(Board):
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     def record(self, events: Sequence[Event]) -> None:
+        # Into this board's sale only: a host of a sale opened over (--replace) writes
+        # nothing into the new one's history.
+        sql = (
+            f"INSERT INTO {SCHEMA}.history (event) SELECT %s FROM {SCHEMA}.board"
+            " WHERE sale = coalesce(%s, sale)"
+        )
         if len(events) == 1:  # a buyer's every step: one statement
-            self._run(
-                f"INSERT INTO {SCHEMA}.history (event) VALUES (%s)",
-                (json.dumps(events[0].to_json()),),
-            )
+            self._run(sql, (json.dumps(events[0].to_json()), self.sale))
             return
-        rows = [(json.dumps(e.to_json()),) for e in events]
+        rows = [(json.dumps(e.to_json()), self.sale) for e in events]
         with self._said(), self.db.cursor() as cursor:
-            cursor.executemany(f"INSERT INTO {SCHEMA}.history (event) VALUES (%s)", rows)
+            cursor.executemany(sql, rows)
 
     def history(self) -> list[Event]:
         rows = self._run(f"SELECT at, event FROM {SCHEMA}.history ORDER BY at, n")

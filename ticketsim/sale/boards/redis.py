@@ -19,7 +19,7 @@ from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable
-from ticketsim.sale.boards.base import Board, host_taken
+from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.redis import BOARD, HISTORY, HOSTS, connect
 
@@ -39,11 +39,39 @@ return started
 """
 
 
+#: Each writes for the board's sale only (its id, or '' for whichever): a host of a sale
+#: opened over (--replace) writes nothing into the new one.
+_RECORD = """
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'sale') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
+return #ARGV - 1
+"""
+#: Numbers a host's buyers in one step: -1 when the sale has started or moved on,
+#: -2 when the host's name is taken.
+_JOIN = """
+if redis.call('HGET', KEYS[1], 'started') then return -1 end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'sale') ~= ARGV[1] then return -1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -2 end
+local count = tonumber(ARGV[3])
+local first = redis.call('HINCRBY', KEYS[1], 'joined', count) - count + 1
+redis.call('HSET', KEYS[2], ARGV[2], '[' .. first .. ', ' .. count .. ', 0, false]')
+return first
+"""
+_UPDATE = """
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'sale') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class RedisBoard(Board):
     """The board in the Redis at ``url`` (the sale's keys must be loaded first)."""
 
     url: str
+    #: The sale this board writes for (:meth:`Board.bound`); ``None``: whichever.
+    sale: str | None = None
     _connection: ProcessConnection[Any] = field(
         default_factory=ProcessConnection, compare=False, repr=False
     )
@@ -56,33 +84,42 @@ class RedisBoard(Board):
         except redis.RedisError as exc:
             self.close()
             raise ServerUnavailable(
-                redacted(self.url), str(exc) or type(exc).__name__, "is the server up, and the network to it?"
+                redacted(self.url),
+                str(exc) or type(exc).__name__,
+                "is the server up, and the network to it?",
             ) from None
 
     def open(self, card: SaleCard) -> None:
-        self._run(lambda db: db.delete(BOARD, HOSTS, HISTORY))
-        self._run(lambda db: db.hset(BOARD, mapping={"card": card.to_text(), "joined": 0}))
+        def swap(db: Any) -> None:
+            with db.pipeline(transaction=True) as pipe:  # MULTI: no join sees half a sale
+                pipe.delete(BOARD, HOSTS, HISTORY)
+                pipe.hset(BOARD, mapping={"card": card.to_text(), "joined": 0, "sale": card.id})
+                pipe.execute()
+
+        self._run(swap)
 
     def card(self) -> SaleCard | None:
         text = self._run(lambda db: db.hget(BOARD, "card"))
         return None if text is None else SaleCard.from_text(text)
 
     def join(self, host: str, count: int) -> int:
-        if not self._run(lambda db: db.hsetnx(HOSTS, host, HostRow(host, 0, 0).to_text())):
+        first = int(
+            self._run(lambda db: db.eval(_JOIN, 2, BOARD, HOSTS, self.sale or "", host, count))
+        )
+        if first == -2:
             raise host_taken(redacted(self.url), host)
-        first = int(self._run(lambda db: db.hincrby(BOARD, "joined", count))) - count + 1
-        row = HostRow(host, first, count)
-        # A list keeps the order hosts joined in; the hash keeps each one's latest row.
-        self._run(lambda db: db.hset(HOSTS, host, row.to_text()))
+        if first < 1:
+            raise sale_moved_on(redacted(self.url), self.sale)
         return first
 
     def update(self, row: HostRow) -> None:
-        self._run(lambda db: db.hset(HOSTS, row.name, row.to_text()))
+        self._run(
+            lambda db: db.eval(_UPDATE, 2, BOARD, HOSTS, self.sale or "", row.name, row.to_text())
+        )
 
     def hosts(self) -> tuple[HostRow, ...]:
         found = self._run(lambda db: db.hgetall(HOSTS))
         rows = [HostRow.from_text(name.decode(), text) for name, text in found.items()]
-        rows = [row for row in rows if row.first]  # a host still joining has no numbers yet
         return tuple(sorted(rows, key=lambda row: row.first))
 
     def start(self) -> float:
@@ -93,17 +130,10 @@ class RedisBoard(Board):
         return None if text is None else float(text)
 
     def record(self, events: Sequence[Event]) -> None:
-        if len(events) == 1:  # a buyer's every step: one command
-            self._run(lambda db: db.xadd(HISTORY, {"e": json.dumps(events[0].to_json())}))
-            return
-
-        def add(db: Any) -> None:
-            with db.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(HISTORY, {"e": json.dumps(event.to_json())})
-                pipe.execute()
-
-        self._run(add)
+        lines = [json.dumps(event.to_json()) for event in events]
+        # EVALSHA: a buyer's every step sends the script's digest, not its text.
+        args = [self.sale or "", *lines]
+        self._run(lambda db: db.register_script(_RECORD)(keys=[BOARD, HISTORY], args=args))
 
     def history(self) -> list[Event]:
         entries = self._run(lambda db: db.xrange(HISTORY))

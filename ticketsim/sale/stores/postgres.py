@@ -43,7 +43,8 @@ _DDL: Final = (
     f"CREATE TABLE {SCHEMA}.seats (seat int PRIMARY KEY, buyer text)",
     # A sale of several hosts (ticketsim.sale.boards.postgres): its card, its hosts and
     # its history, each event stamped by the server's clock as it is inserted.
-    f"CREATE TABLE {SCHEMA}.board (id int PRIMARY KEY CHECK (id = 1), card text NOT NULL,"
+    f"CREATE TABLE {SCHEMA}.board (id int PRIMARY KEY CHECK (id = 1), sale text NOT NULL,"
+    " card text NOT NULL,"
     " joined int NOT NULL DEFAULT 0, started double precision)",
     f"CREATE TABLE {SCHEMA}.hosts (n serial PRIMARY KEY, name text UNIQUE NOT NULL,"
     " row text NOT NULL)",
@@ -102,6 +103,18 @@ _LOCK_NOT_AVAILABLE: Final = "55P03"
 _NO_WAIT_MS: Final = 20
 
 
+#: libpq's TCP settings of every connection (a Unix socket ignores them): keepalives
+#: find a peer gone quiet, the user timeout one that stopped acknowledging. Longer than
+#: the longest partition ticketsim makes (a minute), so that one heals first.
+_TCP_BOUNDS: Final = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 6,
+    "tcp_user_timeout": 120_000,
+}
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     """A connection in autocommit mode: every transaction is begun by its own statement."""
     try:
@@ -111,7 +124,9 @@ def connect(url: str) -> psycopg.Connection[Any]:
             redacted(url), "needs psycopg", "install it: pip install 'ticketsim[postgres]'"
         ) from None
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        # Over TCP, a server cut off for good is given up on within minutes, not hours:
+        # libpq has no timeout of its own on a statement whose answer never comes.
+        return psycopg.connect(url, autocommit=True, connect_timeout=10, **_TCP_BOUNDS)
     except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
         raise StoreError(redacted(url), _first_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
