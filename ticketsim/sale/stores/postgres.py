@@ -126,7 +126,16 @@ def connect(url: str) -> psycopg.Connection[Any]:
     try:
         # Over TCP, a server cut off for good is given up on within minutes, not hours:
         # libpq has no timeout of its own on a statement whose answer never comes.
-        return psycopg.connect(url, autocommit=True, connect_timeout=10, **_TCP_BOUNDS)
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=10,
+            keepalives=_TCP_BOUNDS["keepalives"],
+            keepalives_idle=_TCP_BOUNDS["keepalives_idle"],
+            keepalives_interval=_TCP_BOUNDS["keepalives_interval"],
+            keepalives_count=_TCP_BOUNDS["keepalives_count"],
+            tcp_user_timeout=_TCP_BOUNDS["tcp_user_timeout"],
+        )
     except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
         raise StoreError(redacted(url), _first_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
