@@ -29,7 +29,7 @@ from ticketsim.sale.stores.database import ProcessConnection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from multiprocessing.queues import SimpleQueue
+    from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Barrier
     from pathlib import Path
 
@@ -198,7 +198,7 @@ def test_an_empty_batch_records_nothing(board: Board) -> None:
 
 
 def _join_at_gate(
-    kind: str, where: str, hosts: list[tuple[str, int]], gate: Barrier, out: SimpleQueue[Any]
+    kind: str, where: str, hosts: list[tuple[str, int]], gate: Barrier, out: Queue[Any]
 ) -> None:
     """A process of its own, with its own board and connection: joins each of ``hosts``
     once every process is at the gate, round after round."""
@@ -224,7 +224,7 @@ def test_hosts_that_join_at_once_get_ranges_that_never_overlap(board: Board, pla
     ctx = multiprocessing.get_context("spawn")
     plan = [[(f"p{p}-r{r}", 1 + (p * 3 + r) % 7) for r in range(ROUNDS)] for p in range(PROCESSES)]
     counts = {host: count for hosts in plan for host, count in hosts}
-    gate, out = ctx.Barrier(PROCESSES), ctx.SimpleQueue()
+    gate, out = ctx.Barrier(PROCESSES), ctx.Queue()
     processes = [
         ctx.Process(target=_join_at_gate, args=(place.kind.value, place.where, hosts, gate, out))
         for hosts in plan
