@@ -382,3 +382,11 @@ def test_clock_check_counts_what_host_clocks_would_misplace(
 def test_clocks_skewed_alike_misplace_nothing(sale: Scenario, rng: random.Random) -> None:
     history, _ = _merge(sale, rng)
     assert _check_clocks(sale, history) == 0
+
+
+def test_an_ending_reported_twice_counts_once() -> None:
+    """A host that gave up on a write and reported the ending again: one sale, not two."""
+    told = Event(1, Step.OK, 10.0, 7, seat=1, host="host-1", host_t=10.0)
+    again = Event(1, Step.OK, 12.0, 7, seat=1, host="host-1", host_t=12.0, note="late")
+    history = in_store_order([again, Event(1, Step.READY, 9.0, 7, host="host-1"), told])
+    assert history == [Event(1, Step.READY, 9.0, 7, host="host-1"), told]

@@ -21,8 +21,19 @@ if TYPE_CHECKING:
 
 def in_store_order(events: Iterable[Event]) -> list[Event]:
     """``events`` ordered by the store's clock; events it stamped alike keep the order
-    the store gave them (a stable sort of the order they were read back in)."""
-    return sorted(events, key=lambda e: e.t)
+    the store gave them (a stable sort of the order they were read back in).
+
+    A buyer has one ending: a second one is the first reported twice (a write its host
+    gave up on, delivered after the host reported it again), and is dropped.
+    """
+    ordered, ended = [], set()
+    for event in sorted(events, key=lambda e: e.t):
+        if event.step in ENDINGS:
+            if event.buyer in ended:
+                continue
+            ended.add(event.buyer)
+        ordered.append(event)
+    return ordered
 
 
 def unreported(
