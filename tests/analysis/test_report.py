@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 JSON_KEYS = {
+    "system",
     "cut_off",
     "hosts",
     "retries",

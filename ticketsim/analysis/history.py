@@ -69,11 +69,19 @@ def header(result: RunResult) -> dict[str, Any]:
 
 
 def dumps(result: RunResult) -> str:
+    """The history file of ``result``, as text (what :func:`save` writes)."""
     history = result.history
+    head = header(result)
+    if result.system is not None:  # as its program wrote it: the system, not a strategy
+        del head["strategy"]
+        head |= {"system": result.system, "safe": result.system_safe}
+        head["start_method"] = result.config.start_method  # its program's, if it said
     # In pieces of a few thousand lines: the text is never also held as a million small
     # strings, or as a million dicts, on its way to the file.
-    pieces = [json.dumps(header(result)) + "\n"]
+    pieces = [json.dumps(head) + "\n"]
     pieces += (to_jsonl(history[i : i + _PIECE]) for i in range(0, len(history), _PIECE))
+    if result.system is not None and result.final is not None:
+        pieces.append(json.dumps({"type": "final", "db": result.final.to_json()}) + "\n")
     return "".join(pieces)
 
 
@@ -243,48 +251,80 @@ def _upgraded(event: Event) -> Event:
     return event
 
 
+#: What a history another program wrote may leave out of its first line.
+_SYSTEM_DEFAULTS: Final = {"delay": 0.0, "timeout": 30.0, "lockstep": False}
+#: The longest name of a system under test.
+MAX_SYSTEM_CHARS: Final = 100
+
+
+def names_a_system(history_path: str | os.PathLike[str]) -> bool:
+    """Whether the history's first line names a system under test (``"system"``): one
+    another program wrote, which ticketsim checks without a db file of its own."""
+    path = os.fspath(history_path)
+    first = next(_lines(path), None)
+    return first is not None and first[1].get("system") is not None
+
+
+def _system(path: str, number: int, head: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:
+    """The system a history names, whether it claims to be safe, and the first line as
+    ticketsim's own histories have it (its defaults filled in)."""
+    system, safe = head["system"], head.get("safe", False)
+    if not isinstance(system, str) or not 0 < len(system) <= MAX_SYSTEM_CHARS:
+        raise HistoryError(
+            path, number, f"system={system!r} must be a name of 1 to {MAX_SYSTEM_CHARS} characters"
+        )
+    if not isinstance(safe, bool):
+        raise HistoryError(path, number, f"safe={safe!r} must be true or false")
+    if "strategy" in head:
+        raise HistoryError(
+            path, number, "give the system under test or a ticketsim strategy, not both"
+        )
+    return system, safe, {**_SYSTEM_DEFAULTS, **head, "strategy": "none"}
+
+
 def load(
     history_path: str | os.PathLike[str],
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None = None,
     *,
     store: tuple[str, dbfile.TicketDB] | None = None,
 ) -> RunResult:
     """Rebuild a run from its history file and the db as it is now, for re-checking;
-    or, with ``store`` (its name and the state it holds now), from that store."""
+    or, with ``store`` (its name and the state it holds now), from that store.
+
+    A history another program wrote names its ``system`` in its first line instead of
+    a strategy; its final state, if it gives one, is a ``{"type": "final", "db": ...}``
+    line (``db_path`` is then not read), and without one only the history is checked.
+    See ``docs/history.md``.
+    """
     path = os.fspath(history_path)
     rows = _lines(path)
-    first = next(rows, None)
-    if first is None:
-        raise HistoryError(path, 0, "is empty; write one with ticketsim run --history")
-    number, head = first
-    if head.get("type") != "sale" or head.get("format") not in (FORMAT, _FORMAT_1):
-        raise HistoryError(path, number, f"the first line must describe the sale ({FORMAT})")
-    config = _config(path, Path(db_path), head)
+    number, head, system, system_safe = _first_line(path, rows)
+    if system is None and db_path is None and store is None:
+        raise HistoryError(path, number, "a history of ticketsim's own needs the db it ran on")
+    # A system's history is its own record: the report names it where a db would be.
+    config = _config(path, Path(db_path if system is None and db_path else path), head)
     try:
         initial = dbfile.parse(json.dumps(head.get("initial")), source=f"{path}: initial db")
     except DbError as exc:
         raise HistoryError(path, number, f"the initial db: {exc.reason}") from None
     opened_at, elapsed = seconds(head.get("opened_at")), seconds(head.get("elapsed_s"))
     startup = seconds(head.get("startup_s", 0.0))  # older histories lack it
-    if opened_at is None or elapsed is None or startup is None:
+    given = system is None or "opened_at" in head or "elapsed_s" in head
+    if given and (opened_at is None or elapsed is None or startup is None):
         raise HistoryError(
             path, number, "opened_at, elapsed_s and startup_s must be numbers of seconds"
         )
     stalled = head.get("stalled")
     if stalled is not None and not isinstance(stalled, str):
         raise HistoryError(path, number, "stalled must be null or a string")
-    events: list[Event] = []
-    buyers = config.buyers
-    for number, row in rows:
-        try:
-            event = from_json(row)
-        except ValueError as exc:
-            raise HistoryError(path, number, str(exc)) from None
-        if event.buyer > buyers:
-            raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
-        events.append(_upgraded(event) if head["format"] == _FORMAT_1 else event)
-    events.sort(key=operator.attrgetter("t"))
-    final, final_error = _final(db_path, initial, events, store)
+    events, told = _events(path, rows, config.buyers, head["format"], system is not None)
+    if system is not None:  # its own final state, or none: then the history alone
+        final, final_error = told, None
+        if opened_at is None or elapsed is None:
+            opened_at = events[0].t if events else 0.0
+            elapsed = (events[-1].t - opened_at) if events else 0.0
+    else:
+        final, final_error = _final(db_path or "", initial, events, store)
     return RunResult(
         config=config,
         start_method=config.start_method or "unknown",
@@ -293,9 +333,67 @@ def load(
         final=final,
         final_error=final_error,
         history=tuple(events),
-        opened_at=opened_at,
-        elapsed_s=elapsed,
+        opened_at=opened_at or 0.0,
+        elapsed_s=elapsed or 0.0,
         stalled=stalled,
-        startup_s=startup,
+        startup_s=startup or 0.0,
         schedule=config.schedule and str(config.steps()),
+        system=system,
+        system_safe=system_safe,
     )
+
+
+def _first_line(
+    path: str, rows: Iterator[tuple[int, dict[str, Any]]]
+) -> tuple[int, dict[str, Any], str | None, bool]:
+    """The line that describes the sale (a system's, with its defaults filled in), the
+    system it names if any, and whether that system claims to be safe."""
+    first = next(rows, None)
+    if first is None:
+        raise HistoryError(path, 0, "is empty; write one with ticketsim run --history")
+    number, head = first
+    if head.get("type") != "sale" or head.get("format") not in (FORMAT, _FORMAT_1):
+        raise HistoryError(path, number, f"the first line must describe the sale ({FORMAT})")
+    if head.get("system") is None:
+        return number, head, None, False
+    system, safe, head = _system(path, number, head)
+    if "initial" not in head and type(head.get("tickets")) is int:
+        head["initial"] = dbfile.TicketDB.fresh(head["tickets"]).to_json()
+    return number, head, system, safe
+
+
+def _events(
+    path: str,
+    rows: Iterator[tuple[int, dict[str, Any]]],
+    buyers: int,
+    form: str,
+    of_a_system: bool,
+) -> tuple[list[Event], dbfile.TicketDB | None]:
+    """The events in time order, and a system's final state if its history gives one."""
+    events: list[Event] = []
+    told: dbfile.TicketDB | None = None
+    for number, row in rows:
+        if of_a_system and row.get("type") == "final":
+            told = _told(path, number, row, told)
+            continue
+        try:
+            event = from_json(row)
+        except ValueError as exc:
+            raise HistoryError(path, number, str(exc)) from None
+        if event.buyer > buyers:
+            raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
+        events.append(_upgraded(event) if form == _FORMAT_1 else event)
+    events.sort(key=operator.attrgetter("t"))
+    return events, told
+
+
+def _told(
+    path: str, number: int, row: dict[str, Any], before: dbfile.TicketDB | None
+) -> dbfile.TicketDB:
+    """The final state a history of another program gives: a ``final`` line's ``db``."""
+    if before is not None:
+        raise HistoryError(path, number, "a second final line; give the final state once")
+    try:
+        return dbfile.parse(json.dumps(row.get("db")), source=f"{path}: line {number}")
+    except DbError as exc:
+        raise HistoryError(path, number, f"the final db: {exc.reason}") from None

@@ -102,6 +102,9 @@ class Report:
     #: Buyers whose host was cut off on purpose (``--partition``) and whose outcome is
     #: unknown: planned faults, as kills are.
     cut_off: tuple[str, ...] = ()
+    #: The system under test a history of another program names (``strategy`` is then
+    #: ``none``, a stand-in).
+    system: str | None = None
 
     @property
     def survivors(self) -> int:
@@ -283,6 +286,7 @@ class Report:
             "faults": list(self.faults),
             "io_error": self.io_error,
             "hosts": None if self.hosts is None else self.hosts.to_json(),
+            "system": self.system,
         }
 
 
@@ -314,6 +318,8 @@ def build_report(result: RunResult) -> Report:
         buyers=config.buyers,
         safe=result.safe,
         final_error=result.final_error,
+        # Another program's history may leave its final state out: the history alone.
+        final_known=not (result.system is not None and result.final is None),
     )
     outcome: dict[int, Step] = {
         e.buyer: e.step for e in history if e.step in (Step.OK, Step.FAIL, Step.ERROR)
@@ -351,7 +357,7 @@ def build_report(result: RunResult) -> Report:
         pool=config.workers,
         crew=config.crew,
         startup_s=result.startup_s,
-        caveat=_caveat(config.strategy, config.store),
+        caveat=None if result.system else _caveat(config.strategy, config.store),
         schedule=str(from_history(history)),
         faults=result.faults,
         io_error=_io_error(history, config.db),
@@ -360,6 +366,7 @@ def build_report(result: RunResult) -> Report:
         retries=sum(1 for e in history if e.step is Step.RETRY),
         gave_up=sum(1 for e in history if e.step is Step.FAIL and e.error is not None),
         hosts=result.hosts,
+        system=result.system,
         cut_off=tuple(
             dict.fromkeys(
                 e.name for e in history if e.step in ENDINGS and e.error == CUT_OFF_ON_PURPOSE

@@ -195,7 +195,10 @@ def check(
     from ticketsim.core import paths  # noqa: PLC0415 - start-up time
 
     saved = paths.source("--history", history, "write one with ticketsim run --history")
-    if store is not None:
+    paths.vet(saved)
+    if historyfile.names_a_system(history):  # another program's: its own record, no db
+        report = build_report(historyfile.load(history))
+    elif store is not None:
         from ticketsim.core import stores  # noqa: PLC0415 - start-up time
         from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
 

@@ -102,7 +102,14 @@ class RunResult:
     startup_s: float = 0.0
     #: The hosts the buyers ran on, in a sale of several hosts.
     hosts: Hosts | None = None
+    #: The system under test, named by a history another program wrote (``None``: one
+    #: of ticketsim's strategies, ``config.strategy``, ran the sale).
+    system: str | None = None
+    #: Whether that system claims to be safe: then it must also sell every ticket it can.
+    system_safe: bool = False
 
     @property
     def safe(self) -> bool:
+        if self.system is not None:
+            return self.system_safe
         return catalog.info(self.config.strategy).safe

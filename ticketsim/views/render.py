@@ -75,13 +75,23 @@ def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
 
 def report_view(report: Report) -> RenderableType:
     """The report of one sale: the figures, the verdict, and how any violation happened."""
-    header = Text.assemble(
-        ("strategy ", "dim"),
-        (report.strategy, "bold"),
-        (f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ", "dim"),
-        (f"{report.start_method}, seed {report.seed}", "dim"),
-        (f"\non {report.crew}" if report.pool else "", "dim"),
-    )
+    if report.system is not None:  # a history another program wrote
+        header = Text.assemble(
+            ("system ", "dim"),
+            (report.system, "bold"),
+            (f"  {report.buyers} buyers, {report.tickets} tickets", "dim"),
+        )
+    else:
+        header = Text.assemble(
+            ("strategy ", "dim"),
+            (report.strategy, "bold"),
+            (
+                f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ",
+                "dim",
+            ),
+            (f"{report.start_method}, seed {report.seed}", "dim"),
+            (f"\non {report.crew}" if report.pool else "", "dim"),
+        )
     table = Table(show_header=False, min_width=50)
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -129,7 +139,7 @@ def report_view(report: Report) -> RenderableType:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))
     if report.caveat:
         parts.append(Text(f"Note: {report.caveat}", style="dim"))
-    if report.certain and not report.safe:
+    if report.certain and not report.safe and report.system is None:
         parts.append(Text(_advice(report), style="yellow"))
     return Group(*parts)
 

@@ -1,0 +1,100 @@
+"""Histories from anywhere: a history another program wrote, naming its own system,
+checked by ``ticketsim check`` and read by the public ``ticketsim.history``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sales import script
+
+from ticketsim import history
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core.exits import ExitCode
+
+CHECKOUT = Path(__file__).parent / "foreign" / "checkout.py"
+
+
+def _written(tmp_path: Path, *flags: str) -> Path:
+    """A history written by a script that does not import ticketsim."""
+    out = tmp_path / "checkout.jsonl"
+    subprocess.run([sys.executable, str(CHECKOUT), str(out), *flags], check=True, timeout=60)
+    code = CHECKOUT.read_text(encoding="utf-8")
+    assert "import ticketsim" not in code
+    assert "from ticketsim" not in code
+    return out
+
+
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script(), "check", "--history", str(path), "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_racy_checkout_of_someone_elses_is_caught(tmp_path: Path) -> None:
+    done = _check(_written(tmp_path, "--racy"))
+    assert done.returncode == ExitCode.VIOLATED, done.stderr
+    report = json.loads(done.stdout)
+    assert report["system"] == "a checkout"
+    assert report["oversold"] == 2
+    assert {v["kind"] for v in report["violations"]} >= {"oversold", "double-booked"}
+    assert any(v["explanation"].startswith("Lost update") for v in report["violations"])
+
+
+def test_a_guarded_checkout_of_someone_elses_passes(tmp_path: Path) -> None:
+    done = _check(_written(tmp_path))
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["sold"] == 2
+    assert report["ok"]
+
+
+def test_the_library_reads_and_writes_it_back(tmp_path: Path) -> None:
+    path = _written(tmp_path, "--racy")
+    result = history.load(path)
+    assert result.system == "a checkout"
+    assert result.safe
+    again = tmp_path / "again.jsonl"
+    again.write_text(history.dump(result), encoding="utf-8")
+    reread = history.load(again)
+    assert reread.history == result.history
+    assert reread.final == result.final
+    assert build_report(reread).violations == build_report(result).violations
+
+
+def test_without_its_final_state_only_the_history_is_checked(tmp_path: Path) -> None:
+    path = _written(tmp_path, "--racy")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # no final line
+    report = build_report(history.load(path))
+    assert {v.kind for v in report.violations} == {Kind.OVERSOLD, Kind.DOUBLE_BOOKED}
+    assert report.remaining is None
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"system": ""}, "system=''"),
+        ({"system": "x" * 101}, "1 to 100 characters"),
+        ({"safe": "yes"}, "safe='yes'"),
+        ({"strategy": "lock"}, "not both"),
+        ({"buyers": 2}, "buyer=3 but the sale had 2"),
+    ],
+)
+def test_a_bad_history_of_someone_elses_is_one_line(
+    tmp_path: Path, change: dict[str, object], words: str
+) -> None:
+    path = _written(tmp_path, "--racy")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[0] = json.dumps({**json.loads(lines[0]), **change})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _check(path)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
