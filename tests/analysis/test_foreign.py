@@ -98,3 +98,29 @@ def test_a_bad_history_of_someone_elses_is_one_line(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert words in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_schema_says_what_the_reader_reads() -> None:
+    """docs/history.schema.json and the code that reads histories name the same things."""
+    from ticketsim.core import db as dbfile
+    from ticketsim.core.events import Event, Step
+
+    root = Path(__file__).parents[2]
+    schema = json.loads((root / "docs" / "history.schema.json").read_text(encoding="utf-8"))
+    defs = schema["$defs"]
+    assert defs["event"]["properties"]["step"]["enum"] == [step.value for step in Step]
+    fields = set(Event.__dataclass_fields__) | {"type"}
+    assert set(defs["event"]["properties"]) == fields
+    assert set(defs["db"]["required"]) == dbfile._KEYS - {"format"}
+    for line in _written_lines():
+        kind = str(line["type"]) if line["type"] in ("sale", "final") else "event"
+        assert set(defs[kind]["required"]) <= set(line), line
+        assert set(line) <= set(defs[kind]["properties"]), line
+
+
+def _written_lines() -> list[dict[str, object]]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = _written(Path(folder), "--racy")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
