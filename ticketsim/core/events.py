@@ -44,6 +44,9 @@ class Step(str, Enum):
     #: it), which left nothing behind; the buyer starts it again from the top
     RETRY = "retry"
     LEAVE = "leave"  #: released the lock
+    #: a point the user's own buyer marked (``ticketsim.race.step``): ``note`` is its
+    #: name, ``value`` what the buyer saw there, if it said
+    MARK = "mark"
     OK = "ok"  #: the buyer was told it got ``seat``
     FAIL = "fail"  #: the buyer was told the tickets are sold out
     ERROR = "error"  #: the buyer gave up or crashed; ``note`` says why; outcome unknown

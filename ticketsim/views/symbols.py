@@ -71,6 +71,9 @@ SYMBOLS: Final = {
         "↺", "yellow", "#ca8a04", "retry", "retry (refused, starts again)",
         "the database refused the transaction; it starts again",
     ),
+    Step.MARK: Symbol(
+        "m", "cyan", "#0891b2", "mark", "a step of your own", "passed a point its code marked"
+    ),
     # Not "#": a buyer that let go of the lock must not look like one that holds it.
     Step.LEAVE: replace(_WAIT, char="-", style="dim", label="released", what="released the lock"),
     Step.OK: Symbol(

@@ -786,8 +786,8 @@ def write_timeline(path: str | os.PathLike[str], result: RunResult, report: Repo
 # The steps the terminal marks; a later one wins a column they share. The lock's
 # steps are not marked: the stretches between them are filled instead.
 _MARKED: Final = (
-    Step.CHECK, Step.TORN, Step.READ, Step.RETRY, Step.WRITE, Step.COMMIT, Step.OK, Step.FAIL,
-    Step.ERROR, Step.LOST,
+    Step.CHECK, Step.MARK, Step.TORN, Step.READ, Step.RETRY, Step.WRITE, Step.COMMIT, Step.OK,
+    Step.FAIL, Step.ERROR, Step.LOST,
 )  # fmt: skip
 _RANK: Final = {step: rank for rank, step in enumerate(_MARKED)}
 _FILL: Final = {"wait": SYMBOLS[Step.WAIT].char, "hold": SYMBOLS[Step.ENTER].char, "race": "="}

@@ -1,0 +1,145 @@
+"""Your own buyer: a tiny shop over a real SQLite file, with a check-then-act bug,
+played in exact interleavings by real processes, searched, replayed, and fixed."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ticketsim import race
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core.events import Step
+
+TICKETS = 1
+
+
+@pytest.fixture(autouse=True)
+def _shops_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shop a sale makes goes in the test's own folder, which pytest removes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def make_shop() -> str:
+    """A fresh shop: TICKETS tickets, none sold, in a SQLite file of its own."""
+    path = Path(tempfile.mkdtemp(prefix="shop-")) / "shop.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE stock (remaining INTEGER NOT NULL)")
+        db.execute("CREATE TABLE sold (buyer INTEGER NOT NULL, seat INTEGER NOT NULL)")
+        db.execute("INSERT INTO stock VALUES (?)", (TICKETS,))
+    return str(path)
+
+
+def sold(path: str) -> list[tuple[int, int]]:
+    with sqlite3.connect(path) as db:
+        return [(int(b), int(s)) for b, s in db.execute("SELECT buyer, seat FROM sold")]
+
+
+def buy_racy(path: str, buyer: int) -> int | None:
+    """Check, then act: the bug."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    remaining = int(db.execute("SELECT remaining FROM stock").fetchone()[0])
+    race.step("read", remaining)
+    if remaining <= 0:
+        return None
+    seat = TICKETS - remaining + 1
+    db.execute("UPDATE stock SET remaining = ?", (remaining - 1,))
+    db.execute("INSERT INTO sold VALUES (?, ?)", (buyer, seat))
+    race.step("write")
+    return seat
+
+
+def buy_fixed(path: str, buyer: int) -> int | None:
+    """One statement decides and takes the ticket."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    race.step("begin")
+    row = db.execute(
+        "UPDATE stock SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining"
+    ).fetchone()
+    race.step("update", None if row is None else int(row[0]))
+    if row is None:
+        return None
+    seat = TICKETS - int(row[0])
+    db.execute("INSERT INTO sold VALUES (?, ?)", (buyer, seat))
+    return seat
+
+
+def _race(buy: object, start_method: str = "fork") -> race.Race:
+    return race.Race(
+        buy,  # type: ignore[arg-type]
+        setup=make_shop,
+        buyers=2,
+        tickets=TICKETS,
+        sold=sold,
+        name="the shop",
+        start_method=start_method,
+    )
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_the_bug_is_found_in_the_simplest_schedule(start_method: str) -> None:
+    found = race.explore(_race(buy_racy, start_method))
+    assert found.counterexample is not None
+    assert found.report is not None
+    kinds = {v.kind for v in found.report.violations}
+    assert Kind.OVERSOLD in kinds
+    # The second sale played: buyer 2 goes first (one switch from the serial sale), and
+    # buyer 1 reads before buyer 2 writes. Each turn takes a buyer to its next mark.
+    assert found.counterexample.schedule() == "2:read 1:read 1:write 1:done 2:write 2:done"
+    assert found.runs == 2
+    assert not found.complete
+    story = next(v for v in found.report.violations if v.kind is Kind.OVERSOLD)
+    assert "buyer-1" in story.explanation
+    assert "buyer-2" in story.explanation
+
+
+def test_the_counterexample_replays_every_time() -> None:
+    setup = _race(buy_racy)
+    found = race.explore(setup)
+    assert found.counterexample is not None
+    order = found.counterexample.order
+    for _ in range(5):
+        again = race.play(setup, order)
+        assert again.order == order
+        assert again.schedule() == found.counterexample.schedule()
+        report = build_report(again.result)
+        assert {v.kind for v in report.violations} == {v.kind for v in found.report.violations}  # type: ignore[union-attr]
+
+
+def test_the_fix_passes_every_schedule() -> None:
+    found = race.explore(_race(buy_fixed))
+    assert found.counterexample is None
+    assert found.complete
+    assert found.runs >= 6  # every interleaving of two buyers of three turns each
+
+
+def test_the_marks_are_the_history() -> None:
+    played = race.play(_race(buy_racy), [1, 2, 1, 2])
+    marks = [(e.buyer, e.note, e.value) for e in played.result.history if e.step is Step.MARK]
+    assert marks == [(1, "read", 1), (2, "read", 1), (1, "write", None), (2, "write", None)]
+    assert played.result.system == "the shop"
+
+
+def test_outside_ticketsim_a_mark_does_nothing() -> None:
+    path = make_shop()
+    assert buy_racy(path, 1) == 1
+    assert buy_racy(path, 2) is None
+    assert sold(path) == [(1, 1)]
+
+
+def test_a_buyer_that_raises_is_an_unknown_outcome() -> None:
+    found = race.explore(_race(broken))
+    assert found.counterexample is not None
+    assert found.report is not None
+    assert not found.report.ok
+    errors = [e for e in found.counterexample.result.history if e.step is Step.ERROR]
+    assert errors
+    assert errors[0].error == "ZeroDivisionError"
+
+
+def broken(path: str, buyer: int) -> int | None:
+    race.step("start")
+    return buyer // 0

@@ -1,0 +1,191 @@
+"""Your own buyer under ticketsim's scheduler: one sale, in one exact interleaving.
+
+:func:`play` starts a process per buyer, each running your ``buy`` function
+(:mod:`ticketsim.sale.yours`), and lets one buyer move at a time, from one of its marks
+to the next: the schedule says who moves at each turn (the rest of the sale takes the
+lowest-numbered buyer waiting). Every mark, and how each buyer ended, is an event of
+the history, which the checker reads as it reads a run's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.core import db as dbfile
+from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.core.result import RunResult
+from ticketsim.core.settings import RunConfig
+from ticketsim.sale import _signals
+from ticketsim.sale.yours import run_yours
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+#: How long ending a buyer process may take, at each step.
+_END_S: Final = 2.0
+
+
+@dataclass(frozen=True)
+class Race:
+    """Your buyer, and the sale it runs in.
+
+    ``setup`` makes a fresh store for each sale and returns its handle (a path, a URL:
+    something a buyer process can be given); ``buy(handle, buyer)`` buys, marking its
+    steps with ``ticketsim.race.step``, and returns the seat it sold or ``None``;
+    ``sold(handle)``, if given, returns ``(buyer, seat)`` for every sale the store
+    holds afterwards, so that the checker also finds sales the store lost. Functions
+    must be importable (module level), for buyer processes started by ``spawn``.
+    """
+
+    buy: Callable[[Any, int], int | None]
+    setup: Callable[[], Any]
+    buyers: int = 2
+    tickets: int = 1
+    sold: Callable[[Any], Sequence[tuple[int, int]]] | None = None
+    #: The name of the system under test, as reports show it.
+    name: str = "your buyer"
+    start_method: str | None = None
+    #: No buyer waits for its turn, nor a scheduler for a buyer, longer than this.
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Played:
+    """One sale of a :class:`Race`: who moved at each turn, who could have, and what
+    happened (a :class:`RunResult`, for ``build_report``)."""
+
+    result: RunResult
+    #: The buyer that moved at each turn: the complete schedule, for :func:`play`.
+    order: tuple[int, ...]
+    #: The buyers waiting for a turn at each turn: the choices the scheduler had.
+    choices: tuple[tuple[int, ...], ...]
+    #: Where each turn took its buyer ("read", "done"), in the buyer's own words.
+    reached: tuple[str, ...] = field(default=())
+
+    def schedule(self) -> str:
+        """The schedule in words: ``1:read 2:read 1:done 2:done``."""
+        return " ".join(f"{b}:{where}" for b, where in zip(self.order, self.reached, strict=True))
+
+
+def play(race: Race, schedule: Sequence[int] = ()) -> Played:
+    """Run one sale of ``race`` in the interleaving ``schedule`` gives; never prints."""
+    ctx = multiprocessing.get_context(race.start_method)
+    handle = race.setup()
+    lines: dict[int, Connection] = {}
+    processes: list[BaseProcess] = []
+    events: list[Event] = []
+    order: list[int] = []
+    choices: list[tuple[int, ...]] = []
+    reached: list[str] = []
+    try:
+        for number in range(1, race.buyers + 1):
+            mine, theirs = ctx.Pipe()
+            process = ctx.Process(  # type: ignore[attr-defined]
+                target=run_yours,
+                args=(race.buy, handle, number, theirs, race.timeout),
+                name=buyer_name(number),
+                daemon=True,
+            )
+            with _signals.held():  # an interrupt now must find the process to end
+                process.start()
+                processes.append(process)
+            theirs.close()
+            lines[number] = mine
+        pids = {n: _ready(lines[n], n, race.timeout, events) for n in lines}
+        waiting = set(lines)
+        while waiting:
+            turn = len(order)
+            wanted = schedule[turn] if turn < len(schedule) else None
+            chosen = wanted if wanted in waiting else min(waiting)
+            choices.append(tuple(sorted(waiting)))
+            order.append(chosen)
+            lines[chosen].send(None)
+            where = _moved(lines[chosen], chosen, pids[chosen], race.timeout, events)
+            reached.append(where)
+            if where in ("done", "sold out", "error"):
+                waiting.discard(chosen)
+    finally:
+        _end(processes)
+        for line in lines.values():
+            line.close()
+    final = _final(race, handle, events, pids if processes else {})
+    return Played(_result(race, events, final), tuple(order), tuple(choices), tuple(reached))
+
+
+def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
+    kind, pid, _ = _said(line, number, timeout)
+    if kind != "ready":
+        raise RuntimeError(f"buyer {number} did not start: {pid}")
+    events.append(Event(number, Step.READY, time.monotonic(), int(pid)))
+    return int(pid)
+
+
+def _moved(line: Connection, number: int, pid: int, timeout: float, events: list[Event]) -> str:
+    """Where buyer ``number``'s turn took it, recorded as its event."""
+    kind, what, more = _said(line, number, timeout)
+    now = time.monotonic()
+    if kind == "mark":
+        events.append(Event(number, Step.MARK, now, pid, value=more, note=str(what)))
+        return str(what)
+    if kind == "done" and what is not None:
+        events.append(Event(number, Step.OK, now, pid, seat=int(what)))
+        return "done"
+    if kind == "done":
+        events.append(Event(number, Step.FAIL, now, pid))
+        return "sold out"
+    events.append(Event(number, Step.ERROR, now, pid, note=str(what), error=str(more)[:64]))
+    return "error"
+
+
+def _said(line: Connection, number: int, timeout: float) -> tuple[str, Any, Any]:
+    if not line.poll(timeout):
+        raise TimeoutError(f"buyer {number} said nothing for {timeout:g} s")
+    try:
+        kind, what, more = line.recv()
+    except EOFError:
+        return "error", "its process ended without a word", "ProcessDied"
+    return str(kind), what, more
+
+
+def _end(processes: list[BaseProcess]) -> None:
+    for process in processes:
+        process.join(_END_S)
+        if process.is_alive():
+            process.kill()
+            process.join(_END_S)
+
+
+def _final(
+    race: Race, handle: Any, events: list[Event], pids: dict[int, int]
+) -> dbfile.TicketDB | None:
+    if race.sold is None:
+        return None
+    at = {e.buyer: e.t for e in events if e.step is Step.OK}
+    ledger = tuple(
+        dbfile.Sale(buyer_name(b), int(seat), pids.get(b, 0), at.get(b, 0.0))
+        for b, seat in race.sold(handle)
+    )
+    return dbfile.TicketDB(race.tickets, race.tickets - len(ledger), ledger)
+
+
+def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> RunResult:
+    config = RunConfig(buyers=race.buyers, tickets=race.tickets, strategy="none", delay=0.0)
+    opened = events[0].t if events else 0.0
+    return RunResult(
+        config=config,
+        start_method=race.start_method or multiprocessing.get_start_method(),
+        seed=0,
+        initial=dbfile.TicketDB.fresh(race.tickets),
+        final=final,
+        final_error=None,
+        history=tuple(events),
+        opened_at=opened,
+        elapsed_s=(events[-1].t - opened) if events else 0.0,
+        system=race.name,
+        system_safe=True,
+    )
