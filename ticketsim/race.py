@@ -14,6 +14,9 @@ interleaving, or in every one, and let the checker say what broke.
     found = race.explore(race.Race(buy, setup=make_store, buyers=2, tickets=1))
     assert found.complete and found.counterexample is None, found.counterexample.schedule()
 
+In pytest, ``test_shop = race.checked(race.Race(buy, ...))`` is a test that plays every
+schedule, and ``race.drawn(...)`` one that plays schedules hypothesis draws and shrinks.
+
 Buyer processes are real processes (``fork``, ``spawn`` or ``forkserver``); functions
 must be defined at module level so that ``spawn`` can import them.
 """
@@ -22,6 +25,16 @@ from __future__ import annotations
 
 from ticketsim.engine.yours import Played, Race, play
 from ticketsim.sale.yours import step
-from ticketsim.search.yours import Explored, explore
+from ticketsim.search.yours import Explored, RaceFailed, checked, drawn, explore
 
-__all__ = ["Explored", "Played", "Race", "explore", "play", "step"]
+__all__ = [
+    "Explored",
+    "Played",
+    "Race",
+    "RaceFailed",
+    "checked",
+    "drawn",
+    "explore",
+    "play",
+    "step",
+]

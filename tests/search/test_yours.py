@@ -3,6 +3,7 @@ played in exact interleavings by real processes, searched, replayed, and fixed."
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -143,3 +144,22 @@ def test_a_buyer_that_raises_is_an_unknown_outcome() -> None:
 def broken(path: str, buyer: int) -> int | None:
     race.step("start")
     return buyer // 0
+
+
+def test_the_example_project_runs_under_the_plugin(tmp_path: Path) -> None:
+    """examples/shop, a project of its own, tested with the plugin as a user would: the
+    bug is found (by every schedule, and by drawn ones), the fix passes every one."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[2] / "examples" / "shop"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+            "-o", f"cache_dir={tmp_path}", str(example),
+        ],
+        cwd=example, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout

@@ -17,6 +17,8 @@ from ticketsim.analysis.report import build_report
 from ticketsim.engine.yours import Played, Race, play
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ticketsim.analysis.report import Report
 
 
@@ -51,3 +53,69 @@ def explore(race: Race, *, max_runs: int = 1000) -> Explored:
                 if other != played.order[turn]:
                     queue.append((*played.order[:turn], other))
     return Explored(None, None, runs, complete=not queue)
+
+
+class RaceFailed(AssertionError):
+    """A schedule of your buyer broke an invariant: the message says which, why, and
+    how to play it again."""
+
+
+def checked(race: Race, *, max_runs: int = 1000) -> Callable[[], None]:
+    """A test (a function of no arguments) that plays every schedule of ``race``, up to
+    ``max_runs`` sales, and fails with the first that breaks an invariant."""
+
+    def test() -> None:
+        found = explore(race, max_runs=max_runs)
+        if found.counterexample is not None and found.report is not None:
+            raise RaceFailed(_failure(race, found.counterexample, found.report, found.runs))
+        if not found.complete:
+            raise RaceFailed(
+                f"ticketsim played {found.runs} schedules of {_name(race.buy)} and stopped "
+                f"(max_runs={max_runs}) before playing them all: nothing is claimed about "
+                "the rest; raise max_runs"
+            )
+
+    test.__name__ = f"test_every_schedule_of_{_name(race.buy)}"
+    return test
+
+
+def drawn(race: Race, *, max_examples: int = 100, turns: int = 12) -> Callable[[], None]:
+    """A test that plays schedules hypothesis draws (at most ``turns`` chosen turns
+    each; the rest of the sale takes the lowest buyer waiting), shrinking the first that
+    breaks an invariant to a simplest one. It uses hypothesis' example database, so a
+    failure found once is tried first next time."""
+    from hypothesis import given, settings  # noqa: PLC0415 - only for this kind of test
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    schedules = st.lists(st.integers(1, race.buyers), max_size=turns)
+
+    @settings(max_examples=max_examples, deadline=None)
+    @given(schedule=schedules)
+    def test(schedule: list[int]) -> None:
+        played = play(race, schedule)
+        report = build_report(played.result)
+        if report.certain or not report.ok:
+            raise RaceFailed(_failure(race, played, report, None))
+
+    test.__name__ = f"test_drawn_schedules_of_{_name(race.buy)}"
+    return test
+
+
+def _name(function: object) -> str:
+    return str(getattr(function, "__name__", "buyer"))
+
+
+def _failure(race: Race, played: Played, report: Report, runs: int | None) -> str:
+    """What failed, in the buyer's own step names, and how to play it again."""
+    found = "" if runs is None else f" (schedule {runs} played)"
+    lines = [
+        f"ticketsim found a schedule of {_name(race.buy)} that breaks an invariant{found}:",
+        f"  schedule: {played.schedule()}",
+        f"  {report.verdict}",
+    ]
+    lines += [f"  - {v.explanation}" for v in report.violations]
+    lines.append(
+        f"Play it again: ticketsim.race.play(race, {played.order!r}), race being this "
+        f"Race of {_name(race.buy)}"
+    )
+    return "\n".join(lines)
