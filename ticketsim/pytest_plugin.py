@@ -13,9 +13,12 @@ xdist work as for any test; ``drawn`` keeps its failures in hypothesis' database
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ TICKETS = 1
 
 
 def open_shop() -> str:
-    """A new shop with TICKETS tickets; its file's path."""
-    path = Path(tempfile.mkdtemp(prefix="shop-")) / "shop.sqlite"
+    """A new shop with TICKETS tickets, in place of the last one; its file's path."""
+    path = Path(tempfile.gettempdir()) / "ticketsim-example-shop.sqlite"
+    path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE stock (remaining INTEGER NOT NULL)")
         db.execute("CREATE TABLE sales (buyer INTEGER NOT NULL, seat INTEGER NOT NULL)")

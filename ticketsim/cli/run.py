@@ -47,6 +47,14 @@ from ticketsim.cli.options import (
 )
 from ticketsim.cli.root import command
 from ticketsim.cli.search import scenario_of
+from ticketsim.cli.yours import (
+    BuyerOpt,
+    SetupOpt,
+    SoldOpt,
+    Yours,
+    refuse_others,
+    reported_yours,
+)
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
@@ -106,9 +114,26 @@ def run(
     live: Live = False,
     timeline: TimelineOpt = None,
     show_timeline: ShowTimeline = False,
+    buyer: BuyerOpt = None,
+    setup: SetupOpt = None,
+    sold: SoldOpt = None,
 ) -> None:
     """Run one sale: BUYERS processes try to buy TICKETS tickets from the db at once."""
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+
+    if buyer is not None:  # the user's own buyer, free: the race as it happens
+        refuse_others(
+            {"--strategy": strategy is not None, "--lock": lock, "--store": store is not None,
+             "--hosts": hosts is not None, "--pool": pool is not None, "--keep": keep,
+             "--kill": bool(kill), "--kill-holder": kill_holder, "--lockstep": lockstep,
+             "--pause-holder": pause_holder, "--live": live, "--history": history is not None,
+             "--timeline": timeline is not None, "--show-timeline": show_timeline}
+        )  # fmt: skip
+        from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
+
+        mine = Yours(buyer, setup, sold)
+        race = mine.race(buyers, tickets, start_method_of(start_method), timeout)
+        reported_yours(mine, race, engine.play(race, None), json_out)
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)
@@ -153,6 +178,9 @@ def replay(
     repeat: Repeat = 1,
     timeline: TimelineOpt = None,
     show_timeline: ShowTimeline = False,
+    buyer: BuyerOpt = None,
+    setup: SetupOpt = None,
+    sold: SoldOpt = None,
 ) -> None:
     """Run one exact interleaving of the buyers' steps, and report it as 'run' does.
 
@@ -163,10 +191,17 @@ def replay(
     from ticketsim.engine import runner  # noqa: PLC0415 - start-up time
     from ticketsim.search.explore import signature  # noqa: PLC0415
 
+    settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs")
+    if buyer is not None:
+        refuse_others(
+            {"--strategy": strategy is not None, "--lock": lock, "--history": history is not None,
+             "--timeline": timeline is not None, "--show-timeline": show_timeline}
+        )  # fmt: skip
+        mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
+        _replay_yours(mine, schedule, buyers, tickets, method, timeout, json_out, repeat)
     outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = strategy_of(strategy, lock)
     _vet(db, chosen, outputs)
-    settings.require_int("repeat", repeat, 1, MAX_REPEAT, "runs")
     if buyers is None:
         buyers = _named_buyers(schedule)
     from ticketsim.engine.databases import PrivateServers  # noqa: PLC0415 - start-up time
@@ -178,6 +213,33 @@ def replay(
     first = results[0]
     reproduced = sum(1 for r in results if signature(r) == signature(first))
     _reported(first, outputs, repeat=repeat, reproduced=reproduced)
+
+
+def _replay_yours(
+    mine: Yours,
+    schedule: str,
+    buyers: int | None,
+    tickets: int,
+    start_method: str | None,
+    timeout: float,
+    json_out: bool,
+    repeat: int,
+) -> NoReturn:
+    """The user's buyer in one exact schedule, ``repeat`` times, each compared with the
+    first: the same turns, and the same verdict."""
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
+
+    order = engine.parse_order(schedule, buyers or 10**6)
+    race = mine.race(buyers or max(order, default=1), tickets, start_method, timeout)
+    played = [engine.play(race, order) for _ in range(repeat)]
+    first = played[0]
+    verdict = build_report(first.result).verdict
+    same = sum(
+        1 for p in played if p.order == first.order and build_report(p.result).verdict == verdict
+    )
+    searched = f"reproduced {same}/{repeat}" if repeat > 1 else ""
+    reported_yours(mine, race, first, json_out, searched=searched)
 
 
 def _vet(

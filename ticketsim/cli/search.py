@@ -31,6 +31,14 @@ from ticketsim.cli.options import (
     strategy_of,
 )
 from ticketsim.cli.root import command
+from ticketsim.cli.yours import (
+    BuyerOpt,
+    SetupOpt,
+    SoldOpt,
+    Yours,
+    refuse_others,
+    reported_yours,
+)
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 
 if TYPE_CHECKING:
@@ -82,11 +90,19 @@ def explore(
     timeout: Timeout = 10.0,
     start_method: StartMethodOpt = None,
     json_out: Json = False,
+    buyer: BuyerOpt = None,
+    setup: SetupOpt = None,
+    sold: SoldOpt = None,
 ) -> None:
     """Run every order of the buyers' steps that can differ, and report what breaks."""
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
+
+    if buyer is not None:
+        refuse_others({"--strategy": strategy is not None, "--lock": lock})
+        mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
+        _explore_yours(mine, buyers, tickets, max_schedules, method, timeout, json_out)
 
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
@@ -95,6 +111,42 @@ def explore(
         exploration_view,
         json_out=json_out,
     )
+
+
+def _explore_yours(
+    mine: Yours,
+    buyers: int,
+    tickets: int,
+    max_schedules: int,
+    start_method: str | None,
+    timeout: float,
+    json_out: bool,
+) -> None:
+    """Every schedule of the user's buyer, up to ``max_schedules``: the first that breaks
+    an invariant reported as a sale is, or what was checked, complete or not."""
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+    from ticketsim.core.exits import ExitCode  # noqa: PLC0415 - start-up time
+    from ticketsim.search import yours  # noqa: PLC0415 - start-up time
+
+    settings.require_int("max_schedules", max_schedules, 1, settings.MAX_RUNS, "schedules")
+    race = mine.race(buyers, tickets, start_method, timeout)
+    found = yours.explore(race, max_runs=max_schedules)
+    if found.counterexample is not None:
+        searched = f"found in schedule {found.runs} played (fewest switches first)"
+        reported_yours(mine, race, found.counterexample, json_out, searched=searched)
+    said = (
+        f"every schedule of {mine.buyer} ({found.runs}) kept every invariant"
+        if found.complete
+        else f"{found.runs} schedules of {mine.buyer} kept every invariant; the search stopped "
+        f"at --max-schedules {max_schedules} before the rest, which were not checked"
+    )
+    code = ExitCode.OK if found.complete else ExitCode.STALLED
+    if json_out:
+        output.echo_json({"runs": found.runs, "complete": found.complete, "verdict": said,
+                          "exit_code": int(code)})  # fmt: skip
+    else:
+        typer.echo(said)
+    raise typer.Exit(int(code))
 
 
 @command(epilog="Example: 'ticketsim hunt --buyers 6 --tickets 3' for sales too large to explore.")

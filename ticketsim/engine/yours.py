@@ -9,7 +9,11 @@ the history, which the checker reads as it reads a run's.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import multiprocessing.connection
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -18,6 +22,7 @@ from ticketsim.core import db as dbfile
 from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
+from ticketsim.errors import ConfigError
 from ticketsim.sale import _signals
 from ticketsim.sale.yours import run_yours
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
+#: Where a buyer's last turn takes it.
+_ENDED: Final = frozenset({"done", "sold out", "error"})
 #: How long ending a buyer process may take, at each step.
 _END_S: Final = 2.0
 
@@ -72,8 +79,13 @@ class Played:
         return " ".join(f"{b}:{where}" for b, where in zip(self.order, self.reached, strict=True))
 
 
-def play(race: Race, schedule: Sequence[int] = ()) -> Played:
-    """Run one sale of ``race`` in the interleaving ``schedule`` gives; never prints."""
+def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
+    """Run one sale of ``race`` in the interleaving ``schedule`` gives; never prints.
+
+    With ``schedule`` ``None`` the sale is free: every buyer goes on from each of its
+    marks at once, all at the same time, as they would without ticketsim (the race as
+    it happens, not forced); the order they took is recorded all the same.
+    """
     ctx = multiprocessing.get_context(race.start_method)
     handle = race.setup()
     lines: dict[int, Connection] = {}
@@ -97,17 +109,19 @@ def play(race: Race, schedule: Sequence[int] = ()) -> Played:
             theirs.close()
             lines[number] = mine
         pids = {n: _ready(lines[n], n, race.timeout, events) for n in lines}
-        waiting = set(lines)
+        if schedule is None:
+            _free(lines, pids, race.timeout, events, order, reached)
+        waiting = set(lines) if schedule is not None else set()
         while waiting:
             turn = len(order)
-            wanted = schedule[turn] if turn < len(schedule) else None
+            wanted = schedule[turn] if schedule is not None and turn < len(schedule) else None
             chosen = wanted if wanted in waiting else min(waiting)
             choices.append(tuple(sorted(waiting)))
             order.append(chosen)
             lines[chosen].send(None)
             where = _moved(lines[chosen], chosen, pids[chosen], race.timeout, events)
             reached.append(where)
-            if where in ("done", "sold out", "error"):
+            if where in _ENDED:
                 waiting.discard(chosen)
     finally:
         _end(processes)
@@ -115,6 +129,34 @@ def play(race: Race, schedule: Sequence[int] = ()) -> Played:
             line.close()
     final = _final(race, handle, events, pids if processes else {})
     return Played(_result(race, events, final), tuple(order), tuple(choices), tuple(reached))
+
+
+def _free(
+    lines: dict[int, Connection],
+    pids: dict[int, int],
+    timeout: float,
+    events: list[Event],
+    order: list[int],
+    reached: list[str],
+) -> None:
+    """Let every buyer go at once, and on from each mark as soon as it gets there."""
+    running = dict(lines)
+    for line in running.values():
+        line.send(None)
+    while running:
+        ready = multiprocessing.connection.wait(list(running.values()), timeout)
+        if not ready:
+            raise TimeoutError(f"no buyer said anything for {timeout:g} s")
+        for number, line in list(running.items()):
+            if line not in ready:
+                continue
+            where = _moved(line, number, pids[number], timeout, events)
+            order.append(number)
+            reached.append(where)
+            if where in _ENDED:
+                del running[number]
+            else:
+                line.send(None)
 
 
 def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
@@ -189,3 +231,37 @@ def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> R
         system=race.name,
         system_safe=True,
     )
+
+
+def load_function(name: str, spec: str) -> Callable[..., Any]:
+    """The function ``spec`` names (``package.module:function``), imported as ``python
+    -m`` would from the current folder; :class:`ConfigError` says what is wrong."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ConfigError(name, spec, "give it as package.module:function, like shop:buy")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does, and so do spawned buyers
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # its own import errors too: they are the user's to fix
+        raise ConfigError(
+            name, spec, f"cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from None
+    found = getattr(module, attribute, None)
+    if not callable(found):
+        raise ConfigError(name, spec, f"{module_name!r} has no function {attribute!r}")
+    return found  # type: ignore[no-any-return]
+
+
+def parse_order(spec: str, buyers: int) -> tuple[int, ...]:
+    """A schedule as ``ticketsim`` prints it (``2:read 1:read 1:done``) or as buyer
+    numbers (``2 1 1``): who moves at each turn."""
+    order = []
+    for word in spec.split():
+        number, _, _ = word.partition(":")
+        if not number.isdigit() or not 1 <= int(number) <= buyers:
+            raise ConfigError(
+                "schedule", spec, f"{word!r} names no buyer: give buyer numbers 1 to {buyers}"
+            )
+        order.append(int(number))
+    return tuple(order)

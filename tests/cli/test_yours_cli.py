@@ -1,0 +1,83 @@
+"""``--buyer``: the user's own buyer by import path, from the command line, on the
+example shop (examples/shop), in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from sales import script
+
+from ticketsim.core.exits import ExitCode
+
+SHOP = Path(__file__).parents[2] / "examples" / "shop"
+WITH = ["--setup", "shop:open_shop", "--sold", "shop:sales", "--buyers", "2", "--tickets", "1"]
+
+
+def _ticketsim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # The shop's file goes in the test's own folder (the shop puts it in TMPDIR).
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    return subprocess.run(
+        [script(), *args], cwd=SHOP, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def test_explore_finds_the_shops_bug_and_says_how_to_replay_it(tmp_path: Path) -> None:
+    found = _ticketsim(tmp_path, "explore", "--buyer", "shop:buy", *WITH)
+    assert found.returncode == ExitCode.VIOLATED, found.stdout + found.stderr
+    assert "OVERSOLD" in found.stdout
+    assert "schedule: 2:check stock 1:check stock 1:done 2:done" in found.stdout
+    replay = found.stdout.split("play it again: ", 1)[1].strip()
+    assert replay.startswith("ticketsim replay --buyer shop:buy")
+    again = _ticketsim(tmp_path, *shlex.split(replay)[1:], "--repeat", "3")
+    assert again.returncode == ExitCode.VIOLATED, again.stdout + again.stderr
+    assert "reproduced 3/3" in again.stdout
+
+
+def test_explore_passes_the_fixed_shop_over_every_schedule(tmp_path: Path) -> None:
+    done = _ticketsim(tmp_path, "explore", "--buyer", "shop:buy_fixed", *WITH, "--json")
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    said = json.loads(done.stdout)
+    assert said["complete"]
+    assert said["runs"] > 1
+
+
+def test_a_search_cut_short_says_so(tmp_path: Path) -> None:
+    done = _ticketsim(
+        tmp_path, "explore", "--buyer", "shop:buy_fixed", *WITH, "--max-schedules", "2"
+    )
+    assert done.returncode == ExitCode.STALLED, done.stdout + done.stderr
+    assert "were not checked" in done.stdout
+
+
+def test_run_lets_the_buyers_race_freely(tmp_path: Path) -> None:
+    done = _ticketsim(tmp_path, "run", "--buyer", "shop:buy_fixed", *WITH, "--json")
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["system"] == "shop:buy_fixed"
+    assert report["sold"] == 1
+    assert report["replay"].startswith("ticketsim replay --buyer shop:buy_fixed")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run", "--buyer", "shop", "--setup", "shop:open_shop"], "package.module:function"),
+        (["run", "--buyer", "shop:nope", "--setup", "shop:open_shop"], "no function 'nope'"),
+        (["run", "--buyer", "gone:buy", "--setup", "shop:open_shop"], "cannot import 'gone'"),
+        (["run", "--buyer", "shop:buy"], "--setup"),
+        (["run", "--buyer", "shop:buy", "--setup", "shop:open_shop", "--lock"], "--lock"),
+        (["replay", "--buyer", "shop:buy", *WITH, "--schedule", "1 3"], "'3' names no buyer"),
+        (["explore", "--buyer", "shop:buy", *WITH, "--strategy", "lock"], "--strategy"),
+    ],
+)
+def test_a_buyer_given_wrong_is_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    done = _ticketsim(tmp_path, *args)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert words in done.stderr

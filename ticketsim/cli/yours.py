@@ -1,0 +1,111 @@
+"""``--buyer``: ``run``, ``replay`` and ``explore`` of the user's own buyer function,
+by import path, reported as ticketsim's own sales are."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn
+
+import typer
+
+from ticketsim.cli import output
+
+if TYPE_CHECKING:
+    from ticketsim.engine.yours import Played, Race
+
+BuyerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--buyer",
+        help=(
+            "Your own buyer, as package.module:function: buy(handle, buyer) returns the seat "
+            "it sold or None, its steps marked with ticketsim.race.step (see README)."
+        ),
+        show_default=False,
+    ),
+]
+SetupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--setup",
+        help="With --buyer: module:function that makes a fresh store and returns its handle.",
+        show_default=False,
+    ),
+]
+SoldOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sold",
+        help="With --buyer: module:function(handle) listing (buyer, seat) for every sale made.",
+        show_default=False,
+    ),
+]
+
+
+class Yours(NamedTuple):
+    """The user's buyer as the command line named it."""
+
+    buyer: str
+    setup: str | None
+    sold: str | None
+
+    def race(self, buyers: int, tickets: int, start_method: str | None, timeout: float) -> Race:
+        from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+        from ticketsim.engine import yours  # noqa: PLC0415 - start-up time
+
+        settings.require_int("buyers", buyers, 1, settings.PROCESS_PER_BUYER_MAX, "buyers")
+        settings.require_int("tickets", tickets, 0, settings.MAX_TICKETS, "tickets")
+        settings.require_timeout("timeout", timeout)
+        if self.setup is None:
+            from ticketsim.cli.errors import BadInput  # noqa: PLC0415 - start-up time
+
+            raise BadInput("--buyer needs --setup module:function, which makes its store")
+        return yours.Race(
+            yours.load_function("buyer", self.buyer),
+            yours.load_function("setup", self.setup),
+            buyers=buyers,
+            tickets=tickets,
+            sold=None if self.sold is None else yours.load_function("sold", self.sold),
+            name=self.buyer,
+            start_method=start_method,
+            timeout=timeout,
+        )
+
+    def replay_command(self, played: Played, race: Race) -> str:
+        where = f" --setup {self.setup}" + (f" --sold {self.sold}" if self.sold else "")
+        order = " ".join(str(b) for b in played.order)
+        return (
+            f"ticketsim replay --buyer {self.buyer}{where} --buyers {race.buyers} "
+            f"--tickets {race.tickets} --schedule '{order}'"
+        )
+
+
+def refuse_others(given: dict[str, bool]) -> None:
+    """Options of ticketsim's own sales make no sense with --buyer."""
+    from ticketsim.cli.errors import BadInput  # noqa: PLC0415 - start-up time
+
+    others = [name for name, on in given.items() if on]
+    if others:
+        raise BadInput(
+            f"{', '.join(others)} set up ticketsim's own sales; with --buyer your code is the "
+            "sale: drop them"
+        )
+
+
+def reported_yours(
+    yours: Yours, race: Race, played: Played, json_out: bool, *, searched: str = ""
+) -> NoReturn:
+    """The sale's report, the schedule it took, and how to play it again; its exit code."""
+    from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+
+    report = build_report(played.result)
+    again = yours.replay_command(played, race)
+    extra = {"schedule_played": played.schedule(), "replay": again}
+    if searched:
+        extra["searched"] = searched
+    output.show_report(report, json_out, **extra)
+    if not json_out:
+        if searched:
+            typer.echo(searched)
+        typer.echo(f"schedule: {played.schedule()}")
+        typer.echo(f"play it again: {again}")
+    raise typer.Exit(int(report.exit_code))
