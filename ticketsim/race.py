@@ -24,7 +24,7 @@ must be defined at module level so that ``spawn`` can import them.
 from __future__ import annotations
 
 from ticketsim.engine.yours import Played, Race, play
-from ticketsim.sale.yours import step
+from ticketsim.sale.yours import locked, step, wait_for
 from ticketsim.search.yours import Explored, RaceFailed, checked, drawn, explore
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "checked",
     "drawn",
     "explore",
+    "locked",
     "play",
     "step",
+    "wait_for",
 ]

@@ -22,7 +22,7 @@ markdown-it.
 from __future__ import annotations
 
 # Each command module registers its commands on the app as it is imported.
-from ticketsim.cli import compare, db, demo, hosts, run, search, strategies
+from ticketsim.cli import compare, db, demo, exercise, hosts, run, search, strategies
 from ticketsim.cli.errors import fail
 from ticketsim.cli.options import MAX_REPEAT, StartMethod
 from ticketsim.cli.root import app, main
@@ -34,6 +34,7 @@ __all__ = [
     "compare",
     "db",
     "demo",
+    "exercise",
     "fail",
     "hosts",
     "main",

@@ -91,6 +91,9 @@ BY_COMMAND: Final[dict[str, tuple[ExitCode, ...]]] = {
         "sale start": _ANY,
         "sale check": _JUDGED,
         "buyers": _ANY | {ExitCode.STALLED},
+        "exercise list": _ANY,
+        "exercise show": _ANY,
+        "exercise check": _JUDGED,
     }.items()
 }
 
@@ -113,6 +116,10 @@ OWN_MEANING: Final[dict[str, dict[ExitCode, str]]] = {
     "strategies": {ExitCode.OK: "the table was printed"},
     "sale open": {ExitCode.OK: "the store holds the new sale; its id is printed"},
     "sale start": {ExitCode.OK: "the sale is open: the buyers waiting at its gate go"},
+    "exercise check": {
+        ExitCode.OK: "every interleaving of the fix kept every invariant",
+        ExitCode.VIOLATED: "an interleaving breaks the fix: the output says which, and where",
+    },
     "buyers": {
         ExitCode.OK: "every buyer of this host learnt its outcome and recorded it in the store",
         ExitCode.STALLED: (

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Where a buyer's last turn takes it.
 _ENDED: Final = frozenset({"done", "sold out", "error"})
+#: How a turn that ended with its buyer finding a lock held is named: ``blocked:lock``.
+_BLOCKED: Final = "blocked:"
 #: How long ending a buyer process may take, at each step.
 _END_S: Final = 2.0
 
@@ -112,15 +114,27 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
         if schedule is None:
             _free(lines, pids, race.timeout, events, order, reached)
         waiting = set(lines) if schedule is not None else set()
+        # Buyers that found a lock held: tried again only once another buyer has moved.
+        blocked: set[int] = set()
         while waiting:
+            free = waiting - blocked
+            if not free:  # each waits for a lock another holds: nobody can move again
+                stuck = _deadlocked(sorted(waiting), pids, events)
+                waiting.clear()
+                reached.append(stuck)
+                break
             turn = len(order)
             wanted = schedule[turn] if schedule is not None and turn < len(schedule) else None
-            chosen = wanted if wanted in waiting else min(waiting)
-            choices.append(tuple(sorted(waiting)))
+            chosen = wanted if wanted in free else min(free)
+            choices.append(tuple(sorted(free)))
             order.append(chosen)
             lines[chosen].send(None)
             where = _moved(lines[chosen], chosen, pids[chosen], race.timeout, events)
             reached.append(where)
+            if where.startswith(_BLOCKED):
+                blocked.add(chosen)
+            else:
+                blocked.clear()  # it may have let go of what the blocked ones wait for
             if where in _ENDED:
                 waiting.discard(chosen)
     finally:
@@ -156,7 +170,17 @@ def _free(
             if where in _ENDED:
                 del running[number]
             else:
+                if where.startswith(_BLOCKED):
+                    time.sleep(0.001)  # the holder runs meanwhile: no turns to wait for
                 line.send(None)
+
+
+def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> str:
+    """Every buyer still waiting is blocked by another: a deadlock, which ends them."""
+    now = time.monotonic()
+    note = f"deadlock: buyers {', '.join(map(str, stuck))} each wait for a lock another holds"
+    events.extend(Event(n, Step.LOST, now, pids[n], note=note, error="Deadlock") for n in stuck)
+    return "deadlock"
 
 
 def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
@@ -171,6 +195,9 @@ def _moved(line: Connection, number: int, pid: int, timeout: float, events: list
     """Where buyer ``number``'s turn took it, recorded as its event."""
     kind, what, more = _said(line, number, timeout)
     now = time.monotonic()
+    if kind == "blocked":
+        events.append(Event(number, Step.WAIT, now, pid, note=str(what)))
+        return f"{_BLOCKED}{what}"
     if kind == "mark":
         events.append(Event(number, Step.MARK, now, pid, value=more, note=str(what)))
         return str(what)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.sale import _signals
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
+
+#: How long a buyer outside ticketsim's scheduler waits between tries of a held lock.
+_SPIN_S: Final = 0.001
 
 
 class _Here:
@@ -43,6 +47,44 @@ def step(name: str, value: int | None = None) -> None:
         return
     control.send(("mark", name, value))
     _turn(control, _here.timeout)
+
+
+def wait_for(name: str, attempt: Callable[[], bool]) -> None:
+    """Wait until ``attempt()`` (a try that never blocks, a lock's ``acquire(False)``)
+    succeeds. Under ticketsim the buyer tells the scheduler it is blocked at ``name``
+    and is tried again only once another buyer has moved: a buyer that blocked for real
+    inside a turn would stop the whole sale."""
+    while not attempt():
+        control = _here.control
+        if control is None:
+            time.sleep(_SPIN_S)
+            continue
+        control.send(("blocked", name, None))
+        _turn(control, _here.timeout)
+
+
+@contextlib.contextmanager
+def locked(lock: Any, name: str = "lock") -> Iterator[None]:
+    """``with locked(lock):`` is ``with lock:`` for a buyer under ticketsim's scheduler:
+    taking it is a step, and a buyer that finds it held waits its turn instead of
+    blocking. For any lock with ``acquire(False)`` and ``release()``, and filelock's."""
+    wait_for(name, lambda: _try(lock))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _try(lock: Any) -> bool:
+    if hasattr(lock, "is_locked") and hasattr(lock, "lock_file"):  # filelock's
+        from filelock import Timeout  # noqa: PLC0415 - only for a file lock
+
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            return False
+        return True
+    return bool(lock.acquire(False))
 
 
 def _turn(control: Connection, timeout: float) -> None:

@@ -35,9 +35,12 @@ class Explored:
     complete: bool
 
 
-def explore(race: Race, *, max_runs: int = 1000) -> Explored:
+def explore(race: Race, *, max_runs: int = 1000, preemptions: int | None = None) -> Explored:
     """Play every schedule of ``race`` (up to ``max_runs`` sales), stopping at the first
-    one that breaks an invariant."""
+    one that breaks an invariant. With ``preemptions``, only the schedules that take a
+    turn from a buyer in the middle of its purchase at most that many times: a buyer
+    that retries for ever (a lease taken back and forth) has endless schedules, and
+    most bugs need one or two preemptions (the bound ``complete`` is then about)."""
     queue: collections.deque[tuple[int, ...]] = collections.deque([()])
     runs = 0
     while queue and runs < max_runs:
@@ -49,10 +52,29 @@ def explore(race: Race, *, max_runs: int = 1000) -> Explored:
             return Explored(played, report, runs, complete=False)
         # Every turn after the prefix where another buyer could have gone instead.
         for turn in range(len(prefix), len(played.order)):
+            taken = _preempted(played, turn)
             for other in played.choices[turn]:
-                if other != played.order[turn]:
+                if other == played.order[turn]:
+                    continue
+                cost = taken + (1 if turn and _interrupts(played, turn, other) else 0)
+                if preemptions is None or cost <= preemptions:
                     queue.append((*played.order[:turn], other))
     return Explored(None, None, runs, complete=not queue)
+
+
+def _interrupts(played: Played, turn: int, other: int) -> bool:
+    """Whether giving turn ``turn`` to ``other`` takes it from a buyer mid-purchase."""
+    before, where = played.order[turn - 1], played.reached[turn - 1]
+    return (
+        other != before
+        and where not in ("done", "sold out", "error")
+        and not where.startswith("blocked:")
+    )
+
+
+def _preempted(played: Played, turn: int) -> int:
+    """How many preemptions the schedule has before turn ``turn``."""
+    return sum(1 for t in range(1, turn) if _interrupts(played, t, played.order[t]))
 
 
 class RaceFailed(AssertionError):

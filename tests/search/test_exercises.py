@@ -1,0 +1,80 @@
+"""The exercises: each broken buyer fails its check with a hint at the step where it
+breaks, and each right answer passes every interleaving (up to the bound)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from sales import script
+
+from ticketsim.analysis.checker import Kind
+from ticketsim.core.exits import ExitCode
+from ticketsim.search.exercises import EXERCISES, check_file, exercise
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NUMBERS = [item.number for item in EXERCISES]
+
+
+def _student(tmp_path: Path, text: str) -> Path:
+    # A module name of its own: the check imports the file by its name.
+    path = tmp_path / f"student_{uuid.uuid4().hex}.py"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_the_broken_buyer_fails_with_its_hint(tmp_path: Path, number: int) -> None:
+    item = exercise(number)
+    checked = check_file(number, _student(tmp_path, item.broken))
+    assert checked.broken is not None
+    assert checked.report is not None
+    assert Kind.OVERSOLD in {v.kind for v in checked.report.violations}
+    assert checked.hint in dict(item.hints).values()
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_the_right_answer_passes_every_interleaving(tmp_path: Path, number: int) -> None:
+    checked = check_file(number, _student(tmp_path, exercise(number).right))
+    assert checked.broken is None, checked.report.verdict if checked.report else ""
+    assert checked.complete
+    assert checked.runs > 1
+
+
+def test_the_command_line_shows_and_checks(tmp_path: Path) -> None:
+    shown = subprocess.run(
+        [script(), "exercise", "show", "1"], capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
+    path = _student(tmp_path, shown.stdout)  # the broken buyer, as a student saves it
+    done = subprocess.run(
+        [script(), "exercise", "check", "1", str(path)], capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.VIOLATED, done.stdout + done.stderr
+    assert "hint: another buyer read the same count" in done.stdout
+    listed = subprocess.run(
+        [script(), "exercise", "list"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert len(listed.stdout.splitlines()) == len(EXERCISES)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["exercise", "show", "99"], "exercise=99"),
+        (["exercise", "check", "1", "nothere.py"], "nothere.py"),
+        (["exercise", "check", "1", "/etc/hostname"], ".py file"),
+    ],
+)
+def test_the_command_line_refuses(args: list[str], words: str) -> None:
+    done = subprocess.run(
+        [script(), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert words in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
