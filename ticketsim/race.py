@@ -24,7 +24,7 @@ must be defined at module level so that ``spawn`` can import them.
 from __future__ import annotations
 
 from ticketsim.engine.yours import Played, Race, play
-from ticketsim.sale.yours import locked, step, wait_for
+from ticketsim.sale.yours import locked, marked, step, wait_for
 from ticketsim.search.yours import Explored, RaceFailed, checked, drawn, explore
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "drawn",
     "explore",
     "locked",
+    "marked",
     "play",
     "step",
     "wait_for",

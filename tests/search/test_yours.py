@@ -163,3 +163,23 @@ def test_the_example_project_runs_under_the_plugin(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+def buy_unmarked(path: str, buyer: int) -> int | None:
+    """The racy shop with no step of its own: every statement is one, through marked."""
+    db = race.marked(sqlite3.connect(path, isolation_level=None, timeout=10))
+    remaining = int(db.execute("SELECT remaining FROM stock").fetchone()[0])
+    if remaining <= 0:
+        return None
+    db.execute("UPDATE stock SET remaining = ?", (remaining - 1,))
+    db.execute("INSERT INTO sold VALUES (?, ?)", (buyer, TICKETS - remaining + 1))
+    return TICKETS - remaining + 1
+
+
+def test_a_marked_connection_makes_every_statement_a_step() -> None:
+    found = race.explore(_race(buy_unmarked))
+    assert found.counterexample is not None
+    assert found.report is not None
+    assert Kind.OVERSOLD in {v.kind for v in found.report.violations}
+    steps = {e.note for e in found.counterexample.result.history if e.step is Step.MARK}
+    assert steps == {"select", "update", "insert"}

@@ -116,3 +116,43 @@ def run_yours(
             control.send(("error", f"{type(exc).__name__}: {exc}", type(exc).__name__))
     finally:
         _here.control = None
+
+
+#: A connection's methods that send nothing to the store, or hand out another object.
+_UNMARKED: Final = frozenset({"close", "cursor", "pipeline", "transaction", "register_script"})
+
+
+class Marked:
+    """A connection (sqlite3, psycopg, redis-py) whose every statement or command is a
+    marked step, named by its verb: ``select``, ``update``, ``commit`` for SQL, the
+    command for Redis (``get``, ``set``, ``incr``). The mark comes before it is sent, so
+    another buyer may come in before each one. Outside ticketsim it only forwards."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._connection, name)
+        if name.startswith("_") or name in _UNMARKED or not callable(found):
+            return found
+
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            step(_verb(name, args))
+            return found(*args, **kwargs)
+
+        return marked
+
+
+def _verb(method: str, args: tuple[Any, ...]) -> str:
+    """The step's name: a SQL statement's first word, else the method (a command)."""
+    if method in ("execute", "executemany", "executescript") and args and isinstance(args[0], str):
+        words = args[0].split(None, 1)
+        return words[0].lower() if words else method
+    return method
+
+
+def marked(connection: Any) -> Any:
+    """``connection``, each statement it sends a marked step (:class:`Marked`)."""
+    return Marked(connection)
