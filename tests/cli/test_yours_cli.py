@@ -81,3 +81,17 @@ def test_a_buyer_given_wrong_is_one_line(tmp_path: Path, args: list[str], words:
     assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert words in done.stderr
+
+
+def test_hunt_draws_and_shrinks_the_shops_bug(tmp_path: Path) -> None:
+    found = _ticketsim(tmp_path, "hunt", "--buyer", "shop:buy", *WITH)
+    assert found.returncode == ExitCode.VIOLATED, found.stdout + found.stderr
+    assert "drawn and shrunk by hypothesis" in found.stdout
+    # Shrunk to the simplest breaking schedule: the one explore finds first.
+    assert "schedule: 2:check stock 1:check stock 1:done 2:done" in found.stdout
+
+
+def test_a_hunt_that_finds_nothing_claims_nothing(tmp_path: Path) -> None:
+    done = _ticketsim(tmp_path, "hunt", "--buyer", "shop:buy_fixed", *WITH, "--max-examples", "5")
+    assert done.returncode == ExitCode.STALLED, done.stdout + done.stderr
+    assert "nothing is claimed" in done.stdout

@@ -113,6 +113,39 @@ def explore(
     )
 
 
+def _hunt_yours(
+    mine: Yours,
+    buyers: int,
+    tickets: int,
+    max_examples: int,
+    seed: int,
+    start_method: str | None,
+    timeout: float,
+    json_out: bool,
+) -> None:
+    """Schedules of the user's buyer drawn by hypothesis, a breaking one shrunk."""
+    from ticketsim.core import settings  # noqa: PLC0415 - start-up time
+    from ticketsim.core.exits import ExitCode  # noqa: PLC0415 - start-up time
+    from ticketsim.search import yours  # noqa: PLC0415 - start-up time
+
+    settings.require_int("max_examples", max_examples, 1, settings.MAX_RUNS, "examples")
+    race = mine.race(buyers, tickets, start_method, timeout)
+    found = yours.hunt(race, max_examples=max_examples, seed=seed)
+    if found.counterexample is not None:
+        searched = f"drawn and shrunk by hypothesis ({found.runs} schedules played)"
+        reported_yours(mine, race, found.counterexample, json_out, searched=searched)
+    said = (
+        f"{found.runs} drawn schedules of {mine.buyer} kept every invariant; the others "
+        "were not played, and nothing is claimed about them"
+    )
+    if json_out:
+        output.echo_json({"runs": found.runs, "complete": False, "verdict": said,
+                          "exit_code": int(ExitCode.STALLED)})  # fmt: skip
+    else:
+        typer.echo(said)
+    raise typer.Exit(int(ExitCode.STALLED))
+
+
 def _explore_yours(
     mine: Yours,
     buyers: int,
@@ -163,12 +196,19 @@ def hunt(
     timeout: Timeout = 10.0,
     start_method: StartMethodOpt = None,
     json_out: Json = False,
+    buyer: BuyerOpt = None,
+    setup: SetupOpt = None,
+    sold: SoldOpt = None,
 ) -> None:
     """Search schedules of a larger sale for one that breaks an invariant, and shrink it."""
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import hunt_view  # noqa: PLC0415 - start-up time
 
+    if buyer is not None:
+        refuse_others({"--strategy": strategy is not None, "--lock": lock})
+        mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
+        _hunt_yours(mine, buyers, tickets, max_examples, seed, method, timeout, json_out)
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
         partial(settings.require_hunt, max_examples, pct_runs, depth, seed),

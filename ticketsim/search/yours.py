@@ -141,3 +141,49 @@ def _failure(race: Race, played: Played, report: Report, runs: int | None) -> st
         f"Race of {_name(race.buy)}"
     )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Hunted:
+    """What drawing schedules of a :class:`Race` found."""
+
+    #: The simplest breaking schedule hypothesis shrank to, and its report; or ``None``.
+    counterexample: Played | None
+    report: Report | None
+    #: Schedules drawn and played (shrinking included).
+    runs: int
+
+
+def hunt(race: Race, *, max_examples: int = 100, turns: int = 12, seed: int = 0) -> Hunted:
+    """Play schedules hypothesis draws (``turns`` chosen turns at most; the rest of the
+    sale takes the lowest buyer waiting) until one breaks an invariant, then shrink it
+    to a simplest one. Nothing found is no claim: only what was drawn was played."""
+    import random  # noqa: PLC0415 - only for a hunt
+
+    from hypothesis import HealthCheck, find, settings  # noqa: PLC0415 - only for a hunt
+    from hypothesis import strategies as st  # noqa: PLC0415
+    from hypothesis.errors import NoSuchExample  # noqa: PLC0415
+
+    played_runs = [0]
+
+    def breaks(schedule: list[int]) -> bool:
+        played_runs[0] += 1
+        report = build_report(play(race, schedule).result)
+        return bool(report.certain) or not report.ok
+
+    try:
+        schedule = find(
+            st.lists(st.integers(1, race.buyers), max_size=turns),
+            breaks,
+            settings=settings(
+                max_examples=max_examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+            random=random.Random(seed),
+        )
+    except NoSuchExample:
+        return Hunted(None, None, played_runs[0])
+    played = play(race, schedule)
+    return Hunted(played, build_report(played.result), played_runs[0])
