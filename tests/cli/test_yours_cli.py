@@ -95,3 +95,12 @@ def test_a_hunt_that_finds_nothing_claims_nothing(tmp_path: Path) -> None:
     done = _ticketsim(tmp_path, "hunt", "--buyer", "shop:buy_fixed", *WITH, "--max-examples", "5")
     assert done.returncode == ExitCode.STALLED, done.stdout + done.stderr
     assert "nothing is claimed" in done.stdout
+
+
+def test_a_run_of_your_buyer_is_saved_and_checked_again(tmp_path: Path) -> None:
+    saved = tmp_path / "mine.jsonl"
+    run = _ticketsim(tmp_path, "run", "--buyer", "shop:buy", *WITH, "--history", str(saved))
+    checked = _ticketsim(tmp_path, "check", "--history", str(saved), "--json")
+    assert checked.returncode == run.returncode, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["system"] == "shop:buy"

@@ -126,14 +126,16 @@ def run(
             {"--strategy": strategy is not None, "--lock": lock, "--store": store is not None,
              "--hosts": hosts is not None, "--pool": pool is not None, "--keep": keep,
              "--kill": bool(kill), "--kill-holder": kill_holder, "--lockstep": lockstep,
-             "--pause-holder": pause_holder, "--live": live, "--history": history is not None,
+             "--pause-holder": pause_holder, "--live": live,
              "--timeline": timeline is not None, "--show-timeline": show_timeline}
         )  # fmt: skip
+        from ticketsim.core import paths  # noqa: PLC0415 - start-up time
         from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
 
+        paths.vet(paths.output("--history", history))
         mine = Yours(buyer, setup, sold)
         race = mine.race(buyers, tickets, start_method_of(start_method), timeout)
-        reported_yours(mine, race, engine.play(race, None), json_out)
+        reported_yours(mine, race, engine.play(race, None), json_out, history=history)
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)

@@ -10,6 +10,8 @@ import typer
 from ticketsim.cli import output
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ticketsim.engine.yours import Played, Race
 
 BuyerOpt = Annotated[
@@ -92,9 +94,17 @@ def refuse_others(given: dict[str, bool]) -> None:
 
 
 def reported_yours(
-    yours: Yours, race: Race, played: Played, json_out: bool, *, searched: str = ""
+    yours: Yours,
+    race: Race,
+    played: Played,
+    json_out: bool,
+    *,
+    searched: str = "",
+    history: Path | None = None,
 ) -> NoReturn:
-    """The sale's report, the schedule it took, and how to play it again; its exit code."""
+    """The sale's report, the schedule it took, and how to play it again; its exit code.
+    With ``history``, the sale's history is saved there (``ticketsim check`` reads it)."""
+    from ticketsim.analysis import history as historyfile  # noqa: PLC0415 - start-up time
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
 
     report = build_report(played.result)
@@ -103,6 +113,8 @@ def reported_yours(
     if searched:
         extra["searched"] = searched
     output.show_report(report, json_out, **extra)
+    if history is not None:  # after the report: a write that fails loses nothing more
+        historyfile.save(history, played.result)
     if not json_out:
         if searched:
             typer.echo(searched)
