@@ -162,7 +162,7 @@ def test_the_example_project_runs_under_the_plugin(tmp_path: Path) -> None:
         env={**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 passed" in done.stdout
+    assert "4 passed" in done.stdout
 
 
 def buy_unmarked(path: str, buyer: int) -> int | None:
@@ -183,3 +183,49 @@ def test_a_marked_connection_makes_every_statement_a_step() -> None:
     assert Kind.OVERSOLD in {v.kind for v in found.report.violations}
     steps = {e.note for e in found.counterexample.result.history if e.step is Step.MARK}
     assert steps == {"select", "update", "insert"}
+
+
+def no_more_sales_than_tickets(path: str) -> str | None:
+    """An invariant of the shop's own: its ledger never holds more sales than tickets."""
+    made = len(sold(path))
+    return None if made <= TICKETS else f"the ledger holds {made} sales of {TICKETS} ticket(s)"
+
+
+def test_your_own_invariant_is_checked_too() -> None:
+    racy = race.Race(
+        buy_racy, make_shop, buyers=2, tickets=TICKETS, invariant=no_more_sales_than_tickets
+    )
+    found = race.explore(racy)
+    assert found.report is not None
+    mine = [v for v in found.report.violations if v.kind is Kind.YOUR_INVARIANT]
+    assert [v.explanation for v in mine] == ["the ledger holds 2 sales of 1 ticket(s)"]
+    fixed = race.explore(
+        race.Race(buy_fixed, make_shop, buyers=2, invariant=no_more_sales_than_tickets)
+    )
+    assert fixed.complete
+    assert fixed.counterexample is None
+
+
+def two_locks() -> tuple[object, object]:
+    import multiprocessing
+
+    return multiprocessing.Lock(), multiprocessing.Lock()
+
+
+def buy_crossed(locks: tuple[object, object], buyer: int) -> int | None:
+    """Buyer 1 takes lock A then B, buyer 2 B then A: a deadlock, in some schedules."""
+    first, second = locks if buyer == 1 else locks[::-1]
+    with race.locked(first, "first lock"):
+        race.step("holds one")
+        with race.locked(second, "second lock"):
+            return buyer
+
+
+def test_a_deadlock_is_found_and_ends_the_buyers() -> None:
+    found = race.explore(race.Race(buy_crossed, two_locks, buyers=2, tickets=2))
+    assert found.counterexample is not None
+    lost = [e for e in found.counterexample.result.history if e.step is Step.LOST]
+    assert {e.error for e in lost} == {"Deadlock"}
+    assert {e.buyer for e in lost} == {1, 2}
+    assert found.report is not None
+    assert not found.report.ok

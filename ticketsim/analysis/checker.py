@@ -32,6 +32,8 @@ class Kind(str, Enum):
     SEAT_CONFLICT = "seat-conflict"  #: the ledger itself has a seat twice, or out of range
     UNDERSOLD = "undersold"  #: a safe strategy sold fewer than min(tickets, buyers)
     UNREADABLE_DB = "unreadable-db"  #: the db left behind does not parse
+    #: an invariant of the user's own (``ticketsim.race.Race``'s ``invariant``) broke
+    YOUR_INVARIANT = "your-invariant"
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,7 @@ _IN_WORDS: Final = {
     Kind.SEAT_CONFLICT: "the ledger holds a seat twice or one not on sale",
     Kind.UNDERSOLD: "sold fewer tickets than it could",
     Kind.UNREADABLE_DB: "the db was left unreadable, so its sales are unknown",
+    Kind.YOUR_INVARIANT: "your own invariant broke",
 }
 _WRITE_FAILED: Final = DbWriteError.__name__
 
@@ -321,6 +322,7 @@ def build_report(result: RunResult) -> Report:
         # Another program's history may leave its final state out: the history alone.
         final_known=not (result.system is not None and result.final is None),
     )
+    violations += [Violation(Kind.YOUR_INVARIANT, said) for said in result.broken]
     outcome: dict[int, Step] = {
         e.buyer: e.step for e in history if e.step in (Step.OK, Step.FAIL, Step.ERROR)
     }

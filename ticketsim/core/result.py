@@ -107,6 +107,8 @@ class RunResult:
     system: str | None = None
     #: Whether that system claims to be safe: then it must also sell every ticket it can.
     system_safe: bool = False
+    #: What the user's own invariants found broken after the sale, in their words.
+    broken: tuple[str, ...] = ()
 
     @property
     def safe(self) -> bool:

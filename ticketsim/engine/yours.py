@@ -9,6 +9,7 @@ the history, which the checker reads as it reads a run's.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import multiprocessing
 import multiprocessing.connection
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 _ENDED: Final = frozenset({"done", "sold out", "error"})
 #: How a turn that ended with its buyer finding a lock held is named: ``blocked:lock``.
 _BLOCKED: Final = "blocked:"
+#: How long buyers have, all together, to exit by themselves once the sale is over.
+_GRACE_S: Final = 0.5
 #: How long ending a buyer process may take, at each step.
 _END_S: Final = 2.0
 
@@ -58,6 +61,10 @@ class Race:
     sold: Callable[[Any], Sequence[tuple[int, int]]] | None = None
     #: The name of the system under test, as reports show it.
     name: str = "your buyer"
+    #: An invariant of your own, checked with the store's handle once the sale is over:
+    #: ``None`` when it holds, else what broke, in words (ticketsim's own, of tickets
+    #: sold, are checked too).
+    invariant: Callable[[Any], str | None] | None = None
     start_method: str | None = None
     #: No buyer waits for its turn, nor a scheduler for a buyer, longer than this.
     timeout: float = 10.0
@@ -113,36 +120,53 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
         pids = {n: _ready(lines[n], n, race.timeout, events) for n in lines}
         if schedule is None:
             _free(lines, pids, race.timeout, events, order, reached)
-        waiting = set(lines) if schedule is not None else set()
-        # Buyers that found a lock held: tried again only once another buyer has moved.
-        blocked: set[int] = set()
-        while waiting:
-            free = waiting - blocked
-            if not free:  # each waits for a lock another holds: nobody can move again
-                stuck = _deadlocked(sorted(waiting), pids, events)
-                waiting.clear()
-                reached.append(stuck)
-                break
-            turn = len(order)
-            wanted = schedule[turn] if schedule is not None and turn < len(schedule) else None
-            chosen = wanted if wanted in free else min(free)
-            choices.append(tuple(sorted(free)))
-            order.append(chosen)
-            lines[chosen].send(None)
-            where = _moved(lines[chosen], chosen, pids[chosen], race.timeout, events)
-            reached.append(where)
-            if where.startswith(_BLOCKED):
-                blocked.add(chosen)
-            else:
-                blocked.clear()  # it may have let go of what the blocked ones wait for
-            if where in _ENDED:
-                waiting.discard(chosen)
+        if schedule is not None:
+            _controlled(schedule, lines, pids, race.timeout, events, (order, choices, reached))
     finally:
         _end(processes)
         for line in lines.values():
             line.close()
     final = _final(race, handle, events, pids if processes else {})
-    return Played(_result(race, events, final), tuple(order), tuple(choices), tuple(reached))
+    result = _result(race, events, final)
+    if race.invariant is not None:
+        said = race.invariant(handle)
+        if said is not None:
+            result = dataclasses.replace(result, broken=(str(said),))
+    return Played(result, tuple(order), tuple(choices), tuple(reached))
+
+
+def _controlled(
+    schedule: Sequence[int],
+    lines: dict[int, Connection],
+    pids: dict[int, int],
+    timeout: float,
+    events: list[Event],
+    kept: tuple[list[int], list[tuple[int, ...]], list[str]],
+) -> None:
+    """One buyer moves at a time, as ``schedule`` says (then the lowest waiting)."""
+    order, choices, reached = kept
+    waiting = set(lines)
+    # Buyers that found a lock held: tried again only once another buyer has moved.
+    blocked: set[int] = set()
+    while waiting:
+        free = waiting - blocked
+        if not free:  # each waits for a lock another holds: nobody can move again
+            _deadlocked(sorted(waiting), pids, events)
+            return
+        turn = len(order)
+        wanted = schedule[turn] if turn < len(schedule) else None
+        chosen = wanted if wanted in free else min(free)
+        choices.append(tuple(sorted(free)))
+        order.append(chosen)
+        lines[chosen].send(None)
+        where = _moved(lines[chosen], chosen, pids[chosen], timeout, events)
+        reached.append(where)
+        if where.startswith(_BLOCKED):
+            blocked.add(chosen)
+        else:
+            blocked.clear()  # it may have let go of what the blocked ones wait for
+        if where in _ENDED:
+            waiting.discard(chosen)
 
 
 def _free(
@@ -175,12 +199,11 @@ def _free(
                 line.send(None)
 
 
-def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> str:
+def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> None:
     """Every buyer still waiting is blocked by another: a deadlock, which ends them."""
     now = time.monotonic()
     note = f"deadlock: buyers {', '.join(map(str, stuck))} each wait for a lock another holds"
     events.extend(Event(n, Step.LOST, now, pids[n], note=note, error="Deadlock") for n in stuck)
-    return "deadlock"
 
 
 def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
@@ -222,8 +245,12 @@ def _said(line: Connection, number: int, timeout: float) -> tuple[str, Any, Any]
 
 
 def _end(processes: list[BaseProcess]) -> None:
+    """Every buyer is gone: one that said how it ended exits by itself at once; one that
+    did not (a deadlock, a stall) is killed after a short grace."""
+    deadline = time.monotonic() + _GRACE_S
     for process in processes:
-        process.join(_END_S)
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
         if process.is_alive():
             process.kill()
             process.join(_END_S)

@@ -30,3 +30,16 @@ def test_the_shop_oversells_under_drawn_schedules() -> None:
     drawn = race.drawn(race.Race(shop.buy, **SHOP), max_examples=50)
     with pytest.raises(race.RaceFailed, match="OVERSOLD"):
         drawn()
+
+
+def test_the_bug_replays_every_time() -> None:
+    """The counterexample, played again five times: the same schedule, the same verdict."""
+    from ticketsim.analysis.report import build_report
+
+    setup = race.Race(shop.buy, **SHOP)
+    found = race.explore(setup)
+    assert found.counterexample is not None
+    for _ in range(5):
+        again = race.play(setup, found.counterexample.order)
+        assert again.schedule() == found.counterexample.schedule()
+        assert "OVERSOLD" in build_report(again.result).verdict
