@@ -8,6 +8,7 @@ import pytest
 import shop
 
 from ticketsim import race
+from ticketsim.analysis.report import build_report
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -34,8 +35,6 @@ def test_the_shop_oversells_under_drawn_schedules() -> None:
 
 def test_the_bug_replays_every_time() -> None:
     """The counterexample, played again five times: the same schedule, the same verdict."""
-    from ticketsim.analysis.report import build_report
-
     setup = race.Race(shop.buy, **SHOP)
     found = race.explore(setup)
     assert found.counterexample is not None
