@@ -78,3 +78,18 @@ def test_the_command_line_refuses(args: list[str], words: str) -> None:
     assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
     assert words in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_fix_that_raises_is_told_so(tmp_path: Path) -> None:
+    broken = _student(tmp_path, "def buy(path, buyer):\n    return undefined_name\n")
+    checked = check_file(1, broken)
+    assert checked.report is not None
+    assert not checked.report.ok
+    assert "raised an exception" in checked.hint
+
+
+def test_a_file_named_like_a_module_is_refused(tmp_path: Path) -> None:
+    shadow = tmp_path / "secrets.py"
+    shadow.write_text(exercise(1).right, encoding="utf-8")
+    with pytest.raises(ValueError, match="rename the file"):
+        check_file(1, shadow)

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,10 +88,11 @@ def test_the_bug_is_found_in_the_simplest_schedule(start_method: str) -> None:
     assert found.report is not None
     kinds = {v.kind for v in found.report.violations}
     assert Kind.OVERSOLD in kinds
-    # The second sale played: buyer 2 goes first (one switch from the serial sale), and
-    # buyer 1 reads before buyer 2 writes. Each turn takes a buyer to its next mark.
-    assert found.counterexample.schedule() == "2:read 1:read 1:write 1:done 2:write 2:done"
-    assert found.runs == 2
+    # The third sale played: the serial one, buyer 2 first, then the one preemption
+    # that breaks it: buyer 2 reads between buyer 1's read and write. Each turn takes
+    # a buyer to its next mark, and past the schedule the last mover goes on.
+    assert found.counterexample.schedule() == "1:read 2:read 2:write 2:done 1:write 1:done"
+    assert found.runs == 3
     assert not found.complete
     story = next(v for v in found.report.violations if v.kind is Kind.OVERSOLD)
     assert "buyer-1" in story.explanation
@@ -114,7 +116,7 @@ def test_the_fix_passes_every_schedule() -> None:
     found = race.explore(_race(buy_fixed))
     assert found.counterexample is None
     assert found.complete
-    assert found.runs >= 6  # every interleaving of two buyers of three turns each
+    assert found.runs == 20  # every interleaving of two buyers of three turns each: 6!/3!3!
 
 
 def test_the_marks_are_the_history() -> None:
@@ -229,3 +231,35 @@ def test_a_deadlock_is_found_and_ends_the_buyers() -> None:
     assert {e.buyer for e in lost} == {1, 2}
     assert found.report is not None
     assert not found.report.ok
+
+
+def buy_raw_lock(path: str, buyer: int) -> int | None:
+    """Takes a lock the scheduler cannot see, and holds it across a mark."""
+    from filelock import FileLock
+
+    with FileLock(path + ".lock", timeout=30):
+        race.step("inside")
+    return None
+
+
+def test_a_buyer_blocked_outside_the_scheduler_is_said_not_hung() -> None:
+    blocking = race.Race(buy_raw_lock, make_shop, buyers=2, tickets=1, safe=False, timeout=1.0)
+    played = race.play(blocking, [1, 2])
+    stuck = [e for e in played.result.history if e.step is Step.ERROR]
+    assert [(e.buyer, e.error) for e in stuck] == [(2, "BlockedOutsideScheduler")]
+    assert "race.locked" in (stuck[0].note or "")
+
+
+def failing_setup() -> str:
+    raise OSError("the shop's disk is gone")
+
+
+def test_your_functions_failing_is_your_error() -> None:
+    with pytest.raises(ValueError, match=r"setup.*raised OSError: the shop's disk is gone"):
+        race.play(race.Race(buy_racy, failing_setup))
+    strange: Any = lambda path: [("a", 1)]  # noqa: E731 - a sold() that lists nonsense
+    with pytest.raises(ValueError, match=r"sold.*list \(buyer, seat\) pairs"):
+        race.play(race.Race(buy_racy, make_shop, sold=strange))
+    predicate: Any = lambda path: True  # noqa: E731 - an invariant that returns a bool
+    with pytest.raises(ValueError, match=r"invariant.*return None, or what broke"):
+        race.play(race.Race(buy_racy, make_shop, invariant=predicate))

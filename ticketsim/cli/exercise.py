@@ -65,10 +65,13 @@ def check(
     checked = check_file(number, file)
     if checked.broken is not None and checked.report is not None:
         typer.echo(checked.report.verdict)
+        for event in checked.broken.result.history:
+            if event.error is not None:  # what the buyer itself raised, in its words
+                typer.echo(f"buyer-{event.buyer}: {event.note}")
         typer.echo(f"it breaks in: {checked.broken.schedule()}")
         typer.echo(f"hint: {checked.hint}")
         output.flushed(0)
-        raise typer.Exit(int(ExitCode.VIOLATED))
+        raise typer.Exit(int(checked.report.exit_code))
     if not checked.complete:
         typer.echo(
             f"{checked.runs} interleavings kept every invariant, but not all of them were "

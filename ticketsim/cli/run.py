@@ -127,7 +127,10 @@ def run(
              "--hosts": hosts is not None, "--pool": pool is not None, "--keep": keep,
              "--kill": bool(kill), "--kill-holder": kill_holder, "--lockstep": lockstep,
              "--pause-holder": pause_holder, "--live": live,
-             "--timeline": timeline is not None, "--show-timeline": show_timeline}
+             "--timeline": timeline is not None, "--show-timeline": show_timeline,
+             "--partition": partition is not None, "--slow-link": bool(slow_link),
+             "--clock-skew": bool(clock_skew), "--host-mode": host_mode != "auto",
+             "--seed": seed is not None, "--delay": delay != 0.1, "--db": db != DEFAULT_DB}
         )  # fmt: skip
         from ticketsim.core import paths  # noqa: PLC0415 - start-up time
         from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
@@ -135,7 +138,7 @@ def run(
         paths.vet(paths.output("--history", history))
         mine = Yours(buyer, setup, sold)
         race = mine.race(buyers, tickets, start_method_of(start_method), timeout)
-        reported_yours(mine, race, engine.play(race, None), json_out, history=history)
+        reported_yours(mine, race, engine.play(race, None), json_out, history=history, free=True)
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
     chosen = store_strategy_of(strategy, lock, store)
@@ -197,7 +200,8 @@ def replay(
     if buyer is not None:
         refuse_others(
             {"--strategy": strategy is not None, "--lock": lock, "--history": history is not None,
-             "--timeline": timeline is not None, "--show-timeline": show_timeline}
+             "--timeline": timeline is not None, "--show-timeline": show_timeline,
+             "--db": db != DEFAULT_DB}
         )  # fmt: skip
         mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
         _replay_yours(mine, schedule, buyers, tickets, method, timeout, json_out, repeat)
@@ -232,8 +236,9 @@ def _replay_yours(
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
     from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
 
-    order = engine.parse_order(schedule, buyers or 10**6)
-    race = mine.race(buyers or max(order, default=1), tickets, start_method, timeout)
+    order = engine.parse_order(schedule, buyers if buyers is not None else 10**6)
+    many = buyers if buyers is not None else max(order, default=1)
+    race = mine.race(many, tickets, start_method, timeout)
     played = [engine.play(race, order) for _ in range(repeat)]
     first = played[0]
     verdict = build_report(first.result).verdict

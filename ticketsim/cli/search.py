@@ -100,9 +100,12 @@ def explore(
     from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
 
     if buyer is not None:
-        refuse_others({"--strategy": strategy is not None, "--lock": lock})
+        refuse_others(
+            {"--strategy": strategy is not None, "--lock": lock, "--db": db != DEFAULT_DB}
+        )
         mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
-        _explore_yours(mine, buyers, tickets, max_schedules, method, timeout, json_out)
+        bounds = (max_schedules, preemption_bound)
+        _explore_yours(mine, buyers, tickets, bounds, method, timeout, json_out)
 
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
@@ -150,7 +153,7 @@ def _explore_yours(
     mine: Yours,
     buyers: int,
     tickets: int,
-    max_schedules: int,
+    bounds: tuple[int, int | None],
     start_method: str | None,
     timeout: float,
     json_out: bool,
@@ -161,14 +164,18 @@ def _explore_yours(
     from ticketsim.core.exits import ExitCode  # noqa: PLC0415 - start-up time
     from ticketsim.search import yours  # noqa: PLC0415 - start-up time
 
+    max_schedules, preemptions = bounds
     settings.require_int("max_schedules", max_schedules, 1, settings.MAX_RUNS, "schedules")
+    if preemptions is not None:
+        settings.require_int("preemption_bound", preemptions, 0, 100, "preemptions")
     race = mine.race(buyers, tickets, start_method, timeout)
-    found = yours.explore(race, max_runs=max_schedules)
+    found = yours.explore(race, max_runs=max_schedules, preemptions=preemptions)
     if found.counterexample is not None:
         searched = f"found in schedule {found.runs} played (fewest switches first)"
         reported_yours(mine, race, found.counterexample, json_out, searched=searched)
+    bounded = "" if preemptions is None else f" with at most {preemptions} preemption(s)"
     said = (
-        f"every schedule of {mine.buyer} ({found.runs}) kept every invariant"
+        f"every schedule of {mine.buyer}{bounded} ({found.runs}) kept every invariant"
         if found.complete
         else f"{found.runs} schedules of {mine.buyer} kept every invariant; the search stopped "
         f"at --max-schedules {max_schedules} before the rest, which were not checked"
@@ -206,7 +213,15 @@ def hunt(
     from ticketsim.views.render import hunt_view  # noqa: PLC0415 - start-up time
 
     if buyer is not None:
-        refuse_others({"--strategy": strategy is not None, "--lock": lock})
+        refuse_others(
+            {
+                "--strategy": strategy is not None,
+                "--lock": lock,
+                "--db": db != DEFAULT_DB,
+                "--pct-runs": pct_runs != 50,
+                "--depth": depth != 2,
+            }
+        )
         mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
         _hunt_yours(mine, buyers, tickets, max_examples, seed, method, timeout, json_out)
     _searched(

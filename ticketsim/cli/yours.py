@@ -73,12 +73,15 @@ class Yours(NamedTuple):
         )
 
     def replay_command(self, played: Played, race: Race) -> str:
-        where = f" --setup {self.setup}" + (f" --sold {self.sold}" if self.sold else "")
-        order = " ".join(str(b) for b in played.order)
-        return (
-            f"ticketsim replay --buyer {self.buyer}{where} --buyers {race.buyers} "
-            f"--tickets {race.tickets} --schedule '{order}'"
-        )
+        import shlex  # noqa: PLC0415 - start-up time
+
+        words = ["ticketsim", "replay", "--buyer", self.buyer, "--setup", self.setup or ""]
+        words += ["--sold", self.sold] if self.sold else []
+        words += ["--buyers", str(race.buyers), "--tickets", str(race.tickets)]
+        words += ["--timeout", f"{race.timeout:g}"]
+        words += ["--start-method", race.start_method] if race.start_method else []
+        words += ["--schedule", " ".join(str(b) for b in played.order)]
+        return shlex.join(words)
 
 
 def refuse_others(given: dict[str, bool]) -> None:
@@ -101,6 +104,7 @@ def reported_yours(
     *,
     searched: str = "",
     history: Path | None = None,
+    free: bool = False,
 ) -> NoReturn:
     """The sale's report, the schedule it took, and how to play it again; its exit code.
     With ``history``, the sale's history is saved there (``ticketsim check`` reads it)."""
@@ -108,8 +112,10 @@ def reported_yours(
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
 
     report = build_report(played.result)
-    again = yours.replay_command(played, race)
-    extra = {"schedule_played": played.schedule(), "replay": again}
+    # A free sale's order is the order its marks arrived in, while the buyers ran at
+    # once: no replay of it is exact, so none is offered.
+    again = None if free else yours.replay_command(played, race)
+    extra: dict[str, str | None] = {"schedule_played": played.schedule(), "replay": again}
     if searched:
         extra["searched"] = searched
     output.show_report(report, json_out, **extra)
@@ -118,6 +124,9 @@ def reported_yours(
     if not json_out:
         if searched:
             typer.echo(searched)
-        typer.echo(f"schedule: {played.schedule()}")
-        typer.echo(f"play it again: {again}")
+        if free:
+            typer.echo(f"marks, in the order they arrived: {played.schedule()}")
+        else:
+            typer.echo(f"schedule: {played.schedule()}")
+            typer.echo(f"play it again: {again}")
     raise typer.Exit(int(report.exit_code))

@@ -109,6 +109,9 @@ class RunResult:
     system_safe: bool = False
     #: What the user's own invariants found broken after the sale, in their words.
     broken: tuple[str, ...] = ()
+    #: Whether ``final``'s remaining count is the store's own (a user's store that
+    #: lists only its ledger has none: what it leaves is not checked against it).
+    count_known: bool = True
 
     @property
     def safe(self) -> bool:

@@ -9,6 +9,7 @@ the history, which the checker reads as it reads a run's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import multiprocessing
@@ -59,14 +60,21 @@ class Race:
     buyers: int = 2
     tickets: int = 1
     sold: Callable[[Any], Sequence[tuple[int, int]]] | None = None
+    #: The count the store holds after the sale, if it can say (``None``: what the
+    #: ledger ``sold`` lists leaves, and no claim about a count of its own).
+    remaining: Callable[[Any], int] | None = None
     #: The name of the system under test, as reports show it.
     name: str = "your buyer"
     #: An invariant of your own, checked with the store's handle once the sale is over:
     #: ``None`` when it holds, else what broke, in words (ticketsim's own, of tickets
     #: sold, are checked too).
     invariant: Callable[[Any], str | None] | None = None
+    #: Whether the buyer claims to be safe: then it must also sell every ticket it can
+    #: (``min(tickets, buyers)``), or the sale is undersold.
+    safe: bool = True
     start_method: str | None = None
-    #: No buyer waits for its turn, nor a scheduler for a buyer, longer than this.
+    #: No turn may take longer than this: a buyer that does not reach its next mark in
+    #: time is blocked outside the scheduler (a lock not taken with ``race.locked``).
     timeout: float = 10.0
 
 
@@ -96,54 +104,78 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
     it happens, not forced); the order they took is recorded all the same.
     """
     ctx = multiprocessing.get_context(race.start_method)
-    handle = race.setup()
+    handle = _yours("setup", race.setup)
     lines: dict[int, Connection] = {}
-    processes: list[BaseProcess] = []
+    processes: dict[int, BaseProcess] = {}
     events: list[Event] = []
-    order: list[int] = []
-    choices: list[tuple[int, ...]] = []
-    reached: list[str] = []
+    kept: tuple[list[int], list[tuple[int, ...]], list[str]] = ([], [], [])
+    pids: dict[int, int] = {}
     try:
         for number in range(1, race.buyers + 1):
             mine, theirs = ctx.Pipe()
-            process = ctx.Process(  # type: ignore[attr-defined]
-                target=run_yours,
-                args=(race.buy, handle, number, theirs, race.timeout),
-                name=buyer_name(number),
-                daemon=True,
-            )
-            with _signals.held():  # an interrupt now must find the process to end
-                process.start()
-                processes.append(process)
-            theirs.close()
             lines[number] = mine
-        pids = {n: _ready(lines[n], n, race.timeout, events) for n in lines}
+            try:
+                process = ctx.Process(  # type: ignore[attr-defined]
+                    target=run_yours,
+                    args=(race.buy, handle, number, theirs, race.timeout),
+                    name=buyer_name(number),
+                    daemon=True,
+                )
+                with _signals.held():  # an interrupt now must find the process to end
+                    process.start()
+                    processes[number] = process
+            finally:
+                theirs.close()
+        pids.update({n: _ready(lines[n], n, race.timeout, events) for n in lines})
         if schedule is None:
-            _free(lines, pids, race.timeout, events, order, reached)
-        if schedule is not None:
-            _controlled(schedule, lines, pids, race.timeout, events, (order, choices, reached))
+            _free(lines, pids, race.timeout, events, kept)
+        else:
+            _controlled(schedule, lines, processes, pids, race.timeout, events, kept)
     finally:
-        _end(processes)
+        _end(list(processes.values()))
         for line in lines.values():
             line.close()
-    final = _final(race, handle, events, pids if processes else {})
+    final = _final(race, handle, events, pids)
     result = _result(race, events, final)
+    if race.remaining is None:
+        result = dataclasses.replace(result, count_known=False)
     if race.invariant is not None:
-        said = race.invariant(handle)
+        said = _yours("invariant", race.invariant, handle)
+        if said is not None and not isinstance(said, str):
+            raise ConfigError(
+                "invariant", race.invariant, f"returned {said!r}: return None, or what broke"
+            )
         if said is not None:
-            result = dataclasses.replace(result, broken=(str(said),))
+            result = dataclasses.replace(result, broken=(said,))
+    order, choices, reached = kept
     return Played(result, tuple(order), tuple(choices), tuple(reached))
+
+
+def _yours(name: str, function: Callable[..., Any], *args: Any) -> Any:
+    """Call the user's ``function``: what it raises is the user's to fix (exit 2)."""
+    try:
+        return function(*args)
+    except Exception as exc:  # their code, their error: said in one line
+        raise ConfigError(name, _named(function), f"raised {type(exc).__name__}: {exc}") from None
+
+
+def _named(function: object) -> str:
+    module = getattr(function, "__module__", "") or ""
+    return f"{module}:{getattr(function, '__qualname__', function)!s}".lstrip(":")
 
 
 def _controlled(
     schedule: Sequence[int],
     lines: dict[int, Connection],
+    processes: dict[int, BaseProcess],
     pids: dict[int, int],
     timeout: float,
     events: list[Event],
     kept: tuple[list[int], list[tuple[int, ...]], list[str]],
 ) -> None:
-    """One buyer moves at a time, as ``schedule`` says (then the lowest waiting)."""
+    """One buyer moves at a time, as ``schedule`` says; past it, the buyer that moved
+    last goes on while it can (then the lowest waiting), so that a schedule switches
+    buyers only where it says: its preemptions are the ones it asks for."""
     order, choices, reached = kept
     waiting = set(lines)
     # Buyers that found a lock held: tried again only once another buyer has moved.
@@ -155,10 +187,12 @@ def _controlled(
             return
         turn = len(order)
         wanted = schedule[turn] if turn < len(schedule) else None
-        chosen = wanted if wanted in free else min(free)
+        last = order[-1] if order else None
+        chosen = wanted if wanted in free else last if last in free else min(free)
         choices.append(tuple(sorted(free)))
         order.append(chosen)
-        lines[chosen].send(None)
+        with contextlib.suppress(OSError):  # a buyer gone already: its last word says why
+            lines[chosen].send(None)
         where = _moved(lines[chosen], chosen, pids[chosen], timeout, events)
         reached.append(where)
         if where.startswith(_BLOCKED):
@@ -167,6 +201,9 @@ def _controlled(
             blocked.clear()  # it may have let go of what the blocked ones wait for
         if where in _ENDED:
             waiting.discard(chosen)
+            # What only its exit lets go of (a file lock, a transaction) is let go of
+            # before the next turn: the same schedule, the same sale, every time.
+            processes[chosen].join(_END_S)
 
 
 def _free(
@@ -174,17 +211,21 @@ def _free(
     pids: dict[int, int],
     timeout: float,
     events: list[Event],
-    order: list[int],
-    reached: list[str],
+    kept: tuple[list[int], list[tuple[int, ...]], list[str]],
 ) -> None:
     """Let every buyer go at once, and on from each mark as soon as it gets there."""
+    order, _, reached = kept
     running = dict(lines)
     for line in running.values():
         line.send(None)
     while running:
         ready = multiprocessing.connection.wait(list(running.values()), timeout)
-        if not ready:
-            raise TimeoutError(f"no buyer said anything for {timeout:g} s")
+        if not ready:  # every buyer still running is stuck where no mark is
+            for number in sorted(running):
+                events.append(_stuck(number, pids[number], timeout))
+                order.append(number)
+                reached.append("error")
+            return
         for number, line in list(running.items()):
             if line not in ready:
                 continue
@@ -196,7 +237,22 @@ def _free(
             else:
                 if where.startswith(_BLOCKED):
                     time.sleep(0.001)  # the holder runs meanwhile: no turns to wait for
-                line.send(None)
+                with contextlib.suppress(OSError):
+                    line.send(None)
+
+
+def _stuck(number: int, pid: int, timeout: float) -> Event:
+    return Event(
+        number,
+        Step.ERROR,
+        time.monotonic(),
+        pid,
+        note=(
+            f"no mark for {timeout:g} s: blocked outside ticketsim's scheduler (a lock "
+            "taken without race.locked?), or slower than --timeout"
+        ),
+        error="BlockedOutsideScheduler",
+    )
 
 
 def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> None:
@@ -209,7 +265,11 @@ def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> 
 def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
     kind, pid, _ = _said(line, number, timeout)
     if kind != "ready":
-        raise RuntimeError(f"buyer {number} did not start: {pid}")
+        raise RuntimeError(
+            f"buyer {number} did not start ({pid or 'it said nothing'}): under spawn and "
+            "forkserver every buyer imports your main module again, so define buy and setup "
+            'at module level and start the sale under `if __name__ == "__main__":`'
+        )
     events.append(Event(number, Step.READY, time.monotonic(), int(pid)))
     return int(pid)
 
@@ -218,6 +278,9 @@ def _moved(line: Connection, number: int, pid: int, timeout: float, events: list
     """Where buyer ``number``'s turn took it, recorded as its event."""
     kind, what, more = _said(line, number, timeout)
     now = time.monotonic()
+    if kind == "stuck":
+        events.append(_stuck(number, pid, timeout))
+        return "error"
     if kind == "blocked":
         events.append(Event(number, Step.WAIT, now, pid, note=str(what)))
         return f"{_BLOCKED}{what}"
@@ -236,7 +299,7 @@ def _moved(line: Connection, number: int, pid: int, timeout: float, events: list
 
 def _said(line: Connection, number: int, timeout: float) -> tuple[str, Any, Any]:
     if not line.poll(timeout):
-        raise TimeoutError(f"buyer {number} said nothing for {timeout:g} s")
+        return "stuck", None, None
     try:
         kind, what, more = line.recv()
     except EOFError:
@@ -261,12 +324,26 @@ def _final(
 ) -> dbfile.TicketDB | None:
     if race.sold is None:
         return None
+    listed = _yours("sold", race.sold, handle)
+    try:
+        pairs = [(int(b), int(seat)) for b, seat in listed]
+    except (TypeError, ValueError):
+        pairs = []
+    if len(pairs) != len(listed) or any(not 1 <= b <= race.buyers for b, _ in pairs):
+        raise ConfigError(
+            "sold",
+            _named(race.sold),
+            f"returned {listed!r}: list (buyer, seat) pairs, buyers numbered 1 to {race.buyers}",
+        )
     at = {e.buyer: e.t for e in events if e.step is Step.OK}
     ledger = tuple(
-        dbfile.Sale(buyer_name(b), int(seat), pids.get(b, 0), at.get(b, 0.0))
-        for b, seat in race.sold(handle)
+        dbfile.Sale(buyer_name(b), seat, pids.get(b, 0), at.get(b, 0.0)) for b, seat in pairs
     )
-    return dbfile.TicketDB(race.tickets, race.tickets - len(ledger), ledger)
+    if race.remaining is not None:
+        left = int(_yours("remaining", race.remaining, handle))
+    else:  # no count of its own: what the ledger leaves, never checked (count_known)
+        left = race.tickets - len(ledger)
+    return dbfile.TicketDB(race.tickets, left, ledger)
 
 
 def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> RunResult:
@@ -283,7 +360,7 @@ def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> R
         opened_at=opened,
         elapsed_s=(events[-1].t - opened) if events else 0.0,
         system=race.name,
-        system_safe=True,
+        system_safe=race.safe,
     )
 
 
@@ -313,7 +390,7 @@ def parse_order(spec: str, buyers: int) -> tuple[int, ...]:
     order = []
     for word in spec.split():
         number, _, _ = word.partition(":")
-        if not number.isdigit() or not 1 <= int(number) <= buyers:
+        if not (number.isascii() and number.isdecimal()) or not 1 <= int(number) <= buyers:
             raise ConfigError(
                 "schedule", spec, f"{word!r} names no buyer: give buyer numbers 1 to {buyers}"
             )

@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
 
-#: How long a buyer outside ticketsim's scheduler waits between tries of a held lock.
+#: How long a buyer outside ticketsim's scheduler waits between tries of a held lock,
+#: and for the lock at most.
 _SPIN_S: Final = 0.001
+_OUTSIDE_S: Final = 60.0
+#: How often a buyer waiting for its turn looks whether the scheduler is still there.
+_LOOK_S: Final = 1.0
 
 
 class _Here:
@@ -54,9 +58,12 @@ def wait_for(name: str, attempt: Callable[[], bool]) -> None:
     succeeds. Under ticketsim the buyer tells the scheduler it is blocked at ``name``
     and is tried again only once another buyer has moved: a buyer that blocked for real
     inside a turn would stop the whole sale."""
+    deadline = time.monotonic() + _OUTSIDE_S
     while not attempt():
         control = _here.control
-        if control is None:
+        if control is None:  # outside ticketsim: a plain wait, with a bound
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} was not had in {_OUTSIDE_S:g} s")
             time.sleep(_SPIN_S)
             continue
         control.send(("blocked", name, None))
@@ -88,8 +95,13 @@ def _try(lock: Any) -> bool:
 
 
 def _turn(control: Connection, timeout: float) -> None:
-    if not control.poll(timeout):
-        raise TimeoutError(f"ticketsim's scheduler gave this buyer no turn in {timeout:g} s")
+    """Wait for this buyer's next turn, however long the others' turns take: the
+    scheduler bounds each of them, and ends this process (as it dies with ticketsim)
+    when the sale is over. ``timeout`` only paces the look at whether it is still there."""
+    del timeout
+    while not control.poll(_LOOK_S):
+        if os.getppid() == 1:  # the scheduler is gone: nobody will give a turn
+            raise TimeoutError("ticketsim's scheduler is gone")
     control.recv()
 
 
@@ -104,22 +116,31 @@ def run_yours(
     and say how it ended; nothing escapes it (the scheduler records what happened)."""
     _signals.as_child()
     _here.control, _here.timeout = control, timeout
+    said: tuple[str, Any, Any]
     try:
         control.send(("ready", os.getpid(), None))
         _turn(control, timeout)
         seat = buy(handle, number)
         if seat is not None and type(seat) is not int:
             raise TypeError(f"the buyer returned {seat!r}; return a seat number or None")
-        control.send(("done", seat, None))
+        said = ("done", seat, None)
     except BaseException as exc:  # the history says why, not a traceback
+        said = ("error", f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        # Dropped before it is told: the traceback's frames would keep the buyer's
+        # connections and locks alive past its end.
+        exc.__traceback__ = None
+        del exc
+    try:
         with contextlib.suppress(OSError):
-            control.send(("error", f"{type(exc).__name__}: {exc}", type(exc).__name__))
+            control.send(said)
     finally:
         _here.control = None
 
 
-#: A connection's methods that send nothing to the store, or hand out another object.
-_UNMARKED: Final = frozenset({"close", "cursor", "pipeline", "transaction", "register_script"})
+#: A connection's methods that send nothing to the store.
+_UNMARKED: Final = frozenset({"close", "transaction", "register_script"})
+#: Methods that hand out an object which sends the statements: marked in turn.
+_HANDS_OUT: Final = frozenset({"cursor", "pipeline"})
 
 
 class Marked:
@@ -138,11 +159,24 @@ class Marked:
         if name.startswith("_") or name in _UNMARKED or not callable(found):
             return found
 
+        if name in _HANDS_OUT:
+            return lambda *args, **kwargs: Marked(found(*args, **kwargs))
+
         def marked(*args: Any, **kwargs: Any) -> Any:
             step(_verb(name, args))
             return found(*args, **kwargs)
 
         return marked
+
+    def __enter__(self) -> Marked:
+        self._connection.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._connection.__exit__(*exc)
+
+    def __iter__(self) -> Any:  # a cursor's rows
+        return iter(self._connection)
 
 
 def _verb(method: str, args: tuple[Any, ...]) -> str:

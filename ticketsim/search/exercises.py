@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import multiprocessing
 import os
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.report import build_report
+from ticketsim.core.events import Step
 from ticketsim.engine.yours import Played, Race
 from ticketsim.errors import ConfigError
 from ticketsim.sale import shop
@@ -51,7 +53,13 @@ class Exercise:
     setup: Callable[[], Any] = shop.open_shop
     sold: Callable[[Any], list[tuple[int, int]]] | None = shop.sales
 
-    def hint(self, step: str) -> str:
+    def hint(self, step: str, *, raised: bool = False) -> str:
+        """The hint for a fix that broke where a buyer was at ``step`` when another came
+        in (``""``: none did); ``raised``: a buyer raised an exception."""
+        if not step and raised:
+            return "your buyer raised an exception: read it above, and fix that first"
+        if not step:  # broken with no other buyer in between: the exercise's own lesson
+            return self.hints[0][1]
         return dict(self.hints).get(step, "look at what another buyer can do between your steps")
 
 
@@ -396,7 +404,9 @@ def check_file(number: int, path: str | os.PathLike[str], *, max_runs: int = 500
         return Checked(chosen, found.runs, found.complete)
     report = found.report or build_report(found.counterexample.result)
     step = _where_it_broke(found.counterexample)
-    return Checked(chosen, found.runs, False, found.counterexample, report, chosen.hint(step))
+    raised = any(e.step is Step.ERROR for e in found.counterexample.result.history)
+    hint = chosen.hint(step, raised=raised)
+    return Checked(chosen, found.runs, False, found.counterexample, report, hint)
 
 
 def _load(path: Path) -> Callable[[Any, int], int | None]:
@@ -405,6 +415,16 @@ def _load(path: Path) -> Callable[[Any, int], int | None]:
     if path.suffix != ".py" or not path.is_file():
         raise ConfigError("file", str(path), "give the .py file that defines buy(path, buyer)")
     folder = str(path.resolve().parent)
+    found = importlib.util.find_spec(path.stem) if path.stem.isidentifier() else None
+    if not path.stem.isidentifier() or (
+        found is not None and Path(found.origin or "").resolve() != path.resolve()
+    ):
+        raise ConfigError(
+            "file",
+            str(path),
+            f"{path.stem!r} is not a name your buyer's module can have "
+            "(it is not an identifier, or another module has it); rename the file",
+        )
     if folder not in sys.path:
         sys.path.insert(0, folder)
     known = sys.modules.get(path.stem)
@@ -426,12 +446,13 @@ def _load(path: Path) -> Callable[[Any, int], int | None]:
 
 def _where_it_broke(played: Played) -> str:
     """The step a buyer was at when another buyer came in: where the fix must close
-    the gap. The first switch of buyers before the first buyer ended."""
+    the gap. The first switch of buyers before the first buyer ended; ``""`` when no
+    other buyer came in (the buyer broke on its own: no hint of a race)."""
     for turn in range(1, len(played.order)):
         before, now = played.order[turn - 1], played.order[turn]
         if now != before and played.reached[turn - 1] not in ("done", "sold out", "error"):
             return played.reached[turn - 1]
-    return played.reached[0] if played.reached else ""
+    return ""
 
 
 def _sweep() -> None:

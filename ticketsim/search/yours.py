@@ -111,6 +111,10 @@ def drawn(race: Race, *, max_examples: int = 100, turns: int = 12) -> Callable[[
 
     schedules = st.lists(st.integers(1, race.buyers), max_size=turns)
 
+    # Each race its own key in hypothesis' database: one race's failures are not
+    # replayed in another's test.
+    key = f"ticketsim.race:{_name(race.buy)}:{race.buyers}:{race.tickets}".encode()
+
     @settings(max_examples=max_examples, deadline=None)
     @given(schedule=schedules)
     def test(schedule: list[int]) -> None:
@@ -119,6 +123,7 @@ def drawn(race: Race, *, max_examples: int = 100, turns: int = 12) -> Callable[[
         if report.certain or not report.ok:
             raise RaceFailed(_failure(race, played, report, None))
 
+    test.hypothesis.inner_test._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     test.__name__ = f"test_drawn_schedules_of_{_name(race.buy)}"
     return test
 
