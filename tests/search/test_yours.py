@@ -3,6 +3,7 @@ played in exact interleavings by real processes, searched, replayed, and fixed."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import tempfile
@@ -263,3 +264,20 @@ def test_your_functions_failing_is_your_error() -> None:
     predicate: Any = lambda path: True  # noqa: E731 - an invariant that returns a bool
     with pytest.raises(ValueError, match=r"invariant.*return None, or what broke"):
         race.play(race.Race(buy_racy, make_shop, invariant=predicate))
+
+
+def remaining_in_stock(path: str) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT remaining FROM stock").fetchone()[0])
+
+
+def test_the_count_is_judged_only_when_the_store_gives_it() -> None:
+    counted = (Kind.COUNT_MISMATCH, Kind.NEGATIVE_REMAINING)
+    without = race.explore(_race(buy_racy))
+    assert without.report is not None
+    assert not [v for v in without.report.violations if v.kind in counted]
+    # With the store's own count (0, the lost update's) beside its 2 sales for 1 ticket.
+    given = dataclasses.replace(_race(buy_racy), remaining=remaining_in_stock)
+    found = race.explore(given)
+    assert found.report is not None
+    assert Kind.COUNT_MISMATCH in {v.kind for v in found.report.violations}

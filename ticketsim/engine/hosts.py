@@ -62,6 +62,7 @@ from ticketsim.sale.boards.base import Board, HostChannel
 from ticketsim.sale.buyer import BuyerSpec, Pacer
 from ticketsim.sale.channel import EventChannel
 from ticketsim.sale.cut import CUT, HOLD
+from ticketsim.servers.base import kill_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -729,10 +730,7 @@ def _end_agents(agents: dict[int, subprocess.Popen[bytes]], *, at_once: bool = F
         try:
             agent.wait(_AGENT_EXIT_S)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                os.killpg(agent.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.wait(_AGENT_EXIT_S)
+            kill_group(agent)
 
 
 class _Faults:

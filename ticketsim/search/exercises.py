@@ -35,6 +35,19 @@ if TYPE_CHECKING:
     from ticketsim.analysis.report import Report
 
 _HEAD: Final = "from ticketsim import race\nfrom ticketsim.sale import shop\n\n\n"
+#: The right answer of every exercise on the shop's file: the read, the decision and
+#: the write, all under the shop's lock.
+_LOCKED: Final = _HEAD + textwrap.dedent("""\
+    def buy(path, buyer):
+        with shop.lock(path):
+            left = shop.remaining(path)
+            race.step("read", left)
+            if left > 0:
+                shop.set_remaining(path, left - 1)
+                shop.record_sale(path, buyer, 1)
+        race.step("write")
+        return 1 if left > 0 else None
+    """)
 
 
 @dataclass(frozen=True)
@@ -85,19 +98,7 @@ EXERCISES: Final = (
                 race.step("write")
                 return 1
             """),
-        _HEAD
-        + textwrap.dedent("""\
-            def buy(path, buyer):
-                with shop.lock(path):
-                    left = shop.remaining(path)
-                    race.step("read", left)
-                    if left <= 0:
-                        return None
-                    shop.set_remaining(path, left - 1)
-                    shop.record_sale(path, buyer, 1)
-                race.step("write")
-                return 1
-            """),
+        _LOCKED,
         (
             (
                 "read",
@@ -123,19 +124,7 @@ EXERCISES: Final = (
                 race.step("write")
                 return 1
             """),
-        _HEAD
-        + textwrap.dedent("""\
-            def buy(path, buyer):
-                with shop.lock(path):
-                    left = shop.remaining(path)
-                    race.step("read", left)
-                    if left <= 0:
-                        return None
-                    shop.set_remaining(path, left - 1)
-                    shop.record_sale(path, buyer, 1)
-                race.step("write")
-                return 1
-            """),
+        _LOCKED,
         (
             (
                 "read",
@@ -162,18 +151,7 @@ EXERCISES: Final = (
                 race.step("write")
                 return 1
             """),
-        _HEAD
-        + textwrap.dedent("""\
-            def buy(path, buyer):
-                with shop.lock(path):
-                    left = shop.remaining(path)
-                    race.step("read", left)
-                    if left > 0:
-                        shop.set_remaining(path, left - 1)
-                        shop.record_sale(path, buyer, 1)
-                race.step("write")
-                return 1 if left > 0 else None
-            """),
+        _LOCKED,
         (
             (
                 "read",
@@ -239,18 +217,7 @@ EXERCISES: Final = (
                 race.step("write")
                 return 1
             """),
-        _HEAD
-        + textwrap.dedent("""\
-            def buy(path, buyer):
-                with shop.lock(path):
-                    left = shop.remaining(path)
-                    race.step("read", left)
-                    if left > 0:
-                        shop.set_remaining(path, left - 1)
-                        shop.record_sale(path, buyer, 1)
-                race.step("write")
-                return 1 if left > 0 else None
-            """),
+        _LOCKED,
         (
             (
                 "read",
@@ -280,18 +247,7 @@ EXERCISES: Final = (
                         return 1
                 return None
             """),
-        _HEAD
-        + textwrap.dedent("""\
-            def buy(path, buyer):
-                with shop.lock(path):
-                    left = shop.remaining(path)
-                    race.step("read", left)
-                    if left > 0:
-                        shop.set_remaining(path, left - 1)
-                        shop.record_sale(path, buyer, 1)
-                race.step("write")
-                return 1 if left > 0 else None
-            """),
+        _LOCKED,
         (
             (
                 "read",

@@ -206,7 +206,7 @@ class Server(abc.ABC, Generic[AddressT]):
         finally:
             # Its whole group: initdb's own child (postgres --boot) would go on writing
             # into the folder that is about to be removed.
-            _kill_group(process)
+            kill_group(process)
         if code != 0:
             what = "did not end" if code is None else f"exited with code {code}"
             raise self._failed(f"{os.path.basename(argv[0])} {what}", layout)
@@ -257,7 +257,7 @@ class Server(abc.ABC, Generic[AddressT]):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(self.stop_timeout)
                 return
-        _kill_group(process)
+        kill_group(process)
 
     def _failed(self, problem: str, layout: Layout) -> ServerUnavailable:
         tail = _log_tail(layout.log)
@@ -291,7 +291,7 @@ def _log_tail(log: Path) -> str:
     return " | ".join(lines[-_LOG_LINES:])
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL whatever is left of ``process``'s group (its session, made for it alone)
     and wait, a bounded time, until none of it is left. A postmaster's backends leave
     the group (each makes a session of its own), but end by themselves once their

@@ -152,10 +152,7 @@ class PostgresBoard(Board):
         return [_stamped(json.loads(text), at) for at, text in rows]
 
     def close(self) -> None:
-        made = self._connection.drop()
-        if made is not None:
-            with contextlib.suppress(Exception):
-                made.close()
+        self._connection.close()
 
 
 def _stamped(row: dict[str, Any], at: float) -> Event:

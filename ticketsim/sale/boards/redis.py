@@ -10,7 +10,6 @@ redis-py, and redis-py only when it connects.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -140,10 +139,7 @@ class RedisBoard(Board):
         return [_stamped(key, fields[b"e"]) for key, fields in entries]
 
     def close(self) -> None:
-        made = self._connection.drop()
-        if made is not None:
-            with contextlib.suppress(Exception):
-                made.close()
+        self._connection.close()
 
 
 def _stamped(key: bytes, text: bytes) -> Event:

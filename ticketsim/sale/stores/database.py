@@ -74,10 +74,8 @@ class DatabaseStore(Store):
         """Close this process's connection, if it made one (the parent, when it bought
         in its own process)."""
         connection = getattr(self, "_connection", None)
-        made = connection.drop() if isinstance(connection, ProcessConnection) else None
-        if made is not None:
-            with contextlib.suppress(Exception):
-                made.close()
+        if isinstance(connection, ProcessConnection):
+            connection.close()
 
     @abstractmethod
     def abandon(self) -> None:
@@ -145,6 +143,13 @@ class ProcessConnection(Generic[C]):
         if self._connection is None or self._pid != os.getpid():
             self._connection, self._pid = connect(), os.getpid()
         return self._connection
+
+    def close(self) -> None:
+        """Close this process's connection, if it made one; never raises."""
+        made = self.drop()
+        if made is not None:
+            with contextlib.suppress(Exception):
+                made.close()  # type: ignore[attr-defined]
 
     def drop(self) -> C | None:
         """Forget this process's connection (to close it); ``None`` if it has none."""
