@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from typer.testing import Result
 
-    from ticketsim.analysis.report import Report
+    from ticketsim.core.result import RunResult
 
 runner = CliRunner()
 #: Long enough that a loaded 2-core machine never looks stalled when it is only slow.
@@ -236,23 +236,23 @@ def test_explore_cut_short_by_max_schedules_is_incomplete(tmp_path: Path) -> Non
     result = invoke(*args, *TIMEOUT)
     assert result.exit_code == ExitCode.STALLED, result.output
     text = " ".join(result.stdout.split())
-    assert "INCOMPLETE: 3 of the 4 classes were not run (--max-schedules)" in text
+    assert "INCOMPLETE: classes were left unrun (--max-schedules)" in text
     assert "kept every invariant" not in text
     data = json.loads(invoke(*args, *TIMEOUT, "--json").stdout)
     assert (data["complete"], data["truncated"], data["exit_code"]) == (False, True, 3)
 
 
-def _stalled_report(self: Scenario, schedule: object) -> Report:
-    """What a schedule cut short by its timeout reports: nothing checked."""
+def _stalled_result(self: Scenario, schedule: object) -> RunResult:
+    """What a schedule cut short by its timeout records: nothing checked."""
     result = run_sale(replace(self.config(str(schedule)), schedule=None))
-    return build_report(replace(result, stalled="no progress for 1.0 s: 1 buyer(s) still owed"))
+    return replace(result, stalled="no progress for 1.0 s: 1 buyer(s) still owed")
 
 
 @pytest.mark.parametrize("command", ["explore", "hunt"])
 def test_a_search_whose_schedules_stall_says_so_and_claims_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    monkeypatch.setattr(Scenario, "run", _stalled_report)
+    monkeypatch.setattr(Scenario, "result", _stalled_result)
     extra = ["--max-examples", "1", "--pct-runs", "0"] if command == "hunt" else []
     args = [command, "--buyers", "2", "--strategy", "lock", "--db", str(tmp_path / "t.json")]
     result = invoke(*args, *extra, *TIMEOUT)
@@ -508,8 +508,8 @@ VALIDATION = [
     (["compare", "--buyers", "0"], _BUYERS),
     (
         ["explore", "--buyers", "0"],
-        "--buyers=0: choose from 1 to 5 buyers: explore lists every order; "
-        "use 'ticketsim hunt' for more",
+        "--buyers=0: choose from 1 to 10 buyers: explore runs a class of orders per "
+        "ordering of the buyers; use 'ticketsim hunt' for more",
     ),
     (["run", "--tickets", "-1"], _TICKETS),
     (["replay", "--schedule", "1r", "--tickets", "-1"], _TICKETS),

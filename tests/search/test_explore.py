@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from sales import SERVERS
 from typer.testing import CliRunner
 
 from ticketsim.analysis.report import build_report
@@ -14,6 +13,8 @@ from ticketsim.cli import app
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import StoreKind
+from ticketsim.core.schedule import all_schedules
+from ticketsim.core.schedule import reduced as sched_reduced
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.search.explore import Scenario, explore, hunt, signature
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from typer.testing import Result
+
+    from ticketsim.analysis.report import Report
 
 #: The safe ones explored here: the db file's, and of each database one of each way of
 #: being safe (a lock, a retry, an atomic step, SKIP LOCKED); every database strategy's
@@ -44,16 +47,15 @@ LOST_UPDATE = (
 def test_two_buyers_one_ticket_unprotected_matches_the_count_by_hand(db_path: Path) -> None:
     """Each buyer reads (r) then writes (w): 4 steps, C(4, 2) = 6 orders. A buyer that
     reads after the other has written sees 0 and is refused: the 2 serial orders are
-    fine. In the other 4 both read remaining=1 before either writes, and both are sold
-    seat 1. Swapping the two reads changes nothing, so those 4 are 2 classes to run."""
+    one class (the buyers' names swapped). In the other 4 both read remaining=1 before
+    either writes, and both are sold seat 1: one class too (the reads commute, and the
+    two readers are in the same state). So 2 schedules to run, the serial one first."""
     result = explore(Scenario(strategy="none", buyers=2, tickets=1, db_path=db_path))
     assert result.interleavings == 6
     assert result.feasible == 6
-    assert result.classes == 4
-    assert result.explored == 4
-    assert result.violating == 2
-    assert result.violating_interleavings == 4
-    assert result.by_kind == {"double-booked": 2, "lost-sale": 2, "oversold": 2}
+    assert result.explored == 2
+    assert result.violating == 1
+    assert result.by_kind == {"double-booked": 1, "lost-sale": 1, "oversold": 1}
     found = result.counterexample
     assert found is not None
     assert found.schedule == "1r 2r 2w 1w"  # both read, both write: one preemption
@@ -62,17 +64,88 @@ def test_two_buyers_one_ticket_unprotected_matches_the_count_by_hand(db_path: Pa
         f"ticketsim replay --strategy none --buyers 2 --tickets 1 --schedule '1r 2r 2w 1w' "
         f"--db {db_path}"
     )
+    assert (result.replays, result.reproduced) == (10, 10)
+    # The counterexample was the last class: nothing was left when the search stopped.
+    assert result.exhausted
+    assert not result.stopped_at_first
     assert result.stalled == ()
     assert result.schedules_per_s > 0
 
 
+@pytest.mark.parametrize("buyers", [2, 3, 4, 5, 6])
+def test_the_unlocked_sale_breaks_in_its_second_schedule(db_path: Path, buyers: int) -> None:
+    """The serial schedule first, then the one preemption that matters: buyer 1 reads,
+    buyer 2 reads before buyer 1 writes. The search stops there, however many buyers."""
+    scenario = Scenario(strategy="none", buyers=buyers, tickets=1, db_path=db_path)
+    result = explore(scenario, replays=2)
+    assert result.explored == 2
+    assert result.counterexample is not None
+    assert result.counterexample.schedule.startswith("1r 2r 2w 1w")
+    assert result.stopped_at_first is (buyers > 2)
+    assert not result.complete if buyers > 2 else result.complete
+    assert result.exit_code is ExitCode.VIOLATED
+    assert (result.replays, result.reproduced) == (2, 2)
+
+
+def test_all_goes_on_past_the_first_counterexample_to_every_class(db_path: Path) -> None:
+    """Three buyers, one ticket: 3! = 6 classes (which buyer reads before which write);
+    the two in which each buyer reads after the one before has written are fine."""
+    scenario = Scenario(strategy="none", buyers=3, tickets=1, db_path=db_path)
+    result = explore(scenario, every=True, replays=0)
+    assert (result.explored, result.violating) == (6, 4)
+    assert result.complete
+    assert (result.replays, result.reproduced) == (0, 0)
+    assert result.counterexample is not None
+    assert result.counterexample.schedule == "1r 2r 2w 1w 3r 3w"
+
+
+def test_the_locked_sale_of_eight_buyers_is_one_class(db_path: Path) -> None:
+    """Under a lock the only orders are the 8! serial ones, and the buyers are alike:
+    one schedule stands for them all."""
+    scenario = Scenario(strategy="lock", buyers=8, tickets=7, db_path=db_path)
+    result = explore(scenario)
+    assert result.feasible == 40320
+    assert result.explored == 1
+    assert result.complete
+    assert result.counterexample is None
+    assert result.exit_code is ExitCode.OK
+
+
+def _outcome(report: Report) -> tuple[object, ...]:
+    """What a sale ended with, whichever buyer got which seat."""
+    return (
+        report.sold,
+        report.refused,
+        report.remaining,
+        report.oversold,
+        report.double_booked,
+        tuple(sorted({v.kind.value for v in report.violations})),
+    )
+
+
+def test_the_reduced_search_reaches_every_outcome_of_every_order(db_path: Path) -> None:
+    """Real sales: the classes explore runs end in every way that some order of the
+    three buyers' steps ends (90 orders, each run). tests/core/test_schedule.py checks
+    the same of every model and size, on a model of the sale."""
+    scenario = Scenario(strategy="none", buyers=3, tickets=2, db_path=db_path)
+    model = CATALOG["none"].model()  # type: ignore[index]
+    every = {
+        _outcome(scenario.run(order))
+        for order in all_schedules(3)
+        if model.blocked_at(order) is None
+    }
+    reduced = {_outcome(scenario.run(order)) for order in sched_reduced(3, model)}
+    assert reduced == every
+    assert len(every) > 1
+
+
 @pytest.mark.parametrize("strategy", EXPLORED)
 def test_no_order_breaks_a_safe_strategy(db_path: Path, strategy: str) -> None:
-    # A database's strategies take two buyers (every order of three is 36 sales of a
-    # server each; their lessons are forced one by one in tests/engine/test_databases.py).
-    # SKIP LOCKED holds a seat from the read on: a reader beyond the seats would wait for
-    # one to be let go, which the schedule model does not know (it would report those
-    # orders as not finished), so it gets a ticket for each buyer.
+    # A database's strategies take two buyers (their lessons are forced one by one in
+    # tests/engine/test_databases.py). SKIP LOCKED holds a seat from the read on: a
+    # reader beyond the seats would wait for one to be let go, which the schedule model
+    # does not know (it would report those orders as not finished), so it gets a ticket
+    # for each buyer.
     buyers = 3 if CATALOG[strategy].store is StoreKind.FILE else 2  # type: ignore[index]
     tickets = buyers if strategy == "pg-skip-locked" else buyers - 1
     scenario = Scenario(strategy=strategy, buyers=buyers, tickets=tickets, db_path=db_path)
@@ -80,9 +153,11 @@ def test_no_order_breaks_a_safe_strategy(db_path: Path, strategy: str) -> None:
     assert result.counterexample is None
     assert result.violating == 0
     assert result.stalled == ()
-    assert result.explored == result.classes > 0
+    assert result.complete
+    assert result.explored > 0
     if CATALOG[strategy].guarded:  # type: ignore[index]
         assert result.feasible == {2: 2, 3: 6}[buyers]  # serial orders; the lock forbids others
+        assert result.explored == 1  # and the buyers are alike
 
 
 def test_the_racing_strategies_are_the_unsafe_ones_but_one_that_gives_up() -> None:
@@ -94,12 +169,12 @@ def test_every_racing_strategy_has_a_counterexample_that_replays_10_of_10(
     db_path: Path, strategy: str
 ) -> None:
     scenario = Scenario(strategy=strategy, buyers=2, tickets=1, db_path=db_path)
-    found = explore(scenario).counterexample
+    result = explore(scenario)
+    found = result.counterexample
     assert found is not None
     assert found.explanation == LOST_UPDATE
-    runs = [run_sale(scenario.config(found.schedule), servers=SERVERS) for _ in range(10)]
-    assert all(build_report(r).violations for r in runs)
-    assert len({signature(r) for r in runs}) == 1
+    # Each replay ended with the same db and history as the run that found it.
+    assert (result.replays, result.reproduced) == (10, 10)
 
 
 def test_explore_finds_the_buyer_that_gives_up_and_leaves_a_ticket_unsold(
@@ -242,7 +317,17 @@ def test_explore_json_and_exit_codes(db_path: Path) -> None:
     assert fine.exit_code == ExitCode.OK
     assert json.loads(fine.stdout)["counterexample"] is None
     people = invoke("explore", "--lock", "--db", str(db_path))
-    assert "Every explored interleaving kept every invariant." in people.stdout
+    assert "Every class of orders was run, and none broke an invariant." in people.stdout
+    first = json.loads(invoke("explore", "--buyers", "3", "--json", "--db", str(db_path)).stdout)
+    assert (first["explored"], first["stopped_at_first"], first["complete"]) == (2, True, False)
+    assert (first["replays"], first["reproduced"]) == (10, 10)
+    every = json.loads(
+        invoke(
+            "explore", "--buyers", "3", "--all", "--replays", "1", "--json", "--db", str(db_path)
+        ).stdout
+    )
+    assert (every["explored"], every["stopped_at_first"], every["complete"]) == (6, False, True)
+    assert (every["replays"], every["reproduced"]) == (1, 1)
 
 
 def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
@@ -261,7 +346,8 @@ def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "args", "message"),
     [
-        ("explore", ["--buyers", "9"], "use 'ticketsim hunt' for more"),
+        ("explore", ["--buyers", "11"], "use 'ticketsim hunt' for more"),
+        ("explore", ["--replays", "1001"], "--replays=1001"),
         ("explore", ["--max-schedules", "0"], "--max-schedules=0"),
         ("explore", ["--preemption-bound", "-1"], "--preemption-bound=-1"),
         ("explore", ["--tickets", "-1"], "--tickets=-1"),
@@ -270,6 +356,7 @@ def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
     ],
     ids=[
         "explore-too-big",
+        "too-many-replays",
         "no-schedules",
         "negative-bound",
         "negative-tickets",

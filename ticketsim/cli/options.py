@@ -224,6 +224,15 @@ PreemptionBound = Annotated[
     int | None,
     typer.Option(help="Only orders that switch away from an unfinished buyer this often."),
 ]
+EveryClass = Annotated[
+    bool,
+    typer.Option(
+        "--all", help="Go on past the first counterexample: run every class, count what breaks."
+    ),
+]
+Replays = Annotated[
+    int, typer.Option(help="Run the counterexample this many times more: how often it reproduces.")
+]
 MaxExamples = Annotated[int, typer.Option(help="Schedules hypothesis may draw (then it shrinks).")]
 PctRuns = Annotated[int, typer.Option(help="Random PCT schedules to run.")]
 Depth = Annotated[int, typer.Option(help="PCT bug depth: priority changes plus one.")]

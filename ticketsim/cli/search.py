@@ -13,6 +13,7 @@ from ticketsim.cli.options import (
     Buyers,
     Db,
     Depth,
+    EveryClass,
     Json,
     Lock,
     MaxExamples,
@@ -20,6 +21,7 @@ from ticketsim.cli.options import (
     PctRuns,
     PctSeed,
     PreemptionBound,
+    Replays,
     SavedHistory,
     StartMethod,
     StartMethodOpt,
@@ -87,6 +89,8 @@ def explore(
     db: Db = DEFAULT_DB,
     max_schedules: MaxSchedules = 1000,
     preemption_bound: PreemptionBound = None,
+    every: EveryClass = False,
+    replays: Replays = 10,
     timeout: Timeout = 10.0,
     start_method: StartMethodOpt = None,
     json_out: Json = False,
@@ -94,23 +98,41 @@ def explore(
     setup: SetupOpt = None,
     sold: SoldOpt = None,
 ) -> None:
-    """Run every order of the buyers' steps that can differ, and report what breaks."""
+    """Run the orders of the buyers' steps that can end differently, simplest first, until
+    one breaks an invariant (or, with --all, every one), and replay it."""
     from ticketsim.core import settings  # noqa: PLC0415 - start-up time
     from ticketsim.search import explore as searching  # noqa: PLC0415 - start-up time
     from ticketsim.views.render import exploration_view  # noqa: PLC0415 - start-up time
 
     if buyer is not None:
         refuse_others(
-            {"--strategy": strategy is not None, "--lock": lock, "--db": db != DEFAULT_DB}
+            {
+                "--strategy": strategy is not None,
+                "--lock": lock,
+                "--db": db != DEFAULT_DB,
+            }
         )
+        if every or replays != 10:
+            from ticketsim.cli.errors import BadInput  # noqa: PLC0415 - start-up time
+
+            raise BadInput(
+                f"--all={every} --replays={replays}: with --buyer, explore stops at the first "
+                "schedule that breaks your invariant and prints its replay command; drop them"
+            )
         mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
         bounds = (max_schedules, preemption_bound)
         _explore_yours(mine, buyers, tickets, bounds, method, timeout, json_out)
 
     _searched(
         _Sale(strategy, lock, buyers, tickets, db, start_method, timeout),
-        partial(settings.require_exploration, buyers, max_schedules, preemption_bound),
-        partial(searching.explore, max_schedules=max_schedules, preemption_bound=preemption_bound),
+        partial(settings.require_exploration, buyers, max_schedules, preemption_bound, replays),
+        partial(
+            searching.explore,
+            max_schedules=max_schedules,
+            preemption_bound=preemption_bound,
+            every=every,
+            replays=replays,
+        ),
         exploration_view,
         json_out=json_out,
     )

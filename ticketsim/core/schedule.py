@@ -14,7 +14,7 @@ every schedule can be run (``ticketsim replay --schedule``).
 A :class:`Model` of the strategy says which schedules can run at all: under a lock,
 ``1r 2r`` cannot, because buyer 2 would wait for the lock buyer 1 holds. Such a
 schedule is *infeasible*: ``replay`` refuses it before running anything, and
-``explore`` counts it but does not run it.
+``explore`` never makes it (:func:`reduced`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
@@ -205,33 +204,10 @@ class Model:
                 holder = None
         return None
 
-    def independent(self, a: Action, b: Action) -> bool:
-        """Whether swapping ``a`` and ``b`` (adjacent) cannot change the outcome."""
-        return (
-            a.buyer != b.buyer
-            and self.reads_commute
-            and a.move is Move.READ
-            and b.move is Move.READ
-        )
-
-    def canonical(self, schedule: Schedule) -> Schedule:
-        """The lexicographically least schedule equivalent to ``schedule``.
-
-        Two schedules are equivalent when one becomes the other by swapping adjacent
-        independent steps (they are the same Mazurkiewicz trace), and then they
-        produce the same outcome; exploring one of each is enough.
-        """
-        rest = list(schedule.actions)
-        out: list[Action] = []
-        while rest:
-            candidates = [
-                i
-                for i, action in enumerate(rest)
-                if all(self.independent(before, action) for before in rest[:i])
-            ]
-            pick = min(candidates, key=lambda i: rest[i])
-            out.append(rest.pop(pick))
-        return Schedule(tuple(out))
+    def feasible(self, buyers: int) -> int:
+        """How many orders of ``buyers`` buyers' steps can run: under a lock, each
+        buyer's ``w`` comes straight after its ``r`` (``B!`` orders); else all of them."""
+        return math.factorial(buyers) if self.guarded else interleavings(buyers)
 
 
 def explain_blocked(schedule: Schedule, index: int) -> str:
@@ -251,26 +227,93 @@ def explain_blocked(schedule: Schedule, index: int) -> str:
     )
 
 
-def representatives(
+def reduced(
     buyers: int, model: Model, *, preemption_bound: int | None = None
-) -> tuple[int, dict[Schedule, int]]:
-    """How many schedules are feasible, and one of each equivalence class among them
-    (its canonical schedule) with how many feasible schedules it stands for, fewest
-    preemptions first (a counterexample found first is then a simplest one).
+) -> Iterator[Schedule]:
+    """One feasible schedule of every class of orders that can end differently, made as
+    the search goes (its memory grows with the buyers, not with the orders), fewest
+    preemptions first and, among those, the earliest preemption first: the first
+    violating schedule is then a simplest one.
 
-    With ``preemption_bound``, only the schedules within it are grouped and counted
-    in their classes; ``feasible`` still counts them all.
+    Two reductions, both sound because every buyer runs the same code:
+
+    * **Commuting steps.** Two buyers' ``r`` commute when the model says reads only
+      read; orders that differ only by swapping them are one Mazurkiewicz trace.
+    * **Interchangeable buyers.** Buyers in the same state lead to the same outcomes
+      up to their names, so only one of them is tried: of the buyers that have not
+      started, the lowest; of those that read with no write in between (they read the
+      same thing), the one running, else the lowest. This also puts commuting reads in
+      one order only, so each trace is made once.
+
+    With ``preemption_bound`` only the schedules with at most that many preemptions.
     """
-    feasible = 0
-    sizes: Counter[Schedule] = Counter()
-    for schedule in all_schedules(buyers):
-        if model.blocked_at(schedule) is not None:
-            continue
-        feasible += 1
-        if preemption_bound is None or schedule.preemptions() <= preemption_bound:
-            sizes[model.canonical(schedule)] += 1
-    simplest_first = sorted(sizes, key=lambda s: (s.preemptions(), s.actions))
-    return feasible, {s: sizes[s] for s in simplest_first}
+    level = 0
+    while True:
+        search = _Level(buyers, model, level)
+        yield from search.walk(None, 0, None, 0)
+        if not search.pruned or (preemption_bound is not None and level >= preemption_bound):
+            return
+        level += 1
+
+
+class _Level:
+    """The depth-first walk of the schedules with exactly ``preemptions`` preemptions."""
+
+    def __init__(self, buyers: int, model: Model, preemptions: int) -> None:
+        self.buyers = buyers
+        self.model = model
+        self.preemptions = preemptions
+        #: Steps taken by each buyer (index 0 unused).
+        self.taken = [0] * (buyers + 1)
+        #: How many steps that change what a read sees came before each buyer's read.
+        self.epoch = [0] * (buyers + 1)
+        self.prefix: list[Action] = []
+        #: Whether a schedule with more preemptions was left out (the next level has some).
+        self.pruned = False
+
+    def choices(self, running: int | None, holder: int | None) -> list[int]:
+        """The buyers worth moving next: one of each set of interchangeable buyers."""
+        if holder is not None:
+            return [holder]
+        chosen = []
+        waiting: dict[int, list[int]] = {}
+        fresh = None
+        for buyer in range(1, self.buyers + 1):
+            if self.taken[buyer] == 1:
+                waiting.setdefault(self.epoch[buyer], []).append(buyer)
+            elif self.taken[buyer] == 0 and fresh is None:
+                fresh = buyer
+        for alike in waiting.values():
+            chosen.append(running if running in alike else alike[0])
+        if fresh is not None:
+            chosen.append(fresh)
+        # Switching away first: within a level, the earliest preemption comes first.
+        return sorted(chosen, key=lambda b: (b == running, b))
+
+    def walk(
+        self, running: int | None, used: int, holder: int | None, changes: int
+    ) -> Iterator[Schedule]:
+        if len(self.prefix) == len(MOVES) * self.buyers:
+            if used == self.preemptions:
+                yield Schedule(tuple(self.prefix))
+            return
+        for buyer in self.choices(running, holder):
+            preempts = running is not None and buyer != running and self.taken[running] == 1
+            if used + preempts > self.preemptions:
+                self.pruned = True
+                continue
+            move = MOVES[self.taken[buyer]]
+            before = self.epoch[buyer]
+            if move is Move.READ:
+                self.epoch[buyer] = changes
+            self.taken[buyer] += 1
+            self.prefix.append(Action(buyer, move))
+            changed = move is Move.WRITE or not self.model.reads_commute
+            held = (buyer if move is Move.READ else None) if self.model.guarded else None
+            yield from self.walk(buyer, used + preempts, held, changes + changed)
+            self.prefix.pop()
+            self.taken[buyer] -= 1
+            self.epoch[buyer] = before
 
 
 def pct_schedule(buyers: int, depth: int, model: Model, rng_random: Sequence[float]) -> Schedule:

@@ -43,9 +43,11 @@ MIN_TIMEOUT_S: Final = 1.0
 MAX_SEED: Final = 2**64 - 1
 #: The race window of each buyer is ``delay * (1 + JITTER * u)``, ``u`` drawn from the seed.
 JITTER: Final = 0.5
-#: Explore lists every order of the buyers' steps, ``(2B)! / 2^B`` of them: past this
-#: many buyers, listing them alone would not end in reasonable time.
-MAX_EXPLORE_BUYERS: Final = 5
+#: Explore runs one schedule per class of orders, ``B!`` classes for an unlocked sale:
+#: past this many buyers even the classes would not all run in reasonable time.
+MAX_EXPLORE_BUYERS: Final = 10
+#: The most runs of a counterexample an exploration makes to show it reproduces.
+MAX_REPLAYS: Final = 1000
 #: The most schedules one search runs (``max_schedules``, ``max_examples``, ``pct_runs``).
 MAX_RUNS: Final = 100_000
 
@@ -392,18 +394,22 @@ def require_controlled(buyers: int) -> None:
         )
 
 
-def require_exploration(buyers: object, max_schedules: object, preemption_bound: object) -> None:
-    """What explore can search: few enough buyers to list every order of their steps."""
+def require_exploration(
+    buyers: object, max_schedules: object, preemption_bound: object, replays: object = 0
+) -> None:
+    """What explore can search: few enough buyers that its classes of orders can run."""
     require_int(
         "buyers",
         buyers,
         1,
         MAX_EXPLORE_BUYERS,
-        "buyers: explore lists every order; use 'ticketsim hunt' for more",
+        "buyers: explore runs a class of orders per ordering of the buyers; "
+        "use 'ticketsim hunt' for more",
     )
     require_int("max_schedules", max_schedules, 1, MAX_RUNS, "schedules")
     if preemption_bound is not None:
         require_int("preemption_bound", preemption_bound, 0, MAX_RUNS, "preemptions")
+    require_int("replays", replays, 0, MAX_REPLAYS, "runs")
 
 
 def require_hunt(max_examples: object, pct_runs: object, depth: object, seed: object) -> None:

@@ -1,7 +1,8 @@
 """Search the orders of buyers' steps for one that breaks an invariant.
 
-:func:`explore` runs every order worth running for small sales (one schedule per
-equivalence class, fewest preemptions first); :func:`hunt` searches larger ones,
+:func:`explore` runs one order of every class that can end differently, made as it
+goes (fewest preemptions first, one trace of commuting steps, one of interchangeable
+buyers), and stops at the first counterexample; :func:`hunt` searches larger ones,
 with hypothesis (which shrinks what it finds) and with PCT random schedules. Each
 schedule is a real controlled sale: real processes, primitives and db file.
 """
@@ -37,7 +38,7 @@ from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ticketsim.core.result import RunResult
@@ -116,8 +117,13 @@ class Scenario:
             words += ["--start-method", self.start_method]
         return shlex.join(words)
 
+    def result(self, schedule: sched.Schedule | str) -> RunResult:
+        """What a run of ``schedule`` recorded."""
+        return run_sale(self.config(schedule), servers=self.servers)
+
     def run(self, schedule: sched.Schedule | str) -> Report:
-        return build_report(run_sale(self.config(schedule), servers=self.servers))
+        """The report of a run of ``schedule``."""
+        return build_report(self.result(schedule))
 
     def to_json(self) -> dict[str, Any]:
         """The sale's size and strategy, as every search's JSON starts."""
@@ -179,31 +185,40 @@ class Exploration:
     interleavings: int
     #: Of those, the orders the strategy lets run (under a lock, no two buyers hold it).
     feasible: int
-    #: Equivalence classes among the feasible orders (within the preemption bound).
-    classes: int
-    #: Schedules run: one per class, up to ``max_schedules``.
+    #: Schedules run, one per class of orders (:func:`ticketsim.core.schedule.reduced`).
     explored: int
     #: Explored schedules that broke an invariant.
     violating: int
-    #: Feasible orders that break an invariant (each class counts all its members).
-    violating_interleavings: int
     #: Violating schedules per kind of violation.
     by_kind: dict[str, int]
-    #: The simplest violating schedule found (fewest preemptions, then lowest).
+    #: The first violating schedule found: fewest preemptions, then the earliest.
     counterexample: Counterexample | None
+    #: Seconds the search took (the replays of the counterexample not included).
     elapsed_s: float
     preemption_bound: int | None
     #: ``max_schedules`` stopped the search before every class was run.
     truncated: bool
     #: Schedules that did not run to their end (stalled, or a buyer died), with why:
     #: nothing was checked of them.
-    stalled: tuple[str, ...] = field(default=())
+    stalled: tuple[str, ...] = ()
+    #: The search stopped at its first counterexample with classes left (``every``
+    #: would have gone on).
+    stopped_at_first: bool = False
+    #: Runs of the counterexample after it was found, and how many of them ended with
+    #: the same db and history (apart from pids and times).
+    replays: int = 0
+    reproduced: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every class of orders was run (within the preemption bound)."""
+        return not self.truncated and not self.stopped_at_first
 
     @property
     def complete(self) -> bool:
         """Whether every class of interleavings was run to its end, so that "no order
         breaks an invariant" is a claim the search checked."""
-        return not self.truncated and not self.stalled
+        return self.exhausted and not self.stalled
 
     @property
     def exit_code(self) -> ExitCode:
@@ -220,14 +235,15 @@ class Exploration:
             **self.scenario.to_json(),
             "interleavings": self.interleavings,
             "feasible": self.feasible,
-            "classes": self.classes,
             "explored": self.explored,
             "violating": self.violating,
-            "violating_interleavings": self.violating_interleavings,
             "by_kind": self.by_kind,
             "counterexample": _json_of(self.counterexample),
+            "replays": self.replays,
+            "reproduced": self.reproduced,
             "preemption_bound": self.preemption_bound,
             "truncated": self.truncated,
+            "stopped_at_first": self.stopped_at_first,
             "stalled": list(self.stalled),
             "complete": self.complete,
             "exit_code": int(self.exit_code),
@@ -241,18 +257,42 @@ def explore(
     *,
     max_schedules: int = 1000,
     preemption_bound: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    every: bool = False,
+    replays: int = 10,
 ) -> Exploration:
-    """Run one schedule of every equivalence class of feasible orders, simplest first.
+    """Run one schedule of every class of feasible orders, simplest first, made as the
+    search goes (:func:`ticketsim.core.schedule.reduced`); stop at the first that breaks
+    an invariant unless ``every``, and run that one ``replays`` times more.
 
     A schedule that breaks an invariant for certain counts as violating even if it did
     not finish; one that did not finish otherwise is listed in ``stalled``, and the
-    exploration is then incomplete, as it is when ``max_schedules`` cut it short.
+    exploration is then incomplete, as it is when ``max_schedules`` or the first
+    counterexample cut it short.
     """
-    require_exploration(scenario.buyers, max_schedules, preemption_bound)
+    require_exploration(scenario.buyers, max_schedules, preemption_bound, replays)
     scenario.check()
+    model = catalog.info(scenario.strategy).model()
     with _served(scenario) as served:
-        return _explore(scenario, served, max_schedules, preemption_bound, progress)
+        search = _Search(served, every)
+        schedules = sched.reduced(scenario.buyers, model, preemption_bound=preemption_bound)
+        truncated = search.run(schedules, max_schedules)
+        reproduced = search.replay(replays)
+    return Exploration(
+        scenario=scenario,
+        interleavings=sched.interleavings(scenario.buyers),
+        feasible=model.feasible(scenario.buyers),
+        explored=search.explored,
+        violating=search.violating,
+        by_kind=dict(sorted(search.kinds.items())),
+        counterexample=search.found,
+        elapsed_s=search.elapsed_s,
+        preemption_bound=preemption_bound,
+        truncated=truncated,
+        stalled=tuple(search.stalled),
+        stopped_at_first=search.stopped,
+        replays=replays if search.found is not None else 0,
+        reproduced=reproduced,
+    )
 
 
 @contextlib.contextmanager
@@ -267,50 +307,58 @@ def _served(scenario: Scenario) -> Iterator[Scenario]:
         yield replace(scenario, servers=servers)
 
 
-def _explore(
-    scenario: Scenario,
-    served: Scenario,
-    max_schedules: int,
-    preemption_bound: int | None,
-    progress: Callable[[int, int], None] | None,
-) -> Exploration:
-    model = catalog.info(scenario.strategy).model()
-    started = time.monotonic()
-    feasible, sizes = sched.representatives(
-        scenario.buyers, model, preemption_bound=preemption_bound
-    )
-    chosen = list(sizes)[:max_schedules]
-    violating = violating_interleavings = 0
-    kinds: Counter[str] = Counter()
+@dataclass
+class _Search:
+    """What an exploration has run so far: counts, never the schedules themselves."""
+
+    scenario: Scenario
+    every: bool
+    explored: int = 0
+    violating: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
     found: Counterexample | None = None
-    stalled: list[str] = []
-    for index, schedule in enumerate(chosen):
-        report = served.run(schedule)
+    #: The run of the counterexample, which its replays must match.
+    first: RunResult | None = None
+    stalled: list[str] = field(default_factory=list)
+    stopped: bool = False
+    elapsed_s: float = 0.0
+
+    def run(self, schedules: Iterator[sched.Schedule], max_schedules: int) -> bool:
+        """Run ``schedules`` in turn; whether ``max_schedules`` left some unrun."""
+        started = time.monotonic()
+        try:
+            for schedule in schedules:
+                if self.found is not None and not self.every:
+                    self.stopped = True
+                    return False
+                if self.explored == max_schedules:
+                    return True
+                self._one(schedule)
+            return False
+        finally:
+            self.elapsed_s = time.monotonic() - started
+
+    def _one(self, schedule: sched.Schedule) -> None:
+        result = self.scenario.result(schedule)
+        report = build_report(result)
+        self.explored += 1
         if report.exit_code is ExitCode.STALLED:
-            stalled.append(f"{schedule}: {report.verdict}")
+            self.stalled.append(f"{schedule}: {report.verdict}")
         elif report.exit_code is ExitCode.VIOLATED:
-            violating += 1
-            violating_interleavings += sizes[schedule]
-            kinds.update({v.kind.value for v in report.violations})
-            if found is None:
-                found = counterexample(scenario, schedule, report)
-        if progress is not None:
-            progress(index + 1, len(chosen))
-    return Exploration(
-        scenario=scenario,
-        interleavings=sched.interleavings(scenario.buyers),
-        feasible=feasible,
-        classes=len(sizes),
-        explored=len(chosen),
-        violating=violating,
-        violating_interleavings=violating_interleavings,
-        by_kind=dict(sorted(kinds.items())),
-        counterexample=found,
-        elapsed_s=time.monotonic() - started,
-        preemption_bound=preemption_bound,
-        truncated=len(chosen) < len(sizes),
-        stalled=tuple(stalled),
-    )
+            self.violating += 1
+            self.kinds.update({v.kind.value for v in report.violations})
+            if self.found is None:
+                self.found = counterexample(self.scenario, schedule, report)
+                self.first = result
+
+    def replay(self, replays: int) -> int:
+        """How many of ``replays`` more runs of the counterexample end as it did."""
+        if self.found is None or self.first is None:
+            return 0
+        same = signature(self.first)
+        return sum(
+            signature(self.scenario.result(self.found.schedule)) == same for _ in range(replays)
+        )
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def _search_view(
     none_found: str,
     *,
     complete: bool = True,
+    replayed: str = "",
 ) -> RenderableType:
     """What explore and hunt both show: the scenario, what was searched, what did not
     finish, then the simplest violating schedule or what not finding one means."""
@@ -188,50 +189,70 @@ def _search_view(
             Text(f"  {printable(found.explanation)}"),
             Text(f"  Replay it: {printable(found.replay)}", style="yellow"),
         ]
+        if replayed:
+            lines.append(Text(replayed))
     return Group(*lines)
 
 
+def _schedules(count: int) -> str:
+    return f"{count} schedule" if count == 1 else f"{count} schedules"
+
+
 def exploration_view(result: Exploration) -> RenderableType:
-    """``ticketsim explore``: how many orders exist, ran and broke, and the simplest story."""
+    """``ticketsim explore``: how many orders exist, how many ran and broke, the first
+    story and how often it reproduces."""
     s = result.scenario
     bound = result.preemption_bound
+    if result.truncated:
+        ended = "; stopped at --max-schedules with classes left"
+    elif result.stopped_at_first:
+        ended = "; stopped at the first counterexample (--all runs every class)"
+    else:
+        ended = "; that is every class"
     searched: list[RenderableType] = [
         Text(
             f"{result.interleavings} interleavings of the buyers' steps, {result.feasible} "
-            f"feasible under {s.strategy}, {result.classes} different up to reordering "
-            "steps that commute" + (f" (at most {bound} preemptions)" if bound is not None else "")
+            f"feasible under {s.strategy}; one of each class that can end differently is run "
+            "(reordering reads that commute, or renaming buyers in the same state, changes "
+            "nothing), fewest preemptions first"
+            + (f", at most {bound}" if bound is not None else "")
         ),
         Text(
-            f"explored {result.explored} schedules in {result.elapsed_s:.2f} s "
-            f"({result.schedules_per_s:.0f} schedules/s)"
-            + ("; stopped at --max-schedules" if result.truncated else "")
+            f"explored {_schedules(result.explored)} in {result.elapsed_s:.2f} s "
+            f"({result.schedules_per_s:.0f} schedules/s){ended}"
         ),
     ]
     if result.violating:
         kinds = ", ".join(f"{kind} {n}" for kind, n in result.by_kind.items())
         searched.append(
             Text(
-                f"{result.violating} schedules break an invariant ({result.violating_interleavings}"
-                f" of the {result.feasible} feasible interleavings): {kinds}",
+                f"{result.violating} of the {_schedules(result.explored)} "
+                f"{'breaks' if result.violating == 1 else 'break'} an invariant: {kinds}",
                 style="red",
             )
         )
-    none_found = "Every explored interleaving kept every invariant."
+    none_found = "Every class of orders was run, and none broke an invariant."
     if not result.complete:
         unchecked = []
         if result.truncated:
-            unchecked.append(
-                f"{result.classes - result.explored} of the {result.classes} classes were not "
-                "run (--max-schedules)"
-            )
+            unchecked.append("classes were left unrun (--max-schedules)")
         if result.stalled:
             unchecked.append(f"{len(result.stalled)} schedule(s) did not finish")
         none_found = (
             f"INCOMPLETE: {'; '.join(unchecked)}, so nothing is claimed of them; "
             "no schedule that finished broke an invariant"
         )
+    replayed = (
+        f"  Reproduced {result.reproduced} of {result.replays} replays" if result.replays else ""
+    )
     return _search_view(
-        s, searched, result.stalled, result.counterexample, none_found, complete=result.complete
+        s,
+        searched,
+        result.stalled,
+        result.counterexample,
+        none_found,
+        complete=result.complete,
+        replayed=replayed,
     )
 
 
