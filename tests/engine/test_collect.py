@@ -24,7 +24,8 @@ class FakeChannel:
     events: list[Event] = field(default_factory=list)
     repeat: tuple[int, Step] | None = None
 
-    def get(self, timeout: float) -> Event:
+    def get(self, timeout: float, gather_s: float = 0.0) -> Event:
+        del gather_s  # the events are all here already
         if self.events:
             return self.events.pop(0)
         if self.repeat is not None:

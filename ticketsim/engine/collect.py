@@ -24,6 +24,11 @@ Watcher = Callable[[Event], None]
 
 #: How long the parent blocks on the event queue before it looks at the processes again.
 _POLL_S: Final = 0.05
+#: How long the parent lets the events of a free sale gather before it reads them: a
+#: pipe holds some thousand events, and a sale's end is seen this much later at most.
+#: (A schedule's grants do not wait on the events, and the ready phase is before the
+#: sale's clock starts; neither gathers.)
+GATHER_S: Final = 0.002
 #: What counts as progress once the sale is open: a buyer told yes or no.
 _ANSWERS: Final = frozenset({Step.OK, Step.FAIL})
 #: Events that show buyers busy without progress, in the words of a stall's reason.
@@ -68,13 +73,14 @@ class Inbox:
         progress = _ANSWERS if until is None else steps
         # A buyer that has already finished has certainly passed READY.
         done = {e.buyer for e in self.history if e.step in steps or e.step in OUTCOMES}
+        gather_s = GATHER_S if until is None and aborted is None else 0.0
         last_progress = time.monotonic()
         while len(done) < expected:
             reason = aborted() if aborted else None
             if reason is not None:
                 return reason
             try:
-                event = self.channel.get(timeout=_POLL_S)
+                event = self.channel.get(timeout=_POLL_S, gather_s=gather_s)
             except queue.Empty:
                 if not self.crew.alive():
                     # Every process has exited and the pipe is empty: the buyers still
