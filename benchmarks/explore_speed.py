@@ -23,34 +23,16 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from goals import Goal, report
 
 from ticketsim.analysis.report import build_report
 from ticketsim.core import schedule as sched
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.names import StrategyName
 from ticketsim.search.explore import Scenario, explore
-
-
-class Goal(NamedTuple):
-    """One goal of the issue: what was measured, against which bound."""
-
-    name: str
-    measured: float
-    bound: float
-    #: ``"<="``: the measure must be at most the bound; ``">="``: at least.
-    sense: str
-    unit: str
-
-    @property
-    def met(self) -> bool:
-        return self.measured <= self.bound if self.sense == "<=" else self.measured >= self.bound
-
-    def row(self) -> str:
-        return (
-            f"| {self.name} | {self.measured:.3g}{self.unit} | {self.sense} "
-            f"{self.bound:g}{self.unit} | {'met' if self.met else 'NOT MET'} |"
-        )
 
 
 def _bare_loop(scenario: Scenario, schedules: list[sched.Schedule]) -> float:
@@ -117,10 +99,7 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         found = goals(options.runs, Path(folder))
-    print("\n| goal | measured | bound | |\n|---|---:|---:|---|")
-    for goal in found:
-        print(goal.row())
-    sys.exit(0 if all(g.met for g in found) else 1)
+    report(found)
 
 
 if __name__ == "__main__":
