@@ -14,8 +14,11 @@ both, the script is the floor under ``ticketsim run`` (``performance.py`` runs a
 - ``--cli``: the parent first imports ``ticketsim.cli`` (typer, click, the library),
   as the ``ticketsim`` command does, and forks its buyers from that bigger process.
 
+With ``--start-method spawn`` (or ``forkserver``) the buyers are started that way, each
+importing this script and the standard library only.
+
     python benchmarks/bare_lock.py [--db db/tickets.json] [--buyers 50] [--tickets 10]
-                                   [--gate] [--cli]
+                                   [--gate] [--cli] [--start-method fork]
 """
 
 from __future__ import annotations
@@ -56,16 +59,18 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=10)
     parser.add_argument("--gate", action="store_true", help="open the sale for all at once")
     parser.add_argument("--cli", action="store_true", help="import ticketsim.cli first")
+    parser.add_argument("--start-method", default=None, help="fork, spawn or forkserver")
     options = parser.parse_args()
     if options.cli:
         import ticketsim.cli  # noqa: F401
     os.makedirs(os.path.dirname(options.db) or ".", exist_ok=True)
     fresh = {"event": "Concert", "tickets": options.tickets, "remaining": options.tickets}
     _write(options.db, {**fresh, "ledger": []})
-    lock = multiprocessing.Lock()
-    gate = multiprocessing.Barrier(options.buyers + 1) if options.gate else None
+    ctx = multiprocessing.get_context(options.start_method)
+    lock = ctx.Lock()
+    gate = ctx.Barrier(options.buyers + 1) if options.gate else None
     buyers = [
-        multiprocessing.Process(target=buy, args=(options.db, lock, n, gate))
+        ctx.Process(target=buy, args=(options.db, lock, n, gate))
         for n in range(1, options.buyers + 1)
     ]
     for process in buyers:

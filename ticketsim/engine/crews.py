@@ -15,7 +15,12 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.sale import _limits, _signals
-from ticketsim.sale.buyer import BuyerSpec, init_pool_worker, run_buyer, run_pool_task
+from ticketsim.sale.buyer import (
+    BuyerSpec,
+    init_pool_worker,
+    run_buyer_process,
+    run_pool_task,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +77,7 @@ class OneProcessEach(Crew):
         for spec in specs:
             # typeshed's BaseContext lacks Process; every concrete context has it.
             process = self.ctx.Process(  # type: ignore[attr-defined]
-                target=run_buyer, name=spec.name, args=(spec, *args), daemon=True
+                target=run_buyer_process, name=spec.name, args=(spec, *args), daemon=True
             )
             what = f"buyer {spec.number} of {len(specs)}"
             refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)

@@ -42,6 +42,7 @@ from ticketsim.sale.buyer import (
     PauseHolder,
 )
 from ticketsim.sale.channel import EventChannel
+from ticketsim.sale.gate import StartGate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -203,7 +204,7 @@ def _hooks(ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory |
 
 def _shared(
     ctx: BaseContext, config: RunConfig, seed: int, pacer: PacerFactory | None
-) -> tuple[EventChannel, Any, _Hooks]:
+) -> tuple[EventChannel, StartGate, _Hooks]:
     """What the parent shares with every buyer: the events' pipe, the gate, the hooks."""
     if ctx.get_start_method() == "forkserver":
         # Before the forkserver starts: it must die with ticketsim, and quietly.
@@ -211,10 +212,14 @@ def _shared(
     # A pipe, semaphores, and under spawn or forkserver the resource tracker's process.
     with _limits.starting("the sale's pipe and shared locks", "lower --buyers"):
         channel = EventChannel(ctx)
+        gate = None
         try:
-            return channel, ctx.Event(), _hooks(ctx, config, seed, pacer)
+            gate = StartGate(ctx)
+            return channel, gate, _hooks(ctx, config, seed, pacer)
         except BaseException:
             channel.close()
+            if gate is not None:
+                gate.close()
             raise
 
 
@@ -265,6 +270,7 @@ def run_sale(
         # once it lets go of its lock) left that behind.
         stack.callback(dbfile.sweep_temp_files, config.db_path)
         stack.callback(channel.close)
+        stack.callback(gate.close)
         with _limits.starting(
             f"what the {strategy.info.name.value} strategy shares", "lower --buyers"
         ):
@@ -293,7 +299,7 @@ class _Sale:
     seed: int
     initial: dbfile.TicketDB
     #: Set to open the sale, once the buyers wait at it.
-    gate: Any
+    gate: StartGate
     hooks: _Hooks
     #: The events, as the crew's buyers send them.
     inbox: Inbox
@@ -316,7 +322,7 @@ class _Sale:
             for n in range(1, config.buyers + 1)
         ]
         self.started_at = time.monotonic()
-        self.crew.start(specs, (tools, self.inbox.channel.sender, self.gate, self.hooks.pacer))
+        self.crew.start(specs, (tools, self.inbox.channel.sender, self.gate.gate, self.hooks.pacer))
         # Open the sale only when the buyers are waiting at the gate, so that
         # process start-up (slow under spawn) does not serialise them.
         starting = max(config.timeout, START_TIMEOUT_S)
