@@ -24,6 +24,10 @@ two sides interleaved, because a small machine is noisy.
 5. startup: ``ticketsim --help`` against ``python -c "import typer"``
    (``benchmarks/startup.py``).
 6. checker: checking histories of up to 1,000,000 events (``benchmarks/checker_scale.py``).
+7. methods: the sale itself (``elapsed_s``: from the opening of the sale to the last
+   sale) of ``ticketsim run --lock --delay 0`` at 50 and 1,000 buyers under ``fork``,
+   ``forkserver`` and ``spawn``, each against ``fork``'s in the same round; and a whole
+   ``spawn`` run of 50 buyers against ``bare_lock.py --start-method spawn``.
 
     python benchmarks/performance.py [--runs 5] [--only limit,overhead,scale,spawn,...]
 """
@@ -61,7 +65,7 @@ TICKETSIM = str(Path(sys.executable).with_name("ticketsim"))
 _CACHE = tempfile.mkdtemp(prefix="ticketsim-bench-pycache-")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = _CACHE
-SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker")
+SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker", "methods")
 SAFE = ("lock", "semaphore", "filelock", "value", "array", "office", "manager")
 #: The bare hand-off each strategy of goal 1 is held against (``handoff.py --guard``).
 HANDOFF = {"lock": "lock", "semaphore": "lock", "filelock": "filelock"}
@@ -325,6 +329,57 @@ def spawn(runs: int) -> None:
     print(f"| ratio (median of the runs' ratios) | {ratio:.2f}x |")
 
 
+METHODS = ("fork", "forkserver", "spawn")
+
+
+def _sale_s(buyers: int, method: str, folder: str) -> float:
+    tickets = 10 if buyers <= PROCESS_PER_BUYER_MAX else buyers // 2
+    command = [TICKETSIM, "run", "--buyers", str(buyers), "--tickets", str(tickets), "--lock"]
+    done = subprocess.run(
+        [*command, "--delay", "0", "--start-method", method, "--json"],
+        cwd=folder,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    return float(json.loads(done.stdout)["elapsed_s"])
+
+
+def methods(runs: int, sizes: Sequence[int] = (50, 1000)) -> None:
+    print("\n## 7. The sale under each start method, and a whole spawn run against a bare one\n")
+    sale: dict[tuple[int, str], list[float]] = {(n, m): [] for n in sizes for m in METHODS}
+    ours, bare = [], []
+    bare_spawn = [sys.executable, str(HERE / "bare_lock.py"), "--start-method", "spawn"]
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            for buyers in sizes:
+                for method in METHODS:
+                    sale[buyers, method].append(_sale_s(buyers, method, folder))
+            ours.append(_wall([TICKETSIM, "run", "--buyers", "50", "--lock", "--delay", "0",
+                               "--start-method", "spawn"], folder))  # fmt: skip
+            bare.append(_wall(bare_spawn, folder))
+    print(f"median of {runs} runs, interleaved; `--lock --delay 0`, 10 tickets (N/2 at 1,000)\n")
+    print("| buyers | " + " | ".join(METHODS) + " | forkserver / fork | spawn / fork |")
+    print("|---:|" + "---:|" * (len(METHODS) + 2))
+    for buyers in sizes:
+        figures = " | ".join(f"{statistics.median(sale[buyers, m]) * 1000:.1f} ms" for m in METHODS)
+        ratios = [
+            statistics.median(
+                a / b for a, b in zip(sale[buyers, m], sale[buyers, "fork"], strict=True)
+            )
+            for m in ("forkserver", "spawn")
+        ]
+        print(f"| {buyers} | {figures} | {ratios[0]:.2f}x | {ratios[1]:.2f}x |")
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
+    print(
+        f"\n`ticketsim run --buyers 50 --lock --delay 0 --start-method spawn`, whole program: "
+        f"{statistics.median(ours):.3f} s against {statistics.median(bare):.3f} s for "
+        f"`bare_lock.py --start-method spawn`: {ratio:.2f}x (median of the runs' ratios)"
+    )
+
+
 def _script(name: str, *args: str) -> Callable[[int], None]:
     def run(runs: int) -> None:
         del runs
@@ -353,6 +408,7 @@ def main() -> None:
         "spawn": spawn,
         "startup": _script("startup.py", "--runs", "10"),
         "checker": _script("checker_scale.py"),
+        "methods": methods,
     }
     for name in chosen:
         sections[name](options.runs)

@@ -3,12 +3,35 @@
 Under ``spawn`` and ``forkserver`` every buyer process re-imports the parent's
 ``__main__`` (the ``ticketsim`` script). That script imports only this module, so a
 buyer does not pay for typer and rich; the command line is imported on call.
+
+Once the command has decided its exit code and everything registered to run at exit
+has run, the program ends there: the interpreter would go on to take apart every
+module and object of the command line and the library one by one, which took longer
+than drawing the report, and which nothing needs from a program that is ending.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
+
+#: The exit code the command decided, once it has: then the program ends at once.
+_decided: list[int] = []
+
+
+def _end_at_once() -> None:
+    """The last exit handler (registered first): flush what is left and end."""
+    if not _decided:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        # The command flushed stdout itself and chose its code for what failed there.
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    os._exit(_decided[0])
+
 
 if "__mp_main__" in sys.modules:
     # A spawn child importing the parent's main module, before it unpickles its work.
@@ -18,10 +41,18 @@ if "__mp_main__" in sys.modules:
 
 
 def main() -> None:
+    # Before anything else is registered: exit handlers run last registered first, so
+    # multiprocessing's (ending its processes, removing its files) run before this one.
+    atexit.register(_end_at_once)
     try:
         from ticketsim.cli import main as cli_main  # noqa: PLC0415 - the point of this module
     except KeyboardInterrupt:
         # Ctrl-C while the command line loads: nothing has started, so nothing to end.
         os.write(2, b"ticketsim: interrupted\n")
         sys.exit(130)
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            _decided.append(exc.code or 0)
+        raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -17,7 +18,7 @@ from ticketsim.cli import errors, output
 from ticketsim.core.exits import ExitCode, help_table
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 
@@ -193,6 +194,32 @@ def _no_more_interrupts() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_ENDINGS})
 
 
+@contextlib.contextmanager
+def _only_the_command_asked(args: Sequence[str]) -> Iterator[None]:
+    """While ``args`` run, register only the command or group they name, if they name one.
+
+    typer builds every command of the application before it looks at the arguments,
+    reading each command's signature and every option's declaration: a tenth as long as
+    all of ``ticketsim run`` takes without its buyers. Help on the whole program, shell
+    completion and anything that does not start with a command's name see them all.
+    """
+    named = next((arg for arg in args if not arg.startswith("-")), None)
+    options = args[: args.index(named)] if named is not None else args
+    commands = [info for info in app.registered_commands if info.name == named]
+    groups = [info for info in app.registered_groups if info.name == named]
+    completing = any(key.startswith("_") and key.endswith("_COMPLETE") for key in os.environ)
+    # --debug is the only root option that can come before a command and let it run.
+    if not (commands or groups) or completing or any(o != "--debug" for o in options):
+        yield
+        return
+    every = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = commands, groups
+    try:
+        yield
+    finally:
+        app.registered_commands, app.registered_groups = every
+
+
 def main() -> None:
     output.check_stdout_open()
     for signum in _ENDINGS:
@@ -200,7 +227,8 @@ def main() -> None:
     code: Any = None
     try:
         try:
-            app(prog_name="ticketsim")
+            with _only_the_command_asked(sys.argv[1:]):
+                app(prog_name="ticketsim")
         except SystemExit as exc:
             code = exc.code  # the outcome: what a late interrupt must not undo
         finally:
