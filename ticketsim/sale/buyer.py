@@ -334,9 +334,10 @@ def run_buyer_process(
     run_buyer(spec, tools, channel, gate, pacer)
     if multiprocessing.parent_process() is not None:
         # Reached only when nothing escaped run_buyer, so the exit code is 0. Exit
-        # handlers run last registered first: this one runs once multiprocessing has
-        # ended the process its own way (finalizers, threads, std streams flushed), and
-        # skips only the interpreter's teardown, as a fork's os._exit does.
+        # handlers run once multiprocessing has ended the process its own way (its
+        # finalizers run, threads joined, std streams flushed); this one, the last
+        # registered, runs first and skips what a fork's os._exit skips: the other
+        # handlers (none of a buyer's) and the interpreter's teardown.
         atexit.register(os._exit, 0)
 
 

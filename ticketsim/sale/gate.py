@@ -14,7 +14,6 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import select
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,11 +21,23 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
 
-@dataclass(frozen=True)
 class PipeGate:
-    """The buyers' end: picklable, and passed to every buyer explicitly."""
+    """The buyers' end: picklable, and passed to every buyer explicitly.
 
-    conn: Connection
+    A plain class, not a dataclass: every spawned buyer builds the classes it imports,
+    and a dataclass costs more to build than this whole class is worth.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __getstate__(self) -> Connection:
+        return self.conn
+
+    def __setstate__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def wait(self, timeout: float | None = None) -> bool:
         """Whether the gate opened within ``timeout`` seconds (``None``: no bound)."""
