@@ -9,8 +9,11 @@ process start-up time is not what they measure.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-from typing import TYPE_CHECKING
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,7 +21,6 @@ from sales import SERVERS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 _SLOW_OK = [HealthCheck.too_slow]
 settings.register_profile("ci", max_examples=8, deadline=None, suppress_health_check=_SLOW_OK)
@@ -31,6 +33,54 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # tests of what Ctrl-C does need it delivered, as a terminal delivers it.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+#: Test modules whose tests run on one pytest-xdist worker, one at a time: each checks
+#: that nothing of a kind only it makes is left on the machine (network namespaces, veth
+#: links, host programs), and would see its neighbour's.
+ONE_WORKER = ("tests/engine/test_hosts.py::",)
+
+
+class _Scheduling:
+    """pytest-xdist's scheduler for this suite: each test is a unit of its own, but a
+    module of :data:`ONE_WORKER` is one unit (xdist's ``loadgroup`` cannot be used:
+    it renames tests in a way pytest 9 ignores). Units go out largest first."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+        class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                for module in ONE_WORKER:
+                    if nodeid.startswith(module):
+                        return module
+                return nodeid
+
+        return Scheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_Scheduling(), "ticketsim-scheduling")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        # A temp folder per worker: the folders a ticketsim makes and holds there (its
+        # servers', multiprocessing's) are swept by no other worker's programs, and
+        # programs a test runs inherit it. Short, for the sockets inside.
+        folder = tempfile.mkdtemp(prefix=f"ts-{worker}-", dir="/tmp")
+        os.chmod(folder, 0o711)  # PostgreSQL runs as nobody when the tests run as root
+        os.environ["TMPDIR"] = tempfile.tempdir = folder
+        config.stash[_WORKER_TEMP] = folder
+
+
+_WORKER_TEMP = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_WORKER_TEMP, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,3 +97,21 @@ def _session_servers() -> Iterator[None]:
 def db_path(tmp_path: Path) -> Path:
     """A db path in a folder of its own."""
     return tmp_path / "tickets.json"
+
+
+@pytest.fixture
+def own_temp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short temp folder of the test's own, for this process and the programs it runs.
+
+    A folder a SIGKILLed program leaves there is swept by this test's next start (or
+    sweep) only: the start of any other program's server, another pytest worker's
+    tests' too, sweeps only the temp folders it uses itself.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))
+    try:
+        folder.chmod(0o711)  # PostgreSQL runs as nobody when the tests run as root
+        monkeypatch.setenv("TMPDIR", str(folder))
+        monkeypatch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -218,7 +218,7 @@ def _private_folder(kind: str, owner: int, timeout: float = 30.0) -> Path:
 @pytest.mark.parametrize(("strategy", "kind"), [("pg-naive", "pg"), ("redis-naive", "redis")])
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_a_private_server_goes_with_its_ticketsim(
-    db_path: Path, strategy: str, kind: str, signum: signal.Signals
+    db_path: Path, own_temp: Path, strategy: str, kind: str, signum: signal.Signals
 ) -> None:
     """Mid-sale, the run's own server and buyers end with it, however it ends; a Ctrl-C
     removes the folder at once, a SIGKILL leaves it to the next start's sweep."""
@@ -229,6 +229,7 @@ def test_a_private_server_goes_with_its_ticketsim(
     )  # fmt: skip
     try:
         folder = _private_folder(kind, run.pid)
+        assert folder.parent == own_temp
         deadline = time.monotonic() + 30
         while sum(1 for _ in descendants(run.pid)) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)  # the buyers are up: the sale is on

@@ -104,8 +104,9 @@ def test_stop_ends_every_process_and_removes_the_folder(leftovers: Leftovers) ->
     assert server.folder is None
 
 
-def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers) -> None:
+def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers, own_temp: Path) -> None:
     owner, folder, pid = leftovers.owner("PostgresServer")
+    assert folder.parent == own_temp  # swept by no other test's server start
     assert pid in users_of(folder)
     assert folder not in _folder.sweep()  # alive: not to be swept
     owner.send_signal(signal.SIGKILL)

@@ -102,8 +102,9 @@ def test_stop_is_idempotent(leftovers: Leftovers) -> None:
         _ = server.address
 
 
-def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers) -> None:
+def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers, own_temp: Path) -> None:
     owner, folder, pid = leftovers.owner("RedisServer")
+    assert folder.parent == own_temp  # swept by no other test's server start
     assert users_of(folder) == [pid]
     assert folder not in _folder.sweep()  # alive: not to be swept
     owner.send_signal(signal.SIGKILL)
