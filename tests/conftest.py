@@ -40,11 +40,34 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 #: links, host programs), and would see its neighbour's.
 ONE_WORKER = ("tests/engine/test_hosts.py::",)
 
+#: The tests that take longest (``--durations``), handed out first so that no worker is
+#: left with a long one at the end while the others idle. Order only: every test runs.
+LONG_FIRST = (
+    *ONE_WORKER,
+    "tests/engine/test_faults.py::test_killing_buyers_at_random_points",
+    "tests/cli/test_cli.py::test_the_demo_runs_to_the_end",
+    "tests/test_adversarial_machine.py::test_sigint_at_any_moment",
+    "tests/search/test_yours.py::test_the_example_project_runs_under_the_plugin",
+    "tests/search/test_explore.py::test_the_reduced_search_reaches_every_outcome",
+    "tests/core/test_db_stateful.py::",
+    "tests/engine/test_faults.py::",
+    "tests/engine/test_claims.py::",
+    "tests/test_adversarial_machine.py::",
+    "tests/search/",
+    "tests/engine/",
+    "tests/test_adversarial_files.py::",
+)
+
+
+def _rank(nodeid: str) -> int:
+    return next((n for n, prefix in enumerate(LONG_FIRST) if nodeid.startswith(prefix)), 99)
+
 
 class _Scheduling:
     """pytest-xdist's scheduler for this suite: each test is a unit of its own, but a
-    module of :data:`ONE_WORKER` is one unit (xdist's ``loadgroup`` cannot be used:
-    it renames tests in a way pytest 9 ignores). Units go out largest first."""
+    module of :data:`ONE_WORKER` is one unit (xdist's ``loadgroup`` cannot be used: it
+    renames tests in a way pytest 9 ignores); units go out in :data:`LONG_FIRST` order,
+    then in the order collected."""
 
     @staticmethod
     def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -56,6 +79,14 @@ class _Scheduling:
                     if nodeid.startswith(module):
                         return module
                 return nodeid
+
+            def _assign_work_unit(self, node: Any) -> None:
+                if not getattr(self, "_ranked", False):  # the queue is full: order it once
+                    units = sorted(self.workqueue.items(), key=lambda unit: _rank(unit[0]))
+                    self.workqueue.clear()
+                    self.workqueue.update(units)
+                    self._ranked = True
+                super()._assign_work_unit(node)
 
         return Scheduling(config, log)
 
