@@ -9,11 +9,15 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ticketsim.core.events import Event, Step
 from ticketsim.engine.collect import Inbox
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 
 @dataclass
@@ -40,7 +44,8 @@ class FakeCrew:
     running: bool = True
     at_once: int = 2
 
-    def alive(self) -> bool:
+    def alive(self, ended: Collection[int] = frozenset()) -> bool:
+        del ended
         return self.running
 
 

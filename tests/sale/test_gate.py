@@ -62,6 +62,20 @@ def test_a_gate_whose_opener_is_gone_never_opens() -> None:
     start = StartGate(multiprocessing.get_context("fork"))
     try:
         start._writer.close()  # as a spawned buyer sees it when ticketsim died
+        start._over_writer.close()
         assert not start.gate.wait(5)
+        assert not start.gate.wait_over(5)
     finally:
-        start.gate.conn.close()
+        start.close()
+
+
+def test_the_end_of_the_sale_is_told_apart_from_its_opening() -> None:
+    start = StartGate(multiprocessing.get_context("fork"))
+    try:
+        start.set()
+        assert not start.gate.wait_over(0.01)  # open is not over
+        start.end()
+        start.end()
+        assert start.gate.wait_over(0)
+    finally:
+        start.close()

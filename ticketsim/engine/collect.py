@@ -82,7 +82,8 @@ class Inbox:
             try:
                 event = self.channel.get(timeout=_POLL_S, gather_s=gather_s)
             except queue.Empty:
-                if not self.crew.alive():
+                # A buyer with its outcome may wait for the sale's end in its process.
+                if not self.crew.alive(done if until is None else frozenset()):
                     # Every process has exited and the pipe is empty: the buyers still
                     # missing died without a word. The sale is over, not stalled; the
                     # report counts them as unknown outcomes.

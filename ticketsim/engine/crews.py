@@ -23,7 +23,7 @@ from ticketsim.sale.buyer import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
@@ -50,7 +50,9 @@ class Crew(ABC):
         """How many buyers can be waiting at the gate together."""
 
     @abstractmethod
-    def alive(self) -> bool: ...
+    def alive(self, ended: Collection[int] = frozenset()) -> bool:
+        """Whether a process still runs a buyer, not counting the buyers ``ended``
+        (their processes may wait for the sale to be over)."""
 
     @abstractmethod
     def end(self, *, at_once: bool) -> set[int]:
@@ -89,8 +91,8 @@ class OneProcessEach(Crew):
     def at_once(self) -> int:
         return len(self.processes)
 
-    def alive(self) -> bool:
-        return any(p.is_alive() for p in self.processes)
+    def alive(self, ended: Collection[int] = frozenset()) -> bool:
+        return any(p.is_alive() for n, p in enumerate(self.processes, start=1) if n not in ended)
 
     def end(self, *, at_once: bool) -> set[int]:
         ended = _end(self.processes, grace=0.0 if at_once else _JOIN_S)
@@ -161,7 +163,8 @@ class PoolCrew(Crew):
     def at_once(self) -> int:
         return min(self.size, len(self.tasks))
 
-    def alive(self) -> bool:
+    def alive(self, ended: Collection[int] = frozenset()) -> bool:
+        del ended  # a worker runs many buyers; it is done when its tasks are
         # A task whose worker was killed never becomes ready; the stall guard catches it.
         return not all(result.ready() for result, _ in self.tasks)
 

@@ -349,6 +349,7 @@ class _Sale:
     def end(self, interrupted: BaseException | None) -> None:
         """End every process (at once if the sale did not end by itself), keep their last
         words, and give each buyer whose history has no ending a ``lost`` one."""
+        self.gate.end()  # the buyers' processes that wait for it go
         ended = self.crew.end(at_once=interrupted is not None or self.stalled is not None)
         self.inbox.drain()
         why = "the run was interrupted" if interrupted else (self.stalled or "the sale ended")

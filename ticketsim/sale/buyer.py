@@ -26,6 +26,7 @@ from ticketsim.core.events import Step
 from ticketsim.errors import Conflict, DbError, GuardTimeout
 from ticketsim.sale import _signals
 from ticketsim.sale.channel import Channel, StepRecorder
+from ticketsim.sale.gate import PipeGate
 from ticketsim.sale.steps import BuyerSpec as BuyerSpec  # noqa: PLC0414 - re-exported
 from ticketsim.sale.steps import Pacer as Pacer  # noqa: PLC0414 - re-exported
 
@@ -332,6 +333,9 @@ def run_buyer_process(
     from the buyers still buying, so that under spawn the sale crawled.
     """
     run_buyer(spec, tools, channel, gate, pacer)
+    if isinstance(gate, PipeGate):
+        # Ending now would take a core from the buyers still buying (sale/gate.py).
+        gate.wait_over(spec.timeout)
     if multiprocessing.parent_process() is not None:
         # Reached only when nothing escaped run_buyer, so the exit code is 0. Exit
         # handlers run once multiprocessing has ended the process its own way (its
