@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import signal
 from typing import TYPE_CHECKING
 
 from ticketsim.core import db as dbfile
+from ticketsim.core._interrupts import INTERRUPTS
 from ticketsim.sale.buyer import run_buyer_process
 from ticketsim.sale.channel import EventChannel
 from ticketsim.sale.gate import StartGate
@@ -24,6 +26,9 @@ def test_run_in_this_process_it_registers_no_exit(db_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     channel, start = EventChannel(ctx), StartGate(ctx)
     handlers = atexit._ncallbacks()
+    # The body takes a buyer's signals (Ctrl-C ignored): give pytest's back afterwards,
+    # or every later test of Ctrl-C in this process would see it ignored.
+    dispositions = {signum: signal.getsignal(signum) for signum in INTERRUPTS}
     try:
         start.set()
         tools = GuardedTools(FileStore(str(db_path)), NoGuard())
@@ -31,5 +36,7 @@ def test_run_in_this_process_it_registers_no_exit(db_path: Path) -> None:
         assert atexit._ncallbacks() == handlers  # pytest's own exit is not cut short
         assert dbfile.load(db_path).remaining == 0  # and the buyer bought
     finally:
+        for signum, disposition in dispositions.items():
+            signal.signal(signum, disposition)
         channel.close()
         start.close()
