@@ -84,3 +84,16 @@ def test_someone_elses_folder_is_never_touched(tmp_path: Path) -> None:
     os.utime(other, (an_hour_ago, an_hour_ago))
     assert _owned.sweep(NAME, tmp_path) == []
     assert (other / "data" / "base" / "1").exists()
+
+
+def test_a_life_file_made_and_not_yet_locked_is_a_folder_being_made(tmp_path: Path) -> None:
+    """Its maker creates ``alive.new``, then locks it: a sweep between the two must not
+    take the folder from it. Once the folder is old, its maker is taken as dead."""
+    being_made = _made(tmp_path, "ours.making", life=False)
+    (being_made / f"{_owned.LIFE}.new").write_text("")
+    left = _made(tmp_path, "ours.left", life=False)
+    (left / f"{_owned.LIFE}.new").write_text("")
+    an_hour_ago = time.time() - 3600
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    assert _owned.sweep(NAME, tmp_path) == [left]
+    assert (being_made / "data" / "base" / "1").exists()

@@ -53,16 +53,30 @@ def _claim(folder: Path) -> int | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         return None
-    # No life file: a maker killed mid-way. Its own half-made one says whether it still
-    # lives; with neither, only the folder's age can.
-    for name in (LIFE, f"{LIFE}.new"):
-        try:
-            return _unheld(folder / name)
-        except FileNotFoundError:
-            continue
-    if time.time() - info.st_mtime > _UNBORN_S:
-        with contextlib.suppress(OSError):
-            return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _unheld(folder / LIFE)
+    except FileNotFoundError:
+        return _unborn(folder, young=time.time() - info.st_mtime <= _UNBORN_S)
+
+
+def _unborn(folder: Path, *, young: bool) -> int | None:
+    """A folder with no life file: a maker killed mid-way, or one still making it. Its
+    half-made one, locked, says it lives; unlocked, it may be one its maker has made and
+    not locked yet, so that only the folder's age can tell, as when there is neither."""
+    try:
+        fd = _unheld(folder / f"{LIFE}.new")
+    except FileNotFoundError:
+        fd = None
+    else:
+        if fd is None or young:  # held; or made, perhaps, and not locked yet
+            if fd is not None:
+                os.close(fd)
+            return None
+        return fd
+    if young:
+        return None
+    with contextlib.suppress(OSError):
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     return None
 
 
