@@ -333,16 +333,17 @@ def run_buyer_process(
     from the buyers still buying, so that under spawn the sale crawled.
     """
     run_buyer(spec, tools, channel, gate, pacer)
+    if multiprocessing.parent_process() is None:
+        return  # run in ticketsim's own process: there is no process of its own to end
     if isinstance(gate, PipeGate):
         # Ending now would take a core from the buyers still buying (sale/gate.py).
         gate.wait_over(spec.timeout)
-    if multiprocessing.parent_process() is not None:
-        # Reached only when nothing escaped run_buyer, so the exit code is 0. Exit
-        # handlers run once multiprocessing has ended the process its own way (its
-        # finalizers run, threads joined, std streams flushed); this one, the last
-        # registered, runs first and skips what a fork's os._exit skips: the other
-        # handlers (none of a buyer's) and the interpreter's teardown.
-        atexit.register(os._exit, 0)
+    # Reached only when nothing escaped run_buyer, so the exit code is 0. Exit
+    # handlers run once multiprocessing has ended the process its own way (its
+    # finalizers run, threads joined, std streams flushed); this one, the last
+    # registered, runs first and skips what a fork's os._exit skips: the other
+    # handlers (none of a buyer's) and the interpreter's teardown.
+    atexit.register(os._exit, 0)
 
 
 #: What a pool worker was given by the pool's initializer. Locks cannot travel as task
