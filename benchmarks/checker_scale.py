@@ -48,6 +48,7 @@ from ticketsim.analysis import history as historyfile
 from ticketsim.analysis.checker import check
 from ticketsim.analysis.report import build_report
 from ticketsim.core import db as dbfile
+from ticketsim.core import settings
 from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
@@ -64,7 +65,7 @@ WALL: Final = 1_795_000_000.0
 SECTION_S: Final = 2e-5
 
 
-#: The limits on a sale's buyers, in ``ticketsim.engine.runner`` (whichever it has).
+#: The limits on a sale's buyers, where they are checked (whichever each module has).
 BUYER_LIMITS: Final = ("MAX_BUYERS", "MAX_POOLED_BUYERS")
 
 
@@ -72,10 +73,11 @@ BUYER_LIMITS: Final = ("MAX_BUYERS", "MAX_POOLED_BUYERS")
 def lifted_cap(buyers: int) -> Iterator[None]:
     """Let this process describe a sale of ``buyers`` pooled buyers, past the run limit."""
     with contextlib.ExitStack() as stack:
-        for name in BUYER_LIMITS:
-            limit = getattr(runner, name, None)
-            if isinstance(limit, int) and limit < buyers:
-                stack.enter_context(mock.patch.object(runner, name, buyers))
+        for module in (runner, settings):
+            for name in BUYER_LIMITS:
+                limit = getattr(module, name, None)
+                if isinstance(limit, int) and limit < buyers:
+                    stack.enter_context(mock.patch.object(module, name, buyers))
         yield
 
 

@@ -28,6 +28,14 @@ two sides interleaved, because a small machine is noisy.
    sale) of ``ticketsim run --lock --delay 0`` at 50 and 1,000 buyers under ``fork``,
    ``forkserver`` and ``spawn``, each against ``fork``'s in the same round; and a whole
    ``spawn`` run of 50 buyers against ``bare_lock.py --start-method spawn``.
+8. explore: the searches' goals (``benchmarks/explore_speed.py``).
+9. stores: each database strategy against a bare script (``benchmarks/stores.py``).
+10. hosts: the lock-free strategies on 3 hosts against 1 (``benchmarks/hosts.py``).
+11. suite: README's test command, timed once.
+
+Every section checks issue 19's goals that it measures; at the end a table gives each
+goal's measure, bound and verdict, and the command exits 1 when one is not met, so that
+it can be run as a check.
 
     python benchmarks/performance.py [--runs 5] [--only limit,overhead,scale,spawn,...]
 """
@@ -49,11 +57,18 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import checker_scale  # noqa: E402
+import explore_speed  # noqa: E402
+import hosts as host_speed  # noqa: E402
+import startup as startup_times  # noqa: E402
+import stores as store_speed  # noqa: E402
+from goals import Goal, report  # noqa: E402
 from handoff import BareSale, bare_sale  # noqa: E402
 
 from ticketsim import RunConfig, build_report, run_sale  # noqa: E402
 from ticketsim.core import db as dbfile  # noqa: E402
 from ticketsim.core.settings import PROCESS_PER_BUYER_MAX, auto_workers  # noqa: E402
+from ticketsim.engine.databases import PrivateServers  # noqa: E402
 from ticketsim.sale.stores import FileStore  # noqa: E402
 
 if TYPE_CHECKING:
@@ -65,7 +80,10 @@ TICKETSIM = str(Path(sys.executable).with_name("ticketsim"))
 _CACHE = tempfile.mkdtemp(prefix="ticketsim-bench-pycache-")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = _CACHE
-SECTIONS = ("limit", "overhead", "scale", "spawn", "startup", "checker", "methods")
+SECTIONS = (
+    "limit", "overhead", "scale", "spawn", "startup", "checker", "methods", "explore", "stores",
+    "hosts", "suite",
+)  # fmt: skip
 SAFE = ("lock", "semaphore", "filelock", "value", "array", "office", "manager")
 #: The bare hand-off each strategy of goal 1 is held against (``handoff.py --guard``).
 HANDOFF = {"lock": "lock", "semaphore": "lock", "filelock": "filelock"}
@@ -90,8 +108,13 @@ def serial_sale_s(db: Path, tickets: int) -> float:
     return 1 / serial_limit(db, tickets)
 
 
-def limit(runs: int, sizes: Sequence[int]) -> None:
+#: Issue 19's least share of the bare hand-off each guard's strategies reach.
+HANDOFF_GOAL = {"lock": 0.95, "semaphore": 0.95, "filelock": 0.9}
+
+
+def limit(runs: int, sizes: Sequence[int]) -> list[Goal]:
     print("\n## 1. Sale throughput against the serial limit (--delay 0)\n")
+    found: list[Goal] = []
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "tickets.json"
         for size in sizes:
@@ -139,7 +162,12 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
                 against = ""
                 if name in HANDOFF:
                     own = zip(rates[name], bare[HANDOFF[name]], strict=True)
-                    against = f"{statistics.median(r / b.rate for r, b in own):.2f}"
+                    share = statistics.median(r / b.rate for r, b in own)
+                    against = f"{share:.2f}"
+                    found.append(
+                        Goal(f"`{name}`, {size} buyers: of the bare hand-off", share,
+                             HANDOFF_GOAL[name], ">=", "x")
+                    )  # fmt: skip
                 print(f"| `{name}` | {rate:.0f} | {ratio:.2f} | {against} |")
             locked = bare["lock"]
             solo = statistics.median(b.rate / lim for b, lim in zip(alone, limits, strict=True))
@@ -151,6 +179,7 @@ def limit(runs: int, sizes: Sequence[int]) -> None:
                 f"{statistics.median(b.hold_s for b in alone) * 1e6:.0f} us "
                 f"({solo:.2f} of the limit)\n"
             )
+    return found
 
 
 def _wall(command: Sequence[str], cwd: str) -> float:
@@ -159,7 +188,7 @@ def _wall(command: Sequence[str], cwd: str) -> float:
     return time.perf_counter() - started
 
 
-def overhead(runs: int) -> None:
+def overhead(runs: int) -> list[Goal]:
     print("\n## 2. `ticketsim run --buyers 50 --lock --delay 0` against a bare script\n")
     bare_script = [sys.executable, str(HERE / "bare_lock.py")]
     programs = {
@@ -185,6 +214,12 @@ def overhead(runs: int) -> None:
     for name, figures in walls.items():
         ratio = statistics.median(w / b for w, b in zip(figures, bare, strict=True))
         print(f"| {name} | {statistics.median(figures):.3f} s | {ratio:.2f}x |")
+    floor = walls["the same `--gate --cli`"]
+    ours = walls["`ticketsim run --buyers 50 --lock --delay 0`"]
+    ratio = statistics.median(o / f for o, f in zip(ours, floor, strict=True))
+    print(f"\nagainst the bare script with the gate and the CLI's imports: {ratio:.2f}x")
+    return [Goal("`run --buyers 50 --lock --delay 0` against the bare script with gate and CLI "
+                 "imports", ratio, 1.15, "<=", "x")]  # fmt: skip
 
 
 class _TreeMemory:
@@ -246,7 +281,7 @@ def _big_run(buyers: int, folder: str) -> tuple[dict[str, object], float, int]:
     return report, wall, peak
 
 
-def scale(runs: int, sizes: Sequence[int]) -> None:
+def scale(runs: int, sizes: Sequence[int]) -> list[Goal]:
     print("\n## 3. Scale: `ticketsim run --buyers N --tickets N/2 --lock --delay 0`\n")
     per_buyer: dict[int, list[float]] = {n: [] for n in sizes}
     walls: dict[int, list[float]] = {n: [] for n in sizes}
@@ -293,9 +328,11 @@ def scale(runs: int, sizes: Sequence[int]) -> None:
         f"{(high - low) * 1e6:.0f} us a buyer, any sale of this db by several processes "
         f"pays; at most 1.25x needs {4 * (high - low) * 1e6:.0f} us a buyer or more at {small}"
     )
+    peak_mib = max(peaks[big]) / 1024
+    return [Goal(f"{big} buyers: peak memory of the process tree", peak_mib, 1024, "<=", " MiB")]
 
 
-def spawn(runs: int) -> None:
+def spawn(runs: int) -> list[Goal]:
     print("\n## 4. Starting 50 buyers under spawn against 50 processes that import nothing\n")
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -327,6 +364,7 @@ def spawn(runs: int) -> None:
     print(f"| 50 ticketsim buyers | {statistics.median(ours):.3f} s |")
     print(f"| 50 processes that import nothing | {statistics.median(bare):.3f} s |")
     print(f"| ratio (median of the runs' ratios) | {ratio:.2f}x |")
+    return []
 
 
 METHODS = ("fork", "forkserver", "spawn")
@@ -347,7 +385,7 @@ def _sale_s(buyers: int, method: str, folder: str) -> float:
     return float(json.loads(done.stdout)["elapsed_s"])
 
 
-def methods(runs: int, sizes: Sequence[int] = (50, 1000)) -> None:
+def methods(runs: int, sizes: Sequence[int] = (50, 1000)) -> list[Goal]:
     print("\n## 7. The sale under each start method, and a whole spawn run against a bare one\n")
     sale: dict[tuple[int, str], list[float]] = {(n, m): [] for n in sizes for m in METHODS}
     ours, bare = [], []
@@ -363,6 +401,7 @@ def methods(runs: int, sizes: Sequence[int] = (50, 1000)) -> None:
     print(f"median of {runs} runs, interleaved; `--lock --delay 0`, 10 tickets (N/2 at 1,000)\n")
     print("| buyers | " + " | ".join(METHODS) + " | forkserver / fork | spawn / fork |")
     print("|---:|" + "---:|" * (len(METHODS) + 2))
+    found: list[Goal] = []
     for buyers in sizes:
         figures = " | ".join(f"{statistics.median(sale[buyers, m]) * 1000:.1f} ms" for m in METHODS)
         ratios = [
@@ -372,20 +411,78 @@ def methods(runs: int, sizes: Sequence[int] = (50, 1000)) -> None:
             for m in ("forkserver", "spawn")
         ]
         print(f"| {buyers} | {figures} | {ratios[0]:.2f}x | {ratios[1]:.2f}x |")
+        found += [
+            Goal(f"the sale, {buyers} buyers: {method} against fork", ratio, 1.2, "<=", "x")
+            for method, ratio in zip(("forkserver", "spawn"), ratios, strict=True)
+        ]
     ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
     print(
         f"\n`ticketsim run --buyers 50 --lock --delay 0 --start-method spawn`, whole program: "
         f"{statistics.median(ours):.3f} s against {statistics.median(bare):.3f} s for "
         f"`bare_lock.py --start-method spawn`: {ratio:.2f}x (median of the runs' ratios)"
     )
+    found.append(Goal("a whole spawn run against a bare spawn script", ratio, 1.2, "<=", "x"))
+    return found
 
 
-def _script(name: str, *args: str) -> Callable[[int], None]:
-    def run(runs: int) -> None:
-        del runs
-        subprocess.run([sys.executable, str(HERE / name), *args], check=True, timeout=3600)
+def startup(runs: int) -> list[Goal]:
+    print('\n## 5. `ticketsim --help` against `python -c "import typer"`\n')
+    ratio = startup_times.show(max(runs, 10))
+    return [Goal("`ticketsim --help` against `import typer`", ratio, 1.5, "<=", "x")]
 
-    return run
+
+def checker(runs: int) -> list[Goal]:
+    """The checker's time and memory per event, 1,000,000 events against 100,000."""
+    del runs
+    print("\n## 6. Checking histories of 100,000 and 1,000,000 events (best of 3)\n")
+    with tempfile.TemporaryDirectory() as folder:
+        small, large = (checker_scale.lock_row(n, Path(folder), 3) for n in (100_000, 1_000_000))
+    time_ratio = large.check.us_per_event / small.check.us_per_event
+    memory_ratio = large.check.peak_per_event / small.check.peak_per_event
+    print(
+        f"check: {small.check.seconds:.3f} s for {small.events:,} events, "
+        f"{large.check.seconds:.3f} s for {large.events:,}; per event {time_ratio:.2f}x the "
+        f"time and {memory_ratio:.2f}x the memory (`benchmarks/checker_scale.py` for the rest)"
+    )
+    return [
+        Goal("checking 1,000,000 events: time per event against 100,000 (cache misses "
+             "allowed)", time_ratio, 2, "<=", "x"),
+        Goal("checking 1,000,000 events: memory per event against 100,000", memory_ratio,
+             1.2, "<=", "x"),
+    ]  # fmt: skip
+
+
+def explore(runs: int) -> list[Goal]:
+    print("\n## 8. Explore: first counterexamples, proofs, its own cost, its memory\n")
+    with tempfile.TemporaryDirectory() as folder:
+        return explore_speed.goals(runs, Path(folder))
+
+
+def stores(runs: int) -> list[Goal]:
+    print("\n## 9. Each database strategy against a bare script with the same client\n")
+    return store_speed.goals(runs, 60)
+
+
+def hosts(runs: int) -> list[Goal]:
+    print("\n## 10. A sale over hosts: 3 hosts against 1\n")
+    with PrivateServers() as servers:
+        return host_speed.scaling(servers, runs, 30)
+
+
+def suite(runs: int) -> list[Goal]:
+    """README's test command in this checkout, once: how long it takes."""
+    del runs
+    print("\n## 11. README's test command (`python -m pytest`)\n")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=HERE.parent, capture_output=True, text=True, check=False, timeout=3600,
+    )  # fmt: skip
+    took = time.perf_counter() - started
+    print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:])
+    if done.returncode != 0:
+        raise SystemExit(f"the suite failed (exit {done.returncode})")
+    return [Goal("README's test command", took, 150, "<=", " s")]
 
 
 def main() -> None:
@@ -401,18 +498,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:  # fill the bytecode cache, untimed
         _wall([TICKETSIM, "run", "--buyers", "2", "--lock", "--start-method", "spawn"], folder)
         _wall([sys.executable, str(HERE / "bare_spawn.py"), "--processes", "2"], folder)
-    sections: dict[str, Callable[[int], None]] = {
+    sections: dict[str, Callable[[int], list[Goal]]] = {
         "limit": lambda runs: limit(runs, (50, 2000)),
         "overhead": overhead,
         "scale": lambda runs: scale(runs, (1000, 10_000)),
         "spawn": spawn,
-        "startup": _script("startup.py", "--runs", "10"),
-        "checker": _script("checker_scale.py"),
+        "startup": startup,
+        "checker": checker,
         "methods": methods,
+        "explore": explore,
+        "stores": stores,
+        "hosts": hosts,
+        "suite": suite,
     }
+    found: list[Goal] = []
     for name in chosen:
-        sections[name](options.runs)
+        found += sections[name](options.runs)
         sys.stdout.flush()
+    report(found)
 
 
 if __name__ == "__main__":
