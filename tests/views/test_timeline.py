@@ -111,7 +111,8 @@ def _tags(page: str) -> Tags:
 
 
 def _well_formed(page: str) -> ET.Element:
-    """Check the page as HTML5 and its SVGs as XML; the timeline's SVG."""
+    """Check the page as HTML5 and its SVGs as XML; the lanes' SVG, with the chart's SVG
+    hung under it, so that one search of the drawing finds what is in either."""
     assert page.startswith("<!DOCTYPE html>\n")
     assert '<html lang="en">' in page
     assert '<meta charset="utf-8">' in page
@@ -122,8 +123,13 @@ def _well_formed(page: str) -> ET.Element:
     assert tags.open == []
     assert "script" not in tags.starts
     svgs = [ET.fromstring(svg) for svg in re.findall(r"<svg\b.*?</svg>", page, re.S)]
-    assert len(svgs) == 2  # the legend and the timeline
+    assert len(svgs) == 3  # the chart of the count, the legend and the lanes
     (drawing,) = [svg for svg in svgs if "timeline" in _classes(svg)]
+    (chart,) = [svg for svg in svgs if "count" in _classes(svg)]
+    assert chart.get("width") == drawing.get("width")  # one time scale for both
+    # The count comes before the lanes, so that a projected screen shows it at once.
+    assert page.index('class="count"') < page.index('class="timeline')
+    drawing.append(chart)
     return drawing
 
 
@@ -236,8 +242,45 @@ def test_fifty_buyers_are_drawn_compact(race: Sale, db_path: Path) -> None:
         for bg in _having(_well_formed(html_timeline(*race)), "lane-bg")
     }
     (compact,) = {float(bg.get("height", "0")) for bg in _having(drawing, "lane-bg")}
-    assert compact < normal / 2
+    assert compact < normal
     assert float(drawing.get("height", "0")) < 50 * normal
+    # The labels keep the size of a few buyers' labels: a projected 50 must still be read.
+    (size,) = {float(t.get("font-size", "0")) for t in _having(drawing, "lane-label")}
+    assert size >= 12
+
+
+def test_violations_are_grouped_by_kind(race: Sale) -> None:
+    """Fifty buyers named in many violations: a line per kind, a few told, no wall of names."""
+    result, report = race
+    crowd = tuple(f"buyer-{n}" for n in range(1, 51))
+    violations = (
+        Violation(Kind.OVERSOLD, "fifty told ok", crowd),
+        *(Violation(Kind.DOUBLE_BOOKED, f"seat {s} sold to all", crowd, s) for s in range(1, 6)),
+        Violation(Kind.LOST_SALE, "forty-nine lost", crowd[1:]),
+    )
+    page = html_timeline(result, replace(report, violations=violations))
+    _well_formed(page)
+    groups = re.findall(
+        r'<li class="kind-group" data-kind="([^"]+)">(.*?)</li>\n(?=<li class="kind|</ul)',
+        page,
+        re.S,
+    )
+    assert [kind for kind, _ in groups] == ["oversold", "double-booked", "lost-sale"]
+    told = dict(groups)
+    assert "5 violations</span>" in told["double-booked"]
+    assert "50 buyers named" in told["double-booked"]
+    assert "1 violation</span>" in told["oversold"]
+    # Two seats told, the other three folded away, and every explanation still on the page.
+    shown, folded = told["double-booked"].split('<details class="more">')
+    assert shown.count('class="violation"') == 2
+    assert folded.count('class="violation"') == 3
+    assert "3 more double-booked" in folded
+    for violation in violations:
+        assert violation.explanation in page
+    # No list of fifty names: three, then how many more.
+    assert "buyer-4," not in page
+    assert "buyer-1, buyer-2, buyer-3 and 47 more" in page
+    assert "buyer-2, buyer-3, buyer-4 and 46 more" in page
 
 
 def test_every_text_is_escaped(race: Sale) -> None:

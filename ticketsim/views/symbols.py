@@ -86,6 +86,13 @@ SYMBOLS: Final = {
 }  # fmt: skip
 
 
+#: What the terminal fills a buyer's race window (its read to its write) with; the page
+#: keys its yellow band with the same character.
+RACE_WINDOW: Final = "="
+#: What goes before a buyer a violation names, where colour does not reach.
+NAMED: Final = "*"
+
+
 def legend(steps: Iterable[Step]) -> str:
     """``c check  r read …``: each character once, with the words of every step it draws."""
     words: dict[str, list[str]] = {}

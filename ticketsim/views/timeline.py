@@ -17,14 +17,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.checker import Kind, names
 from ticketsim.core.events import ENDINGS, Event, Step, buyer_name, buyer_number
 from ticketsim.core.paths import write_output
 from ticketsim.views.svg import el as _el
 from ticketsim.views.svg import escape as _esc
 from ticketsim.views.svg import fmt as _fmt
 from ticketsim.views.svg import start_tag, ticks
-from ticketsim.views.symbols import SYMBOLS, legend
+from ticketsim.views.symbols import NAMED, RACE_WINDOW, SYMBOLS, legend
 
 if TYPE_CHECKING:
     import os
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.text import Text
 
+    from ticketsim.analysis.checker import Violation
     from ticketsim.analysis.report import Report
     from ticketsim.core.result import RunResult
 
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
 MAX_TERMINAL_BUYERS: Final = 20
 #: Past this many buyers the page draws thinner lanes and smaller marks.
 COMPACT_ABOVE: Final = 20
-#: Width of the time axis in the page, in px: fits a 1080p projector with room for labels.
-PLOT_WIDTH: Final = 1200
+#: Width of the time axis in the page, in px: with the labels the page is drawn at about
+#: its own size on a 1280 px wide projector, so its text keeps the size it was given.
+PLOT_WIDTH: Final = 1100
 #: Fewer columns than this cannot keep a buyer's steps apart.
 MIN_TERMINAL_WIDTH: Final = 10
 
@@ -51,7 +53,9 @@ _GUTTER_W: Final = 44  # the "before the opening" column where ``ready`` marks g
 _PLOT_X0: Final = _LABEL_W + _GUTTER_W + 10
 _SVG_W: Final = _PLOT_X0 + PLOT_WIDTH + 16  # a mark at the very end is not clipped
 _TOP: Final = 30
-_CHART_H: Final = 170
+_CHART_H: Final = 150
+#: Where the chart of the remaining count starts in its own picture, below its title.
+_CHART_TOP: Final = 34
 _FONT: Final = "system-ui, sans-serif"
 
 
@@ -64,8 +68,11 @@ class _Look:
     font: float
 
 
-_NORMAL: Final = _Look(lane_h=28.0, mark_r=5.0, font=12.0)
-_COMPACT: Final = _Look(lane_h=13.0, mark_r=2.6, font=9.0)
+_NORMAL: Final = _Look(lane_h=28.0, mark_r=5.0, font=13.0)
+# Lanes as thin as the labels allow: a projected 12 px is about the least a class reads.
+_COMPACT: Final = _Look(lane_h=18.0, mark_r=3.6, font=13.0)
+#: The size of every other text in the pictures (ticks, axis titles, host names).
+_SMALL: Final = 12.0
 
 # Red is kept for violations, so no step is drawn in it.
 _RED: Final = "#dc2626"
@@ -82,6 +89,15 @@ _PAINT: Final[dict[str, dict[str, object]]] = {
 # The two lines of the chart: the db's count, and what the buyers were promised.
 _DB_LINE: Final = "#1d4ed8"
 _PROMISED_LINE: Final = "#9a3412"
+_DB_WORDS: Final = "remaining in the db"
+#: The chart's two lines, as drawn and as keyed.
+_LINES: Final[tuple[tuple[str, dict[str, object]], ...]] = (
+    (_DB_WORDS, {"stroke": _DB_LINE, "stroke_width": 2.5}),
+    (
+        "on sale minus buyers told ok",
+        {"stroke": _PROMISED_LINE, "stroke_width": 1.8, "stroke_dasharray": "6 4"},
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -325,16 +341,17 @@ class _Counts:
 
 
 class _Page:
-    """The SVG of one sale: lanes, time axis and the chart of the remaining count."""
+    """The two SVGs of one sale, on one time scale: the remaining count, then the lanes."""
 
     def __init__(self, sale: _Sale, result: RunResult) -> None:
         self.sale = sale
         self.result = result
         self.look = _COMPACT if len(sale.lanes) > COMPACT_ABOVE else _NORMAL
         self.axis_y = _TOP + len(sale.lanes) * self.look.lane_h
-        self.chart_y = self.axis_y + 58
+        self.height = self.axis_y + 44
+        self.chart_y = _CHART_TOP
         self.bottom = self.chart_y + _CHART_H
-        self.height = self.bottom + 44
+        self.chart_height = self.bottom + 44
 
     def x(self, ms: float) -> float:
         if ms < 0:
@@ -342,6 +359,7 @@ class _Page:
         return _PLOT_X0 + ms / self.sale.end_ms * PLOT_WIDTH
 
     def svg(self) -> str:
+        """The lanes, one per buyer."""
         parts = [
             _svg_open(
                 "timeline compact" if self.look is _COMPACT else "timeline",
@@ -350,34 +368,49 @@ class _Page:
                 "Timeline of the sale, one lane per buyer",
             )
         ]
-        parts += self._grid()
+        font = self.look.font
+        parts += [
+            _label(
+                _LABEL_W + _GUTTER_W / 2, _TOP - 10, "ready", font, text_anchor="middle",
+                fill=_MUTED,
+            ),
+            _label(_PLOT_X0, _TOP - 10, "the sale opens", font, fill=_MUTED),
+        ]  # fmt: skip
+        parts += self._time_axis(_TOP - 4, self.axis_y)
         parts += [self._lane(index, buyer) for index, buyer in enumerate(self.sale.lanes)]
+        parts.append("</svg>")
+        return "\n".join(parts)
+
+    def chart_svg(self) -> str:
+        """The remaining count over the same time as the lanes, so a window lines up."""
+        parts = [
+            _svg_open(
+                "count", _SVG_W, self.chart_height, "The remaining count since the sale opened"
+            )
+        ]
+        parts += self._time_axis(self.chart_y, self.bottom)
         parts += self._chart()
         parts.append("</svg>")
         return "\n".join(parts)
 
-    def _grid(self) -> list[str]:
-        font = self.look.font
-        gutter = _LABEL_W + _GUTTER_W / 2
-        parts = [
-            _label(gutter, _TOP - 10, "ready", font, text_anchor="middle", fill=_MUTED),
-            _label(_PLOT_X0, _TOP - 10, "the sale opens", font, fill=_MUTED),
-        ]
+    def _time_axis(self, top: float, bottom: float) -> list[str]:
+        """The grid of the time since the opening, labelled under ``bottom``."""
+        parts = []
         axis = ticks(0.0, self.sale.end_ms, 10)
         for tick in axis.values:
             x = self.x(tick)
+            parts.append(_el("line", class_="grid", x1=x, y1=top, x2=x, y2=bottom, stroke=_GRID))
             parts.append(
-                _el("line", class_="grid", x1=x, y1=_TOP, x2=x, y2=self.bottom, stroke=_GRID)
+                _label(x, bottom + 16, f"{tick:.{axis.decimals}f}", _SMALL, text_anchor="middle")
             )
-            for y in (self.axis_y + 16, self.bottom + 16):
-                parts.append(_label(x, y, f"{tick:.{axis.decimals}f}", 11.0, text_anchor="middle"))
         line = {"x1": _PLOT_X0, "x2": _PLOT_X0, "stroke": _INK, "stroke_width": 1.5}
-        parts.append(_el("line", y1=_TOP - 4, y2=self.bottom, **line))
-        middle = _PLOT_X0 + PLOT_WIDTH / 2
-        for y in (self.axis_y + 34, self.bottom + 34):
-            parts.append(
-                _label(middle, y, "time since the sale opened (ms)", 12.0, text_anchor="middle")
+        parts.append(_el("line", y1=top, y2=bottom, **line))
+        parts.append(
+            _label(
+                _PLOT_X0 + PLOT_WIDTH / 2, bottom + 36, "time since the sale opened (ms)", _SMALL,
+                text_anchor="middle",
             )
+        )  # fmt: skip
         return parts
 
     def _lane(self, index: int, buyer: int) -> str:
@@ -416,7 +449,9 @@ class _Page:
         host = sale.host_starts(index)
         if host is not None:  # a rule and the host's name over its first lane
             parts.append(_el("line", x1=2.0, y1=top, x2=_SVG_W - 2.0, y2=top, stroke="#64748b"))
-            parts.append(_label(4.0, top + 9.0, host, 9.0, class_="host-label", fill="#475569"))
+            parts.append(
+                _label(4.0, top + _SMALL, host, _SMALL, class_="host-label", fill="#475569")
+            )
         parts += [self._span(span, top) for span in sale.spans[buyer]]
         if sale.cut is not None and sale.hosts.get(buyer) == sale.cut[0]:
             x0 = self.x(max(sale.cut[1], 0.0))
@@ -534,7 +569,8 @@ class _Page:
     def _count_grid(self, y: _Counts) -> list[str]:
         top, right = self.chart_y, _PLOT_X0 + PLOT_WIDTH
         parts = [
-            _label(_LABEL_W - 6, top - 12, "remaining in the db", 13.0, font_weight="bold"),
+            _label(4.0, top - 14, "remaining in the db", 15.0, font_weight="bold"),
+            *self._chart_key(_PLOT_X0 + 120, top - 14),
             _el(
                 "rect",
                 x=_PLOT_X0,
@@ -545,7 +581,7 @@ class _Page:
                 stroke="#94a3b8",
             ),
         ]
-        for value in ticks(y.low, y.high, 8).values:
+        for value in ticks(y.low, y.high, 6).values:
             if value != int(value):
                 continue  # counts are whole numbers
             stroke = _INK if value == 0 else _GRID
@@ -553,8 +589,19 @@ class _Page:
                 _el("line", x1=_PLOT_X0, y1=y(value), x2=right, y2=y(value), stroke=stroke)
             )
             parts.append(
-                _label(_PLOT_X0 - 6, y(value) + 4, str(int(value)), 11.0, text_anchor="end")
+                _label(_PLOT_X0 - 6, y(value) + 4, str(int(value)), _SMALL, text_anchor="end")
             )
+        return parts
+
+    @staticmethod
+    def _chart_key(left: float, baseline: float) -> list[str]:
+        """The two lines' key, beside the chart's title: the legend is further down."""
+        parts = []
+        x = left
+        for label, style in _LINES:
+            parts.append(_el("line", x1=x, y1=baseline - 4, x2=x + 26, y2=baseline - 4, **style))
+            parts.append(_label(x + 34, baseline, label, _SMALL))
+            x += 34 + len(label) * 7.0 + 28  # 12 px characters are under 7 px wide
         return parts
 
     def _write_mark(self, event: Event, y: _Counts) -> str:
@@ -600,79 +647,117 @@ class _Page:
         for ms, value in sorted(steps):
             d += f"H{_fmt(self.x(ms))}V{_fmt(y(value))}"
         d += f"H{_fmt(_PLOT_X0 + PLOT_WIDTH)}"
-        if kind == "promised":
-            style: dict[str, object] = {"stroke": _PROMISED_LINE, "stroke_width": 1.8}
-            style["stroke_dasharray"] = "6 4"
-        else:
-            style = {"stroke": _DB_LINE, "stroke_width": 2.5}
+        style = dict(_LINES)["on sale minus buyers told ok" if kind == "promised" else _DB_WORDS]
         return _el("path", class_=kind, d=d, fill="none", **style, title=title)
 
 
-#: The steps the page's legend shows, one for each way of drawing a step: the lock's
-#: ticks last, beside the lock's bars.
-_KEYED: Final = (
-    Step.READY, Step.CHECK, Step.READ, Step.TORN, Step.WRITE, Step.COMMIT, Step.RETRY, Step.OK,
-    Step.FAIL, Step.ERROR, Step.ENTER,
-)  # fmt: skip
+def _keyed() -> dict[str, list[Step]]:
+    """The page's key of each step, with the steps it stands for, in the steps' order."""
+    keyed: dict[str, list[Step]] = {}
+    for step in Step:
+        keyed.setdefault(SYMBOLS[step].key, []).append(step)
+    return keyed
+
+
+def _chars(steps: Iterable[Step]) -> str:
+    return " ".join(dict.fromkeys(SYMBOLS[step].char for step in steps))
 
 
 def _legend() -> str:
-    """The key, drawn with the same shapes as the timeline."""
+    """The key, drawn with the same shapes as the timeline, each beside the character the
+    terminal timeline and the live view draw for it: a class that saw one reads the other."""
     r, mid = 5.0, 14.0
     items = [
-        (SYMBOLS[step].key, _mark(step, 12.0, mid, r, SYMBOLS[step].key, class_="swatch"))
-        for step in _KEYED
-    ]
-    bars: list[tuple[str, dict[str, object]]] = [
-        ("waiting for the lock", {"y": mid - 3, "height": 6.0, **_PAINT["wait"]}),
-        ("holding the lock", {"y": mid - 8, "height": 16.0, **_PAINT["hold"]}),
-        ("race window: read → write", {"y": mid - 11, "height": 22.0, **_PAINT["race"]}),
         (
+            _chars(steps),
+            key,
+            _mark(steps[0], 12.0, mid, r, key, class_="swatch"),
+            " ".join(step.value for step in steps),
+        )
+        for key, steps in _keyed().items()
+    ]
+    bars: list[tuple[str, str, dict[str, object]]] = [
+        (
+            SYMBOLS[Step.WAIT].char,
+            "waiting for the lock",
+            {"y": mid - 3, "height": 6.0, **_PAINT["wait"]},
+        ),
+        (
+            SYMBOLS[Step.ENTER].char,
+            "holding the lock",
+            {"y": mid - 8, "height": 16.0, **_PAINT["hold"]},
+        ),
+        (
+            RACE_WINDOW,
+            "race window: read → write",
+            {"y": mid - 11, "height": 22.0, **_PAINT["race"]},
+        ),
+        (
+            NAMED,
             "buyer named in a violation",
             {"y": mid - 11, "height": 22.0, "fill": _RED_TINT, "stroke": _RED, "stroke_width": 1.5},
         ),
     ]
     items += [
-        (label, _el("rect", class_="swatch", x=0.0, width=26.0, **box)) for label, box in bars
+        (char, label, _el("rect", class_="swatch", x=0.0, width=26.0, **box), "")
+        for char, label, box in bars
     ]
     ringed = _mark(Step.READ, 12.0, mid, r, "read") + _el(
         "circle", cx=12.0, cy=mid, r=r + 3.5, fill="none", stroke=_RED, stroke_width=2.0
     )
-    items.append(("read of a double-booked seat", ringed))
-    line = {"x1": 0.0, "y1": mid, "x2": 26.0, "y2": mid, "stroke_width": 2.5}
-    items.append(("remaining in the db", _el("line", stroke=_DB_LINE, **line)))
-    dashed = _el("line", stroke=_PROMISED_LINE, stroke_dasharray="6 4", **line)
-    items.append(("on sale minus buyers told ok", dashed))
-    per_row, cell_w, row_h = 5, 250.0, 28.0
-    parts = [
-        _svg_open("legend", per_row * cell_w, math.ceil(len(items) / per_row) * row_h, "Legend")
-    ]
-    for n, (label, swatch) in enumerate(items):
+    items.append(("", "read of a double-booked seat", ringed, ""))
+    per_row, row_h = 4, 28.0
+    cell_w = _SVG_W / per_row
+    parts = [_svg_open("legend", _SVG_W, math.ceil(len(items) / per_row) * row_h, "Legend")]
+    for n, (chars, label, swatch, steps) in enumerate(items):
         x, y = (n % per_row) * cell_w, (n // per_row) * row_h
-        parts.append(f'<g transform="translate({_fmt(x)},{_fmt(y)})">{swatch}')
-        parts.append(_label(34.0, mid + 4, label, 13.0) + "</g>")
+        group = start_tag(
+            "g", class_="key", data_steps=steps, transform=f"translate({_fmt(x)},{_fmt(y)})"
+        )
+        parts.append(group + swatch)
+        at = 34.0
+        if chars:
+            parts.append(
+                _label(
+                    at, mid + 5, chars, 14.0, class_="key-char", font_family="monospace",
+                    font_weight="bold",
+                )
+            )  # fmt: skip
+            at += len(chars) * 8.5 + 8  # a 14 px monospace character is 8.4 px wide
+        parts.append(_label(at, mid + 5, label, 13.0, class_="key-label") + "</g>")
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 _CSS: Final = """
-body { font-family: system-ui, sans-serif; color: #0f172a; margin: 1.5rem auto;
+body { font-family: system-ui, sans-serif; color: #0f172a; margin: .75rem auto;
        max-width: 1440px; padding: 0 1rem; }
-h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
-h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
-dl.facts { display: flex; flex-wrap: wrap; gap: .25rem 1.5rem; margin: 0 0 .75rem; }
+h1 { font-size: 1.35rem; margin: 0 0 .25rem; }
+h2 { font-size: 1.15rem; margin: 1rem 0 .5rem; }
+dl.facts { display: flex; flex-wrap: wrap; gap: .1rem 1.25rem; margin: 0 0 .4rem; }
 dl.facts div { display: flex; gap: .4rem; }
 dl.facts dt { color: #475569; }
 dl.facts dd { margin: 0; font-weight: 600; }
-.verdict { font-size: 1.2rem; font-weight: 700; padding: .5rem .75rem; border-radius: 6px; }
+.verdict { font-size: 1.15rem; font-weight: 700; padding: .35rem .75rem; border-radius: 6px;
+           margin: 0 0 .5rem; overflow-wrap: anywhere; }
 .verdict.ok { background: #dcfce7; color: #14532d; }
 .verdict.bad { background: #fee2e2; color: #7f1d1d; }
 svg { max-width: 100%; height: auto; display: block; }
-figure { margin: 1rem 0; }
-ol.violations li { margin: .35rem 0; }
-ol.violations .kind { color: #b91c1c; font-weight: 700; }
-.note { color: #475569; }
+/* The pictures fill a wide screen: a 1080p projector draws them larger, not smaller. */
+figure svg, section.key svg { width: 100%; }
+figure { margin: .5rem 0; }
+details.lanes > summary, details.more > summary { cursor: pointer; font-weight: 600; }
+details.lanes > summary { font-size: 1.15rem; margin: 1rem 0 .5rem; }
+ul.kinds { list-style: none; padding: 0; margin: 0; }
+ul.kinds > li { margin: .4rem 0; overflow-wrap: anywhere; }
+ul.kinds .kind { color: #b91c1c; font-weight: 700; }
+ul.kinds .count { font-weight: 700; }
+ol.violations li { margin: .25rem 0; overflow-wrap: anywhere; }
+.note { color: #475569; overflow-wrap: anywhere; }
 """
+
+#: Violations of a kind told in full; the rest of the kind are one click away.
+EXAMPLES_SHOWN: Final = 2
 
 
 def _sale_size(report: Report) -> str:
@@ -683,11 +768,15 @@ def _sale_size(report: Report) -> str:
 def html_timeline(result: RunResult, report: Report) -> str:
     """A self-contained HTML page (inline SVG and CSS, no scripts) of the sale's timeline.
 
-    One lane per buyer along the time since the sale opened, the remaining count
-    below, and every violation in red. Hovering a mark shows the event behind it.
+    The verdict and the remaining count over time first, so that a projected screen
+    shows them without scrolling; the violations grouped by kind; then one lane per
+    buyer along the same time (a section that folds), every violation in red.
+    Hovering a mark shows the event behind it.
     """
     sale = _build(result, report)
     title = f"ticketsim timeline: {report.strategy}, {_sale_size(report)}"
+    page = _Page(sale, result)
+    lanes = len(sale.lanes)
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -701,18 +790,23 @@ def html_timeline(result: RunResult, report: Report) -> str:
             "<body>",
             *_header(title, report),
             "<main>",
+            '<figure class="count">',
+            page.chart_svg(),
+            "</figure>",
+            *_violations(report),
+            '<details class="lanes" open>',
+            f"<summary>The buyers, one lane each ({lanes}): click to fold or unfold</summary>",
             '<section class="key">',
-            "<h2>Legend</h2>",
             _legend(),
             "</section>",
-            "<figure>",
-            _Page(sale, result).svg(),
+            '<figure class="lanes">',
+            page.svg(),
             '<figcaption class="note">Hover over a mark to see the event behind it (buyer, '
             "step, time, value, seat, note). A yellow band is a race window: the time between "
             "a buyer's read and its write, in which nothing stops another buyer reading the "
             "same count.</figcaption>",
             "</figure>",
-            *_violations(report),
+            "</details>",
             *_notes(report),
             "</main>",
             "</body>",
@@ -747,19 +841,46 @@ def _header(title: str, report: Report) -> list[str]:
 
 
 def _violations(report: Report) -> list[str]:
+    """The violations by kind: how many, the first few told in full with their buyers in
+    brief, the rest folded away, so that 50 buyers are not a wall of names."""
     out = ["<section>", "<h2>Violations</h2>"]
     if not report.violations:
         return [*out, '<p class="note">None: every invariant held.</p>', "</section>"]
-    out.append('<ol class="violations">')
+    kinds: dict[Kind, list[Violation]] = {}
     for violation in report.violations:
-        seat = [f"seat {violation.seat}"] if violation.seat is not None else []
-        about = "; ".join([*seat, ", ".join(violation.buyers)] if violation.buyers else seat)
+        kinds.setdefault(violation.kind, []).append(violation)
+    out.append('<ul class="kinds">')
+    for kind, found in kinds.items():
+        buyers = {name for violation in found for name in violation.buyers}
+        count = f"{len(found)} violation{'s' if len(found) != 1 else ''}"
+        named = f", {len(buyers)} buyer{'s' if len(buyers) != 1 else ''} named" if buyers else ""
         out.append(
-            f'<li class="violation"><span class="kind">{_esc(violation.kind.value)}</span>'
-            + (f' <span class="note">({_esc(about)})</span>' if about else "")
-            + f": {_esc(violation.explanation)}</li>"
+            f'<li class="kind-group" data-kind="{_esc(kind.value)}">'
+            f'<span class="kind">{_esc(kind.value)}</span>: '
+            f'<span class="count">{count}</span><span class="note">{named}</span>'
         )
-    return [*out, "</ol>", "</section>"]
+        out += _violation_list(found[:EXAMPLES_SHOWN], "examples")
+        if len(found) > EXAMPLES_SHOWN:
+            rest = len(found) - EXAMPLES_SHOWN
+            out.append(f'<details class="more"><summary>{rest} more {_esc(kind.value)}</summary>')
+            out += _violation_list(found[EXAMPLES_SHOWN:], "rest")
+            out.append("</details>")
+        out.append("</li>")
+    return [*out, "</ul>", "</section>"]
+
+
+def _violation_list(violations: Sequence[Violation], css: str) -> list[str]:
+    out = [f'<ol class="violations {css}">']
+    for violation in violations:
+        about = [f"seat {violation.seat}"] if violation.seat is not None else []
+        if violation.buyers:
+            about.append(names(violation.buyers))
+        out.append(
+            '<li class="violation">'
+            + (f'<span class="note">({_esc("; ".join(about))})</span> ' if about else "")
+            + f"{_esc(violation.explanation)}</li>"
+        )
+    return [*out, "</ol>"]
 
 
 def _notes(report: Report) -> list[str]:
@@ -790,11 +911,13 @@ _MARKED: Final = (
     Step.FAIL, Step.ERROR, Step.LOST,
 )  # fmt: skip
 _RANK: Final = {step: rank for rank, step in enumerate(_MARKED)}
-_FILL: Final = {"wait": SYMBOLS[Step.WAIT].char, "hold": SYMBOLS[Step.ENTER].char, "race": "="}
+_FILL: Final = {
+    "wait": SYMBOLS[Step.WAIT].char, "hold": SYMBOLS[Step.ENTER].char, "race": RACE_WINDOW
+}  # fmt: skip
 _LEGEND: Final = (
     legend(step for step in Step if step in _RANK),
-    f"= race window (read → write)  {legend((Step.WAIT, Step.ENTER))}  "
-    "* in red: named in a violation",
+    f"{RACE_WINDOW} race window (read → write)  {legend((Step.WAIT, Step.ENTER))}  "
+    f"{NAMED} in red: named in a violation",
 )
 
 
@@ -841,7 +964,7 @@ def terminal_timeline(result: RunResult, report: Report, width: int = 100) -> Re
             row[column(sale.ms(event))] = SYMBOLS[event.step].char
         named = buyer in sale.flagged
         # The star says it where colour does not reach (a pipe, a log, a grey print).
-        head = f"{'*' if named else ' '}{buyer_name(buyer):<{label_w - 1}}"
+        head = f"{NAMED if named else ' '}{buyer_name(buyer):<{label_w - 1}}"
         lines.append(Text(head + "".join(row), style="red" if named else ""))
     lines += _axis(label_w, width, sale.end_ms)
     lines += [Text(line, style="dim") for line in _LEGEND]
