@@ -87,4 +87,5 @@ def compare_strategies(
         output.console().print(drawn.table_view(rows, title))
     if plot is not None:  # after the table: a write that fails loses nothing more
         drawn.write_plot(plot, rows, title)
+        output.wrote("plot", plot, data=json_out or csv_out)
     raise typer.Exit(comparing.exit_code(rows))

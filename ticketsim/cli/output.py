@@ -81,6 +81,18 @@ def show_report(report: Report, json_out: bool, **extra: Any) -> None:
         )
 
 
+def wrote(what: str, path: os.PathLike[str] | str, *, data: bool) -> None:
+    """Say where a file was written, ``timeline: /abs/path.html``, so that a teacher finds
+    it; on stderr when stdout carries data (``--json``, ``--csv``), which must stay parseable."""
+    from ticketsim.core.printable import line as one_line  # noqa: PLC0415 - start-up time
+
+    said = f"{what}: {os.path.abspath(path)}"
+    if data:
+        stderr_line(said)
+    else:
+        typer.echo(one_line(said))
+
+
 def stderr_line(line: str) -> None:
     """Write one line on stderr: plain text, no rich, so that it also works while an
     interrupt is handled or rich cannot be imported; a closed stderr is not an error."""

@@ -295,22 +295,23 @@ def _reported(result: RunResult, outputs: Outputs, **extra: int) -> NoReturn:
     output.show_report(report, outputs.json_out, **extra)
     if outputs.history is not None:  # after the report: a write that fails loses nothing more
         historyfile.save(outputs.history, result)
+        output.wrote("history", outputs.history, data=outputs.json_out)
     repeat = extra.get("repeat", 1)
     if not outputs.json_out and repeat > 1:
         typer.echo(f"reproduced {extra['reproduced']}/{repeat}")
-    _pictures(result, report, outputs.timeline, outputs.show_timeline and not outputs.json_out)
+    _pictures(result, report, outputs)
     raise typer.Exit(int(report.exit_code))
 
 
-def _pictures(
-    result: RunResult, report: Report, timeline: Path | None, show_timeline: bool
-) -> None:
+def _pictures(result: RunResult, report: Report, outputs: Outputs) -> None:
+    timeline, show_timeline = outputs.timeline, outputs.show_timeline and not outputs.json_out
     if timeline is None and not show_timeline:
         return
     from ticketsim.views import timeline as drawing  # noqa: PLC0415 - only when asked for
 
     if timeline is not None:
         drawing.write_timeline(timeline, result, report)
+        output.wrote("timeline", timeline, data=outputs.json_out)
     if show_timeline:
         console = output.console()
         # The lanes' labels take about 12 columns; the rest is time.

@@ -121,6 +121,7 @@ def reported_yours(
     output.show_report(report, json_out, **extra)
     if history is not None:  # after the report: a write that fails loses nothing more
         historyfile.save(history, played.result)
+        output.wrote("history", history, data=json_out)
     if not json_out:
         if searched:
             typer.echo(searched)
