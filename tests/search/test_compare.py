@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 import ticketsim.core._files
@@ -32,7 +31,7 @@ from ticketsim.errors import ConfigError
 from ticketsim.search import compare as comparing
 from ticketsim.search.compare import COLUMNS, VERDICTS, Row, compare
 from ticketsim.servers import _folder
-from ticketsim.views.compare import svg_chart, table_view, to_csv, write_plot
+from ticketsim.views.compare import Comparison, svg_chart, table_view, to_csv, write_plot
 
 if TYPE_CHECKING:
     from ticketsim.core.result import RunResult
@@ -412,8 +411,8 @@ def test_the_table_shows_every_strategy_and_colours_the_verdict() -> None:
     assert "OVERSOLD" in text
     assert "0.012 s" in text
     assert "162.0/s" in text
-    assert isinstance(view, Table)
-    verdicts = list(view.columns[-1].cells)
+    assert isinstance(view, Comparison)
+    verdicts = list(view.table(narrow=False).columns[-1].cells)
     assert all(isinstance(cell, Text) for cell in verdicts)
     styles = [str(cell.style) for cell in verdicts if isinstance(cell, Text)]
     assert styles == ["bold red"] + ["bold green"] * (len(rows) - 1)

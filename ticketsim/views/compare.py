@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from rich import box
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -24,9 +26,9 @@ from ticketsim.search.compare import COLUMNS
 from ticketsim.views.svg import el, start_tag, ticks
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
-    from rich.console import RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType
 
     from ticketsim.search.compare import Row
 
@@ -40,28 +42,92 @@ def _count(value: int | None) -> Text:
     return Text(str(value), style="bold red" if value else "")
 
 
-def table_view(rows: Sequence[Row], title: str | None = None) -> RenderableType:
-    """The comparison as one table, a strategy a line; the verdict green when it held."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("strategy", style="bold")
-    for heading in ("sold", "oversold", "double-booked", "lost sales", "torn reads"):
-        table.add_column(heading, justify="right")
-    table.add_column("elapsed", justify="right")
-    table.add_column("throughput", justify="right")
-    table.add_column("verdict")
-    for row in rows:
-        table.add_row(
-            row.strategy,
-            Text(str(row.sold)),
-            _count(row.oversold),
-            _count(row.double_booked),
-            _count(row.lost_sales),
-            _count(row.torn_reads),
-            Text(f"{row.elapsed_s:.3f} s"),
-            Text(f"{row.throughput:,.1f}/s"),
-            Text(row.verdict, style="bold green" if row.ok else "bold red"),
+#: The figures' columns: the heading of the wide table, the short one of the narrow table.
+_HEADINGS: Final = (
+    ("sold", "sold"),
+    ("oversold", "over"),
+    ("double-booked", "dbl"),
+    ("lost sales", "lost"),
+    ("torn reads", "torn"),
+    ("elapsed", "secs"),
+    ("throughput", "sales/s"),
+)
+#: What the narrow table's short headings stand for, printed under it.
+NARROW_LEGEND: Final = (
+    "over = oversold, dbl = double-booked seats, lost = lost sales, torn = torn reads, "
+    "secs = elapsed seconds, sales/s = throughput, ? = unknown (the db could not be read)"
+)
+
+
+def _figures(row: Row, *, narrow: bool) -> list[Text]:
+    if narrow:  # the units go to the legend, and the fractions of a sale per second
+        times = [Text(f"{row.elapsed_s:.3f}"), Text(f"{row.throughput:,.0f}")]
+        lost = Text("?", style="bold red") if row.lost_sales is None else _count(row.lost_sales)
+    else:
+        times = [Text(f"{row.elapsed_s:.3f} s"), Text(f"{row.throughput:,.1f}/s")]
+        lost = _count(row.lost_sales)
+    return [
+        Text(str(row.sold)),
+        _count(row.oversold),
+        _count(row.double_booked),
+        lost,
+        _count(row.torn_reads),
+        *times,
+    ]
+
+
+def _table(rows: Sequence[Row], title: str | None, *, narrow: bool) -> Table:
+    if narrow:
+        # One space between columns and no frame: ten strategies, a name of 22
+        # letters and a verdict of 15 fit 80 columns.
+        table = Table(
+            title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=0, show_edge=False
         )
+    else:
+        table = Table(title=title, title_justify="left")
+    # Never cut: a name, a figure or a verdict with an ellipsis is a wrong one. Where
+    # room runs out a verdict wraps between its words ("DB WRITE" / "FAILED").
+    table.add_column("strategy", style="bold", no_wrap=True)
+    for wide, short in _HEADINGS:
+        table.add_column(short if narrow else wide, justify="right", no_wrap=narrow)
+    longest_word = max(len(word) for row in rows for word in row.verdict.split() or [""])
+    table.add_column("verdict", no_wrap=not narrow, min_width=longest_word if narrow else None)
+    for row in rows:
+        verdict = Text(row.verdict, style="bold green" if row.ok else "bold red")
+        table.add_row(row.strategy, *_figures(row, narrow=narrow), verdict)
     return table
+
+
+class Comparison:
+    """The table as wide as the terminal allows: full headings where they fit, else short
+    ones explained under it."""
+
+    def __init__(self, rows: Sequence[Row], title: str | None) -> None:
+        self.rows, self.title = rows, title
+
+    def table(self, *, narrow: bool) -> Table:
+        """The wide table, or the narrow one (whose headings :data:`NARROW_LEGEND` explains)."""
+        return _table(self.rows, self.title, narrow=narrow)
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        wide = self.table(narrow=False)
+        # Measured as if room were endless: a measure is clamped to the room it is given.
+        needs = Measurement.get(console, options.update_width(10_000), wide).maximum
+        if needs <= options.max_width:
+            yield wide
+            return
+        yield self.table(narrow=True)
+        yield Text(NARROW_LEGEND, style="dim")
+
+
+def table_view(rows: Sequence[Row], title: str | None = None) -> RenderableType:
+    """The comparison as one table, a strategy a line; the verdict green when it held.
+
+    In a terminal too narrow for the full headings (80 columns), short headings and a
+    line that explains them; strategy names and verdicts are never cut."""
+    return Comparison(rows, title)
 
 
 # -- CSV ---------------------------------------------------------------------------
