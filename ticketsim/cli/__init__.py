@@ -6,6 +6,7 @@ written.
 
 One module per command or group (:mod:`~ticketsim.cli.run`, :mod:`~ticketsim.cli.db`,
 :mod:`~ticketsim.cli.search`, :mod:`~ticketsim.cli.compare`, :mod:`~ticketsim.cli.demo`,
+:mod:`~ticketsim.cli.play`,
 :mod:`~ticketsim.cli.strategies`), each registering its commands on the app of
 :mod:`~ticketsim.cli.root`; the options in :mod:`~ticketsim.cli.options`; what is printed
 in :mod:`~ticketsim.cli.output`; and in :mod:`~ticketsim.cli.errors`, the one mapping from
@@ -22,7 +23,7 @@ markdown-it.
 from __future__ import annotations
 
 # Each command module registers its commands on the app as it is imported.
-from ticketsim.cli import compare, db, demo, exercise, hosts, run, search, strategies
+from ticketsim.cli import compare, db, demo, exercise, hosts, play, run, search, strategies
 from ticketsim.cli.errors import fail
 from ticketsim.cli.options import MAX_REPEAT, StartMethod
 from ticketsim.cli.root import app, main
@@ -38,6 +39,7 @@ __all__ = [
     "fail",
     "hosts",
     "main",
+    "play",
     "run",
     "search",
     "strategies",

@@ -24,7 +24,8 @@ _ENDED: Final = "every buyer process was ended and the db keeps every sale made"
 
 #: The order ``ticketsim --help`` lists the commands in, wherever each is written.
 _LISTED: Final = (
-    "run", "show", "reset", "replay", "explore", "hunt", "check", "compare", "demo", "strategies",
+    "run", "show", "reset", "replay", "explore", "hunt", "check", "compare", "demo", "play",
+    "strategies",
     "buyers",
 )  # fmt: skip
 

@@ -86,6 +86,7 @@ BY_COMMAND: Final[dict[str, tuple[ExitCode, ...]]] = {
         "show": _ANY | {ExitCode.VIOLATED},
         "reset": _ANY,
         "demo": _ANY,
+        "play": _ANY | {ExitCode.VIOLATED},
         "strategies": _ANY,
         "sale open": _ANY,
         "sale start": _ANY,
@@ -113,6 +114,10 @@ OWN_MEANING: Final[dict[str, dict[ExitCode, str]]] = {
     },
     "reset": {ExitCode.OK: "the db holds the fresh tickets"},
     "demo": {ExitCode.OK: "the lesson ran to its end, or was ended with Ctrl-D at a pause"},
+    "play": {
+        ExitCode.OK: "the game ended with the sale intact (held, quit, or not over yet)",
+        ExitCode.VIOLATED: "the order played broke an invariant: the level is won",
+    },
     "strategies": {ExitCode.OK: "the table was printed"},
     "sale open": {ExitCode.OK: "the store holds the new sale; its id is printed"},
     "sale start": {ExitCode.OK: "the sale is open: the buyers waiting at its gate go"},
