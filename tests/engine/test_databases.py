@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from ticketsim.sale.steps import Pacer
 
 DATABASES = [info.name.value for info in CATALOG.values() if info.store is not StoreKind.FILE]
-SAFE = [name for name in DATABASES if CATALOG[name].safe]  # type: ignore[index]
-LOCKED = [name for name in DATABASES if CATALOG[name].serialises]  # type: ignore[index]
+SAFE = [name for name in DATABASES if CATALOG[name].safe]
+LOCKED = [name for name in DATABASES if CATALOG[name].serialises]
 
 
 def _steps(result: RunResult, step: Step) -> list[int]:

@@ -77,6 +77,11 @@ class Report:
     pool: int | None = None
     #: Which processes ran the buyers, in words.
     crew: str = "one process per buyer"
+    #: What ran each buyer: ``processes``, ``threads`` or ``asyncio`` (``--workers``).
+    workers: str = "processes"
+    #: What this strategy shows on these workers, in words (the GIL, the await, the
+    #: module's variable), when it shows something beyond its row.
+    lesson: str | None = None
     #: Wall time from starting the first process to opening the sale.
     startup_s: float = 0.0
     #: What a crash mid-sale would cost under this strategy, if anything.
@@ -281,6 +286,8 @@ class Report:
             "db": self.db,
             "pool": self.pool,
             "crew": self.crew,
+            "workers": self.workers,
+            "lesson": self.lesson,
             "caveat": self.caveat,
             "schedule": self.schedule,
             "faults": list(self.faults),
@@ -359,6 +366,8 @@ def build_report(result: RunResult) -> Report:
         violations=tuple(violations),
         pool=config.workers,
         crew=config.crew,
+        workers=config.worker_kind,
+        lesson=None if result.system else catalog.info(config.strategy).lesson(config.kind),
         startup_s=result.startup_s,
         caveat=None if result.system else _caveat(config.strategy, config.store),
         schedule=str(from_history(history)),

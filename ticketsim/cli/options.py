@@ -13,10 +13,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Final
 
+import click
 import typer
 
 from ticketsim.cli.errors import BadInput
-from ticketsim.core.names import StrategyName
+from ticketsim.core.names import StrategyName, WorkerKind, WorldName
 
 #: The most runs of one schedule ``replay --repeat`` makes.
 MAX_REPEAT: Final = 1000
@@ -28,14 +29,16 @@ class StartMethod(str, Enum):
     FORKSERVER = "forkserver"
 
 
-def strategy_of(strategy: StrategyName | None, lock: bool) -> str:
+def strategy_of(strategy: StrategyName | WorldName | None, lock: bool) -> str:
     """The strategy ``--strategy`` and its shorthand ``--lock`` ask for together."""
     if lock and strategy not in (None, StrategyName.LOCK):
         raise BadInput(f"--lock and --strategy={strategy.value} disagree; give one of them")
-    return (StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value
+    return str((StrategyName.LOCK if lock else (strategy or StrategyName.NONE)).value)
 
 
-def store_strategy_of(strategy: StrategyName | None, lock: bool, store: str | None) -> str:
+def store_strategy_of(
+    strategy: StrategyName | WorldName | None, lock: bool, store: str | None
+) -> str:
     """The strategy of a sale on ``--store``: the one asked for, else that store's naive
     one (the race, as ``run`` shows it on the db file by default)."""
     from ticketsim.core import stores  # noqa: PLC0415 - start-up time
@@ -45,6 +48,17 @@ def store_strategy_of(strategy: StrategyName | None, lock: bool, store: str | No
     if store is None or strategy is not None or lock:
         return strategy_of(strategy, lock)
     return stores.NAIVE[stores.parse(store).kind].value
+
+
+def run_strategy_of(name: str | None) -> StrategyName | WorldName | None:
+    """``run --strategy``'s choice as its name: a process strategy's, or one of threads'
+    and tasks' (``--workers``)."""
+    if name is None:
+        return None
+    name = name.lower()
+    if name in {s.value for s in WorldName}:
+        return WorldName(name)
+    return StrategyName(name)
 
 
 def start_method_of(start_method: StartMethod | None) -> str | None:
@@ -76,6 +90,27 @@ StrategyOpt = Annotated[
         help="How buyers share the tickets (see 'ticketsim strategies').",
         case_sensitive=False,
         show_default="none",
+    ),
+]
+#: ``run``'s ``--strategy``: every strategy, those of threads and tasks too.
+RunStrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy",
+        help="How buyers share the tickets (see 'ticketsim strategies').",
+        click_type=click.Choice(
+            [*(s.value for s in StrategyName), *(w.value for w in WorldName)],
+            case_sensitive=False,
+        ),
+        show_default="none",
+    ),
+]
+Workers = Annotated[
+    WorkerKind,
+    typer.Option(
+        "--workers",
+        help="What runs each buyer: its own process, a thread, or an asyncio task.",
+        case_sensitive=False,
     ),
 ]
 Lock = Annotated[bool, typer.Option("--lock", help="Shorthand for --strategy lock.")]

@@ -30,6 +30,7 @@ from ticketsim.cli.options import (
     Pool,
     Repeat,
     RunSeed,
+    RunStrategyOpt,
     RunTickets,
     Schedule,
     ScheduleBuyers,
@@ -41,6 +42,8 @@ from ticketsim.cli.options import (
     Tickets,
     TimelineOpt,
     Timeout,
+    Workers,
+    run_strategy_of,
     start_method_of,
     store_strategy_of,
     strategy_of,
@@ -55,7 +58,7 @@ from ticketsim.cli.yours import (
     refuse_others,
     reported_yours,
 )
-from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,7 +93,7 @@ class Outputs(NamedTuple):
 def run(
     buyers: Buyers = 50,
     tickets: RunTickets = 10,
-    strategy: StrategyOpt = None,
+    strategy: RunStrategyOpt = None,
     lock: Lock = False,
     db: Db = DEFAULT_DB,
     store: Store = None,
@@ -102,6 +105,7 @@ def run(
     keep: Keep = False,
     history: History = None,
     pool: Pool = None,
+    workers: Workers = WorkerKind.PROCESSES,
     lockstep: Lockstep = False,
     kill_holder: KillHolder = False,
     kill: Kill = 0,
@@ -130,7 +134,8 @@ def run(
              "--timeline": timeline is not None, "--show-timeline": show_timeline,
              "--partition": partition is not None, "--slow-link": bool(slow_link),
              "--clock-skew": bool(clock_skew), "--host-mode": host_mode != "auto",
-             "--seed": seed is not None, "--delay": delay != 0.1, "--db": db != DEFAULT_DB}
+             "--seed": seed is not None, "--delay": delay != 0.1, "--db": db != DEFAULT_DB,
+             "--workers": workers is not WorkerKind.PROCESSES}
         )  # fmt: skip
         from ticketsim.core import paths  # noqa: PLC0415 - start-up time
         from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
@@ -141,7 +146,7 @@ def run(
         reported_yours(mine, race, engine.play(race, None), json_out, history=history, free=True)
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
-    chosen = store_strategy_of(strategy, lock, store)
+    chosen = store_strategy_of(run_strategy_of(strategy), lock, store)
     if store is not None and store.lower() == store and store in _OWN_STORES:
         store = None  # ticketsim's own: the strategy says which, and it starts it
     _vet(db, chosen, outputs, keep=keep, store=store)
@@ -151,6 +156,7 @@ def run(
         lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill, store=store,
         pause_holder=pause_holder, hosts=hosts, host_mode=host_mode, partition=partition,
         slow_link=tuple(slow_link or ()), clock_skew=tuple(clock_skew or ()),
+        worker_kind=workers.value,
     )  # fmt: skip
     if live and json_out:
         raise BadInput("--live draws on the terminal and --json prints data; give one of them")

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core.names import StoreKind, StrategyName
+from ticketsim.core.names import StoreKind, StrategyName, WorkerKind, WorldName
 from ticketsim.core.schedule import Model
 from ticketsim.errors import ConfigError
 
@@ -58,7 +58,7 @@ CLAIM_TITLES: Final = {
 class StrategyInfo:
     """One strategy as the user sees it: its name, its promises, its price."""
 
-    name: StrategyName
+    name: StrategyName | WorldName
     #: A safe strategy must sell exactly ``min(tickets, buyers)`` with no violation.
     safe: bool
     #: Whether buyers take turns to read: a forced "all read, then all write"
@@ -77,6 +77,15 @@ class StrategyInfo:
     #: Whether a buyer whose transaction the store refused tries it again; a strategy
     #: that may be refused and does not retry loses those sales instead.
     retries: bool = False
+    #: What may run its buyers (``--workers``): where the strategy means something.
+    workers: tuple[WorkerKind, ...] = (WorkerKind.PROCESSES,)
+    #: What the strategy teaches with each kind of worker, for the report.
+    lessons: tuple[tuple[WorkerKind, str], ...] = ()
+
+    def lesson(self, workers: WorkerKind) -> str | None:
+        """What a sale of this strategy on ``workers`` shows, in words (``None``: nothing
+        beyond its row)."""
+        return dict(self.lessons).get(workers)
 
     @property
     def store(self) -> StoreKind:
@@ -95,10 +104,27 @@ class StrategyInfo:
             **dataclasses.asdict(self.claims),
             "store": self.store.value,
             "retries": self.retries,
+            "workers": [kind.value for kind in self.workers],
             "how": self.how,
             "caveat": self.caveat,
         }
 
+
+_PROCESSES_AND_THREADS: Final = (WorkerKind.PROCESSES, WorkerKind.THREADS)
+_THREADS: Final = (WorkerKind.THREADS,)
+_ASYNCIO: Final = (WorkerKind.ASYNCIO,)
+#: What an unprotected sale on threads teaches.
+_GIL: Final = (
+    "The GIL does not make check-then-act atomic: it lets one thread run Python at a "
+    "time, but a thread can be switched out between any two bytecodes, and gives the GIL "
+    "up whenever it sleeps or does I/O, so every thread read the count before any wrote it."
+)
+#: What a multiprocessing primitive does among threads.
+_NEEDLESS: Final = (
+    "It works, but it is needless: a {what} is made for processes (a kernel semaphore "
+    "shared across fork or spawn); threads share one memory, and {use} does the same "
+    "job without it."
+)
 
 _AT_END: Final = (
     "The db is written once, when the sale ends: if the program dies mid-sale, "
@@ -113,12 +139,14 @@ _LOCKED_MEMORY: Final = dataclasses.replace(_LOCKED_FILE, durable=False)
 
 
 def _locked(
-    name: StrategyName,
+    name: StrategyName | WorldName,
     *,
     holding: str,
     how: str,
     claims: Claims = _LOCKED_FILE,
     caveat: str | None = None,
+    workers: tuple[WorkerKind, ...] = (WorkerKind.PROCESSES,),
+    lessons: tuple[tuple[WorkerKind, str], ...] = (),
 ) -> StrategyInfo:
     """A lock held by each buyer from its read to its write: safe, one reader at a time."""
     return StrategyInfo(
@@ -130,12 +158,29 @@ def _locked(
         claims=claims,
         how=how,
         caveat=caveat,
+        workers=workers,
+        lessons=lessons,
     )
 
 
-def _unprotected(name: StrategyName, *, how: str, caveat: str, claims: Claims) -> StrategyInfo:
+def _unprotected(
+    name: StrategyName | WorldName,
+    *,
+    how: str,
+    caveat: str | None,
+    claims: Claims,
+    workers: tuple[WorkerKind, ...] = (WorkerKind.PROCESSES,),
+    lessons: tuple[tuple[WorkerKind, str], ...] = (),
+) -> StrategyInfo:
     return StrategyInfo(
-        name=name, safe=False, serialises=False, claims=claims, how=how, caveat=caveat
+        name=name,
+        safe=False,
+        serialises=False,
+        claims=claims,
+        how=how,
+        caveat=caveat,
+        workers=workers,
+        lessons=lessons,
     )
 
 
@@ -331,7 +376,7 @@ _DATABASES: Final = (
 )
 
 CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
-    info.name: info
+    StrategyName(info.name.value): info
     for info in (
         _unprotected(
             StrategyName.NONE,
@@ -341,22 +386,47 @@ CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
                 "writes can leave it unreadable."
             ),
             claims=_NOTHING,
+            workers=_PROCESSES_AND_THREADS,
+            lessons=((WorkerKind.THREADS, _GIL),),
         ),
         _locked(
             StrategyName.LOCK,
             holding="a multiprocessing.Lock, which no one else can release",
             how="A multiprocessing.Lock around read-decide-write; atomic db writes.",
+            workers=_PROCESSES_AND_THREADS,
+            lessons=(
+                (
+                    WorkerKind.THREADS,
+                    _NEEDLESS.format(what="multiprocessing.Lock", use="thread-lock"),
+                ),
+            ),
         ),
         _locked(
             StrategyName.SEMAPHORE,
             holding="the Semaphore(1)'s only permit",
             how="A multiprocessing.Semaphore(1) used as a mutex; atomic db writes.",
+            workers=_PROCESSES_AND_THREADS,
+            lessons=(
+                (
+                    WorkerKind.THREADS,
+                    _NEEDLESS.format(what="multiprocessing.Semaphore", use="thread-semaphore"),
+                ),
+            ),
         ),
         _locked(
             StrategyName.FILELOCK,
             holding="the file lock, which the kernel releases when it dies",
             how="filelock.FileLock (flock) on <db>.lock; protects separate programs too.",
             claims=dataclasses.replace(_LOCKED_FILE, separate_programs=True, killed_holder=True),
+            workers=_PROCESSES_AND_THREADS,
+            lessons=(
+                (
+                    WorkerKind.THREADS,
+                    "filelock's FileLock is thread-local by default: each thread opens the "
+                    "lock file itself and flock()s its own descriptor, so one FileLock shared "
+                    "by the threads excludes them as it excludes processes.",
+                ),
+            ),
         ),
         _locked(
             StrategyName.MANAGER,
@@ -406,11 +476,189 @@ CATALOG: Final[Mapping[StrategyName, StrategyInfo]] = {
 }
 
 
+_IN_MEMORY_AT_END: Final = (
+    "The sales are kept in memory and written to the db once, when the sale ends."
+)
+#: A lock held by each buyer thread or task around the file db's read-decide-write.
+_LOCKED_IN_PROCESS: Final = dataclasses.replace(_LOCKED_FILE, killed_holder=False)
+_TASK_NEEDS_AWAIT: Final = (
+    "asyncio interleaves tasks only at an await: the unlocked coroutine oversells only "
+    "when an await sits between its read and its write. Here one does "
+    "(await asyncio.sleep(window)), so every task read the count before any wrote it."
+)
+
+#: The strategies made for threads and asyncio tasks, and the module-global counter.
+#: Not in :data:`CATALOG`, whose strategies are all built for buyer processes and are
+#: tested as such; :func:`info` finds both.
+WORLDS: Final[Mapping[WorldName, StrategyInfo]] = {
+    WorldName(info.name.value): info
+    for info in (
+        _unprotected(
+            WorldName.GLOBAL_COUNTER,
+            how=(
+                "The count in a module-level variable: 'remaining -= 1' in each buyer, "
+                "as the tutorials' global counter."
+            ),
+            caveat=_IN_MEMORY_AT_END,
+            claims=dataclasses.replace(_NOTHING, ledger=True),
+            workers=_PROCESSES_AND_THREADS,
+            lessons=(
+                (
+                    WorkerKind.PROCESSES,
+                    "Each process has its own copy of the module's variable: a forked or "
+                    "spawned buyer gets a copy of the module, and decrements only its own, "
+                    "so every buyer saw every ticket and 'sold' one; the parent's copy never "
+                    "moved, and only the ledger tells how many were sold.",
+                ),
+                (
+                    WorkerKind.THREADS,
+                    "The threads share the module's variable (one process, one memory), so "
+                    "they see each other's sales, and race on them: " + _GIL[0].lower() + _GIL[1:],
+                ),
+            ),
+        ),
+        _locked(
+            WorldName.THREAD_LOCK,
+            holding="a threading.Lock",
+            how="A threading.Lock around read-decide-write; atomic db writes.",
+            claims=_LOCKED_IN_PROCESS,
+            workers=_THREADS,
+        ),
+        _locked(
+            WorldName.THREAD_SEMAPHORE,
+            holding="the threading.Semaphore(1)'s only permit",
+            how="A threading.Semaphore(1) used as a mutex; atomic db writes.",
+            claims=_LOCKED_IN_PROCESS,
+            workers=_THREADS,
+        ),
+        StrategyInfo(
+            name=WorldName.THREAD_OFFICE,
+            safe=True,
+            serialises=True,
+            claims=_LOCKED_IN_PROCESS,
+            how="No lock: one writer thread owns the db and serves requests from a queue.Queue.",
+            workers=_THREADS,
+        ),
+        _unprotected(
+            WorldName.TASK_NONE,
+            how=(
+                "Nothing, with an await between read and write: "
+                "read, await asyncio.sleep(window), write."
+            ),
+            caveat=None,
+            claims=dataclasses.replace(_NOTHING, killed_holder=False),
+            workers=_ASYNCIO,
+            lessons=((WorkerKind.ASYNCIO, _TASK_NEEDS_AWAIT),),
+        ),
+        StrategyInfo(
+            name=WorldName.TASK_NO_AWAIT,
+            safe=True,
+            # The event loop runs one task's read-decide-write to its end, but nothing
+            # makes buyers take turns to read: lockstep runs, and shows it cannot force
+            # every read before the writes (the barrier comes at the first await).
+            serialises=False,
+            claims=_LOCKED_IN_PROCESS,
+            how=(
+                "Nothing, and no await between read and write (the window is a blocking "
+                "time.sleep): no other task can run in between."
+            ),
+            caveat=(
+                "Safe only while nothing between the read and the write awaits; its blocking "
+                "window stops the whole event loop, every other buyer with it."
+            ),
+            workers=_ASYNCIO,
+            lessons=(
+                (
+                    WorkerKind.ASYNCIO,
+                    "asyncio interleaves tasks only at an await: with none between its read "
+                    "and its write, a coroutine's check-then-act runs whole, and no task can "
+                    "oversell, however many there are.",
+                ),
+            ),
+        ),
+        _locked(
+            WorldName.TASK_LOCK,
+            holding="an asyncio.Lock",
+            how="An asyncio.Lock around read-decide-write (the window is awaited).",
+            claims=_LOCKED_IN_PROCESS,
+            workers=_ASYNCIO,
+        ),
+        _locked(
+            WorldName.TASK_SEMAPHORE,
+            holding="the asyncio.Semaphore(1)'s only permit",
+            how="An asyncio.Semaphore(1) used as a mutex (the window is awaited).",
+            claims=_LOCKED_IN_PROCESS,
+            workers=_ASYNCIO,
+        ),
+        StrategyInfo(
+            name=WorldName.TASK_OFFICE,
+            safe=True,
+            serialises=True,
+            claims=_LOCKED_IN_PROCESS,
+            how="No lock: one writer task owns the db and serves requests from an asyncio.Queue.",
+            workers=_ASYNCIO,
+        ),
+    )
+}
+
+#: What to use instead of a strategy that means nothing with a kind of worker.
+_INSTEAD: Final[Mapping[WorkerKind, Mapping[str, str]]] = {
+    WorkerKind.PROCESSES: {
+        "thread-lock": "lock",
+        "thread-semaphore": "semaphore",
+        "thread-office": "office",
+        "task-none": "none",
+        "task-no-await": "lock",
+        "task-lock": "lock",
+        "task-semaphore": "semaphore",
+        "task-office": "office",
+    },
+    WorkerKind.THREADS: {"office": "thread-office"},
+    WorkerKind.ASYNCIO: {
+        "none": "task-none",
+        "lock": "task-lock",
+        "semaphore": "task-semaphore",
+        "office": "task-office",
+    },
+}
+#: Why a strategy made for one kind of worker means nothing with another.
+_WHY: Final[Mapping[WorkerKind, str]] = {
+    WorkerKind.PROCESSES: (
+        "is made for buyers in one process: each buyer process would get a copy of it of its own"
+    ),
+    WorkerKind.THREADS: "is made for buyer processes",
+    WorkerKind.ASYNCIO: (
+        "blocks the event loop: every task runs on one thread, so a task that waits for a "
+        "process-wide lock or a file lock another task holds waits for ever"
+    ),
+}
+_DEFAULT_INSTEAD: Final[Mapping[WorkerKind, str]] = {
+    WorkerKind.THREADS: "thread-lock",
+    WorkerKind.ASYNCIO: "task-lock",
+}
+
+
+def refusal(name: str, workers: WorkerKind) -> str | None:
+    """Why strategy ``name`` cannot run on ``workers``, and what to use instead; ``None``
+    when it can. ``name`` must be a strategy :func:`info` knows."""
+    if workers in info(name).workers:
+        return None
+    instead = _INSTEAD[workers].get(name)
+    if instead is None:
+        instead = _DEFAULT_INSTEAD.get(workers, "lock")
+    why = _WHY[workers]
+    if name in WORLDS.keys() and workers is not WorkerKind.PROCESSES:  # noqa: SIM118 - str keys
+        why = f"is not made for {workers.value}"
+    return f"--strategy {name} {why}; with --workers {workers.value} use --strategy {instead}"
+
+
 def info(name: str) -> StrategyInfo:
     """The strategy called ``name``; :class:`ConfigError` lists the choices otherwise."""
     # StrategyName members are str, so they and plain strings find the same entry.
     found: StrategyInfo | None = CATALOG.get(name)  # type: ignore[call-overload]
     if found is None:
-        choices = ", ".join(s.value for s in StrategyName)
+        found = WORLDS.get(name)  # type: ignore[call-overload]
+    if found is None:
+        choices = ", ".join([*(s.value for s in StrategyName), *(w.value for w in WorldName)])
         raise ConfigError("strategy", name, f"choose one of {choices}")
     return found

@@ -55,6 +55,30 @@ class StrategyName(str, Enum):
     REDIS_FENCED = "redis-fenced"
 
 
+class WorldName(str, Enum):
+    """The strategies made for buyers that are threads or asyncio tasks (``--workers``),
+    and the module-global counter: kept apart from :class:`StrategyName`, whose
+    strategies are all built for buyer processes."""
+
+    GLOBAL_COUNTER = "global-counter"
+    THREAD_LOCK = "thread-lock"
+    THREAD_SEMAPHORE = "thread-semaphore"
+    THREAD_OFFICE = "thread-office"
+    TASK_NONE = "task-none"
+    TASK_NO_AWAIT = "task-no-await"
+    TASK_LOCK = "task-lock"
+    TASK_SEMAPHORE = "task-semaphore"
+    TASK_OFFICE = "task-office"
+
+
+class WorkerKind(str, Enum):
+    """What runs each buyer: its own process (the lesson), a thread, or an asyncio task."""
+
+    PROCESSES = "processes"
+    THREADS = "threads"
+    ASYNCIO = "asyncio"
+
+
 class StoreKind(str, Enum):
     """Where a strategy keeps the tickets while the sale runs."""
 

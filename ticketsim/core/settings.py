@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, cast
 from ticketsim.core import catalog, schedule, stores
 from ticketsim.core import hosts as host_specs
 from ticketsim.core._values import seconds
-from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
 from ticketsim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ START_METHODS: Final = ("fork", "spawn", "forkserver")
 PROCESS_PER_BUYER_MAX: Final = 200
 #: Buyers are tasks, not processes, past ``PROCESS_PER_BUYER_MAX``; the history bounds how many.
 MAX_BUYERS: Final = 100_000
+#: The most buyer threads or tasks of one sale: each thread is a real OS thread, with its
+#: stack, and every one must be waiting at the gate before the sale opens.
+IN_PROCESS_BUYERS_MAX: Final = 1000
 MAX_WORKERS: Final = 1000
 MAX_TICKETS: Final = 1_000_000
 MAX_DELAY_S: Final = 60.0
@@ -106,6 +109,9 @@ class RunConfig:
     slow_link: tuple[str, ...] = ()
     #: ``HOST=SKEW`` each: set that host's clock wrong in the times it records.
     clock_skew: tuple[str, ...] = ()
+    #: What runs each buyer: a process (the default), a thread, or an asyncio task; a
+    #: :class:`~ticketsim.core.names.WorkerKind` value.
+    worker_kind: str = WorkerKind.PROCESSES.value
 
     def __post_init__(self) -> None:
         require_int("buyers", self.buyers, 1, MAX_BUYERS, "buyers")
@@ -120,6 +126,7 @@ class RunConfig:
             raise ConfigError("schedule", self.schedule, "must be text like '1r 2r 1w 2w'")
         require_timeout("timeout", self.timeout)
         strategy = catalog.info(self.strategy)
+        self._check_workers()
         if self.store is not None:
             stores.require_match(self.strategy, stores.parse(self.store))
         require_start_method("start_method", self.start_method)
@@ -147,6 +154,48 @@ class RunConfig:
             )
         self._check_faults_and_forcing()
         self._check_hosts()
+
+    @property
+    def kind(self) -> WorkerKind:
+        """What runs each buyer."""
+        return WorkerKind(self.worker_kind)
+
+    def _check_workers(self) -> None:
+        if self.worker_kind not in {kind.value for kind in WorkerKind}:
+            choices = ", ".join(kind.value for kind in WorkerKind)
+            raise ConfigError("workers", self.worker_kind, f"choose one of {choices}")
+        why = catalog.refusal(self.strategy, self.kind)
+        if why is not None:
+            raise ConfigError("workers", self.worker_kind, why)
+        if self.kind is WorkerKind.PROCESSES:
+            return
+        alone = [
+            flag
+            for flag, on in (
+                ("--pool", self.pool is not None),
+                ("--start-method", self.start_method is not None),
+                ("--store", self.store is not None),
+                ("--schedule", self.schedule is not None),
+                ("--kill", bool(self.kill)),
+                ("--kill-holder", self.kill_holder),
+                ("--pause-holder", self.pause_holder),
+                ("--hosts", self.hosts is not None),
+            )
+            if on
+        ]
+        if alone:
+            raise ConfigError(
+                "workers",
+                self.worker_kind,
+                f"{', '.join(alone)} drives buyer processes, and {self.worker_kind} run in "
+                "ticketsim's own process; drop it, or drop --workers",
+            )
+        if self.buyers > IN_PROCESS_BUYERS_MAX:
+            raise ConfigError(
+                "buyers",
+                self.buyers,
+                f"with --workers {self.worker_kind} choose at most {IN_PROCESS_BUYERS_MAX}",
+            )
 
     def _check_hosts(self) -> None:
         if self.hosts is None:
@@ -275,7 +324,10 @@ class RunConfig:
 
     @property
     def workers(self) -> int | None:
-        """How many worker processes run the buyers as tasks; ``None``: one process each."""
+        """How many worker processes run the buyers as tasks; ``None``: one process each
+        (or, with threads or asyncio tasks, no processes at all)."""
+        if self.kind is not WorkerKind.PROCESSES:
+            return None
         if self.pool is not None:
             return self.pool
         return auto_workers() if self.buyers > PROCESS_PER_BUYER_MAX else None
@@ -283,6 +335,10 @@ class RunConfig:
     @property
     def crew(self) -> str:
         """Which processes run the buyers, in words, for the report."""
+        if self.kind is WorkerKind.THREADS:
+            return "one thread per buyer, in ticketsim's own process"
+        if self.kind is WorkerKind.ASYNCIO:
+            return "one asyncio task per buyer, on one event loop in ticketsim's own process"
         workers = self.workers
         if workers is None:
             return "one process per buyer"

@@ -40,7 +40,7 @@ from ticketsim.core import stores
 from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
 from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, Step
 from ticketsim.core.hosts import HOST_IDLE_S, PARTITION_S, Partition, host_name
-from ticketsim.core.names import StoreKind
+from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.result import Hosts, RunResult
 from ticketsim.core.settings import JITTER, RunConfig
 from ticketsim.engine import databases, strategies
@@ -136,7 +136,7 @@ def open_sale(
         timeout,
     )
     if at.kind is not StoreKind.FILE:
-        plan = databases.PLANS[info.name]
+        plan = databases.PLANS[StrategyName(info.name.value)]
         databases.make_store(at.kind, at.where, plan=plan.plan, initial=initial).load(initial)
     board = at.board()
     try:

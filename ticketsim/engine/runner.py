@@ -23,11 +23,11 @@ from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
 from ticketsim.core import paths, schedule, stores
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
+from ticketsim.core.names import WorkerKind
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
-from ticketsim.engine import databases, strategies
+from ticketsim.engine import databases, strategies, worlds
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
-from ticketsim.engine.crews import Crew, crew_for
 from ticketsim.errors import DbError, PathError, StoreError
 from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.buyer import (
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from ticketsim.core.catalog import StrategyInfo
     from ticketsim.core.names import StoreKind
+    from ticketsim.engine.crews import Crew
 
 __all__ = [
     "BUYER_PATIENCE",
@@ -215,6 +216,9 @@ def _shared(
         gate = None
         try:
             gate = StartGate(ctx)
+            if config.kind is not WorkerKind.PROCESSES and pacer is None:
+                # Threads are paced by threading's primitives; tasks by the crew's own.
+                return channel, gate, _Hooks(worlds.thread_pacer(config))
             return channel, gate, _hooks(ctx, config, seed, pacer)
         except BaseException:
             channel.close()
@@ -245,13 +249,13 @@ def run_sale(
     _scratch.provide()  # before any process is started, so every one uses it
     ctx = multiprocessing.get_context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
-    strategy = strategies.get(config.strategy)
+    strategy = worlds.get(config.kind, config.strategy)
     initial = prepare_db(config)
     channel, gate, hooks = _shared(ctx, config, seed, pacer)
     # This sale's own servers, unless it was handed some: each starts on first use, so a
     # sale on the db file starts none.
     own = databases.PrivateServers()
-    inbox = Inbox(channel, crew_for(ctx, config.workers), watch)
+    inbox = Inbox(channel, worlds.crew(config, ctx), watch)
     sale = _Sale(config, ctx.get_start_method(), seed, initial, gate, hooks, inbox)
     setup = strategies.Setup(
         ctx,

@@ -32,10 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ticketsim.core.catalog import CATALOG, StrategyInfo, info
+from ticketsim.core.catalog import StrategyInfo, info
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
+from ticketsim.core.names import WorldName
 from ticketsim.engine import databases
 from ticketsim.engine.setup import Setup as Setup  # noqa: PLC0414 - re-exported
+from ticketsim.errors import ConfigError
 from ticketsim.sale import _limits, _signals
 from ticketsim.sale.guards import FileLockGuard, Guard, LockGuard, NoGuard
 from ticketsim.sale.office import PENDING, OfficeClient, OfficeTools, close_office, run_office
@@ -64,12 +66,12 @@ class Strategy:
     """One registered strategy: its name in :data:`~ticketsim.core.catalog.CATALOG`,
     where what it claims is (``info``), and how it builds its parts (``provide``)."""
 
-    name: StrategyName
+    name: StrategyName | WorldName
     provide: Provide
 
     @property
     def info(self) -> StrategyInfo:
-        return CATALOG[self.name]
+        return info(self.name.value)
 
 
 def _plain(tools: Callable[[Setup], Tools]) -> Provide:
@@ -192,4 +194,7 @@ STRATEGIES: Final[Mapping[StrategyName, Strategy]] = {
 
 def get(name: str) -> Strategy:
     """The strategy called ``name``; :class:`ConfigError` lists the choices otherwise."""
-    return STRATEGIES[info(name).name]
+    found = info(name).name
+    if not isinstance(found, StrategyName):
+        raise ConfigError("strategy", name, "runs on threads or asyncio tasks: add --workers")
+    return STRATEGIES[found]

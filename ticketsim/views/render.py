@@ -46,6 +46,8 @@ def _yes_no(value: bool) -> Text:
 
 def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
     """``ticketsim strategies``: what each strategy protects, as yes/no columns."""
+    others = [row for row in rows if "count" not in row]  # threads' and tasks' (--workers)
+    rows = [row for row in rows if "count" in row]
     # Space between columns, no rules: with its headers wrapped a word a line, the whole
     # table fits the 80 columns of a terminal.
     table = Table(
@@ -70,7 +72,32 @@ def strategies_view(rows: list[dict[str, Any]]) -> RenderableType:
         how.add_row(row["strategy"], row["how"])
     # How each works goes under the table, not in a column of it: in a column it was
     # one word a line below about 150 columns, and a terminal has 80.
-    return Group(table, Text("\nHow each works", style="italic"), how)
+    parts: list[RenderableType] = [table, Text("\nHow each works", style="italic"), how]
+    if others or any(row.get("workers", ["processes"]) != ["processes"] for row in rows):
+        workers = Table.grid(padding=(0, 1))
+        workers.add_column(style="bold", no_wrap=True)
+        workers.add_column(no_wrap=True)
+        workers.add_column()
+        for row in [*rows, *others]:
+            if row["workers"] != ["processes"]:
+                kinds = ", ".join(row["workers"])
+                said = "safe" if row["safe"] else "unsafe"
+                workers.add_row(row["strategy"], said, kinds)
+        parts += [Text("\nWith --workers (threads, asyncio)", style="italic"), workers]
+        parts += _hows(others)
+    return Group(*parts)
+
+
+def _hows(rows: list[dict[str, Any]]) -> list[RenderableType]:
+    """How each strategy of threads and tasks works, as the table's "how" lines."""
+    if not rows:
+        return []
+    how = Table.grid(padding=(0, 1))
+    how.add_column(style="bold", no_wrap=True)
+    how.add_column()
+    for row in rows:
+        how.add_row(row["strategy"], row["how"])
+    return [Text("\nHow each works", style="italic"), how]
 
 
 def report_view(report: Report) -> RenderableType:
@@ -90,7 +117,7 @@ def report_view(report: Report) -> RenderableType:
                 "dim",
             ),
             (f"{report.start_method}, seed {report.seed}", "dim"),
-            (f"\non {report.crew}" if report.pool else "", "dim"),
+            (f"\non {report.crew}" if report.pool or report.workers != "processes" else "", "dim"),
         )
     table = Table(show_header=False, min_width=50)
     table.add_column("figure")
@@ -137,6 +164,8 @@ def report_view(report: Report) -> RenderableType:
     parts.extend(Text(f"Fault: {printable(fault)}", style="magenta") for fault in report.faults)
     if report.schedule and len(report.schedule) <= SCHEDULE_SHOWN:
         parts.append(Text(f"schedule: {report.schedule}", style="dim"))
+    if report.lesson:
+        parts.append(Text(f"Lesson: {printable(report.lesson)}", style="cyan"))
     if report.caveat:
         parts.append(Text(f"Note: {report.caveat}", style="dim"))
     if report.certain and not report.safe and report.system is None:
@@ -148,7 +177,11 @@ def _advice(report: Report) -> str:
     """What to run instead of a strategy that broke an invariant: a safe one of its store."""
     store = catalog.info(report.strategy).store
     if store is StoreKind.FILE:
-        return "Nothing protected the read-decide-write section. Run it again with --lock."
+        fix = {"threads": "--strategy thread-lock", "asyncio": "--strategy task-lock"}
+        return (
+            "Nothing protected the read-decide-write section. Run it again with "
+            f"{fix.get(report.workers, '--lock')}."
+        )
     safe = [s for s in catalog.CATALOG.values() if s.store is store and s.safe]
     problem = "Nothing made this purchase atomic."
     if report.gave_up and all(v.kind is Kind.UNDERSOLD for v in report.violations):

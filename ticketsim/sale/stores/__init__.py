@@ -51,6 +51,7 @@ STORES: Final = _Registry(
         "count": "ticketsim.sale.stores.shared:CountStore",
         "seat-map": "ticketsim.sale.stores.shared:SeatMapStore",
         "manager": "ticketsim.sale.stores.manager:ManagerStore",
+        "module-global": "ticketsim.sale.stores.module_global:GlobalCounterStore",
         # The databases' (a StoreKind's value): each imports its client when it connects.
         "sqlite": "ticketsim.sale.stores.sqlite:SqliteStore",
         "postgres": "ticketsim.sale.stores.postgres:PostgresStore",

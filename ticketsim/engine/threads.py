@@ -1,0 +1,63 @@
+"""Buyers as threads of ticketsim's own process (``--workers threads``).
+
+A thread cannot be killed: one that hangs is given a bounded join, then left behind as
+a daemon thread (it dies with the program), and its buyer's history says it was ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from ticketsim.engine.crews import Crew
+from ticketsim.sale.buyer import run_buyer
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from ticketsim.sale.steps import BuyerSpec, Tools
+
+#: Grace given to the threads to finish once the sale is over.
+JOIN_S: Final = 5.0
+
+
+class ThreadCrew(Crew):
+    """One ``threading.Thread`` per buyer, named ``buyer-N``."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
+        tools: Tools = args[0]
+        # Once, for every thread: they share the process, and what it loads. What fails
+        # here fails again in each buyer's first step, where it is recorded.
+        with contextlib.suppress(Exception):
+            tools.prepare()
+        for spec in specs:
+            thread = threading.Thread(
+                target=run_buyer,
+                name=spec.name,
+                args=(spec, *args),
+                kwargs={"prepared": True},
+                daemon=True,  # a hung buyer must not keep ticketsim from exiting
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    @property
+    def at_once(self) -> int:
+        return len(self.threads)
+
+    def alive(self, ended: Collection[int] = frozenset()) -> bool:
+        return any(t.is_alive() for n, t in enumerate(self.threads, start=1) if n not in ended)
+
+    def end(self, *, at_once: bool) -> set[int]:
+        deadline = time.monotonic() + (0.0 if at_once else JOIN_S)
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return {n for n, t in enumerate(self.threads, start=1) if t.is_alive()}
+
+    def exit_codes(self) -> tuple[int | None, ...]:
+        return ()
