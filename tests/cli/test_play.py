@@ -153,7 +153,7 @@ def test_the_scripted_mode_prints_the_screen_and_the_replay(tmp_path: Path) -> N
     assert result.exit_code == 1, result.output
     assert "[1] buyer 1:" in result.stdout
     assert "As ticketsim's two-step schedule: 1r 2r 1w 2w" in result.stdout
-    assert f"Saved the game to {saved}" in result.stdout
+    assert f"game: {saved}" in result.stdout
     data = json.loads(saved.read_text())
     assert data["moves"] == "1 1 2 2 1 2"
     assert data["schedule"] == "1r 2r 1w 2w"
@@ -212,5 +212,15 @@ def test_timeline_runs_the_replay_and_draws_it(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output
     assert "The real sale: OVERSOLD" in result.stdout
-    assert f"Wrote its timeline to {page}" in result.stdout
+    assert f"timeline: {page}" in result.stdout
     assert "<svg" in page.read_text()
+
+
+def test_ctrl_c_ends_the_game_as_any_interrupt_does() -> None:
+    for child in _game("--level", "1"):
+        child.send("1")
+        child.sendintr()
+        status, rest = _ended(child)
+        assert status == 130, rest
+        assert "interrupted" in rest
+        assert "Traceback" not in rest

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ticketsim.cli import output
 from ticketsim.cli.options import TimelineOpt
 from ticketsim.cli.options import _path_arg as path_arg
 from ticketsim.cli.root import command
@@ -270,7 +271,7 @@ def _save(path: Path, saved: object) -> None:
 
     assert isinstance(saved, Saved)
     paths.write_output("--save", path, json.dumps(saved.to_json(), indent=2) + "\n")
-    typer.echo(f"Saved the game to {path}")
+    output.wrote("game", path, data=False)
 
 
 def _timeline(level: Level, schedule: object, path: Path) -> None:
@@ -289,4 +290,4 @@ def _timeline(level: Level, schedule: object, path: Path) -> None:
     report = build_report(result)
     typer.echo(f"The real sale: {report.verdict}")
     write_timeline(path, result, report)
-    typer.echo(f"Wrote its timeline to {path}")
+    output.wrote("timeline", path, data=False)
