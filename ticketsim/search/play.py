@@ -17,6 +17,7 @@ Pure data and functions, apart from :func:`replay`; nothing here prints.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -183,7 +184,8 @@ def blocked(level: Level, state: State, actor: int) -> str | None:
         return "done"
     if step.op is Op.LOCK and len(state.holders) >= level.capacity:
         holders = " and ".join(f"buyer {h}" for h in state.holders)
-        return f"waits: {holders} hold{'s' if len(state.holders) == 1 else ''} the lock"
+        what = "the lock" if level.capacity == 1 else "the semaphore's places"
+        return f"waits: {holders} hold{'s' if len(state.holders) == 1 else ''} {what}"
     if step.op is Op.TAKE and not state.queue:
         return "waits for a request"
     if step.op is Op.RECEIVE and not any(b == actor for b, _ in state.replies):
@@ -445,6 +447,13 @@ def broken(level: Level, state: State) -> tuple[Broken, ...]:
 def reachable_broken(level: Level) -> tuple[int, ...] | None:
     """The moves of a shortest order that breaks the level, or ``None`` when every
     reachable state keeps every invariant (the proof a protected level cannot be won)."""
+    return search(level)[0]
+
+
+@functools.cache
+def search(level: Level) -> tuple[tuple[int, ...] | None, int]:
+    """A breadth-first walk of every state ``level`` can reach: the moves of a shortest
+    order that breaks it (``None`` if none does), and how many states were looked at."""
     first = start(level)
     seen = {_key(first)}
     frontier = [first]
@@ -452,7 +461,7 @@ def reachable_broken(level: Level) -> tuple[int, ...] | None:
         following: list[State] = []
         for state in frontier:
             if broken(level, state):
-                return state.moves
+                return state.moves, len(seen)
             if over(level, state):
                 continue
             for actor in enabled(level, state):
@@ -462,7 +471,7 @@ def reachable_broken(level: Level) -> tuple[int, ...] | None:
                     seen.add(key)
                     following.append(nxt)
         frontier = following
-    return None
+    return None, len(seen)
 
 
 def _key(state: State) -> State:
