@@ -1,0 +1,377 @@
+"""Buyers as threads and asyncio tasks (``--workers``), and the module-global counter:
+every strategy where it means something, each verdict forced, none left to luck."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from sales import assert_forced_race, assert_protocol, assert_safe_and_live, sale
+
+from ticketsim.analysis.checker import Kind
+from ticketsim.analysis.report import build_report
+from ticketsim.core import catalog
+from ticketsim.core.catalog import CATALOG, WORLDS
+from ticketsim.core.events import Step
+from ticketsim.core.names import WorkerKind
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine import worlds
+from ticketsim.errors import ConfigError
+from ticketsim.sale.steps import Pacer
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from pathlib import Path
+
+#: Every strategy that can run on threads or tasks, and the global counter, with its kind.
+EVERY = [
+    (kind, info.name.value)
+    for info in (*CATALOG.values(), *WORLDS.values())
+    for kind in info.workers
+    if kind is not WorkerKind.PROCESSES or info.name in WORLDS
+]
+SAFE = [(k, n) for k, n in EVERY if catalog.info(n).safe]
+#: The unsafe ones that a forced race makes oversell (task-no-await is safe).
+UNSAFE = [(k, n) for k, n in EVERY if not catalog.info(n).safe]
+
+
+def _id(pair: tuple[WorkerKind, str]) -> str:
+    return f"{pair[0].value}-{pair[1]}"
+
+
+def test_every_strategy_has_a_builder_for_each_kind_it_claims_and_no_more() -> None:
+    assert set(worlds.WORLD_STRATEGIES) == {(k, n) for k, n in EVERY}
+    for (kind, name), strategy in worlds.WORLD_STRATEGIES.items():
+        assert kind in strategy.info.workers
+        assert worlds.get(kind, name) is strategy
+
+
+def test_the_lists_are_the_lessons() -> None:
+    assert sorted(_id(p) for p in UNSAFE) == [
+        "asyncio-task-none",
+        "processes-global-counter",
+        "threads-global-counter",
+        "threads-none",
+    ]
+    by_kind = {kind: sorted(n for k, n in SAFE if k is kind) for kind in WorkerKind}
+    assert by_kind[WorkerKind.THREADS] == [
+        "filelock",
+        "lock",
+        "semaphore",
+        "thread-lock",
+        "thread-office",
+        "thread-semaphore",
+    ]
+    assert by_kind[WorkerKind.ASYNCIO] == [
+        "task-lock",
+        "task-no-await",
+        "task-office",
+        "task-semaphore",
+    ]
+
+
+@pytest.mark.parametrize(("kind", "strategy"), SAFE, ids=[_id(p) for p in SAFE])
+@pytest.mark.parametrize(("tickets", "buyers"), [(3, 8), (5, 5), (6, 2)])
+def test_a_safe_strategy_sells_exactly_min_tickets_buyers(
+    db_path: Path, kind: WorkerKind, strategy: str, tickets: int, buyers: int
+) -> None:
+    # A race window wide enough that, unprotected, every buyer would read inside it.
+    result = sale(
+        db_path,
+        strategy=strategy,
+        worker_kind=kind.value,
+        tickets=tickets,
+        buyers=buyers,
+        delay=0.01,
+    )
+    assert_safe_and_live(result)
+    assert build_report(result).workers == kind.value
+
+
+# The process strategies' forced race, on threads and tasks, with the same numbers.
+FILE_RACES = [(k, n) for k, n in UNSAFE if n != "global-counter"]
+
+
+@pytest.mark.parametrize(("kind", "strategy"), FILE_RACES, ids=[_id(p) for p in FILE_RACES])
+@pytest.mark.parametrize(("tickets", "buyers"), [(1, 3), (2, 5), (4, 4), (0, 2), (3, 1)])
+def test_an_unprotected_sale_on_threads_or_tasks_oversells_exactly_as_forced(
+    db_path: Path, kind: WorkerKind, strategy: str, tickets: int, buyers: int
+) -> None:
+    result = sale(
+        db_path,
+        strategy=strategy,
+        worker_kind=kind.value,
+        tickets=tickets,
+        buyers=buyers,
+        lockstep=True,
+    )
+    assert_forced_race(result, tickets, buyers)
+
+
+@pytest.mark.parametrize("buyers", [2, 12, 60])
+def test_a_coroutine_with_no_await_between_read_and_write_never_oversells(
+    db_path: Path, buyers: int
+) -> None:
+    """The same lockstep that makes task-none oversell: every task waits for all the
+    others at its first await after its read, which for task-no-await is after its
+    write, so each read sees every earlier write however many tasks there are."""
+    tickets = buyers // 2
+    result = sale(
+        db_path,
+        strategy="task-no-await",
+        worker_kind="asyncio",
+        tickets=tickets,
+        buyers=buyers,
+        lockstep=True,
+        delay=0.001,
+    )
+    assert_safe_and_live(result)
+    # The lockstep ran: every task waited at it, so buyers wrote before others read.
+    report = build_report(result)
+    assert report.lesson is not None
+    assert "only at an await" in report.lesson
+
+
+def test_the_same_tasks_oversell_once_an_await_sits_between_read_and_write(
+    db_path: Path,
+) -> None:
+    tickets, buyers = 6, 12
+    unawaited = build_report(
+        sale(
+            db_path,
+            strategy="task-no-await",
+            worker_kind="asyncio",
+            tickets=tickets,
+            buyers=buyers,
+            lockstep=True,
+        )
+    )
+    awaited = build_report(
+        sale(
+            db_path,
+            strategy="task-none",
+            worker_kind="asyncio",
+            tickets=tickets,
+            buyers=buyers,
+            lockstep=True,
+        )
+    )
+    assert (unawaited.sold, unawaited.oversold) == (tickets, 0)
+    assert (awaited.sold, awaited.oversold) == (buyers, buyers - tickets)
+    assert awaited.lesson is not None
+    assert "an await sits between its read and its write" in awaited.lesson
+
+
+def _counter_race(db_path: Path, kind: WorkerKind, tickets: int, buyers: int) -> None:
+    result = sale(
+        db_path,
+        strategy="global-counter",
+        worker_kind=kind.value,
+        tickets=tickets,
+        buyers=buyers,
+        lockstep=True,
+    )
+    report = build_report(result)
+    assert_protocol(result)
+    # Every buyer read every ticket: whether from its own copy or the shared one.
+    reads = [e.value for e in result.history if e.step is Step.READ]
+    assert reads == [tickets] * buyers
+    sold = buyers if tickets else 0
+    assert report.sold == sold
+    assert report.oversold == max(0, sold - tickets)
+    # Every sale is a write event, so the ledger has them all: it tells the truth.
+    assert (report.ledger_sales, report.lost_sales) == (sold, 0)
+    # The count: the parent's own copy (never touched by a buyer process), or the
+    # shared one, which every thread set to what it read less one.
+    if kind is WorkerKind.PROCESSES:
+        assert report.remaining == tickets
+    else:
+        assert report.remaining == (tickets - 1 if sold else tickets)
+    kinds = {v.kind for v in report.violations}
+    if sold > 1:
+        assert {Kind.OVERSOLD if sold > tickets else Kind.DOUBLE_BOOKED} <= kinds
+        assert {Kind.COUNT_MISMATCH, Kind.SEAT_CONFLICT} <= kinds
+    assert report.ok is (sold <= 1 and (kind is not WorkerKind.PROCESSES or sold == 0))
+
+
+@pytest.mark.parametrize(("tickets", "buyers"), [(2, 5), (3, 3), (0, 2), (4, 1)])
+def test_the_module_global_counter_is_a_copy_per_process(
+    db_path: Path, tickets: int, buyers: int
+) -> None:
+    _counter_race(db_path, WorkerKind.PROCESSES, tickets, buyers)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_the_module_global_counter_is_a_copy_whatever_the_start_method(
+    db_path: Path, method: str
+) -> None:
+    result = sale(db_path, strategy="global-counter", tickets=2, buyers=4, start_method=method)
+    report = build_report(result)
+    # Unforced: no buyer can see another's sale, so every buyer buys, whatever the timing.
+    assert (report.sold, report.remaining, report.ledger_sales) == (4, 2, 4)
+    assert report.lesson is not None
+    assert "own copy of the module's variable" in report.lesson
+
+
+@pytest.mark.parametrize(("tickets", "buyers"), [(2, 5), (3, 3), (0, 2), (4, 1)])
+def test_the_module_global_counter_is_shared_by_threads_and_races(
+    db_path: Path, tickets: int, buyers: int
+) -> None:
+    _counter_race(db_path, WorkerKind.THREADS, tickets, buyers)
+
+
+def test_threads_sharing_the_module_counter_see_each_others_sales(db_path: Path) -> None:
+    """Without a forced race and without a window, threads one after another would see
+    each sale: the count is one variable. Forced to take turns, they sell exactly."""
+    tickets, buyers = 3, 6
+    result = sale(
+        db_path,
+        strategy="global-counter",
+        worker_kind="threads",
+        tickets=tickets,
+        buyers=buyers,
+        pacer=_one_at_a_time,
+    )
+    report = build_report(result)
+    assert (report.sold, report.remaining, report.violations) == (tickets, 0, ())
+    assert report.lesson is not None
+    assert "share the module's variable" in report.lesson
+
+
+class _Turns(Pacer):
+    """Buyer threads take their whole purchase one at a time, in buyer order."""
+
+    def __init__(self) -> None:
+        self.turn = 1
+        self.changed = threading.Condition()
+
+    def before_check(self, number: int, timeout: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.turn == number, timeout):
+                raise TimeoutError(f"buyer {number} never got its turn")
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        with self.changed:
+            self.turn = number + 1
+            self.changed.notify_all()
+
+
+def _one_at_a_time(ctx: BaseContext, config: RunConfig) -> Pacer:
+    del ctx, config
+    return _Turns()
+
+
+def test_the_reports_say_what_each_lesson_is(db_path: Path) -> None:
+    threads = build_report(
+        sale(db_path, strategy="none", worker_kind="threads", tickets=1, buyers=2, lockstep=True)
+    )
+    assert threads.lesson is not None
+    assert threads.lesson.startswith("The GIL does not make check-then-act atomic")
+    assert threads.crew == "one thread per buyer, in ticketsim's own process"
+    needless = build_report(sale(db_path, strategy="lock", worker_kind="threads", buyers=2))
+    assert needless.lesson is not None
+    assert "needless" in needless.lesson
+    assert "thread-lock" in needless.lesson
+    processes = build_report(sale(db_path, strategy="none", tickets=1, buyers=2, lockstep=True))
+    assert (processes.workers, processes.lesson) == ("processes", None)
+    as_json = threads.to_json()
+    assert (as_json["workers"], as_json["lesson"]) == ("threads", threads.lesson)
+
+
+@pytest.mark.parametrize(
+    ("kind", "strategy", "instead"),
+    [
+        (WorkerKind.ASYNCIO, "lock", "task-lock"),
+        (WorkerKind.ASYNCIO, "semaphore", "task-semaphore"),
+        (WorkerKind.ASYNCIO, "filelock", "task-lock"),
+        (WorkerKind.ASYNCIO, "value", "task-lock"),
+        (WorkerKind.ASYNCIO, "none", "task-none"),
+        (WorkerKind.THREADS, "office", "thread-office"),
+        (WorkerKind.THREADS, "manager", "thread-lock"),
+        (WorkerKind.PROCESSES, "thread-lock", "lock"),
+        (WorkerKind.PROCESSES, "task-office", "office"),
+        (WorkerKind.ASYNCIO, "thread-lock", "task-lock"),
+    ],
+)
+def test_a_strategy_that_means_nothing_on_a_kind_is_refused_naming_what_to_use(
+    kind: WorkerKind, strategy: str, instead: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        RunConfig(strategy=strategy, worker_kind=kind.value)
+    said = str(caught.value)
+    assert said.startswith(f"workers={kind.value!r}: --strategy {strategy} ")
+    assert said.endswith(f"use --strategy {instead}")
+    assert "\n" not in said
+
+
+def test_multiprocessing_primitives_block_the_event_loop() -> None:
+    with pytest.raises(ConfigError, match="blocks the event loop"):
+        RunConfig(strategy="lock", worker_kind="asyncio")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "flag"),
+    [
+        ("pool", 2, "--pool"),
+        ("start_method", "spawn", "--start-method"),
+        ("kill_holder", True, "--kill-holder"),
+        ("kill", 1, "--kill"),
+        ("pause_holder", True, "--pause-holder"),
+        ("schedule", "1r 2r 1w 2w", "--schedule"),
+        ("hosts", 2, "--hosts"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_what_drives_buyer_processes_is_refused_with_threads_and_tasks(
+    kind: str, option: str, value: object, flag: str
+) -> None:
+    strategy = "thread-lock" if kind == "threads" else "task-lock"
+    with pytest.raises(ConfigError, match=f"{flag} drives buyer processes"):
+        RunConfig(strategy=strategy, worker_kind=kind, buyers=2, **{option: value})  # type: ignore[arg-type]
+
+
+def test_an_unknown_kind_of_worker_is_refused() -> None:
+    with pytest.raises(ConfigError, match="workers='fibers': choose one of processes, threads"):
+        RunConfig(worker_kind="fibers")
+
+
+class _Hang(Pacer):
+    """Buyer 1 hangs inside its critical section, for ever (until the test ends)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def after_read(self, number: int, timeout: float) -> None:
+        del timeout
+        if number == 1:
+            self.released.wait()
+
+
+def test_a_hung_buyer_thread_stalls_the_sale_and_does_not_hang_ticketsim(
+    db_path: Path,
+) -> None:
+    hang = _Hang()
+    stall_s = 1.0
+    started = time.monotonic()
+    try:
+        result = sale(
+            db_path,
+            strategy="thread-lock",
+            worker_kind="threads",
+            tickets=2,
+            buyers=3,
+            timeout=stall_s,
+            pacer=lambda ctx, config: hang,
+        )
+    finally:
+        hang.released.set()  # the thread is a daemon: this only tidies up
+    took = time.monotonic() - started
+    assert result.stalled is not None
+    assert "no progress" in result.stalled
+    # Within the stall guard, its own bounded waits, and no join without a bound.
+    assert took < stall_s * 10
+    lost = [e for e in result.history if e.step is Step.LOST]
+    assert {e.buyer for e in lost} == {1, 2, 3}
+    assert all(e.note is not None and e.note.startswith("ended by ticketsim") for e in lost)
