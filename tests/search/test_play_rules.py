@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ticketsim.search import play as game
-from ticketsim.views.play import HEIGHT, WIDTH, screen
+from ticketsim.views.play import HEIGHT, WIDTH, help_lines, levels_lines, screen
 
 WINNABLE = [level for level in game.LEVELS if not level.protected]
 PROTECTED = [level for level in game.LEVELS if level.protected]
@@ -154,5 +154,11 @@ def test_every_screen_fits_80_by_24(level: game.Level) -> None:
     for index in range(len(moves) + 1):
         state = game.play(level, moves[:index])
         lines = screen(level, state, "a message " * 30)
+        assert len(lines) <= HEIGHT
+        assert all(len(line) < WIDTH for line in lines), lines
+
+
+def test_the_help_and_the_list_fit_80_by_24() -> None:
+    for lines in (help_lines(game.level(1)), levels_lines()):
         assert len(lines) <= HEIGHT
         assert all(len(line) < WIDTH for line in lines), lines
