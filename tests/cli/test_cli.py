@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from ticketsim import __version__
 from ticketsim.cli import app
+from ticketsim.core import catalog
 from ticketsim.core import db as dbfile
-from ticketsim.core.catalog import CATALOG, CLAIM_TITLES
+from ticketsim.core.catalog import CATALOG, CLAIM_TITLES, WORLDS
 from ticketsim.core.events import OUTCOMES, from_json
 from ticketsim.core.names import StoreKind
 
@@ -199,6 +200,10 @@ BAD_INPUT = [
     (["--keep"], "--db="),
     (["--history", "/nonexistent-folder/h.jsonl"], "--history=/nonexistent-folder/h.jsonl"),
     (["--bogus"], "No such option: --bogus"),
+    (["--workers", "asyncio", "--lock"], "--workers='asyncio': --strategy lock blocks"),
+    (["--workers", "threads", "--pool", "2"], "--workers='threads': --pool drives buyer"),
+    (["--strategy", "thread-lock"], "--workers='processes': --strategy thread-lock is made"),
+    (["--workers", "fibers"], "--workers"),
 ]
 
 
@@ -259,12 +264,17 @@ def test_strategies_table_as_json_matches_the_library() -> None:
     result = invoke("strategies", "--json")
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES]
+    # The strategies of buyer processes, then those of threads and tasks (--workers).
+    worlds = [name.value for name in WORLDS]
+    assert [r["strategy"] for r in rows] == [name.value for name in STRATEGIES] + worlds
     for row in rows:
-        strategy = CATALOG[row["strategy"]]
+        strategy = catalog.info(row["strategy"])
         assert row["safe"] is strategy.safe
+        assert row["workers"] == [kind.value for kind in strategy.workers]
         for key in CLAIM_TITLES:
-            assert row[key] is getattr(strategy.claims, key)
+            # Threads' and tasks' claim only what their tests observe: safe or not.
+            claimed = None if row["strategy"] in worlds else getattr(strategy.claims, key)
+            assert row.get(key) is claimed
         assert (row["store"], row["retries"]) == (strategy.store.value, strategy.retries)
         assert row["how"]
 

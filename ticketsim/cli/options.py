@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import click
 import typer
 
 from ticketsim.cli.errors import BadInput
@@ -50,12 +49,12 @@ def store_strategy_of(
     return stores.NAIVE[stores.parse(store).kind].value
 
 
-def run_strategy_of(name: str | None) -> StrategyName | WorldName | None:
+def run_strategy_of(chosen: Enum | None) -> StrategyName | WorldName | None:
     """``run --strategy``'s choice as its name: a process strategy's, or one of threads'
     and tasks' (``--workers``)."""
-    if name is None:
+    if chosen is None:
         return None
-    name = name.lower()
+    name = str(chosen.value)
     if name in {s.value for s in WorldName}:
         return WorldName(name)
     return StrategyName(name)
@@ -92,16 +91,21 @@ StrategyOpt = Annotated[
         show_default="none",
     ),
 ]
-#: ``run``'s ``--strategy``: every strategy, those of threads and tasks too.
+if TYPE_CHECKING:
+    RunStrategy = StrategyName
+else:
+    #: ``run``'s choices: every strategy, those of threads and tasks (``--workers``) too.
+    RunStrategy = Enum(
+        "RunStrategy",
+        {member.name: member.value for member in (*StrategyName, *WorldName)},
+        type=str,
+    )
 RunStrategyOpt = Annotated[
-    str | None,
+    RunStrategy | None,
     typer.Option(
         "--strategy",
         help="How buyers share the tickets (see 'ticketsim strategies').",
-        click_type=click.Choice(
-            [*(s.value for s in StrategyName), *(w.value for w in WorldName)],
-            case_sensitive=False,
-        ),
+        case_sensitive=False,
         show_default="none",
     ),
 ]
