@@ -8,6 +8,7 @@ page at 1280x720 and 1920x1080, says what a script sees of it, and shoots it.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import browser
@@ -16,10 +17,12 @@ import pytest
 from ticketsim.analysis.report import build_report
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
-from ticketsim.views.timeline import write_timeline
+from ticketsim.views.timeline import html_timeline, write_timeline
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ticketsim.core.result import RunResult
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def fifty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sale(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
     """The classroom's sale: 50 buyers, 10 tickets, no protection, every buyer raced."""
     folder = tmp_path_factory.mktemp("fifty")
     config = RunConfig(
@@ -41,10 +44,15 @@ def fifty(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=20.0, start_method="fork", lockstep=True,
     )  # fmt: skip
     result = run_sale(config)
-    report = build_report(result)
-    assert report.oversold == 40  # the page has the violations a class sees
+    assert build_report(result).oversold == 40  # the page has the violations a class sees
+    return result, folder
+
+
+@pytest.fixture(scope="module")
+def fifty(sale: tuple[RunResult, Path]) -> Path:
+    result, folder = sale
     page = folder / "race.html"
-    write_timeline(page, result, report)
+    write_timeline(page, result, build_report(result))
     return page
 
 
@@ -76,3 +84,21 @@ def test_fifty_buyers_on_a_projector(
     for used in (seen["profile"], profile):
         assert browser.using(used) == []
         assert not os.path.exists(used)
+
+
+def test_fifty_buyers_over_three_hosts_keep_their_names_apart(
+    chromium: str, sale: tuple[RunResult, Path]
+) -> None:
+    """Lanes grouped by host, each group under its host's name: no name over a label."""
+    result, folder = sale
+    hosts = tuple(replace(e, host=f"host-{e.buyer % 3 + 1}") for e in result.history)
+    grouped = replace(result, history=hosts)
+    page = folder / "hosts.html"
+    page.write_text(html_timeline(grouped, build_report(grouped)), encoding="utf-8")
+    assert page.read_text(encoding="utf-8").count('class="host-label"') == 3
+    seen = browser.measure(chromium, page, 1280, 720)
+    assert seen["errors"] == []
+    assert seen["overlapping"] == []
+    assert seen["outside"] == []
+    assert seen["small"] == []
+    assert seen["boxes"]["count"]["bottom"] <= 720

@@ -54,6 +54,8 @@ _PLOT_X0: Final = _LABEL_W + _GUTTER_W + 10
 _SVG_W: Final = _PLOT_X0 + PLOT_WIDTH + 16  # a mark at the very end is not clipped
 _TOP: Final = 30
 _CHART_H: Final = 150
+#: The row over each host's lanes that names the host, in a sale of several hosts.
+_HOST_ROW: Final = 18.0
 #: Where the chart of the remaining count starts in its own picture, below its title.
 _CHART_TOP: Final = 34
 _FONT: Final = "system-ui, sans-serif"
@@ -347,7 +349,16 @@ class _Page:
         self.sale = sale
         self.result = result
         self.look = _COMPACT if len(sale.lanes) > COMPACT_ABOVE else _NORMAL
-        self.axis_y = _TOP + len(sale.lanes) * self.look.lane_h
+        # Each host's lanes come under a row of their own with the host's name: beside
+        # the first lane's label, the name ran into it.
+        self.tops: list[float] = []
+        top = float(_TOP)
+        for index in range(len(sale.lanes)):
+            if sale.host_starts(index) is not None:
+                top += _HOST_ROW
+            self.tops.append(top)
+            top += self.look.lane_h
+        self.axis_y = top
         self.height = self.axis_y + 44
         self.chart_y = _CHART_TOP
         self.bottom = self.chart_y + _CHART_H
@@ -415,7 +426,7 @@ class _Page:
 
     def _lane(self, index: int, buyer: int) -> str:
         look, sale = self.look, self.sale
-        top = _TOP + index * look.lane_h
+        top = self.tops[index]
         mid = top + look.lane_h / 2
         named = sale.flagged.get(buyer)
         name = buyer_name(buyer)
@@ -447,11 +458,10 @@ class _Page:
             ),
         ]
         host = sale.host_starts(index)
-        if host is not None:  # a rule and the host's name over its first lane
-            parts.append(_el("line", x1=2.0, y1=top, x2=_SVG_W - 2.0, y2=top, stroke="#64748b"))
-            parts.append(
-                _label(4.0, top + _SMALL, host, _SMALL, class_="host-label", fill="#475569")
-            )
+        if host is not None:  # a rule and the host's name in the row over its first lane
+            rule = top - _HOST_ROW + 1
+            parts.append(_el("line", x1=2.0, y1=rule, x2=_SVG_W - 2.0, y2=rule, stroke="#64748b"))
+            parts.append(_label(4.0, top - 4, host, _SMALL, class_="host-label", fill="#475569"))
         parts += [self._span(span, top) for span in sale.spans[buyer]]
         if sale.cut is not None and sale.hosts.get(buyer) == sale.cut[0]:
             x0 = self.x(max(sale.cut[1], 0.0))
