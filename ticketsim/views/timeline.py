@@ -92,13 +92,11 @@ _PAINT: Final[dict[str, dict[str, object]]] = {
 _DB_LINE: Final = "#1d4ed8"
 _PROMISED_LINE: Final = "#9a3412"
 _DB_WORDS: Final = "remaining in the db"
+_PROMISED_WORDS: Final = "on sale minus buyers told ok"
 #: The chart's two lines, as drawn and as keyed.
 _LINES: Final[tuple[tuple[str, dict[str, object]], ...]] = (
     (_DB_WORDS, {"stroke": _DB_LINE, "stroke_width": 2.5}),
-    (
-        "on sale minus buyers told ok",
-        {"stroke": _PROMISED_LINE, "stroke_width": 1.8, "stroke_dasharray": "6 4"},
-    ),
+    (_PROMISED_WORDS, {"stroke": _PROMISED_LINE, "stroke_width": 1.8, "stroke_dasharray": "6 4"}),
 )
 
 
@@ -657,7 +655,7 @@ class _Page:
         for ms, value in sorted(steps):
             d += f"H{_fmt(self.x(ms))}V{_fmt(y(value))}"
         d += f"H{_fmt(_PLOT_X0 + PLOT_WIDTH)}"
-        style = dict(_LINES)["on sale minus buyers told ok" if kind == "promised" else _DB_WORDS]
+        style = dict(_LINES)[_PROMISED_WORDS if kind == "promised" else _DB_WORDS]
         return _el("path", class_=kind, d=d, fill="none", **style, title=title)
 
 
