@@ -62,7 +62,7 @@ class BareSale:
 
 
 def _buyer(
-    path: str, lock: Any, first: int, count: int, ready: Any, start: Any, times: Any
+    path: str, lock: Any, first: int, count: int, ready: Any, start: Any, times: Any, over: Any
 ) -> None:
     """Buyers ``first`` to ``first + count - 1``, one after another in this process.
     ``times[3 * b : 3 * b + 3]`` get buyer ``b``'s hold, release and end."""
@@ -87,6 +87,10 @@ def _buyer(
             times[3 * buyer + 1] = time.monotonic()
         store.tidy()  # the old db, removed once the lock is let go, as ticketsim's buyers do
         times[3 * buyer + 2] = time.monotonic()
+    # As ticketsim's buyers do: a process that ends during the sale takes a core from
+    # the buyers still buying while the kernel takes its memory down.
+    over[1].release()
+    over[0].wait(60)
 
 
 def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder: str) -> BareSale:
@@ -101,8 +105,9 @@ def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder
     firsts = [sum(shares[:n]) for n in range(each)]
     ready, start = ctx.Semaphore(0), ctx.Event()
     times = ctx.Array("d", 3 * buyers, lock=False)
+    over = (ctx.Event(), ctx.Semaphore(0))  # the sale is over; a process is done
     workers = [
-        ctx.Process(target=_buyer, args=(path, lock, first, share, ready, start, times))
+        ctx.Process(target=_buyer, args=(path, lock, first, share, ready, start, times, over))
         for first, share in zip(firsts, shares, strict=True)
     ]
     for worker in workers:
@@ -112,6 +117,10 @@ def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder
             raise SystemExit("a buyer never got ready")
     opened = time.monotonic()
     start.set()
+    for _ in workers:
+        if not over[1].acquire(timeout=60):
+            raise SystemExit("a buyer never finished")
+    over[0].set()
     for worker in workers:
         worker.join(60)
         if worker.exitcode != 0:

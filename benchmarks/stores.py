@@ -290,7 +290,7 @@ def _connect(kind: StoreKind, location: str) -> Any:
 
 
 def _bare_buyer(
-    kind: StoreKind, location: str, buy: Buy, number: int, gate: Any, ends: Any
+    kind: StoreKind, location: str, buy: Buy, number: int, gate: Any, ends: Any, over: Any
 ) -> None:
     db = _connect(kind, location)
     if kind is StoreKind.POSTGRES:
@@ -303,6 +303,10 @@ def _bare_buyer(
         db.execute(sq.READ_SQL if kind is StoreKind.SQLITE else pg.READ).fetchone()
     buy(db, f"buyer-{number}", os.getpid())
     ends[number] = time.monotonic()
+    # As ticketsim's buyers do: a process that ends during the sale takes a core from
+    # the buyers still buying while the kernel takes its memory down.
+    over[1].release()
+    over[0].wait(120)
 
 
 def bare(strategy: str, location: str, buyers: int) -> float:
@@ -313,8 +317,9 @@ def bare(strategy: str, location: str, buyers: int) -> float:
     store.load(dbfile.TicketDB.fresh(buyers))
     ctx = multiprocessing.get_context("fork")
     gate, ends = ctx.Event(), ctx.Array("d", buyers + 1)
+    over = (ctx.Event(), ctx.Semaphore(0))  # the sale is over; a buyer is done
     processes = [
-        ctx.Process(target=_bare_buyer, args=(kind, location, BARE[strategy], n, gate, ends))
+        ctx.Process(target=_bare_buyer, args=(kind, location, BARE[strategy], n, gate, ends, over))
         for n in range(1, buyers + 1)
     ]
     for process in processes:
@@ -322,6 +327,10 @@ def bare(strategy: str, location: str, buyers: int) -> float:
     time.sleep(0.5)  # every buyer connected and waiting, as ticketsim's wait at its gate
     opened = time.monotonic()
     gate.set()
+    for _ in processes:
+        if not over[1].acquire(timeout=120):
+            raise SystemExit(f"{strategy}: a bare buyer never finished")
+    over[0].set()
     for process in processes:
         process.join(120)
     return float(len(store.snapshot().ledger) / (max(ends[1:]) - opened))
