@@ -3,8 +3,13 @@ every strategy where it means something, each verdict forced, none left to luck.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,7 +28,6 @@ from ticketsim.sale.steps import Pacer
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
-    from pathlib import Path
 
 #: Every strategy that can run on threads or tasks, and the global counter, with its kind.
 EVERY = [
@@ -338,14 +342,16 @@ def test_an_unknown_kind_of_worker_is_refused() -> None:
 
 
 class _Hang(Pacer):
-    """Buyer 1 hangs inside its critical section, for ever (until the test ends)."""
+    """The first buyer to read hangs inside its critical section, holding the lock, for
+    ever (until the test ends); every other buyer waits for the lock."""
 
     def __init__(self) -> None:
         self.released = threading.Event()
+        self.first = threading.Lock()
 
     def after_read(self, number: int, timeout: float) -> None:
-        del timeout
-        if number == 1:
+        del number, timeout
+        if self.first.acquire(blocking=False):
             self.released.wait()
 
 
@@ -375,3 +381,45 @@ def test_a_hung_buyer_thread_stalls_the_sale_and_does_not_hang_ticketsim(
     lost = [e for e in result.history if e.step is Step.LOST]
     assert {e.buyer for e in lost} == {1, 2, 3}
     assert all(e.note is not None and e.note.startswith("ended by ticketsim") for e in lost)
+
+
+def _threads_of(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+@pytest.mark.parametrize(
+    ("kind", "strategy"),
+    [("threads", "thread-lock"), ("asyncio", "task-lock"), ("asyncio", "task-no-await")],
+)
+def test_ctrl_c_ends_a_sale_of_threads_or_tasks_at_once(
+    tmp_path: Path, kind: str, strategy: str
+) -> None:
+    """Buyers inside a long race window (an awaited one, or one blocking the loop):
+    Ctrl-C ends the program with 130 and one line, without waiting for them all."""
+    window = 3.0
+    buyers = 4
+    args = [sys.executable, "-m", "ticketsim", "run", "--workers", kind, "--strategy"]
+    args += [strategy, "--buyers", str(buyers), "--delay", str(window), "--timeout", "30"]
+    args += ["--db", str(tmp_path / "t.json"), "--seed", "1"]
+    program = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        # The gate: the buyers' threads (or the event loop's) exist; the sale cannot end
+        # before a window, so the interrupt lands inside it.
+        deadline = time.monotonic() + 30
+        while _threads_of(program.pid) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        os.killpg(program.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = program.communicate(timeout=30)
+        took = time.monotonic() - interrupted
+    finally:
+        program.kill()
+        program.communicate()
+    assert program.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "interrupted" in lines[0]
+    # Not every buyer's window in turn (a lock, or a loop blocked by each): at most one.
+    assert took < window * buyers

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.engine.crews import Crew
+from ticketsim.sale import _signals
 from ticketsim.sale.tasks import TaskPacer, run_task_buyer
 
 if TYPE_CHECKING:
@@ -37,18 +38,32 @@ class TaskCrew(Crew):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self._started = threading.Event()
+        #: Set once the parent ends the sale: what the loop meets after that (the gate's
+        #: pipe closed under it by a Ctrl-C during the start) is no bug.
+        self._ending = False
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
         tools, channel, gate = args[:3]  # the pacer is the crew's own
         self.specs = specs
-        self.thread = threading.Thread(
-            target=asyncio.run,
-            args=(self._sale(tools, channel, gate),),
+        thread = threading.Thread(
+            target=self._run,
+            args=(tools, channel, gate),
             name="ticketsim-event-loop",
             daemon=True,  # a loop blocked by a task must not keep ticketsim from exiting
         )
-        self.thread.start()
+        # A Ctrl-C between the start and the record would leave end() a thread it cannot
+        # join, or none to stop; held, it lands once the loop is known.
+        with _signals.held():
+            thread.start()
+            self.thread = thread
         self._started.wait(STOP_S)
+
+    def _run(self, tools: TaskTools, channel: Any, gate: PipeGate) -> None:
+        try:
+            asyncio.run(self._sale(tools, channel, gate))
+        except Exception:
+            if not self._ending:
+                raise
 
     async def _sale(self, tools: TaskTools, channel: Any, gate: PipeGate) -> None:
         self.loop = asyncio.get_running_loop()
@@ -87,6 +102,7 @@ class TaskCrew(Crew):
         return any(not t.done() for n, t in list(self.tasks.items()) if n not in ended)
 
     def end(self, *, at_once: bool) -> set[int]:
+        self._ending = True
         thread, loop = self.thread, self.loop
         if thread is None:
             return set()

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.engine.crews import Crew
+from ticketsim.sale import _signals
 from ticketsim.sale.buyer import run_buyer
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ class ThreadCrew(Crew):
                 kwargs={"prepared": True},
                 daemon=True,  # a hung buyer must not keep ticketsim from exiting
             )
-            thread.start()
-            self.threads.append(thread)
+            with _signals.held():  # an interrupt now must find the buyer in the list
+                thread.start()
+                self.threads.append(thread)
 
     @property
     def at_once(self) -> int:
