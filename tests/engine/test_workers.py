@@ -423,3 +423,20 @@ def test_ctrl_c_ends_a_sale_of_threads_or_tasks_at_once(
     assert "interrupted" in lines[0]
     # Not every buyer's window in turn (a lock, or a loop blocked by each): at most one.
     assert took < window * buyers
+
+
+@pytest.mark.parametrize(("kind", "strategy"), [("threads", "none"), ("asyncio", "task-none")])
+def test_a_history_of_threads_or_tasks_is_read_back_as_one(
+    db_path: Path, tmp_path: Path, kind: str, strategy: str
+) -> None:
+    from ticketsim.analysis import history
+
+    result = sale(
+        db_path, strategy=strategy, worker_kind=kind, tickets=1, buyers=3, lockstep=True
+    )
+    saved = tmp_path / "h.jsonl"
+    history.save(saved, result)
+    again = history.load(saved, db_path)
+    assert again.config.worker_kind == kind
+    before, after = build_report(result), build_report(again)
+    assert (after.workers, after.lesson, after.verdict) == (kind, before.lesson, before.verdict)

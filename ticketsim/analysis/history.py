@@ -58,6 +58,7 @@ def header(result: RunResult) -> dict[str, Any]:
         "timeout": config.timeout,
         "start_method": result.start_method,
         "pool": config.pool,
+        "workers": config.worker_kind,
         "schedule": result.schedule,
         "lockstep": config.lockstep,
         "opened_at": result.opened_at,
@@ -161,11 +162,16 @@ def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
             delay=head.get("delay"),  # type: ignore[arg-type]
             seed=head.get("seed"),
             timeout=head.get("timeout"),  # type: ignore[arg-type]
-            start_method=head.get("start_method"),
+            # Threads and tasks start no process: their sale's start method is not theirs.
+            start_method=head.get("start_method")
+            if head.get("workers") in (None, "processes")
+            else None,
             keep=True,
             pool=head.get("pool"),
             schedule=head.get("schedule"),
             lockstep=head.get("lockstep", False),
+            # A history written before --workers was one of buyer processes.
+            worker_kind=head.get("workers", "processes"),  # type: ignore[arg-type]
         )
     except ConfigError as exc:
         raise HistoryError(path, 1, f"the sale's {exc}") from None
