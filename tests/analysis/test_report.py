@@ -32,6 +32,8 @@ JSON_KEYS = {
     "strategy",
     "pool",
     "crew",
+    "workers",
+    "lesson",
     "startup_s",
     "caveat",
     "schedule",
