@@ -431,12 +431,40 @@ def test_a_history_of_threads_or_tasks_is_read_back_as_one(
 ) -> None:
     from ticketsim.analysis import history
 
-    result = sale(
-        db_path, strategy=strategy, worker_kind=kind, tickets=1, buyers=3, lockstep=True
-    )
+    result = sale(db_path, strategy=strategy, worker_kind=kind, tickets=1, buyers=3, lockstep=True)
     saved = tmp_path / "h.jsonl"
     history.save(saved, result)
     again = history.load(saved, db_path)
     assert again.config.worker_kind == kind
     before, after = build_report(result), build_report(again)
     assert (after.workers, after.lesson, after.verdict) == (kind, before.lesson, before.verdict)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005])
+def test_unforced_the_event_loop_runs_every_ready_task_at_an_await(
+    db_path: Path, delay: float
+) -> None:
+    """No lockstep: asyncio runs the tasks the gate woke in order, each up to its first
+    await, so with an await between read and write (even sleep(0)) every task reads
+    before any writes; without one, each task's purchase runs whole."""
+    tickets, buyers = 3, 9
+    awaited = sale(
+        db_path,
+        strategy="task-none",
+        worker_kind="asyncio",
+        tickets=tickets,
+        buyers=buyers,
+        delay=delay,
+    )
+    report = build_report(awaited)
+    assert (report.sold, report.oversold) == (buyers, buyers - tickets)
+    assert [e.value for e in awaited.history if e.step is Step.READ] == [tickets] * buyers
+    unawaited = sale(
+        db_path,
+        strategy="task-no-await",
+        worker_kind="asyncio",
+        tickets=tickets,
+        buyers=buyers,
+        delay=delay,
+    )
+    assert_safe_and_live(unawaited)

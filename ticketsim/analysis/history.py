@@ -171,7 +171,7 @@ def _config(path: str, db_path: Path, head: dict[str, Any]) -> RunConfig:
             schedule=head.get("schedule"),
             lockstep=head.get("lockstep", False),
             # A history written before --workers was one of buyer processes.
-            worker_kind=head.get("workers", "processes"),  # type: ignore[arg-type]
+            worker_kind=head.get("workers", "processes"),
         )
     except ConfigError as exc:
         raise HistoryError(path, 1, f"the sale's {exc}") from None

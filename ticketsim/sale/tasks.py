@@ -105,7 +105,9 @@ async def take_ticket(
             await pacer.after_read(number, timeout)
         seat = None
         if seen.remaining > 0:
-            if window and yields:
+            if yields:
+                # Even with no window: sleep(0) is an await, and every other task ready to
+                # run runs in it. That is the lesson, so it is there whatever --delay says.
                 await asyncio.sleep(window)
             elif window:
                 time.sleep(window)  # blocks the loop: no other task runs until it ends
