@@ -3,6 +3,7 @@ every strategy where it means something, each verdict forced, none left to luck.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -23,8 +24,10 @@ from ticketsim.core.events import Step
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine import worlds
+from ticketsim.engine.tasks import STOP_S
 from ticketsim.errors import ConfigError
 from ticketsim.sale.steps import Pacer
+from ticketsim.sale.tasks import TaskPacer
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -468,3 +471,54 @@ def test_unforced_the_event_loop_runs_every_ready_task_at_an_await(
         delay=delay,
     )
     assert_safe_and_live(unawaited)
+
+
+class _HangTask(TaskPacer):
+    """The first task to read hangs right after its read: awaiting for ever (the loop
+    runs on), or blocking the loop's thread itself (nothing runs)."""
+
+    def __init__(self, *, blocking: bool) -> None:
+        self.blocking = blocking
+        self.released = threading.Event()
+        self.hung = False
+
+    async def after_read(self, number: int, timeout: float) -> None:
+        del number, timeout
+        if self.hung:
+            return
+        self.hung = True
+        if self.blocking:
+            self.released.wait()
+        else:
+            await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["awaiting", "blocking-the-loop"])
+def test_a_hung_buyer_task_stalls_the_sale_and_does_not_hang_ticketsim(
+    db_path: Path, blocking: bool
+) -> None:
+    hang = _HangTask(blocking=blocking)
+    stall_s, buyers = 1.0, 3
+    started = time.monotonic()
+    try:
+        result = sale(
+            db_path,
+            strategy="task-none",
+            worker_kind="asyncio",
+            tickets=2,
+            buyers=buyers,
+            timeout=stall_s,
+            pacer=lambda ctx, config: hang,  # type: ignore[arg-type,return-value]
+        )
+    finally:
+        hang.released.set()  # the loop's thread is a daemon: this only tidies up
+    took = time.monotonic() - started
+    assert result.stalled is not None
+    assert "no progress" in result.stalled
+    # The stall guard, then a bounded wait for the loop to take the cancellations.
+    assert took < stall_s + STOP_S + stall_s
+    # A task that awaits for ever holds up only itself; one that blocks the loop's thread
+    # holds up every task, which is why a blocking call in a coroutine is a bug.
+    lost = [e for e in result.history if e.step is Step.LOST]
+    assert len(lost) == (buyers if blocking else 1)
+    assert all(e.note is not None and e.note.startswith("ended by ticketsim") for e in lost)

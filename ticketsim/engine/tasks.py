@@ -43,7 +43,9 @@ class TaskCrew(Crew):
         self._ending = False
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
-        tools, channel, gate = args[:3]  # the pacer is the crew's own
+        tools, channel, gate, pacer = args
+        if isinstance(pacer, TaskPacer):  # a caller's own (run_sale's pacer=)
+            self.pacer = pacer
         self.specs = specs
         thread = threading.Thread(
             target=self._run,
