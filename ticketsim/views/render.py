@@ -116,7 +116,9 @@ def report_view(report: Report) -> RenderableType:
                 f"  {report.buyers} buyers, {report.tickets} tickets, delay {report.delay:g} s, ",
                 "dim",
             ),
-            (f"{report.start_method}, seed {report.seed}", "dim"),
+            # Threads and tasks start no process: what ran them, not a start method.
+            (report.start_method if report.workers == "processes" else report.workers, "dim"),
+            (f", seed {report.seed}", "dim"),
             (f"\non {report.crew}" if report.pool or report.workers != "processes" else "", "dim"),
         )
     table = Table(show_header=False, min_width=50)
