@@ -522,3 +522,26 @@ def test_a_hung_buyer_task_stalls_the_sale_and_does_not_hang_ticketsim(
     lost = [e for e in result.history if e.step is Step.LOST]
     assert len(lost) == (buyers if blocking else 1)
     assert all(e.note is not None and e.note.startswith("ended by ticketsim") for e in lost)
+
+
+@pytest.mark.parametrize(("kind", "strategy"), [("threads", "none"), ("asyncio", "task-none")])
+def test_the_printed_report_says_what_ran_the_buyers_and_the_lesson(
+    db_path: Path, kind: str, strategy: str
+) -> None:
+    from rich.console import Console
+
+    from ticketsim.views.render import report_view
+
+    report = build_report(
+        sale(db_path, strategy=strategy, worker_kind=kind, tickets=1, buyers=2, lockstep=True)
+    )
+    with open(os.devnull, "w") as nowhere:
+        console = Console(width=400, record=True, file=nowhere)
+        console.print(report_view(report))
+    text = console.export_text()
+    assert f"{kind}, seed {report.seed}" in text
+    assert f"on {report.crew}" in text
+    assert report.lesson is not None
+    assert f"Lesson: {report.lesson}" in text
+    fix = "thread-lock" if kind == "threads" else "task-lock"
+    assert f"Run it again with --strategy {fix}." in text
