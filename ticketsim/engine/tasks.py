@@ -86,6 +86,9 @@ class TaskCrew(Crew):
             )
             self.tasks[spec.number] = task
         self._started.set()
+        if self._ending:  # ended while the tasks were made: end() may not have seen them
+            for task in self.tasks.values():
+                task.cancel()
         try:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         finally:
