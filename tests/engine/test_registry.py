@@ -30,3 +30,22 @@ def test_an_unknown_strategy_is_refused_by_name() -> None:
 def test_the_package_exports_the_catalogue() -> None:
     assert ticketsim.CATALOG is CATALOG
     assert ticketsim.CATALOG["lock"].safe  # type: ignore[index]
+
+
+def test_every_strategy_of_threads_and_tasks_has_a_builder_for_each_kind_it_names() -> None:
+    # The same agreement for --workers: tests/engine/test_workers.py forces each verdict.
+    from ticketsim.core import catalog
+    from ticketsim.core.catalog import WORLDS
+    from ticketsim.core.names import WorkerKind
+    from ticketsim.engine import worlds
+
+    named = {
+        (kind, info.name.value)
+        for info in (*CATALOG.values(), *WORLDS.values())
+        for kind in info.workers
+        if kind is not WorkerKind.PROCESSES or info.name in WORLDS
+    }
+    assert set(worlds.WORLD_STRATEGIES) == named
+    for name, info in WORLDS.items():
+        assert strategies.STRATEGIES.get(name) is None  # type: ignore[call-overload]
+        assert catalog.info(name.value) is info
