@@ -134,6 +134,7 @@ def test_play_refuses_a_stdin_that_is_not_a_terminal() -> None:
     [
         (["--level", "0"], "--level=0: there are levels 1 to"),
         (["--moves", "1 x"], "move 2 ('x') is not a buyer's number"),
+        (["--moves", "1 \u00b2"], "move 2 ('\u00b2') is not a buyer's number"),
         (["--level", "5", "--moves", "1 1 2 2"], "buyer 2 cannot move (waits: buyer 1 holds"),
         (["--moves", "1 1 2 2 1 1 2 2 1"], "comes after the game ended at move 8"),
     ],

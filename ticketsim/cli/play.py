@@ -117,7 +117,8 @@ def _scripted(level: Level, moves: str) -> State:
     state = game.start(level)
     for index, token in enumerate(t for t in re.split(r"[\s,]+", moves.strip()) if t):
         where = f"--moves={moves!r}: move {index + 1} ({token!r})"
-        if not token.isdigit() or not 1 <= int(token) <= level.actors:
+        # isdigit() takes '²' too, which int() refuses.
+        if not (token.isascii() and token.isdigit()) or not 1 <= int(token) <= level.actors:
             raise BadInput(f"{where} is not a buyer's number: give numbers 1 to {level.actors}")
         if game.over(level, state):
             raise BadInput(f"{where} comes after the game ended at move {index}; drop the rest")

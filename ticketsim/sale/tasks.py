@@ -232,6 +232,8 @@ class TaskOfficeTools(TaskTools):
     async def _serve(self) -> None:
         while True:
             spec, record, answer = await self.requests.get()
+            if answer.done():  # its buyer gave up waiting: it is told nothing, sold nothing
+                continue
             try:
                 seat = await take_ticket(
                     self.store,
@@ -243,9 +245,11 @@ class TaskOfficeTools(TaskTools):
                     yields=True,
                 )
             except Exception as exc:  # the buyer's to record, not the office's
-                answer.set_exception(exc)
+                if not answer.done():
+                    answer.set_exception(exc)
             else:
-                answer.set_result(seat)
+                if not answer.done():  # it gave up while the office sold: the sale stands
+                    answer.set_result(seat)
 
     async def purchase(self, spec: BuyerSpec, record: Recorder, pacer: TaskPacer) -> int | None:
         answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
