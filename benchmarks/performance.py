@@ -43,8 +43,10 @@ it can be run as a check.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +80,7 @@ TICKETSIM = str(Path(sys.executable).with_name("ticketsim"))
 #: Programs are timed as an installed program runs: with its bytecode cached, in a
 #: folder of this run's own, whatever PYTHONDONTWRITEBYTECODE says.
 _CACHE = tempfile.mkdtemp(prefix="ticketsim-bench-pycache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = _CACHE
 SECTIONS = (
