@@ -576,6 +576,10 @@ _DECIDE: Final = Instr(Op.DECIDE, "n = db['remaining']; seat = tickets - n + 1")
 _WRITE: Final = Instr(Op.WRITE, "db['remaining'] = n - 1; save(db)")
 _LOCK: Final = Instr(Op.LOCK, "lock.acquire()")
 _UNLOCK: Final = Instr(Op.UNLOCK, "lock.release()")
+#: A ledger transaction's count, decision and insert: the same at every isolation level.
+_COUNT: Final = Instr(Op.COUNT, "SELECT count(*) FROM sales   -- from its snapshot")
+_DECIDE_SEAT: Final = Instr(Op.DECIDE, "seat = count + 1 if count < tickets")
+_INSERT: Final = Instr(Op.INSERT, "INSERT INTO sales VALUES (me, seat)")
 
 _OFFICE: Final = (
     Instr(Op.TAKE, "buyer = requests.get()"),
@@ -716,12 +720,7 @@ LEVELS: Final = (
         "own: no two write the same row.",
         buyers=2,
         tickets=1,
-        program=(
-            Instr(Op.COUNT, "SELECT count(*) FROM sales   -- from its snapshot"),
-            Instr(Op.DECIDE, "seat = count + 1 if count < tickets"),
-            Instr(Op.INSERT, "INSERT INTO sales VALUES (me, seat)"),
-            Instr(Op.COMMIT, "COMMIT"),
-        ),
+        program=(_COUNT, _DECIDE_SEAT, _INSERT, Instr(Op.COMMIT, "COMMIT")),
         read_at=0,
         isolation="repeatable read",
         strategy="pg-write-skew",
@@ -734,9 +733,9 @@ LEVELS: Final = (
         buyers=2,
         tickets=1,
         program=(
-            Instr(Op.COUNT, "SELECT count(*) FROM sales   -- from its snapshot"),
-            Instr(Op.DECIDE, "seat = count + 1 if count < tickets"),
-            Instr(Op.INSERT, "INSERT INTO sales VALUES (me, seat)"),
+            _COUNT,
+            _DECIDE_SEAT,
+            _INSERT,
             Instr(Op.COMMIT, "COMMIT   -- or: could not serialize, retry"),
         ),
         read_at=0,
