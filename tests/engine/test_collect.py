@@ -15,6 +15,8 @@ import pytest
 
 from ticketsim.core.events import Event, Step
 from ticketsim.engine.collect import Inbox
+from ticketsim.sale import channel as channel_module
+from ticketsim.sale.channel import EventChannel, encode, frame, step_code
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -37,6 +39,14 @@ class FakeChannel:
             return event(*self.repeat)
         time.sleep(min(timeout, 0.01))
         raise queue.Empty
+
+    def decoded(self) -> list[Event]:
+        return []  # get() keeps nothing back
+
+    def receive(self, timeout: float, gather_s: float = 0.0) -> tuple[bytes, list[tuple[int, int]]]:
+        """What the pipe gives a sale nobody watches: the next event, undecoded."""
+        got = self.get(timeout, gather_s)
+        return frame(encode(got)), [(got.buyer, step_code(got.step))]
 
 
 @dataclass
@@ -119,3 +129,47 @@ def test_draining_keeps_the_last_words() -> None:
     box = inbox(FakeChannel(list(last)))
     box.drain()
     assert box.history == last
+
+
+def test_a_sale_nobody_watches_is_followed_undecoded_and_its_history_is_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ready and sale phases on a real pipe, flooded, read in parts smaller than the
+    pipe so that reads end inside records: what the parent decodes once the sale is
+    over is every event sent, in order, and the wait ended on the last outcome."""
+    import multiprocessing
+    import threading
+
+    monkeypatch.setattr(channel_module, "_CHUNK", 1000)
+
+    channel = EventChannel(multiprocessing.get_context("fork"))
+    buyers = 2000
+    ready = [event(n, Step.READY) for n in range(1, buyers + 1)]
+    sale = [
+        event(n, step)
+        for n in range(1, buyers + 1)
+        for step in (Step.CHECK, Step.WAIT, Step.ENTER, Step.READ, Step.LEAVE, Step.OK)
+    ]
+    sale.insert(10, Event(3, Step.ERROR, 1.0, 103, note="é" * 900, error="DbError"))
+
+    def flood(events: list[Event]) -> None:
+        for sent in events:
+            channel.sender.put(sent)
+
+    box = Inbox(channel, FakeCrew(at_once=buyers))  # type: ignore[arg-type]
+
+    def readied() -> str | None:
+        return box.wait_ready(5, "fork")
+
+    def sold() -> str | None:
+        return box.collect(until=None, expected=buyers, timeout=5)
+
+    try:
+        for events, wait in (ready, readied), (sale, sold):
+            writer = threading.Thread(target=flood, args=(events,))
+            writer.start()
+            assert wait() is None
+            writer.join(10)
+        assert box.history == [*ready, *sale]
+    finally:
+        channel.close()

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.events import OUTCOMES, Event, Step
+from ticketsim.sale.channel import EventChannel, decode_records, step_code
 
 if TYPE_CHECKING:
     from ticketsim.engine.crews import Crew
-    from ticketsim.sale.channel import EventChannel
 
 Watcher = Callable[[Event], None]
 
@@ -43,7 +43,18 @@ class Inbox:
     channel: EventChannel
     crew: Crew
     watch: Watcher | None = None
-    history: list[Event] = field(default_factory=list)
+    _history: list[Event] = field(default_factory=list)
+    #: Whole records received during the sale and not yet decoded, in order: with nobody
+    #: watching, the parent follows the sale by each event's buyer and step alone.
+    _unread: list[bytes] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[Event]:
+        """Every event so far, in the order received (the same list each time)."""
+        for data in self._unread:
+            self._history += decode_records(data)
+        self._unread.clear()
+        return self._history
 
     def wait_ready(self, timeout: float, start_method: str) -> str | None:
         """Wait for every buyer running at once to be ready; why not, if they were not."""
@@ -74,13 +85,26 @@ class Inbox:
         # A buyer that has already finished has certainly passed READY.
         done = {e.buyer for e in self.history if e.step in steps or e.step in OUTCOMES}
         gather_s = GATHER_S if until is None and aborted is None else 0.0
+        # Followed by buyer and step alone, decoded once the sale is over (nobody watches).
+        raw = until is None and self.watch is None
+        if raw:
+            self._history += self.channel.decoded()
+        ending = {step_code(step) for step in steps | OUTCOMES}
+        moving = {step_code(step) for step in progress}
         last_progress = time.monotonic()
         while len(done) < expected:
             reason = aborted() if aborted else None
             if reason is not None:
                 return reason
+            heads: list[tuple[int, int]] = []
             try:
-                event = self.channel.get(timeout=_POLL_S, gather_s=gather_s)
+                if raw:
+                    data, heads = self.channel.receive(timeout=_POLL_S, gather_s=gather_s)
+                    self._unread.append(data)
+                else:
+                    event = self.channel.get(timeout=_POLL_S, gather_s=gather_s)
+                    self._keep(event)
+                    heads = [(event.buyer, step_code(event.step))]
             except queue.Empty:
                 # A buyer with its outcome may wait for the sale's end in its process.
                 if not self.crew.alive(done if until is None else frozenset()):
@@ -88,14 +112,12 @@ class Inbox:
                     # missing died without a word. The sale is over, not stalled; the
                     # report counts them as unknown outcomes.
                     return None
-                event = None
             now = time.monotonic()
-            if event is not None:
-                self._keep(event)
-                if event.step in progress:
+            for buyer, step in heads:
+                if step in moving:
                     last_progress = now
-                if event.step in steps or event.step in OUTCOMES:
-                    done.add(event.buyer)
+                if step in ending:
+                    done.add(buyer)
             # Events that are not progress may keep coming (torn reads, buyers giving
             # up): the sale is stalled all the same, and must be seen to be within its timeout.
             if len(done) < expected and now - last_progress > timeout:
