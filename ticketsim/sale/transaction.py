@@ -102,7 +102,9 @@ class TransactionTools(Tools):
 
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         deadline = time.monotonic() + spec.timeout
-        backoff = random.Random(f"{spec.number}/retry")
+        # Made at the first retry: seeding one is a hash and a large state to fill, which
+        # every buyer would pay for and few use.
+        backoff: random.Random | None = None
         number = 0
         try:
             while True:
@@ -127,6 +129,7 @@ class TransactionTools(Tools):
                     raise TimeoutError(
                         f"still refused after {number} attempts in {spec.timeout:g} s"
                     )
+                backoff = backoff or random.Random(f"{spec.number}/retry")
                 time.sleep(backoff.uniform(0, MAX_BACKOFF_S))
         finally:
             pacer.done(spec.number)
