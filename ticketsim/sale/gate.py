@@ -34,20 +34,26 @@ class PipeGate:
     and a dataclass costs more to build than this whole class is worth.
     """
 
-    __slots__ = ("conn", "over")
+    __slots__ = ("conn", "opened", "over")
 
     def __init__(self, conn: Connection, over: Connection) -> None:
         self.conn, self.over = conn, over
+        #: Whether this process has seen the gate open: it never closes again, and a
+        #: crew's worker passes it once for each of its buyers.
+        self.opened = False
 
     def __getstate__(self) -> tuple[Connection, Connection]:
         return self.conn, self.over
 
     def __setstate__(self, state: tuple[Connection, Connection]) -> None:
         self.conn, self.over = state
+        self.opened = False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Whether the gate opened within ``timeout`` seconds (``None``: no bound)."""
-        return _written(self.conn, timeout)
+        if not self.opened:
+            self.opened = _written(self.conn, timeout)
+        return self.opened
 
     def wait_over(self, timeout: float | None = None) -> bool:
         """Whether the sale was over within ``timeout`` seconds (``None``: no bound)."""
