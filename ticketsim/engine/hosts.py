@@ -62,6 +62,7 @@ from ticketsim.sale.boards.base import Board, HostChannel
 from ticketsim.sale.buyer import BuyerSpec, Pacer
 from ticketsim.sale.channel import EventChannel
 from ticketsim.sale.cut import CUT, HOLD
+from ticketsim.sale.gate import StartGate
 from ticketsim.servers.base import kill_group
 
 if TYPE_CHECKING:
@@ -273,7 +274,8 @@ def _sell(
     else:
         store = at.where
     channel = EventChannel(ctx)
-    gate = ctx.Event()
+    # The run's own gate: every buyer leaves it at once, and its process ends with the sale.
+    gate = StartGate(ctx)
     crew = OneProcessEach(ctx)
     inbox = Inbox(channel, crew)
     patience = card.timeout * BUYER_PATIENCE
@@ -283,6 +285,7 @@ def _sell(
     stalled: str | None = None
     with contextlib.ExitStack() as stack:
         stack.callback(channel.close)
+        stack.callback(gate.close)
         tools = stack.enter_context(strategy.provide(setup))
         sender = HostChannel(channel.sender, at.board().bound(card.id), host, skew)
         specs = [
@@ -290,7 +293,7 @@ def _sell(
             for n in range(first, first + count)
         ]
         try:
-            crew.start(specs, (tools, sender, gate, pacer))
+            crew.start(specs, (tools, sender, gate.gate, pacer))
             stalled = inbox.wait_ready(max(card.timeout, START_TIMEOUT_S), ctx.get_start_method())
             # At the gate, or already ended (a buyer that could not even connect): the
             # sale opens for the others, and the history says why that one did not go.
@@ -304,6 +307,7 @@ def _sell(
                 gate.set()
                 stalled = inbox.collect(until=None, expected=count, timeout=card.timeout)
         finally:
+            gate.end()  # the buyers' processes that wait for it go
             # The crew numbers its processes from 1; this host's buyers from `first`.
             ended = {
                 first - 1 + n
