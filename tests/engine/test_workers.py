@@ -285,6 +285,8 @@ def test_the_reports_say_what_each_lesson_is(db_path: Path) -> None:
     assert (processes.workers, processes.lesson) == ("processes", None)
     as_json = threads.to_json()
     assert (as_json["workers"], as_json["lesson"]) == ("threads", threads.lesson)
+    assert as_json["start_method"] is None  # no process was started to run a buyer
+    assert processes.to_json()["start_method"] == "fork"
 
 
 @pytest.mark.parametrize(

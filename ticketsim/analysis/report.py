@@ -282,7 +282,8 @@ class Report:
             "throughput": round(self.throughput, 3),
             "delay": self.delay,
             "seed": self.seed,
-            "start_method": self.start_method,
+            # Threads and tasks run in ticketsim's own process: no process was started.
+            "start_method": self.start_method if self.workers == "processes" else None,
             "db": self.db,
             "pool": self.pool,
             "crew": self.crew,
