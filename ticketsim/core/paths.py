@@ -199,10 +199,10 @@ def _vet_folder(use: Use, raw: str, folder: str) -> None:
     if not stat.S_ISDIR(found.st_mode):
         raise PathError(use.option, raw, f"{shown} is not a folder", "give a path through folders")
     if os.statvfs(folder).f_flag & os.ST_RDONLY:
-        raise PathError(
-            use.option,
-            raw,
-            f"the folder {shown} is on a read-only file system",
+        # The machine's refusal, as EROFS met while writing is (exit 4), found sooner.
+        raise SystemRefused(
+            f"{use.option}={raw}",
+            f"the folder {shown} is on a read-only file system; "
             f"pick another {use.option} on a writable one",
         )
     if not os.access(folder, os.W_OK | os.X_OK):
