@@ -266,3 +266,34 @@ def test_no_output_may_be_the_sqlite_file(tmp_path: Path, args: list[str]) -> No
     done = ticketsim("run", "--buyers", "2", *args, cwd=tmp_path)
     _one_line_error(done, 2, "is the same file as")
     assert [p.name for p in tmp_path.rglob("*")] == ["db"]  # nothing written
+
+
+@pytest.mark.parametrize("command", ["reset", "run"])
+def test_a_sqlite_file_another_program_keeps_locked_is_exit_4_and_left_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Another program's write transaction outlasts ticketsim's wait: the machine's
+    refusal, in one line, not an internal error (it was exit 70). (Reading is not
+    refused: the file is in WAL mode, where readers never wait.)"""
+    from typer.testing import CliRunner
+
+    from ticketsim.cli import app
+    from ticketsim.sale.stores import sqlite as sqlitestore
+
+    store = _sqlite(tmp_path / "mine.sqlite")
+    assert ticketsim("reset", "--store", store, "--tickets", "3").returncode == 0
+    before = (tmp_path / "mine.sqlite").read_bytes()
+    monkeypatch.setattr(sqlitestore, "ADMIN_WAIT_S", 0.2)
+    other = sqlite3.connect(tmp_path / "mine.sqlite", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # readers wait too
+        extra = ["--strategy", "sqlite-immediate", "--buyers", "2"] if command == "run" else []
+        args = [command, "--store", store, *extra]
+        done = CliRunner().invoke(app, args, catch_exceptions=False, prog_name="ticketsim")
+    finally:
+        other.close()
+    assert done.exit_code == 4, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "stayed locked by another program for 0.2 s" in lines[0]
+    assert (tmp_path / "mine.sqlite").read_bytes() == before

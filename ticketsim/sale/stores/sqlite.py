@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
-from ticketsim.errors import Conflict, GuardTimeout, StoreError
+from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
@@ -47,6 +49,8 @@ UPDATE_SQL: Final = (
 
 #: How long a naive statement waits for the write lock.
 NAIVE_WAIT_S: Final = 30.0
+#: How long the parent waits for the write lock to load or read the file.
+ADMIN_WAIT_S: Final = 10.0
 #: What each transactional strategy begins with.
 PLANS: Final = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE", "update": "BEGIN"}
 
@@ -199,7 +203,7 @@ class SqliteStore(DatabaseStore):
             raise StoreError(
                 self.url, "is an empty file ticketsim did not make", "give another path"
             )
-        with contextlib.closing(_admin(self.path)) as db:
+        with _admin(self.path) as db:
             rows = db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
         tables = {row[0] for row in rows}
         if tables - set(TABLES) or "meta" not in tables or not self._made_here():
@@ -210,7 +214,7 @@ class SqliteStore(DatabaseStore):
             )
 
     def _made_here(self) -> bool:
-        with contextlib.closing(_admin(self.path)) as db:
+        with _admin(self.path) as db:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (MADE_BY[0],)).fetchone()
         return row is not None and row[0] == MADE_BY[1]
 
@@ -220,7 +224,7 @@ class SqliteStore(DatabaseStore):
 
     def load(self, initial: dbfile.TicketDB) -> None:
         self._vet()
-        with contextlib.closing(_admin(self.path)) as db:
+        with _admin(self.path) as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN IMMEDIATE")
             for table in TABLES:
@@ -239,7 +243,7 @@ class SqliteStore(DatabaseStore):
         if not os.path.exists(self.path):
             raise StoreError(self.url, "does not exist", "make it with 'ticketsim reset --store'")
         self._vet()
-        with contextlib.closing(_admin(self.path)) as db:
+        with _admin(self.path) as db:
             db.execute("BEGIN")
             tickets, remaining, event = db.execute(
                 "SELECT tickets, remaining, event FROM sale"
@@ -254,6 +258,21 @@ class SqliteStore(DatabaseStore):
         return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
 
 
-def _admin(path: str) -> sqlite3.Connection:
-    """A connection of the parent's: it waits for a buyer's lock rather than failing."""
-    return sqlite3.connect(path, timeout=10.0, isolation_level=None)
+@contextlib.contextmanager
+def _admin(path: str) -> Iterator[sqlite3.Connection]:
+    """A connection of the parent's, closed after: it waits for a buyer's lock rather
+    than failing, but not for ever for another program's."""
+    db = sqlite3.connect(path, timeout=ADMIN_WAIT_S, isolation_level=None)
+    try:
+        yield db
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+        # The machine's refusal (exit 4), not bad input: the file is fine, and will be free.
+        raise ServerUnavailable(
+            "SQLite",
+            f"{path} stayed locked by another program for {ADMIN_WAIT_S:g} s ({_code(exc)})",
+            "run again once that program is done with it, or give another file",
+        ) from None
+    finally:
+        db.close()
