@@ -47,7 +47,8 @@ MEANING: Final = {
     ),
     ExitCode.IO_ERROR: (
         "the system refused: a disk full or read-only, the process or file limit, a "
-        "database server that is down or cannot be started; the db keeps its last good state"
+        "database server that is down or cannot be started, a SQLite file another program "
+        "keeps locked; the db keeps its last good state"
     ),
     ExitCode.INTERNAL_ERROR: "a bug in ticketsim itself; --debug shows the traceback",
     ExitCode.HUNG_UP: "ended by SIGHUP; every process it started was ended",
