@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import multiprocessing.pool
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -110,6 +109,8 @@ def _abandon_pool(workers: set[BaseProcess], threads: set[threading.Thread]) -> 
     first (the state its loop reads), then the workers are SIGKILLed: one still starting
     holds the signals it was started with and is not yet tied to ticketsim.
     """
+    import multiprocessing.pool  # noqa: PLC0415 - a sale of one process each uses no pool
+
     handlers = [t for t in set(threading.enumerate()) - threads if hasattr(t, "_state")]
     for handler in handlers:  # the Pool's handler threads carry the state they loop on
         setattr(handler, "_state", multiprocessing.pool.TERMINATE)  # noqa: B010
