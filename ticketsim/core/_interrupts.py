@@ -14,6 +14,7 @@ main thread's mask says.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.py without its Enums
 import contextlib
 import signal
 import threading
@@ -42,15 +43,21 @@ def held() -> Iterator[None]:
         del frame
         noted.append(signum)
 
-    before = {signum: signal.signal(signum, note) for signum in INTERRUPTS}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    # signal's own functions turn each handler and signal they return into an Enum
+    # member, and a handler that is a function into a ValueError caught inside Enum:
+    # ten times the cost of the call, and dozens of pages written each time. A sale
+    # holds the signals once per buyer it starts, between forks, so that every page
+    # written was copied again (a fault) after each fork. The C module's functions take
+    # and return the plain numbers and handlers.
+    before = {signum: _signal.signal(signum, note) for signum in INTERRUPTS}
+    mask = _signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
         # Unblocked under the noting handlers: what arrived while blocked is noted too.
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for signum, handler in before.items():
             # None: a handler not set from Python, which Python cannot set back.
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            _signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         for arrived in dict.fromkeys(noted):  # once each, in the order they came
             signal.raise_signal(arrived)

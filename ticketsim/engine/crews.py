@@ -75,11 +75,18 @@ class OneProcessEach(Crew):
         self.processes: list[BaseProcess] = []
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
-        for spec in specs:
+        # Every Process is made before the first is started: a fork leaves the parent's
+        # memory shared with the child, and each page the parent then writes is copied
+        # (a fault) before the next fork shares it again. What is made between forks
+        # is paid for again and again.
+        made = [
             # typeshed's BaseContext lacks Process; every concrete context has it.
-            process = self.ctx.Process(  # type: ignore[attr-defined]
+            self.ctx.Process(  # type: ignore[attr-defined]
                 target=run_buyer_process, name=spec.name, args=(spec, *args), daemon=True
             )
+            for spec in specs
+        ]
+        for spec, process in zip(specs, made, strict=True):
             what = f"buyer {spec.number} of {len(specs)}"
             refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
             with _signals.held(), refused:
