@@ -50,14 +50,14 @@ def held() -> Iterator[None]:
     # written was copied again (a fault) after each fork. The C module's functions take
     # and return the plain numbers and handlers.
     before = {signum: _signal.signal(signum, note) for signum in INTERRUPTS}
-    mask = _signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
         # Unblocked under the noting handlers: what arrived while blocked is noted too.
-        _signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         for signum, handler in before.items():
             # None: a handler not set from Python, which Python cannot set back.
-            _signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            _signal.signal(signum, _signal.SIG_DFL if handler is None else handler)
         for arrived in dict.fromkeys(noted):  # once each, in the order they came
             signal.raise_signal(arrived)

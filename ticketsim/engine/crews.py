@@ -86,6 +86,7 @@ class OneProcessEach(Crew):
             )
             for spec in specs
         ]
+        _signals.load_in_parent()
         for spec, process in zip(specs, made, strict=True):
             what = f"buyer {spec.number} of {len(specs)}"
             refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
