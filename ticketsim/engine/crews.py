@@ -87,11 +87,17 @@ class OneProcessEach(Crew):
             for spec in specs
         ]
         _signals.load_in_parent()
+        holding = _signals.held()  # entered for each buyer, made once
         for spec, process in zip(specs, made, strict=True):
-            what = f"buyer {spec.number} of {len(specs)}"
-            refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
-            with _signals.held(), refused:
-                process.start()  # an interrupt now must find the buyer in the list
+            with holding:
+                try:
+                    process.start()  # an interrupt now must find the buyer in the list
+                except (OSError, RuntimeError, EOFError) as exc:
+                    what = f"buyer {spec.number} of {len(specs)}"
+                    refused = _limits.refusal(exc, what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
+                    if refused is None:
+                        raise
+                    raise refused from exc
                 self.processes.append(process)
 
     @property
