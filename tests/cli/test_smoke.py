@@ -117,6 +117,39 @@ def test_help_starts_without_rich_or_the_library() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_a_sale_of_processes_forks_its_buyers_from_a_light_parent(db_path: Path) -> None:
+    """Every module the parent holds when it forks is copied into each buyer's fork: a
+    sale of processes does not import the worlds of threads and tasks (asyncio, ssl,
+    logging) nor the report's drawing (rich) before its buyers are started."""
+    code = (
+        "import contextlib, sys, multiprocessing.process as mp\n"
+        "from ticketsim.cli import main\n"
+        "seen = []\n"
+        "start = mp.BaseProcess.start\n"
+        "def first(self):\n"
+        "    seen.append(seen or sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('asyncio', 'ssl', 'logging', 'concurrent', 'rich')"
+        " or m in ('ticketsim.engine.worlds', 'ticketsim.views.render',"
+        " 'ticketsim.analysis.report', 'multiprocessing.pool')))\n"
+        "    start(self)\n"
+        "mp.BaseProcess.start = first\n"
+        f"sys.argv = ['ticketsim', 'run', '--buyers', '3', '--lock', '--db', {str(db_path)!r}]\n"
+        "with contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "print(seen[0], file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert "OK: sold" in done.stdout
+    assert done.stderr.strip() == "[]"
+
+
 def test_the_package_exports_resolve() -> None:
     """``ticketsim`` imports its public names on first use; each of them must resolve."""
     code = (

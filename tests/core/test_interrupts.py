@@ -49,3 +49,22 @@ def test_the_handlers_are_the_same_after_the_block() -> None:
     with held():
         pass
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_one_held_block_entered_again_holds_each_time() -> None:
+    """A loop that starts many processes enters one ``held()`` for each of them."""
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    holding = held()
+    for _ in range(2):
+        where: list[str] = []
+        try:
+            with holding:
+                os.kill(os.getpid(), signal.SIGINT)
+                deadline = time.monotonic() + 0.05
+                while time.monotonic() < deadline:
+                    pass  # bytecodes run: a pending handler would run here
+                where.append("the block ended")
+        except KeyboardInterrupt:
+            where.append("interrupted")
+        assert where == ["the block ended", "interrupted"]
+        assert {signum: signal.getsignal(signum) for signum in before} == before

@@ -14,43 +14,72 @@ main thread's mask says.
 
 from __future__ import annotations
 
-import contextlib
+import _signal  # type: ignore[import-not-found]  # signal.py without its Enums
 import signal
 import threading
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from typing import Any, Final
 
 INTERRUPTS: Final = frozenset(
     {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
 )
+#: The same, in the order they are held and let go.
+_HELD: Final = tuple(sorted(INTERRUPTS))
 #: Not every platform can hold signals; there the window stays, as narrow as it is.
 CAN_HOLD: Final = hasattr(signal, "pthread_sigmask")
 
 
-@contextlib.contextmanager
-def held() -> Iterator[None]:
+def held() -> Held:
     """Delay Ctrl-C, SIGTERM and SIGHUP until the block is over (in the main thread,
     where Python runs signal handlers; elsewhere it holds nothing)."""
-    if not CAN_HOLD or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    noted: list[int] = []
+    return Held()
 
-    def note(signum: int, frame: Any) -> None:
+
+class Held:
+    """A block of :func:`held`, which may be entered again once it is over.
+
+    A sale holds the signals once per buyer it starts, between forks, and after each
+    fork every page of the parent's memory it then writes is copied (a fault): what
+    the block makes anew, it pays for again at every fork. A loop that starts many
+    processes makes one ``Held`` and enters it for each; it keeps its handler and its
+    list of handlers replaced, and makes nothing but the mask the system hands back.
+    """
+
+    __slots__ = ("_before", "_holding", "_mask", "_note", "_noted")
+
+    def __init__(self) -> None:
+        self._noted: list[int] = []
+        self._before: list[Any] = [None] * len(_HELD)
+        self._holding = False
+        self._mask: Any = None
+        self._note = self._noted_signal  # one bound method, made once
+
+    def _noted_signal(self, signum: int, frame: Any) -> None:
         del frame
-        noted.append(signum)
+        self._noted.append(signum)
 
-    before = {signum: signal.signal(signum, note) for signum in INTERRUPTS}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        self._holding = CAN_HOLD and threading.current_thread() is threading.main_thread()
+        if not self._holding:
+            return
+        # signal's own functions turn each handler and signal they return into an Enum
+        # member, and a handler that is a function into a ValueError caught inside
+        # Enum: ten times the cost of the call, and dozens of pages written each time.
+        # The C module's functions take and return the plain numbers and handlers.
+        for index, signum in enumerate(_HELD):
+            self._before[index] = _signal.signal(signum, self._note)
+        self._mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _HELD)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._holding:
+            return
         # Unblocked under the noting handlers: what arrived while blocked is noted too.
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum, handler in before.items():
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, self._mask)
+        for index, signum in enumerate(_HELD):
+            handler, self._before[index] = self._before[index], None
             # None: a handler not set from Python, which Python cannot set back.
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        for arrived in dict.fromkeys(noted):  # once each, in the order they came
-            signal.raise_signal(arrived)
+            _signal.signal(signum, _signal.SIG_DFL if handler is None else handler)
+        if self._noted:
+            arrived = dict.fromkeys(self._noted)  # once each, in the order they came
+            self._noted.clear()
+            for arrival in arrived:
+                signal.raise_signal(arrival)

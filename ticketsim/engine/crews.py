@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import multiprocessing.pool
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -76,15 +75,29 @@ class OneProcessEach(Crew):
         self.processes: list[BaseProcess] = []
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
-        for spec in specs:
+        # Every Process is made before the first is started: a fork leaves the parent's
+        # memory shared with the child, and each page the parent then writes is copied
+        # (a fault) before the next fork shares it again. What is made between forks
+        # is paid for again and again.
+        made = [
             # typeshed's BaseContext lacks Process; every concrete context has it.
-            process = self.ctx.Process(  # type: ignore[attr-defined]
+            self.ctx.Process(  # type: ignore[attr-defined]
                 target=run_buyer_process, name=spec.name, args=(spec, *args), daemon=True
             )
-            what = f"buyer {spec.number} of {len(specs)}"
-            refused = _limits.starting(what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
-            with _signals.held(), refused:
-                process.start()  # an interrupt now must find the buyer in the list
+            for spec in specs
+        ]
+        _signals.load_in_parent()
+        holding = _signals.held()  # entered for each buyer, made once
+        for spec, process in zip(specs, made, strict=True):
+            with holding:
+                try:
+                    process.start()  # an interrupt now must find the buyer in the list
+                except (OSError, RuntimeError, EOFError) as exc:
+                    what = f"buyer {spec.number} of {len(specs)}"
+                    refused = _limits.refusal(exc, what, _ONE_EACH_ADVICE, died=_limits.FORK_DIED)
+                    if refused is None:
+                        raise
+                    raise refused from exc
                 self.processes.append(process)
 
     @property
@@ -110,6 +123,8 @@ def _abandon_pool(workers: set[BaseProcess], threads: set[threading.Thread]) -> 
     first (the state its loop reads), then the workers are SIGKILLed: one still starting
     holds the signals it was started with and is not yet tied to ticketsim.
     """
+    import multiprocessing.pool  # noqa: PLC0415 - a sale of one process each uses no pool
+
     handlers = [t for t in set(threading.enumerate()) - threads if hasattr(t, "_state")]
     for handler in handlers:  # the Pool's handler threads carry the state they loop on
         setattr(handler, "_state", multiprocessing.pool.TERMINATE)  # noqa: B010

@@ -26,8 +26,9 @@ from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, S
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
-from ticketsim.engine import databases, strategies, worlds
+from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
+from ticketsim.engine.crews import crew_for
 from ticketsim.errors import DbError, PathError, StoreError
 from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.buyer import (
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from ticketsim.core.catalog import StrategyInfo
     from ticketsim.core.names import StoreKind
     from ticketsim.engine.crews import Crew
+    from ticketsim.engine.strategies import Strategy
 
 __all__ = [
     "BUYER_PATIENCE",
@@ -217,6 +219,8 @@ def _shared(
         try:
             gate = StartGate(ctx)
             if config.kind is not WorkerKind.PROCESSES and pacer is None:
+                from ticketsim.engine import worlds  # noqa: PLC0415 - see _strategy
+
                 # Threads are paced by threading's primitives; tasks by the crew's own.
                 return channel, gate, _Hooks(worlds.thread_pacer(config))
             return channel, gate, _hooks(ctx, config, seed, pacer)
@@ -249,13 +253,13 @@ def run_sale(
     _scratch.provide()  # before any process is started, so every one uses it
     ctx = multiprocessing.get_context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
-    strategy = worlds.get(config.kind, config.strategy)
+    strategy = _strategy(config)
     initial = prepare_db(config)
     channel, gate, hooks = _shared(ctx, config, seed, pacer)
     # This sale's own servers, unless it was handed some: each starts on first use, so a
     # sale on the db file starts none.
     own = databases.PrivateServers()
-    inbox = Inbox(channel, worlds.crew(config, ctx), watch)
+    inbox = Inbox(channel, _crew(config, ctx), watch)
     sale = _Sale(config, ctx.get_start_method(), seed, initial, gate, hooks, inbox)
     setup = strategies.Setup(
         ctx,
@@ -291,6 +295,31 @@ def run_sale(
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.write_back(config.db, initial, sale.inbox.history)
     return sale.result(strategy.info, tools.store.final(config.db))
+
+
+def _strategy(config: RunConfig) -> Strategy:
+    """The strategy of ``config``'s buyers.
+
+    A sale of processes on a strategy of processes does not import the worlds of threads
+    and tasks (:mod:`ticketsim.engine.worlds`): they bring asyncio, and with it ssl and
+    logging, which took a sixth of the run's time to import and made every buyer's fork
+    dearer. Anything else (the global counter, a name that is not a strategy of
+    processes) is the worlds' to build or to refuse.
+    """
+    if config.kind is WorkerKind.PROCESSES and config.strategy in strategies.STRATEGIES:
+        return strategies.get(config.strategy)
+    from ticketsim.engine import worlds  # noqa: PLC0415 - see above
+
+    return worlds.get(config.kind, config.strategy)
+
+
+def _crew(config: RunConfig, ctx: BaseContext) -> Crew:
+    """The crew that runs ``config``'s buyers (processes without the worlds' imports)."""
+    if config.kind is WorkerKind.PROCESSES:
+        return crew_for(ctx, config.workers)
+    from ticketsim.engine import worlds  # noqa: PLC0415 - see _strategy
+
+    return worlds.crew(config, ctx)
 
 
 @dataclass

@@ -70,11 +70,25 @@ def starting(what: str, advice: str, *, died: str | None = None) -> Iterator[Non
     except SystemRefused:
         raise
     except (OSError, RuntimeError, EOFError) as exc:
-        limit = cause(exc)
-        if limit is not None:
-            reason = f"{limit} refused it"
-        elif died is not None and isinstance(exc, EOFError | ConnectionError):
-            reason = died
-        else:
+        refused = refusal(exc, what, advice, died=died)
+        if refused is None:
             raise
-        raise SystemRefused(f"starting {what}", f"{reason}; {advice}, or raise the limit") from exc
+        raise refused from exc
+
+
+def refusal(
+    exc: BaseException, what: str, advice: str, *, died: str | None = None
+) -> SystemRefused | None:
+    """What :func:`starting` raises for ``exc``, or ``None`` if ``exc`` is no refusal:
+    for a loop that starts many processes and should make nothing per process when
+    none is refused (a ``try`` costs nothing until it catches)."""
+    if isinstance(exc, SystemRefused):
+        return None
+    limit = cause(exc)
+    if limit is not None:
+        reason = f"{limit} refused it"
+    elif died is not None and isinstance(exc, EOFError | ConnectionError):
+        reason = died
+    else:
+        return None
+    return SystemRefused(f"starting {what}", f"{reason}; {advice}, or raise the limit")

@@ -22,6 +22,8 @@ Buyer processes import this module, so it uses the standard library only.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.py without its Enums
+import functools
 import multiprocessing
 import os
 import signal
@@ -45,11 +47,13 @@ def as_child() -> None:
     tie_to_owner()
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The C module's functions, as in held(): signal's turn the handler they replace
+    # (Python's, inherited) into a ValueError caught inside Enum, in every buyer.
+    _signal.signal(signal.SIGINT, _signal.SIG_IGN)
     for ending in INTERRUPTS - {signal.SIGINT}:
-        signal.signal(ending, signal.SIG_DFL)
+        _signal.signal(ending, _signal.SIG_DFL)
     if CAN_HOLD:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def tie_to_owner(*, kernel: bool = True) -> None:
@@ -123,6 +127,15 @@ def die_with_parent() -> bool:
     return bool(prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0)
 
 
+def load_in_parent() -> None:
+    """In the parent, before it forks processes: load what :func:`as_child` uses, so
+    that each fork inherits it instead of loading it again (the C library's ``prctl``,
+    looked up through ctypes, cost each buyer a class of its own)."""
+    if sys.platform.startswith("linux"):
+        _libc_prctl()
+
+
+@functools.cache
 def _libc_prctl() -> Any:
     try:
         import ctypes  # noqa: PLC0415 - Linux only, and only in a started process
