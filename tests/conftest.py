@@ -91,7 +91,24 @@ class _Scheduling:
         return Scheduling(config, log)
 
 
+def _share_bytecode(config: pytest.Config) -> None:
+    """With bytecode writing off (``PYTHONDONTWRITEBYTECODE``), each of the hundreds of
+    Python programs the suite starts (ticketsim, its spawned buyers, the workers) would
+    compile ticketsim's modules afresh, ~0.1 s each: they share a cache of the session's
+    own instead, in a temp folder removed when the session ends (as benchmarks/ do)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return  # bytecode is cached as usual (or the xdist controller shares it already)
+    folder = tempfile.mkdtemp(prefix="ts-pycache-", dir="/tmp")
+    config.stash[_PYCACHE] = folder
+    del os.environ["PYTHONDONTWRITEBYTECODE"]  # for the programs started from here on
+    os.environ["PYTHONPYCACHEPREFIX"] = folder
+
+
+_PYCACHE = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _share_bytecode(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_Scheduling(), "ticketsim-scheduling")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -109,9 +126,10 @@ _WORKER_TEMP = pytest.StashKey[str]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    folder = config.stash.get(_WORKER_TEMP, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+    for key in (_WORKER_TEMP, _PYCACHE):
+        folder = config.stash.get(key, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
