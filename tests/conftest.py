@@ -8,6 +8,7 @@ process start-up time is not what they measure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, settings
 from sales import SERVERS
+
+from ticketsim.errors import ServerUnavailable
+from ticketsim.servers import postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -107,8 +111,27 @@ def _share_bytecode(config: pytest.Config) -> None:
 _PYCACHE = pytest.StashKey[str]()
 
 
+def _share_a_cluster(config: pytest.Config) -> None:
+    """The suite starts dozens of private PostgreSQL servers, in its workers and in the
+    programs it runs: each copies one cluster made here (``TICKETSIM_PG_TEMPLATE``)
+    rather than run ``initdb``. Removed when the session ends."""
+    if os.environ.get(postgres.TEMPLATE_ENV):
+        return  # the xdist controller made it, or whoever started the suite
+    stack = contextlib.ExitStack()
+    try:
+        cluster = stack.enter_context(postgres.template())
+    except ServerUnavailable:
+        return  # each server says so, in the tests that start one
+    config.stash[_CLUSTER] = stack
+    os.environ[postgres.TEMPLATE_ENV] = str(cluster)
+
+
+_CLUSTER = pytest.StashKey[contextlib.ExitStack]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _share_bytecode(config)
+    _share_a_cluster(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_Scheduling(), "ticketsim-scheduling")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -126,6 +149,10 @@ _WORKER_TEMP = pytest.StashKey[str]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    cluster = config.stash.get(_CLUSTER, None)
+    if cluster is not None:
+        del os.environ[postgres.TEMPLATE_ENV]
+        cluster.close()
     for key in (_WORKER_TEMP, _PYCACHE):
         folder = config.stash.get(key, None)
         if folder is not None:
