@@ -46,14 +46,16 @@ ONE_WORKER = ("tests/engine/test_hosts.py::",)
 
 #: The tests that take longest (``--durations``), handed out first so that no worker is
 #: left with a long one at the end while the others idle. Order only: every test runs.
+#: Those that keep a core busy come before those that mostly wait (for a stall to show,
+#: a lesson's pauses): the first units out run together, and should not all wait at once.
 LONG_FIRST = (
     *ONE_WORKER,
-    "tests/engine/test_faults.py::test_killing_buyers_at_random_points",
-    "tests/cli/test_cli.py::test_the_demo_runs_to_the_end",
     "tests/test_adversarial_machine.py::test_sigint_at_any_moment",
-    "tests/search/test_yours.py::test_the_example_project_runs_under_the_plugin",
     "tests/search/test_explore.py::test_the_reduced_search_reaches_every_outcome",
+    "tests/search/test_yours.py::test_the_example_project_runs_under_the_plugin",
     "tests/core/test_db_stateful.py::",
+    "tests/cli/test_cli.py::test_the_demo_runs_to_the_end",
+    "tests/engine/test_faults.py::test_killing_buyers_at_random_points",
     "tests/engine/test_faults.py::",
     "tests/engine/test_claims.py::",
     "tests/test_adversarial_machine.py::",
