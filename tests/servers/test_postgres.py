@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -261,3 +263,26 @@ def test_a_template_that_is_no_cluster_is_refused_and_nothing_is_left(
     )
     assert len(made) == 1
     assert not made[0].exists()
+
+
+def test_a_sigkilled_makers_template_is_swept_by_the_next_start(
+    leftovers: Leftovers, own_temp: Path
+) -> None:
+    script = (
+        "import time\n"
+        "from ticketsim.servers import postgres\n"
+        "with postgres.template() as cluster:\n"
+        "    print(cluster, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    maker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    leftovers.owners.append(maker)
+    assert maker.stdout is not None
+    folder = leftovers.track(Path(maker.stdout.readline().strip()).parent)
+    assert folder.parent == own_temp  # swept by no other test's server start
+    assert folder not in _folder.sweep()  # its maker lives: not to be swept
+    maker.send_signal(signal.SIGKILL)
+    maker.wait(10)
+    assert folder.exists()
+    with RedisServer():
+        assert not folder.exists()  # the next start swept it
