@@ -8,6 +8,7 @@ process start-up time is not what they measure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, settings
 from sales import SERVERS
+
+from ticketsim.errors import ServerUnavailable
+from ticketsim.servers import postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,14 +46,16 @@ ONE_WORKER = ("tests/engine/test_hosts.py::",)
 
 #: The tests that take longest (``--durations``), handed out first so that no worker is
 #: left with a long one at the end while the others idle. Order only: every test runs.
+#: Those that keep a core busy come before those that mostly wait (for a stall to show,
+#: a lesson's pauses): the first units out run together, and should not all wait at once.
 LONG_FIRST = (
     *ONE_WORKER,
-    "tests/engine/test_faults.py::test_killing_buyers_at_random_points",
-    "tests/cli/test_cli.py::test_the_demo_runs_to_the_end",
     "tests/test_adversarial_machine.py::test_sigint_at_any_moment",
-    "tests/search/test_yours.py::test_the_example_project_runs_under_the_plugin",
     "tests/search/test_explore.py::test_the_reduced_search_reaches_every_outcome",
+    "tests/search/test_yours.py::test_the_example_project_runs_under_the_plugin",
     "tests/core/test_db_stateful.py::",
+    "tests/cli/test_cli.py::test_the_demo_runs_to_the_end",
+    "tests/engine/test_faults.py::test_killing_buyers_at_random_points",
     "tests/engine/test_faults.py::",
     "tests/engine/test_claims.py::",
     "tests/test_adversarial_machine.py::",
@@ -91,7 +97,43 @@ class _Scheduling:
         return Scheduling(config, log)
 
 
+def _share_bytecode(config: pytest.Config) -> None:
+    """With bytecode writing off (``PYTHONDONTWRITEBYTECODE``), each of the hundreds of
+    Python programs the suite starts (ticketsim, its spawned buyers, the workers) would
+    compile ticketsim's modules afresh, ~0.1 s each: they share a cache of the session's
+    own instead, in a temp folder removed when the session ends (as benchmarks/ do)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return  # bytecode is cached as usual (or the xdist controller shares it already)
+    folder = tempfile.mkdtemp(prefix="ts-pycache-", dir="/tmp")
+    config.stash[_PYCACHE] = folder
+    del os.environ["PYTHONDONTWRITEBYTECODE"]  # for the programs started from here on
+    os.environ["PYTHONPYCACHEPREFIX"] = folder
+
+
+_PYCACHE = pytest.StashKey[str]()
+
+
+def _share_a_cluster(config: pytest.Config) -> None:
+    """The suite starts dozens of private PostgreSQL servers, in its workers and in the
+    programs it runs: each copies one cluster made here (``TICKETSIM_PG_TEMPLATE``)
+    rather than run ``initdb``. Removed when the session ends."""
+    if os.environ.get(postgres.TEMPLATE_ENV):
+        return  # the xdist controller made it, or whoever started the suite
+    stack = contextlib.ExitStack()
+    try:
+        cluster = stack.enter_context(postgres.template())
+    except ServerUnavailable:
+        return  # each server says so, in the tests that start one
+    config.stash[_CLUSTER] = stack
+    os.environ[postgres.TEMPLATE_ENV] = str(cluster)
+
+
+_CLUSTER = pytest.StashKey[contextlib.ExitStack]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _share_bytecode(config)
+    _share_a_cluster(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_Scheduling(), "ticketsim-scheduling")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -109,9 +151,14 @@ _WORKER_TEMP = pytest.StashKey[str]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    folder = config.stash.get(_WORKER_TEMP, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+    cluster = config.stash.get(_CLUSTER, None)
+    if cluster is not None:
+        del os.environ[postgres.TEMPLATE_ENV]
+        cluster.close()
+    for key in (_WORKER_TEMP, _PYCACHE):
+        folder = config.stash.get(key, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -20,9 +21,6 @@ from typer.testing import CliRunner
 from ticketsim.cli import app
 from ticketsim.core import db as dbfile
 from ticketsim.core.printable import line, printable
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 runner = CliRunner()
 
@@ -130,7 +128,20 @@ def _demo(tmp_path: Path) -> pexpect.spawn[str]:
         dimensions=(24, 80),
     )
     child.expect("Enter for the next step")
+    _reading_its_terminal(child)
     return child
+
+
+def _reading_its_terminal(child: pexpect.spawn[str]) -> None:
+    """Wait until the program blocks reading its terminal, as a person at the prompt
+    would. The prompt is written just before that read starts, and a Ctrl-C between the
+    two is lost: CPython's input() looks at signals only when its read is interrupted,
+    and this read starts after the interrupt came (it would wait for the next key)."""
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{child.pid}/wchan").read_text() != "wait_woken":
+        assert child.isalive(), child.before
+        assert time.monotonic() < deadline, "the demo never waited for a key"
+        time.sleep(0.005)
 
 
 def _ended(child: pexpect.spawn[str]) -> tuple[int | None, str]:

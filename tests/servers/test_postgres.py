@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from server_processes import Leftovers, recording_folders, tcp_listeners, users_
 
 from ticketsim.errors import ServerUnavailable
 from ticketsim.servers import PostgresServer, RedisServer, _find, _folder
+from ticketsim.servers import postgres as postgres_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -171,3 +174,115 @@ def test_programs_the_server_user_cannot_reach_are_unavailable(
     monkeypatch.setenv("PATH", str(hidden))
     with pytest.raises(ServerUnavailable, match="as the user nobody: Permission denied"):
         PostgresServer().start()
+
+
+# --- a template cluster, copied instead of running initdb (TICKETSIM_PG_TEMPLATE) ---------
+
+
+def test_without_a_template_each_server_runs_initdb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(postgres_server.TEMPLATE_ENV, raising=False)
+    made: list[Path] = []
+    real = PostgresServer.initdb
+
+    def recorded(self: PostgresServer, programs: Programs, layout: Layout) -> None:
+        made.append(layout.data)
+        real(self, programs, layout)
+
+    monkeypatch.setattr(PostgresServer, "initdb", recorded)
+    with PostgresServer() as address, psycopg.connect(address.dsn) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    assert made == [address.host.parent / "data"]
+
+
+def test_a_server_copies_the_template_and_leaves_it_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, leftovers: Leftovers
+) -> None:
+    with postgres_server.template() as cluster:
+        folder = leftovers.track(cluster.parent)
+        assert (cluster / "PG_VERSION").is_file()
+        before = sorted(str(path.relative_to(cluster)) for path in cluster.rglob("*"))
+        monkeypatch.setenv(postgres_server.TEMPLATE_ENV, str(cluster))
+
+        def no_initdb(self: PostgresServer, programs: Programs, layout: Layout) -> None:
+            raise AssertionError("initdb ran")
+
+        monkeypatch.setattr(PostgresServer, "initdb", no_initdb)
+        for _ in range(2):  # two servers, each with a copy of its own
+            server = PostgresServer()
+            with server as address, psycopg.connect(address.dsn, autocommit=True) as connection:
+                assert connection.execute("SELECT current_user").fetchone() == ("ticketsim",)
+                # Each copy starts as the template is: the last one's table is not there.
+                tables = "SELECT count(*) FROM pg_tables WHERE tablename = 'seats'"
+                assert connection.execute(tables).fetchone() == (0,)
+                connection.execute("CREATE TABLE seats (id int)")
+                data = address.host.parent / "data"
+                assert (
+                    pid_owner(server) == data.stat().st_uid == (data / "PG_VERSION").stat().st_uid
+                )
+            assert not address.host.parent.exists()
+        assert sorted(str(path.relative_to(cluster)) for path in cluster.rglob("*")) == before
+    assert not folder.exists()
+
+
+def pid_owner(server: PostgresServer) -> int:
+    return Path(f"/proc/{server.pid}").stat().st_uid
+
+
+def test_a_template_is_removed_whatever_ends_its_block(
+    monkeypatch: pytest.MonkeyPatch, leftovers: Leftovers
+) -> None:
+    made = recording_folders(monkeypatch, leftovers)
+    with pytest.raises(KeyError), postgres_server.template():
+        raise KeyError
+    assert len(made) == 1
+    assert not made[0].exists()
+
+    def bad_initdb(self: PostgresServer, programs: Programs, layout: Layout) -> None:
+        self.run_to_end([str(programs["initdb"]), "--no-such-option"], layout)
+
+    monkeypatch.setattr(PostgresServer, "initdb", bad_initdb)
+    with (
+        pytest.raises(ServerUnavailable, match=r"^PostgreSQL: initdb exited with code 1; "),
+        postgres_server.template(),
+    ):
+        pass
+    assert len(made) == 2
+    assert not made[1].exists()
+
+
+def test_a_template_that_is_no_cluster_is_refused_and_nothing_is_left(
+    monkeypatch: pytest.MonkeyPatch, leftovers: Leftovers, tmp_path: Path
+) -> None:
+    made = recording_folders(monkeypatch, leftovers)
+    monkeypatch.setenv(postgres_server.TEMPLATE_ENV, str(tmp_path))
+    with pytest.raises(ServerUnavailable) as caught:
+        PostgresServer().start()
+    assert str(caught.value) == (
+        f"PostgreSQL: TICKETSIM_PG_TEMPLATE={tmp_path} is not a cluster (it has no PG_VERSION);"
+        " unset TICKETSIM_PG_TEMPLATE, or name a cluster that template() made"
+    )
+    assert len(made) == 1
+    assert not made[0].exists()
+
+
+def test_a_sigkilled_makers_template_is_swept_by_the_next_start(
+    leftovers: Leftovers, own_temp: Path
+) -> None:
+    script = (
+        "import time\n"
+        "from ticketsim.servers import postgres\n"
+        "with postgres.template() as cluster:\n"
+        "    print(cluster, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    maker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    leftovers.owners.append(maker)
+    assert maker.stdout is not None
+    folder = leftovers.track(Path(maker.stdout.readline().strip()).parent)
+    assert folder.parent == own_temp  # swept by no other test's server start
+    assert folder not in _folder.sweep()  # its maker lives: not to be swept
+    maker.send_signal(signal.SIGKILL)
+    maker.wait(10)
+    assert folder.exists()
+    with RedisServer():
+        assert not folder.exists()  # the next start swept it
