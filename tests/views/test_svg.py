@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
@@ -108,13 +108,16 @@ def test_ticks_inside_a_range_are_round_cover_it_and_are_few(
 
 
 @given(st.floats(min_value=1e-3, max_value=1e9), st.booleans())
+# A top one rounding error past a round number ends on that number (found by hypothesis).
+@example(top=0.0010000000000000002, whole=False)
 def test_covering_ticks_start_at_zero_and_end_round_at_or_past_the_top(
     top: float, whole: bool
 ) -> None:
     multiples = (1.0, 2.0, 2.5, 5.0)
     axis = ticks(0.0, top, 4, multiples=multiples, whole=whole, cover=True)
     assert axis.values[0] == 0.0
-    assert top <= axis.values[-1] < top + axis.step * (1 + 1e-6)
+    # At or past the top, give or take the rounding error ticks() allows for.
+    assert top - axis.step * 1e-9 <= axis.values[-1] < top + axis.step * (1 + 1e-6)
     assert 2 <= len(axis.values) <= 5
     assert _on_steps(axis.values, axis.step)
     if whole:
