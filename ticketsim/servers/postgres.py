@@ -3,10 +3,10 @@
 It trades durability for speed (no fsync, no synchronous commit, no full-page
 writes): its data lives only as long as the run.
 
-Each server makes its cluster with ``initdb`` (~0.5 s of CPU). A program that starts
-many servers, or starts many programs that each start one (a test suite), can make one
-cluster with :func:`template` and name it in :data:`TEMPLATE_ENV`: each server then
-copies it instead (~0.1 s).
+Each server makes its cluster with ``initdb``, which costs several times what copying
+a cluster does. A program that starts many servers, or starts many programs that each
+start one (a test suite), can make one cluster with :func:`template` and name it in
+:data:`TEMPLATE_ENV`: each server then copies it instead.
 """
 
 from __future__ import annotations
