@@ -107,6 +107,41 @@ def test_stop_ends_every_process_and_removes_the_folder(leftovers: Leftovers) ->
     assert server.folder is None
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="System V and /dev/shm")
+def test_a_killed_server_leaves_no_shared_memory_behind(leftovers: Leftovers) -> None:
+    """A postmaster SIGKILLed with its group frees none of its shared memory itself: its
+    dynamic segments are files in its data folder, and stop() removes the System V
+    segment its pid file names (both were left in /dev/shm and the kernel's table)."""
+    shm = Path("/dev/shm")
+    before = {p.name for p in shm.glob("PostgreSQL.*")} if shm.is_dir() else set()
+    server = PostgresServer()
+    address = server.start()
+    folder = leftovers.track(address.host.parent)
+    with psycopg.connect(address.dsn) as connection:
+        connection.execute("SELECT 1")
+    key, shmid = (
+        int(w) for w in (folder / "data" / "postmaster.pid").read_text().splitlines()[6].split()
+    )
+    assert _segment(key) == shmid
+    assert any((folder / "data" / "pg_dynshmem").iterdir())  # its dynamic segments are here
+    assert server.pid is not None
+    os.killpg(os.getpgid(server.pid), signal.SIGKILL)
+    server.stop()
+    assert not folder.exists()
+    assert _segment(key) == -1
+    after = {p.name for p in shm.glob("PostgreSQL.*")} if shm.is_dir() else set()
+    assert after <= before
+
+
+def _segment(key: int) -> int:
+    """The id of the System V shared memory segment of ``key``; -1 if there is none."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    found: int = libc.shmget(ctypes.c_int(key), ctypes.c_size_t(0), ctypes.c_int(0))
+    return found
+
+
 def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers, own_temp: Path) -> None:
     owner, folder, pid = leftovers.owner("PostgresServer")
     assert folder.parent == own_temp  # swept by no other test's server start

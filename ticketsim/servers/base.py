@@ -159,7 +159,11 @@ class Server(abc.ABC, Generic[AddressT]):
                     self._end(process)
             finally:
                 if folder is not None:
-                    folder.remove()
+                    try:
+                        if process is not None and process.poll() is not None:
+                            self.release(folder.layout)
+                    finally:
+                        folder.remove()
 
     def __enter__(self) -> AddressT:
         return self.start()
@@ -249,6 +253,12 @@ class Server(abc.ABC, Generic[AddressT]):
                 return self.answers(connection)
         except OSError:
             return False
+
+    def release(self, layout: Layout) -> None:
+        """Once the server has ended: free what it holds outside its folder that its own
+        shutdown would have freed, had it had one (it may have been killed). Never
+        raises; by default there is nothing."""
+        del layout
 
     def _end(self, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:

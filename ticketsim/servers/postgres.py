@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -158,6 +159,9 @@ class PostgresServer(Server[PostgresAddress]):
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
+            # Its dynamic shared memory in its data folder, not in /dev/shm, so that it
+            # goes with the folder even when the server is killed.
+            "dynamic_shared_memory_type": "mmap",
             # Buyers on several hosts hold two connections each (the sale and the
             # history): the default 100 would turn buyers away from a sale of 50.
             "max_connections": "300",
@@ -183,6 +187,17 @@ class PostgresServer(Server[PostgresAddress]):
     def address_of(self, layout: Layout) -> PostgresAddress:
         return PostgresAddress(layout.run)
 
+    def release(self, layout: Layout) -> None:
+        """Remove the System V shared memory segment a killed postmaster left: its key and
+        id are on the seventh line of ``postmaster.pid``, which a clean shutdown removes
+        with the segment."""
+        try:
+            lines = (layout.data / "postmaster.pid").read_text().splitlines()
+            key, shmid = (int(word) for word in lines[6].split())
+        except (OSError, IndexError, ValueError):
+            return
+        _remove_segment(key, shmid)
+
 
 @contextlib.contextmanager
 def template() -> Iterator[Path]:
@@ -207,3 +222,22 @@ def template() -> Iterator[Path]:
     finally:
         with held():
             folder.remove()
+
+
+def _remove_segment(key: int, shmid: int) -> None:
+    """Mark segment ``shmid`` for removal if it is still the one of ``key`` (an id can be
+    given again to another's segment once ours is gone). Linux only; never raises."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes  # noqa: PLC0415 - Linux only, and only once a server was killed
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.shmget(ctypes.c_int(key), ctypes.c_size_t(0), ctypes.c_int(0)) == shmid:
+            libc.shmctl(ctypes.c_int(shmid), ctypes.c_int(_IPC_RMID), None)
+    except (ImportError, OSError, AttributeError):
+        return
+
+
+#: shmctl's command to remove a segment (once nobody is attached to it).
+_IPC_RMID: Final = 0
