@@ -209,16 +209,9 @@ class EventChannel:
         reads, so that it reads many events in one wake-up instead of waking for each:
         on a machine with fewer cores than buyers, every wake-up takes a core from them.
         """
-        # An event is written whole, so the rest of a part read is already in the pipe.
-        while not self._events:
-            if not self._poll.poll(timeout * 1000):
-                raise queue.Empty
-            if gather_s:
-                time.sleep(gather_s)
-            chunk = os.read(self._fd, _CHUNK)
-            if not chunk:  # every writer has closed its end
-                raise queue.Empty
-            self._split(self._pending + chunk)
+        if not self._events:
+            data, _ = self.receive(timeout, gather_s)
+            self._events.extend(decode_records(data))
         return self._events.popleft()
 
     def decoded(self) -> list[Event]:
@@ -230,19 +223,20 @@ class EventChannel:
 
     def receive(self, timeout: float, gather_s: float = 0.0) -> tuple[bytes, list[tuple[int, int]]]:
         """The whole records that arrived, undecoded, and each one's buyer and step code
-        (:func:`step_codes`); ``queue.Empty`` as :meth:`get`. Take :meth:`decoded` first.
+        (:func:`step_code`); ``queue.Empty`` as :meth:`get`. Take :meth:`decoded` first.
 
         Decoding every event as it came took the parent's core from the buyers of a big
         sale on a small machine; following the sale needs only this, and the rest is
         :func:`decode_records`, once the sale is over.
         """
+        # An event is written whole, so the rest of a part read is already in the pipe.
         while True:
             if not self._poll.poll(timeout * 1000):
                 raise queue.Empty
             if gather_s:
                 time.sleep(gather_s)
             chunk = os.read(self._fd, _CHUNK)
-            if not chunk:
+            if not chunk:  # every writer has closed its end
                 raise queue.Empty
             data = self._pending + chunk
             heads: list[tuple[int, int]] = []
@@ -257,17 +251,6 @@ class EventChannel:
             self._pending = data[start:]
             if heads:
                 return data[:start], heads
-
-    def _split(self, data: bytes) -> None:
-        start, size = 0, len(data)
-        while size - start >= _LENGTH.size:
-            (length,) = _LENGTH.unpack_from(data, start)
-            end = start + _LENGTH.size + length
-            if end > size:
-                break
-            self._events.append(decode(data[start + _LENGTH.size : end]))
-            start = end
-        self._pending = data[start:]
 
     def close(self) -> None:
         self._reader.close()
