@@ -247,31 +247,39 @@ class Conductor(Pacer):
             return report
 
 
-#: Torn reads one buyer retries before it gives up (an ``error``, outcome unknown). A
-#: torn read lasts as long as one unprotected write, well under a millisecond; a db
-#: still torn after this many reads (each after a pause of ``TORN_BACKOFF_S``) was left
-#: unreadable, and retrying it longer would only keep the buyer from its outcome.
-MAX_TORN_READS: Final = 100
+#: How long a buyer keeps reading a db it finds half written before it gives up (an
+#: ``error``, outcome unknown). A torn read lasts as long as one unprotected write: well
+#: under a millisecond, unless the writer is preempted in the middle of it, which on a
+#: busy machine takes tens or hundreds of milliseconds. A db still torn after this long
+#: was left unreadable, and reading it longer would only keep the buyer from its outcome.
+#: It is a time, not a count of reads, so that a slow writer is never taken for a dead one.
+TORN_GIVE_UP_S: Final = 1.0
 
 
 class _BuyerRecorder(StepRecorder):
-    """A buyer's recorder: its ``MAX_TORN_READS``-th torn read raises instead of letting
-    the store retry again."""
+    """A buyer's recorder: a torn read that comes ``TORN_GIVE_UP_S`` after the first of
+    an unbroken run of torn reads raises instead of letting the store retry again."""
 
-    __slots__ = ("_store", "_torn")
+    __slots__ = ("_since", "_store", "_torn")
 
     def __init__(self, channel: Channel, number: int, pid: int, store: Store) -> None:
         super().__init__(channel, number, pid)
         self._store, self._torn = store, 0
+        self._since: float | None = None
 
-    def _recorded(self, step: Step) -> None:
-        if step is Step.TORN:
-            self._torn += 1
-            if self._torn >= MAX_TORN_READS:
-                raise DbError(
-                    getattr(self._store, "path", "the db"),
-                    f"still half written after {self._torn} torn reads; the buyer gave up",
-                )
+    def _recorded(self, step: Step, t: float) -> None:
+        if step is not Step.TORN:
+            self._since = None
+            return
+        self._torn += 1
+        if self._since is None:
+            self._since = t
+        elif t - self._since >= TORN_GIVE_UP_S:
+            raise DbError(
+                getattr(self._store, "path", "the db"),
+                f"still half written after {self._torn} torn reads over "
+                f"{t - self._since:.1f} s; the buyer gave up",
+            )
 
 
 def run_buyer(

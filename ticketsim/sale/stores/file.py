@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
 
-#: How often a buyer re-reads a db it found half written before it gives up.
+#: How often a read re-reads a db it found half written before it gives up.
 TORN_RETRIES: Final = 1000
-#: Pause between those re-reads: long enough for the writer to finish its ``json.dump``.
+#: The first pause between those re-reads: long enough for a writer that is running to
+#: finish its ``json.dump``. Each pause doubles up to ``TORN_BACKOFF_MAX_S``, so a writer
+#: preempted mid-write is waited for without a torn event every half millisecond.
 TORN_BACKOFF_S: Final = 0.0005
+TORN_BACKOFF_MAX_S: Final = 0.02
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,14 @@ class NaiveFileStore(Store):
     path: str
 
     def read(self, record: Recorder) -> WholeSeen:
+        pause = TORN_BACKOFF_S
         for _ in range(TORN_RETRIES):
             try:
                 return WholeSeen.of(dbfile.load(self.path))
             except DbError as exc:
                 record(Step.TORN, note=exc.reason)
-            time.sleep(TORN_BACKOFF_S)
+            time.sleep(pause)
+            pause = min(2 * pause, TORN_BACKOFF_MAX_S)
         raise DbError(self.path, f"still half written after {TORN_RETRIES} reads")
 
     def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
