@@ -62,12 +62,17 @@ def _one_line(stderr: str) -> str:
 def _run_limited(
     tmp: Path, kind: int, limit: int, args: list[str]
 ) -> tuple[subprocess.CompletedProcess[str], int]:
-    """``ticketsim run`` under ``limit`` of ``kind``; its result and the real uid used."""
+    """``ticketsim run`` under ``limit`` of ``kind``; its result and the real uid used.
+
+    It runs with a group of its own too, which every file it makes belongs to: none of
+    them may be left in /dev/shm (multiprocessing's semaphores), wherever the limit
+    refused it.
+    """
     uid = 40000 + (os.getpid() * 31 + limit) % 20000  # a uid of its own: NPROC counts per uid
-    prefix: list[str] = []
+    assert SETPRIV is not None
+    prefix = [SETPRIV, f"--egid={uid}", "--keep-groups"]
     if kind == resource.RLIMIT_NPROC:
-        assert SETPRIV is not None
-        prefix = [SETPRIV, f"--ruid={uid}", "--euid=0", "--bounding-set=-all", "--inh-caps=-all"]
+        prefix += [f"--ruid={uid}", "--euid=0", "--bounding-set=-all", "--inh-caps=-all"]
 
     def limit_it() -> None:
         os.umask(0)  # os.access asks as the real uid
@@ -84,7 +89,16 @@ def _run_limited(
         env=os.environ,
         check=False,
     )
+    left = [f.name for f in Path("/dev/shm").iterdir() if _group_of(f) == uid]
+    assert left == [], (limit, result.stderr)
     return result, uid
+
+
+def _group_of(path: Path) -> int | None:
+    try:
+        return path.lstat().st_gid
+    except FileNotFoundError:  # another test's, gone meanwhile
+        return None
 
 
 def _open_folder(tmp_path: Path) -> Path:
@@ -168,6 +182,7 @@ def test_the_process_limit_with_a_pool_is_exit_4(tmp_path: Path, method: str) ->
         _assert_refused_or_ran(result, folder / "t.json", uid)
 
 
+@needs_setpriv
 @pytest.mark.parametrize("strategy", ["lock", "manager", "office"])
 def test_the_open_file_limit_is_never_an_internal_error(tmp_path: Path, strategy: str) -> None:
     for limit in (30, 40, 60):

@@ -56,7 +56,7 @@ from ticketsim.engine.runner import (
     window,
 )
 from ticketsim.errors import ServerUnavailable, StoreError
-from ticketsim.sale import _scratch
+from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.boards import board_for
 from ticketsim.sale.boards.base import Board, HostChannel
 from ticketsim.sale.buyer import BuyerSpec, Pacer
@@ -263,7 +263,7 @@ def _sell(
     start_method: str | None,
     pacer: Pacer,
 ) -> Served:
-    ctx = multiprocessing.get_context(start_method)
+    ctx = _limits.context(start_method)
     strategy = strategies.get(card.strategy)
     db_path, store = "", None
     if at.kind is StoreKind.FILE:  # each host sells from a copy of its own

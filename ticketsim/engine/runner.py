@@ -10,7 +10,6 @@ a crew's (:mod:`ticketsim.engine.crews`), the events an inbox's
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import random
 import signal
 import threading
@@ -251,7 +250,7 @@ def run_sale(
     to sell on instead of starting its own (a search runs many sales on one).
     """
     _scratch.provide()  # before any process is started, so every one uses it
-    ctx = multiprocessing.get_context(config.start_method)
+    ctx = _limits.context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = _strategy(config)
     initial = prepare_db(config)

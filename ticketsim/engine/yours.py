@@ -25,7 +25,7 @@ from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.errors import ConfigError
-from ticketsim.sale import _signals
+from ticketsim.sale import _limits, _signals
 from ticketsim.sale.yours import run_yours
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
     marks at once, all at the same time, as they would without ticketsim (the race as
     it happens, not forced); the order they took is recorded all the same.
     """
-    ctx = multiprocessing.get_context(race.start_method)
+    ctx = _limits.context(race.start_method)
     handle = _yours("setup", race.setup)
     lines: dict[int, Connection] = {}
     processes: dict[int, BaseProcess] = {}

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import multiprocessing
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.errors import SystemRefused
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from multiprocessing.context import BaseContext
 
 #: The errors of a refused process or thread, and those of a refused file descriptor.
 PROCESS_ERRNOS: Final = frozenset({errno.EAGAIN, errno.ENOMEM})
@@ -92,3 +94,21 @@ def refusal(
     else:
         return None
     return SystemRefused(f"starting {what}", f"{reason}; {advice}, or raise the limit")
+
+
+def context(start_method: str | None) -> BaseContext:
+    """multiprocessing's context for ``start_method``, its resource tracker running
+    already if the context names its semaphores (all but ``fork``).
+
+    Such a semaphore is made first and handed to the tracker after, by a process the
+    tracker's start forks: when the process limit refuses that fork, nothing ever
+    removes the name, and it stays in ``/dev/shm`` for good. Started here, before any
+    semaphore, the tracker is refused with nothing made yet.
+    """
+    ctx = multiprocessing.get_context(start_method)
+    if ctx.get_start_method() != "fork":
+        from multiprocessing import resource_tracker  # noqa: PLC0415 - not for fork
+
+        with starting("multiprocessing's resource tracker", "lower --buyers"):
+            resource_tracker.ensure_running()
+    return ctx
