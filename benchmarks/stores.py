@@ -356,7 +356,7 @@ def bare(strategy: str, location: str, buyers: int) -> float:
             process.join(120)
     finally:
         start.close()
-    return buyers / (max(ends[1:]) - opened)
+    return buyers / (float(max(ends[1:])) - opened)
 
 
 def ticketsim(strategy: str, db_path: Path, buyers: int, servers: PrivateServers) -> float:
