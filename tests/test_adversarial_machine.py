@@ -309,13 +309,31 @@ def test_a_real_pty_one_column_wide(tmp_path: Path) -> None:
 
 
 def _tree_of(program: subprocess.Popen[str], at_least: int) -> list[int]:
+    """The processes of ``program``'s sale, once at least ``at_least`` of them are up
+    and every one of them has settled (see :func:`_settled`)."""
     deadline = time.monotonic() + 30
-    while len(descendants(program.pid)) < at_least:
+    while True:
+        tree = descendants(program.pid)
+        if len(tree) >= at_least and all(_settled(pid) for pid in tree):
+            return tree
         assert program.poll() is None, program.communicate()
         assert time.monotonic() < deadline, "the sale's processes never came up"
         time.sleep(0.02)
-    time.sleep(0.3)  # the helpers (resource tracker, forkserver) are up by now
-    return descendants(program.pid)
+
+
+def _settled(pid: int) -> bool:
+    """Whether process ``pid`` is past its start: it ignores SIGINT, which a buyer, a
+    crew's worker and the manager do once they asked to die with ticketsim, and the
+    resource tracker and the forkserver from their first line. A spawned process
+    still starting is a new interpreter, with Python's own SIGINT handler; one that
+    is killed with ticketsim then ends once it gets as far as asking, which on a busy
+    machine took longer than the bound below."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # gone already
+    ignored = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored, 16) & (1 << (signal.SIGINT - 1)))
 
 
 def _assert_all_gone(pids: list[int], within: float) -> None:
