@@ -73,6 +73,8 @@ def test_run_lets_the_buyers_race_freely(tmp_path: Path) -> None:
         (["run", "--buyer", "shop:nope", "--setup", "shop:open_shop"], "no function 'nope'"),
         (["run", "--buyer", "gone:buy", "--setup", "shop:open_shop"], "cannot import 'gone'"),
         (["run", "--buyer", "shop:buy"], "--setup"),
+        (["run", "--buyer", "shop:open_shop", *WITH], "calls it as buy(handle, buyer)"),
+        (["explore", "--buyer", "shop:buy", *WITH, "--sold", "shop:buy"], "sold(handle)"),
         (["run", "--buyer", "shop:buy", "--setup", "shop:open_shop", "--lock"], "--lock"),
         (["replay", "--buyer", "shop:buy", *WITH, "--schedule", "1 3"], "'3' names no buyer"),
         (["explore", "--buyer", "shop:buy", *WITH, "--strategy", "lock"], "--strategy"),

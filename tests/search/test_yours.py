@@ -266,6 +266,29 @@ def test_your_functions_failing_is_your_error() -> None:
         race.play(race.Race(buy_racy, make_shop, invariant=predicate))
 
 
+def _buy_for_one(path: str) -> int | None:
+    del path
+    return None
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"buy": _buy_for_one}, r"buyer=.*_buy_for_one.*buy\(handle, buyer\).*2 parameter"),
+        ({"setup": sold}, r"setup=.*:sold.*setup\(\).*missing.*0 parameter"),
+        ({"sold": make_shop}, r"sold=.*make_shop.*sold\(handle\).*too many.*1 parameter"),
+        ({"invariant": buy_racy}, r"invariant=.*buy_racy.*invariant\(handle\).*1 parameter"),
+        ({"remaining": 3}, r"remaining=3: give a function"),
+    ],
+)
+def test_a_function_of_the_wrong_shape_is_refused_before_any_sale(
+    fields: dict[str, Any], words: str
+) -> None:
+    """Not one error a buyer, in a sale that ends with nobody's outcome known."""
+    with pytest.raises(ValueError, match=words):
+        race.Race(**{"buy": buy_racy, "setup": make_shop, **fields})
+
+
 def remaining_in_stock(path: str) -> int:
     with sqlite3.connect(path) as db:
         return int(db.execute("SELECT remaining FROM stock").fetchone()[0])

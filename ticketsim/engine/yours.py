@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import inspect
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -76,6 +77,37 @@ class Race:
     #: No turn may take longer than this: a buyer that does not reach its next mark in
     #: time is blocked outside the scheduler (a lock not taken with ``race.locked``).
     timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        # Said now, in one line, rather than by every buyer of every sale as an error
+        # that leaves the sale without an outcome.
+        _takes("buyer", self.buy, "buy(handle, buyer)", 2)
+        _takes("setup", self.setup, "setup()", 0)
+        for name, function in (
+            ("sold", self.sold), ("remaining", self.remaining), ("invariant", self.invariant)
+        ):  # fmt: skip
+            if function is not None:
+                _takes(name, function, f"{name}(handle)", 1)
+
+
+def _takes(name: str, function: Callable[..., Any], call: str, arguments: int) -> None:
+    """Refuse ``function`` if ticketsim cannot call it as ``call``: ``arguments``
+    positional arguments."""
+    if not callable(function):
+        raise ConfigError(name, function, f"give a function that ticketsim calls as {call}")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature to read: its first call will say
+    try:
+        signature.bind(*range(arguments))
+    except TypeError as exc:
+        raise ConfigError(
+            name,
+            _named(function),
+            f"ticketsim calls it as {call}, which it cannot take ({exc}); "
+            f"give it {arguments} parameter(s)",
+        ) from None
 
 
 @dataclass(frozen=True)
