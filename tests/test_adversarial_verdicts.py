@@ -38,6 +38,7 @@ from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError
 from ticketsim.sale.buyer import Pacer
+from ticketsim.sale.stores.file import TORN_GIVE_UP_S, torn_pauses
 from ticketsim.search.explore import Scenario, explore, hunt
 
 if TYPE_CHECKING:
@@ -350,21 +351,12 @@ def test_a_sale_whose_buyers_only_retry_ends_within_its_timeout(
 
 
 def _most_torn_reads() -> int:
-    """The most torn reads one buyer can record before it gives up: one per pause, and
-    the pauses (doubling up to their cap) add up to ``TORN_GIVE_UP_S`` at most."""
-    from ticketsim.sale.buyer import TORN_GIVE_UP_S
-    from ticketsim.sale.stores.file import TORN_BACKOFF_MAX_S, TORN_BACKOFF_S
-
-    reads, pause, slept = 1, TORN_BACKOFF_S, 0.0
-    while slept < TORN_GIVE_UP_S:
-        slept, reads = slept + pause, reads + 1
-        pause = min(2 * pause, TORN_BACKOFF_MAX_S)
-    return reads
+    """The most torn reads one buyer can record before it gives up: one, then one
+    after each pause, and the pauses add up to ``TORN_GIVE_UP_S`` at most."""
+    return 1 + sum(1 for _ in torn_pauses(TORN_GIVE_UP_S))
 
 
 def test_one_buyer_gives_up_once_the_db_stayed_torn_for_the_bound(tmp_path: Path) -> None:
-    from ticketsim.sale.buyer import TORN_GIVE_UP_S
-
     db = tmp_path / "t.json"
     config = RunConfig(
         buyers=1, tickets=1, delay=0.0, timeout=10.0, start_method="fork", db_path=db
@@ -377,7 +369,7 @@ def test_one_buyer_gives_up_once_the_db_stayed_torn_for_the_bound(tmp_path: Path
     report = build_report(result)
     assert report.torn_reads == len(torn)
     assert error.note is not None
-    assert f": still half written after {len(torn)} torn reads over " in error.note
+    assert f": still half written after {len(torn)} torn read(s) over " in error.note
     assert error.note.endswith(" s; the buyer gave up")
 
 
@@ -400,8 +392,6 @@ def test_a_buyer_waits_for_a_writer_that_is_slow_rather_than_giving_up(
     tmp_path: Path,
 ) -> None:
     """A count of fast re-reads took a writer preempted for 0.1 s for a dead one."""
-    from ticketsim.sale.buyer import TORN_GIVE_UP_S
-
     db = tmp_path / "t.json"
     slow = TORN_GIVE_UP_S / 4  # well past 100 quick re-reads, well within the bound
     config = RunConfig(
@@ -415,6 +405,42 @@ def test_a_buyer_waits_for_a_writer_that_is_slow_rather_than_giving_up(
     assert report.exit_code is ExitCode.OK, report.verdict
     assert report.sold == 1
     assert len(dbfile.load(db).ledger) == 1
+
+
+@dataclass(frozen=True)
+class TearsOnce(Pacer):
+    """The first buyer finds the db half written, left so by a writer that died."""
+
+    path: str
+
+    def before_check(self, number: int, timeout: float) -> None:
+        del timeout
+        if number == 1:
+            Path(self.path).write_text('{"format": "ticketsim/1", "tickets"')
+
+
+def test_a_crew_waits_once_for_a_db_that_stays_torn(tmp_path: Path) -> None:
+    """A crew's buyers run one after another: each waited out the bound on the same
+    unreadable db, and a big sale ran into its stall guard instead of ending."""
+    db = tmp_path / "t.json"
+    config = RunConfig(
+        buyers=4, tickets=4, delay=0.0, timeout=20.0, start_method="fork", db_path=db,
+        strategy="none", pool=1,
+    )  # fmt: skip
+    result = run_sale(config, pacer=lambda ctx, config: TearsOnce(str(db)))
+    report = build_report(result)
+    assert report.stalled is None
+    errors = sorted((e for e in result.history if e.step is Step.ERROR), key=lambda e: e.t)
+    assert [e.buyer for e in errors] == [1, 2, 3, 4]
+    first, *rest = errors
+    assert first.note is not None
+    assert "torn read(s) over" in first.note
+    for later in rest:
+        assert later.note is not None
+        assert later.note.endswith(
+            "unchanged since another buyer of this process gave up on it; the buyer gave up"
+        )
+    assert rest[-1].t - first.t < TORN_GIVE_UP_S / 2  # not a bound each
 
 
 # --- 4. honest words -----------------------------------------------------------------------

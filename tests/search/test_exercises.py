@@ -12,6 +12,7 @@ from sales import script
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.core.exits import ExitCode
+from ticketsim.errors import ConfigError
 from ticketsim.search.exercises import EXERCISES, check_file, exercise
 
 if TYPE_CHECKING:
@@ -35,6 +36,16 @@ def test_the_broken_buyer_fails_with_its_hint(tmp_path: Path, number: int) -> No
     assert checked.report is not None
     assert Kind.OVERSOLD in {v.kind for v in checked.report.violations}
     assert checked.hint in dict(item.hints).values()
+
+
+def test_a_buy_of_the_wrong_shape_is_the_students_file_to_fix(tmp_path: Path) -> None:
+    student = _student(tmp_path, "def buy(path):\n    return None\n")
+    with pytest.raises(ConfigError) as caught:
+        check_file(1, student)
+    assert caught.value.name == "file"
+    assert caught.value.value == str(student)
+    assert caught.value.advice.startswith("its buy(): ticketsim calls it as buy(path, buyer)")
+    assert "its parameters (path) cannot take" in caught.value.advice
 
 
 @pytest.mark.parametrize("number", NUMBERS)

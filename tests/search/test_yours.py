@@ -4,6 +4,7 @@ played in exact interleavings by real processes, searched, replayed, and fixed."
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sqlite3
 import tempfile
@@ -271,22 +272,48 @@ def _buy_for_one(path: str) -> int | None:
     return None
 
 
+def _wrapped(buy: Any) -> Any:
+    @functools.wraps(buy)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return buy(*args[:2], **kwargs)
+
+    return wrapper
+
+
+def _buy_with_a_keyword(path: str, buyer: int, *, retries: int) -> int | None:
+    del path, buyer, retries
+    return None
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
-        ({"buy": _buy_for_one}, r"buyer=.*_buy_for_one.*buy\(handle, buyer\).*2 parameter"),
-        ({"setup": sold}, r"setup=.*:sold.*setup\(\).*missing.*0 parameter"),
-        ({"sold": make_shop}, r"sold=.*make_shop.*sold\(handle\).*too many.*1 parameter"),
-        ({"invariant": buy_racy}, r"invariant=.*buy_racy.*invariant\(handle\).*1 parameter"),
+        ({"buy": _buy_for_one}, r"buyer=.*_buy_for_one.*buy\(handle, buyer\), which its "
+         r"parameters \(path\) cannot take \(too many positional arguments\): make it "
+         r"take 2 positional arguments"),
+        ({"buy": _buy_with_a_keyword}, r"\(path, buyer, \*, retries\) cannot take "
+         r"\(missing a required argument: 'retries'\).*a default for any other parameter"),
+        ({"setup": sold}, r"setup=.*:sold.*setup\(\).*missing.*make it take no arguments"),
+        ({"sold": make_shop}, r"sold=.*make_shop.*sold\(handle\).*1 positional argument,"),
+        ({"invariant": buy_racy}, r"invariant=.*buy_racy.*invariant\(handle\).*'buyer'"),
         ({"remaining": 3}, r"remaining=3: give a function"),
     ],
-)
+)  # fmt: skip
 def test_a_function_of_the_wrong_shape_is_refused_before_any_sale(
     fields: dict[str, Any], words: str
 ) -> None:
     """Not one error a buyer, in a sale that ends with nobody's outcome known."""
     with pytest.raises(ValueError, match=words):
         race.Race(**{"buy": buy_racy, "setup": make_shop, **fields})
+
+
+def test_what_ticketsim_can_call_is_let_through() -> None:
+    """A decorator's own parameters count, not those of the function it wraps (whose
+    signature ``inspect`` reports); so do defaults, ``*args``, methods and partials."""
+    race.Race(_wrapped(lambda a, b, c: None), make_shop)
+    race.Race(functools.partial(_buy_with_a_keyword, retries=3), make_shop)
+    race.Race(lambda path, buyer=0, *more: None, make_shop, sold=lambda *handles: [])
+    race.Race(print, make_shop)  # no signature to read: its first call will say
 
 
 def remaining_in_stock(path: str) -> int:

@@ -52,6 +52,7 @@ from ticketsim.sale.stores import (
     NaiveFileStore,
     SeatMapStore,
 )
+from ticketsim.sale.stores.file import TORN_GIVE_UP_S
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -169,8 +170,14 @@ def _office(setup: Setup) -> Iterator[Tools]:
         writer.close()
 
 
+def _naive(setup: Setup) -> NaiveFileStore:
+    # Its buyers give up on a db that stays torn before the stall guard (the timeout)
+    # ends the sale, so that the history says why they have no outcome.
+    return NaiveFileStore(setup.db_path, give_up_s=min(TORN_GIVE_UP_S, setup.timeout / 2))
+
+
 _ROWS: Final[tuple[tuple[StrategyName, Provide], ...]] = (
-    (StrategyName.NONE, _plain(lambda s: GuardedTools(NaiveFileStore(s.db_path), NoGuard()))),
+    (StrategyName.NONE, _plain(lambda s: GuardedTools(_naive(s), NoGuard()))),
     (StrategyName.LOCK, _on_file(lambda s: LockGuard(s.ctx.Lock()))),
     (
         StrategyName.SEMAPHORE,

@@ -95,19 +95,37 @@ def _takes(name: str, function: Callable[..., Any], call: str, arguments: int) -
     positional arguments."""
     if not callable(function):
         raise ConfigError(name, function, f"give a function that ticketsim calls as {call}")
+    refusal = _refusal(function, arguments, follow_wrapped=True)
+    if refusal is None or _refusal(function, arguments, follow_wrapped=False) is None:
+        return  # a decorator's own parameters may differ from the function it wraps
+    taking = {0: "no arguments", 1: "1 positional argument"}.get(
+        arguments, f"{arguments} positional arguments"
+    )
+    raise ConfigError(
+        name,
+        _named(function),
+        f"ticketsim calls it as {call}, which {refusal}: make it take {taking}, "
+        "with a default for any other parameter",
+    )
+
+
+def _refusal(function: Callable[..., Any], arguments: int, *, follow_wrapped: bool) -> str | None:
+    """Why ``function`` cannot be called with ``arguments`` positional arguments, in
+    words naming its parameters; ``None`` if it can, or if it has no signature to read
+    (a builtin: its first call will say)."""
     try:
-        signature = inspect.signature(function)
+        signature = inspect.signature(function, follow_wrapped=follow_wrapped)
     except (TypeError, ValueError):
-        return  # a builtin without a signature to read: its first call will say
+        return None
     try:
         signature.bind(*range(arguments))
     except TypeError as exc:
-        raise ConfigError(
-            name,
-            _named(function),
-            f"ticketsim calls it as {call}, which it cannot take ({exc}); "
-            f"give it {arguments} parameter(s)",
-        ) from None
+        bare = signature.replace(  # the names are what to fix; the types only clutter
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        return f"its parameters {bare} cannot take ({exc})"
+    return None
 
 
 @dataclass(frozen=True)

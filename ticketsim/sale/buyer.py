@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim.core.events import Step
-from ticketsim.errors import Conflict, DbError, GuardTimeout
+from ticketsim.errors import Conflict, GuardTimeout
 from ticketsim.sale import _signals
 from ticketsim.sale.channel import Channel, StepRecorder
 from ticketsim.sale.gate import PipeGate
@@ -32,7 +32,6 @@ from ticketsim.sale.steps import Pacer as Pacer  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from ticketsim.sale.steps import Tools
-    from ticketsim.sale.stores import Store
 
 
 class Gate(Protocol):
@@ -247,41 +246,6 @@ class Conductor(Pacer):
             return report
 
 
-#: How long a buyer keeps reading a db it finds half written before it gives up (an
-#: ``error``, outcome unknown). A torn read lasts as long as one unprotected write: well
-#: under a millisecond, unless the writer is preempted in the middle of it, which on a
-#: busy machine takes tens or hundreds of milliseconds. A db still torn after this long
-#: was left unreadable, and reading it longer would only keep the buyer from its outcome.
-#: It is a time, not a count of reads, so that a slow writer is never taken for a dead one.
-TORN_GIVE_UP_S: Final = 1.0
-
-
-class _BuyerRecorder(StepRecorder):
-    """A buyer's recorder: a torn read that comes ``TORN_GIVE_UP_S`` after the first of
-    an unbroken run of torn reads raises instead of letting the store retry again."""
-
-    __slots__ = ("_since", "_store", "_torn")
-
-    def __init__(self, channel: Channel, number: int, pid: int, store: Store) -> None:
-        super().__init__(channel, number, pid)
-        self._store, self._torn = store, 0
-        self._since: float | None = None
-
-    def _recorded(self, step: Step, t: float) -> None:
-        if step is not Step.TORN:
-            self._since = None
-            return
-        self._torn += 1
-        if self._since is None:
-            self._since = t
-        elif t - self._since >= TORN_GIVE_UP_S:
-            raise DbError(
-                getattr(self._store, "path", "the db"),
-                f"still half written after {self._torn} torn reads over "
-                f"{t - self._since:.1f} s; the buyer gave up",
-            )
-
-
 def run_buyer(
     spec: BuyerSpec,
     tools: Tools,
@@ -293,7 +257,7 @@ def run_buyer(
 ) -> None:
     """The body of a buyer process (or of one pool task, ``prepared`` by the worker)."""
     pid = os.getpid()
-    record = _BuyerRecorder(channel, spec.number, pid, tools.store)
+    record = StepRecorder(channel, spec.number, pid)
 
     error: BaseException | None = None
     try:

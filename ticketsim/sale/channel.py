@@ -166,12 +166,6 @@ class StepRecorder:
             self._pipe.send(data)
         else:
             self._channel.put(Event(self._number, step, t, self._pid, value, seat, note, error))
-        self._recorded(step, t)
-
-    def _recorded(self, step: Step, t: float) -> None:
-        """Called once each step, recorded at ``t``, is on its way: a subclass may end
-        the buyer here."""
-        del step, t
 
 
 @dataclass(frozen=True)

@@ -344,14 +344,18 @@ def check_file(number: int, path: str | os.PathLike[str], *, max_runs: int = 500
     :data:`PREEMPTIONS` preemptions."""
     chosen = exercise(number)
     buy = _load(Path(path))
-    race = Race(
-        buy,
-        chosen.setup,
-        buyers=2,
-        tickets=shop.TICKETS,
-        sold=chosen.sold,
-        name=f"exercise {number}: {Path(path).name}",
-    )
+    try:
+        race = Race(
+            buy,
+            chosen.setup,
+            buyers=2,
+            tickets=shop.TICKETS,
+            sold=chosen.sold,
+            name=f"exercise {number}: {Path(path).name}",
+        )
+    except ConfigError as exc:  # the student's buy() cannot be called as the shop does
+        advice = exc.advice.replace("buy(handle, buyer)", "buy(path, buyer)")
+        raise ConfigError("file", str(path), f"its buy(): {advice}") from None
     try:
         found = explore(race, max_runs=max_runs, preemptions=PREEMPTIONS)
     finally:
