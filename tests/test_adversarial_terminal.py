@@ -71,6 +71,19 @@ def test_show_escapes_a_hostile_event_and_buyer_name(db_path: Path) -> None:
     assert "\\u202ereversed" in result.output
 
 
+def test_show_prints_an_emoji_code_in_a_name_as_written(db_path: Path) -> None:
+    """rich turns ``:fire:`` into an emoji by default: the db's own text is shown as is."""
+    sale = dbfile.Sale(buyer="buyer:smile:", seat=1, pid=1, time=0.0)
+    db = dbfile.TicketDB(tickets=3, remaining=2, ledger=(sale,), event="Gala :fire:")
+    dbfile.write_atomic(db_path, db)
+    result = runner.invoke(app, ["show", "--db", str(db_path)], prog_name="ticketsim")
+    assert result.exit_code == 0, result.output
+    assert "Gala :fire:" in result.output
+    assert "buyer:smile:" in result.output
+    assert "\N{FIRE}" not in result.output
+    assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in result.output
+
+
 def test_show_json_keeps_the_data_as_it_is(db_path: Path) -> None:
     _hostile_db(db_path)
     result = runner.invoke(app, ["show", "--db", str(db_path), "--json"], prog_name="ticketsim")

@@ -43,7 +43,8 @@ def console(*, stderr: bool = False, highlight: bool = False, soft_wrap: bool = 
     """A rich console; rich is imported on first use, not at start-up."""
     from rich.console import Console  # noqa: PLC0415 - start-up time (see ticketsim.cli)
 
-    made = Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+    # emoji=False: a name in the db or a history such as ":fire:" is shown as written.
+    made = Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap, emoji=False)
     made.width = max(made.width, _MIN_COLUMNS)
     if not stderr:
         # rich exits 1 on a broken pipe; ticketsim ends quietly with 141 (see root.main).
