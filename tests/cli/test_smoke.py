@@ -71,6 +71,18 @@ def test_python_dash_m_and_bad_input(db_path: Path) -> None:
     assert not db_path.exists()
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter, importing this checkout's ticketsim."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+
+
 def test_what_a_buyer_process_imports_is_light() -> None:
     """A spawned buyer imports the package, the buyer and the parent's main module.
 
@@ -81,14 +93,7 @@ def test_what_a_buyer_process_imports_is_light() -> None:
         "import sys, ticketsim, ticketsim.sale.buyer, ticketsim._entry, ticketsim.__main__\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
+    done = _python(code)
     assert done.stdout.strip() == "[]"
 
 
@@ -106,14 +111,7 @@ def test_help_starts_without_rich_or_the_library() -> None:
         " or m in ('ticketsim.engine.runner', 'ticketsim.engine.strategies',"
         " 'ticketsim.analysis.report')))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
+    done = _python(code)
     assert done.stdout.strip() == "[]"
 
 
@@ -138,14 +136,7 @@ def test_a_sale_of_processes_forks_its_buyers_from_a_light_parent(db_path: Path)
         "    main()\n"
         "print(seen[0], file=sys.stderr)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
+    done = _python(code)
     assert "OK: sold" in done.stdout
     assert done.stderr.strip() == "[]"
 
