@@ -155,7 +155,11 @@ def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (Linux ``/proc``)."""
     found, todo = [], [pid]
     while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+        try:  # a process that ends while it is looked at has no threads left to list
+            threads = list(Path(f"/proc/{todo.pop()}/task").glob("*/children"))
+        except OSError:
+            continue
+        for children in threads:
             try:
                 kids = [int(k) for k in children.read_text().split()]
             except OSError:

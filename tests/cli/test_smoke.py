@@ -97,6 +97,24 @@ def test_what_a_buyer_process_imports_is_light() -> None:
     assert done.stdout.strip() == "[]"
 
 
+#: What a buyer of the file, shared-memory and office strategies runs, as it unpickles it.
+_BUYER_SIDE = (
+    "ticketsim._entry", "ticketsim.sale.buyer", "ticketsim.sale.guards", "ticketsim.sale.office",
+    "ticketsim.sale.stores.file", "ticketsim.sale.stores.shared", "ticketsim.sale.gate",
+)  # fmt: skip
+
+
+def test_a_buyer_process_builds_its_classes_without_dataclasses() -> None:
+    """Under ``spawn`` each buyer builds every class it imports: ``dataclasses`` (and the
+    ``inspect`` it imports) and six methods compiled for each class were more than half
+    of what a buyer spent importing ticketsim (``ticketsim.core.frozen``)."""
+    code = (
+        f"import sys, {', '.join(_BUYER_SIDE)}\n"
+        "print(sorted({'dataclasses', 'inspect'} & set(sys.modules)))"
+    )
+    assert _python(code).stdout.strip() == "[]"
+
+
 def test_help_starts_without_rich_or_the_library() -> None:
     """``ticketsim --help`` imports typer and little else, so that it starts about as fast
     (benchmarks/startup.py times it); the commands import what they use."""

@@ -37,11 +37,11 @@ import errno
 import json
 import os
 import stat
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core._files import kind, open_regular, replace_bytes, temp_owner
 from ticketsim.core._values import seconds
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.errors import DbError, DbWriteError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ LEDGER_CLOSE: Final = "]}\n"
 _MAX_HEAD_BYTES: Final = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Sale:
     """One ledger entry: who bought which seat, from which process, when (epoch seconds)."""
 
@@ -80,7 +80,7 @@ class Sale:
         return {"buyer": self.buyer, "seat": self.seat, "pid": self.pid, "time": self.time}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class TicketDB:
     """The whole content of a ticket db file."""
 

@@ -20,11 +20,11 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim.core._values import seconds
+from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -93,7 +93,7 @@ def buyer_number(name: str) -> int:
     return int(number)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Event:
     """One step of one buyer.
 

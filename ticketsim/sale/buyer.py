@@ -19,10 +19,10 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import Conflict, GuardTimeout
 from ticketsim.sale import _signals
 from ticketsim.sale.channel import Channel, StepRecorder
@@ -40,7 +40,7 @@ class Gate(Protocol):
     def wait(self, timeout: float | None = ...) -> bool: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class Lockstep(Pacer):
     """Every buyer reads, then they write one at a time in buyer order.
 
@@ -84,7 +84,7 @@ KILL_POINTS: Final = {
 _BEFORE_CHECK, _IN_SECTION, _AFTER_WRITE = KILL_POINTS
 
 
-@dataclass(frozen=True)
+@frozen
 class Killer(Pacer):
     """SIGKILL buyers at chosen points of their purchase: fault injection.
 
@@ -131,7 +131,7 @@ class Killer(Pacer):
 RESUME_POLL_S: Final = 0.01
 
 
-@dataclass(frozen=True)
+@frozen
 class PauseHolder(Pacer):
     """SIGSTOP the first buyer to read inside its critical section, and SIGCONT it once
     every other buyer has its outcome (or after its timeout): a holder paused (by a GC,
@@ -186,7 +186,7 @@ BLOCKED: Final = 2  #: the step would wait for a lock another buyer holds; it di
 GONE: Final = 3  #: the buyer ended early (an error); it has no steps left
 
 
-@dataclass(frozen=True)
+@frozen
 class Conductor(Pacer):
     """Controlled mode: a buyer takes each step only when the parent grants it.
 

@@ -23,10 +23,10 @@ import queue
 import select
 import struct
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from ticketsim.core.events import Event, Step
+from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -168,7 +168,7 @@ class StepRecorder:
             self._channel.put(Event(self._number, step, t, self._pid, value, seat, note, error))
 
 
-@dataclass(frozen=True)
+@frozen
 class EventSender:
     """The buyers' end: picklable, and passed to every buyer explicitly."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ticketsim.core.frozen import frozen
 from ticketsim.sale.steps import Pacer
 
 #: How often a waiting buyer looks for the ``cut`` file.
@@ -39,7 +39,7 @@ def wait_for(path: Path, timeout: float) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@frozen
 class CutAfterRead(Pacer):
     """The pacer of every buyer of a sale with ``--partition HOST@read``; ``mine``:
     the buyer runs on the host to be cut off."""

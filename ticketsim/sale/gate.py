@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 class PipeGate:
     """The buyers' end: picklable, and passed to every buyer explicitly.
 
-    A plain class, not a dataclass: every spawned buyer builds the classes it imports,
-    and a dataclass costs more to build than this whole class is worth.
+    A plain class, not a ``@frozen`` one: it keeps whether this process saw the gate open.
     """
 
     __slots__ = ("conn", "opened", "over")

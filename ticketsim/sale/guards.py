@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import GuardTimeout
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class NoGuard(Guard):
         return
 
 
-@dataclass(frozen=True)
+@frozen
 class LockGuard(Guard):
     """Mutual exclusion with any lock-like primitive: Lock, Semaphore(1), a Value's lock."""
 
@@ -112,7 +112,7 @@ class LockGuard(Guard):
 class _ProcessFileLock:
     """One process's ``FileLock`` on each lock file, made on first use and then reused:
     the lock a guard releases is the one it acquired, even if another guard sharing
-    this object (a ``dataclasses.replace`` copy) took a lock on another path meanwhile.
+    this object (a ``replace`` copy) took a lock on another path meanwhile.
 
     Each process needs its own: filelock refuses a lock object inherited across a fork.
     Making one is not free, and a crew worker would pay for it with every buyer it ran.
@@ -139,7 +139,7 @@ class _ProcessFileLock:
         return lock
 
 
-@dataclass(frozen=True)
+@frozen
 class FileLockGuard(Guard):
     """An OS file lock (``flock`` on Unix) on a lock file next to the db.
 

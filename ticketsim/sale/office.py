@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import DbWriteError, GuardTimeout
 from ticketsim.sale import _signals
 from ticketsim.sale.channel import StepRecorder
@@ -40,7 +40,7 @@ _REQUEST: Final = struct.Struct("!Iqd")
 _BATCH: Final = 256
 
 
-@dataclass(frozen=True)
+@frozen
 class OfficeClient:
     """A buyer's side of the ticket office: send a request, wait for the answer.
 
@@ -81,7 +81,7 @@ class OfficeClient:
         return None if reply == SOLD_OUT else reply
 
 
-@dataclass(frozen=True)
+@frozen
 class OfficeTools(Tools):
     """A buyer of the ticket office holds nothing: it asks, and waits for the answer."""
 

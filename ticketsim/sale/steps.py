@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
+from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ticketsim.sale.stores import Store
 
 
-@dataclass(frozen=True)
+@frozen
 class BuyerSpec:
     """Who this buyer is and how it behaves; decided by the parent."""
 
@@ -96,7 +96,7 @@ def take_ticket(
         pacer.done(number)
 
 
-@dataclass(frozen=True)
+@frozen
 class Tools(ABC):
     """Everything one buyer needs from its strategy; passed to the buyer explicitly.
 
@@ -116,7 +116,7 @@ class Tools(ABC):
         """Buy one ticket for buyer ``spec``: the seat sold, or ``None`` if none was left."""
 
 
-@dataclass(frozen=True)
+@frozen
 class GuardedTools(Tools):
     """The buyer runs the critical section itself, under ``guard``."""
 

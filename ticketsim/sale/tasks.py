@@ -17,11 +17,11 @@ import contextlib
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import GuardTimeout
 from ticketsim.sale.channel import Channel, StepRecorder
 
@@ -61,7 +61,7 @@ class TaskBarrier:
         await self.everyone.wait()
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskLockstep(TaskPacer):
     """Every task that reaches an ``await`` after its read waits there for all the
     others, then they go on one at a time in buyer order (``1r 2r .. 1w 2w ..`` when
@@ -165,7 +165,7 @@ class NoTaskGuard(TaskGuard):
         return
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskLockGuard(TaskGuard):
     """An ``asyncio.Lock`` or ``asyncio.Semaphore(1)``."""
 
@@ -179,7 +179,7 @@ class TaskLockGuard(TaskGuard):
         self.lock.release()
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskTools(ABC):
     """What one buyer task needs from its strategy."""
 
@@ -196,7 +196,7 @@ class TaskTools(ABC):
     async def purchase(self, spec: BuyerSpec, record: Recorder, pacer: TaskPacer) -> int | None: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class GuardedTaskTools(TaskTools):
     """The buyer task runs the critical section itself, under ``guard``; with
     ``yields``, its race window is an ``await``."""
@@ -217,7 +217,7 @@ class GuardedTaskTools(TaskTools):
             )
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskOfficeTools(TaskTools):
     """One writer task owns the db and serves the buyers' requests from an
     ``asyncio.Queue``, one at a time: nothing needs a lock."""

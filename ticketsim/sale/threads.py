@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import GuardTimeout
 from ticketsim.sale.steps import Tools, take_ticket
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Request = tuple["BuyerSpec", int, "Recorder", "queue.Queue[int | BaseException | None]"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ThreadOfficeTools(Tools):
     """Ask the writer thread, which runs every read-decide-write itself."""
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import Conflict, GuardTimeout
 from ticketsim.sale.steps import Tools
 
@@ -34,18 +34,19 @@ if TYPE_CHECKING:
 MAX_BACKOFF_S: Final = 0.005
 
 
-@dataclass
 class Attempt:
     """One attempt at a purchase: what a store's statements need from the buyer."""
 
-    spec: BuyerSpec
-    pid: int
-    record: Recorder
-    pacer: Pacer
-    #: 0 for the first attempt; a retry is not paced again (see :meth:`decide`).
-    number: int = 0
-    #: Whether the attempt holds a lock it must record letting go of.
-    holding: bool = field(default=False, init=False)
+    __slots__ = ("holding", "number", "pacer", "pid", "record", "spec")
+
+    def __init__(
+        self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer, number: int = 0
+    ) -> None:
+        self.spec, self.pid, self.record, self.pacer = spec, pid, record, pacer
+        #: 0 for the first attempt; a retry is not paced again (see :meth:`decide`).
+        self.number = number
+        #: Whether the attempt holds a lock it must record letting go of.
+        self.holding = False
 
     @property
     def buyer(self) -> int:
@@ -92,7 +93,7 @@ class Attempt:
             self.record(Step.LEAVE)
 
 
-@dataclass(frozen=True)
+@frozen
 class TransactionTools(Tools):
     """A buyer buys in one transaction of its store's; a refused one is tried again
     from the top when ``retry`` says so, and is otherwise the buyer's ``fail``."""

@@ -5,12 +5,11 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ticketsim.core.frozen import frozen, replace
 from ticketsim.errors import StoreError
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ class Board(ABC):
 
     def bound(self, sale: str) -> Board:
         """This board, writing for ``sale`` only."""
-        return dataclasses.replace(self, sale=sale)  # type: ignore[type-var]
+        return replace(self, sale=sale)
 
     @abstractmethod
     def open(self, card: SaleCard) -> None:
@@ -95,7 +94,7 @@ def host_taken(where: str, host: str) -> StoreError:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class HostChannel:
     """A buyer's events, to its host's pipe and to the sale's board.
 
@@ -112,5 +111,5 @@ class HostChannel:
 
     def put(self, event: Event) -> None:
         self.local.put(event)
-        stamped = dataclasses.replace(event, host=self.host, host_t=time.time() + self.skew)
+        stamped = replace(event, host=self.host, host_t=time.time() + self.skew)
         self.board.record((stamped,))

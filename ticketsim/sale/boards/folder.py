@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -22,6 +21,7 @@ from filelock import FileLock
 
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
+from ticketsim.core.frozen import frozen
 from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 _LOCK_S: Final = 10.0
 
 
-@dataclass(frozen=True)
+@frozen
 class FolderBoard(Board):
     """The board in ``folder``, a folder ticketsim made for the sale."""
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ticketsim.core.events import Event
 
 
-@dataclass(frozen=True)
+@frozen
 class PostgresBoard(Board):
     """The board in the PostgreSQL at ``url`` (the sale's tables must be loaded first)."""
 

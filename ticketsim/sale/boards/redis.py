@@ -11,11 +11,11 @@ redis-py, and redis-py only when it connects.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable
 from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
@@ -64,7 +64,7 @@ return 1
 """
 
 
-@dataclass(frozen=True)
+@frozen
 class RedisBoard(Board):
     """The board in the Redis at ``url`` (the sale's keys must be loaded first)."""
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core import db as dbfile
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.sale.stores.base import Seen
 
 if TYPE_CHECKING:
     from io import BufferedReader
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class WholeSeen(Seen):
     """A read of the whole db, fully decoded: a db not in ticketsim's layout, or any db
     the naive file store reads."""
@@ -37,7 +37,7 @@ class WholeSeen(Seen):
         return cls(tickets=db.tickets, remaining=db.remaining, seat=seat, db=db)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class LedgerSeen(Seen):
     """A read of a db in ticketsim's layout: its header, decoded, and its ledger's
     lines as they are in the file, to which :func:`append_sale` adds the sale."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import DbError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ticketsim.core.events import Event, Recorder
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Seen:
     """What one buyer's read saw: the tickets put on sale, how many are left, and the
     seat a buyer who read this takes (0 when none is left). Two buyers who saw the

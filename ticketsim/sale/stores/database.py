@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import abstractmethod
-from dataclasses import replace
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ticketsim.core import db as dbfile
+from ticketsim.core.frozen import replace
 from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.stores.base import Store
 

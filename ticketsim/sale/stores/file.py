@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core._files import remove_leftovers
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import DbError
 from ticketsim.sale.stores import _ledger
 from ticketsim.sale.stores._ledger import WholeSeen
@@ -48,7 +48,7 @@ def torn_pauses(seconds: float) -> Iterator[float]:
         pause = min(2 * pause, TORN_BACKOFF_MAX_S)
 
 
-@dataclass(frozen=True)
+@frozen
 class FileStore(Store):
     """Every write is atomic, so a reader sees the db before a sale or after it, never
     half done: a bad db is an error here, not a torn read. A sale reads and writes only
@@ -83,7 +83,7 @@ class FileStore(Store):
         remove_leftovers(self.leftovers)
 
 
-@dataclass(frozen=True)
+@frozen
 class NaiveFileStore(Store):
     """The tutorial's ``open(path, "w")`` + ``json.dump``, which can be seen half done:
     a read that finds a half-written db records it as ``torn`` and reads again, for

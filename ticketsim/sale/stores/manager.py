@@ -5,11 +5,11 @@ Buyer processes unpickle it, so this module uses the standard library only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen
 from ticketsim.sale.stores.base import Store, Tally, sales_written
 from ticketsim.sale.stores.shared import counted
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _SALE_KEY: Final = "sale/"
 
 
-@dataclass(frozen=True)
+@frozen
 class ManagerStore(Store):
     """The count and the ledger in one ``multiprocessing.Manager()`` dict.
 

@@ -10,9 +10,9 @@ Buyer processes unpickle this store, so this module uses the standard library on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ticketsim.core.frozen import frozen
 from ticketsim.sale.stores.base import Seen, Store, Tally, sales_written
 from ticketsim.sale.stores.shared import counted
 
@@ -33,7 +33,7 @@ def open_sale(count: int) -> None:
     remaining = count
 
 
-@dataclass(frozen=True)
+@frozen
 class GlobalCounterStore(Store):
     """Reads and sells the module's ``remaining``; the sales themselves are the buyers'
     ``write`` events, which the parent writes to the db once the sale is over."""

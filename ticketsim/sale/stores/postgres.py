@@ -11,11 +11,11 @@ and psycopg (the ``postgres`` extra), and psycopg only when a buyer connects.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
@@ -155,7 +155,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else type(exc).__name__
 
 
-@dataclass(frozen=True)
+@frozen
 class PostgresStore(DatabaseStore):
     """The sale in the PostgreSQL at ``url``; ``plan`` is the strategy's transaction
     (a key of :data:`PLANS`), ``None`` for the naive one's bare statements."""

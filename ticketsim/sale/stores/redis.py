@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
@@ -133,7 +133,7 @@ def _sale(entry: bytes) -> dbfile.Sale:
     return dbfile.Sale(buyer, int(seat), int(pid), float(at))
 
 
-@dataclass(frozen=True)
+@frozen
 class RedisStore(DatabaseStore):
     """The sale in the Redis at ``url``; ``plan`` is the strategy's (a name in
     :data:`PLANS`), ``None`` for the naive GET then SET."""

@@ -7,11 +7,11 @@ Buyer processes unpickle these stores, so this module uses the standard library 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step, buyer_name, buyer_number
+from ticketsim.core.frozen import frozen
 from ticketsim.sale.stores.base import Seen, Store, Tally, sales_written
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ticketsim.core.events import Event, Recorder
 
 
-@dataclass(frozen=True)
+@frozen
 class CountStore(Store):
     """The remaining count in a shared-memory ``multiprocessing.Value('i')``.
 
@@ -68,7 +68,7 @@ FREE: Final = 0
 SOLD_BEFORE: Final = -1
 
 
-@dataclass(frozen=True)
+@frozen
 class SeatMapStore(Store):
     """A seat map in a shared-memory ``multiprocessing.Array('i', tickets)``.
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
@@ -70,7 +70,7 @@ def _fetched(db: sqlite3.Connection, sql: str, into: list[Any]) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@frozen
 class SqliteStore(DatabaseStore):
     """The sale in the SQLite file at ``path``; ``plan`` is the strategy's transaction
     (a key of :data:`PLANS`), ``None`` for the naive one's bare statements."""

@@ -1,0 +1,162 @@
+"""``@frozen`` behaves as ``@dataclass(frozen=True)`` does, for what ticketsim uses of it,
+and code that treats its classes as the dataclasses the library documents keeps working."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticketsim.core.db import Sale, TicketDB
+from ticketsim.core.events import Event, Step
+from ticketsim.core.frozen import FrozenInstanceError, field, frozen, replace
+
+
+@frozen(slots=True)
+class Point:
+    x: int
+    y: str = "a"
+
+
+@frozen(slots=True)
+class Tagged(Point):
+    tag: bytes = field(default=b"", compare=False, repr=False)
+    z: int = 0
+
+
+class Shape(ABC):
+    @abstractmethod
+    def area(self) -> int: ...
+
+
+@frozen
+class Square(Shape):
+    side: int
+    marks: list[int] = field(default_factory=list, compare=False, repr=False)
+
+    def area(self) -> int:
+        return self.side * self.side
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPoint:
+    x: int
+    y: str = "a"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataTagged(DataPoint):
+    tag: bytes = dataclasses.field(default=b"", compare=False, repr=False)
+    z: int = 0
+
+
+_VALUES = st.one_of(st.integers(), st.text(max_size=5), st.none(), st.tuples(st.integers()))
+
+
+def _twins(x: Any, y: Any, tag: bytes, z: Any) -> tuple[Tagged, DataTagged]:
+    return Tagged(x, y, tag, z), DataTagged(x, y, tag, z)
+
+
+@given(
+    a=st.tuples(_VALUES, _VALUES, st.binary(max_size=3), _VALUES),
+    b=st.tuples(_VALUES, _VALUES, st.binary(max_size=3), _VALUES),
+)
+def test_equality_hash_and_repr_are_those_of_the_same_dataclass(
+    a: tuple[Any, Any, bytes, Any], b: tuple[Any, Any, bytes, Any]
+) -> None:
+    mine_a, theirs_a = _twins(*a)
+    mine_b, theirs_b = _twins(*b)
+    assert (mine_a == mine_b) == (theirs_a == theirs_b)
+    assert repr(mine_a).removeprefix("Tagged") == repr(theirs_a).removeprefix("DataTagged")
+    if mine_a == mine_b:
+        assert hash(mine_a) == hash(mine_b)
+    assert hash(mine_a) == hash(theirs_a)  # both hash the tuple of compared fields
+
+
+def test_fields_come_in_order_with_their_defaults() -> None:
+    assert Tagged(1) == Tagged(1, "a", b"", 0)
+    assert Tagged(1, z=3).z == 3
+    assert [f.name for f in dataclasses.fields(Tagged)] == ["x", "y", "tag", "z"]
+    assert Tagged(1) != Point(1)  # another class is never equal, as dataclasses
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
+        Point()  # type: ignore[call-arg]
+
+
+def test_a_field_without_a_default_cannot_follow_one_with_a_default() -> None:
+    with pytest.raises(TypeError, match=r"Late.b has no default but follows one that has"):
+
+        @frozen
+        class Late:
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+
+def test_a_default_factory_makes_a_fresh_value_for_each_instance() -> None:
+    one, two = Square(2), Square(2)
+    assert one.marks == []
+    assert one.marks is not two.marks
+    assert Square(2, [1]) == Square(2, [5])  # compare=False
+    assert Square(3).area() == 9
+
+
+@pytest.mark.parametrize("made", [Point(1), Tagged(1, "b", b"x", 2), Square(2, [1])])
+def test_fields_cannot_be_set_or_deleted(made: object) -> None:
+    with pytest.raises(FrozenInstanceError, match="is frozen"):
+        made.x = 5  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        del made.x  # type: ignore[attr-defined]
+
+
+def test_slots_leave_no_instance_dict() -> None:
+    assert not hasattr(Tagged(1), "__dict__")
+    assert tuple(Tagged.__slots__) == ("tag", "z")
+    assert hasattr(Square(1), "__dict__")
+
+
+@pytest.mark.parametrize("made", [Point(1, "q"), Tagged(1, "b", b"x", 2), Square(2, [1])])
+def test_instances_pickle_and_copy_whole(made: object) -> None:
+    for again in (pickle.loads(pickle.dumps(made)), copy.copy(made), copy.deepcopy(made)):
+        assert again == made
+        assert type(again) is type(made)
+    assert pickle.loads(pickle.dumps(Tagged(1, "b", b"x", 2))).tag == b"x"  # not compared
+
+
+def test_replace_as_dataclasses_and_copy_replace_make_it() -> None:
+    made = Tagged(1, "b", b"x", 2)
+    for changed in (
+        replace(made, z=7),
+        dataclasses.replace(made, z=7),
+        made.__replace__(z=7),  # type: ignore[attr-defined]  # copy.replace, Python 3.13
+    ):
+        assert changed == Tagged(1, "b", b"x", 7)
+        assert changed.tag == b"x"
+    with pytest.raises(TypeError, match="takes an instance of a @frozen class, not int"):
+        replace(3)
+
+
+def test_the_librarys_data_are_dataclasses_to_dataclasses_own_functions() -> None:
+    sale = Sale("buyer-1", 1, 42, 1.5)
+    db = TicketDB(tickets=2, remaining=1, ledger=(sale,))
+    event = Event(1, Step.OK, 2.5, 42, seat=1)
+    assert all(dataclasses.is_dataclass(x) for x in (sale, db, event))
+    as_dict = {"buyer": "buyer-1", "seat": 1, "pid": 42, "time": 1.5}
+    assert dataclasses.asdict(db)["ledger"] == (as_dict,)  # a tuple stays one
+    assert dataclasses.astuple(sale) == ("buyer-1", 1, 42, 1.5)
+    assert dataclasses.replace(event, seat=2).seat == 2
+
+
+def test_a_dataclass_may_subclass_a_frozen_class_and_keeps_its_fields() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Labelled(Point):
+        label: str = ""
+
+    made = Labelled(1, "b", "c")
+    assert (made.x, made.y, made.label) == (1, "b", "c")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.label = "d"  # type: ignore[misc]

@@ -1,0 +1,334 @@
+"""Frozen data classes for what buyer processes build, without ``dataclasses``.
+
+Under ``spawn`` every buyer is a fresh interpreter, which imports and builds every class
+of the modules it runs. ``dataclasses`` imports ``inspect`` (and with it ``ast``,
+``dis`` and ``tokenize``), and builds each class by compiling six methods from source:
+in a spawned buyer, that was more than half of the time it took to import ticketsim.
+``@frozen`` compiles one method, the class's ``__init__``; ``__repr__``, ``__eq__``,
+``__hash__`` and the ``__setattr__`` that refuses are shared by every such class.
+
+``@frozen`` is ``@dataclass(frozen=True)`` for what ticketsim uses of it: fields from
+the annotations (a base's first, in order), defaults, :func:`field` with
+``default_factory``, ``init``, ``compare`` and ``repr``, and ``slots=True``; each
+method only where the class defines none. Assigning to a field raises
+:class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``' is.
+:func:`replace` is ``dataclasses.replace`` for these classes, and ``copy.replace``
+(Python 3.13) works too. Type checkers see them as frozen dataclasses (:pep:`681`).
+
+Buyer processes import this module, so it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_kwargs: object) -> Callable[[T], T]:
+        return lambda target: target
+
+
+T = TypeVar("T")
+
+#: The class attribute holding a record's fields, in ``__init__``'s order.
+FIELDS: Final = "__record_fields__"
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+
+class Field:
+    """How one field behaves (:func:`field`); ``name`` is set by ``@frozen``."""
+
+    __slots__ = ("compare", "default", "default_factory", "init", "name", "repr", "type")
+
+    def __init__(
+        self,
+        default: Any = MISSING,
+        default_factory: Any = MISSING,
+        *,
+        compare: bool = True,
+        repr: bool = True,
+        init: bool = True,
+    ) -> None:
+        if default is not MISSING and default_factory is not MISSING:
+            raise ValueError("a field takes a default or a default_factory, not both")
+        self.name, self.type = "", ""
+        self.default, self.default_factory = default, default_factory
+        self.compare, self.repr, self.init = compare, repr, init
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, default={self.default!r})"
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | _Missing = MISSING,
+    compare: bool = True,
+    repr: bool = True,
+    init: bool = True,
+) -> Any:
+    """A field's default and behaviour, as ``dataclasses.field`` takes them."""
+    return Field(default, default_factory, compare=compare, repr=repr, init=init)
+
+
+class FrozenInstanceError(AttributeError):
+    """An assignment to a field of a ``@frozen`` class's instance."""
+
+
+@overload
+@dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
+def frozen(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def frozen(*, slots: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
+def frozen(
+    cls: type[T] | None = None, /, *, slots: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
+    """Make ``cls`` a frozen data class: ``@frozen``, or ``@frozen(slots=True)``."""
+
+    def make(target: type[T]) -> type[T]:
+        return _build(target, slots=slots)
+
+    return make if cls is None else make(cls)
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """A copy of ``obj`` (of a ``@frozen`` class) with ``changes``, as ``dataclasses.replace``."""
+    fields: tuple[Field, ...] | None = getattr(type(obj), FIELDS, None)
+    if fields is None:
+        raise TypeError(f"replace() takes an instance of a @frozen class, not {type(obj).__name__}")
+    for f in fields:
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(f"field {f.name!r} is not set by __init__: it cannot be replaced")
+        elif f.name not in changes:
+            changes[f.name] = getattr(obj, f.name)
+    return type(obj)(**changes)
+
+
+def _is_class_var(annotation: object) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.startswith(("ClassVar", "typing.ClassVar"))
+
+
+def _fields_of(cls: type) -> dict[str, Field]:
+    found: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        found.update({f.name: f for f in base.__dict__.get(FIELDS, ())})
+    # Not inspect.get_annotations: a buyer does not import inspect (see above).
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+    for name, annotation in annotations.items():
+        if _is_class_var(annotation):
+            continue
+        value = cls.__dict__.get(name, MISSING)
+        made = value if isinstance(value, Field) else Field(value)
+        made.name, made.type = name, annotation
+        found[name] = made
+        # As dataclasses leave it: the default on the class, or no attribute at all.
+        if made.default is MISSING:
+            if name in cls.__dict__:
+                delattr(cls, name)
+        else:
+            setattr(cls, name, made.default)
+    return found
+
+
+def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
+    """``__init__``, compiled from source once for the class, as dataclasses do it:
+    a generic one would cost every record made, and events are made by the million."""
+    scope: dict[str, Any] = {"_r_set": object.__setattr__, "_r_missing": MISSING}
+    params, body, defaulted = [], [], False
+    for f in fields:
+        name = f.name
+        if f.default is not MISSING:
+            scope[f"_r_d_{name}"] = f.default
+            made = f"_r_d_{name}"
+        elif f.default_factory is not MISSING:
+            scope[f"_r_f_{name}"] = f.default_factory
+            made = f"_r_f_{name}()"
+        else:
+            made = ""
+        value = made
+        if f.init and not made:
+            if defaulted:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} has no default but follows one that has"
+                )
+            params.append(name)
+            value = name
+        elif f.init:
+            defaulted = True
+            factory = f.default_factory is not MISSING
+            params.append(f"{name}=_r_missing" if factory else f"{name}={made}")
+            value = f"{made} if {name} is _r_missing else {name}" if factory else name
+        elif not made:
+            raise TypeError(f"{cls.__qualname__}.{name} has init=False and no default")
+        body.append(f"_r_set(self, {name!r}, {value})")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
+    exec(source, scope)  # the source is made above of the field names
+    init: Callable[..., None] = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _repr(self: object) -> str:
+    cls = type(self)
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in cls.__record_repr__)  # type: ignore[attr-defined]
+    return f"{cls.__qualname__}({shown})"
+
+
+def _eq(self: object, other: object) -> bool:
+    if other.__class__ is not self.__class__:
+        return NotImplemented  # type: ignore[no-any-return]
+    key: Callable[[object], object] = type(self).__record_key__  # type: ignore[attr-defined]
+    return key(self) == key(other)
+
+
+def _hash(self: object) -> int:
+    return hash(type(self).__record_key__(self))  # type: ignore[attr-defined]
+
+
+def _getstate(self: object) -> tuple[Any, ...]:
+    return tuple(getattr(self, f.name) for f in getattr(self, FIELDS))
+
+
+def _setstate(self: object, state: tuple[Any, ...]) -> None:
+    for f, value in zip(getattr(self, FIELDS), state, strict=True):
+        object.__setattr__(self, f.name, value)
+
+
+def _refusals(cls: type, names: frozenset[str]) -> tuple[Callable[..., None], Callable[..., None]]:
+    # As dataclasses do: a subclass that is not itself frozen may set its own attributes.
+    def __setattr__(self: object, name: str, value: object) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}: {cls.__name__} is frozen")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self: object, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}: {cls.__name__} is frozen")
+        object.__delattr__(self, name)
+
+    return __setattr__, __delattr__
+
+
+def _key(names: tuple[str, ...]) -> Callable[[object], object]:
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        single = attrgetter(names[0])
+        return lambda obj: (single(obj),)
+    return lambda _obj: ()
+
+
+class _AsDataclass:
+    """``__dataclass_fields__`` or ``__dataclass_params__``, made on first use.
+
+    With them ``dataclasses.replace``, ``fields``, ``asdict`` and ``is_dataclass`` take
+    these classes as dataclasses, and a ``@dataclass`` subclass inherits their fields:
+    code that handles the library's data as the dataclasses it documents keeps working.
+    They import ``dataclasses`` then, in the process that asks, never in a buyer.
+    """
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[type], object]) -> None:
+        self._make = make
+        self._made: dict[type, object] = {}
+
+    def __get__(self, obj: object, owner: type) -> object:
+        made = self._made.get(owner)
+        if made is None:
+            made = self._made[owner] = self._make(owner)
+        return made
+
+
+def _dataclass_fields(owner: type) -> dict[str, Any]:
+    import dataclasses  # noqa: PLC0415 - see _AsDataclass
+
+    made = {}
+    for f in getattr(owner, FIELDS):
+        view: Any = dataclasses.field(
+            default=dataclasses.MISSING if f.default is MISSING else f.default,
+            default_factory=(
+                dataclasses.MISSING if f.default_factory is MISSING else f.default_factory
+            ),
+            init=f.init,
+            repr=f.repr,
+            compare=f.compare,
+        )
+        view.name, view.type, view.kw_only = f.name, f.type, False
+        # What dataclasses mark a field (not a ClassVar or an InitVar) with; the
+        # test of this module checks that replace, fields and asdict still take it.
+        view._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+        made[f.name] = view
+    return made
+
+
+def _dataclass_params(owner: type) -> object:
+    from types import SimpleNamespace  # noqa: PLC0415 - see _AsDataclass
+
+    slots = "__slots__" in owner.__dict__
+    return SimpleNamespace(
+        init=True, repr=True, eq=True, order=False, unsafe_hash=False, frozen=True,
+        match_args=True, kw_only=False, slots=slots, weakref_slot=False,
+    )  # fmt: skip
+
+
+def _build(cls: type[T], *, slots: bool) -> type[T]:
+    fields = _fields_of(cls)
+    if slots:
+        inherited = {
+            name for base in cls.__mro__[1:] for name in base.__dict__.get("__slots__", ())
+        }
+        body = dict(cls.__dict__)
+        for name in ("__dict__", "__weakref__", *fields):
+            body.pop(name, None)
+        body["__slots__"] = tuple(name for name in fields if name not in inherited)
+        qualname = cls.__qualname__
+        cls = type(cls)(cls.__name__, cls.__bases__, body)  # type: ignore[misc]
+        cls.__qualname__ = qualname
+    ordered = tuple(fields.values())
+    own = cls.__dict__
+    setattr(cls, FIELDS, ordered)
+    cls.__record_repr__ = tuple(f.name for f in ordered if f.repr)  # type: ignore[attr-defined]
+    key = _key(tuple(f.name for f in ordered if f.compare))
+    cls.__record_key__ = staticmethod(key)  # type: ignore[attr-defined]
+    cls.__dataclass_fields__ = _AsDataclass(_dataclass_fields)  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _AsDataclass(_dataclass_params)  # type: ignore[attr-defined]
+    methods: dict[str, Any] = {
+        "__init__": _init(cls, ordered),
+        "__repr__": _repr,
+        "__eq__": _eq,
+        "__replace__": replace,
+    }
+    methods["__setattr__"], methods["__delattr__"] = _refusals(cls, frozenset(fields))
+    if slots:
+        methods["__getstate__"], methods["__setstate__"] = _getstate, _setstate
+    for name, value in methods.items():
+        if name not in own:
+            setattr(cls, name, value)
+    # Defining __eq__ in a class body sets its __hash__ to None: not the class's own
+    # choice. As dataclasses do, a frozen class equal by value hashes by value.
+    if own.get("__hash__") is None:
+        cls.__hash__ = _hash  # type: ignore[method-assign]
+    return cls
