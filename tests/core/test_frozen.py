@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import typing
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -136,8 +137,8 @@ def test_replace_as_dataclasses_and_copy_replace_make_it() -> None:
     ):
         assert changed == Tagged(1, "b", b"x", 7)
         assert changed.tag == b"x"
-    with pytest.raises(TypeError, match="takes an instance of a @frozen class, not int"):
-        replace(3)
+    with pytest.raises(TypeError, match="takes a @frozen class's instance, not int"):
+        replace(3)  # type: ignore[type-var]
 
 
 def test_the_librarys_data_are_dataclasses_to_dataclasses_own_functions() -> None:
@@ -151,12 +152,44 @@ def test_the_librarys_data_are_dataclasses_to_dataclasses_own_functions() -> Non
     assert dataclasses.replace(event, seat=2).seat == 2
 
 
-def test_a_dataclass_may_subclass_a_frozen_class_and_keeps_its_fields() -> None:
-    @dataclasses.dataclass(frozen=True)
-    class Labelled(Point):
-        label: str = ""
+@dataclasses.dataclass(frozen=True)
+class Labelled(Tagged):
+    label: str = ""
 
-    made = Labelled(1, "b", "c")
-    assert (made.x, made.y, made.label) == (1, "b", "c")
+
+def test_a_dataclass_may_subclass_a_frozen_class_and_keeps_its_fields() -> None:
+    made = Labelled(1, "b", b"t", 2, "c")
+    assert (made.x, made.y, made.tag, made.z, made.label) == (1, "b", b"t", 2, "c")
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.label = "d"  # type: ignore[misc]
+    for changed in (replace(made, x=2), made.__replace__(x=2)):  # type: ignore[attr-defined]
+        assert changed == Labelled(2, "b", b"t", 2, "c")
+    again = pickle.loads(pickle.dumps(made))  # through the slots base's own state
+    assert (again, again.tag) == (made, b"t")
+
+
+def test_a_frozen_class_may_not_subclass_a_dataclass() -> None:
+    with pytest.raises(TypeError, match="cannot subclass the dataclass DataPoint: make DataPoint"):
+
+        @frozen
+        class Wrong(DataPoint):
+            w: int = 0
+
+
+def test_a_mutable_default_is_refused_as_dataclasses_refuse_it() -> None:
+    with pytest.raises(ValueError, match=r"Shared.xs: a mutable default list .* default_factory"):
+
+        @frozen
+        class Shared:
+            xs: list[int] = []  # noqa: RUF012 - the mistake under test
+
+
+def test_positional_patterns_and_type_hints_see_the_fields() -> None:
+    match Event(3, Step.OK, 2.5, 42, seat=1):
+        case Event(buyer, Step.OK):
+            assert buyer == 3
+        case _:
+            pytest.fail("Event matched no positional pattern")
+    hints = typing.get_type_hints(Event.__init__)
+    assert hints["buyer"] is int
+    assert hints["step"] is Step

@@ -11,20 +11,28 @@ in a spawned buyer, that was more than half of the time it took to import ticket
 the annotations (a base's first, in order), defaults, :func:`field` with
 ``default_factory``, ``init``, ``compare`` and ``repr``, and ``slots=True``; each
 method only where the class defines none. Assigning to a field raises
-:class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``' is.
-:func:`replace` is ``dataclasses.replace`` for these classes, and ``copy.replace``
-(Python 3.13) works too. Type checkers see them as frozen dataclasses (:pep:`681`).
+:class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``' own is.
+
+To ``dataclasses``' functions (``replace``, ``fields``, ``asdict``, ``is_dataclass``)
+these classes are dataclasses, and a ``@dataclass`` may subclass one: code that handles
+the library's data as the dataclasses it documents keeps working. That view is made on
+first use, importing ``dataclasses`` in the process that asks, never in a buyer.
+:func:`replace` is ``dataclasses.replace`` to a type checker, and ``copy.replace``
+(Python 3.13) works too. A ``@frozen`` class may not subclass a ``@dataclass``.
 
 Buyer processes import this module, so it uses the standard library only.
 """
 
 from __future__ import annotations
 
+import sys
 from operator import attrgetter
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from dataclasses import replace as replace  # noqa: PLC0414 - re-exported
 
     from typing_extensions import dataclass_transform
 else:
@@ -35,8 +43,10 @@ else:
 
 T = TypeVar("T")
 
-#: The class attribute holding a record's fields, in ``__init__``'s order.
+#: The class attribute holding a ``@frozen`` class's fields, in ``__init__``'s order.
 FIELDS: Final = "__record_fields__"
+_KEY: Final = "__record_key__"
+_SHOWN: Final = "__record_repr__"
 
 
 class _Missing:
@@ -50,7 +60,7 @@ MISSING: Final = _Missing()
 
 
 class Field:
-    """How one field behaves (:func:`field`); ``name`` is set by ``@frozen``."""
+    """How one field behaves (:func:`field`); ``name`` and ``type`` are set by ``@frozen``."""
 
     __slots__ = ("compare", "default", "default_factory", "init", "name", "repr", "type")
 
@@ -109,18 +119,40 @@ def frozen(
     return make if cls is None else make(cls)
 
 
-def replace(obj: T, /, **changes: Any) -> T:
-    """A copy of ``obj`` (of a ``@frozen`` class) with ``changes``, as ``dataclasses.replace``."""
-    fields: tuple[Field, ...] | None = getattr(type(obj), FIELDS, None)
-    if fields is None:
-        raise TypeError(f"replace() takes an instance of a @frozen class, not {type(obj).__name__}")
-    for f in fields:
-        if not f.init:
-            if f.name in changes:
-                raise ValueError(f"field {f.name!r} is not set by __init__: it cannot be replaced")
-        elif f.name not in changes:
-            changes[f.name] = getattr(obj, f.name)
-    return type(obj)(**changes)
+if not TYPE_CHECKING:  # a type checker checks each change as dataclasses.replace's
+
+    def replace(obj, /, **changes):
+        """A copy of ``obj`` with ``changes``, as ``dataclasses.replace`` makes it."""
+        cls = type(obj)
+        fields = cls.__dict__.get(FIELDS)
+        if fields is None:
+            if not hasattr(cls, "__dataclass_fields__"):
+                raise TypeError(f"replace() takes a @frozen class's instance, not {cls.__name__}")
+            # A subclass: a @dataclass one has fields of its own, which dataclasses know.
+            return sys.modules["dataclasses"].replace(obj, **changes)
+        for f in fields:
+            if not f.init:
+                if f.name in changes:
+                    raise ValueError(f"field {f.name!r} is not set by __init__: it cannot change")
+            elif f.name not in changes:
+                changes[f.name] = getattr(obj, f.name)
+        return cls(**changes)
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls``, which may be a ``@dataclass`` subclass of a ``@frozen`` one."""
+    for klass in cls.__mro__:
+        if _by_dataclasses(klass):
+            return tuple(f.name for f in sys.modules["dataclasses"].fields(klass))
+        if FIELDS in klass.__dict__:
+            return tuple(f.name for f in klass.__dict__[FIELDS])
+    return ()
+
+
+def _by_dataclasses(klass: type) -> bool:
+    """Whether ``@dataclass`` made ``klass`` (not ``@frozen``, nor a view of one)."""
+    params = klass.__dict__.get("__dataclass_params__")
+    return params is not None and not isinstance(params, _AsDataclass | _Params)
 
 
 def _is_class_var(annotation: object) -> bool:
@@ -131,7 +163,11 @@ def _is_class_var(annotation: object) -> bool:
 def _fields_of(cls: type) -> dict[str, Field]:
     found: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
-        found.update({f.name: f for f in base.__dict__.get(FIELDS, ())})
+        own = base.__dict__
+        if _by_dataclasses(base):
+            raise TypeError(f"@frozen {cls.__qualname__} cannot subclass the dataclass "
+                            f"{base.__qualname__}: make {base.__qualname__} @frozen")  # fmt: skip
+        found.update({f.name: f for f in own.get(FIELDS, ())})
     # Not inspect.get_annotations: a buyer does not import inspect (see above).
     annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
     for name, annotation in annotations.items():
@@ -140,6 +176,10 @@ def _fields_of(cls: type) -> dict[str, Field]:
         value = cls.__dict__.get(name, MISSING)
         made = value if isinstance(value, Field) else Field(value)
         made.name, made.type = name, annotation
+        if made.default is not MISSING and type(made.default).__hash__ is None:
+            raise ValueError(f"{cls.__qualname__}.{name}: a mutable default "
+                             f"{type(made.default).__name__} would be shared by every "
+                             "instance: use default_factory")  # fmt: skip
         found[name] = made
         # As dataclasses leave it: the default on the class, or no attribute at all.
         if made.default is MISSING:
@@ -152,16 +192,16 @@ def _fields_of(cls: type) -> dict[str, Field]:
 
 def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
     """``__init__``, compiled from source once for the class, as dataclasses do it:
-    a generic one would cost every record made, and events are made by the million."""
-    scope: dict[str, Any] = {"_r_set": object.__setattr__, "_r_missing": MISSING}
+    a generic one would cost every instance made, and events are made by the million."""
+    helpers: dict[str, Any] = {"_r_set": object.__setattr__, "_r_missing": MISSING}
     params, body, defaulted = [], [], False
     for f in fields:
         name = f.name
         if f.default is not MISSING:
-            scope[f"_r_d_{name}"] = f.default
+            helpers[f"_r_d_{name}"] = f.default
             made = f"_r_d_{name}"
         elif f.default_factory is not MISSING:
-            scope[f"_r_f_{name}"] = f.default_factory
+            helpers[f"_r_f_{name}"] = f.default_factory
             made = f"_r_f_{name}()"
         else:
             made = ""
@@ -183,37 +223,46 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
         body.append(f"_r_set(self, {name!r}, {value})")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
-    exec(source, scope)  # the source is made above of the field names
-    init: Callable[..., None] = scope["__init__"]
+    # As dataclasses: the helpers reach __init__ through a closure, and its globals are
+    # its class's module's, in which the annotations of its parameters mean something.
+    source = (
+        f"def __make__({', '.join(helpers)}):\n"
+        f"    def __init__(self, {', '.join(params)}):\n"
+        + "".join(f"        {line}\n" for line in body or ["pass"])
+        + "    return __init__\n"
+    )
+    scope: dict[str, Any] = {}
+    module = sys.modules.get(cls.__module__)
+    exec(source, module.__dict__ if module else {}, scope)  # made above of the field names
+    init: Callable[..., None] = scope["__make__"](**helpers)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {f.name: f.type for f in fields if f.init} | {"return": None}
     return init
 
 
 def _repr(self: object) -> str:
-    cls = type(self)
-    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in cls.__record_repr__)  # type: ignore[attr-defined]
-    return f"{cls.__qualname__}({shown})"
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in getattr(self, _SHOWN))
+    return f"{type(self).__qualname__}({shown})"
 
 
 def _eq(self: object, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented  # type: ignore[no-any-return]
-    key: Callable[[object], object] = type(self).__record_key__  # type: ignore[attr-defined]
+    key: Callable[[object], object] = self.__record_key__  # type: ignore[attr-defined]
     return key(self) == key(other)
 
 
 def _hash(self: object) -> int:
-    return hash(type(self).__record_key__(self))  # type: ignore[attr-defined]
+    return hash(self.__record_key__(self))  # type: ignore[attr-defined]
 
 
 def _getstate(self: object) -> tuple[Any, ...]:
-    return tuple(getattr(self, f.name) for f in getattr(self, FIELDS))
+    return tuple(getattr(self, name) for name in _names(type(self)))
 
 
 def _setstate(self: object, state: tuple[Any, ...]) -> None:
-    for f, value in zip(getattr(self, FIELDS), state, strict=True):
-        object.__setattr__(self, f.name, value)
+    for name, value in zip(_names(type(self)), state, strict=True):
+        object.__setattr__(self, name, value)
 
 
 def _refusals(cls: type, names: frozenset[str]) -> tuple[Callable[..., None], Callable[..., None]]:
@@ -231,34 +280,26 @@ def _refusals(cls: type, names: frozenset[str]) -> tuple[Callable[..., None], Ca
     return __setattr__, __delattr__
 
 
-def _key(names: tuple[str, ...]) -> Callable[[object], object]:
-    if len(names) > 1:
-        return attrgetter(*names)
+def _key(names: tuple[str, ...]) -> object:
+    """What instances are compared and hashed by: an ``attrgetter``, which is no method,
+    so the class holds it as it is (a function would be bound to the instance)."""
     if names:
-        single = attrgetter(names[0])
-        return lambda obj: (single(obj),)
-    return lambda _obj: ()
+        return attrgetter(*names)
+    return staticmethod(lambda _obj: ())
 
 
 class _AsDataclass:
-    """``__dataclass_fields__`` or ``__dataclass_params__``, made on first use.
+    """``__dataclass_fields__`` or ``__dataclass_params__``, made when first asked for
+    (see the module's docstring), then kept on the class that asked."""
 
-    With them ``dataclasses.replace``, ``fields``, ``asdict`` and ``is_dataclass`` take
-    these classes as dataclasses, and a ``@dataclass`` subclass inherits their fields:
-    code that handles the library's data as the dataclasses it documents keeps working.
-    They import ``dataclasses`` then, in the process that asks, never in a buyer.
-    """
+    __slots__ = ("_make", "_name")
 
-    __slots__ = ("_made", "_make")
-
-    def __init__(self, make: Callable[[type], object]) -> None:
-        self._make = make
-        self._made: dict[type, object] = {}
+    def __init__(self, name: str, make: Callable[[type], object]) -> None:
+        self._name, self._make = name, make
 
     def __get__(self, obj: object, owner: type) -> object:
-        made = self._made.get(owner)
-        if made is None:
-            made = self._made[owner] = self._make(owner)
+        made = self._make(owner)
+        setattr(owner, self._name, made)
         return made
 
 
@@ -284,11 +325,13 @@ def _dataclass_fields(owner: type) -> dict[str, Any]:
     return made
 
 
-def _dataclass_params(owner: type) -> object:
-    from types import SimpleNamespace  # noqa: PLC0415 - see _AsDataclass
+class _Params(SimpleNamespace):
+    """``__dataclass_params__`` of a ``@frozen`` class: what dataclasses read there."""
 
+
+def _dataclass_params(owner: type) -> object:
     slots = "__slots__" in owner.__dict__
-    return SimpleNamespace(
+    return _Params(
         init=True, repr=True, eq=True, order=False, unsafe_hash=False, frozen=True,
         match_args=True, kw_only=False, slots=slots, weakref_slot=False,
     )  # fmt: skip
@@ -309,21 +352,25 @@ def _build(cls: type[T], *, slots: bool) -> type[T]:
         cls.__qualname__ = qualname
     ordered = tuple(fields.values())
     own = cls.__dict__
-    setattr(cls, FIELDS, ordered)
-    cls.__record_repr__ = tuple(f.name for f in ordered if f.repr)  # type: ignore[attr-defined]
-    key = _key(tuple(f.name for f in ordered if f.compare))
-    cls.__record_key__ = staticmethod(key)  # type: ignore[attr-defined]
-    cls.__dataclass_fields__ = _AsDataclass(_dataclass_fields)  # type: ignore[attr-defined]
-    cls.__dataclass_params__ = _AsDataclass(_dataclass_params)  # type: ignore[attr-defined]
+    attributes: dict[str, Any] = {
+        FIELDS: ordered,
+        _SHOWN: tuple(f.name for f in ordered if f.repr),
+        _KEY: _key(tuple(f.name for f in ordered if f.compare)),
+        "__dataclass_fields__": _AsDataclass("__dataclass_fields__", _dataclass_fields),
+        "__dataclass_params__": _AsDataclass("__dataclass_params__", _dataclass_params),
+    }
     methods: dict[str, Any] = {
         "__init__": _init(cls, ordered),
         "__repr__": _repr,
         "__eq__": _eq,
         "__replace__": replace,
+        "__match_args__": tuple(f.name for f in ordered if f.init),
     }
     methods["__setattr__"], methods["__delattr__"] = _refusals(cls, frozenset(fields))
     if slots:
         methods["__getstate__"], methods["__setstate__"] = _getstate, _setstate
+    for name, value in attributes.items():
+        setattr(cls, name, value)
     for name, value in methods.items():
         if name not in own:
             setattr(cls, name, value)

@@ -34,7 +34,7 @@ class Board(ABC):
 
     def bound(self, sale: str) -> Board:
         """This board, writing for ``sale`` only."""
-        return replace(self, sale=sale)
+        return replace(self, sale=sale)  # type: ignore[type-var]
 
     @abstractmethod
     def open(self, card: SaleCard) -> None:

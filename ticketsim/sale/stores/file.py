@@ -98,13 +98,17 @@ class NaiveFileStore(Store):
     abandoned: list[tuple[int, int, int]] = field(default_factory=list, compare=False, repr=False)
 
     def read(self, record: Recorder) -> WholeSeen:
-        started, torn, pauses = time.monotonic(), 0, torn_pauses(self.give_up_s)
+        started, torn, pauses = 0.0, 0, torn_pauses(self.give_up_s)
         while True:
             try:
                 return WholeSeen.of(dbfile.load(self.path))
             except DbError as exc:
                 record(Step.TORN, note=exc.reason)
                 torn += 1
+            if torn == 1:
+                # The bound runs from the first torn read as recorded: from before the
+                # read, a preempted buyer gave up less than the bound after it.
+                started = time.monotonic()
             state = _state(self.path)
             if state is not None and state in self.abandoned:
                 raise DbError(
