@@ -10,7 +10,7 @@ would silence everyone else).
 The parent reads the pipe in large chunks and splits them into events itself: at
 10,000 buyers it receives some 80,000 events, and a system call (and a selector) per
 event made it the slowest process of the sale. An event travels as fixed binary fields
-and its note, not as a pickle: pickling a dataclass cost a buyer more than writing it.
+and its note, not as a pickle: pickling an event cost a buyer more than writing it.
 
 Buyer processes import this module, so it uses the standard library only.
 """
