@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md hold: import-linter checks the contracts in
 pyproject.toml (each layer imports only those below it, what runs in a buyer imports
-no heavy library, analysis starts no process, and no package imports in a circle)."""
+no heavy library and builds no dataclass, analysis starts no process, and no package
+imports in a circle)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ticketsim.core import db as dbfile
+from ticketsim.core.frozen import frozen
 
 #: The clock that orders a sale of several hosts, by store (a ``StoreKind`` value).
 CLOCKS: Final = {
@@ -33,7 +33,7 @@ def new_sale_id() -> str:
     return "s-" + secrets.token_hex(4)
 
 
-@dataclass(frozen=True)
+@frozen
 class SaleCard:
     """What every host needs to join a sale: how it sells, and the tickets it opened with."""
 
@@ -72,7 +72,7 @@ class SaleCard:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class HostRow:
     """One host that joined a sale: its buyers are numbers ``first`` to ``first + count - 1``."""
 
@@ -97,7 +97,7 @@ class HostRow:
         return cls(name, int(first), int(count), int(ready), bool(done))
 
 
-@dataclass(frozen=True)
+@frozen
 class ClockCheck:
     """What ordering a history by its hosts' own clocks would have done
     (:func:`ticketsim.analysis.merged.clock_check`)."""
