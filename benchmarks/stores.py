@@ -51,6 +51,7 @@ from ticketsim.sale.gate import PipeGate, StartGate
 from ticketsim.sale.stores import postgres as pg
 from ticketsim.sale.stores import redis as rd
 from ticketsim.sale.stores import sqlite as sq
+from ticketsim.sale.transaction import MAX_BACKOFF_S
 
 Buy = Callable[[Any, str, int], None]
 #: The tickets on sale, which ticketsim's buyers are given: a bare buyer reads them once,
@@ -116,6 +117,7 @@ def _pg_serializable(db: Any, buyer: str, pid: int) -> None:
             return
         except psycopg.errors.SerializationFailure:
             db.execute("ROLLBACK")
+            _pause()
 
 
 def _redis_decr(db: Any, buyer: str, pid: int) -> None:
@@ -146,7 +148,13 @@ def _redis_watch(db: Any, buyer: str, pid: int) -> None:
                 pipe.execute()
                 return
             except redis.WatchError:
-                continue
+                _pause()
+
+
+def _pause() -> None:
+    """Between a refused transaction and the next try, as ticketsim's buyers pause
+    (``ticketsim.sale.transaction``): a retry policy is part of a strategy's purchase."""
+    time.sleep(random.uniform(0, MAX_BACKOFF_S))
 
 
 def _sqlite_naive(db: sqlite3.Connection, buyer: str, pid: int) -> None:
@@ -170,7 +178,7 @@ def _sqlite_deferred(db: sqlite3.Connection, buyer: str, pid: int) -> None:
         except sqlite3.OperationalError:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            time.sleep(random.uniform(0, 0.005))
+            _pause()
 
 
 def _pg_in(begin: str, read: str, *, retry: bool = False) -> Buy:
@@ -198,6 +206,7 @@ def _pg_in(begin: str, read: str, *, retry: bool = False) -> Buy:
                 db.execute("ROLLBACK")
                 if not retry:
                     return
+                _pause()
 
     return buy
 
@@ -220,6 +229,7 @@ def _pg_ledger(begin: str, *, unique: bool = False) -> Buy:
                 return
             except (psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation):
                 db.execute("ROLLBACK")
+                _pause()
 
     return buy
 
@@ -232,6 +242,7 @@ def _pg_skip_locked(db: Any, buyer: str, pid: int) -> None:
             free = db.execute(pg.FREE_SEATS).fetchone()[0]
             db.execute("COMMIT")
             if free:
+                _pause()
                 continue
             return
         db.execute(pg.TAKE_SEAT, (buyer, row[0]))
@@ -249,6 +260,7 @@ def _pg_optimistic(db: Any, buyer: str, pid: int) -> None:
             return
         if db.execute(pg.WRITE_VERSION, (remaining - 1, version)).rowcount != 1:
             db.execute("ROLLBACK")
+            _pause()
             continue
         db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
         db.execute("COMMIT")
