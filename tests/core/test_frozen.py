@@ -193,3 +193,80 @@ def test_positional_patterns_and_type_hints_see_the_fields() -> None:
     hints = typing.get_type_hints(Event.__init__)
     assert hints["buyer"] is int
     assert hints["step"] is Step
+
+
+@frozen
+class Counted:
+    #: Not a field: dataclasses leave a ClassVar out of __init__, and so does @frozen.
+    made: typing.ClassVar[int] = 0
+    n: int
+    double: int = field(default=0, init=False)
+    checked: list[int] = field(default_factory=list, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "double", 2 * self.n)
+        self.checked.append(self.n)
+
+
+def test_class_vars_init_false_fields_and_post_init_behave_as_in_dataclasses() -> None:
+    made = Counted(3)
+    assert (made.double, made.checked) == (6, [3])
+    assert [f.name for f in dataclasses.fields(Counted)] == ["n", "double", "checked"]
+    with pytest.raises(TypeError):
+        Counted(3, double=6)  # type: ignore[call-arg]  # double is not an argument
+    assert replace(made, n=4).double == 8
+    with pytest.raises(ValueError, match="'double' is not set by __init__"):
+        replace(made, double=1)
+    with pytest.raises(TypeError, match=r"Bad\.x has init=False and no default"):
+
+        @frozen
+        class Bad:
+            x: int = field(init=False)
+
+
+def test_a_plain_subclass_may_set_its_own_attributes_but_not_the_fields() -> None:
+    class Noted(Square):
+        pass
+
+    made = Noted(2)
+    made.note = "mine"  # type: ignore[attr-defined]
+    with pytest.raises(FrozenInstanceError):
+        made.side = 3  # type: ignore[misc]
+
+
+def test_the_dataclass_view_is_made_once_and_says_slots() -> None:
+    assert dataclasses.fields(Tagged) == dataclasses.fields(Tagged)
+    assert isinstance(vars(Tagged)["__dataclass_fields__"], dict)  # kept after first use
+    assert Tagged.__dataclass_params__.slots  # type: ignore[attr-defined]
+    assert not Square.__dataclass_params__.slots  # type: ignore[attr-defined]
+
+
+def test_odd_fields_as_dataclasses_take_them() -> None:
+    @frozen
+    class Odd:
+        self: int  # a field may be named self
+        other: int = 0
+
+    assert Odd(1, 2).self == 1
+    assert Odd(self=1) == Odd(1, 0)
+
+    @frozen
+    class Single:
+        x: float
+
+    nan = float("nan")
+    assert Single(nan) == Single(nan)  # compared as a tuple, as dataclasses do: a NaN is itself
+
+    @frozen
+    class Unhashable:
+        x: int
+        __hash__ = None  # type: ignore[assignment]  # the class's own choice: kept
+
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Unhashable(1))
+
+    @frozen
+    class Again(Point):
+        y: str  # declared again without a default: keeps the base's, as dataclasses
+
+    assert Again(1) == Again(1, "a")  # type: ignore[call-arg]  # mypy thinks y required

@@ -174,6 +174,10 @@ def _fields_of(cls: type) -> dict[str, Field]:
         if _is_class_var(annotation):
             continue
         value = cls.__dict__.get(name, MISSING)
+        if value is MISSING and name in found:
+            # As dataclasses (which find it on the class): a field declared again
+            # keeps the default a base gave it.
+            value = found[name].default
         made = value if isinstance(value, Field) else Field(value)
         made.name, made.type = name, annotation
         if made.default is not MISSING and type(made.default).__hash__ is None:
@@ -193,16 +197,18 @@ def _fields_of(cls: type) -> dict[str, Field]:
 def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
     """``__init__``, compiled from source once for the class, as dataclasses do it:
     a generic one would cost every instance made, and events are made by the million."""
-    helpers: dict[str, Any] = {"_r_set": object.__setattr__, "_r_missing": MISSING}
+    helpers: dict[str, Any] = {"__frozen_set": object.__setattr__, "__frozen_missing": MISSING}
+    # As dataclasses: a field may be called self, and the instance then goes by another name.
+    me = "__frozen_self" if "self" in {f.name for f in fields} else "self"
     params, body, defaulted = [], [], False
     for f in fields:
         name = f.name
         if f.default is not MISSING:
-            helpers[f"_r_d_{name}"] = f.default
-            made = f"_r_d_{name}"
+            helpers[f"__frozen_d_{name}"] = f.default
+            made = f"__frozen_d_{name}"
         elif f.default_factory is not MISSING:
-            helpers[f"_r_f_{name}"] = f.default_factory
-            made = f"_r_f_{name}()"
+            helpers[f"__frozen_f_{name}"] = f.default_factory
+            made = f"__frozen_f_{name}()"
         else:
             made = ""
         value = made
@@ -216,18 +222,18 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
         elif f.init:
             defaulted = True
             factory = f.default_factory is not MISSING
-            params.append(f"{name}=_r_missing" if factory else f"{name}={made}")
-            value = f"{made} if {name} is _r_missing else {name}" if factory else name
+            params.append(f"{name}=__frozen_missing" if factory else f"{name}={made}")
+            value = f"{made} if {name} is __frozen_missing else {name}" if factory else name
         elif not made:
             raise TypeError(f"{cls.__qualname__}.{name} has init=False and no default")
-        body.append(f"_r_set(self, {name!r}, {value})")
+        body.append(f"__frozen_set({me}, {name!r}, {value})")
     if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
+        body.append(f"{me}.__post_init__()")
     # As dataclasses: the helpers reach __init__ through a closure, and its globals are
     # its class's module's, in which the annotations of its parameters mean something.
     source = (
         f"def __make__({', '.join(helpers)}):\n"
-        f"    def __init__(self, {', '.join(params)}):\n"
+        f"    def __init__({', '.join([me, *params])}):\n"
         + "".join(f"        {line}\n" for line in body or ["pass"])
         + "    return __init__\n"
     )
@@ -280,11 +286,14 @@ def _refusals(cls: type, names: frozenset[str]) -> tuple[Callable[..., None], Ca
     return __setattr__, __delattr__
 
 
-def _key(names: tuple[str, ...]) -> object:
-    """What instances are compared and hashed by: an ``attrgetter``, which is no method,
-    so the class holds it as it is (a function would be bound to the instance)."""
+def _key(names: tuple[str, ...]) -> staticmethod[[object], tuple[Any, ...]]:
+    """The tuple of its compared fields that an instance is compared and hashed by, as
+    dataclasses compare tuples (in which a field is equal to itself, even a NaN)."""
+    if len(names) > 1:
+        return staticmethod(attrgetter(*names))
     if names:
-        return attrgetter(*names)
+        one = attrgetter(names[0])
+        return staticmethod(lambda obj: (one(obj),))
     return staticmethod(lambda _obj: ())
 
 
@@ -352,6 +361,9 @@ def _build(cls: type[T], *, slots: bool) -> type[T]:
         cls.__qualname__ = qualname
     ordered = tuple(fields.values())
     own = cls.__dict__
+    # Defining __eq__ in a class body sets its __hash__ to None: not the class's own
+    # choice, which a __hash__ = None of its own would be. As dataclasses decide it.
+    hashed = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     attributes: dict[str, Any] = {
         FIELDS: ordered,
         _SHOWN: tuple(f.name for f in ordered if f.repr),
@@ -374,8 +386,6 @@ def _build(cls: type[T], *, slots: bool) -> type[T]:
     for name, value in methods.items():
         if name not in own:
             setattr(cls, name, value)
-    # Defining __eq__ in a class body sets its __hash__ to None: not the class's own
-    # choice. As dataclasses do, a frozen class equal by value hashes by value.
-    if own.get("__hash__") is None:
+    if not hashed:  # a frozen class equal by value hashes by value
         cls.__hash__ = _hash  # type: ignore[method-assign]
     return cls

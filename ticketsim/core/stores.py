@@ -11,11 +11,11 @@ Standard library only, like the modules buyer processes import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.errors import ConfigError
 
@@ -71,7 +71,7 @@ def own_strategy(name: str, strategy: str | None) -> str:
     return strategy
 
 
-@dataclass(frozen=True)
+@frozen
 class StoreURL:
     """A ``--store`` URL: the store it names, and how to reach it (a file's path for
     SQLite, else the URL as the client takes it)."""
