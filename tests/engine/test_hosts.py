@@ -319,6 +319,30 @@ def test_a_host_that_never_reports_leaves_its_buyers_unknown() -> None:
 
 
 @needs_namespaces
+def test_two_sets_of_hosts_made_at_once_get_subnets_of_their_own() -> None:
+    """Two runs that start together see the same addresses in use (neither has wired a
+    link yet): both took the first free subnet, and so the same one. Made here in one
+    process, the two begin their search at the same subnet, as two runs whose process
+    ids agree modulo 250 do."""
+    with (
+        network.Machines(2, mode="namespace") as first,
+        network.Machines(2, mode="namespace") as second,
+    ):
+        assert first.gateway(1).rsplit(".", 1)[0] != second.gateway(1).rsplit(".", 1)[0]
+
+
+def test_a_subnet_is_held_by_one_run_at_a_time_until_it_lets_go() -> None:
+    subnet = "198.51.100"  # a documentation network, which no run of ticketsim claims
+    held = network.claim_subnet(subnet)
+    assert held is not None
+    assert network.claim_subnet(subnet) is None
+    held.close()
+    again = network.claim_subnet(subnet)
+    assert again is not None
+    again.close()
+
+
+@needs_namespaces
 def test_nothing_is_left_when_ticketsim_is_killed_mid_partition(tmp_path: Path) -> None:
     run = subprocess.Popen(
         [

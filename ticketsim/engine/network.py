@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -148,6 +149,8 @@ class Machines:
     _links: list[str] = field(default_factory=list)
     _subnet: str = ""
     _guard: subprocess.Popen[bytes] | None = None
+    #: This run's hold on its subnet (see :func:`claim_subnet`).
+    _claim: socket.socket | None = None
 
     def __enter__(self) -> Machines:
         refused = namespaces_refused() if self.mode != PROCESS_GROUP else "asked for"
@@ -172,11 +175,19 @@ class Machines:
         sweep()
         pid = os.getpid()
         used = _ip("-4", "-o", "addr", "show", check=False).stdout
-        third = next(
-            (n for n in range(pid % 250, pid % 250 + 250) if f" 10.213.{n % 250}." not in used),
-            pid % 250,
-        )
-        self._subnet = f"10.213.{third % 250}"
+        for n in range(pid % 250, pid % 250 + 250):
+            subnet = f"10.213.{n % 250}"
+            if f" {subnet}." not in used:
+                self._claim = claim_subnet(subnet)
+                if self._claim is not None:
+                    self._subnet = subnet
+                    break
+        else:
+            raise SystemRefused(
+                "making the hosts",
+                "every subnet 10.213.0.0/24 to 10.213.249.0/24 is taken by other runs of "
+                "ticketsim --hosts or by this machine's own interfaces: wait for one to end",
+            )
         self._guard = subprocess.Popen(
             [sys.executable, "-m", "ticketsim.engine.network", str(pid)],
             stdin=subprocess.PIPE,
@@ -254,7 +265,7 @@ class Machines:
 
     def close(self) -> None:
         """Remove every link still there (a namespace whose processes are gone takes its
-        end of the veth pair, and so the pair, with it)."""
+        end of the veth pair, and so the pair, with it), then let the subnet go."""
         for link in self._links:
             with contextlib.suppress(OSError):
                 if Path("/sys/class/net", link).exists():
@@ -268,6 +279,27 @@ class Machines:
                 guard.kill()
                 with contextlib.suppress(subprocess.SubprocessError):
                     guard.wait(_IP_S)
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.close()
+
+
+def claim_subnet(subnet: str) -> socket.socket | None:
+    """Hold ``subnet`` for this run, or ``None`` if another run holds it.
+
+    Two runs that start together see the same addresses in use, since neither has given
+    its links theirs yet, and could pick the same subnet: the same address on two links
+    sends one run's buyers to the other's store. The hold is a name in Linux's abstract
+    socket namespace, which one socket at a time can bind: no file to leave behind, and
+    the kernel lets it go when the process that holds it ends, however it ends.
+    """
+    hold = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        hold.bind(f"\0ticketsim-hosts-{subnet}")
+    except OSError:
+        hold.close()
+        return None
+    return hold
 
 
 def _guard(owner: int) -> None:
