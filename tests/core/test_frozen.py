@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import subprocess
+import sys
 import typing
 from abc import ABC, abstractmethod
 from typing import Any
@@ -270,3 +272,23 @@ def test_odd_fields_as_dataclasses_take_them() -> None:
         y: str  # declared again without a default: keeps the base's, as dataclasses
 
     assert Again(1) == Again(1, "a")  # type: ignore[call-arg]  # mypy thinks y required
+
+
+def test_replace_on_a_plain_subclass_needs_no_dataclasses() -> None:
+    """A buyer never imports dataclasses: a plain subclass of a @frozen class (a pacer
+    of a test's, say) is copied by its base's fields, not by dataclasses.replace."""
+    code = (
+        "import sys\n"
+        "from ticketsim.core.frozen import frozen, replace\n"
+        "@frozen\n"
+        "class Base:\n"
+        "    x: int\n"
+        "class Plain(Base):\n"
+        "    pass\n"
+        "made = replace(Plain(1), x=2)\n"
+        "print(type(made).__name__, made.x, 'dataclasses' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "Plain 2 False", done.stderr

@@ -124,11 +124,8 @@ if not TYPE_CHECKING:  # a type checker checks each change as dataclasses.replac
     def replace(obj, /, **changes):
         """A copy of ``obj`` with ``changes``, as ``dataclasses.replace`` makes it."""
         cls = type(obj)
-        fields = cls.__dict__.get(FIELDS)
-        if fields is None:
-            if not hasattr(cls, "__dataclass_fields__"):
-                raise TypeError(f"replace() takes a @frozen class's instance, not {cls.__name__}")
-            # A subclass: a @dataclass one has fields of its own, which dataclasses know.
+        fields = _fields_here(cls)
+        if fields is None:  # a @dataclass subclass, with fields that dataclasses know
             return sys.modules["dataclasses"].replace(obj, **changes)
         for f in fields:
             if not f.init:
@@ -139,14 +136,24 @@ if not TYPE_CHECKING:  # a type checker checks each change as dataclasses.replac
         return cls(**changes)
 
 
-def _names(cls: type) -> tuple[str, ...]:
-    """The fields of ``cls``, which may be a ``@dataclass`` subclass of a ``@frozen`` one."""
+def _fields_here(cls: type) -> tuple[Field, ...] | None:
+    """The fields of ``cls``: those of the nearest ``@frozen`` class it is or derives
+    from, or ``None`` if a ``@dataclass`` subclass of one comes first (its fields are
+    dataclasses' to give, and ``dataclasses`` is imported, since it made the class)."""
     for klass in cls.__mro__:
         if _by_dataclasses(klass):
-            return tuple(f.name for f in sys.modules["dataclasses"].fields(klass))
-        if FIELDS in klass.__dict__:
-            return tuple(f.name for f in klass.__dict__[FIELDS])
-    return ()
+            return None
+        fields: tuple[Field, ...] | None = klass.__dict__.get(FIELDS)
+        if fields is not None:
+            return fields
+    raise TypeError(f"replace() takes a @frozen class's instance, not {cls.__name__}")
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    fields = _fields_here(cls)
+    if fields is None:
+        return tuple(f.name for f in sys.modules["dataclasses"].fields(cls))
+    return tuple(f.name for f in fields)
 
 
 def _by_dataclasses(klass: type) -> bool:
