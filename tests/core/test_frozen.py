@@ -292,3 +292,77 @@ def test_replace_on_a_plain_subclass_needs_no_dataclasses() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.strip() == "Plain 2 False", done.stderr
+
+
+@frozen(kw_only=True)
+class Options:
+    name: str
+    size: int = 1
+    flags: tuple[str, ...] = ()
+
+
+@frozen(kw_only=True)
+class MoreOptions(Point):  # a positional base, keyword-only fields of its own
+    label: str
+    level: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataMoreOptions(DataPoint):
+    label: str
+    level: int = 0
+
+
+def test_keyword_only_fields_come_last_and_take_no_position() -> None:
+    assert Options(name="a") == Options(name="a", size=1, flags=())
+    with pytest.raises(TypeError, match="positional"):
+        Options("a")  # type: ignore[call-arg]
+    # As dataclasses: the base's positional fields first, then this class's by keyword,
+    # which may have no default after a default of the base's.
+    mine = MoreOptions(1, "b", label="c")
+    theirs = DataMoreOptions(1, "b", label="c")
+    assert repr(mine).removeprefix("MoreOptions") == repr(theirs).removeprefix("DataMoreOptions")
+    assert MoreOptions.__match_args__ == DataMoreOptions.__match_args__ == ("x", "y")
+    assert [(f.name, f.kw_only) for f in dataclasses.fields(MoreOptions)] == [
+        (f.name, f.kw_only) for f in dataclasses.fields(DataMoreOptions)
+    ]
+    assert replace(mine, level=3) == MoreOptions(1, "b", label="c", level=3)
+    assert dataclasses.replace(mine, x=2).x == 2
+    assert MoreOptions.__dataclass_params__.kw_only  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(mine)) == mine
+
+
+@frozen(order=True)
+class Ranked:
+    rank: int
+    name: str
+    note: str = field(default="", compare=False)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class DataRanked:
+    rank: int
+    name: str
+    note: str = dataclasses.field(default="", compare=False)
+
+
+_RANKED = st.tuples(st.integers(-2, 2), st.sampled_from("ab"), st.sampled_from("xy"))
+
+
+@given(a=_RANKED, b=_RANKED)
+def test_ordered_classes_compare_as_the_same_dataclass(
+    a: tuple[int, str, str], b: tuple[int, str, str]
+) -> None:
+    mine, theirs = (Ranked(*a), Ranked(*b)), (DataRanked(*a), DataRanked(*b))
+    for op in ("__lt__", "__le__", "__gt__", "__ge__"):
+        assert getattr(mine[0], op)(mine[1]) == getattr(theirs[0], op)(theirs[1]), op
+    assert sorted(mine) == sorted(mine, key=lambda r: (r.rank, r.name))
+
+
+def test_only_the_same_ordered_class_is_ordered() -> None:
+    with pytest.raises(TypeError, match="'<' not supported"):
+        assert Ranked(1, "a") < (1, "a")  # type: ignore[operator]
+    with pytest.raises(TypeError, match="'<' not supported"):
+        assert Point(1) < Point(2)  # type: ignore[operator]  # not ordered
+    assert Ranked.__dataclass_params__.order  # type: ignore[attr-defined]
+    assert not Point.__dataclass_params__.order  # type: ignore[attr-defined]

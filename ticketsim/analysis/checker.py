@@ -8,11 +8,11 @@ Each violation carries a plain-language explanation naming the buyers involved.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.events import OUTCOMES, Event, Step, buyer_name
+from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -36,7 +36,7 @@ class Kind(str, Enum):
     YOUR_INVARIANT = "your-invariant"
 
 
-@dataclass(frozen=True)
+@frozen
 class Violation:
     kind: Kind
     explanation: str

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import Kind, Violation, check, names
@@ -19,6 +18,7 @@ from ticketsim.core.events import (
     buyer_name,
 )
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.frozen import frozen
 from ticketsim.core.schedule import from_history
 from ticketsim.errors import DbWriteError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ticketsim.core.result import Hosts, RunResult
 
 
-@dataclass(frozen=True)
+@frozen
 class NoOutcome:
     """Buyers that ended without an outcome for one reason, which says what to do."""
 
@@ -40,7 +40,7 @@ class NoOutcome:
         return {"why": self.why, "buyers": list(self.buyers)}
 
 
-@dataclass(frozen=True)
+@frozen
 class Report:
     strategy: str
     safe: bool

@@ -12,13 +12,13 @@ from __future__ import annotations
 import errno
 import functools
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, cast
 
 import typer
 
 from ticketsim.cli import output
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import (
     ConfigError,
     DbError,
@@ -46,7 +46,7 @@ def fail(message: str, code: int | None = None) -> NoReturn:
     sys.exit(ExitCode.BAD_INPUT if code is None else code)
 
 
-@dataclass(frozen=True)
+@frozen
 class Refusal:
     """How the command line reports one type of error: its exit code and its line."""
 

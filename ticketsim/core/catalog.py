@@ -11,9 +11,9 @@ builder there and no builder lacks an entry.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind, StrategyName, WorkerKind, WorldName
 from ticketsim.core.schedule import Model
 from ticketsim.errors import ConfigError
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Claims:
     """What a strategy protects; every field is checked by a test (tests/engine/test_claims.py)."""
 
@@ -54,7 +54,7 @@ CLAIM_TITLES: Final = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StrategyInfo:
     """One strategy as the user sees it: its name, its promises, its price."""
 

@@ -9,8 +9,8 @@ in a spawned buyer, that was more than half of the time it took to import ticket
 
 ``@frozen`` is ``@dataclass(frozen=True)`` for what ticketsim uses of it: fields from
 the annotations (a base's first, in order), defaults, :func:`field` with
-``default_factory``, ``init``, ``compare`` and ``repr``, and ``slots=True``; each
-method only where the class defines none. Assigning to a field raises
+``default_factory``, ``init``, ``compare`` and ``repr``, and ``slots``, ``kw_only`` and
+``order`` for the class; each method only where the class defines none. Assigning to a field raises
 :class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``' own is.
 
 To ``dataclasses``' functions (``replace``, ``fields``, ``asdict``, ``is_dataclass``)
@@ -26,7 +26,7 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import sys
-from operator import attrgetter
+from operator import attrgetter, ge, gt, le, lt
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
@@ -62,7 +62,9 @@ MISSING: Final = _Missing()
 class Field:
     """How one field behaves (:func:`field`); ``name`` and ``type`` are set by ``@frozen``."""
 
-    __slots__ = ("compare", "default", "default_factory", "init", "name", "repr", "type")
+    __slots__ = (
+        "compare", "default", "default_factory", "init", "kw_only", "name", "repr", "type"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -78,6 +80,8 @@ class Field:
         self.name, self.type = "", ""
         self.default, self.default_factory = default, default_factory
         self.compare, self.repr, self.init = compare, repr, init
+        #: Set by ``@frozen(kw_only=True)`` for the fields of the class it makes.
+        self.kw_only = False
 
     def __repr__(self) -> str:
         return f"Field(name={self.name!r}, default={self.default!r})"
@@ -105,16 +109,25 @@ def frozen(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def frozen(*, slots: bool = False) -> Callable[[type[T]], type[T]]: ...
+def frozen(
+    *, slots: bool = False, kw_only: bool = False, order: bool = False
+) -> Callable[[type[T]], type[T]]: ...
 
 
 def frozen(
-    cls: type[T] | None = None, /, *, slots: bool = False
+    cls: type[T] | None = None,
+    /,
+    *,
+    slots: bool = False,
+    kw_only: bool = False,
+    order: bool = False,
 ) -> type[T] | Callable[[type[T]], type[T]]:
-    """Make ``cls`` a frozen data class: ``@frozen``, or ``@frozen(slots=True)``."""
+    """Make ``cls`` a frozen data class: ``@frozen``, or ``@frozen(slots=True)``; with
+    ``kw_only``, its own fields are keyword-only in ``__init__``; with ``order``, its
+    instances compare with ``<`` and the like as the tuples of their compared fields."""
 
     def make(target: type[T]) -> type[T]:
-        return _build(target, slots=slots)
+        return _build(target, slots=slots, kw_only=kw_only, order=order)
 
     return make if cls is None else make(cls)
 
@@ -167,7 +180,7 @@ def _is_class_var(annotation: object) -> bool:
     return text.startswith(("ClassVar", "typing.ClassVar"))
 
 
-def _fields_of(cls: type) -> dict[str, Field]:
+def _fields_of(cls: type, *, kw_only: bool) -> dict[str, Field]:
     found: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
         own = base.__dict__
@@ -176,7 +189,7 @@ def _fields_of(cls: type) -> dict[str, Field]:
                             f"{base.__qualname__}: make {base.__qualname__} @frozen")  # fmt: skip
         found.update({f.name: f for f in own.get(FIELDS, ())})
     # Not inspect.get_annotations: a buyer does not import inspect (see above).
-    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+    annotations = _annotated(cls)
     for name, annotation in annotations.items():
         if _is_class_var(annotation):
             continue
@@ -186,7 +199,7 @@ def _fields_of(cls: type) -> dict[str, Field]:
             # keeps the default a base gave it.
             value = found[name].default
         made = value if isinstance(value, Field) else Field(value)
-        made.name, made.type = name, annotation
+        made.name, made.type, made.kw_only = name, annotation, kw_only
         if made.default is not MISSING and type(made.default).__hash__ is None:
             raise ValueError(f"{cls.__qualname__}.{name}: a mutable default "
                              f"{type(made.default).__name__} would be shared by every "
@@ -207,8 +220,14 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
     helpers: dict[str, Any] = {"__frozen_set": object.__setattr__, "__frozen_missing": MISSING}
     # As dataclasses: a field may be called self, and the instance then goes by another name.
     me = "__frozen_self" if "self" in {f.name for f in fields} else "self"
-    params, body, defaulted = [], [], False
-    for f in fields:
+    params: list[str] = []
+    keywords: list[str] = []
+    body: list[str] = []
+    defaulted = False
+    # As dataclasses: keyword-only fields come last in __init__, and may have no default
+    # after one that has.
+    for f in sorted(fields, key=lambda f: f.kw_only):
+        named = keywords if f.kw_only else params
         name = f.name
         if f.default is not MISSING:
             helpers[f"__frozen_d_{name}"] = f.default
@@ -220,20 +239,22 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
             made = ""
         value = made
         if f.init and not made:
-            if defaulted:
+            if defaulted and not f.kw_only:
                 raise TypeError(
                     f"{cls.__qualname__}.{name} has no default but follows one that has"
                 )
-            params.append(name)
+            named.append(name)
             value = name
         elif f.init:
             defaulted = True
             factory = f.default_factory is not MISSING
-            params.append(f"{name}=__frozen_missing" if factory else f"{name}={made}")
+            named.append(f"{name}=__frozen_missing" if factory else f"{name}={made}")
             value = f"{made} if {name} is __frozen_missing else {name}" if factory else name
         elif not made:
             raise TypeError(f"{cls.__qualname__}.{name} has init=False and no default")
         body.append(f"__frozen_set({me}, {name!r}, {value})")
+    if keywords:
+        params += ["*", *keywords]
     if hasattr(cls, "__post_init__"):
         body.append(f"{me}.__post_init__()")
     # As dataclasses: the helpers reach __init__ through a closure, and its globals are
@@ -263,6 +284,21 @@ def _eq(self: object, other: object) -> bool:
         return NotImplemented  # type: ignore[no-any-return]
     key: Callable[[object], object] = self.__record_key__  # type: ignore[attr-defined]
     return key(self) == key(other)
+
+
+def _order(compare: Callable[[Any, Any], bool]) -> Callable[[object, object], bool]:
+    # As dataclasses: only instances of the very same class are ordered.
+    def method(self: object, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented  # type: ignore[no-any-return]
+        key: Callable[[object], object] = self.__record_key__  # type: ignore[attr-defined]
+        return compare(key(self), key(other))
+
+    method.__name__ = f"__{compare.__name__}__"
+    return method
+
+
+_ORDER: Final = {f"__{op.__name__}__": _order(op) for op in (lt, le, gt, ge)}
 
 
 def _hash(self: object) -> int:
@@ -333,7 +369,7 @@ def _dataclass_fields(owner: type) -> dict[str, Any]:
             repr=f.repr,
             compare=f.compare,
         )
-        view.name, view.type, view.kw_only = f.name, f.type, False
+        view.name, view.type, view.kw_only = f.name, f.type, f.kw_only
         # What dataclasses mark a field (not a ClassVar or an InitVar) with; the
         # test of this module checks that replace, fields and asdict still take it.
         view._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
@@ -347,14 +383,20 @@ class _Params(SimpleNamespace):
 
 def _dataclass_params(owner: type) -> object:
     slots = "__slots__" in owner.__dict__
+    order = getattr(owner, "__lt__", None) is _ORDER["__lt__"]
+    kw_only = any(f.kw_only for f in getattr(owner, FIELDS))
     return _Params(
-        init=True, repr=True, eq=True, order=False, unsafe_hash=False, frozen=True,
-        match_args=True, kw_only=False, slots=slots, weakref_slot=False,
+        init=True, repr=True, eq=True, order=order, unsafe_hash=False, frozen=True,
+        match_args=True, kw_only=kw_only, slots=slots, weakref_slot=False,
     )  # fmt: skip
 
 
-def _build(cls: type[T], *, slots: bool) -> type[T]:
-    fields = _fields_of(cls)
+def _annotated(cls: type) -> dict[str, Any]:
+    return cls.__dict__.get("__annotations__", {})  # type: ignore[no-any-return]  # noqa: RUF063
+
+
+def _build(cls: type[T], *, slots: bool, kw_only: bool = False, order: bool = False) -> type[T]:
+    fields = _fields_of(cls, kw_only=kw_only)
     if slots:
         inherited = {
             name for base in cls.__mro__[1:] for name in base.__dict__.get("__slots__", ())
@@ -383,8 +425,10 @@ def _build(cls: type[T], *, slots: bool) -> type[T]:
         "__repr__": _repr,
         "__eq__": _eq,
         "__replace__": replace,
-        "__match_args__": tuple(f.name for f in ordered if f.init),
+        "__match_args__": tuple(f.name for f in ordered if f.init and not f.kw_only),
     }
+    if order:
+        methods.update(_ORDER)
     methods["__setattr__"], methods["__delattr__"] = _refusals(cls, frozenset(fields))
     if slots:
         methods["__getstate__"], methods["__setstate__"] = _getstate, _setstate

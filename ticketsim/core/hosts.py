@@ -15,10 +15,10 @@ Faults are given per host, by name (``host-2``):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from ticketsim.core import catalog
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.errors import ConfigError
 
@@ -72,7 +72,7 @@ def _host(name: str, spec: str, text: str, hosts: int) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@frozen
 class Partition:
     """Cut ``host`` off from ``at`` seconds after the sale opens (``None``: once its first
     buyer has read), for ``lasting`` seconds."""

@@ -17,11 +17,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from ticketsim.core._files import not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB
 from ticketsim.errors import PathError, SystemRefused
 
@@ -47,7 +47,7 @@ _PATH_MAX: Final = 4096
 LOCK_SUFFIX: Final = ".lock"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Use:
     """One path of a command: the option that named it, and how the command uses it.
 

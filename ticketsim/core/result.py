@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ticketsim.core import catalog
+from ticketsim.core.frozen import field, frozen
 
 if TYPE_CHECKING:
     from ticketsim.core import db as dbfile
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ticketsim.core.settings import RunConfig
 
 
-@dataclass(frozen=True)
+@frozen
 class Hosts:
     """The hosts of a sale of several hosts, and how its history was put in order."""
 
@@ -71,7 +71,7 @@ class Hosts:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class RunResult:
     """What happened in one sale: the raw material every report is derived from."""
 

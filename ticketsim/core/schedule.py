@@ -22,11 +22,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.events import OUTCOMES, Step
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import ScheduleError as ScheduleError  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Move(str, Enum):
 MOVES: Final = (Move.READ, Move.WRITE)
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class Action:
     buyer: int
     move: Move
@@ -55,7 +55,7 @@ class Action:
         return f"{self.buyer}{self.move.value}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Schedule:
     actions: tuple[Action, ...]
 
@@ -177,7 +177,7 @@ def all_schedules(buyers: int) -> Iterator[Schedule]:
     yield from walk()
 
 
-@dataclass(frozen=True)
+@frozen
 class Model:
     """What the strategy means for the order of steps.
 

@@ -10,12 +10,12 @@ words whoever passes it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 from ticketsim.core import catalog, schedule, stores
 from ticketsim.core import hosts as host_specs
 from ticketsim.core._values import seconds
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
 from ticketsim.errors import ConfigError
 
@@ -62,7 +62,7 @@ def lockstep_possible(strategy: str, buyers: int, tickets: int) -> bool:
     return strategy != StrategyName.PG_SKIP_LOCKED.value or tickets >= buyers
 
 
-@dataclass(frozen=True)
+@frozen
 class RunConfig:
     """One sale to run. Invalid values raise :class:`ConfigError` on construction."""
 

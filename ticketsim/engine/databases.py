@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from ticketsim.core import paths, stores
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import GuardedTools
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ticketsim.servers import Server
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """One database strategy: its store, the transaction it runs (``None``: the naive
     statements, no transaction), and whether a refused one is tried again."""

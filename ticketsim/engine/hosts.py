@@ -30,7 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -39,6 +38,7 @@ from ticketsim.core import db as dbfile
 from ticketsim.core import stores
 from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
 from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, Step
+from ticketsim.core.frozen import frozen
 from ticketsim.core.hosts import HOST_IDLE_S, PARTITION_S, Partition, host_name
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.result import Hosts, RunResult
@@ -78,7 +78,7 @@ _LOOK_S: Final = 0.5
 _AGENT_EXIT_S: Final = 5.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Place:
     """Where a sale of several hosts is kept: its store, and how to reach it."""
 
@@ -202,7 +202,7 @@ def start_sale(at: Place, sale: str | None) -> float:
         board.close()
 
 
-@dataclass(frozen=True)
+@frozen
 class Served:
     """What one host's buyers did, as the host saw it."""
 

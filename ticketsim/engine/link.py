@@ -24,10 +24,10 @@ import os
 import signal
 import socket
 import stat
-from dataclasses import dataclass, field
 from multiprocessing import util
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import SystemRefused
 from ticketsim.sale import _signals
 
@@ -48,7 +48,7 @@ _CLOSE_S: Final = 5.0
 _AT_EXIT: dict[int, util.Finalize] = {}
 
 
-@dataclass(frozen=True)
+@frozen
 class Link:
     """A relay to the store, at ``address``, running in ``process``."""
 

@@ -4,8 +4,9 @@ strategies' table does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ticketsim.core.frozen import field, frozen
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from ticketsim.core.names import StoreKind
 
 
-@dataclass(frozen=True)
+@frozen
 class Setup:
     """What a strategy is given to set a sale up."""
 

@@ -29,10 +29,10 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.catalog import StrategyInfo, info
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.core.names import WorldName
 from ticketsim.engine import databases
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 Provide = Callable[[Setup], contextlib.AbstractContextManager[Tools]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Strategy:
     """One registered strategy: its name in :data:`~ticketsim.core.catalog.CATALOG`,
     where what it claims is (``info``), and how it builds its parts (``provide``)."""

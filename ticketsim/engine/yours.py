@@ -18,11 +18,11 @@ import multiprocessing.connection
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Event, Step, buyer_name
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.errors import ConfigError
@@ -44,7 +44,7 @@ _GRACE_S: Final = 0.5
 _END_S: Final = 2.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Race:
     """Your buyer, and the sale it runs in.
 
@@ -128,7 +128,7 @@ def _refusal(function: Callable[..., Any], arguments: int, *, follow_wrapped: bo
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Played:
     """One sale of a :class:`Race`: who moved at each turn, who could have, and what
     happened (a :class:`RunResult`, for ``build_report``)."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.report import build_report
 from ticketsim.core import stores
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind
 from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
@@ -37,7 +37,7 @@ VERDICTS: Final = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@frozen
 class Row:
     """One strategy's figures in a comparison.
 

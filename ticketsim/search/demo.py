@@ -10,11 +10,11 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.analysis.report import Report, build_report
 from ticketsim.core import db as dbfile
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.names import DEFAULT_DB
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ticketsim.core.names import StoreKind
 
 
-@dataclass(frozen=True)
+@frozen
 class Lesson:
     title: str
     before: str
@@ -40,7 +40,7 @@ class Lesson:
     after: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class Outcome:
     lesson: Lesson
     reports: tuple[Report, ...] = ()

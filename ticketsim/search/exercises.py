@@ -18,12 +18,12 @@ import os
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen
 from ticketsim.engine.yours import Played, Race
 from ticketsim.errors import ConfigError
 from ticketsim.sale import shop
@@ -50,7 +50,7 @@ _LOCKED: Final = _HEAD + textwrap.dedent("""\
     """)
 
 
-@dataclass(frozen=True)
+@frozen
 class Exercise:
     number: int
     title: str
@@ -320,7 +320,7 @@ def exercise(number: int) -> Exercise:
     raise ConfigError("exercise", number, f"choose one of 1 to {len(EXERCISES)}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Checked:
     """What checking a student's buyer found."""
 

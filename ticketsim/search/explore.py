@@ -10,12 +10,12 @@ schedule is a real controlled sale: real processes, primitives and db file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shlex
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ticketsim.analysis.checker import Kind
@@ -24,6 +24,7 @@ from ticketsim.core import catalog
 from ticketsim.core import schedule as sched
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.names import DEFAULT_DB, StoreKind, StrategyName
 from ticketsim.core.settings import (
     RunConfig,
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Scenario:
     """The sale every schedule of a search is run on.
 
@@ -147,7 +148,7 @@ def signature(result: RunResult) -> tuple[object, ...]:
     return (db, steps, tuple(ready), result.stalled)
 
 
-@dataclass(frozen=True)
+@frozen
 class Counterexample:
     schedule: str
     explanation: str
@@ -178,7 +179,7 @@ def counterexample(scenario: Scenario, schedule: sched.Schedule, report: Report)
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Exploration:
     scenario: Scenario
     #: Orders of every buyer's steps: ``(2B)! / 2^B``.
@@ -307,7 +308,7 @@ def _served(scenario: Scenario) -> Iterator[Scenario]:
         yield replace(scenario, servers=servers)
 
 
-@dataclass
+@dataclasses.dataclass
 class _Search:
     """What an exploration has run so far: counts, never the schedules themselves."""
 
@@ -315,11 +316,11 @@ class _Search:
     every: bool
     explored: int = 0
     violating: int = 0
-    kinds: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = dataclasses.field(default_factory=Counter)
     found: Counterexample | None = None
     #: The run of the counterexample, which its replays must match.
     first: RunResult | None = None
-    stalled: list[str] = field(default_factory=list)
+    stalled: list[str] = dataclasses.field(default_factory=list)
     stopped: bool = False
     elapsed_s: float = 0.0
 
@@ -361,7 +362,7 @@ class _Search:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Hunt:
     scenario: Scenario
     #: Schedules run by hypothesis, and by PCT.
@@ -435,16 +436,16 @@ def hunt(
 _Trial = tuple[int, int, sched.Schedule]
 
 
-@dataclass
+@dataclasses.dataclass
 class _Trials:
     """The schedules a hunt has run, each once, and what they did."""
 
     scenario: Scenario
     model: sched.Model
-    reports: dict[_Trial, Report] = field(default_factory=dict)
-    violating: list[_Trial] = field(default_factory=list)
+    reports: dict[_Trial, Report] = dataclasses.field(default_factory=dict)
+    violating: list[_Trial] = dataclasses.field(default_factory=list)
     #: Why each schedule that did not run to its end stopped.
-    stalled: dict[_Trial, str] = field(default_factory=dict)
+    stalled: dict[_Trial, str] = dataclasses.field(default_factory=dict)
 
     @property
     def runs(self) -> int:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 import shlex
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core import schedule as sched
+from ticketsim.core.frozen import field, frozen, replace
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -55,14 +55,14 @@ class Op(str, Enum):
 _WRITES: Final = frozenset({Op.WRITE, Op.TRUNCATE, Op.STORE, Op.INSERT, Op.COMMIT})
 
 
-@dataclass(frozen=True)
+@frozen
 class Instr:
     op: Op
     #: The line of code the step runs, as shown beside the buyer.
     code: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Level:
     number: int
     title: str
@@ -103,7 +103,7 @@ class Level:
         return "office" if self.office and actor == self.buyers + 1 else f"buyer {actor}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Actor:
     """One buyer's (or the office's) own view."""
 
@@ -127,7 +127,7 @@ class Actor:
     told: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class State:
     remaining: int
     #: The db's ledger: (buyer, seat), as the last write left it.
@@ -153,7 +153,7 @@ class State:
         return self.actors[number - 1]
 
 
-@dataclass(frozen=True)
+@frozen
 class Broken:
     kind: str
     explanation: str
@@ -755,7 +755,7 @@ def level(number: int) -> Level:
     raise ValueError(f"level={number}: there are levels 1 to {len(LEVELS)}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Saved:
     """What ``--save`` writes: enough to replay the game and the sale."""
 

@@ -10,10 +10,10 @@ invariant; every schedule is played at most once, and a search cut short by
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ticketsim.analysis.report import build_report
+from ticketsim.core.frozen import frozen
 from ticketsim.engine.yours import Played, Race, play
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ticketsim.analysis.report import Report
 
 
-@dataclass(frozen=True)
+@frozen
 class Explored:
     """What a search of a :class:`Race`'s schedules found."""
 
@@ -148,7 +148,7 @@ def _failure(race: Race, played: Played, report: Report, runs: int | None) -> st
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@frozen
 class Hunted:
     """What drawing schedules of a :class:`Race` found."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import ServerUnavailable
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ PACKAGE_PATH: list[str] | None = None
 _MAJOR = re.compile(r"\d+(\.\d+)?")
 
 
-@dataclass(frozen=True)
+@frozen
 class Programs:
     """A server's programs, all from one folder so that their versions agree."""
 
@@ -40,7 +40,7 @@ class Programs:
         return self.paths[role]
 
 
-@dataclass(frozen=True)
+@frozen
 class Wanted:
     """What to look for: each role's program names (alternatives, best first), the
     folders beyond PATH, and the package that may ship them."""

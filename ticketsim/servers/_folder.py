@@ -15,17 +15,17 @@ import re
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from ticketsim.core import _owned
+from ticketsim.core.frozen import frozen
 
 PREFIX: Final = "ticketsim-srv."
 _NAME: Final = re.compile(rf"{re.escape(PREFIX)}[a-z]+\.\d+\.[A-Za-z0-9_]+")
 
 
-@dataclass(frozen=True)
+@frozen
 class Layout:
     """The parts of a server's folder."""
 

@@ -18,12 +18,12 @@ import shutil
 import signal
 import struct
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 from ticketsim.core._interrupts import held
+from ticketsim.core.frozen import frozen
 from ticketsim.errors import ServerUnavailable
 from ticketsim.servers import _find, _folder
 from ticketsim.servers.base import Server
@@ -47,7 +47,7 @@ _PLAIN: Final = re.compile(r"[^\s'\\]+")
 TEMPLATE_ENV: Final = "TICKETSIM_PG_TEMPLATE"
 
 
-@dataclass(frozen=True)
+@frozen
 class PostgresAddress:
     """How to reach a :class:`PostgresServer`: its socket folder, port, user and db."""
 

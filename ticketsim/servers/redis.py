@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ticketsim.core.frozen import frozen
 from ticketsim.servers import _find
 from ticketsim.servers.base import Server
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ticketsim.servers._folder import Layout
 
 
-@dataclass(frozen=True)
+@frozen
 class RedisAddress:
     """How to reach a :class:`RedisServer`: its socket."""
 

@@ -13,7 +13,6 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from rich import box
@@ -21,6 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ticketsim.core.frozen import frozen
 from ticketsim.core.paths import write_output
 from ticketsim.search.compare import COLUMNS
 from ticketsim.views.svg import el, start_tag, ticks
@@ -152,7 +152,7 @@ def to_csv(rows: Sequence[Row]) -> str:
 # -- the chart ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class _Layout:
     """The chart's geometry, in px."""
 
@@ -208,7 +208,7 @@ def _plottable(value: float) -> float:
     return value if math.isfinite(value) and value > 0 else 0.0
 
 
-@dataclass(frozen=True)
+@frozen
 class _Measure:
     key: str
     heading: str

@@ -10,8 +10,9 @@ from __future__ import annotations
 import html
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -60,7 +61,7 @@ def el(name: str, /, **attrs: object) -> str:
     return f"{head}>{inner}</{name}>" if inner else f"{head}/>"
 
 
-@dataclass(frozen=True)
+@frozen
 class Ticks:
     """Round values along an axis, ``step`` apart."""
 

@@ -8,16 +8,16 @@ the page colours its marks with :attr:`Symbol.colour` and explains them with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.core.events import Step
+from ticketsim.core.frozen import frozen, replace
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-@dataclass(frozen=True)
+@frozen
 class Symbol:
     #: One character wide, for the terminal views.
     char: str

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from ticketsim.analysis.checker import Kind, names
 from ticketsim.core.events import ENDINGS, Event, Step, buyer_name, buyer_number
+from ticketsim.core.frozen import frozen
 from ticketsim.core.paths import write_output
 from ticketsim.views.svg import el as _el
 from ticketsim.views.svg import escape as _esc
@@ -61,7 +62,7 @@ _CHART_TOP: Final = 34
 _FONT: Final = "system-ui, sans-serif"
 
 
-@dataclass(frozen=True)
+@frozen
 class _Look:
     """Sizes that change with the number of lanes."""
 
@@ -100,7 +101,7 @@ _LINES: Final[tuple[tuple[str, dict[str, object]], ...]] = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class _Span:
     """A stretch of one buyer's time: waiting for the lock, holding it, or its race window."""
 
@@ -320,7 +321,7 @@ def _ring(event: Event, x: float, y: float, r: float) -> str:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class _Counts:
     """The chart's vertical scale: where a remaining count stands."""
 
