@@ -366,3 +366,66 @@ def test_only_the_same_ordered_class_is_ordered() -> None:
         assert Point(1) < Point(2)  # type: ignore[operator]  # not ordered
     assert Ranked.__dataclass_params__.order  # type: ignore[attr-defined]
     assert not Point.__dataclass_params__.order  # type: ignore[attr-defined]
+
+
+def test_order_is_refused_beside_a_comparison_of_the_classs_own() -> None:
+    with pytest.raises(TypeError, match=r"Own defines __lt__: drop order=True"):
+
+        @frozen(order=True)
+        class Own:
+            x: int
+
+            def __lt__(self, other: object) -> bool:  # type: ignore[misc]  # mypy refuses it too
+                return True
+
+
+def test_a_subclass_inherits_the_order_of_its_bases_fields_as_dataclasses() -> None:
+    @frozen
+    class More(Ranked):
+        extra: int = 0
+
+    @dataclasses.dataclass(frozen=True)
+    class DataMore(DataRanked):
+        extra: int = 0
+
+    # Both compare the fields of the class that asked for order: extra is not one.
+    assert (More(1, "a", extra=1) < More(1, "a", extra=2)) is False
+    assert (DataMore(1, "a", extra=1) < DataMore(1, "a", extra=2)) is False
+    assert More(1, "a") < More(2, "a")
+    assert not More.__dataclass_params__.order  # type: ignore[attr-defined]
+    assert not DataMore.__dataclass_params__.order  # type: ignore[attr-defined]
+
+
+def test_a_kw_only_marker_is_refused_rather_than_made_a_field() -> None:
+    with pytest.raises(TypeError, match=r"Marked._: @frozen takes no KW_ONLY marker"):
+
+        @frozen
+        class Marked:
+            a: int
+            _: dataclasses.KW_ONLY
+            b: int
+
+
+def test_a_class_without_a_docstring_gets_its_signature_as_dataclasses_give() -> None:
+    @frozen(kw_only=True)
+    class Bare:
+        a: int
+        b: str = "x"
+        c: list[int] = field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class DataBare:
+        a: int
+        b: str = "x"
+        c: list[int] = dataclasses.field(default_factory=list)
+
+    assert Bare.__doc__ == "Bare(*, a: 'int', b: 'str' = 'x', c: 'list[int]' = <factory>)"
+    assert DataBare.__doc__ is not None
+    assert Bare.__doc__.removeprefix("Bare") == DataBare.__doc__.removeprefix("DataBare")
+
+    # Annotations that are types, not postponed strings, are shown by their names.
+    typed: type = frozen(type("Typed", (), {"__annotations__": {"a": int, "b": Sale}}))
+    made = dataclasses.make_dataclass("DataTyped", [("a", int), ("b", Sale)], frozen=True)
+    assert typed.__doc__ is not None
+    assert made.__doc__ is not None
+    assert typed.__doc__.removeprefix("Typed") == made.__doc__.removeprefix("DataTyped")

@@ -47,6 +47,8 @@ T = TypeVar("T")
 FIELDS: Final = "__record_fields__"
 _KEY: Final = "__record_key__"
 _SHOWN: Final = "__record_repr__"
+#: ``(kw_only, order)`` as the nearest ``@frozen`` class was made with.
+_FLAGS: Final = "__record_flags__"
 
 
 class _Missing:
@@ -180,6 +182,11 @@ def _is_class_var(annotation: object) -> bool:
     return text.startswith(("ClassVar", "typing.ClassVar"))
 
 
+def _is_kw_only_marker(annotation: object) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text in {"KW_ONLY", "dataclasses.KW_ONLY", "<class 'dataclasses.KW_ONLY'>"}
+
+
 def _fields_of(cls: type, *, kw_only: bool) -> dict[str, Field]:
     found: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -193,6 +200,9 @@ def _fields_of(cls: type, *, kw_only: bool) -> dict[str, Field]:
     for name, annotation in annotations.items():
         if _is_class_var(annotation):
             continue
+        if _is_kw_only_marker(annotation):
+            raise TypeError(f"{cls.__qualname__}.{name}: @frozen takes no KW_ONLY marker; "
+                            "use @frozen(kw_only=True) on a class of its own")  # fmt: skip
         value = cls.__dict__.get(name, MISSING)
         if value is MISSING and name in found:
             # As dataclasses (which find it on the class): a field declared again
@@ -286,19 +296,22 @@ def _eq(self: object, other: object) -> bool:
     return key(self) == key(other)
 
 
-def _order(compare: Callable[[Any, Any], bool]) -> Callable[[object, object], bool]:
-    # As dataclasses: only instances of the very same class are ordered.
-    def method(self: object, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented  # type: ignore[no-any-return]
-        key: Callable[[object], object] = self.__record_key__  # type: ignore[attr-defined]
-        return compare(key(self), key(other))
+def _order(cls: type, key: Callable[[object], object]) -> dict[str, Callable[..., bool]]:
+    """``__lt__`` and the like for ``cls``, made once for the class that asked for order:
+    as dataclasses, they compare the fields of that class, also in a subclass of it
+    (which inherits them), and only instances of the very same class."""
 
-    method.__name__ = f"__{compare.__name__}__"
-    return method
+    def made(compare: Callable[[Any, Any], bool]) -> Callable[[object, object], bool]:
+        def method(self: object, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented  # type: ignore[no-any-return]
+            return compare(key(self), key(other))
 
+        method.__name__ = f"__{compare.__name__}__"
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        return method
 
-_ORDER: Final = {f"__{op.__name__}__": _order(op) for op in (lt, le, gt, ge)}
+    return {f"__{op.__name__}__": made(op) for op in (lt, le, gt, ge)}
 
 
 def _hash(self: object) -> int:
@@ -383,8 +396,7 @@ class _Params(SimpleNamespace):
 
 def _dataclass_params(owner: type) -> object:
     slots = "__slots__" in owner.__dict__
-    order = getattr(owner, "__lt__", None) is _ORDER["__lt__"]
-    kw_only = any(f.kw_only for f in getattr(owner, FIELDS))
+    kw_only, order = getattr(owner, _FLAGS)
     return _Params(
         init=True, repr=True, eq=True, order=order, unsafe_hash=False, frozen=True,
         match_args=True, kw_only=kw_only, slots=slots, weakref_slot=False,
@@ -393,6 +405,26 @@ def _dataclass_params(owner: type) -> object:
 
 def _annotated(cls: type) -> dict[str, Any]:
     return cls.__dict__.get("__annotations__", {})  # type: ignore[no-any-return]  # noqa: RUF063
+
+
+def _shown_type(annotation: object) -> str:
+    """An annotation as ``inspect.signature`` shows it (a postponed one, quoted)."""
+    if isinstance(annotation, type):
+        module, name = annotation.__module__, annotation.__qualname__
+        return name if module == "builtins" else f"{module}.{name}"
+    return repr(annotation)
+
+
+def _signature(name: str, fields: tuple[Field, ...]) -> str:
+    shown, starred = [], False
+    for f in sorted((f for f in fields if f.init), key=lambda f: f.kw_only):
+        if f.kw_only and not starred:
+            shown.append("*")
+            starred = True
+        default = "" if f.default is MISSING else f" = {f.default!r}"
+        factory = "" if f.default_factory is MISSING else " = <factory>"
+        shown.append(f"{f.name}: {_shown_type(f.type)}{default}{factory}")
+    return f"{name}({', '.join(shown)})"
 
 
 def _build(cls: type[T], *, slots: bool, kw_only: bool = False, order: bool = False) -> type[T]:
@@ -417,6 +449,7 @@ def _build(cls: type[T], *, slots: bool, kw_only: bool = False, order: bool = Fa
         FIELDS: ordered,
         _SHOWN: tuple(f.name for f in ordered if f.repr),
         _KEY: _key(tuple(f.name for f in ordered if f.compare)),
+        _FLAGS: (kw_only, order),
         "__dataclass_fields__": _AsDataclass("__dataclass_fields__", _dataclass_fields),
         "__dataclass_params__": _AsDataclass("__dataclass_params__", _dataclass_params),
     }
@@ -428,7 +461,12 @@ def _build(cls: type[T], *, slots: bool, kw_only: bool = False, order: bool = Fa
         "__match_args__": tuple(f.name for f in ordered if f.init and not f.kw_only),
     }
     if order:
-        methods.update(_ORDER)
+        ordering = _order(cls, attributes[_KEY].__func__)
+        defined = sorted(name for name in ordering if name in own)
+        if defined:
+            raise TypeError(f"@frozen(order=True) {cls.__qualname__} defines {defined[0]}: "
+                            "drop order=True, or the method, as dataclasses ask")  # fmt: skip
+        methods.update(ordering)
     methods["__setattr__"], methods["__delattr__"] = _refusals(cls, frozenset(fields))
     if slots:
         methods["__getstate__"], methods["__setstate__"] = _getstate, _setstate
@@ -437,6 +475,8 @@ def _build(cls: type[T], *, slots: bool, kw_only: bool = False, order: bool = Fa
     for name, value in methods.items():
         if name not in own:
             setattr(cls, name, value)
+    if cls.__doc__ is None:  # as dataclasses: help() then shows how to make one
+        cls.__doc__ = _signature(cls.__name__, ordered)
     if not hashed:  # a frozen class equal by value hashes by value
         cls.__hash__ = _hash  # type: ignore[method-assign]
     return cls
