@@ -81,18 +81,19 @@ class Race:
     def __post_init__(self) -> None:
         # Said now, in one line, rather than by every buyer of every sale as an error
         # that leaves the sale without an outcome.
-        _takes("buyer", self.buy, "buy(handle, buyer)", 2)
-        _takes("setup", self.setup, "setup()", 0)
+        takes("buyer", self.buy, "buy(handle, buyer)", 2)
+        takes("setup", self.setup, "setup()", 0)
         for name, function in (
             ("sold", self.sold), ("remaining", self.remaining), ("invariant", self.invariant)
         ):  # fmt: skip
             if function is not None:
-                _takes(name, function, f"{name}(handle)", 1)
+                takes(name, function, f"{name}(handle)", 1)
 
 
-def _takes(name: str, function: Callable[..., Any], call: str, arguments: int) -> None:
-    """Refuse ``function`` if ticketsim cannot call it as ``call``: ``arguments``
-    positional arguments."""
+def takes(name: str, function: Callable[..., Any], call: str, arguments: int) -> None:
+    """Refuse ``function`` (a :class:`ConfigError` naming ``name``) if ticketsim cannot
+    call it as ``call``, in the words its caller knows it by: ``arguments`` positional
+    arguments."""
     if not callable(function):
         raise ConfigError(name, function, f"give a function that ticketsim calls as {call}")
     refusal = _refusal(function, arguments, follow_wrapped=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.analysis.report import build_report
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import frozen
-from ticketsim.engine.yours import Played, Race
+from ticketsim.engine.yours import Played, Race, takes
 from ticketsim.errors import ConfigError
 from ticketsim.sale import shop
 from ticketsim.search.yours import explore
@@ -344,18 +344,18 @@ def check_file(number: int, path: str | os.PathLike[str], *, max_runs: int = 500
     :data:`PREEMPTIONS` preemptions."""
     chosen = exercise(number)
     buy = _load(Path(path))
-    try:
-        race = Race(
-            buy,
-            chosen.setup,
-            buyers=2,
-            tickets=shop.TICKETS,
-            sold=chosen.sold,
-            name=f"exercise {number}: {Path(path).name}",
-        )
-    except ConfigError as exc:  # the student's buy() cannot be called as the shop does
-        advice = exc.advice.replace("buy(handle, buyer)", "buy(path, buyer)")
-        raise ConfigError("file", str(path), f"its buy(): {advice}") from None
+    try:  # as the exercise calls it: a student's shop hands buy() the db's path
+        takes("buyer", buy, "buy(path, buyer)", 2)
+    except ConfigError as exc:
+        raise ConfigError("file", str(path), f"its buy(): {exc.advice}") from None
+    race = Race(
+        buy,
+        chosen.setup,
+        buyers=2,
+        tickets=shop.TICKETS,
+        sold=chosen.sold,
+        name=f"exercise {number}: {Path(path).name}",
+    )
     try:
         found = explore(race, max_runs=max_runs, preemptions=PREEMPTIONS)
     finally:
