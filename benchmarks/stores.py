@@ -4,8 +4,10 @@ of the bare script's purchases per second; the script exits 1 when one is not me
 (``redis-fenced`` has no bare twin: its fencing is the lock's plus two scripts; its
 cost shows beside ``redis-lock``'s in ``compare``.)
 
-Both sides fork the same number of buyers, each connected before the sale opens, then
-open the sale at once, through the same gate (``ticketsim.sale.gate``: a byte on a pipe
+Both sides fork the same number of buyers, each connected before the sale opens (and,
+on Redis, having rehearsed one purchase on keys of its own, as ticketsim's buyers do:
+``Store.rehearsal``), open the sale once every buyer has said it is ready, at once,
+through the same gate (``ticketsim.sale.gate``: a byte on a pipe
 wakes every buyer together; a ``multiprocessing.Event`` lets them through one by one,
 which spares a store its contention: behind it the bare SQLite buyers sold up to ten
 times faster than behind the pipe); each buyer looks at the count, then sends its strategy's
@@ -53,7 +55,11 @@ from ticketsim.sale.stores import redis as rd
 from ticketsim.sale.stores import sqlite as sq
 from ticketsim.sale.transaction import MAX_BACKOFF_S
 
-Buy = Callable[[Any, str, int], None]
+#: A bare purchase: ``buy(db, buyer, pid)``; a Redis one also takes ``keys=`` (its
+#: rehearsal's, as a ticketsim buyer's: ``_bare_buyer``).
+Buy = Callable[..., None]
+#: The sale's own keys, which a bare Redis purchase names unless it rehearses.
+_KEYS = rd.Keys()
 #: The tickets on sale, which ticketsim's buyers are given: a bare buyer reads them once,
 #: before the sale opens (one buyer process, one value).
 _TICKETS = [0]
@@ -120,31 +126,31 @@ def _pg_serializable(db: Any, buyer: str, pid: int) -> None:
             _pause()
 
 
-def _redis_decr(db: Any, buyer: str, pid: int) -> None:
-    left = int(db.decr(rd.REMAINING))
+def _redis_decr(db: Any, buyer: str, pid: int, keys: rd.Keys = _KEYS) -> None:
+    left = int(db.decr(keys.remaining))
     if left < 0:
-        db.incr(rd.REMAINING)
+        db.incr(keys.remaining)
         return
-    db.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}")
+    db.rpush(keys.ledger, f"0 {buyer} {pid} {time.time()!r}")
 
 
-def _redis_lua(db: Any, buyer: str, pid: int) -> None:
-    db.eval(rd._SELL_ONE, 2, rd.REMAINING, rd.LEDGER, f"{buyer} {pid} {time.time()!r}", 10**6)
+def _redis_lua(db: Any, buyer: str, pid: int, keys: rd.Keys = _KEYS) -> None:
+    db.eval(rd._SELL_ONE, 2, keys.remaining, keys.ledger, f"{buyer} {pid} {time.time()!r}", 10**6)
 
 
-def _redis_watch(db: Any, buyer: str, pid: int) -> None:
+def _redis_watch(db: Any, buyer: str, pid: int, keys: rd.Keys = _KEYS) -> None:
     import redis
 
     with db.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(rd.REMAINING)
-                remaining = int(pipe.get(rd.REMAINING) or 0)
+                pipe.watch(keys.remaining)
+                remaining = int(pipe.get(keys.remaining) or 0)
                 if remaining <= 0:
                     return
                 pipe.multi()
-                pipe.set(rd.REMAINING, remaining - 1)
-                pipe.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}")
+                pipe.set(keys.remaining, remaining - 1)
+                pipe.rpush(keys.ledger, f"0 {buyer} {pid} {time.time()!r}")
                 pipe.execute()
                 return
             except redis.WatchError:
@@ -267,23 +273,23 @@ def _pg_optimistic(db: Any, buyer: str, pid: int) -> None:
         return
 
 
-def _redis_naive(db: Any, buyer: str, pid: int) -> None:
-    remaining = int(db.get(rd.REMAINING) or 0)
+def _redis_naive(db: Any, buyer: str, pid: int, keys: rd.Keys = _KEYS) -> None:
+    remaining = int(db.get(keys.remaining) or 0)
     if remaining > 0:
-        db.set(rd.REMAINING, remaining - 1)
-        db.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}")
+        db.set(keys.remaining, remaining - 1)
+        db.rpush(keys.ledger, f"0 {buyer} {pid} {time.time()!r}")
 
 
-def _redis_lock(db: Any, buyer: str, pid: int) -> None:
+def _redis_lock(db: Any, buyer: str, pid: int, keys: rd.Keys = _KEYS) -> None:
     token = f"{pid}-{time.monotonic_ns()}"
-    while not db.set(rd.LOCK, token, nx=True, px=int(rd.LEASE_S * 1000)):
+    while not db.set(keys.lock, token, nx=True, px=int(rd.LEASE_S * 1000)):
         time.sleep(rd.LOCK_POLL_S)
-    remaining = int(db.get(rd.REMAINING) or 0)
+    remaining = int(db.get(keys.remaining) or 0)
     if remaining > 0:
         with db.pipeline(transaction=False) as pipe:
-            pipe.set(rd.REMAINING, remaining - 1)
-            pipe.rpush(rd.LEDGER, f"0 {buyer} {pid} {time.time()!r}").execute()
-    db.eval(rd._UNLOCK, 1, rd.LOCK, token)
+            pipe.set(keys.remaining, remaining - 1)
+            pipe.rpush(keys.ledger, f"0 {buyer} {pid} {time.time()!r}").execute()
+    db.eval(rd._UNLOCK, 1, keys.lock, token)
 
 
 BARE: dict[str, Buy] = {
@@ -318,18 +324,39 @@ def _connect(kind: StoreKind, location: str) -> Any:
     return rd.connect(location)
 
 
-def _bare_buyer(
-    kind: StoreKind, location: str, buy: Buy, number: int, gate: PipeGate, ends: Any, over: Any
-) -> None:
-    db = _connect(kind, location)
-    if kind is StoreKind.POSTGRES:
-        _TICKETS[0] = db.execute("SELECT tickets FROM ticketsim.sale").fetchone()[0]
-    gate.wait(60)
-    # A ticketsim buyer looks at the count before it buys (its `check` step): the same.
+def _look(kind: StoreKind, db: Any) -> None:
     if kind is StoreKind.REDIS:
         db.get(rd.REMAINING)
     else:
         db.execute(sq.READ_SQL if kind is StoreKind.SQLITE else pg.READ).fetchone()
+
+
+def _bare_buyer(
+    kind: StoreKind,
+    location: str,
+    buy: Buy,
+    number: int,
+    gate: PipeGate,
+    ready: Any,
+    ends: Any,
+    over: Any,
+) -> None:
+    db = _connect(kind, location)
+    if kind is StoreKind.POSTGRES:
+        _TICKETS[0] = db.execute("SELECT tickets FROM ticketsim.sale").fetchone()[0]
+    _look(kind, db)  # as a ticketsim buyer's store prepares: connected, and read once
+    if kind is StoreKind.REDIS:
+        # As a ticketsim buyer rehearses (Tools.rehearse): one purchase on keys of its own.
+        keys = rd.Keys.rehearsal(os.getpid())
+        keys.make(db, 1)
+        try:
+            buy(db, f"buyer-{number}", os.getpid(), keys=keys)
+        finally:
+            keys.drop(db)
+    ready.release()
+    gate.wait(60)
+    # A ticketsim buyer looks at the count before it buys (its `check` step): the same.
+    _look(kind, db)
     buy(db, f"buyer-{number}", os.getpid())
     ends[number] = time.monotonic()
     # As ticketsim's buyers do: a process that ends during the sale takes a core from
@@ -346,18 +373,24 @@ def bare(strategy: str, location: str, buyers: int) -> float:
     store.load(dbfile.TicketDB.fresh(buyers))
     ctx = multiprocessing.get_context("fork")
     start, ends = StartGate(ctx), ctx.Array("d", buyers + 1)
+    ready = ctx.Semaphore(0)  # a buyer is connected and waits at the gate
     over = (start.gate, ctx.Semaphore(0))  # the sale is over; a buyer is done
     processes = [
         ctx.Process(
             target=_bare_buyer,
-            args=(kind, location, BARE[strategy], n, start.gate, ends, over),
+            args=(kind, location, BARE[strategy], n, start.gate, ready, ends, over),
         )
         for n in range(1, buyers + 1)
     ]
     try:
         for process in processes:
             process.start()
-        time.sleep(0.5)  # every buyer connected and waiting, as ticketsim's wait at its gate
+        # Opened as ticketsim opens it: once every buyer has said it is ready. (A fixed
+        # pause instead gave the bare side a quiet machine that ticketsim's sale,
+        # opened at once, never has.)
+        for _ in processes:
+            if not ready.acquire(timeout=120):
+                raise SystemExit(f"{strategy}: a bare buyer never got ready")
         opened = time.monotonic()
         start.set()
         for _ in processes:

@@ -8,6 +8,7 @@ so, and are checked for what the lock promises instead: no two buyers inside at 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sales import descendants, fresh_db, sale, script
+from sales import SERVERS, assert_protocol, descendants, fresh_db, sale, script
 from server_processes import users_of
 
 from ticketsim.analysis.checker import Kind
@@ -35,6 +36,7 @@ from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError
 from ticketsim.sale.buyer import Lockstep
+from ticketsim.sale.stores import redis as rd
 from ticketsim.servers import _folder
 
 if TYPE_CHECKING:
@@ -340,3 +342,50 @@ def test_sales_given_private_servers_start_one_and_share_it(db_path: Path) -> No
         assert build_report(run_sale(config, servers=servers)).ok
         assert list(servers.running()) == [StoreKind.REDIS]
         assert servers.running()[StoreKind.REDIS].pid == first
+
+
+REDIS = [name for name in DATABASES if CATALOG[name].store is StoreKind.REDIS]
+
+
+def _rehearsals_made(db: Any) -> int:
+    """How many rehearsals the server has seen set up: each makes its ledger expire
+    (``Keys.make``), and nothing else of ticketsim's sets an expiry with EXPIRE."""
+    stats = db.info("commandstats")
+    return int(stats.get("cmdstat_expire", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("strategy", REDIS)
+def test_redis_buyers_rehearse_a_purchase_on_keys_of_their_own_and_leave_none(
+    db_path: Path, strategy: str
+) -> None:
+    """Each buyer makes a whole purchase before the sale opens, on keys of its own, so
+    that its first purchase in the sale is not its first one: the sale's keys, its
+    history and its outcome are as if it had not, and no rehearsal key is left."""
+    with contextlib.closing(rd.connect(SERVERS[StoreKind.REDIS])) as db:
+        before = _rehearsals_made(db)
+        result = sale(db_path, strategy=strategy, tickets=2, buyers=3)
+        assert _rehearsals_made(db) - before == 3  # one a buyer
+        assert list(db.scan_iter(match=rd.REHEARSAL + "*")) == []
+    report = build_report(result)
+    assert report.ok, report.verdict
+    assert report.sold == 2
+    assert_protocol(result)  # one check and one outcome a buyer: no rehearsal step
+    assert result.final is not None
+    assert sorted(s.seat for s in result.final.ledger) == [1, 2]
+
+
+def test_rehearsal_keys_expire_and_a_killed_buyers_are_swept_by_the_next_sale(
+    db_path: Path,
+) -> None:
+    """A buyer killed while it rehearses leaves its keys behind: they expire by
+    themselves, and the next sale on the server takes them for ticketsim's own (not
+    someone else's keys it must refuse to touch) and removes them."""
+    assert build_report(sale(db_path, strategy="redis-decr", tickets=1, buyers=1)).ok
+    keys = rd.Keys.rehearsal(4_000_000)  # a pid no buyer has
+    with contextlib.closing(rd.connect(SERVERS[StoreKind.REDIS])) as db:
+        keys.make(db, 1)
+        left = [key.decode() for key in db.scan_iter(match=rd.REHEARSAL + "*")]
+        assert len(left) == 4  # remaining, ledger and the two fence keys; no lock yet
+        assert all(0 < db.ttl(key) <= rd.REHEARSAL_TTL_S for key in left)
+        assert build_report(sale(db_path, strategy="redis-decr", tickets=1, buyers=1)).ok
+        assert list(db.scan_iter(match=rd.REHEARSAL + "*")) == []

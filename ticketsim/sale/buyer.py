@@ -264,6 +264,7 @@ def run_buyer(
         if not prepared:
             _signals.as_child()
             tools.prepare()
+            tools.rehearse(spec, pid)
         record(Step.READY)
         if not gate.wait(spec.timeout):
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")

@@ -18,6 +18,7 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import select
@@ -29,6 +30,7 @@ from ticketsim.core.events import Event, Step
 from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from multiprocessing.connection import Connection
     from multiprocessing.context import BaseContext
 
@@ -183,6 +185,19 @@ class EventSender:
         # pipe is asked for its descriptor each time: a closed one raises OSError, where
         # a number kept could by now be another file's.
         os.write(self.conn.fileno(), frame(data))
+
+
+@contextlib.contextmanager
+def discarding(number: int, pid: int) -> Iterator[StepRecorder]:
+    """A recorder for buyer ``number`` whose events go nowhere (``os.devnull``): what a
+    rehearsal records takes the way a sale's steps take, and stays out of the history."""
+    from multiprocessing.connection import Connection  # noqa: PLC0415 - rehearsals only
+
+    sink = Connection(os.open(os.devnull, os.O_WRONLY))
+    try:
+        yield StepRecorder(EventSender(sink), number, pid)
+    finally:
+        sink.close()
 
 
 class EventChannel:

@@ -10,13 +10,16 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
-from ticketsim.core.frozen import frozen
+from ticketsim.core.frozen import frozen, replace
+from ticketsim.errors import Conflict
+from ticketsim.sale.channel import discarding
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
@@ -110,6 +113,20 @@ class Tools(ABC):
         """Before the sale opens, in each buyer process or pool worker: whatever the
         first purchase would otherwise do inside the critical section."""
         self.store.prepare()
+
+    def rehearse(self, spec: BuyerSpec, pid: int) -> None:
+        """Before the sale opens, in a buyer's own process: a whole purchase on the
+        store's rehearsal state (:meth:`Store.rehearsal`), if it has one, its steps
+        recorded as a sale's are but kept out of the history, with no race window and
+        no forced interleaving. The sale's store is left as it was."""
+        with self.store.rehearsal() as scratch:
+            if scratch is None:
+                return
+            with discarding(spec.number, pid) as record, contextlib.suppress(Conflict):
+                # Refused (a conflict that is not tried again), it still ran the code.
+                replace(self, store=scratch).purchase(
+                    replace(spec, window=0.0), pid, record, Pacer()
+                )
 
     @abstractmethod
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:

@@ -6,6 +6,7 @@ Buyer processes unpickle stores, so this module uses the standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, NamedTuple
@@ -16,7 +17,7 @@ from ticketsim.core.frozen import frozen
 from ticketsim.errors import DbError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from ticketsim.core.events import Event, Recorder
 
@@ -56,6 +57,19 @@ class Store(ABC):
         """Called in the buyer's process before the sale opens: do the one-off work of a
         first read and write there, not inside the critical section. Never changes the db."""
         return  # most stores keep nothing per process
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[Store | None]:
+        """In the buyer's process before the sale opens: a copy of this store on state of
+        its own holding one ticket, for the buyer to make a whole purchase on, which is
+        removed once the context ends; ``None`` where the store has no such state.
+
+        A buyer's first purchase runs code and touches memory it shares with ticketsim
+        for the first time (each page it writes is copied then): that cost a buyer
+        several times what a warm purchase does, and it belongs before the sale opens,
+        not inside it (:meth:`ticketsim.sale.steps.Tools.rehearse`).
+        """
+        yield None
 
     def peek(self, record: Recorder) -> int:
         """The remaining count, looked at without any protection (the ``check`` step)."""

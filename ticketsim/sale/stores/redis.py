@@ -2,7 +2,9 @@
 script, and a lock with a lease, with and without a fencing token.
 
 Every key ticketsim makes starts with ``ticketsim:``, and the key ``ticketsim:made-by``
-marks them as its own; keys under that prefix that someone else made are refused.
+marks them as its own; keys under that prefix that someone else made are refused. A
+buyer rehearses its purchase before the sale opens on keys of its own under
+``ticketsim:rehearsal:``, which it removes (and which expire by themselves).
 
 Buyer processes unpickle this store, so this module imports only the standard library
 and redis-py (the ``redis`` extra), and redis-py only when a buyer connects.
@@ -17,13 +19,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
-from ticketsim.core.frozen import field, frozen
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
@@ -56,6 +60,12 @@ KEYS: Final = (
     HOSTS,
     HISTORY,
 )
+
+#: Where a buyer's rehearsal keys live (:meth:`RedisStore.rehearsal`), one set a process.
+REHEARSAL: Final = PREFIX + "rehearsal:"
+#: A rehearsal's keys expire by themselves after this long, should their buyer be
+#: killed before it removes them.
+REHEARSAL_TTL_S: Final = 60
 
 PLANS: Final = ("decr", "watch", "lua", "lock", "fenced")
 #: How often a buyer tries to take a lock someone else holds.
@@ -124,6 +134,39 @@ def connect(url: str) -> Any:
     return client
 
 
+@frozen(slots=True)
+class Keys:
+    """The keys a buyer's statements name: the sale's, or a rehearsal's of its own."""
+
+    remaining: str = REMAINING
+    ledger: str = LEDGER
+    lock: str = LOCK
+    fence: str = FENCE
+    fence_seen: str = FENCE_SEEN
+
+    @classmethod
+    def rehearsal(cls, pid: int) -> Keys:
+        """The keys process ``pid`` rehearses on (under :data:`REHEARSAL`)."""
+        at = f"{REHEARSAL}{pid}:"
+        return cls(*(at + key.removeprefix(PREFIX) for key in cls()._names()))
+
+    def _names(self) -> tuple[str, ...]:
+        return (self.remaining, self.ledger, self.lock, self.fence, self.fence_seen)
+
+    def make(self, db: Any, tickets: int) -> None:
+        """Make these keys as a sale of ``tickets`` with none sold, each expiring after
+        :data:`REHEARSAL_TTL_S` (the ledger holds an empty entry, to have an expiry)."""
+        with db.pipeline() as pipe:
+            pipe.set(self.remaining, tickets, ex=REHEARSAL_TTL_S)
+            pipe.set(self.fence_seen, 0, ex=REHEARSAL_TTL_S)
+            pipe.set(self.fence, 0, ex=REHEARSAL_TTL_S)
+            pipe.rpush(self.ledger, "").expire(self.ledger, REHEARSAL_TTL_S)
+            pipe.execute()
+
+    def drop(self, db: Any) -> None:
+        db.delete(*self._names())
+
+
 def _entry(sale: dbfile.Sale) -> str:
     return f"{sale.seat} {sale.buyer} {sale.pid} {sale.time!r}"
 
@@ -151,18 +194,29 @@ class RedisStore(DatabaseStore):
     _sha: list[str] = field(default_factory=list, compare=False, repr=False)
     #: The lock token this process holds, if it holds the lock.
     _held: list[str] = field(default_factory=list, compare=False, repr=False)
+    #: The keys its statements name: the sale's, but for a rehearsal.
+    keys: Keys = field(default_factory=Keys, repr=False)
 
     @property
     def db(self) -> Any:
         return self._connection.get(lambda: connect(self.url))
 
     def prepare(self) -> None:
-        self.db.get(REMAINING)
+        self.db.get(self.keys.remaining)
         if self.plan == "lua":
             self._script_sha()
 
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[RedisStore]:
+        keys = Keys.rehearsal(os.getpid())
+        keys.make(self.db, 1)
+        try:
+            yield replace(self, keys=keys, tickets=1, taken=())
+        finally:
+            keys.drop(self.db)
+
     def _remaining(self) -> int:
-        return int(self.db.get(REMAINING) or 0)
+        return int(self.db.get(self.keys.remaining) or 0)
 
     def read(self, record: Recorder) -> Seen:
         del record
@@ -173,8 +227,8 @@ class RedisStore(DatabaseStore):
         return self._remaining()
 
     def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
-        self.db.set(REMAINING, seen.remaining - 1)
-        self.db.rpush(LEDGER, _entry(sale))
+        self.db.set(self.keys.remaining, seen.remaining - 1)
+        self.db.rpush(self.keys.ledger, _entry(sale))
 
     def attempt(self, attempt: Purchase) -> int | None:
         import redis  # noqa: PLC0415 - imported by the connection already
@@ -193,32 +247,34 @@ class RedisStore(DatabaseStore):
         raise ValueError(f"plan={self.plan!r} is not one of {PLANS}")
 
     def _decr(self, attempt: Purchase) -> int | None:
-        left = int(self.db.decr(REMAINING))
+        keys = self.keys
+        left = int(self.db.decr(keys.remaining))
         attempt.record(Step.READ, value=left + 1, note="DECR")
         if left < 0:
-            self.db.incr(REMAINING)  # none was left: give back what the DECR took
+            self.db.incr(keys.remaining)  # none was left: give back what the DECR took
         if not attempt.decide(left + 1):
             return None
         seen = counted(self.tickets, self.taken, left + 1)
         sale = attempt.sale(seen.seat)
-        self.db.rpush(LEDGER, _entry(sale))
+        self.db.rpush(keys.ledger, _entry(sale))
         attempt.record(Step.WRITE, value=left, seat=seen.seat)
         return seen.seat
 
     def _watch(self, attempt: Purchase) -> int | None:
         import redis  # noqa: PLC0415
 
+        keys = self.keys
         with self.db.pipeline() as pipe:
-            pipe.watch(REMAINING)
-            remaining = int(pipe.get(REMAINING) or 0)
+            pipe.watch(keys.remaining)
+            remaining = int(pipe.get(keys.remaining) or 0)
             attempt.record(Step.READ, value=remaining, note="WATCH + GET")
             if not attempt.decide(remaining):
                 return None
             seen = counted(self.tickets, self.taken, remaining)
             sale = attempt.sale(seen.seat)
             pipe.multi()
-            pipe.set(REMAINING, remaining - 1)
-            pipe.rpush(LEDGER, _entry(sale))
+            pipe.set(keys.remaining, remaining - 1)
+            pipe.rpush(keys.ledger, _entry(sale))
             attempt.record(Step.WRITE, value=remaining - 1, seat=seen.seat, note="MULTI SET RPUSH")
             try:
                 pipe.execute()
@@ -233,7 +289,13 @@ class RedisStore(DatabaseStore):
         remaining, seat = (
             int(value)
             for value in self.db.evalsha(
-                self._script_sha(), 2, REMAINING, LEDGER, who, self.tickets, *self.taken
+                self._script_sha(),
+                2,
+                self.keys.remaining,
+                self.keys.ledger,
+                who,
+                self.tickets,
+                *self.taken,
             )
         )
         # One step: the read and the write happened together, with nothing between.
@@ -250,12 +312,14 @@ class RedisStore(DatabaseStore):
         return self._sha[0]
 
     def _locked(self, attempt: Purchase) -> int | None:
+        keys = self.keys
         token = f"{os.getpid()}-{attempt.buyer}-{time.monotonic_ns()}"
-        attempt.lock(f"SET {LOCK} NX PX {int(self.lease * 1000)}", lambda p: self._take(token, p))
+        lease_ms = int(self.lease * 1000)
+        attempt.lock(f"SET {keys.lock} NX PX {lease_ms}", lambda p: self._take(token, p))
         self._held.append(token)
-        fence = int(self.db.incr(FENCE)) if self.plan == "fenced" else 0
+        fence = int(self.db.incr(keys.fence)) if self.plan == "fenced" else 0
         if self.plan == "fenced":
-            got = int(self.db.eval(_FENCED_READ, 2, REMAINING, FENCE_SEEN, fence))
+            got = int(self.db.eval(_FENCED_READ, 2, keys.remaining, keys.fence_seen, fence))
             if got < 0:
                 raise Conflict(f"fenced off: token {fence} is older than the newest seen")
             remaining = got
@@ -270,11 +334,15 @@ class RedisStore(DatabaseStore):
         sale = attempt.sale(seen.seat)
         if self.plan == "fenced":
             args = (fence, remaining - 1, _entry(sale))
-            if not int(self.db.eval(_FENCED_WRITE, 3, REMAINING, LEDGER, FENCE_SEEN, *args)):
+            made = self.db.eval(
+                _FENCED_WRITE, 3, keys.remaining, keys.ledger, keys.fence_seen, *args
+            )
+            if not int(made):
                 raise Conflict(f"fenced off: token {fence} lost its lease to a newer holder")
         else:
             with self.db.pipeline(transaction=False) as pipe:
-                pipe.set(REMAINING, remaining - 1).rpush(LEDGER, _entry(sale)).execute()
+                pipe.set(keys.remaining, remaining - 1).rpush(keys.ledger, _entry(sale))
+                pipe.execute()
         attempt.record(Step.WRITE, value=remaining - 1, seat=seen.seat)
         attempt.unlocked()  # recorded first: the next holder enters as this ends
         self._unlock()
@@ -283,7 +351,7 @@ class RedisStore(DatabaseStore):
     def _take(self, token: str, patience: float) -> bool:
         deadline = time.monotonic() + patience
         lease_ms = max(1, int(self.lease * 1000))
-        while not self.db.set(LOCK, token, nx=True, px=lease_ms):
+        while not self.db.set(self.keys.lock, token, nx=True, px=lease_ms):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(LOCK_POLL_S)
@@ -291,7 +359,7 @@ class RedisStore(DatabaseStore):
 
     def _unlock(self) -> None:
         while self._held:
-            self.db.eval(_UNLOCK, 1, LOCK, self._held.pop())
+            self.db.eval(_UNLOCK, 1, self.keys.lock, self._held.pop())
 
     def abandon(self) -> None:
         with contextlib.suppress(Exception):
@@ -300,25 +368,28 @@ class RedisStore(DatabaseStore):
 
     # In the parent.
 
-    def _vet(self, db: Any) -> bool:
-        """Whether ticketsim's keys are there; :class:`StoreError` if the prefix holds
-        keys ticketsim did not make."""
+    def _vet(self, db: Any) -> set[str]:
+        """ticketsim's keys that are there (a rehearsal's its buyer did not live to
+        remove among them); :class:`StoreError` if the prefix holds keys ticketsim did
+        not make."""
         found = {key.decode() for key in db.scan_iter(match=PREFIX + "*", count=1000)}
         if not found:
-            return False
-        if db.get(MADE_BY) != b"ticketsim" or found - set(KEYS):
+            return found
+        foreign = {key for key in found - set(KEYS) if not key.startswith(REHEARSAL)}
+        if db.get(MADE_BY) != b"ticketsim" or foreign:
             raise StoreError(
                 redacted(self.url),
                 f"holds keys under {PREFIX!r} that ticketsim did not make "
-                f"({', '.join(sorted(found - set(KEYS)) or sorted(found))})",
+                f"({', '.join(sorted(foreign) or sorted(found))})",
                 "use another Redis database (…/1, …/2); ticketsim never changes others' keys",
             )
-        return True
+        return found
 
     def load(self, initial: dbfile.TicketDB) -> None:
         with contextlib.closing(connect(self.url)) as db:
-            if self._vet(db):
-                db.delete(*KEYS)
+            found = self._vet(db)
+            if found:
+                db.delete(*KEYS, *(key for key in found if key.startswith(REHEARSAL)))
             with db.pipeline() as pipe:
                 pipe.set(MADE_BY, "ticketsim")
                 pipe.set(TICKETS, initial.tickets)
