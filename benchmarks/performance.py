@@ -478,13 +478,14 @@ def suite(runs: int) -> list[Goal]:
     print("\n## 11. README's test command (`python -m pytest`)\n")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"],
         cwd=HERE.parent, capture_output=True, text=True, check=False, timeout=3600,
     )  # fmt: skip
     took = time.perf_counter() - started
     print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:])
     if done.returncode != 0:
-        raise SystemExit(f"the suite failed (exit {done.returncode})")
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        raise SystemExit(f"the suite failed (exit {done.returncode}): " + "; ".join(failed))
     return [Goal("README's test command", took, 150, "<=", " s")]
 
 

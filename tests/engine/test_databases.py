@@ -366,12 +366,14 @@ def test_redis_buyers_rehearse_a_purchase_on_keys_of_their_own_and_leave_none(
         result = sale(db_path, strategy=strategy, tickets=2, buyers=3)
         assert _rehearsals_made(db) - before == 3  # one a buyer
         assert list(db.scan_iter(match=rd.REHEARSAL + "*")) == []
-    report = build_report(result)
-    assert report.ok, report.verdict
-    assert report.sold == 2
     assert_protocol(result)  # one check and one outcome a buyer: no rehearsal step
     assert result.final is not None
-    assert sorted(s.seat for s in result.final.ledger) == [1, 2]
+    # Only the sale's buyers sold in the sale's ledger: no rehearsal's sale is there.
+    assert {sale.buyer for sale in result.final.ledger} <= {"buyer-1", "buyer-2", "buyer-3"}
+    if CATALOG[strategy].safe:  # the naive one oversells or not, as the buyers meet
+        report = build_report(result)
+        assert report.ok, report.verdict
+        assert sorted(s.seat for s in result.final.ledger) == [1, 2]
 
 
 def test_rehearsal_keys_expire_and_a_killed_buyers_are_swept_by_the_next_sale(
