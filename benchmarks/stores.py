@@ -347,7 +347,7 @@ def _bare_buyer(
     _look(kind, db)  # as a ticketsim buyer's store prepares: connected, and read once
     if kind is StoreKind.REDIS:
         # As a ticketsim buyer rehearses (Tools.rehearse): one purchase on keys of its own.
-        keys = rd.Keys.rehearsal(os.getpid())
+        keys = rd.Keys.rehearsal()
         keys.make(db, 1)
         try:
             buy(db, f"buyer-{number}", os.getpid(), keys=keys)

@@ -34,7 +34,7 @@ from ticketsim.core.names import StoreKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.databases import PrivateServers
 from ticketsim.engine.runner import run_sale
-from ticketsim.errors import ConfigError
+from ticketsim.errors import ConfigError, StoreError
 from ticketsim.sale.buyer import Lockstep
 from ticketsim.sale.stores import redis as rd
 from ticketsim.servers import _folder
@@ -379,11 +379,11 @@ def test_redis_buyers_rehearse_a_purchase_on_keys_of_their_own_and_leave_none(
 def test_rehearsal_keys_expire_and_a_killed_buyers_are_swept_by_the_next_sale(
     db_path: Path,
 ) -> None:
-    """A buyer killed while it rehearses leaves its keys behind: they expire by
-    themselves, and the next sale on the server takes them for ticketsim's own (not
-    someone else's keys it must refuse to touch) and removes them."""
+    """A buyer killed while it rehearses leaves its keys behind: they were made to
+    expire, and the next sale on the server takes them for ticketsim's own (not someone
+    else's keys it must refuse to touch) and removes them."""
     assert build_report(sale(db_path, strategy="redis-decr", tickets=1, buyers=1)).ok
-    keys = rd.Keys.rehearsal(4_000_000)  # a pid no buyer has
+    keys = rd.Keys.rehearsal()  # this process's: no buyer's
     with contextlib.closing(rd.connect(SERVERS[StoreKind.REDIS])) as db:
         keys.make(db, 1)
         left = [key.decode() for key in db.scan_iter(match=rd.REHEARSAL + "*")]
@@ -391,3 +391,57 @@ def test_rehearsal_keys_expire_and_a_killed_buyers_are_swept_by_the_next_sale(
         assert all(0 < db.ttl(key) <= rd.REHEARSAL_TTL_S for key in left)
         assert build_report(sale(db_path, strategy="redis-decr", tickets=1, buyers=1)).ok
         assert list(db.scan_iter(match=rd.REHEARSAL + "*")) == []
+
+
+def test_the_users_store_loses_a_killed_buyers_rehearsal_keys_when_the_sale_ends(
+    db_path: Path,
+) -> None:
+    """On the user's own Redis, which outlives the run, the sale's end removes what a
+    killed buyer's rehearsal left, expiry or not (a purchase's SET takes it away); keys
+    that merely start the same are someone else's, and refused, not removed."""
+    url = SERVERS[StoreKind.REDIS] + "?db=7"
+    keys = rd.Keys.rehearsal()
+    with contextlib.closing(rd.connect(url)) as db:
+        db.flushdb()
+        try:
+            assert build_report(sale(db_path, strategy="redis-lua", tickets=2, buyers=1,
+                                     store=url)).ok  # fmt: skip
+
+            def killed_mid_rehearsal(event: object) -> None:
+                # Left while the sale runs, after it vetted the store: as a buyer killed
+                # between its rehearsal's SET and removing its keys leaves them.
+                del event
+                if not db.exists(keys.remaining):
+                    keys.make(db, 1)
+                    db.persist(keys.remaining)
+
+            result = sale(
+                db_path, strategy="redis-lua", tickets=2, buyers=2, store=url,
+                watch=killed_mid_rehearsal,
+            )  # fmt: skip
+            assert build_report(result).ok
+            assert list(db.scan_iter(match=rd.REHEARSAL + "*")) == []
+            db.set(rd.REHEARSAL + "notes", "mine")
+            with pytest.raises(StoreError, match="ticketsim:rehearsal:notes"):
+                sale(db_path, strategy="redis-lua", tickets=2, buyers=2, store=url)
+            assert db.get(rd.REHEARSAL + "notes") == b"mine"
+        finally:
+            db.flushdb()
+
+
+@pytest.mark.parametrize(
+    ("key", "ours"),
+    [
+        ("ticketsim:rehearsal:123-0123456789ab:remaining", True),
+        ("ticketsim:rehearsal:123-0123456789ab:fence-seen", True),
+        ("ticketsim:rehearsal:123-0123456789ab:notes", False),
+        ("ticketsim:rehearsal:123:remaining", False),
+        ("ticketsim:rehearsal:x-0123456789ab:ledger", False),
+        ("ticketsim:rehearsal:notes", False),
+        ("ticketsim:remaining", False),
+    ],
+)
+def test_only_the_keys_a_rehearsal_makes_count_as_ticketsims(key: str, ours: bool) -> None:
+    assert rd.is_rehearsal_key(key) is ours
+    made = rd.Keys.rehearsal()
+    assert all(rd.is_rehearsal_key(name) for name in made._names())

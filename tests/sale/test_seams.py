@@ -3,9 +3,10 @@ the rest (writing the sale back to the db; recording a buyer's wait, entry and l
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,7 +22,7 @@ from ticketsim.sale.stores import STORES, Seen, Store, Tally
 from ticketsim.sale.stores.base import sales_written
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from ticketsim.core.events import Event, Recorder
@@ -114,6 +115,52 @@ def test_a_new_store_is_a_module_and_a_registry_entry(
         Step.LEAVE,
         Step.FAIL,
     ]
+
+
+class _Count:
+    """A count in this process alone: a rehearsal's scratch state."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+@dataclass(frozen=True)
+class _RehearsingStore(_CounterStore):
+    """The counter store, with a rehearsal on a count of its own (``broken``: a
+    rehearsal that cannot be made); ``rehearsed`` counts the rehearsals that sold."""
+
+    rehearsed: Any
+    broken: bool = False
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[Store | None]:
+        if self.broken:
+            raise RuntimeError("no scratch state today")
+        scratch = replace(self, count=_Count(1), tickets=1)
+        yield scratch
+        if scratch.count.value == 0:
+            with self.rehearsed.get_lock():
+                self.rehearsed.value += 1
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_stores_rehearsal_is_a_whole_purchase_that_leaves_the_sale_alone(
+    broken: bool,
+) -> None:
+    """Each buyer buys once on the store's rehearsal before the sale opens; the sale's
+    count and history are as if it had not, and a rehearsal that fails loses nobody."""
+    ctx = multiprocessing.get_context("fork")
+    store = _RehearsingStore(ctx.Value("i", 3), 3, ctx.Value("i", 0), broken)
+    history = _sell(GuardedTools(store, LockGuard(ctx.Lock())), buyers=5)
+    assert store.rehearsed.value == (0 if broken else 5)
+    assert store.count.value == 0
+    assert sum(e.step is Step.OK for e in history) == 3
+    assert sum(e.step is Step.FAIL for e in history) == 2
+    assert not [e for e in history if e.step is Step.ERROR]
+    for buyer in range(1, 6):  # one pass of the steps each, the rehearsal's unrecorded
+        steps = [e.step for e in history if e.buyer == buyer]
+        assert steps[:2] == [Step.READY, Step.CHECK]
+        assert steps.count(Step.READ) == 1
 
 
 def test_a_store_that_writes_with_every_sale_has_nothing_to_write_back(db_path: Path) -> None:

@@ -87,6 +87,11 @@ class OfficeTools(Tools):
 
     client: OfficeClient
 
+    def rehearse(self, spec: BuyerSpec, pid: int) -> None:
+        # The office buys on the sale's own store, whatever store this buyer holds: a
+        # rehearsal through it would be a sale.
+        del spec, pid
+
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         record(Step.WAIT)  # queued at the office
         self.client.send(spec.number, pid, spec.window, spec.timeout)

@@ -10,7 +10,6 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
 from ticketsim.core.frozen import frozen, replace
-from ticketsim.errors import Conflict
 from ticketsim.sale.channel import discarding
 
 if TYPE_CHECKING:
@@ -118,15 +116,22 @@ class Tools(ABC):
         """Before the sale opens, in a buyer's own process: a whole purchase on the
         store's rehearsal state (:meth:`Store.rehearsal`), if it has one, its steps
         recorded as a sale's are but kept out of the history, with no race window and
-        no forced interleaving. The sale's store is left as it was."""
-        with self.store.rehearsal() as scratch:
-            if scratch is None:
-                return
-            with discarding(spec.number, pid) as record, contextlib.suppress(Conflict):
-                # Refused (a conflict that is not tried again), it still ran the code.
-                replace(self, store=scratch).purchase(
-                    replace(spec, window=0.0), pid, record, Pacer()
-                )
+        no forced interleaving. The sale's store is left as it was.
+
+        Best effort: a rehearsal that fails (refused, or the server gone) has still run
+        what it could, and what made it fail fails again in the sale, where the buyer's
+        history records it. A buyer must not be lost to its rehearsal.
+        """
+        try:
+            with self.store.rehearsal() as scratch:
+                if scratch is None:
+                    return
+                with discarding(spec.number, pid) as record:
+                    replace(self, store=scratch).purchase(
+                        replace(spec, window=0.0), pid, record, Pacer()
+                    )
+        except Exception:  # see above: the sale records what this would have
+            return
 
     @abstractmethod
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:

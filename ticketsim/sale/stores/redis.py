@@ -4,7 +4,8 @@ script, and a lock with a lease, with and without a fencing token.
 Every key ticketsim makes starts with ``ticketsim:``, and the key ``ticketsim:made-by``
 marks them as its own; keys under that prefix that someone else made are refused. A
 buyer rehearses its purchase before the sale opens on keys of its own under
-``ticketsim:rehearsal:``, which it removes (and which expire by themselves).
+``ticketsim:rehearsal:``, which it removes; a buyer killed before it could leaves them
+to the end of the sale on the user's store, or to the next sale (:class:`Keys`).
 
 Buyer processes unpickle this store, so this module imports only the standard library
 and redis-py (the ``redis`` extra), and redis-py only when a buyer connects.
@@ -26,9 +27,9 @@ from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
-    from ticketsim.core.events import Recorder
+    from ticketsim.core.events import Event, Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
 
@@ -63,9 +64,12 @@ KEYS: Final = (
 
 #: Where a buyer's rehearsal keys live (:meth:`RedisStore.rehearsal`), one set a process.
 REHEARSAL: Final = PREFIX + "rehearsal:"
-#: A rehearsal's keys expire by themselves after this long, should their buyer be
-#: killed before it removes them.
+#: A rehearsal's keys are made to expire after this long, should their buyer be killed
+#: before it removes them (a purchase that SETs one takes its expiry away, which is why
+#: the parent removes what is left too: :func:`sweep_rehearsals`).
 REHEARSAL_TTL_S: Final = 60
+#: The names of a rehearsal's keys after its own prefix (``Keys``' fields, in order).
+_REHEARSAL_NAMES: Final = ("remaining", "ledger", "lock", "fence", "fence-seen")
 
 PLANS: Final = ("decr", "watch", "lua", "lock", "fenced")
 #: How often a buyer tries to take a lock someone else holds.
@@ -145,10 +149,11 @@ class Keys:
     fence_seen: str = FENCE_SEEN
 
     @classmethod
-    def rehearsal(cls, pid: int) -> Keys:
-        """The keys process ``pid`` rehearses on (under :data:`REHEARSAL`)."""
-        at = f"{REHEARSAL}{pid}:"
-        return cls(*(at + key.removeprefix(PREFIX) for key in cls()._names()))
+    def rehearsal(cls) -> Keys:
+        """Keys for this process to rehearse on, under :data:`REHEARSAL`: named by its
+        pid and a random tag, since buyers on several machines may share a pid."""
+        at = f"{REHEARSAL}{os.getpid()}-{os.urandom(6).hex()}:"
+        return cls(*(at + name for name in _REHEARSAL_NAMES))
 
     def _names(self) -> tuple[str, ...]:
         return (self.remaining, self.ledger, self.lock, self.fence, self.fence_seen)
@@ -165,6 +170,37 @@ class Keys:
 
     def drop(self, db: Any) -> None:
         db.delete(*self._names())
+
+
+def _client_error(exc: BaseException) -> bool:
+    import redis  # noqa: PLC0415 - imported by the connection already
+
+    return isinstance(exc, redis.RedisError)
+
+
+def is_rehearsal_key(key: str) -> bool:
+    """Whether ``key`` is one a rehearsal makes (:meth:`Keys.rehearsal`), and so
+    ticketsim's own, not merely a key that starts the same."""
+    if not key.startswith(REHEARSAL):
+        return False
+    tag, _, name = key.removeprefix(REHEARSAL).partition(":")
+    pid, _, random = tag.partition("-")
+    hexdigits = "0123456789abcdef"
+    return (
+        name in _REHEARSAL_NAMES
+        and pid.isdigit()
+        and len(random) == 12
+        and all(c in hexdigits for c in random)
+    )
+
+
+def sweep_rehearsals(db: Any) -> None:
+    """Remove every rehearsal's keys left in ``db``: those of a buyer killed before it
+    removed its own."""
+    left = db.scan_iter(match=REHEARSAL + "*", count=1000)
+    ours = [key for key in left if is_rehearsal_key(key.decode())]
+    if ours:
+        db.delete(*ours)
 
 
 def _entry(sale: dbfile.Sale) -> str:
@@ -208,7 +244,7 @@ class RedisStore(DatabaseStore):
 
     @contextlib.contextmanager
     def rehearsal(self) -> Iterator[RedisStore]:
-        keys = Keys.rehearsal(os.getpid())
+        keys = Keys.rehearsal()
         keys.make(self.db, 1)
         try:
             yield replace(self, keys=keys, tickets=1, taken=())
@@ -375,7 +411,7 @@ class RedisStore(DatabaseStore):
         found = {key.decode() for key in db.scan_iter(match=PREFIX + "*", count=1000)}
         if not found:
             return found
-        foreign = {key for key in found - set(KEYS) if not key.startswith(REHEARSAL)}
+        foreign = {key for key in found - set(KEYS) if not is_rehearsal_key(key)}
         if db.get(MADE_BY) != b"ticketsim" or foreign:
             raise StoreError(
                 redacted(self.url),
@@ -389,7 +425,7 @@ class RedisStore(DatabaseStore):
         with contextlib.closing(connect(self.url)) as db:
             found = self._vet(db)
             if found:
-                db.delete(*KEYS, *(key for key in found if key.startswith(REHEARSAL)))
+                db.delete(*KEYS, *(key for key in found if is_rehearsal_key(key)))
             with db.pipeline() as pipe:
                 pipe.set(MADE_BY, "ticketsim")
                 pipe.set(TICKETS, initial.tickets)
@@ -398,6 +434,21 @@ class RedisStore(DatabaseStore):
                 if initial.ledger:
                     pipe.rpush(LEDGER, *(_entry(s) for s in initial.ledger))
                 pipe.execute()
+
+    def write_back(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+        if self.detached:
+            # The user's store outlives the run: what a killed buyer's rehearsal left
+            # goes now (a private server goes with the run). Not reachable: the run's
+            # own errors say so.
+            try:
+                with contextlib.closing(connect(self.url)) as db:
+                    sweep_rehearsals(db)
+            except (StoreError, ServerUnavailable):
+                pass
+            except Exception as exc:  # a client error mid-sweep, not a bug of ours
+                if not _client_error(exc):
+                    raise
+        super().write_back(path, initial, history)
 
     def snapshot(self) -> dbfile.TicketDB:
         with contextlib.closing(connect(self.url)) as db:
