@@ -347,12 +347,8 @@ def _bare_buyer(
     _look(kind, db)  # as a ticketsim buyer's store prepares: connected, and read once
     if kind is StoreKind.REDIS:
         # As a ticketsim buyer rehearses (Tools.rehearse): one purchase on keys of its own.
-        keys = rd.Keys.rehearsal()
-        keys.make(db, 1)
-        try:
+        with rd.Keys.rehearsing(db) as keys:
             buy(db, f"buyer-{number}", os.getpid(), keys=keys)
-        finally:
-            keys.drop(db)
     ready.release()
     gate.wait(60)
     # A ticketsim buyer looks at the count before it buys (its `check` step): the same.

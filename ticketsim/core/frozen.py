@@ -1,17 +1,20 @@
-"""Frozen data classes for what buyer processes build, without ``dataclasses``.
+"""Frozen data classes without ``dataclasses``: every value class of ticketsim's.
 
-Under ``spawn`` every buyer is a fresh interpreter, which imports and builds every class
-of the modules it runs. ``dataclasses`` imports ``inspect`` (and with it ``ast``,
-``dis`` and ``tokenize``), and builds each class by compiling six methods from source:
-in a spawned buyer, that was more than half of the time it took to import ticketsim.
+They began with what buyer processes build. Under ``spawn`` every buyer is a fresh
+interpreter, which imports and builds every class of the modules it runs.
+``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis`` and ``tokenize``),
+and builds each class by compiling six methods from source: in a spawned buyer, that
+was more than half of the time it took to import ticketsim; ``ticketsim run`` builds
+the parent's classes on its way to the sale.
 ``@frozen`` compiles one method, the class's ``__init__``; ``__repr__``, ``__eq__``,
 ``__hash__`` and the ``__setattr__`` that refuses are shared by every such class.
 
 ``@frozen`` is ``@dataclass(frozen=True)`` for what ticketsim uses of it: fields from
 the annotations (a base's first, in order), defaults, :func:`field` with
 ``default_factory``, ``init``, ``compare`` and ``repr``, and ``slots``, ``kw_only`` and
-``order`` for the class; each method only where the class defines none. Assigning to a field raises
-:class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``' own is.
+``order`` for the class; each method only where the class defines none. Assigning to a
+field raises :class:`FrozenInstanceError`, an ``AttributeError`` as ``dataclasses``'
+own is.
 
 To ``dataclasses``' functions (``replace``, ``fields``, ``asdict``, ``is_dataclass``)
 these classes are dataclasses, and a ``@dataclass`` may subclass one: code that handles
@@ -177,14 +180,17 @@ def _by_dataclasses(klass: type) -> bool:
     return params is not None and not isinstance(params, _AsDataclass | _Params)
 
 
+def _text(annotation: object) -> str:
+    """An annotation as written (postponed) or as ``repr`` shows it (evaluated)."""
+    return annotation if isinstance(annotation, str) else repr(annotation)
+
+
 def _is_class_var(annotation: object) -> bool:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    return text.startswith(("ClassVar", "typing.ClassVar"))
+    return _text(annotation).startswith(("ClassVar", "typing.ClassVar"))
 
 
 def _is_kw_only_marker(annotation: object) -> bool:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    return text in {"KW_ONLY", "dataclasses.KW_ONLY", "<class 'dataclasses.KW_ONLY'>"}
+    return _text(annotation) in {"KW_ONLY", "dataclasses.KW_ONLY", "<class 'dataclasses.KW_ONLY'>"}
 
 
 def _fields_of(cls: type, *, kw_only: bool) -> dict[str, Field]:

@@ -171,6 +171,18 @@ class Keys:
     def drop(self, db: Any) -> None:
         db.delete(*self._names())
 
+    @classmethod
+    @contextlib.contextmanager
+    def rehearsing(cls, db: Any) -> Iterator[Keys]:
+        """A rehearsal's keys (:meth:`rehearsal`), made in ``db`` as a sale of one
+        ticket, and removed once the context ends."""
+        keys = cls.rehearsal()
+        keys.make(db, 1)
+        try:
+            yield keys
+        finally:
+            keys.drop(db)
+
 
 def _client_error(exc: BaseException) -> bool:
     import redis  # noqa: PLC0415 - imported by the connection already
@@ -244,12 +256,8 @@ class RedisStore(DatabaseStore):
 
     @contextlib.contextmanager
     def rehearsal(self) -> Iterator[RedisStore]:
-        keys = Keys.rehearsal()
-        keys.make(self.db, 1)
-        try:
+        with Keys.rehearsing(self.db) as keys:
             yield replace(self, keys=keys, tickets=1, taken=())
-        finally:
-            keys.drop(self.db)
 
     def _remaining(self) -> int:
         return int(self.db.get(self.keys.remaining) or 0)
