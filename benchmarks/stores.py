@@ -4,18 +4,18 @@ of the bare script's purchases per second; the script exits 1 when one is not me
 (``redis-fenced`` has no bare twin: its fencing is the lock's plus two scripts; its
 cost shows beside ``redis-lock``'s in ``compare``.)
 
-Both sides fork the same number of buyers, each connected before the sale opens (and,
-on Redis, having rehearsed one purchase on keys of its own, as ticketsim's buyers do:
-``Store.rehearsal``), open the sale once every buyer has said it is ready, at once,
-through the same gate (``ticketsim.sale.gate``: a byte on a pipe
-wakes every buyer together; a ``multiprocessing.Event`` lets them through one by one,
-which spares a store its contention: behind it the bare SQLite buyers sold up to ten
-times faster than behind the pipe); each buyer looks at the count, then sends its strategy's
-statements (the bare side imports them from the store's module, so they cannot drift),
-and the clock stops when the last buyer knows its outcome. Purchases per second count
-the buyers, whether they bought or gave up: a strategy whose buyers give up on a
-conflict (``pg-repeatable-read``) sells 4 to 12 of 60 tickets depending on how the
-buyers happened to collide, and sales per second measured that luck, not the speed.
+Both sides fork the same number of buyers, each connected before the sale opens (and
+having rehearsed one purchase as ticketsim's buyers do: ``Store.rehearsal``), open the
+sale once every buyer has said it is ready, at once, through the same gate
+(``ticketsim.sale.gate``: a byte on a pipe wakes every buyer together; a
+``multiprocessing.Event`` lets them through one by one, which spares a store its
+contention: behind it the bare SQLite buyers sold up to ten times faster than behind the
+pipe); each buyer looks at the count, then sends its strategy's statements (the bare
+side imports them from the store's module, so they cannot drift), and the clock stops
+when the last buyer knows its outcome. Purchases per second count the buyers, whether
+they bought or gave up: a strategy whose buyers give up on a conflict
+(``pg-repeatable-read``) sells 4 to 12 of 60 tickets depending on how the buyers
+happened to collide, and sales per second measured that luck, not the speed.
 Rounds take turns (ticketsim, bare, ticketsim, ...) on one private server per store,
 and the medians and their ratio are printed.
 
@@ -55,8 +55,8 @@ from ticketsim.sale.stores import redis as rd
 from ticketsim.sale.stores import sqlite as sq
 from ticketsim.sale.transaction import MAX_BACKOFF_S
 
-#: A bare purchase: ``buy(db, buyer, pid)``; a Redis one also takes ``keys=`` (its
-#: rehearsal's, as a ticketsim buyer's: ``_bare_buyer``).
+#: A bare purchase: ``buy(db, buyer, pid)``; a Redis one also takes ``keys=``, and the
+#: others ``sql=`` (its rehearsal's, as a ticketsim buyer's: ``_bare_buyer``).
 Buy = Callable[..., None]
 #: The sale's own keys, which a bare Redis purchase names unless it rehearses.
 _KEYS = rd.Keys()
@@ -68,57 +68,61 @@ _TICKETS = [0]
 # --- the bare purchases: the same statements, no history, no checks ------------------
 
 
-def _sqlite_immediate(db: sqlite3.Connection, buyer: str, pid: int) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    (remaining,) = db.execute(sq.READ_SQL).fetchone()
+def _sqlite_immediate(
+    db: sqlite3.Connection, buyer: str, pid: int, sql: sq.Statements = sq.SALE
+) -> None:
+    db.execute(sql.immediate)
+    (remaining,) = db.execute(sql.read).fetchone()
     if remaining > 0:
-        db.execute(sq.WRITE_SQL, (remaining - 1,))
-        db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+        db.execute(sql.write, (remaining - 1,))
+        db.execute(sql.ledger, (0, buyer, pid, time.time()))
     db.execute("COMMIT")
 
 
-def _sqlite_update(db: sqlite3.Connection, buyer: str, pid: int) -> None:
+def _sqlite_update(
+    db: sqlite3.Connection, buyer: str, pid: int, sql: sq.Statements = sq.SALE
+) -> None:
     db.execute("BEGIN")
-    if db.execute(sq.UPDATE_SQL).fetchone() is not None:
-        db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+    if db.execute(sql.update).fetchone() is not None:
+        db.execute(sql.ledger, (0, buyer, pid, time.time()))
     db.execute("COMMIT")
 
 
-def _pg_update(db: Any, buyer: str, pid: int) -> None:
+def _pg_update(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     db.execute("BEGIN")
-    if db.execute(pg.UPDATE).fetchone() is not None:
-        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+    if db.execute(sql.update).fetchone() is not None:
+        db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
     db.execute("COMMIT")
 
 
-def _pg_naive(db: Any, buyer: str, pid: int) -> None:
+def _pg_naive(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     # No transaction, as PostgresStore's naive read and sell: each statement commits
     # on its own (autocommit), so the row's lock is held by one UPDATE at a time.
-    (remaining,) = db.execute(pg.READ).fetchone()
+    (remaining,) = db.execute(sql.read).fetchone()
     if remaining > 0:
-        db.execute(pg.WRITE, (remaining - 1,))
-        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+        db.execute(sql.write, (remaining - 1,))
+        db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
 
 
-def _pg_for_update(db: Any, buyer: str, pid: int) -> None:
+def _pg_for_update(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     db.execute("BEGIN")
-    (remaining,) = db.execute(pg.FOR_UPDATE).fetchone()
+    (remaining,) = db.execute(sql.for_update).fetchone()
     if remaining > 0:
-        db.execute(pg.WRITE, (remaining - 1,))
-        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+        db.execute(sql.write, (remaining - 1,))
+        db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
     db.execute("COMMIT")
 
 
-def _pg_serializable(db: Any, buyer: str, pid: int) -> None:
+def _pg_serializable(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     import psycopg
 
     while True:
         try:
             db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            (remaining,) = db.execute(pg.READ).fetchone()
+            (remaining,) = db.execute(sql.read).fetchone()
             if remaining > 0:
-                db.execute(pg.WRITE, (remaining - 1,))
-                db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+                db.execute(sql.write, (remaining - 1,))
+                db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
             db.execute("COMMIT")
             return
         except psycopg.errors.SerializationFailure:
@@ -163,22 +167,26 @@ def _pause() -> None:
     time.sleep(random.uniform(0, MAX_BACKOFF_S))
 
 
-def _sqlite_naive(db: sqlite3.Connection, buyer: str, pid: int) -> None:
-    (remaining,) = db.execute(sq.READ_SQL).fetchone()
+def _sqlite_naive(
+    db: sqlite3.Connection, buyer: str, pid: int, sql: sq.Statements = sq.SALE
+) -> None:
+    (remaining,) = db.execute(sql.read).fetchone()
     if remaining > 0:
-        db.execute(sq.WRITE_SQL, (remaining - 1,))
-        db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+        db.execute(sql.write, (remaining - 1,))
+        db.execute(sql.ledger, (0, buyer, pid, time.time()))
 
 
-def _sqlite_deferred(db: sqlite3.Connection, buyer: str, pid: int) -> None:
+def _sqlite_deferred(
+    db: sqlite3.Connection, buyer: str, pid: int, sql: sq.Statements = sq.SALE
+) -> None:
     db.execute("PRAGMA busy_timeout = 0")
     while True:
         try:
             db.execute("BEGIN DEFERRED")
-            (remaining,) = db.execute(sq.READ_SQL).fetchone()
+            (remaining,) = db.execute(sql.read).fetchone()
             if remaining > 0:
-                db.execute(sq.WRITE_SQL, (remaining - 1,))
-                db.execute(sq.LEDGER_SQL, (0, buyer, pid, time.time()))
+                db.execute(sql.write, (remaining - 1,))
+                db.execute(sql.ledger, (0, buyer, pid, time.time()))
             db.execute("COMMIT")
             return
         except sqlite3.OperationalError:
@@ -187,25 +195,23 @@ def _sqlite_deferred(db: sqlite3.Connection, buyer: str, pid: int) -> None:
             _pause()
 
 
-def _pg_in(begin: str, read: str, *, retry: bool = False) -> Buy:
-    """BEGIN, read the count with ``read``, write it back: the transaction of several
-    PostgreSQL strategies, tried again on a refusal when ``retry``."""
+def _pg_in(begin: str, *, advisory: bool = False, retry: bool = False) -> Buy:
+    """BEGIN, read the count (having taken the advisory lock when ``advisory``), write it
+    back: the transaction of several PostgreSQL strategies, tried again on a refusal
+    when ``retry``."""
 
-    def buy(db: Any, buyer: str, pid: int) -> None:
+    def buy(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
         import psycopg
 
         while True:
             try:
                 db.execute(begin)
-                if read == pg.ADVISORY:
-                    db.execute(pg.ADVISORY)
-                    read_sql = pg.READ
-                else:
-                    read_sql = read
-                (remaining,) = db.execute(read_sql).fetchone()
+                if advisory:
+                    db.execute(sql.advisory)
+                (remaining,) = db.execute(sql.read).fetchone()
                 if remaining > 0:
-                    db.execute(pg.WRITE, (remaining - 1,))
-                    db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+                    db.execute(sql.write, (remaining - 1,))
+                    db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
                 db.execute("COMMIT")
                 return
             except psycopg.errors.SerializationFailure:
@@ -220,17 +226,17 @@ def _pg_in(begin: str, read: str, *, retry: bool = False) -> Buy:
 def _pg_ledger(begin: str, *, unique: bool = False) -> Buy:
     """Count the ledger, then INSERT a sale (with a UNIQUE claim of the seat)."""
 
-    def buy(db: Any, buyer: str, pid: int) -> None:
+    def buy(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
         import psycopg
 
         while True:
             try:
                 db.execute(begin)
-                (count,) = db.execute(pg.COUNT_LEDGER).fetchone()
+                (count,) = db.execute(sql.count_ledger).fetchone()
                 if count < _TICKETS[0]:
                     if unique:
-                        db.execute(pg.CLAIM, (count + 1,))
-                    db.execute(pg.INSERT_SALE, (count + 1, buyer, pid, time.time()))
+                        db.execute(sql.claim, (count + 1,))
+                    db.execute(sql.insert_sale, (count + 1, buyer, pid, time.time()))
                 db.execute("COMMIT")
                 return
             except (psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation):
@@ -240,35 +246,35 @@ def _pg_ledger(begin: str, *, unique: bool = False) -> Buy:
     return buy
 
 
-def _pg_skip_locked(db: Any, buyer: str, pid: int) -> None:
+def _pg_skip_locked(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     while True:
         db.execute("BEGIN")
-        row = db.execute(pg.SKIP_LOCKED).fetchone()
+        row = db.execute(sql.skip_locked).fetchone()
         if row is None:
-            free = db.execute(pg.FREE_SEATS).fetchone()[0]
+            free = db.execute(sql.free_seats).fetchone()[0]
             db.execute("COMMIT")
             if free:
                 _pause()
                 continue
             return
-        db.execute(pg.TAKE_SEAT, (buyer, row[0]))
-        db.execute(pg.INSERT_SALE, (row[0], buyer, pid, time.time()))
+        db.execute(sql.take_seat, (buyer, row[0]))
+        db.execute(sql.insert_sale, (row[0], buyer, pid, time.time()))
         db.execute("COMMIT")
         return
 
 
-def _pg_optimistic(db: Any, buyer: str, pid: int) -> None:
+def _pg_optimistic(db: Any, buyer: str, pid: int, sql: pg.Statements = pg.SALE) -> None:
     while True:
         db.execute("BEGIN")
-        remaining, version = db.execute(pg.VERSIONED).fetchone()
+        remaining, version = db.execute(sql.versioned).fetchone()
         if remaining <= 0:
             db.execute("COMMIT")
             return
-        if db.execute(pg.WRITE_VERSION, (remaining - 1, version)).rowcount != 1:
+        if db.execute(sql.write_version, (remaining - 1, version)).rowcount != 1:
             db.execute("ROLLBACK")
             _pause()
             continue
-        db.execute(pg.INSERT_SALE, (0, buyer, pid, time.time()))
+        db.execute(sql.insert_sale, (0, buyer, pid, time.time()))
         db.execute("COMMIT")
         return
 
@@ -296,8 +302,8 @@ BARE: dict[str, Buy] = {
     "sqlite-naive": _sqlite_naive,
     "sqlite-deferred": _sqlite_deferred,
     "pg-naive": _pg_naive,
-    "pg-advisory": _pg_in("BEGIN", pg.ADVISORY),
-    "pg-repeatable-read": _pg_in("BEGIN ISOLATION LEVEL REPEATABLE READ", pg.READ),
+    "pg-advisory": _pg_in("BEGIN", advisory=True),
+    "pg-repeatable-read": _pg_in("BEGIN ISOLATION LEVEL REPEATABLE READ"),
     "pg-write-skew": _pg_ledger("BEGIN ISOLATION LEVEL REPEATABLE READ"),
     "pg-ledger-serializable": _pg_ledger("BEGIN ISOLATION LEVEL SERIALIZABLE"),
     "pg-skip-locked": _pg_skip_locked,
@@ -328,7 +334,7 @@ def _look(kind: StoreKind, db: Any) -> None:
     if kind is StoreKind.REDIS:
         db.get(rd.REMAINING)
     else:
-        db.execute(sq.READ_SQL if kind is StoreKind.SQLITE else pg.READ).fetchone()
+        db.execute(sq.SALE.read if kind is StoreKind.SQLITE else pg.SALE.read).fetchone()
 
 
 def _bare_buyer(
@@ -345,10 +351,14 @@ def _bare_buyer(
     if kind is StoreKind.POSTGRES:
         _TICKETS[0] = db.execute("SELECT tickets FROM ticketsim.sale").fetchone()[0]
     _look(kind, db)  # as a ticketsim buyer's store prepares: connected, and read once
+    # As a ticketsim buyer rehearses (Tools.rehearse): one purchase, on keys of its own
+    # (Redis) or with statements on no table (the SQL stores).
     if kind is StoreKind.REDIS:
-        # As a ticketsim buyer rehearses (Tools.rehearse): one purchase on keys of its own.
         with rd.Keys.rehearsing(db) as keys:
             buy(db, f"buyer-{number}", os.getpid(), keys=keys)
+    else:
+        rehearsal = pg.REHEARSAL if kind is StoreKind.POSTGRES else sq.REHEARSAL
+        buy(db, f"buyer-{number}", os.getpid(), sql=rehearsal)
     ready.release()
     gate.wait(60)
     # A ticketsim buyer looks at the count before it buys (its `check` step): the same.

@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -27,23 +28,29 @@ from server_processes import users_of
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
-from ticketsim.core.names import StoreKind
+from ticketsim.core.frozen import replace
+from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.settings import RunConfig
-from ticketsim.engine.databases import PrivateServers
+from ticketsim.engine.databases import PLANS, PrivateServers, make_store
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import ConfigError, StoreError
 from ticketsim.sale.buyer import Lockstep
+from ticketsim.sale.guards import NoGuard
+from ticketsim.sale.steps import BuyerSpec, GuardedTools, Pacer, Tools
+from ticketsim.sale.stores import postgres as pg
 from ticketsim.sale.stores import redis as rd
+from ticketsim.sale.transaction import TransactionTools
 from ticketsim.servers import _folder
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from multiprocessing.context import BaseContext
 
     from ticketsim.core.result import RunResult
-    from ticketsim.sale.steps import Pacer
 
 DATABASES = [info.name.value for info in CATALOG.values() if info.store is not StoreKind.FILE]
 SAFE = [name for name in DATABASES if CATALOG[name].safe]
@@ -427,6 +434,70 @@ def test_the_users_store_loses_a_killed_buyers_rehearsal_keys_when_the_sale_ends
             assert db.get(rd.REHEARSAL + "notes") == b"mine"
         finally:
             db.flushdb()
+
+
+SQL = [name for name in DATABASES if CATALOG[name].store is not StoreKind.REDIS]
+
+
+@contextlib.contextmanager
+def _every_lock_held(kind: StoreKind, location: str) -> Iterator[None]:
+    """Another session holds every lock of the store's tables while the context lasts
+    (on PostgreSQL, the sale's advisory lock too; a SQLite file in WAL mode has only its
+    write lock, and readers never wait for it)."""
+    if kind is StoreKind.SQLITE:
+        with contextlib.closing(sqlite3.connect(location, isolation_level=None)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            yield
+            other.execute("ROLLBACK")
+        return
+    with contextlib.closing(pg.connect(location)) as other:
+        other.execute("BEGIN")
+        other.execute(
+            "LOCK TABLE ticketsim.sale, ticketsim.ledger, ticketsim.claimed, ticketsim.seats"
+            " IN ACCESS EXCLUSIVE MODE"
+        )
+        other.execute(pg.SALE.advisory)
+        yield
+        other.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize("strategy", SQL)
+def test_a_sql_buyers_rehearsal_is_a_whole_purchase_that_needs_none_of_the_sales_locks(
+    tmp_path: Path, strategy: str
+) -> None:
+    """A SQLite or PostgreSQL buyer's rehearsal makes a whole purchase, every step of
+    it, while another session holds every lock the sale's purchase could wait for: its
+    statements ask for none of them, and the store is left as it was."""
+    plan = PLANS[StrategyName(strategy)]
+    initial = dbfile.TicketDB.fresh(2)
+    location = (
+        str(tmp_path / "tickets.sqlite")
+        if plan.store is StoreKind.SQLITE
+        else SERVERS[StoreKind.POSTGRES]
+    )
+    store = make_store(plan.store, location, plan=plan.plan, initial=initial)
+    store.load(initial)
+    before = store.snapshot()
+    tools: Tools = (
+        GuardedTools(store, NoGuard()) if plan.plan is None else TransactionTools(store, plan.retry)
+    )
+    steps: list[Step] = []
+
+    def record(step: Step, **_: object) -> None:
+        steps.append(step)
+
+    with contextlib.closing(store):
+        store.prepare()
+        if plan.store is StoreKind.POSTGRES:  # a naive statement would otherwise wait for ever
+            store.db.execute("SET lock_timeout = 2000")  # type: ignore[attr-defined]
+        with _every_lock_held(plan.store, location), store.rehearsal() as scratch:
+            assert scratch is not None
+            spec = BuyerSpec(1, window=0.0, timeout=2.0)  # a lock it waited for: GuardTimeout
+            seat = replace(tools, store=scratch).purchase(spec, os.getpid(), record, Pacer())
+        assert seat == 1
+        assert Step.READ in steps
+        assert Step.WRITE in steps
+        assert store.snapshot() == before
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
-from ticketsim.core.frozen import field, frozen
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import psycopg
 
     from ticketsim.core.events import Recorder
@@ -56,26 +58,66 @@ _DDL: Final = (
 #: ledger alone (the remaining is what it leaves), or a table with a row per seat.
 COUNT, LEDGER, SEATS = "count", "ledger", "seats"
 
-READ: Final = "SELECT remaining FROM ticketsim.sale"
-FOR_UPDATE: Final = READ + " FOR UPDATE"
-VERSIONED: Final = "SELECT remaining, version FROM ticketsim.sale"
-WRITE: Final = "UPDATE ticketsim.sale SET remaining = %s"
-WRITE_VERSION: Final = (
-    "UPDATE ticketsim.sale SET remaining = %s, version = version + 1 WHERE version = %s"
+
+@frozen(slots=True)
+class Statements:
+    """The SQL a purchase sends: the sale's (:data:`SALE`), or a buyer's rehearsal's
+    (:data:`REHEARSAL`)."""
+
+    read: str
+    for_update: str
+    versioned: str
+    write: str
+    write_version: str
+    update: str
+    advisory: str
+    count_ledger: str
+    claim: str
+    skip_locked: str
+    free_seats: str
+    take_seat: str
+    insert_sale: str
+
+
+SALE: Final = Statements(
+    read="SELECT remaining FROM ticketsim.sale",
+    for_update="SELECT remaining FROM ticketsim.sale FOR UPDATE",
+    versioned="SELECT remaining, version FROM ticketsim.sale",
+    write="UPDATE ticketsim.sale SET remaining = %s",
+    write_version="UPDATE ticketsim.sale SET remaining = %s, version = version + 1"
+    " WHERE version = %s",
+    update="UPDATE ticketsim.sale SET remaining = remaining - 1 WHERE remaining > 0"
+    " RETURNING remaining",
+    advisory="SELECT pg_advisory_xact_lock(7245)",
+    count_ledger="SELECT count(*) FROM ticketsim.ledger",
+    claim="INSERT INTO ticketsim.claimed (seat) VALUES (%s)",
+    skip_locked="SELECT seat FROM ticketsim.seats WHERE buyer IS NULL ORDER BY seat LIMIT 1"
+    " FOR UPDATE SKIP LOCKED",
+    free_seats="SELECT count(*) FROM ticketsim.seats WHERE buyer IS NULL",
+    take_seat="UPDATE ticketsim.seats SET buyer = %s WHERE seat = %s",
+    insert_sale="INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)",
 )
-UPDATE: Final = (
-    "UPDATE ticketsim.sale SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining"
+#: A rehearsal's: each statement takes the sale's parameters and answers as the sale's
+#: does when one ticket is left (a row of the same columns, one row changed), on no
+#: table at all. What a rehearsal warms is the buyer's side of a purchase (ticketsim's
+#: code and psycopg's), which is where a fresh buyer's first purchase costs; the server
+#: it asks nothing that locks, makes or leaves anything, so there is nothing to clean
+#: up after a buyer killed midway, and no table or TEMP privilege to need.
+REHEARSAL: Final = Statements(
+    read="SELECT 1",
+    for_update="SELECT 1",
+    versioned="SELECT 1, 0",
+    write="SELECT %s",
+    write_version="SELECT %s, %s",
+    update="SELECT 0",  # the count it left
+    advisory="SELECT 1",
+    count_ledger="SELECT 0",
+    claim="SELECT %s",
+    skip_locked="SELECT 1",  # the seat
+    free_seats="SELECT 0",
+    take_seat="SELECT %s, %s",
+    insert_sale="SELECT %s, %s, %s, %s",
 )
-ADVISORY: Final = "SELECT pg_advisory_xact_lock(7245)"
-COUNT_LEDGER: Final = "SELECT count(*) FROM ticketsim.ledger"
-CLAIM: Final = "INSERT INTO ticketsim.claimed (seat) VALUES (%s)"
-SKIP_LOCKED: Final = (
-    "SELECT seat FROM ticketsim.seats WHERE buyer IS NULL ORDER BY seat LIMIT 1"
-    " FOR UPDATE SKIP LOCKED"
-)
-FREE_SEATS: Final = "SELECT count(*) FROM ticketsim.seats WHERE buyer IS NULL"
-TAKE_SEAT: Final = "UPDATE ticketsim.seats SET buyer = %s WHERE seat = %s"
-INSERT_SALE: Final = "INSERT INTO ticketsim.ledger (seat, buyer, pid, at) VALUES (%s, %s, %s, %s)"
 
 #: Each transactional strategy: its BEGIN, and the model its tickets are kept in.
 PLANS: Final = {
@@ -101,6 +143,9 @@ _LOCK_NOT_AVAILABLE: Final = "55P03"
 #: A statement waits this long for a lock when the pacer allows no wait at all:
 #: PostgreSQL reads a lock_timeout of 0 as "wait forever".
 _NO_WAIT_MS: Final = 20
+#: libpq's status of a session in no transaction (``psycopg.pq.TransactionStatus.IDLE``):
+#: a ROLLBACK outside one is a warning in the server's log.
+_IDLE: Final = 0
 
 
 #: libpq's TCP settings of every connection (a Unix socket ignores them): keepalives
@@ -144,6 +189,11 @@ def connect(url: str) -> psycopg.Connection[Any]:
         ) from None
 
 
+def model_of(plan: str | None) -> str:
+    """How the tickets of a strategy's ``plan`` are kept (the naive one's: a count)."""
+    return PLANS[plan][1] if plan in PLANS else COUNT
+
+
 def _fetched(db: psycopg.Connection[Any], sql: str, into: list[Any]) -> bool:
     """Run ``sql`` (which waits for a lock), keeping its row: it took the lock once it ran."""
     into.append(db.execute(sql).fetchone())
@@ -170,6 +220,8 @@ class PostgresStore(DatabaseStore):
     )
     #: The lock_timeout this process's connection has, to set it only when it changes.
     _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
+    #: The statements of a purchase: on the sale's tables, but for a rehearsal.
+    sql: Statements = field(default=SALE, repr=False)
 
     @property
     def db(self) -> psycopg.Connection[Any]:
@@ -180,19 +232,27 @@ class PostgresStore(DatabaseStore):
         return connect(self.url)
 
     def prepare(self) -> None:
-        self.db.execute(READ).fetchone()
+        self.db.execute(self.sql.read).fetchone()
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[PostgresStore]:
+        try:
+            yield replace(self, sql=REHEARSAL, tickets=1, taken=())
+        finally:
+            if self.db.info.transaction_status != _IDLE:  # a purchase that failed midway
+                self.abandon()
 
     def read(self, record: Recorder) -> Seen:
         del record
-        return counted(self.tickets, self.taken, self._one(READ))
+        return counted(self.tickets, self.taken, self._one(self.sql.read))
 
     def peek(self, record: Recorder) -> int:
         del record
-        return self._one(READ)
+        return self._one(self.sql.read)
 
     def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
-        self.db.execute(WRITE, (seen.remaining - 1,))
-        self.db.execute(INSERT_SALE, (sale.seat, sale.buyer, sale.pid, sale.time))
+        self.db.execute(self.sql.write, (seen.remaining - 1,))
+        self.db.execute(self.sql.insert_sale, (sale.seat, sale.buyer, sale.pid, sale.time))
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         row = self.db.execute(sql, args).fetchone()
@@ -228,30 +288,30 @@ class PostgresStore(DatabaseStore):
 
     def _read(self, plan: str, attempt: Purchase) -> tuple[int, int, str]:
         """The read of ``plan``: the count it saw, the version, and the statement."""
-        db = self.db
+        db, sql = self.db, self.sql
         got: list[Any] = []
         if plan == "advisory":
-            attempt.lock(ADVISORY, lambda _: _fetched(db, ADVISORY, got))
+            attempt.lock(sql.advisory, lambda _: _fetched(db, sql.advisory, got))
         if plan in ("for-update", "update"):
             # The statement that reads is the one that waits for the row's lock.
-            sql = FOR_UPDATE if plan == "for-update" else UPDATE
-            attempt.lock(sql, lambda _: _fetched(db, sql, got))
+            locking = sql.for_update if plan == "for-update" else sql.update
+            attempt.lock(locking, lambda _: _fetched(db, locking, got))
             row = got[-1]
             if plan == "update":  # it returned the count it left, if it left one
-                return (0 if row is None else int(row[0]) + 1), 0, sql
-            return int(row[0]), 0, sql
+                return (0 if row is None else int(row[0]) + 1), 0, locking
+            return int(row[0]), 0, locking
         if plan == "optimistic":
-            remaining, version = db.execute(VERSIONED).fetchone() or (0, 0)
-            return int(remaining), int(version), VERSIONED
+            remaining, version = db.execute(sql.versioned).fetchone() or (0, 0)
+            return int(remaining), int(version), sql.versioned
         if PLANS[plan][1] == LEDGER:
             # The ledger's length is the count: the sales made, whoever made them.
-            return self.tickets - self._one(COUNT_LEDGER), 0, COUNT_LEDGER
-        return self._one(READ), 0, READ
+            return self.tickets - self._one(sql.count_ledger), 0, sql.count_ledger
+        return self._one(sql.read), 0, sql.read
 
     def _buy(self, plan: str, attempt: Purchase) -> int | None:
         if plan == "skip-locked":
             return self._buy_seat(attempt)
-        db, record = self.db, attempt.record
+        db, sql, record = self.db, self.sql, attempt.record
         remaining, version, read_sql = self._read(plan, attempt)
         seen = counted(self.tickets, self.taken, remaining)
         record(Step.READ, value=remaining, note=read_sql)
@@ -261,14 +321,14 @@ class PostgresStore(DatabaseStore):
             return None
         sale = attempt.sale(seen.seat)
         if plan == "unique":
-            db.execute(CLAIM, (seen.seat,))
+            db.execute(sql.claim, (seen.seat,))
         elif plan == "optimistic":
-            changed = db.execute(WRITE_VERSION, (remaining - 1, version)).rowcount
+            changed = db.execute(sql.write_version, (remaining - 1, version)).rowcount
             if changed != 1:
                 raise Conflict(f"the version moved on from {version}: another buyer wrote first")
         elif PLANS[plan][1] == COUNT and plan != "update":
-            db.execute(WRITE, (remaining - 1,))
-        db.execute(INSERT_SALE, (sale.seat, sale.buyer, sale.pid, sale.time))
+            db.execute(sql.write, (remaining - 1,))
+        db.execute(sql.insert_sale, (sale.seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, value=remaining - 1, seat=seen.seat)
         attempt.unlocked()  # recorded first: the next holder enters as this ends
         db.execute("COMMIT")
@@ -276,12 +336,12 @@ class PostgresStore(DatabaseStore):
         return seen.seat
 
     def _buy_seat(self, attempt: Purchase) -> int | None:
-        db, record = self.db, attempt.record
-        row = db.execute(SKIP_LOCKED).fetchone()
+        db, sql, record = self.db, self.sql, attempt.record
+        row = db.execute(sql.skip_locked).fetchone()
         seat = None if row is None else int(row[0])
-        record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=SKIP_LOCKED)
+        record(Step.READ, value=1 if seat is not None else 0, seat=seat, note=sql.skip_locked)
         if not attempt.decide(0 if seat is None else 1) or seat is None:
-            if self._one(FREE_SEATS):
+            if self._one(sql.free_seats):
                 # Every free seat is locked by a transaction that may still give it up
                 # (or whose buyer died, until the server sees it): not sold out yet. A
                 # buyer that may not wait (a schedule's step) is blocked, as at a lock.
@@ -292,8 +352,8 @@ class PostgresStore(DatabaseStore):
             db.execute("COMMIT")
             return None
         sale = attempt.sale(seat)
-        db.execute(TAKE_SEAT, (sale.buyer, seat))
-        db.execute(INSERT_SALE, (seat, sale.buyer, sale.pid, sale.time))
+        db.execute(sql.take_seat, (sale.buyer, seat))
+        db.execute(sql.insert_sale, (seat, sale.buyer, sale.pid, sale.time))
         record(Step.WRITE, seat=seat)
         attempt.unlocked()  # recorded first: the next holder enters as this ends
         db.execute("COMMIT")
@@ -350,7 +410,7 @@ class PostgresStore(DatabaseStore):
         return tables
 
     def load(self, initial: dbfile.TicketDB) -> None:
-        model = PLANS[self.plan][1] if self.plan in PLANS else COUNT
+        model = model_of(self.plan)
         with contextlib.closing(self._admin()) as db, db.transaction():
             tables = self._vet(db)
             if tables == set(TABLES):  # emptied: a search loads it once a schedule
@@ -371,7 +431,7 @@ class PostgresStore(DatabaseStore):
             )
             with db.cursor() as cursor:
                 cursor.executemany(
-                    INSERT_SALE, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger]
+                    SALE.insert_sale, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger]
                 )
                 taken = {s.seat for s in initial.ledger}
                 cursor.executemany(
@@ -415,5 +475,5 @@ class PostgresStore(DatabaseStore):
 
     @staticmethod
     def _free_seats(db: psycopg.Connection[Any]) -> int:
-        row = db.execute(FREE_SEATS).fetchone()
+        row = db.execute(SALE.free_seats).fetchone()
         return int(row[0]) if row else 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
-from ticketsim.core.frozen import field, frozen
+from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
@@ -40,11 +40,38 @@ _SCHEMA: Final = (
 MADE_BY: Final = ("made-by", "ticketsim")
 _HEADER: Final = b"SQLite format 3\x00"
 
-READ_SQL: Final = "SELECT remaining FROM sale"
-WRITE_SQL: Final = "UPDATE sale SET remaining = ?"
-LEDGER_SQL: Final = "INSERT INTO ledger (seat, buyer, pid, at) VALUES (?, ?, ?, ?)"
-UPDATE_SQL: Final = (
-    "UPDATE sale SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining"
+
+@frozen(slots=True)
+class Statements:
+    """The SQL a purchase sends: the sale's (:data:`SALE`), or a buyer's rehearsal's
+    (:data:`REHEARSAL`)."""
+
+    read: str
+    write: str
+    ledger: str
+    update: str
+    #: How the ``immediate`` strategy's transaction begins.
+    immediate: str
+
+
+SALE: Final = Statements(
+    read="SELECT remaining FROM sale",
+    write="UPDATE sale SET remaining = ?",
+    ledger="INSERT INTO ledger (seat, buyer, pid, at) VALUES (?, ?, ?, ?)",
+    update="UPDATE sale SET remaining = remaining - 1 WHERE remaining > 0 RETURNING remaining",
+    immediate="BEGIN IMMEDIATE",
+)
+#: A rehearsal's: each statement takes the sale's parameters and answers as the sale's
+#: does when one ticket is left, on no table at all, so that a rehearsal warms the
+#: buyer's side of a purchase (ticketsim's code and sqlite3's) and takes no lock of the
+#: file: not even its immediate transaction, which begins deferred (BEGIN IMMEDIATE
+#: takes the file's write lock, which every other buyer, and another program, waits for).
+REHEARSAL: Final = Statements(
+    read="SELECT 1",
+    write="SELECT ?",
+    ledger="SELECT ?, ?, ?, ?",
+    update="SELECT 0",  # the count it left
+    immediate="BEGIN",
 )
 
 #: How long a naive statement waits for the write lock.
@@ -87,6 +114,8 @@ class SqliteStore(DatabaseStore):
     )
     #: The busy_timeout this process's connection has (-1: not set by a transaction).
     _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
+    #: The statements of a purchase: on the sale's tables, but for a rehearsal.
+    sql: Statements = field(default=SALE, repr=False)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no transaction unless a statement begins one. The naive
@@ -106,26 +135,34 @@ class SqliteStore(DatabaseStore):
             self._waits[0] = ms
 
     def prepare(self) -> None:
-        self.db.execute(READ_SQL).fetchone()
+        self.db.execute(self.sql.read).fetchone()
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[SqliteStore]:
+        try:
+            yield replace(self, sql=REHEARSAL, tickets=1, taken=())
+        finally:
+            if self.db.in_transaction:  # a purchase that failed midway
+                self.abandon()
 
     def read(self, record: Recorder) -> Seen:
         del record
-        (remaining,) = self.db.execute(READ_SQL).fetchone()
+        (remaining,) = self.db.execute(self.sql.read).fetchone()
         return counted(self.tickets, self.taken, int(remaining))
 
     def peek(self, record: Recorder) -> int:
         del record
-        return int(self.db.execute(READ_SQL).fetchone()[0])
+        return int(self.db.execute(self.sql.read).fetchone()[0])
 
     def sell(self, seen: Seen, sale: dbfile.Sale) -> None:
         # Two statements, each its own transaction: the naive strategy's write.
-        self.db.execute(WRITE_SQL, (seen.remaining - 1,))
-        self.db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
+        self.db.execute(self.sql.write, (seen.remaining - 1,))
+        self.db.execute(self.sql.ledger, (sale.seat, sale.buyer, sale.pid, sale.time))
 
     def attempt(self, attempt: Purchase) -> int | None:
         if self.plan not in PLANS:
             raise ValueError(f"plan={self.plan!r} is not one of {sorted(PLANS)}")
-        db, record = self.db, attempt.record
+        db, sql, record = self.db, self.sql, attempt.record
         try:
             if self.plan == "immediate":
                 attempt.lock("BEGIN IMMEDIATE (the write lock)", self._begin_immediate)
@@ -135,13 +172,13 @@ class SqliteStore(DatabaseStore):
             if self.plan == "update":
                 # The statement that reads is the one that waits for the write lock.
                 got: list[Any] = []
-                attempt.lock(UPDATE_SQL, lambda _: _fetched(db, UPDATE_SQL, got))
+                attempt.lock(sql.update, lambda _: _fetched(db, sql.update, got))
                 remaining = 0 if got[0] is None else int(got[0][0]) + 1
             else:
-                remaining = int(db.execute(READ_SQL).fetchone()[0])
+                remaining = int(db.execute(sql.read).fetchone()[0])
             seen = counted(self.tickets, self.taken, remaining)
             record(
-                Step.READ, value=remaining, note=UPDATE_SQL if self.plan == "update" else READ_SQL
+                Step.READ, value=remaining, note=sql.update if self.plan == "update" else sql.read
             )
             if not attempt.decide(remaining):
                 attempt.unlocked()  # recorded first: the next holder enters as this ends
@@ -149,8 +186,8 @@ class SqliteStore(DatabaseStore):
                 return None
             sale = attempt.sale(seen.seat)
             if self.plan != "update":
-                db.execute(WRITE_SQL, (remaining - 1,))
-            db.execute(LEDGER_SQL, (sale.seat, sale.buyer, sale.pid, sale.time))
+                db.execute(sql.write, (remaining - 1,))
+            db.execute(sql.ledger, (sale.seat, sale.buyer, sale.pid, sale.time))
             record(Step.WRITE, value=remaining - 1, seat=seen.seat)
             attempt.unlocked()  # recorded first: the next holder enters as this ends
             db.execute("COMMIT")
@@ -166,7 +203,7 @@ class SqliteStore(DatabaseStore):
     def _begin_immediate(self, patience: float) -> bool:
         self._wait(patience)
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(self.sql.immediate)
         except sqlite3.OperationalError as exc:
             if _busy(exc):
                 return False
@@ -236,7 +273,7 @@ class SqliteStore(DatabaseStore):
                 "INSERT INTO sale VALUES (1, ?, ?, ?)",
                 (initial.tickets, initial.remaining, initial.event),
             )
-            db.executemany(LEDGER_SQL, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger])
+            db.executemany(SALE.ledger, [(s.seat, s.buyer, s.pid, s.time) for s in initial.ledger])
             db.execute("COMMIT")
 
     def snapshot(self) -> dbfile.TicketDB:
