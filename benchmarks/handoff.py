@@ -12,9 +12,12 @@ and lets go. No events, no pacer, no pool, no report.
   ticketsim's crew does.
 
 The sale opens as ticketsim opens it: once every process has said it is ready, the
-parent notes the time and sets one ``multiprocessing.Event`` that they all wait on.
-(A barrier would not do: the parent wakes from it at some point among the others, and
-a clock started then missed part of the sale.) It prints medians of ``--runs`` runs:
+parent notes the time and opens the same gate (``ticketsim.sale.gate``: a byte on a
+pipe wakes every buyer together). A ``multiprocessing.Event``, which this used, lets
+its waiters through one by one, and spared the bare buyers the crowd at the lock that
+ticketsim's meet. (A barrier would not do: the parent wakes from it at some point
+among the others, and a clock started then missed part of the sale.) It prints medians
+of ``--runs`` runs:
 
 - sales per second, from the opening to the last buyer done (after it let go), as
   ticketsim's report counts them to the last outcome;
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketsim.core import db as dbfile
+from ticketsim.sale.gate import PipeGate, StartGate
 from ticketsim.sale.guards import FILELOCK_POLL_S
 from ticketsim.sale.stores import FileStore
 
@@ -62,7 +66,7 @@ class BareSale:
 
 
 def _buyer(
-    path: str, lock: Any, first: int, count: int, ready: Any, start: Any, times: Any, over: Any
+    path: str, lock: Any, first: int, count: int, ready: Any, gate: PipeGate, times: Any, done: Any
 ) -> None:
     """Buyers ``first`` to ``first + count - 1``, one after another in this process.
     ``times[3 * b : 3 * b + 3]`` get buyer ``b``'s hold, release and end."""
@@ -74,7 +78,7 @@ def _buyer(
     store = FileStore(path)
     store.prepare()  # ticketsim's buyers rehearse their first sale too
     ready.release()
-    if not start.wait(60):
+    if not gate.wait(60):
         raise SystemExit("the sale never opened")
     for buyer in range(first, first + count):
         store.peek(None)  # type: ignore[arg-type] # a file store's check records nothing
@@ -89,8 +93,8 @@ def _buyer(
         times[3 * buyer + 2] = time.monotonic()
     # As ticketsim's buyers do: a process that ends during the sale takes a core from
     # the buyers still buying while the kernel takes its memory down.
-    over[1].release()
-    over[0].wait(60)
+    done.release()
+    gate.wait_over(60)
 
 
 def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder: str) -> BareSale:
@@ -103,28 +107,31 @@ def bare_sale(buyers: int, tickets: int, processes: int, guard_kind: str, folder
     each = processes or buyers
     shares = [buyers // each + (1 if n < buyers % each else 0) for n in range(each)]
     firsts = [sum(shares[:n]) for n in range(each)]
-    ready, start = ctx.Semaphore(0), ctx.Event()
+    ready, done = ctx.Semaphore(0), ctx.Semaphore(0)  # a process is ready; is done
+    start = StartGate(ctx)
     times = ctx.Array("d", 3 * buyers, lock=False)
-    over = (ctx.Event(), ctx.Semaphore(0))  # the sale is over; a process is done
     workers = [
-        ctx.Process(target=_buyer, args=(path, lock, first, share, ready, start, times, over))
+        ctx.Process(target=_buyer, args=(path, lock, first, share, ready, start.gate, times, done))
         for first, share in zip(firsts, shares, strict=True)
     ]
-    for worker in workers:
-        worker.start()
-    for _ in workers:
-        if not ready.acquire(timeout=60):
-            raise SystemExit("a buyer never got ready")
-    opened = time.monotonic()
-    start.set()
-    for _ in workers:
-        if not over[1].acquire(timeout=60):
-            raise SystemExit("a buyer never finished")
-    over[0].set()
-    for worker in workers:
-        worker.join(60)
-        if worker.exitcode != 0:
-            raise SystemExit(f"a buyer exited with {worker.exitcode}")
+    try:
+        for worker in workers:
+            worker.start()
+        for _ in workers:
+            if not ready.acquire(timeout=60):
+                raise SystemExit("a buyer never got ready")
+        opened = time.monotonic()
+        start.set()
+        for _ in workers:
+            if not done.acquire(timeout=60):
+                raise SystemExit("a buyer never finished")
+        start.end()
+        for worker in workers:
+            worker.join(60)
+            if worker.exitcode != 0:
+                raise SystemExit(f"a buyer exited with {worker.exitcode}")
+    finally:
+        start.close()
     final = dbfile.load(path)
     sold = len({sale.seat for sale in final.ledger})
     expected = min(tickets, buyers)
