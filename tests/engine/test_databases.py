@@ -43,6 +43,7 @@ from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import BuyerSpec, GuardedTools, Pacer, Tools
 from ticketsim.sale.stores import postgres as pg
 from ticketsim.sale.stores import redis as rd
+from ticketsim.sale.stores.database import DatabaseStore
 from ticketsim.sale.transaction import TransactionTools
 from ticketsim.servers import _folder
 
@@ -451,6 +452,7 @@ def _every_lock_held(kind: StoreKind, location: str) -> Iterator[None]:
             other.execute("ROLLBACK")
         return
     with contextlib.closing(pg.connect(location)) as other:
+        other.execute("SET lock_timeout = 5000")  # a lock left held fails the test, not hangs it
         other.execute("BEGIN")
         other.execute(
             "LOCK TABLE ticketsim.sale, ticketsim.ledger, ticketsim.claimed, ticketsim.seats"
@@ -498,6 +500,44 @@ def test_a_sql_buyers_rehearsal_is_a_whole_purchase_that_needs_none_of_the_sales
         assert Step.READ in steps
         assert Step.WRITE in steps
         assert store.snapshot() == before
+
+
+def _rehearse_and_fail_midway(store: DatabaseStore) -> None:
+    with store.rehearsal() as scratch:
+        assert isinstance(scratch, DatabaseStore)
+        scratch.db.execute("BEGIN")  # type: ignore[attr-defined]
+        raise RuntimeError("refused midway")
+
+
+@pytest.mark.parametrize("strategy", ["sqlite-update", "pg-update"])
+def test_a_rehearsal_that_failed_midway_leaves_no_transaction_for_the_sale(
+    tmp_path: Path, strategy: str
+) -> None:
+    """A rehearsal whose purchase failed inside its transaction (the buyer goes on to the
+    sale: ``Tools.rehearse`` keeps no error) leaves the connection in none, so that the
+    sale's first statement is not run inside what is left of the rehearsal's."""
+    plan = PLANS[StrategyName(strategy)]
+    location = (
+        str(tmp_path / "tickets.sqlite")
+        if plan.store is StoreKind.SQLITE
+        else SERVERS[StoreKind.POSTGRES]
+    )
+    initial = dbfile.TicketDB.fresh(1)
+    store = make_store(plan.store, location, plan=plan.plan, initial=initial)
+    store.load(initial)
+    with contextlib.closing(store):
+        with pytest.raises(RuntimeError, match="refused midway"):
+            _rehearse_and_fail_midway(store)
+        db: Any = store.db  # type: ignore[attr-defined]
+        if plan.store is StoreKind.SQLITE:
+            assert not db.in_transaction
+        else:
+            assert db.info.transaction_status == 0  # idle
+        seat = TransactionTools(store).purchase(
+            BuyerSpec(1, window=0.0, timeout=2.0), os.getpid(), lambda *_, **__: None, Pacer()
+        )
+        assert seat == 1
+        assert store.snapshot().remaining == 0
 
 
 @pytest.mark.parametrize(

@@ -60,9 +60,10 @@ class Store(ABC):
 
     @contextlib.contextmanager
     def rehearsal(self) -> Iterator[Store | None]:
-        """In the buyer's process before the sale opens: a copy of this store on state of
-        its own holding one ticket, for the buyer to make a whole purchase on, which is
-        removed once the context ends; ``None`` where the store has no such state.
+        """In the buyer's process before the sale opens: a copy of this store that sells
+        one ticket without touching the sale's state, for the buyer to make a whole
+        purchase on (on keys of its own, removed once the context ends; or with
+        statements that name no table); ``None`` where the store has no such copy.
 
         A buyer's first purchase runs code and touches memory it shares with ticketsim
         for the first time (each page it writes is copied then): that cost a buyer

@@ -144,6 +144,10 @@ class ProcessConnection(Generic[C]):
             self._connection, self._pid = connect(), os.getpid()
         return self._connection
 
+    def current(self) -> C | None:
+        """This process's connection, ``None`` if it has not made one (none is made)."""
+        return self._connection if self._pid == os.getpid() else None
+
     def close(self) -> None:
         """Close this process's connection, if it made one; never raises."""
         made = self.drop()

@@ -111,10 +111,10 @@ REHEARSAL: Final = Statements(
     write_version="SELECT %s, %s",
     update="SELECT 0",  # the count it left
     advisory="SELECT 1",
-    count_ledger="SELECT 0",
+    count_ledger="SELECT 0::bigint",  # as count(*)
     claim="SELECT %s",
     skip_locked="SELECT 1",  # the seat
-    free_seats="SELECT 0",
+    free_seats="SELECT 0::bigint",
     take_seat="SELECT %s, %s",
     insert_sale="SELECT %s, %s, %s, %s",
 )
@@ -220,8 +220,14 @@ class PostgresStore(DatabaseStore):
     )
     #: The lock_timeout this process's connection has, to set it only when it changes.
     _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
-    #: The statements of a purchase: on the sale's tables, but for a rehearsal.
-    sql: Statements = field(default=SALE, repr=False)
+    #: Whether this copy is a buyer's rehearsal (:meth:`rehearsal`), whose statements
+    #: name no table.
+    rehearsing: bool = False
+
+    @property
+    def sql(self) -> Statements:
+        """The statements of a purchase: the sale's, or a rehearsal's."""
+        return REHEARSAL if self.rehearsing else SALE
 
     @property
     def db(self) -> psycopg.Connection[Any]:
@@ -237,9 +243,13 @@ class PostgresStore(DatabaseStore):
     @contextlib.contextmanager
     def rehearsal(self) -> Iterator[PostgresStore]:
         try:
-            yield replace(self, sql=REHEARSAL, tickets=1, taken=())
+            yield replace(self, rehearsing=True, tickets=1, taken=())
         finally:
-            if self.db.info.transaction_status != _IDLE:  # a purchase that failed midway
+            # A connection the purchase dropped (broken) is not made again here.
+            db = self._connection.current()
+            if (
+                db is not None and db.info.transaction_status != _IDLE
+            ):  # a purchase that failed midway
                 self.abandon()
 
     def read(self, record: Recorder) -> Seen:

@@ -114,8 +114,9 @@ class SqliteStore(DatabaseStore):
     )
     #: The busy_timeout this process's connection has (-1: not set by a transaction).
     _waits: list[int] = field(default_factory=lambda: [-1], compare=False, repr=False)
-    #: The statements of a purchase: on the sale's tables, but for a rehearsal.
-    sql: Statements = field(default=SALE, repr=False)
+    #: Whether this copy is a buyer's rehearsal (:meth:`rehearsal`), whose statements
+    #: name no table.
+    rehearsing: bool = False
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no transaction unless a statement begins one. The naive
@@ -123,6 +124,11 @@ class SqliteStore(DatabaseStore):
         # sets its own wait (busy_timeout) as it begins.
         self._waits[0] = -1  # a new connection has the default wait
         return sqlite3.connect(self.path, timeout=NAIVE_WAIT_S, isolation_level=None)
+
+    @property
+    def sql(self) -> Statements:
+        """The statements of a purchase: the sale's, or a rehearsal's."""
+        return REHEARSAL if self.rehearsing else SALE
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -140,9 +146,12 @@ class SqliteStore(DatabaseStore):
     @contextlib.contextmanager
     def rehearsal(self) -> Iterator[SqliteStore]:
         try:
-            yield replace(self, sql=REHEARSAL, tickets=1, taken=())
+            yield replace(self, rehearsing=True, tickets=1, taken=())
         finally:
-            if self.db.in_transaction:  # a purchase that failed midway
+            # A transaction a failed purchase left open; a connection it dropped as
+            # broken is not made again for this.
+            db = self._connection.current()
+            if db is not None and db.in_transaction:
                 self.abandon()
 
     def read(self, record: Recorder) -> Seen:
