@@ -43,6 +43,7 @@ from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import BuyerSpec, GuardedTools, Pacer, Tools
 from ticketsim.sale.stores import postgres as pg
 from ticketsim.sale.stores import redis as rd
+from ticketsim.sale.stores import sqlite as sq
 from ticketsim.sale.stores.database import DatabaseStore
 from ticketsim.sale.transaction import TransactionTools
 from ticketsim.servers import _folder
@@ -500,6 +501,22 @@ def test_a_sql_buyers_rehearsal_is_a_whole_purchase_that_needs_none_of_the_sales
         assert Step.READ in steps
         assert Step.WRITE in steps
         assert store.snapshot() == before
+
+
+def test_a_sqlite_rehearsals_statements_name_no_table() -> None:
+    """In a file in WAL mode no lock of the sale's keeps a reader out, so the test above
+    cannot see a rehearsal that reads the sale's tables: each statement runs here on a
+    database that has no table at all, with the sale's parameters."""
+    params = {"read": (), "write": (1,), "ledger": (1, "buyer-1", 2, 0.5), "update": ()}
+    with contextlib.closing(sqlite3.connect(":memory:", isolation_level=None)) as empty:
+        for field in dataclasses.fields(sq.Statements):  # a new statement needs params here
+            if field.name != "immediate":
+                empty.execute(getattr(sq.REHEARSAL, field.name), params[field.name]).fetchall()
+        empty.execute(sq.REHEARSAL.immediate)
+        assert empty.in_transaction
+        empty.execute("ROLLBACK")
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            empty.execute(sq.SALE.read)
 
 
 def _rehearse_and_fail_midway(store: DatabaseStore) -> None:
