@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.frozen import replace
@@ -21,7 +21,7 @@ from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.stores.base import Store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from ticketsim.core.db import Sale, TicketDB
     from ticketsim.core.events import Event, Recorder
@@ -81,6 +81,29 @@ class DatabaseStore(Store):
     def abandon(self) -> None:
         """End whatever transaction an attempt left open, undoing it; never raises for a
         connection that is already gone."""
+
+    def _in_transaction(self, db: Any) -> bool:
+        """Whether connection ``db`` is inside a transaction (a SQL store says how)."""
+        del db
+        return False
+
+    def _rehearsal_copy(self) -> DatabaseStore | None:
+        """This store as a rehearsal's (:meth:`rehearsal`): the SQL stores swap their
+        statements for ones that name no table; ``None`` where there is no such copy."""
+        return None
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[Store | None]:
+        """:meth:`_rehearsal_copy`; once the rehearsal ends, a transaction a failed
+        purchase left open on this process's connection is undone (a connection the
+        purchase dropped as broken is not made again for that)."""
+        try:
+            yield self._rehearsal_copy()
+        finally:
+            connection = getattr(self, "_connection", None)
+            db = connection.current() if isinstance(connection, ProcessConnection) else None
+            if db is not None and self._in_transaction(db):
+                self.abandon()
 
     # In the parent, before and after the sale: each opens a connection of its own.
 

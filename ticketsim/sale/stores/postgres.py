@@ -22,8 +22,6 @@ from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import psycopg
 
     from ticketsim.core.events import Recorder
@@ -240,17 +238,11 @@ class PostgresStore(DatabaseStore):
     def prepare(self) -> None:
         self.db.execute(self.sql.read).fetchone()
 
-    @contextlib.contextmanager
-    def rehearsal(self) -> Iterator[PostgresStore]:
-        try:
-            yield replace(self, rehearsing=True, tickets=1, taken=())
-        finally:
-            # A connection the purchase dropped (broken) is not made again here.
-            db = self._connection.current()
-            if (
-                db is not None and db.info.transaction_status != _IDLE
-            ):  # a purchase that failed midway
-                self.abandon()
+    def _rehearsal_copy(self) -> DatabaseStore:
+        return replace(self, rehearsing=True, tickets=1, taken=())
+
+    def _in_transaction(self, db: psycopg.Connection[Any]) -> bool:
+        return bool(db.info.transaction_status != _IDLE)
 
     def read(self, record: Recorder) -> Seen:
         del record

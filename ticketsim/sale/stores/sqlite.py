@@ -143,16 +143,11 @@ class SqliteStore(DatabaseStore):
     def prepare(self) -> None:
         self.db.execute(self.sql.read).fetchone()
 
-    @contextlib.contextmanager
-    def rehearsal(self) -> Iterator[SqliteStore]:
-        try:
-            yield replace(self, rehearsing=True, tickets=1, taken=())
-        finally:
-            # A transaction a failed purchase left open; a connection it dropped as
-            # broken is not made again for this.
-            db = self._connection.current()
-            if db is not None and db.in_transaction:
-                self.abandon()
+    def _rehearsal_copy(self) -> DatabaseStore:
+        return replace(self, rehearsing=True, tickets=1, taken=())
+
+    def _in_transaction(self, db: sqlite3.Connection) -> bool:
+        return db.in_transaction
 
     def read(self, record: Recorder) -> Seen:
         del record
