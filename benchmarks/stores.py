@@ -348,9 +348,10 @@ def _bare_buyer(
     over: Any,
 ) -> None:
     db = _connect(kind, location)
-    if kind is StoreKind.POSTGRES:
-        _TICKETS[0] = db.execute("SELECT tickets FROM ticketsim.sale").fetchone()[0]
     _look(kind, db)  # as a ticketsim buyer's store prepares: connected, and read once
+    if kind is StoreKind.POSTGRES:  # and the server has opened the purchase's tables
+        _TICKETS[0], model = db.execute("SELECT tickets, model FROM ticketsim.sale").fetchone()
+        db.execute(pg.OPEN_TABLES[model])
     # As a ticketsim buyer rehearses (Tools.rehearse): one purchase, on keys of its own
     # (Redis) or with statements on no table (the SQL stores).
     if kind is StoreKind.REDIS:

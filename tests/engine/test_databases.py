@@ -519,6 +519,39 @@ def test_a_sqlite_rehearsals_statements_name_no_table() -> None:
             empty.execute(sq.SALE.read)
 
 
+@pytest.mark.parametrize(
+    ("strategy", "tables"),
+    [
+        ("pg-update", {"sale", "ledger", "ledger_n_seq"}),
+        ("pg-unique", {"ledger", "claimed", "ledger_n_seq"}),
+        ("pg-skip-locked", {"seats", "ledger", "ledger_n_seq"}),
+    ],
+)
+def test_a_postgres_buyer_has_its_server_open_its_purchases_tables_before_the_sale(
+    strategy: str, tables: set[str]
+) -> None:
+    """Before the sale opens, a buyer's server opens the tables, indexes and sequence its
+    purchase will use (looked up for the first time inside the purchase, they cost every
+    buyer's critical section), and takes no lock stronger than ACCESS SHARE for it."""
+    plan = PLANS[StrategyName(strategy)]
+    initial = dbfile.TicketDB.fresh(2)
+    store = make_store(
+        StoreKind.POSTGRES, SERVERS[StoreKind.POSTGRES], plan=plan.plan, initial=initial
+    )
+    store.load(initial)
+    with contextlib.closing(store):
+        db: Any = store.db  # type: ignore[attr-defined]
+        db.execute("BEGIN")  # so that the locks prepare takes are held, to be seen
+        store.prepare()
+        held = db.execute(
+            "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE l.pid = pg_backend_pid() AND c.relnamespace = 'ticketsim'::regnamespace"
+        ).fetchall()
+        db.execute("ROLLBACK")
+    assert {mode for _, mode in held} == {"AccessShareLock"}
+    assert {name for name, _ in held} >= tables
+
+
 def _rehearse_and_fail_midway(store: DatabaseStore) -> None:
     with store.rehearsal() as scratch:
         assert isinstance(scratch, DatabaseStore)
