@@ -389,11 +389,27 @@ def test_two_paths_naming_one_file_are_refused_before_anything_runs(
 
 def test_two_outputs_that_do_not_exist_yet_but_name_one_file(tmp_path: Path) -> None:
     db = tmp_path / "tickets.json"
+    (tmp_path / "sub").mkdir()
     for spelling in (f"{tmp_path}/./h.html", f"{tmp_path}/sub/../h.html"):
         paths = {"--db": str(db), "--history": str(tmp_path / "h.html"), "--timeline": spelling}
         result = invoke(*_args("run", paths))
         assert_refused(result.exit_code, result.stderr, "--timeline", "is the same file as")
-        assert list(tmp_path.iterdir()) == []  # nothing ran, nothing was written
+        assert [p.name for p in tmp_path.iterdir()] == ["sub"]  # nothing ran or was written
+
+
+@pytest.mark.parametrize("output", ["--history", "--timeline"])
+def test_a_path_through_a_missing_folder_never_reaches_the_file_its_text_resolves_to(
+    tmp_path: Path, output: str
+) -> None:
+    """``missing/../mine.json`` reaches no file for the system, but its text resolves to
+    ``mine.json``: it is refused, and the user's file is left as it was."""
+    mine = tmp_path / "mine.json"
+    mine.write_bytes(b"the user's own")
+    spelled = f"{tmp_path}/missing/../mine.json"
+    result = invoke(*_args("run", {"--db": str(tmp_path / "tickets.json"), output: spelled}))
+    assert_refused(result.exit_code, result.stderr, output, "missing/.. does not exist")
+    assert mine.read_bytes() == b"the user's own"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json"]
 
 
 @pytest.mark.parametrize("output", ["--history", "--timeline"])

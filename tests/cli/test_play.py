@@ -172,6 +172,21 @@ def test_the_scripted_mode_prints_the_screen_and_the_replay(tmp_path: Path) -> N
     assert refused.exit_code == 2
     assert "is not a game ticketsim saved" in refused.stderr
     assert other.read_text() == "mine\n"
+    # JSON that only mentions the key, or a path that resolves to a saved game only as
+    # text, is not a game ticketsim saved either.
+    for text in ('["ticketsim_play"]', '"ticketsim_play"'):
+        other.write_text(text)
+        refused = CliRunner().invoke(
+            app, ["play", "--level", "2", "--moves", "1", "--save", str(other)]
+        )
+        assert refused.exit_code == 2, refused.output
+        assert other.read_text() == text
+    through = f"{tmp_path}/missing/../{saved.name}"
+    before = saved.read_bytes()
+    refused = CliRunner().invoke(app, ["play", "--level", "2", "--moves", "1", "--save", through])
+    assert refused.exit_code == 2, refused.output
+    assert "missing/.. does not exist" in refused.stderr
+    assert saved.read_bytes() == before
 
 
 def test_list_names_every_level() -> None:

@@ -97,8 +97,9 @@ def _vet_outputs(save: Path | None, timeline: Path | None) -> None:
     paths.vet(paths.output("--save", save), paths.output("--timeline", timeline))
     if save is not None and save.exists():
         try:
-            ours = "ticketsim_play" in json.loads(save.read_text(encoding="utf-8"))
-        except (OSError, ValueError, TypeError):
+            saved = json.loads(save.read_text(encoding="utf-8"))
+            ours = isinstance(saved, dict) and "ticketsim_play" in saved
+        except (OSError, ValueError):
             ours = False
         if not ours:
             raise BadInput(

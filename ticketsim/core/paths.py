@@ -176,6 +176,11 @@ def _vet_new(use: Use, raw: str) -> _Identity:
         )
     if use.missing is not None:
         raise PathError(use.option, raw, "no such file", use.missing)
+    spelled = os.path.dirname(raw) or "."
+    if not use.make_folder and not os.path.isdir(spelled):
+        # ``missing/../x`` reaches no file, but its resolved path, which a write goes
+        # to, may be an existing one: refused here, as the system would refuse it.
+        raise PathError(use.option, raw, f"the folder {spelled} does not exist", "create it first")
     resolved = os.path.realpath(raw)
     _vet_folder(use, raw, os.path.dirname(resolved))
     # What a write goes to (``dir/missing/../x`` is ``dir/x`` to it), which may exist.
