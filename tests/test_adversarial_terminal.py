@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,6 +120,22 @@ def test_check_escapes_a_hostile_note_in_a_history(tmp_path: Path) -> None:
         app, ["check", "--history", str(history), "--db", str(db)], prog_name="ticketsim"
     )
     assert "no progress" in result.output
+    _assert_inert(result.output)
+
+
+def test_check_escapes_a_hostile_system_name_in_a_history_another_program_wrote(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "checkout.jsonl"
+    foreign = Path(__file__).parent / "analysis" / "foreign" / "checkout.py"
+    subprocess.run([sys.executable, str(foreign), str(history)], check=True, timeout=60)
+    lines = history.read_text(encoding="utf-8").splitlines()
+    head = json.loads(lines[0])
+    head["system"] = f"shop{HOSTILE}"
+    history.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["check", "--history", str(history)], prog_name="ticketsim")
+    assert result.exit_code == 0, result.output
+    assert "shop\\x1b[2J" in result.output
     _assert_inert(result.output)
 
 

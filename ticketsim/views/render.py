@@ -105,7 +105,7 @@ def report_view(report: Report) -> RenderableType:
     if report.system is not None:  # a history another program wrote
         header = Text.assemble(
             ("system ", "dim"),
-            (report.system, "bold"),
+            (printable(report.system), "bold"),
             (f"  {report.buyers} buyers, {report.tickets} tickets", "dim"),
         )
     else:
