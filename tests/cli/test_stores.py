@@ -169,6 +169,7 @@ def test_a_sqlite_db_with_the_users_tables_is_refused(tmp_path: Path) -> None:
         ("mysql://x/y", "is not a store URL"),
         ("sqlite://", "names no file"),
         ("sqlite:///", "names no file"),
+        ("sqlite:///:memory:", "in-memory database"),
         ("postgresql://h:notaport/x", "malformed"),
         ("redis://h/notanumber", "give a number"),
     ],

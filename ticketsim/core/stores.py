@@ -126,6 +126,15 @@ def parse(url: str) -> StoreURL:
             raise ConfigError(
                 "store", redacted(url), "takes a plain path, with no ?query or #fragment"
             )
+        if sqlite_path(url) == ":memory:":
+            # sqlite3 takes this name for a database of the connection's own, gone when
+            # it closes: every buyer would sell from a store of its own.
+            raise ConfigError(
+                "store",
+                redacted(url),
+                "names SQLite's in-memory database, which no two connections share: "
+                "give sqlite:///path/to/file.sqlite",
+            )
         return StoreURL(kind, url)
     try:
         parts = urlsplit(url)
