@@ -404,6 +404,12 @@ CASES = [
     Case("nan-literal", _event(t=math.nan), 3, "NaN is not a number JSON allows"),
     Case("infinity-literal", _event(t=math.inf), 3, "Infinity is not a number JSON allows"),
     Case(
+        "too-large-for-a-float",
+        _second_event(lambda row: json.dumps({**row, "t": 0.25}).replace("0.25", "1e400").encode()),
+        3,
+        "1e400 is too large a number to keep as written",
+    ),
+    Case(
         "minus-infinity-literal",
         _event(value=-math.inf),
         3,

@@ -512,6 +512,21 @@ def test_parse_rejects_a_time_too_large_for_a_float() -> None:
         parse(text, source=SOURCE)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        _doc(x=0.25).replace("0.25", "1e400"),  # a key ticketsim keeps without reading it
+        _doc_sale(time=0.25).replace("0.25", "-2.5e999"),
+    ],
+    ids=["unknown-key", "sale-time"],
+)
+def test_parse_rejects_a_fraction_too_large_for_a_float(text: str) -> None:
+    """Python reads ``1e400`` as infinity, which ``json`` writes back as ``Infinity``:
+    a db that no reader, ticketsim included, would take as JSON again."""
+    with pytest.raises(DbError, match="is too large a number to keep as written"):
+        parse(text, source=SOURCE)
+
+
 # --- read_text and load -----------------------------------------------------------------
 
 

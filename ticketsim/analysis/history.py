@@ -140,7 +140,9 @@ def _no_constant(name: str) -> Any:
 
 #: One decoder for every line: ``json.loads`` with an option builds a new one per call.
 _DECODER: Final = json.JSONDecoder(
-    parse_constant=_no_constant, object_pairs_hook=dbfile.unique_keys
+    parse_constant=_no_constant,
+    parse_float=dbfile.finite_float,
+    object_pairs_hook=dbfile.unique_keys,
 )
 
 

@@ -167,6 +167,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def finite_float(text: str) -> float:
+    """``parse_float`` that refuses a number too large for a float (``1e400``): Python
+    reads it as infinity, which ``json`` would write back as ``Infinity``, a file
+    nothing, ticketsim included, reads as JSON again."""
+    value = float(text)
+    if value - value != 0.0:
+        raise ValueError(f"{text[:20]} is too large a number to keep as written")
+    return value
+
+
 class DuplicateKey(ValueError):
     """An object of a JSON document gives one key twice: which value is meant is
     ambiguous (``json`` would silently keep the last)."""
@@ -189,7 +199,12 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _loads(text: str | bytes | bytearray) -> Any:
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
+    return json.loads(
+        text,
+        parse_constant=_reject_constant,
+        parse_float=finite_float,
+        object_pairs_hook=unique_keys,
+    )
 
 
 def _int(source: str, where: str, value: object) -> int:
