@@ -425,6 +425,49 @@ def test_an_output_that_is_one_of_the_dbs_own_files_is_refused(
     assert not path.exists() or derived == "lock"
 
 
+UNUSABLE_BESIDE = {
+    "junk-sqlite": ("sqlite-update", "tickets.sqlite", "is not a SQLite database"),
+    "empty-sqlite": (
+        "sqlite-deferred",
+        "tickets.sqlite",
+        "is an empty file ticketsim did not make",
+    ),
+    "lock-folder": ("filelock", "tickets.json.lock", "is a directory, not a regular file"),
+    "lock-symlink": ("filelock", "tickets.json.lock", "is a symlink, not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE_BESIDE))
+@pytest.mark.parametrize("command", ["run", "compare", "explore"])
+def test_a_file_beside_the_db_that_a_strategy_cannot_use_is_refused_before_the_db_is_reset(
+    tmp_path: Path, good: dict[str, Path], case: str, command: str
+) -> None:
+    """A refusal (exit 2) means nothing ran: the user's db keeps its sales."""
+    strategy, name, words = UNUSABLE_BESIDE[case]
+    db = good["--db"]
+    beside = db.parent / name
+    if case == "junk-sqlite":
+        beside.write_bytes(b"the user's notes")
+    elif case == "empty-sqlite":
+        beside.touch()
+    elif case == "lock-folder":
+        beside.mkdir()
+    else:
+        beside.symlink_to(tmp_path / "elsewhere")
+    before = db.read_bytes()
+    args = {
+        "run": ["run", "--strategy", strategy, "--buyers", "2", "--delay", "0"],
+        "compare": ["compare", "--strategy", "lock", "--strategy", strategy, "--buyers", "2"],
+        "explore": ["explore", "--strategy", strategy, "--buyers", "2", "--timeout", "5"],
+    }[command]
+    result = invoke(*args, "--db", str(db))
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert db.read_bytes() == before
+    assert beside.is_symlink() or beside.is_dir() or beside.stat().st_size < 20
+
+
 # --- what ticketsim did not create, it never deletes -----------------------------------------
 
 

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from ticketsim.core._files import not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.core._files import kind, not_regular, replace_text, temp_owner, temp_prefix
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB
 from ticketsim.errors import PathError, SystemRefused
@@ -110,6 +110,8 @@ def vet(*uses: Use) -> None:
     for owner in given:
         if owner.db:
             _vet_own_files(owner, [(use, known) for use, known in seen if use is not owner])
+        if owner.lock:
+            _vet_lock_file(owner)
 
 
 def write_output(option: str, path: str | os.PathLike[str], text: str) -> None:
@@ -271,6 +273,24 @@ def _vet_own_files(owner: Use, others: list[tuple[Use, _Identity]]) -> None:
         folder, name = os.path.split(resolved)
         if folder == os.path.dirname(target) and temp_owner(name, target) is not None:
             raise _same(use, f"a temp file of {owner.option}={os.fspath(owner.path or '')}")
+
+
+def _vet_lock_file(owner: Use) -> None:
+    """The lock file of a db, if there is one already, must be a regular file: a lock
+    taken on anything else fails in every buyer, once the sale has reset the db."""
+    raw = os.fspath(owner.path or "")
+    lock = os.path.realpath(raw) + LOCK_SUFFIX
+    try:
+        found = os.lstat(lock)
+    except OSError:
+        return  # none yet (the sale makes it), or unreachable as the db itself was not
+    if not stat.S_ISREG(found.st_mode):
+        raise PathError(
+            owner.option,
+            raw,
+            f"its lock file {lock} is {kind(found.st_mode)}, not a regular file",
+            "remove it, or give another db",
+        )
 
 
 def _identity(path: str) -> _Identity:

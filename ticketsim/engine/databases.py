@@ -20,6 +20,7 @@ from ticketsim.sale.steps import GuardedTools
 from ticketsim.sale.stores import STORES
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
 
     from ticketsim.core import db as dbfile
@@ -82,6 +83,15 @@ def make_store(
         location, plan=plan, taken=taken, tickets=tickets, detached=detached
     )
     return cast("DatabaseStore", store)
+
+
+def vet_sqlite_beside(db_path: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`StoreError`) the SQLite file beside the db when a SQLite strategy
+    could not use it (anything but a SQLite db ticketsim made), before anything is
+    written: a command refused must leave the db as it was."""
+    from ticketsim.sale.stores.sqlite import SqliteStore  # noqa: PLC0415 - SQLite's only
+
+    SqliteStore(str(stores.sqlite_beside(db_path))).vet()
 
 
 def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStore:

@@ -62,6 +62,7 @@ __all__ = [
     "lost_events",
     "prepare_db",
     "run_sale",
+    "vet_db",
     "window",
 ]
 
@@ -91,12 +92,29 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
 def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     """Reset the db to fresh tickets, or with ``keep``, load and vet the db as it is.
 
-    Raises :class:`DbError` before anything is written if the db cannot be used (its
-    path is vetted as every command's are: :func:`ticketsim.core.paths.vet`), and
+    Raises :class:`DbError` (or :class:`StoreError`) before anything is written if the
+    db, or a file the sale would use beside it, cannot be used (:func:`vet_db`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
     if config.store is not None:  # the user's store is the record: the db file is not used
         return _prepare_store(config)
+    kept = vet_db(config)
+    path = config.db_path
+    dbfile.make_room(path)
+    if kept is not None:
+        return kept
+    initial = dbfile.TicketDB.fresh(config.tickets)
+    dbfile.write_atomic(path, initial)
+    return initial
+
+
+def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
+    """Everything :func:`prepare_db` checks, with nothing written: the db's path (vetted
+    as every command's are: :func:`ticketsim.core.paths.vet`), its lock file, a SQLite
+    strategy's file beside it, and with ``keep``, the db itself, which it returns.
+    A command that runs several sales calls it for each before the first one starts."""
+    if config.store is not None:
+        return None  # the user's store: vetted by its own load, before it writes
     path = config.db_path
     uses = [paths.db(path, keep=config.keep, lock=config.strategy == "filelock")]
     beside = stores.sqlite_file(None, config.strategy, path)
@@ -106,27 +124,25 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
         paths.vet(*uses)
     except PathError as exc:
         raise DbError(config.db, exc.problem, exc.advice) from None
-    if config.keep:
-        try:
-            initial = dbfile.load(path)
-        except DbError as exc:
-            if exc.advice is not None:
-                raise
-            raise DbError(exc.path, exc.problem, "fix it, or run without --keep") from None
-        problems = check_db(initial)
-        if problems:
-            raise DbError(config.db, problems[0].explanation, "reset it (run without --keep)")
-        if initial.tickets > MAX_TICKETS:
-            raise DbError(
-                config.db,
-                f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS})",
-                "reset it (run without --keep)",
-            )
-    dbfile.make_room(path)
-    if config.keep:
-        return initial
-    initial = dbfile.TicketDB.fresh(config.tickets)
-    dbfile.write_atomic(path, initial)
+    if beside is not None:
+        databases.vet_sqlite_beside(path)
+    if not config.keep:
+        return None
+    try:
+        initial = dbfile.load(path)
+    except DbError as exc:
+        if exc.advice is not None:
+            raise
+        raise DbError(exc.path, exc.problem, "fix it, or run without --keep") from None
+    problems = check_db(initial)
+    if problems:
+        raise DbError(config.db, problems[0].explanation, "reset it (run without --keep)")
+    if initial.tickets > MAX_TICKETS:
+        raise DbError(
+            config.db,
+            f"tickets={initial.tickets} is more than ticketsim sells ({MAX_TICKETS})",
+            "reset it (run without --keep)",
+        )
     return initial
 
 

@@ -19,7 +19,7 @@ from ticketsim.core.exits import ExitCode
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind
 from ticketsim.engine.databases import PrivateServers
-from ticketsim.engine.runner import run_sale
+from ticketsim.engine.runner import run_sale, vet_db
 from ticketsim.engine.strategies import STRATEGIES
 from ticketsim.engine.strategies import get as get_strategy
 from ticketsim.errors import ConfigError
@@ -123,7 +123,8 @@ def compare(
     Every setting is checked against every strategy before the first sale starts: an
     unknown or repeated name, ``keep`` (each strategy must sell the same fresh
     tickets), or an option a strategy refuses (``lockstep`` with a safe one, a
-    schedule it cannot follow) raise :class:`ConfigError` and nothing runs.
+    schedule it cannot follow) raise :class:`ConfigError`, and a file a strategy could
+    not use (:func:`~ticketsim.engine.runner.vet_db`) its error, and nothing runs.
     """
     names = _names(strategies, base.store)
     if base.keep:
@@ -132,6 +133,8 @@ def compare(
         )
     seed = base.seed if base.seed is not None else random.SystemRandom().randrange(2**32)
     configs = [dataclasses.replace(base, strategy=name, seed=seed) for name in names]
+    for config in configs:  # the files of every row (a SQLite one, a lock file) first
+        vet_db(config)
     rows: list[Row] = []
     with PrivateServers() as servers:  # one per store for every row, not one per row
         for config in configs:

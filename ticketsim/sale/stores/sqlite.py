@@ -223,8 +223,9 @@ class SqliteStore(DatabaseStore):
 
     # In the parent.
 
-    def _vet(self) -> None:
-        """Refuse a file that is not a SQLite db of ticketsim's."""
+    def vet(self) -> None:
+        """Refuse (:class:`StoreError`) a file that is not a SQLite db of ticketsim's;
+        no file is fine: the sale makes it. Reads and writes nothing else."""
         try:
             with open(self.path, "rb") as file:
                 head = file.read(len(_HEADER))
@@ -264,7 +265,7 @@ class SqliteStore(DatabaseStore):
         return "sqlite:///" + self.path
 
     def load(self, initial: dbfile.TicketDB) -> None:
-        self._vet()
+        self.vet()
         with _admin(self.path) as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN IMMEDIATE")
@@ -283,7 +284,7 @@ class SqliteStore(DatabaseStore):
     def snapshot(self) -> dbfile.TicketDB:
         if not os.path.exists(self.path):
             raise StoreError(self.url, "does not exist", "make it with 'ticketsim reset --store'")
-        self._vet()
+        self.vet()
         with _admin(self.path) as db:
             db.execute("BEGIN")
             tickets, remaining, event = db.execute(
