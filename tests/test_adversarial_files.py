@@ -468,6 +468,77 @@ def test_a_file_beside_the_db_that_a_strategy_cannot_use_is_refused_before_the_d
     assert beside.is_symlink() or beside.is_dir() or beside.stat().st_size < 20
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_a_file_with_the_name_of_a_sqlite_journal_is_neither_taken_nor_named_as_an_output(
+    tmp_path: Path, suffix: str
+) -> None:
+    """SQLite takes a file named as its database's journal for its own, and removes it:
+    a user's file of that name is refused, never handed to SQLite; an output named so
+    is refused too; and a folder there is exit 2, not an internal error."""
+    db = tmp_path / "tickets.json"
+    journal = tmp_path / f"tickets.sqlite{suffix}"
+    journal.write_bytes(b"the user's notes")
+    sale = ["run", "--strategy", "sqlite-deferred", "--buyers", "2", "--delay", "0", "--db"]
+    refused = invoke(*sale, str(db))
+    assert_refused(refused.exit_code, refused.stderr, "--store", "which SQLite would take")
+    assert journal.read_bytes() == b"the user's notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [journal.name]
+    journal.unlink()
+    assert invoke(*sale, str(db)).exit_code == 0  # the store is now ticketsim's
+    named = invoke(*sale, str(db), "--history", str(journal))
+    assert_refused(named.exit_code, named.stderr, "--history", "a journal of the SQLite")
+    journal.mkdir()
+    folder = invoke(*sale, str(db))
+    assert_refused(folder.exit_code, folder.stderr, "--store", "is a directory")
+
+
+WRITTEN_BY = {
+    "--history": ["run", "--strategy", "lock", "--buyers", "2", "--delay", "0"],
+    "--timeline": ["run", "--strategy", "lock", "--buyers", "2", "--delay", "0"],
+    "--plot": ["compare", "--strategy", "lock", "--buyers", "2", "--delay", "0"],
+}
+
+
+@pytest.mark.parametrize("option", sorted(WRITTEN_BY))
+def test_an_output_replaces_only_a_file_ticketsim_wrote_or_an_empty_one(
+    tmp_path: Path, option: str
+) -> None:
+    """The user's own file at an output's path is refused and left byte for byte; one
+    ticketsim wrote (a history, a timeline, a plot of an earlier run), or an empty one
+    (``mktemp``'s), is replaced."""
+    db, target = tmp_path / "tickets.json", tmp_path / "out.svg"
+    args = [*WRITTEN_BY[option], "--db", str(db), option, str(target)]
+    target.write_bytes(b"<svg>the user's own picture</svg>")
+    refused = invoke(*args)
+    assert_refused(refused.exit_code, refused.stderr, option, "is not a")
+    assert "ticketsim wrote" in refused.stderr
+    assert target.read_bytes() == b"<svg>the user's own picture</svg>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.svg"]  # nothing ran
+    target.write_bytes(b"")
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    written = target.read_bytes()
+    assert written
+    again = invoke(*args)  # its own output of a run before
+    assert again.exit_code == 0, again.output
+    assert target.read_bytes() != b""
+
+
+def test_an_output_that_is_the_commands_own_stdout_is_refused(tmp_path: Path) -> None:
+    """``--history /dev/stdout`` with stdout sent to a file would replace that file, and
+    the report printed there with it."""
+    db, out = tmp_path / "tickets.json", tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "ticketsim", "run", "--lock", "--buyers", "2",
+             "--delay", "0", "--db", str(db), "--history", "/dev/stdout"],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert_refused(done.returncode, done.stderr, "--history", "this command's stdout")
+    assert out.read_bytes() == b""
+    assert not db.exists()
+
+
 # --- what ticketsim did not create, it never deletes -----------------------------------------
 
 

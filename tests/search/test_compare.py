@@ -24,6 +24,7 @@ from ticketsim.analysis.report import Report
 from ticketsim.core import _owned
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.names import StoreKind
+from ticketsim.core.paths import SVG_MARK
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES, StrategyName
@@ -447,7 +448,8 @@ def test_a_failed_write_plot_leaves_the_old_file_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "chart.svg"
-    target.write_text("old", encoding="utf-8")
+    old = f"<svg>{SVG_MARK}an old plot</svg>"
+    target.write_text(old, encoding="utf-8")
 
     def failing(source: str, destination: str) -> None:
         raise OSError(28, "No space left on device")
@@ -457,7 +459,7 @@ def test_a_failed_write_plot_leaves_the_old_file_and_no_temp_file(
         write_plot(target, _rows(), "race")
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["chart.svg"]
-    assert target.read_text(encoding="utf-8") == "old"
+    assert target.read_text(encoding="utf-8") == old
 
 
 def test_running_a_comparison_needs_no_drawing_library() -> None:

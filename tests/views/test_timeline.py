@@ -25,6 +25,7 @@ import ticketsim.errors
 from ticketsim.analysis.checker import Kind, Violation
 from ticketsim.analysis.report import Report, build_report
 from ticketsim.core.events import Event, Step
+from ticketsim.core.paths import HTML_MARK
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
@@ -384,7 +385,7 @@ def test_write_timeline_is_atomic(
 ) -> None:
     result, report = race
     target = tmp_path / "race.html"
-    target.write_text("old page", encoding="utf-8")
+    target.write_text(f"<html>{HTML_MARK}an old page</html>", encoding="utf-8")
     write_timeline(target, result, report)
     assert target.read_text(encoding="utf-8") == html_timeline(result, report)
     assert os.listdir(tmp_path) == ["race.html"]

@@ -265,9 +265,9 @@ def _vet(
     if store is None:  # with --store the db file is not used: not vetted, nor made
         the_db = paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK)
         # A SQLite strategy's copy goes beside the db, in the folder the db may make.
-        stored = [the_db, paths.Use("--store", sqlite, make_folder=the_db.make_folder)]
+        stored = [the_db, paths.sqlite(sqlite, make_folder=the_db.make_folder)]
     else:
-        stored = [paths.output("--store", sqlite)]
+        stored = [paths.sqlite(sqlite)]
     paths.vet(
         *stored,
         paths.output("--history", outputs.history),

@@ -23,6 +23,7 @@ from typing import Final
 from ticketsim.core._files import kind, not_regular, replace_text, temp_owner, temp_prefix
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB
+from ticketsim.core.stores import SQLITE_SIDES
 from ticketsim.errors import PathError, SystemRefused
 
 #: What each way of not reaching a path means, and what to do about it.
@@ -45,6 +46,22 @@ _REFUSED: Final = {
 _NAME_MAX: Final = 255
 _PATH_MAX: Final = 4096
 LOCK_SUFFIX: Final = ".lock"
+#: What an HTML page ticketsim writes (a timeline) says of its maker, in its head.
+HTML_MARK: Final = '<meta name="generator" content="ticketsim">'
+#: What an SVG picture ticketsim writes (a plot) says of its maker, after its root tag.
+SVG_MARK: Final = "<!-- generator: ticketsim -->"
+#: What the first line of a history ticketsim writes holds.
+HISTORY_MARK: Final = '"format": "ticketsim-history/'
+#: What each output option's files hold near their start, and what they are called. An
+#: existing file without it, and not empty, is not one ticketsim wrote: it is refused,
+#: never replaced.
+_MARKS: Final = {
+    "--history": (HISTORY_MARK, "a history"),
+    "--timeline": (HTML_MARK, "a timeline"),
+    "--plot": (SVG_MARK, "a plot"),
+}
+#: How much of an existing output is read to find its mark.
+_MARK_WITHIN: Final = 4096
 
 
 @frozen(slots=True)
@@ -55,7 +72,8 @@ class Use:
     may be created. ``writes``: the command replaces it, so its folder must take a new
     file. ``make_folder``: a missing folder is created (the default db's). ``db``: it is
     the db, whose lock file and temp files are its own; ``lock``: the sale locks it
-    with a lock file, whose name must fit too.
+    with a lock file, whose name must fit too; ``sqlite``: it is a SQLite database,
+    whose journals (:data:`~ticketsim.core.stores.SQLITE_SIDES`) are its own.
     """
 
     option: str
@@ -65,6 +83,7 @@ class Use:
     make_folder: bool = False
     db: bool = False
     lock: bool = False
+    sqlite: bool = False
 
 
 def db(
@@ -86,6 +105,12 @@ def output(option: str, path: str | os.PathLike[str] | None) -> Use:
     return Use(option, path)
 
 
+def sqlite(path: str | os.PathLike[str] | None, *, make_folder: bool = False) -> Use:
+    """A SQLite file a sale writes (``--store``, or a SQLite strategy's copy beside the
+    db), whose journals no other path may name."""
+    return Use("--store", path, make_folder=make_folder, sqlite=True)
+
+
 def source(option: str, path: str | os.PathLike[str] | None, missing: str) -> Use:
     """A file a command only reads; ``missing`` says what to do when there is none."""
     return Use(option, path, missing=missing, writes=False)
@@ -98,20 +123,26 @@ _Identity = tuple[int, int] | str
 
 def vet(*uses: Use) -> None:
     """Refuse (:class:`PathError`) the first path of ``uses`` that cannot be used as it
-    says, or that names the same file as another; ``None`` paths are skipped."""
+    says, or that names the same file as another, or as the command's own output
+    (its stdout or stderr, a file when redirected); ``None`` paths are skipped."""
     given = [use for use in uses if use.path is not None]
+    streams = _streams()
     seen: list[tuple[Use, _Identity]] = []
     for use in given:
         identity = _vet_one(use)
+        if use.writes and identity in streams:
+            raise _same(use, f"this command's {streams[identity]}")
         for other, known in seen:
             if identity == known:
                 raise _same(use, f"{other.option}={os.fspath(other.path or '')}")
         seen.append((use, identity))
     for owner in given:
-        if owner.db:
+        if owner.db or owner.sqlite:
             _vet_own_files(owner, [(use, known) for use, known in seen if use is not owner])
         if owner.lock:
             _vet_lock_file(owner)
+    for use in given:  # last: that two paths name one file says more
+        _vet_mark(use)
 
 
 def write_output(option: str, path: str | os.PathLike[str], text: str) -> None:
@@ -165,6 +196,42 @@ def _vet_one(use: Use) -> _Identity:
                 f"make it writable or pick another {use.option}",
             )
     return found.st_dev, found.st_ino
+
+
+def _vet_mark(use: Use) -> None:
+    """An existing output must be one ticketsim wrote (its mark near its start), or
+    empty: anything else is the user's, and ticketsim never replaces it."""
+    marked = _MARKS.get(use.option) if use.writes else None
+    raw = os.fspath(use.path or "")
+    if marked is None or not os.path.exists(raw):
+        return
+    mark, what = marked
+    try:
+        with open(raw, "rb") as file:
+            head = file.read(_MARK_WITHIN)
+    except OSError as exc:
+        raise _unreachable(use, raw, exc) from None
+    if head and mark.encode() not in head:
+        raise PathError(
+            use.option,
+            raw,
+            f"the file exists and is not {what} ticketsim wrote",
+            "give a new path, or move the file away",
+        )
+
+
+def _streams() -> dict[_Identity, str]:
+    """The regular files this process's stdout and stderr are, if they are: what it
+    prints would be lost to an output written over them."""
+    found: dict[_Identity, str] = {}
+    for fd, name in ((2, "stderr"), (1, "stdout")):
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found[info.st_dev, info.st_ino] = name
+    return found
 
 
 def _vet_new(use: Use, raw: str) -> _Identity:
@@ -260,19 +327,27 @@ def _unreachable(use: Use, raw: str, exc: OSError) -> PathError:
 
 
 def _vet_own_files(owner: Use, others: list[tuple[Use, _Identity]]) -> None:
-    """No other path of the command may be the db's lock file or one of its temp files."""
+    """No other path of the command may be one of ``owner``'s own files: a db's lock
+    file or temp files, a SQLite database's journals."""
     target = os.path.realpath(os.fspath(owner.path or ""))
+    named = f"{owner.option}={os.fspath(owner.path or '')}"
+    if owner.sqlite:
+        journals = {_identity(target + suffix) for suffix in SQLITE_SIDES}
+        for use, identity in others:
+            if use.writes and identity in journals:
+                raise _same(use, f"a journal of the SQLite database {named}")
+        return
     lock = _identity(target + LOCK_SUFFIX)
     for use, identity in others:
         if not use.writes:
             continue
         spelled = os.fspath(use.path or "")
         if identity == lock:
-            raise _same(use, f"the lock file of {owner.option}={os.fspath(owner.path or '')}")
+            raise _same(use, f"the lock file of {named}")
         resolved = os.path.realpath(spelled)
         folder, name = os.path.split(resolved)
         if folder == os.path.dirname(target) and temp_owner(name, target) is not None:
-            raise _same(use, f"a temp file of {owner.option}={os.fspath(owner.path or '')}")
+            raise _same(use, f"a temp file of {named}")
 
 
 def _vet_lock_file(owner: Use) -> None:

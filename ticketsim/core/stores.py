@@ -37,6 +37,10 @@ _FORMS: Final = (
 )
 #: The SQLite file of a database strategy run without ``--store``: beside the db.
 SQLITE_SUFFIX: Final = ".sqlite"
+#: The files SQLite keeps beside a database (``path`` + each): its write-ahead log and
+#: the log's index, and the rollback journal. They are the database's own: SQLite
+#: takes one it finds as its own, and removes it.
+SQLITE_SIDES: Final = ("-wal", "-shm", "-journal")
 #: Each store's naive strategy: the one ``--store`` runs unless told another.
 NAIVE: Final = {
     StoreKind.SQLITE: StrategyName.SQLITE_NAIVE,

@@ -99,7 +99,7 @@ def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStor
     but a regular file (a FIFO would hang its read) is refused (:class:`PathError`)."""
     parsed = stores.parse(url)
     if parsed.kind is StoreKind.SQLITE:
-        paths.vet(paths.output("--store", parsed.location))
+        paths.vet(paths.sqlite(parsed.location))
     return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
 
 

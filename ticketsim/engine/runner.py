@@ -119,7 +119,7 @@ def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
     uses = [paths.db(path, keep=config.keep, lock=config.strategy == "filelock")]
     beside = stores.sqlite_file(None, config.strategy, path)
     if beside is not None:  # a SQLite strategy's copy, beside the db
-        uses.append(paths.Use("--store", beside, make_folder=True))
+        uses.append(paths.sqlite(beside, make_folder=True))
     try:
         paths.vet(*uses)
     except PathError as exc:

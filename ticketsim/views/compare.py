@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ticketsim.core.frozen import frozen
-from ticketsim.core.paths import write_output
+from ticketsim.core.paths import SVG_MARK, write_output
 from ticketsim.search.compare import COLUMNS
 from ticketsim.views.svg import el, start_tag, ticks
 
@@ -314,6 +314,7 @@ def svg_chart(rows: Sequence[Row], title: str) -> str:
         start_tag("svg", xmlns="http://www.w3.org/2000/svg", version="1.1", width=width,
                   height=height, viewBox=f"0 0 {width} {height}", role="img",
                   font_family=_FONT, fill=_INK),
+        SVG_MARK,
         el("title", text=title),
         el("desc", text="Tickets oversold and sales per second under each strategy: "
            "safety costs speed."),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from ticketsim.analysis.checker import Kind, names
 from ticketsim.core.events import ENDINGS, Event, Step, buyer_name, buyer_number
 from ticketsim.core.frozen import frozen
-from ticketsim.core.paths import write_output
+from ticketsim.core.paths import HTML_MARK, write_output
 from ticketsim.views.svg import el as _el
 from ticketsim.views.svg import escape as _esc
 from ticketsim.views.svg import fmt as _fmt
@@ -792,6 +792,7 @@ def html_timeline(result: RunResult, report: Report) -> str:
             '<html lang="en">',
             "<head>",
             '<meta charset="utf-8">',
+            HTML_MARK,
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{_esc(title)}</title>",
             f"<style>{_CSS}</style>",

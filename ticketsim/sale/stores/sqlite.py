@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
+from ticketsim.core._files import kind
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
+from ticketsim.core.stores import SQLITE_SIDES
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
@@ -225,11 +228,22 @@ class SqliteStore(DatabaseStore):
 
     def vet(self) -> None:
         """Refuse (:class:`StoreError`) a file that is not a SQLite db of ticketsim's;
-        no file is fine: the sale makes it. Reads and writes nothing else."""
+        no file is fine (the sale makes it) unless one of SQLite's own files for it is
+        there already. Reads and writes nothing else."""
+        sides = [self.path + suffix for suffix in SQLITE_SIDES]
         try:
             with open(self.path, "rb") as file:
                 head = file.read(len(_HEADER))
         except FileNotFoundError:
+            found = [side for side in sides if os.path.lexists(side)]
+            if found:
+                # SQLite would take it for the new database's journal, and remove it.
+                raise StoreError(
+                    self.url,
+                    f"does not exist, but {found[0]} does, which SQLite would take for "
+                    "its journal and remove",
+                    "move that file away, or give another path",
+                ) from None
             return
         except OSError as exc:
             raise StoreError(
@@ -245,6 +259,15 @@ class SqliteStore(DatabaseStore):
             raise StoreError(
                 self.url, "is an empty file ticketsim did not make", "give another path"
             )
+        for side in sides:
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.lstat(side).st_mode
+                if not stat.S_ISREG(mode):
+                    raise StoreError(
+                        self.url,
+                        f"its journal {side} is {kind(mode)}, not a regular file",
+                        "remove it",
+                    )
         with _admin(self.path) as db:
             rows = db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
         tables = {row[0] for row in rows}
