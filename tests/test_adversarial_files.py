@@ -725,6 +725,22 @@ def test_an_output_on_a_full_disk_is_exit_4_after_the_report_and_leaves_nothing(
         assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no partial, no temp
 
 
+def test_a_sqlite_store_on_a_full_disk_is_exit_4_and_leaves_no_file_it_made(
+    tmp_path: Path,
+) -> None:
+    """Room for the db file, not for the SQLite store beside it: the machine's refusal
+    (exit 4, one line), and no empty store left that the next run would refuse."""
+    with mounted(tmp_path / "full", "size=64k") as folder:
+        _fill(folder)
+        filler = folder / "filler"
+        os.truncate(filler, filler.stat().st_size - 8192)
+        db = folder / "tickets.json"
+        args = ["run", "--strategy", "sqlite-update", "--buyers", "3", "--delay", "0"]
+        result = invoke(*args, "--db", str(db))
+        assert_refused(result.exit_code, result.stderr, "--store", "disk is full", 4)
+        assert sorted(p.name for p in folder.iterdir()) == ["filler", "tickets.json"]
+
+
 def test_the_library_writers_refuse_special_files_and_a_full_disk(
     tmp_path: Path, good: dict[str, Path]
 ) -> None:

@@ -189,7 +189,7 @@ def test_the_process_limit_with_a_pool_is_exit_4(tmp_path: Path, method: str) ->
         _assert_refused_or_ran(result, folder / "t.json", uid)
 
 
-@pytest.mark.parametrize("strategy", ["lock", "manager", "office"])
+@pytest.mark.parametrize("strategy", ["lock", "manager", "office", "sqlite-update"])
 def test_the_open_file_limit_is_never_an_internal_error(tmp_path: Path, strategy: str) -> None:
     for limit in (30, 40, 60):
         folder = _open_folder(tmp_path)
@@ -200,6 +200,16 @@ def test_the_open_file_limit_is_never_an_internal_error(tmp_path: Path, strategy
         assert "Traceback" not in result.stderr
         if result.returncode == 4:
             assert "limit" in _one_line(result.stderr)
+
+
+def test_the_file_size_limit_under_a_sqlite_store_is_exit_4_naming_it(tmp_path: Path) -> None:
+    """SQLite says "disk I/O error" when the file-size limit refuses its write: the
+    machine's refusal (exit 4), not an internal error."""
+    folder = _open_folder(tmp_path)
+    args = ["--buyers", "5", "--tickets", "100", "--strategy", "sqlite-update", *FAST]
+    result, _ = _run_limited(folder, resource.RLIMIT_FSIZE, 8 * 1024, args)
+    assert result.returncode == 4, result.stderr
+    assert "ulimit -f" in _one_line(result.stderr)
 
 
 # --- class 3: stdout closed, broken or full; a terminal one column wide ------------------

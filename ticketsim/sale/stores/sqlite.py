@@ -20,7 +20,13 @@ from ticketsim.core._files import kind
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import SQLITE_SIDES
-from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
+from ticketsim.errors import (
+    Conflict,
+    GuardTimeout,
+    ServerUnavailable,
+    StoreError,
+    SystemRefused,
+)
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
@@ -289,6 +295,17 @@ class SqliteStore(DatabaseStore):
 
     def load(self, initial: dbfile.TicketDB) -> None:
         self.vet()
+        made = not os.path.lexists(self.path)
+        try:
+            self._fill(initial)
+        except BaseException:
+            if made:  # what this made and could not fill is removed, not left to refuse
+                for path in (self.path, *(self.path + suffix for suffix in SQLITE_SIDES)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+            raise
+
+    def _fill(self, initial: dbfile.TicketDB) -> None:
         with _admin(self.path) as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN IMMEDIATE")
@@ -326,13 +343,17 @@ class SqliteStore(DatabaseStore):
 @contextlib.contextmanager
 def _admin(path: str) -> Iterator[sqlite3.Connection]:
     """A connection of the parent's, closed after: it waits for a buyer's lock rather
-    than failing, but not for ever for another program's."""
-    db = sqlite3.connect(path, timeout=ADMIN_WAIT_S, isolation_level=None)
+    than failing, but not for ever for another program's. The machine's refusals are
+    :class:`SystemRefused` (exit 4): SQLite names them by its own codes, not errno."""
+    try:
+        db = sqlite3.connect(path, timeout=ADMIN_WAIT_S, isolation_level=None)
+    except sqlite3.OperationalError as exc:
+        raise _refused(path, exc) from None
     try:
         yield db
     except sqlite3.OperationalError as exc:
         if not _busy(exc):
-            raise
+            raise _refused(path, exc) from None
         # The machine's refusal (exit 4), not bad input: the file is fine, and will be free.
         raise ServerUnavailable(
             "SQLite",
@@ -341,3 +362,37 @@ def _admin(path: str) -> Iterator[sqlite3.Connection]:
         ) from None
     finally:
         db.close()
+
+
+#: What SQLite's refusals of the machine's making say, by its primary result code (the
+#: extended ones, such as SQLITE_IOERR_WRITE, share it): a full disk, a read-only file
+#: or file system, a file it cannot open (the open-file limit, a missing folder), a
+#: failed read or write (the file-size limit, a failing disk).
+_MACHINE: Final = {
+    "SQLITE_FULL": "the disk is full: free some space, or give a path on another file system",
+    "SQLITE_READONLY": "the file or its file system is read-only: give a writable one",
+    "SQLITE_CANTOPEN": "it could not be opened (the open-file limit, `ulimit -n`, or the "
+    "folder): raise the limit or check the folder, and run again",
+    "SQLITE_IOERR": "reading or writing it failed (the file-size limit, `ulimit -f`, or "
+    "the disk): raise the limit or check the disk, and run again",
+}
+
+
+#: The same refusals by SQLite's words, where Python (before 3.11) gives no code.
+_MACHINE_WORDS: Final = {
+    "database or disk is full": "SQLITE_FULL",
+    "attempt to write a readonly database": "SQLITE_READONLY",
+    "unable to open database file": "SQLITE_CANTOPEN",
+    "disk I/O error": "SQLITE_IOERR",
+}
+
+
+def _refused(path: str, exc: sqlite3.OperationalError) -> Exception:
+    """``exc`` as the machine's refusal, when SQLite says it is one; else ``exc``."""
+    code = _code(exc)
+    if code == "SQLITE_ERROR":
+        code = _MACHINE_WORDS.get(str(exc), code)
+    for name, reason in _MACHINE.items():
+        if code == name or code.startswith(name + "_"):
+            return SystemRefused(f"--store=sqlite:///{path}", f"{exc} ({code}); {reason}")
+    return exc
