@@ -104,3 +104,12 @@ def test_a_file_named_like_a_module_is_refused(tmp_path: Path) -> None:
     shadow.write_text(exercise(1).right, encoding="utf-8")
     with pytest.raises(ValueError, match="rename the file"):
         check_file(1, shadow)
+
+
+def test_a_file_that_calls_sys_exit_as_it_is_imported_is_the_students_to_fix(
+    tmp_path: Path,
+) -> None:
+    """Its exit would end ticketsim with the student's code, and say nothing."""
+    student = _student(tmp_path, "import sys\nsys.exit(9)\n")
+    with pytest.raises(ConfigError, match=r"cannot import it \(SystemExit: 9\)"):
+        check_file(1, student)

@@ -267,6 +267,27 @@ def test_your_functions_failing_is_your_error() -> None:
         race.play(race.Race(buy_racy, make_shop, invariant=predicate))
 
 
+def _exiting_setup() -> str:
+    raise SystemExit(7)
+
+
+def test_your_functions_calling_sys_exit_or_returning_odd_things_is_your_error() -> None:
+    """``sys.exit()`` in the user's code would end ticketsim with the user's exit code,
+    saying nothing; what ``sold()`` and ``remaining()`` return is checked, not crashed on."""
+    with pytest.raises(ValueError, match=r"setup=.*called sys.exit\(7\): return instead"):
+        race.play(race.Race(buy_racy, _exiting_setup))
+    for odd in (None, 5, "12"):
+        returns: Any = lambda path, odd=odd: odd  # noqa: E731 - a sold() of the wrong kind
+        with pytest.raises(ValueError, match=r"sold.*list \(buyer, seat\) pairs"):
+            race.play(race.Race(buy_racy, make_shop, sold=returns))
+    generator: Any = lambda path: (pair for pair in sold(path))  # noqa: E731
+    played = race.play(race.Race(buy_racy, make_shop, sold=generator), "1 1 1 2 2 2")
+    assert build_report(played.result).ok
+    left: Any = lambda path: None  # noqa: E731 - a remaining() that says nothing
+    with pytest.raises(ValueError, match=r"remaining.*returned None: return a whole number"):
+        race.play(race.Race(buy_racy, make_shop, sold=sold, remaining=left))
+
+
 def _buy_for_one(path: str) -> int | None:
     del path
     return None

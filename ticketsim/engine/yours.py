@@ -15,9 +15,11 @@ import importlib
 import inspect
 import multiprocessing
 import multiprocessing.connection
+import operator
 import os
 import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
@@ -206,8 +208,16 @@ def _yours(name: str, function: Callable[..., Any], *args: Any) -> Any:
     """Call the user's ``function``: what it raises is the user's to fix (exit 2)."""
     try:
         return function(*args)
-    except Exception as exc:  # their code, their error: said in one line
-        raise ConfigError(name, _named(function), f"raised {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # their code, their error: said in one line
+        raise _raised(name, _named(function), exc) from None
+
+
+def _raised(name: str, named: str, exc: BaseException) -> ConfigError:
+    """What the user's code raised, as its refusal: ``sys.exit()`` in it would
+    otherwise end ticketsim with the user's code, and say nothing."""
+    if isinstance(exc, SystemExit):
+        return ConfigError(name, named, f"called sys.exit({exc.code!r}): return instead")
+    return ConfigError(name, named, f"raised {type(exc).__name__}: {exc}")
 
 
 def _named(function: object) -> str:
@@ -375,23 +385,32 @@ def _final(
 ) -> dbfile.TicketDB | None:
     if race.sold is None:
         return None
-    listed = _yours("sold", race.sold, handle)
+    said, named = _yours("sold", race.sold, handle), _named(race.sold)
+    how = f"list (buyer, seat) pairs, buyers numbered 1 to {race.buyers}"
+    if not isinstance(said, Iterable) or isinstance(said, (str, bytes)):
+        raise ConfigError("sold", named, f"returned {said!r}: {how}")
+    try:  # any iterable of pairs will do, a generator's included, and it runs their code
+        listed = list(said)
+    except (Exception, SystemExit) as exc:
+        raise _raised("sold", named, exc) from None
     try:
-        pairs = [(int(b), int(seat)) for b, seat in listed]
+        pairs = [(operator.index(b), operator.index(seat)) for b, seat in listed]
     except (TypeError, ValueError):
-        pairs = []
-    if len(pairs) != len(listed) or any(not 1 <= b <= race.buyers for b, _ in pairs):
-        raise ConfigError(
-            "sold",
-            _named(race.sold),
-            f"returned {listed!r}: list (buyer, seat) pairs, buyers numbered 1 to {race.buyers}",
-        )
+        raise ConfigError("sold", named, f"returned {listed!r}: {how}") from None
+    if any(not 1 <= b <= race.buyers for b, _ in pairs):
+        raise ConfigError("sold", named, f"returned {listed!r}: {how}")
     at = {e.buyer: e.t for e in events if e.step is Step.OK}
     ledger = tuple(
         dbfile.Sale(buyer_name(b), seat, pids.get(b, 0), at.get(b, 0.0)) for b, seat in pairs
     )
     if race.remaining is not None:
-        left = int(_yours("remaining", race.remaining, handle))
+        told = _yours("remaining", race.remaining, handle)
+        try:
+            left = operator.index(told)
+        except TypeError:
+            raise ConfigError(
+                "remaining", _named(race.remaining), f"returned {told!r}: return a whole number"
+            ) from None
     else:  # no count of its own: what the ledger leaves, never checked (count_known)
         left = race.tickets - len(ledger)
     return dbfile.TicketDB(race.tickets, left, ledger)
@@ -425,9 +444,9 @@ def load_function(name: str, spec: str) -> Callable[..., Any]:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, and so do spawned buyers
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # its own import errors too: they are the user's to fix
+    except (Exception, SystemExit) as exc:  # its own import errors, they are the user's
         raise ConfigError(
-            name, spec, f"cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+            name, spec, f"cannot import {module_name!r} ({_raised(name, spec, exc).advice})"
         ) from None
     found = getattr(module, attribute, None)
     if not callable(found):

@@ -394,7 +394,7 @@ def _load(path: Path) -> Callable[[Any, int], int | None]:
         )
     try:
         module = importlib.import_module(path.stem)
-    except Exception as exc:  # the student's errors are the student's to see
+    except (Exception, SystemExit) as exc:  # the student's to see, sys.exit() included
         raise ConfigError(
             "file", str(path), f"cannot import it ({type(exc).__name__}: {exc})"
         ) from None
