@@ -60,15 +60,18 @@ def check(
 ) -> None:
     """Play your buyer in every interleaving of its marked steps; say where it breaks."""
     from ticketsim.core.exits import ExitCode  # noqa: PLC0415 - start-up time
+    from ticketsim.core.printable import line  # noqa: PLC0415 - start-up time
     from ticketsim.search.exercises import PREEMPTIONS, check_file  # noqa: PLC0415
 
     checked = check_file(number, file)
     if checked.broken is not None and checked.report is not None:
-        typer.echo(checked.report.verdict)
+        # The student's words (what its buyer raised, its marks' names) are shown
+        # escaped, as a db's names are.
+        typer.echo(line(checked.report.verdict))
         for event in checked.broken.result.history:
             if event.error is not None:  # what the buyer itself raised, in its words
-                typer.echo(f"buyer-{event.buyer}: {event.note}")
-        typer.echo(f"it breaks in: {checked.broken.schedule()}")
+                typer.echo(line(f"buyer-{event.buyer}: {event.note}"))
+        typer.echo(line(f"it breaks in: {checked.broken.schedule()}"))
         typer.echo(f"hint: {checked.hint}")
         output.flushed(0)
         raise typer.Exit(int(checked.report.exit_code))

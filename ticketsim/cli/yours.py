@@ -123,11 +123,15 @@ def reported_yours(
         historyfile.save(history, played.result)
         output.wrote("history", history, data=json_out)
     if not json_out:
+        from ticketsim.core.printable import line  # noqa: PLC0415 - start-up time
+
+        # The marks' names are the user's code's: shown with their control characters
+        # (and what no encoding can write) escaped, as a db's names are.
         if searched:
-            typer.echo(searched)
+            typer.echo(line(searched))
         if free:
-            typer.echo(f"marks, in the order they arrived: {played.schedule()}")
+            typer.echo(line(f"marks, in the order they arrived: {played.schedule()}"))
         else:
-            typer.echo(f"schedule: {played.schedule()}")
-            typer.echo(f"play it again: {again}")
+            typer.echo(line(f"schedule: {played.schedule()}"))
+            typer.echo(line(f"play it again: {again}"))
     raise typer.Exit(int(report.exit_code))

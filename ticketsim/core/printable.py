@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
-#: C0 controls but tab and newline, DEL, C1 controls, and the bidirectional embedding,
-#: override and isolate characters (the "Trojan Source" set).
+#: C0 controls but tab and newline, DEL, C1 controls, the bidirectional embedding,
+#: override and isolate characters (the "Trojan Source" set), and lone surrogates
+#: (a JSON "\\ud800", or a name's undecodable byte as Python keeps it), which no
+#: output encoding can write.
 _UNSAFE: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
 
 

@@ -68,9 +68,13 @@ class Exercise:
 
     def hint(self, step: str, *, raised: bool = False) -> str:
         """The hint for a fix that broke where a buyer was at ``step`` when another came
-        in (``""``: none did); ``raised``: a buyer raised an exception."""
+        in (``""``: none did); ``raised``: a buyer raised an exception, or its process
+        ended without a word."""
         if not step and raised:
-            return "your buyer raised an exception: read it above, and fix that first"
+            return (
+                "your buyer raised an exception or ended its process: read why above, "
+                "and fix that first"
+            )
         if not step:  # broken with no other buyer in between: the exercise's own lesson
             return self.hints[0][1]
         return dict(self.hints).get(step, "look at what another buyer can do between your steps")
