@@ -306,6 +306,8 @@ CASES = [
     Case("schedule-a-list", _header(schedule=["1r"]), 1, "must be text like '1r 2r 1w 2w'"),
     Case("seed-a-string", _header(seed="abc"), 1, "the sale's seed='abc'"),
     Case("seed-a-bool", _header(seed=True), 1, "the sale's seed=True"),
+    Case("elapsed-negative", _header(elapsed_s=-1), 1, "neither can be negative"),
+    Case("startup-negative", _header(startup_s=-0.5), 1, "neither can be negative"),
     Case("lockstep-a-string", _header(lockstep="yes"), 1, "lockstep='yes': must be true or"),
     Case("strategy-a-list", _header(strategy=["lock"]), 1, "the sale's settings do not fit"),
     Case("delay-negative", _header(delay=-1), 1, "the sale's delay=-1: choose at least 0"),

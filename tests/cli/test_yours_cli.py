@@ -78,6 +78,8 @@ def test_run_lets_the_buyers_race_freely(tmp_path: Path) -> None:
         (["run", "--buyer", "shop:buy", "--setup", "shop:open_shop", "--lock"], "--lock"),
         (["replay", "--buyer", "shop:buy", *WITH, "--schedule", "1 3"], "'3' names no buyer"),
         (["explore", "--buyer", "shop:buy", *WITH, "--strategy", "lock"], "--strategy"),
+        # Only what was given is named: the --all never given is not.
+        (["explore", "--buyer", "shop:buy", *WITH, "--replays", "1"], "error: --replays=1: "),
     ],
 )
 def test_a_buyer_given_wrong_is_one_line(tmp_path: Path, args: list[str], words: str) -> None:

@@ -293,9 +293,10 @@ def test_replay_for_people_says_reproduced(db_path: Path) -> None:
         (["--schedule", "1r 2r 1w 2w", "--lock"], "infeasible under lock: step 2 (2r)"),
         (["--schedule", "1r 9x"], "'9x' is not BUYER then r or w"),
         (["--schedule", "3r", "--buyers", "2"], "names buyer 3, but buyers=2"),
+        (["--schedule", "99999999999999999999r"], "takes at most 200 buyers; name buyers 1"),
         (["--schedule", "1r", "--repeat", "0"], "--repeat=0"),
     ],
-    ids=["infeasible", "bad-step", "unknown-buyer", "repeat-0"],
+    ids=["infeasible", "bad-step", "unknown-buyer", "too-many-buyers", "repeat-0"],
 )
 def test_replay_refuses_what_cannot_run(db_path: Path, args: list[str], message: str) -> None:
     result = invoke("replay", "--db", str(db_path), *args)

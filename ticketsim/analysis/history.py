@@ -322,6 +322,11 @@ def load(
         raise HistoryError(
             path, number, "opened_at, elapsed_s and startup_s must be numbers of seconds"
         )
+    if (elapsed or 0.0) < 0 or (startup or 0.0) < 0:
+        raise HistoryError(
+            path, number, f"elapsed_s={elapsed} and startup_s={startup} are spans of time: "
+            "neither can be negative",
+        )  # fmt: skip
     stalled = head.get("stalled")
     if stalled is not None and not isinstance(stalled, str):
         raise HistoryError(path, number, "stalled must be null or a string")

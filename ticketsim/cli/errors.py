@@ -56,7 +56,8 @@ class Refusal:
 
 #: Settings whose option is not their name: the library takes a list of strategies,
 #: the command line one --strategy option given again for each.
-_OPTIONS: Final = {"strategies": "--strategy"}
+#: Settings whose option is not ``--`` and their name: ``exercise``'s arguments have none.
+_OPTIONS: Final = {"strategies": "--strategy", "file": "FILE", "exercise": "NUMBER"}
 
 
 def option(name: str) -> str:

@@ -240,9 +240,10 @@ def _replay_yours(
     """The user's buyer in one exact schedule, ``repeat`` times, each compared with the
     first: the same turns, and the same verdict."""
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
+    from ticketsim.core.settings import PROCESS_PER_BUYER_MAX  # noqa: PLC0415
     from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
 
-    order = engine.parse_order(schedule, buyers if buyers is not None else 10**6)
+    order = engine.parse_order(schedule, buyers if buyers is not None else PROCESS_PER_BUYER_MAX)
     many = buyers if buyers is not None else max(order, default=1)
     race = mine.race(many, tickets, start_method, timeout)
     played = [engine.play(race, order) for _ in range(repeat)]
@@ -278,10 +279,13 @@ def _vet(
 def _named_buyers(schedule: str) -> int:
     """How many buyers ``schedule`` names (at least one), or why it is not a schedule."""
     from ticketsim.core import schedule as sched  # noqa: PLC0415 - start-up time
+    from ticketsim.core.settings import PROCESS_PER_BUYER_MAX  # noqa: PLC0415
     from ticketsim.errors import ConfigError  # noqa: PLC0415 - start-up time
 
     try:
-        named = sched.parse(schedule, 10**6, complete=False).buyers
+        named = sched.parse(
+            schedule, PROCESS_PER_BUYER_MAX, complete=False, named_buyers=True
+        ).buyers
     except sched.ScheduleError as exc:
         raise ConfigError("schedule", schedule, str(exc)) from None
     return max(named, 1)

@@ -115,9 +115,14 @@ def explore(
         if every or replays != 10:
             from ticketsim.cli.errors import BadInput  # noqa: PLC0415 - start-up time
 
+            given = " ".join(
+                ([f"--all={every}"] if every else [])
+                + ([f"--replays={replays}"] if replays != 10 else [])
+            )
             raise BadInput(
-                f"--all={every} --replays={replays}: with --buyer, explore stops at the first "
-                "schedule that breaks your invariant and prints its replay command; drop them"
+                f"{given}: with --buyer, explore stops at the first schedule that breaks "
+                "your invariant and prints its replay command; drop "
+                + ("them" if every and replays != 10 else "it")
             )
         mine, method = Yours(buyer, setup, sold), start_method_of(start_method)
         bounds = (max_schedules, preemption_bound)

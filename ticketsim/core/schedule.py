@@ -97,10 +97,12 @@ class Schedule:
         return Schedule(self.actions + tuple(pending) + tuple(rest))
 
 
-def parse(text: str, buyers: int, *, complete: bool = True) -> Schedule:
+def parse(text: str, buyers: int, *, complete: bool = True, named_buyers: bool = False) -> Schedule:
     """Parse ``1r 2r 1w 2w`` (commas also separate), completed by :meth:`Schedule.complete`.
 
     Raises :class:`ScheduleError` naming the bad token and saying what to write instead.
+    ``named_buyers``: the schedule says how many buyers there are (no ``--buyers``
+    given), and ``buyers`` is the most a controlled sale takes.
     """
     tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
     if not tokens:
@@ -114,6 +116,11 @@ def parse(text: str, buyers: int, *, complete: bool = True) -> Schedule:
                 f"schedule step {token!r} is not BUYER then r or w, like '2r' or '1w'"
             )
         buyer, move = int(match.group(1)), Move(match.group(2))
+        if buyer > buyers and named_buyers:
+            raise ScheduleError(
+                f"schedule step {token!r} names buyer {buyer}, but a controlled sale takes "
+                f"at most {buyers} buyers; name buyers 1 to {buyers}"
+            )
         if buyer > buyers:
             raise ScheduleError(
                 f"schedule step {token!r} names buyer {buyer}, but buyers={buyers}; "

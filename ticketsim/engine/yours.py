@@ -310,7 +310,7 @@ def _stuck(number: int, pid: int, timeout: float) -> Event:
         pid,
         note=(
             f"no mark for {timeout:g} s: blocked outside ticketsim's scheduler (a lock "
-            "taken without race.locked?), or slower than --timeout"
+            "taken without race.locked?), or slower than the sale's timeout (--timeout)"
         ),
         error="BlockedOutsideScheduler",
     )

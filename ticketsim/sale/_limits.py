@@ -43,10 +43,15 @@ def _ulimit(which: str, flag: str) -> str:
     return f"ulimit {flag}: {'unlimited' if soft == resource.RLIM_INFINITY else soft}"
 
 
+#: The process limit, in words: the user's (``ulimit -u``) or, in a container, its
+#: cgroup's (``pids.max``), which refuses a fork with the same EAGAIN.
+_PROCESSES: Final = "the process limit ({}, or a container's pids.max; threads count too)"
+
+
 def cause(exc: BaseException) -> str | None:
     """The limit that refused ``exc``, in words; ``None`` if ``exc`` is not a refusal."""
     if isinstance(exc, OSError) and exc.errno == errno.EAGAIN:
-        return f"the process limit ({_ulimit('RLIMIT_NPROC', '-u')}, threads count too)"
+        return _PROCESSES.format(_ulimit("RLIMIT_NPROC", "-u"))
     if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
         return "the memory left on the machine"
     if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
@@ -54,7 +59,7 @@ def cause(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno == errno.ENFILE:
         return "the system's table of open files, which is full"
     if isinstance(exc, RuntimeError) and _NO_THREAD in str(exc):
-        return f"the process limit ({_ulimit('RLIMIT_NPROC', '-u')}, threads count too)"
+        return _PROCESSES.format(_ulimit("RLIMIT_NPROC", "-u"))
     return None
 
 

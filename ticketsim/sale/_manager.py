@@ -93,8 +93,8 @@ def _refusal(refusals: Any) -> SystemRefused:
     refused = OSError(errno.EAGAIN if threads else errno.EMFILE, "refused")
     return SystemRefused(
         "running the Manager's server",
-        f"{_limits.cause(refused)} refused it {threads + files} "
-        f"{'thread(s)' if threads else 'connection(s)'} for the buyers; "
+        f"{_limits.cause(refused)} refused {threads + files} "
+        f"{'thread(s)' if threads else 'connection(s)'} the buyers needed; "
         "lower --buyers, or raise the limit",
     )
 
