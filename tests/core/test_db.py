@@ -527,6 +527,16 @@ def test_parse_rejects_a_fraction_too_large_for_a_float(text: str) -> None:
         parse(text, source=SOURCE)
 
 
+def test_a_key_kept_for_another_program_may_nest_100_levels_and_no_deeper() -> None:
+    """A buyer reads the db deep in its own calls: a value the parent could just read
+    would exhaust the buyer's stack, so the parent refuses it first."""
+    kept = parse(_doc(x=0).replace('"x": 0', '"x": ' + "[" * 100 + "]" * 100), source=SOURCE)
+    assert len(kept.extra) == 1
+    deep = _doc(x=0).replace('"x": 0', '"x": ' + "[" * 101 + "]" * 101)
+    with pytest.raises(DbError, match=r'the key "x" nests deeper than the 100 levels'):
+        parse(deep, source=SOURCE)
+
+
 # --- read_text and load -----------------------------------------------------------------
 
 

@@ -274,12 +274,41 @@ def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketD
         raise DbError(source, f"format={fmt!r} is not {FORMAT!r}")
     if not isinstance(raw["event"], str):
         raise DbError(source, "event must be a string")
+    for key, value in raw.items():
+        if key not in _KEYS and _nests_deeper(value, _MAX_DEPTH):
+            raise DbError(
+                source,
+                f"the key {json.dumps(key)} nests deeper than the {_MAX_DEPTH} levels "
+                "ticketsim keeps",
+                "flatten it, or keep it in a file of its own",
+            )
     return TicketDB(
         tickets=_int(source, "tickets", raw["tickets"]),
         remaining=_int(source, "remaining", raw["remaining"]),
         event=raw["event"],
         extra=tuple((key, json.dumps(value)) for key, value in raw.items() if key not in _KEYS),
     )
+
+
+#: How deep a value the db keeps for another program may nest: far from the depth at
+#: which reading it again exhausts the stack, which is shallower in a buyer, deep in
+#: its own calls, than in the parent that accepted the db.
+_MAX_DEPTH: Final = 100
+
+
+def _nests_deeper(value: object, levels: int) -> bool:
+    """Whether ``value`` (parsed JSON) has lists or objects nested more than ``levels``
+    deep; walked without recursion."""
+    todo: list[tuple[object, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > levels:
+                return True
+            todo.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return False
 
 
 def load_from(handle: BufferedReader, source: str) -> TicketDB:
