@@ -688,6 +688,15 @@ def test_a_db_on_a_read_only_file_system_is_refused(tmp_path: Path, command: str
         assert_refused(result.exit_code, result.stderr, "--db", "read-only file system", 4)
 
 
+def test_show_of_a_missing_sqlite_store_on_a_read_only_file_system_says_it_is_missing(
+    tmp_path: Path,
+) -> None:
+    """show only reads: that the folder could not take the file does not matter."""
+    with mounted(tmp_path / "ro", "ro,size=64k") as folder:
+        result = invoke("show", "--store", f"sqlite:///{folder}/nope.sqlite")
+        assert_refused(result.exit_code, result.stderr, "--store", "no such file")
+
+
 @pytest.mark.parametrize(("command", "option", "name"), OUTPUTS, ids=OUTPUT_IDS)
 def test_an_output_in_a_missing_folder_is_refused_before_the_sale(
     tmp_path: Path, good: dict[str, Path], command: str, option: str, name: str

@@ -30,7 +30,8 @@ def show(db: Db = DEFAULT_DB, store: Store = None, json_out: Json = False) -> No
         from ticketsim.core import stores  # noqa: PLC0415 - start-up time
         from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
 
-        ticket_db, name = user_store(store).snapshot(), stores.parse(store).shown
+        ticket_db = user_store(store, reads_only=True).snapshot()
+        name = stores.parse(store).shown
     else:
         paths.vet(paths.source("--db", db, "create it with 'ticketsim reset' or 'ticketsim run'"))
         ticket_db, name = dbfile.load(db), str(db)

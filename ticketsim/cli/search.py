@@ -337,7 +337,7 @@ def check(
         from ticketsim.engine.databases import user_store  # noqa: PLC0415 - start-up time
 
         paths.vet(saved)
-        state = (stores.parse(store).shown, user_store(store).snapshot())
+        state = (stores.parse(store).shown, user_store(store, reads_only=True).snapshot())
         report = build_report(historyfile.load(history, db, store=state))
     else:
         paths.vet(saved, paths.source("--db", db, "give the db the history was written against"))

@@ -94,11 +94,18 @@ def vet_sqlite_beside(db_path: str | os.PathLike[str]) -> None:
     SqliteStore(str(stores.sqlite_beside(db_path))).vet()
 
 
-def user_store(url: str, initial: dbfile.TicketDB | None = None) -> DatabaseStore:
+def user_store(
+    url: str, initial: dbfile.TicketDB | None = None, *, reads_only: bool = False
+) -> DatabaseStore:
     """The user's ``--store``, the record of its sales; a SQLite path that names anything
-    but a regular file (a FIFO would hang its read) is refused (:class:`PathError`)."""
+    but a regular file (a FIFO would hang its read) is refused (:class:`PathError`).
+    ``reads_only``: the command only reads it (``show``, ``check``), so a missing file
+    is said to be missing, wherever its folder is."""
     parsed = stores.parse(url)
-    if parsed.kind is StoreKind.SQLITE:
+    if parsed.kind is StoreKind.SQLITE and reads_only:
+        missing = "make it with 'ticketsim reset --store'"
+        paths.vet(paths.Use("--store", parsed.location, missing=missing, writes=False))
+    elif parsed.kind is StoreKind.SQLITE:
         paths.vet(paths.sqlite(parsed.location))
     return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
 
