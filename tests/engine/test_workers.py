@@ -95,6 +95,13 @@ def test_a_safe_strategy_sells_exactly_min_tickets_buyers(
     )
     assert_safe_and_live(result)
     assert build_report(result).workers == kind.value
+    _assert_no_old_db_left(db_path)
+
+
+def _assert_no_old_db_left(db_path: Path) -> None:
+    """Each write swaps the new db in and the old one out beside it, as a temp file
+    its writer removes: a run that returns has removed them all."""
+    assert [p.name for p in db_path.parent.iterdir() if p.suffix == ".tmp"] == []
 
 
 # The process strategies' forced race, on threads and tasks, with the same numbers.
@@ -115,6 +122,7 @@ def test_an_unprotected_sale_on_threads_or_tasks_oversells_exactly_as_forced(
         lockstep=True,
     )
     assert_forced_race(result, tickets, buyers)
+    _assert_no_old_db_left(db_path)
 
 
 @pytest.mark.parametrize("buyers", [2, 12, 60])

@@ -205,16 +205,19 @@ class GuardedTaskTools(TaskTools):
     yields: bool = True
 
     async def purchase(self, spec: BuyerSpec, record: Recorder, pacer: TaskPacer) -> int | None:
-        async with self.guard.hold(record, spec.timeout):
-            return await take_ticket(
-                self.store,
-                spec.number,
-                spec.window,
-                record,
-                pacer,
-                spec.timeout,
-                yields=self.yields,
-            )
+        try:
+            async with self.guard.hold(record, spec.timeout):
+                return await take_ticket(
+                    self.store,
+                    spec.number,
+                    spec.window,
+                    record,
+                    pacer,
+                    spec.timeout,
+                    yields=self.yields,
+                )
+        finally:
+            self.store.tidy()  # the old db its write swapped out, once the lock is let go
 
 
 @frozen
@@ -250,6 +253,8 @@ class TaskOfficeTools(TaskTools):
             else:
                 if not answer.done():  # it gave up while the office sold: the sale stands
                     answer.set_result(seat)
+            finally:
+                self.store.tidy()  # the old db its write swapped out
 
     async def purchase(self, spec: BuyerSpec, record: Recorder, pacer: TaskPacer) -> int | None:
         answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()

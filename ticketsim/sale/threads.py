@@ -39,6 +39,8 @@ class ThreadOfficeTools(Tools):
                 answer.put(exc)
             else:
                 answer.put(seat)
+            finally:
+                self.store.tidy()  # the old db its write swapped out
 
     def start(self) -> threading.Thread:
         writer = threading.Thread(target=self.serve, name="ticket-office", daemon=True)
