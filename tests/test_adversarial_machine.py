@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import multiprocessing
 import os
 import pty
 import resource
@@ -36,7 +37,8 @@ from sales import descendants
 
 from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
-from ticketsim.sale import _scratch
+from ticketsim.sale import _scratch, _signals
+from ticketsim.sale.buyer import PauseHolder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -573,6 +575,42 @@ if __name__ == "__main__":
     print(process.pid, folder, flush=True)
     time.sleep(60)
 """
+
+
+def _paused_holder(pauser: PauseHolder) -> None:
+    _signals.as_child()
+    pauser.after_read(1, 60.0)  # forks its resumer, then stops itself
+
+
+def test_the_resumer_of_a_paused_holder_dies_with_the_holder() -> None:
+    """``--pause-holder``'s resumer is forked by the paused buyer, not by ticketsim:
+    when ticketsim ends that buyer (a stall, Ctrl-C, its own end), the resumer goes
+    too, instead of living on for as long as its wait (up to twice --timeout) with
+    ticketsim's stdout open, which kept a pipeline waiting after ticketsim had exited."""
+    ctx = multiprocessing.get_context("fork")
+    pauser = PauseHolder(
+        paused=ctx.Value("i", 0), resumed=ctx.Value("i", 0),
+        finished_count=ctx.Value("i", 0), changed=ctx.Condition(), buyers=2,
+    )  # fmt: skip
+    holder = ctx.Process(target=_paused_holder, args=(pauser,))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 30
+        children: list[int] = []
+        while time.monotonic() < deadline:
+            stat = Path(f"/proc/{holder.pid}/stat").read_text().rpartition(")")[2].split()
+            listed = Path(f"/proc/{holder.pid}/task/{holder.pid}/children").read_text()
+            children = [int(pid) for pid in listed.split()]
+            if stat[0] == "T" and children:  # stopped, its resumer forked
+                break
+            time.sleep(0.01)
+        assert children, "the holder never paused"
+        assert all(_running(pid) for pid in children)
+        holder.kill()
+        _assert_all_gone(children, within=5.0)
+    finally:
+        holder.kill()
+        holder.join(10)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])

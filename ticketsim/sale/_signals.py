@@ -77,6 +77,19 @@ def tie_to_owner(*, kernel: bool = True) -> None:
         _die()
 
 
+def tie_to_parent(parent: int) -> None:
+    """In a process a buyer forked itself (not through multiprocessing), first thing:
+    end it when that buyer, ``parent``, is gone, as :func:`as_child` ties a buyer to
+    ticketsim. A buyer's children are nobody else's to end: ticketsim knows only the
+    buyer, and a child left to run would outlive the sale, holding its output."""
+    if not die_with_parent():
+        threading.Thread(
+            target=_watch, args=(parent, True), name="ticketsim-watch", daemon=True
+        ).start()
+    if os.getppid() != parent:  # gone before the kernel was asked
+        _die()
+
+
 def owner_alive(owner: int, *, direct: bool = False) -> bool:
     """Whether the process ``owner`` still runs.
 

@@ -159,6 +159,7 @@ class PauseHolder(Pacer):
         child = os.fork()
         if child == 0:  # the resumer: wait for the others, then wake the holder
             try:
+                _signals.tie_to_parent(pid)  # never outlives the holder ticketsim ends
                 with self.changed:
                     self.changed.wait_for(
                         lambda: self.finished_count.value >= self.buyers - 1, timeout
