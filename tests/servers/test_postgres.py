@@ -3,11 +3,14 @@ its socket only, and leaves nothing behind however its owner ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,6 +132,83 @@ def test_a_killed_server_leaves_no_shared_memory_behind(leftovers: Leftovers) ->
     server.stop()
     assert not folder.exists()
     assert _segment(key) == -1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="System V and /proc")
+def test_an_interrupted_initdb_leaves_no_shared_memory_behind(
+    monkeypatch: pytest.MonkeyPatch, leftovers: Leftovers
+) -> None:
+    """Ctrl-C while initdb runs its postgres: that postgres, SIGKILLed, left its System V
+    segment (and its /dev/shm files) for good; asked to end as initdb is, it frees them."""
+    monkeypatch.delenv(postgres_server.TEMPLATE_ENV, raising=False)
+    started: list[subprocess.Popen[bytes]] = []
+    real_spawn = PostgresServer.spawn
+
+    def spawn(self: PostgresServer, argv: list[str], layout: Layout) -> subprocess.Popen[bytes]:
+        process = real_spawn(self, argv, layout)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(PostgresServer, "spawn", spawn)
+    backends: list[int] = []
+
+    def interrupt_once_initdb_runs_postgres() -> None:
+        deadline, interrupted = time.monotonic() + 60, False
+        while time.monotonic() < deadline:
+            if started:  # initdb's postgres processes, one after another, until it ends
+                found = [p for p in _descendants(started[0].pid) if _is_postgres(p)]
+                backends.extend(p for p in found if p not in backends)
+                if started[0].poll() is not None:
+                    break
+            if backends and not interrupted:
+                os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C would
+                interrupted = True
+            time.sleep(0.001)
+        if not interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_once_initdb_runs_postgres)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _started_until_interrupted()
+    finally:
+        watcher.join(70)
+    assert backends, "initdb never ran a postgres"
+    assert [row for row in _segments() if row[4] in backends] == []
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            found += [int(child) for child in children]
+            todo += [int(child) for child in children]
+    return found
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
+
+
+def _started_until_interrupted() -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+        time.sleep(60)  # started before the interrupt came: it comes here
+    finally:
+        server.stop()
+
+
+def _segments() -> list[list[int]]:
+    """The System V shared memory segments, as /proc lists them (key, id, ..., cpid)."""
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return [[int(word) for word in line.split()[:7]] for line in lines]
 
 
 def _segment(key: int) -> int:

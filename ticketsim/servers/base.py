@@ -48,6 +48,8 @@ _PR_SET_PDEATHSIG: Final = 1
 #: How long a server may take to end once SIGKILLed (it cannot refuse; only a stuck
 #: disk can make it wait).
 _KILL_S: Final = 5.0
+#: How long a program asked to end (:meth:`Server._ask_to_end`) has before its SIGKILL.
+_ASKED_S: Final = 3.0
 _LOG_LINES: Final = 3
 
 
@@ -208,12 +210,35 @@ class Server(abc.ABC, Generic[AddressT]):
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            # Its whole group: initdb's own child (postgres --boot) would go on writing
-            # into the folder that is about to be removed.
-            kill_group(process)
+            with held():  # a second Ctrl-C waits for this end, which is bounded
+                if process.poll() is None:  # interrupted, or too slow: asked to end
+                    self._ask_to_end(process)
+                # Its whole group: initdb's own child (postgres --boot) would go on
+                # writing into the folder that is about to be removed.
+                kill_group(process)
         if code != 0:
             what = "did not end" if code is None else f"exited with code {code}"
             raise self._failed(f"{os.path.basename(argv[0])} {what}", layout)
+
+    def _ask_to_end(self, process: subprocess.Popen[bytes]) -> None:
+        """Ask a program of the server's that is still running to end, as its owner's
+        death would (:attr:`death_signal`), and give its group a bounded while to do so.
+
+        initdb ends on it, and so then does the postgres it runs, reading its input to
+        the end: a postgres SIGKILLed instead leaves its shared memory (a System V
+        segment, files in /dev/shm) for good.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(self.death_signal)
+        deadline = time.monotonic() + _ASKED_S
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(_ASKED_S)
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.01)
 
     # The protocol's steps.
 
