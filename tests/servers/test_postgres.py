@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from sales import script
 from server_processes import Leftovers, recording_folders, tcp_listeners, users_of
 
 from ticketsim.errors import ServerUnavailable
@@ -231,6 +232,25 @@ def test_a_sigkilled_owner_takes_its_server_along(leftovers: Leftovers, own_temp
     assert folder.exists()
     with RedisServer():
         assert not folder.exists()  # the next start swept it
+
+
+def test_a_sigkilled_owners_folder_is_swept_by_the_next_sale_whatever_its_store(
+    leftovers: Leftovers, own_temp: Path, tmp_path: Path
+) -> None:
+    """Not only by the next server's start: a sale of the file db starts none."""
+    owner, folder, _ = leftovers.owner("PostgresServer")
+    assert folder.parent == own_temp
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    assert leftovers.wait_gone(folder, 2.0) == []
+    assert folder.exists()
+    sale = [script(), "run", "--lock", "--buyers", "2", "--delay", "0"]
+    done = subprocess.run(
+        [*sale, "--db", str(tmp_path / "t.json")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not folder.exists()
 
 
 def test_no_programs_is_unavailable_with_install_advice(

@@ -10,6 +10,7 @@ a crew's (:mod:`ticketsim.engine.crews`), the events an inbox's
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import signal
 import threading
@@ -87,6 +88,16 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
     for victim in rng.sample(range(1, config.buyers + 1), config.kill):
         plan[victim] = rng.choice(sorted(KILL_POINTS))
     return tuple(plan)
+
+
+@functools.cache
+def _sweep_servers() -> None:
+    """Once a process, as multiprocessing's folders are swept: remove the folders of
+    private servers whose ticketsim was SIGKILLed (its servers died with it), which
+    only a server's start removed before, whatever store the next sales used."""
+    from ticketsim.servers import _folder  # noqa: PLC0415 - not the servers themselves
+
+    _folder.sweep()
 
 
 def prepare_db(config: RunConfig) -> dbfile.TicketDB:
@@ -266,6 +277,7 @@ def run_sale(
     to sell on instead of starting its own (a search runs many sales on one).
     """
     _scratch.provide()  # before any process is started, so every one uses it
+    _sweep_servers()
     ctx = _limits.context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = _strategy(config)
