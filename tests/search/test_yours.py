@@ -281,7 +281,7 @@ def test_your_functions_calling_sys_exit_or_returning_odd_things_is_your_error()
         with pytest.raises(ValueError, match=r"sold.*list \(buyer, seat\) pairs"):
             race.play(race.Race(buy_racy, make_shop, sold=returns))
     generator: Any = lambda path: (pair for pair in sold(path))  # noqa: E731
-    played = race.play(race.Race(buy_racy, make_shop, sold=generator), "1 1 1 2 2 2")
+    played = race.play(race.Race(buy_racy, make_shop, sold=generator), (1, 1, 1, 2, 2, 2))
     assert build_report(played.result).ok
     left: Any = lambda path: None  # noqa: E731 - a remaining() that says nothing
     with pytest.raises(ValueError, match=r"remaining.*returned None: return a whole number"):
