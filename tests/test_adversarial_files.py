@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -40,7 +41,6 @@ from ticketsim.views.timeline import write_timeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from typer.testing import Result
 
@@ -522,6 +522,37 @@ def test_an_output_replaces_only_a_file_ticketsim_wrote_or_an_empty_one(
     again = invoke(*args)  # its own output of a run before
     assert again.exit_code == 0, again.output
     assert target.read_bytes() != b""
+
+
+def test_a_history_another_program_wrote_is_not_replaced_and_an_older_ticketsims_is(
+    tmp_path: Path,
+) -> None:
+    """A foreign history has the same format line as ticketsim's: only ticketsim's
+    ``generator`` key, or (from before it) a strategy, which a foreign one cannot name,
+    makes it ticketsim's. Timelines and plots from before their marks are ticketsim's too."""
+    db, history = tmp_path / "tickets.json", tmp_path / "theirs.jsonl"
+    foreign = Path(__file__).parent / "analysis" / "foreign" / "checkout.py"
+    subprocess.run([sys.executable, str(foreign), str(history)], check=True, timeout=60)
+    theirs = history.read_bytes()
+    sale = ["run", "--lock", "--buyers", "2", "--delay", "0", "--db", str(db)]
+    refused = invoke(*sale, "--history", str(history))
+    assert_refused(refused.exit_code, refused.stderr, "--history", "not a history ticketsim")
+    assert history.read_bytes() == theirs
+    ours = tmp_path / "ours.jsonl"
+    assert invoke(*sale, "--history", str(ours)).exit_code == 0
+    head, _, rest = ours.read_text(encoding="utf-8").partition("\n")
+    older = {k: v for k, v in json.loads(head).items() if k != "generator"}
+    ours.write_text(json.dumps(older) + "\n" + rest, encoding="utf-8")
+    docs = Path(__file__).parents[1] / "docs"
+    (tmp_path / "old.html").write_bytes((docs / "race.html").read_bytes())
+    (tmp_path / "old.svg").write_bytes((docs / "tradeoff.svg").read_bytes())
+    for option, name, command in [
+        ("--history", "ours.jsonl", sale),
+        ("--timeline", "old.html", sale),
+        ("--plot", "old.svg", ["compare", "--strategy", "lock", "--buyers", "2", "--db", str(db)]),
+    ]:
+        done = invoke(*command, option, str(tmp_path / name))
+        assert done.exit_code == 0, (option, done.output)
 
 
 def test_an_output_that_is_the_commands_own_stdout_is_refused(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from ticketsim.core import db as dbfile
 from ticketsim.core._files import kind, open_regular
 from ticketsim.core._values import seconds
 from ticketsim.core.events import KILLED_ON_PURPOSE, Event, Step, from_json, to_jsonl
-from ticketsim.core.paths import write_output
+from ticketsim.core.paths import GENERATOR, write_output
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.errors import ConfigError, DbError, StoreError
@@ -50,6 +50,7 @@ def header(result: RunResult) -> dict[str, Any]:
     return {
         "type": "sale",
         "format": FORMAT,
+        "generator": GENERATOR,
         "strategy": config.strategy,
         "buyers": config.buyers,
         "tickets": config.tickets,

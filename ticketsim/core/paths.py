@@ -20,7 +20,14 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from ticketsim.core._files import kind, not_regular, replace_text, temp_owner, temp_prefix
+from ticketsim.core._files import (
+    kind,
+    not_regular,
+    open_regular,
+    replace_text,
+    temp_owner,
+    temp_prefix,
+)
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB
 from ticketsim.core.stores import SQLITE_SIDES
@@ -46,20 +53,32 @@ _REFUSED: Final = {
 _NAME_MAX: Final = 255
 _PATH_MAX: Final = 4096
 LOCK_SUFFIX: Final = ".lock"
+#: The name every output ticketsim writes gives as its maker, and no other program's:
+#: an existing output without it is not replaced.
+GENERATOR: Final = "ticketsim"
 #: What an HTML page ticketsim writes (a timeline) says of its maker, in its head.
-HTML_MARK: Final = '<meta name="generator" content="ticketsim">'
+HTML_MARK: Final = f'<meta name="generator" content="{GENERATOR}">'
 #: What an SVG picture ticketsim writes (a plot) says of its maker, after its root tag.
-SVG_MARK: Final = "<!-- generator: ticketsim -->"
-#: What the first line of a history ticketsim writes holds.
-HISTORY_MARK: Final = '"format": "ticketsim-history/'
-#: What each output option's files hold near their start, and what they are called. An
-#: existing file without it, and not empty, is not one ticketsim wrote: it is refused,
-#: never replaced.
+SVG_MARK: Final = f"<!-- generator: {GENERATOR} -->"
+#: What the first line of a history ticketsim writes holds (its ``generator`` key).
+HISTORY_MARK: Final = f'"generator": "{GENERATOR}"'
+#: What each output option's files hold near their start, and what they are called:
+#: each way of being ticketsim's is a set of texts found together. The later ones are
+#: those of ticketsim's outputs from before the marks (a history of a strategy, which
+#: a foreign one may not name; a timeline's title; a plot's description). An existing
+#: file with none, and not empty, is not one ticketsim wrote: refused, never replaced.
 _MARKS: Final = {
-    "--history": (HISTORY_MARK, "a history"),
-    "--timeline": (HTML_MARK, "a timeline"),
-    "--plot": (SVG_MARK, "a plot"),
+    "--history": (
+        (HISTORY_MARK,),
+        ('"format": "ticketsim-history/', '"strategy": "'),
+    ),
+    "--timeline": ((HTML_MARK,), ("<title>ticketsim timeline: ",)),
+    "--plot": (
+        (SVG_MARK,),
+        ("<desc>Tickets oversold and sales per second under each strategy",),
+    ),
 }
+_WHAT: Final = {"--history": "a history", "--timeline": "a timeline", "--plot": "a plot"}
 #: How much of an existing output is read to find its mark.
 _MARK_WITHIN: Final = 4096
 
@@ -201,21 +220,20 @@ def _vet_one(use: Use) -> _Identity:
 def _vet_mark(use: Use) -> None:
     """An existing output must be one ticketsim wrote (its mark near its start), or
     empty: anything else is the user's, and ticketsim never replaces it."""
-    marked = _MARKS.get(use.option) if use.writes else None
+    marks = _MARKS.get(use.option) if use.writes else None
     raw = os.fspath(use.path or "")
-    if marked is None or not os.path.exists(raw):
+    if marks is None or not os.path.exists(raw):
         return
-    mark, what = marked
     try:
-        with open(raw, "rb") as file:
+        with open_regular(raw, lambda mode: not_regular(use.option, raw, mode)) as file:
             head = file.read(_MARK_WITHIN)
     except OSError as exc:
         raise _unreachable(use, raw, exc) from None
-    if head and mark.encode() not in head:
+    if head and not any(all(text.encode() in head for text in mark) for mark in marks):
         raise PathError(
             use.option,
             raw,
-            f"the file exists and is not {what} ticketsim wrote",
+            f"the file exists and is not {_WHAT[use.option]} ticketsim wrote",
             "give a new path, or move the file away",
         )
 
