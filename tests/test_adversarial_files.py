@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -33,8 +34,9 @@ from ticketsim.core import _files
 from ticketsim.core import db as dbfile
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
-from ticketsim.errors import DbError
+from ticketsim.errors import DbError, StoreError
 from ticketsim.sale.stores import _ledger
+from ticketsim.sale.stores.sqlite import SqliteStore
 from ticketsim.search.compare import compare
 from ticketsim.views.compare import write_plot
 from ticketsim.views.timeline import write_timeline
@@ -487,9 +489,50 @@ def test_a_file_with_the_name_of_a_sqlite_journal_is_neither_taken_nor_named_as_
     assert invoke(*sale, str(db)).exit_code == 0  # the store is now ticketsim's
     named = invoke(*sale, str(db), "--history", str(journal))
     assert_refused(named.exit_code, named.stderr, "--history", "a journal of the SQLite")
+    # Beside a store of ticketsim's, SQLite's own journals are taken (a killed sale's),
+    # and a file of the user's is not.
+    journal.write_bytes(b"the user's notes")
+    beside = invoke(*sale, str(db))
+    assert_refused(beside.exit_code, beside.stderr, "--store", "is not one of SQLite's")
+    assert journal.read_bytes() == b"the user's notes"
+    journal.unlink()
     journal.mkdir()
     folder = invoke(*sale, str(db))
     assert_refused(folder.exit_code, folder.stderr, "--store", "is a directory")
+
+
+def test_a_damaged_sqlite_store_is_the_users_to_fix_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    before = damaged.read_bytes()
+    for command in ("show", "reset", "run"):
+        done = invoke(command, "--store", f"sqlite:///{damaged}")
+        assert_refused(done.exit_code, done.stderr, "--store", "SQLite cannot read it")
+    assert damaged.read_bytes() == before
+
+
+def test_a_sqlite_store_another_program_makes_meanwhile_is_vetted_and_never_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the vetting of a missing store and its making, another program made it:
+    it is vetted as any existing file, and the failed load removes nothing of it."""
+    path = tmp_path / "shared.sqlite"
+    real = SqliteStore._make
+
+    def theirs_first(self: SqliteStore) -> tuple[int, int] | None:
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute("CREATE TABLE orders (id INTEGER)")
+            other.execute("INSERT INTO orders VALUES (42)")
+            other.commit()
+        return real(self)
+
+    monkeypatch.setattr(SqliteStore, "_make", theirs_first)
+    with pytest.raises(StoreError, match="holds tables ticketsim did not make"):
+        SqliteStore(str(path)).load(dbfile.TicketDB.fresh(3))
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        assert other.execute("SELECT id FROM orders").fetchall() == [(42,)]
 
 
 WRITTEN_BY = {

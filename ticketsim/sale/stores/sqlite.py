@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import stat
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
-from ticketsim.core._files import kind
+from ticketsim.core._files import kind, open_regular
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import SQLITE_SIDES
@@ -266,14 +266,9 @@ class SqliteStore(DatabaseStore):
                 self.url, "is an empty file ticketsim did not make", "give another path"
             )
         for side in sides:
-            with contextlib.suppress(FileNotFoundError):
-                mode = os.lstat(side).st_mode
-                if not stat.S_ISREG(mode):
-                    raise StoreError(
-                        self.url,
-                        f"its journal {side} is {kind(mode)}, not a regular file",
-                        "remove it",
-                    )
+            problem = _not_a_journal(side)
+            if problem is not None:  # SQLite would take it as its own, and remove it
+                raise StoreError(self.url, f"its journal {side} {problem}", "move it away")
         with _admin(self.path) as db:
             rows = db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
         tables = {row[0] for row in rows}
@@ -294,16 +289,36 @@ class SqliteStore(DatabaseStore):
         return "sqlite:///" + self.path
 
     def load(self, initial: dbfile.TicketDB) -> None:
+        existed = os.path.lexists(self.path)
         self.vet()
-        made = not os.path.lexists(self.path)
+        made = self._make()
+        if made is None and not existed:  # another made it meanwhile: vetted as any
+            self.vet()
         try:
             self._fill(initial)
         except BaseException:
-            if made:  # what this made and could not fill is removed, not left to refuse
+            # What this made and could not fill is removed, not left for the next run
+            # to refuse; only while it is still the file this made.
+            if made is not None and _identity(self.path) == made:
                 for path in (self.path, *(self.path + suffix for suffix in SQLITE_SIDES)):
                     with contextlib.suppress(OSError):
                         os.unlink(path)
             raise
+
+    def _make(self) -> tuple[int, int] | None:
+        """Make the store's file if there is none (its identity), else ``None``: made
+        here and nowhere else, so that a failed load removes nothing of another's."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            raise _refused(self.path, sqlite3.OperationalError(exc.strerror)) from None
+        try:
+            made = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return made.st_dev, made.st_ino
 
     def _fill(self, initial: dbfile.TicketDB) -> None:
         with _admin(self.path) as db:
@@ -340,6 +355,49 @@ class SqliteStore(DatabaseStore):
         return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+#: The first bytes of SQLite's own journals: a write-ahead log (big- or little-endian
+#: checksums) and a rollback journal. An index of the log (``-shm``) begins with its
+#: version, 3007000, in the machine's byte order.
+_WAL_MAGIC: Final = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
+_JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
+_SHM_VERSION: Final = (3007000).to_bytes(4, sys.byteorder)
+
+
+def _not_a_journal(path: str) -> str | None:
+    """What is wrong with ``path`` as a journal of SQLite's for a database that
+    exists, or ``None`` (none there, or one of SQLite's: empty, or its header)."""
+    try:
+        with open_regular(path, lambda mode: _NotRegular(kind(mode))) as file:
+            head = file.read(8)
+    except FileNotFoundError:
+        return None
+    except _NotRegular as exc:
+        return f"is {exc}, not a regular file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not head:
+        return None
+    if path.endswith("-wal"):
+        ours = head[:4] in _WAL_MAGIC
+    elif path.endswith("-shm"):
+        ours = head[:4] == _SHM_VERSION
+    else:  # a rollback journal; one kept (PERSIST) has its header zeroed
+        ours = head in (_JOURNAL_MAGIC, bytes(8))
+    return None if ours else "is not one of SQLite's: it would take it as its own"
+
+
+class _NotRegular(Exception):
+    """What :func:`_not_a_journal` found instead of a regular file."""
+
+
 @contextlib.contextmanager
 def _admin(path: str) -> Iterator[sqlite3.Connection]:
     """A connection of the parent's, closed after: it waits for a buyer's lock rather
@@ -359,6 +417,12 @@ def _admin(path: str) -> Iterator[sqlite3.Connection]:
             "SQLite",
             f"{path} stayed locked by another program for {ADMIN_WAIT_S:g} s ({_code(exc)})",
             "run again once that program is done with it, or give another file",
+        ) from None
+    except sqlite3.DatabaseError as exc:  # not a database, or a damaged one: the user's
+        raise StoreError(
+            "sqlite:///" + path,
+            f"SQLite cannot read it ({exc}, {_code(exc)})",
+            "give the path of a new file, or of one ticketsim made",
         ) from None
     finally:
         db.close()
