@@ -8,6 +8,7 @@ import functools
 import os
 import sqlite3
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,18 @@ def test_your_functions_calling_sys_exit_or_returning_odd_things_is_your_error()
     generator: Any = lambda path: (pair for pair in sold(path))  # noqa: E731
     played = race.play(race.Race(buy_racy, make_shop, sold=generator), (1, 1, 1, 2, 2, 2))
     assert build_report(played.result).ok
+    # What a client library gives for a number is taken as int() takes it: redis-py's
+    # bytes, a psycopg Decimal; but not a bool, nor a fraction int() would cut.
+    as_clients_give: Any = lambda path: [(b"1", Decimal(1))]  # noqa: E731
+    left_as_bytes: Any = lambda path: b"0"  # noqa: E731
+    race.play(
+        race.Race(buy_racy, make_shop, sold=as_clients_give, remaining=left_as_bytes),
+        (1, 1, 1, 2, 2, 2),
+    )
+    for odd in ([(1, 1.5)], [(True, 1)]):
+        cut: Any = lambda path, odd=odd: odd  # noqa: E731
+        with pytest.raises(ValueError, match=r"sold.*list \(buyer, seat\) pairs"):
+            race.play(race.Race(buy_racy, make_shop, sold=cut))
     left: Any = lambda path: None  # noqa: E731 - a remaining() that says nothing
     with pytest.raises(ValueError, match=r"remaining.*returned None: return a whole number"):
         race.play(race.Race(buy_racy, make_shop, sold=sold, remaining=left))

@@ -15,7 +15,6 @@ import importlib
 import inspect
 import multiprocessing
 import multiprocessing.connection
-import operator
 import os
 import sys
 import time
@@ -394,7 +393,7 @@ def _final(
     except (Exception, SystemExit) as exc:
         raise _raised("sold", named, exc) from None
     try:
-        pairs = [(operator.index(b), operator.index(seat)) for b, seat in listed]
+        pairs = [(_whole(b), _whole(seat)) for b, seat in listed]
     except (TypeError, ValueError):
         raise ConfigError("sold", named, f"returned {listed!r}: {how}") from None
     if any(not 1 <= b <= race.buyers for b, _ in pairs):
@@ -406,14 +405,25 @@ def _final(
     if race.remaining is not None:
         told = _yours("remaining", race.remaining, handle)
         try:
-            left = operator.index(told)
-        except TypeError:
+            left = _whole(told)
+        except (TypeError, ValueError):
             raise ConfigError(
                 "remaining", _named(race.remaining), f"returned {told!r}: return a whole number"
             ) from None
     else:  # no count of its own: what the ledger leaves, never checked (count_known)
         left = race.tickets - len(ledger)
     return dbfile.TicketDB(race.tickets, left, ledger)
+
+
+def _whole(value: Any) -> int:
+    """A whole number the user's store gave: what ``int()`` reads (redis-py's bytes, a
+    psycopg ``Decimal``, text), but not a bool and nothing ``int()`` would round."""
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is a bool, not a number")
+    number = int(value)
+    if not isinstance(value, (int, str, bytes, bytearray)) and value != number:
+        raise ValueError(f"{value!r} is not a whole number")  # 1.5, Decimal("1.5")
+    return number
 
 
 def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> RunResult:
