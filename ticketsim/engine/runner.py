@@ -63,6 +63,7 @@ __all__ = [
     "lost_events",
     "prepare_db",
     "run_sale",
+    "sweep_servers",
     "vet_db",
     "window",
 ]
@@ -91,7 +92,7 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
 
 
 @functools.cache
-def _sweep_servers() -> None:
+def sweep_servers() -> None:
     """Once a process, as multiprocessing's folders are swept: remove the folders of
     private servers whose ticketsim was SIGKILLed (its servers died with it), which
     only a server's start removed before, whatever store the next sales used."""
@@ -277,7 +278,7 @@ def run_sale(
     to sell on instead of starting its own (a search runs many sales on one).
     """
     _scratch.provide()  # before any process is started, so every one uses it
-    _sweep_servers()
+    sweep_servers()
     ctx = _limits.context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = _strategy(config)
