@@ -53,7 +53,6 @@ from ticketsim.engine.runner import (
     START_TIMEOUT_S,
     lost_events,
     prepare_db,
-    sweep_servers,
     window,
 )
 from ticketsim.errors import ServerUnavailable, StoreError
@@ -491,7 +490,6 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
     # The db file as ``run`` leaves it: reset as the sale opens (vetted first), and given
     # the store's tickets when it ends; the user's --store is the record instead, and
     # filelock's hosts keep copies of their own.
-    sweep_servers()
     prepare_db(config)
     own = databases.PrivateServers()
     # In ticketsim's own folder (when multiprocessing has none of someone else's), which

@@ -63,7 +63,6 @@ __all__ = [
     "lost_events",
     "prepare_db",
     "run_sale",
-    "sweep_servers",
     "vet_db",
     "window",
 ]
@@ -92,7 +91,7 @@ def kill_plan(config: RunConfig, seed: int) -> tuple[int, ...]:
 
 
 @functools.cache
-def sweep_servers() -> None:
+def _sweep_servers() -> None:
     """Once a process, as multiprocessing's folders are swept: remove the folders of
     private servers whose ticketsim was SIGKILLed (its servers died with it), which
     only a server's start removed before, whatever store the next sales used."""
@@ -108,6 +107,7 @@ def prepare_db(config: RunConfig) -> dbfile.TicketDB:
     db, or a file the sale would use beside it, cannot be used (:func:`vet_db`), and
     :class:`DbWriteError` if writing the fresh db fails.
     """
+    _sweep_servers()  # every sale's, whatever its store: one on a server may follow
     if config.store is not None:  # the user's store is the record: the db file is not used
         return _prepare_store(config)
     kept = vet_db(config)
@@ -278,7 +278,6 @@ def run_sale(
     to sell on instead of starting its own (a search runs many sales on one).
     """
     _scratch.provide()  # before any process is started, so every one uses it
-    sweep_servers()
     ctx = _limits.context(config.start_method)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
     strategy = _strategy(config)
