@@ -140,11 +140,13 @@ def test_check_escapes_a_hostile_system_name_in_a_history_another_program_wrote(
     _assert_inert(result.output)
 
 
-def test_text_no_encoding_can_write_is_shown_escaped_not_an_internal_error(
+def test_text_no_encoding_can_write_is_refused_or_shown_escaped_never_an_internal_error(
     tmp_path: Path,
 ) -> None:
-    """A lone surrogate (a JSON "\\ud800" in a db, an undecodable byte of a name typed,
-    a mark's name in the user's buyer) cannot be written in UTF-8: it is shown escaped."""
+    """A lone surrogate (a JSON "\\ud800" in a db, an undecodable byte of a name typed)
+    is half a character, which no UTF-8 output, file or database can hold: a db or a
+    name with one is refused in one line; a mark's name in the user's buyer, which
+    ticketsim only shows, is shown escaped."""
     db = tmp_path / "tickets.json"
     sale = dbfile.Sale(buyer="buyer\ud800", seat=1, pid=1, time=0.0)
     dbfile.write_atomic(db, dbfile.TicketDB(tickets=2, remaining=1, ledger=(sale,)))
@@ -155,19 +157,28 @@ def test_text_no_encoding_can_write_is_shown_escaped_not_an_internal_error(
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict, as a UTF-8 locale is
-    commands = [
-        ["show", "--db", str(db)],
-        ["reset", "--db", str(tmp_path / "new.json"), "--event", "Gala\udcff"],
-        ["explore", "--buyer", "oddshop:buy", "--setup", "oddshop:setup", "--buyers", "2"],
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    refused = [
+        (["show", "--db", str(db)], "ledger[0].buyer (buyer\\ud800) holds half a character"),
+        (["run", "--keep", "--lock", "--db", str(db)], "holds half a character"),
+        (["reset", "--store", store, "--event", "Gala\udcff"], "--event='Gala\\udcff'"),
     ]
-    for args in commands:
+    for args, words in refused:
         done = subprocess.run(
             [sys.executable, "-m", "ticketsim", *args],
-            capture_output=True, env=env, cwd=tmp_path, timeout=60, check=False,
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
         )  # fmt: skip
-        # The buyer buys nothing: explore finds the ticket it leaves unsold (exit 1).
-        assert done.returncode == (1 if args[0] == "explore" else 0), done.stderr
-        assert b"\\ud800" in done.stdout or b"\\udcff" in done.stdout, done.stdout
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert words in done.stderr, done.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "ticketsim", "explore", "--buyer", "oddshop:buy",
+         "--setup", "oddshop:setup", "--buyers", "2"],
+        capture_output=True, env=env, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    # The buyer buys nothing: explore finds the ticket it leaves unsold (exit 1).
+    assert shown.returncode == 1, shown.stderr
+    assert b"look\\ud800" in shown.stdout, shown.stdout
 
 
 def test_an_error_message_escapes_the_path_it_names(tmp_path: Path) -> None:

@@ -756,3 +756,13 @@ def test_an_atomic_write_over_a_db_swaps_it_in_or_replaces_it(
     assert _folder_names(db_path.parent) == [db_path.name]
     expect_swap = swap and ticketsim.core._files._renameat2() is not None
     assert len(replaced) == (1 if expect_swap else 2)
+
+
+@pytest.mark.parametrize(
+    "text", [_doc(event="Gala\ud800"), _doc_sale(buyer="buyer-\udcff")], ids=["event", "buyer"]
+)
+def test_parse_rejects_half_a_character_no_store_can_keep(text: str) -> None:
+    """JSON's "\\ud800" is valid JSON, but the lone surrogate it makes cannot be written
+    as UTF-8, to a file, a database or a terminal."""
+    with pytest.raises(DbError, match="holds half a character, which no store keeps"):
+        parse(text, source=SOURCE)

@@ -63,6 +63,7 @@ def reset(
     from ticketsim.views.render import db_view  # noqa: PLC0415 - start-up time
 
     settings.require_int("tickets", tickets, 0, settings.MAX_TICKETS, "tickets")
+    settings.require_text("event", event)
     fresh = dbfile.TicketDB.fresh(tickets, event=event)
     if store is not None:
         from ticketsim.core import stores  # noqa: PLC0415 - start-up time

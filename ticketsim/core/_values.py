@@ -18,3 +18,14 @@ def seconds(value: object) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+def unicode_text(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: JSON's ``"\\ud800"`` is valid JSON, and
+    Python keeps an undecodable byte of a command line the same way, as a lone
+    surrogate, half a character that no file or database can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

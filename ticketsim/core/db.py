@@ -40,7 +40,7 @@ import stat
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core._files import kind, open_regular, replace_bytes, temp_owner
-from ticketsim.core._values import seconds
+from ticketsim.core._values import seconds, unicode_text
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.errors import DbError, DbWriteError
 
@@ -207,6 +207,13 @@ def _loads(text: str | bytes | bytearray) -> Any:
     )
 
 
+def _unicode(source: str, where: str, text: str) -> None:
+    """Text a store keeps must be Unicode (:func:`~ticketsim.core._values.unicode_text`)."""
+    if not unicode_text(text):
+        shown = text.encode("utf-8", "backslashreplace").decode()
+        raise DbError(source, f"{where} ({shown}) holds half a character, which no store keeps")
+
+
 def _int(source: str, where: str, value: object) -> int:
     # bool is an int subclass; a db that says "tickets": true is corrupt, not 1.
     if type(value) is not int:
@@ -224,6 +231,7 @@ def _sale(source: str, index: int, raw: object) -> Sale:
     buyer, when = raw["buyer"], raw["time"]
     if not isinstance(buyer, str) or not buyer:
         raise DbError(source, f"{where}.buyer must be a non-empty string")
+    _unicode(source, f"{where}.buyer", buyer)
     when = seconds(when)
     if when is None:
         raise DbError(source, f"{where}.time must be a number of seconds")
@@ -274,6 +282,7 @@ def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketD
         raise DbError(source, f"format={fmt!r} is not {FORMAT!r}")
     if not isinstance(raw["event"], str):
         raise DbError(source, "event must be a string")
+    _unicode(source, "event", raw["event"])
     for key, value in raw.items():
         if key not in _KEYS and _nests_deeper(value, _MAX_DEPTH):
             raise DbError(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from ticketsim.core import catalog, schedule, stores
 from ticketsim.core import hosts as host_specs
-from ticketsim.core._values import seconds
+from ticketsim.core._values import seconds, unicode_text
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
 from ticketsim.errors import ConfigError
@@ -400,6 +400,13 @@ def require_int(name: str, value: object, low: int, high: int, what: str) -> Non
     require_whole(name, value, what)
     if not low <= cast("int", value) <= high:
         raise ConfigError(name, value, f"choose from {low} to {high} {what}")
+
+
+def require_text(name: str, value: object) -> None:
+    """A name (an event's): text every file and store can hold, so not a lone
+    surrogate (an undecodable byte of a command line, as Python keeps it)."""
+    if not isinstance(value, str) or not unicode_text(value):
+        raise ConfigError(name, value, "give a name in text, in your terminal's encoding")
 
 
 def require_seed(name: str, value: object) -> None:
