@@ -412,6 +412,10 @@ def test_a_host_waiting_at_the_gate_leaves_a_sale_opened_over_its_own() -> None:
         busy = _run("sale", "open", "--store", url, "--strategy", "pg-naive")
         assert busy.returncode == ExitCode.BAD_INPUT, busy.stderr
         assert f"its sale {old} has host(s) that have not reported (early)" in busy.stderr
+        # A whole run over hosts is refused too, before it resets the store.
+        over = _run("run", "--hosts", "2", "--store", url, "--strategy", "pg-naive")
+        assert over.returncode == ExitCode.BAD_INPUT, over.stderr
+        assert f"its sale {old} has host(s) that have not reported (early)" in over.stderr
         new = _run("sale", "open", "--store", url, "--strategy", "pg-naive", "--replace")
         assert new.returncode == 0, new.stderr
         out, _ = shell.communicate(timeout=60)

@@ -480,6 +480,16 @@ def _final(
     return dataclasses.replace(card.initial, remaining=remaining, ledger=tuple(ledger)), None
 
 
+def _prepare(config: RunConfig, kind: StoreKind) -> None:
+    """The db file as ``run`` leaves it: reset as the sale opens (vetted first), and given
+    the store's tickets when it ends; the user's --store is the record instead (a sale of
+    hosts still pending there is refused before it is reset, which would wipe that
+    sale), and filelock's hosts keep copies of their own."""
+    if config.store is not None:
+        _refuse_if_busy(Place(kind, config.store))
+    prepare_db(config)
+
+
 def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = None) -> RunResult:
     """``config``'s sale with its buyers spread over ``config.hosts`` hosts of this
     machine, each on a link of its own; every host, link and process is gone when it
@@ -487,10 +497,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
     assert config.hosts is not None
     cut, slow, skew = config.faults_between_hosts()
     kind = StoreKind.of(config.strategy)
-    # The db file as ``run`` leaves it: reset as the sale opens (vetted first), and given
-    # the store's tickets when it ends; the user's --store is the record instead, and
-    # filelock's hosts keep copies of their own.
-    prepare_db(config)
+    _prepare(config, kind)
     own = databases.PrivateServers()
     # In ticketsim's own folder (when multiprocessing has none of someone else's), which
     # the next run sweeps if this one is SIGKILLed.
