@@ -292,8 +292,8 @@ def test_your_functions_calling_sys_exit_or_returning_odd_things_is_your_error()
         race.Race(buy_racy, make_shop, sold=as_clients_give, remaining=left_as_bytes),
         (1, 1, 1, 2, 2, 2),
     )
-    for odd in ([(1, 1.5)], [(True, 1)]):
-        cut: Any = lambda path, odd=odd: odd  # noqa: E731
+    for pairs in ([(1, 1.5)], [(True, 1)]):
+        cut: Any = lambda path, pairs=pairs: pairs  # noqa: E731
         with pytest.raises(ValueError, match=r"sold.*list \(buyer, seat\) pairs"):
             race.play(race.Race(buy_racy, make_shop, sold=cut))
     left: Any = lambda path: None  # noqa: E731 - a remaining() that says nothing
