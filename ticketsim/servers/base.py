@@ -230,15 +230,7 @@ class Server(abc.ABC, Generic[AddressT]):
         """
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(self.death_signal)
-        deadline = time.monotonic() + _ASKED_S
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(_ASKED_S)
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(process.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.01)
+        _wait_group_gone(process, _ASKED_S)
 
     # The protocol's steps.
 
@@ -333,9 +325,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     postmaster is gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    _wait_group_gone(process, _KILL_S)
+
+
+def _wait_group_gone(process: subprocess.Popen[bytes], within: float) -> None:
+    """Wait until ``process`` has ended (reaped) and nothing is left of its group, for
+    at most ``within`` seconds for each."""
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(_KILL_S)
-    deadline = time.monotonic() + _KILL_S
+        process.wait(within)
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             os.killpg(process.pid, 0)
