@@ -124,3 +124,55 @@ def _written_lines() -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as folder:
         path = _written(Path(folder), "--racy")
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _system_history(tmp_path: Path, buyers: int, tickets: int, *events: dict[str, object]) -> Path:
+    """A history of a system's, its buyers' events as given (each gets ``pid`` 7 and
+    ``type`` from its step), and a final db holding the sales its ``ok`` events claim."""
+    head = {"type": "sale", "format": "ticketsim-history/2", "system": "shop",
+            "buyers": buyers, "tickets": tickets, "safe": True}  # fmt: skip
+    kinds = {"ready": "invoke", "ok": "ok", "fail": "fail", "error": "info", "lost": "info"}
+    rows = [{"type": kinds.get(str(e["step"]), "step"), "pid": 7, **e} for e in events]
+    sold = [
+        {"buyer": f"buyer-{e['buyer']}", "seat": e["seat"], "pid": 7, "time": 1.0}
+        for e in events
+        if e["step"] == "ok"
+    ]
+    final = {"format": "ticketsim/1", "event": "Gig", "tickets": tickets,
+             "remaining": tickets - len(sold), "ledger": sold}  # fmt: skip
+    path = tmp_path / "shop.jsonl"
+    lines = [head, *rows, {"type": "final", "db": final}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_buyer_cut_off_on_purpose_is_owed_nothing_whatever_its_ending_says(
+    tmp_path: Path,
+) -> None:
+    """Its unknown ending, an ``error`` or a ``lost``, is a planned fault: the sale is OK
+    for the buyers left, and the buyer is named as cut off, never as killed too."""
+    for ending in ("error", "lost"):
+        path = _system_history(
+            tmp_path, 2, 2,
+            {"buyer": 1, "step": "ready", "t": 1.0}, {"buyer": 2, "step": "ready", "t": 1.0},
+            {"buyer": 1, "step": "ok", "t": 2.0, "seat": 1},
+            {"buyer": 2, "step": ending, "t": 2.0, "error": "cut-off-on-purpose"},
+        )  # fmt: skip
+        report = build_report(history.load(path))
+        assert report.ok, (ending, report.verdict)
+        assert report.cut_off == ("buyer-2",)
+        assert report.killed_on_purpose == ()
+
+
+def test_a_buyer_told_sold_out_is_never_a_planned_fault(tmp_path: Path) -> None:
+    """A ``fail`` carries an outcome: whatever its ``error`` says, a buyer told "sold out"
+    while its ticket was left is undersold."""
+    path = _system_history(
+        tmp_path, 1, 1,
+        {"buyer": 1, "step": "ready", "t": 1.0},
+        {"buyer": 1, "step": "fail", "t": 2.0, "error": "cut-off-on-purpose"},
+    )  # fmt: skip
+    report = build_report(history.load(path))
+    assert report.exit_code == ExitCode.VIOLATED, report.verdict
+    assert Kind.UNDERSOLD in {v.kind for v in report.violations}
+    assert report.cut_off == ()

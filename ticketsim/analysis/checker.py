@@ -11,7 +11,7 @@ from collections import defaultdict
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core.events import OUTCOMES, Event, Step, buyer_name
+from ticketsim.core.events import OUTCOMES, Event, Step, buyer_name, planned
 from ticketsim.core.frozen import frozen
 
 if TYPE_CHECKING:
@@ -225,7 +225,8 @@ def _undersold(
     a buyer killed after its write) are not missing: they were sold.
     """
     on_sale = max(initial.remaining, 0)
-    finished = {e.buyer for e in history if e.step in OUTCOMES}
+    taken = {e.buyer for e in history if planned(e)}  # by a planned fault: as if dead
+    finished = {e.buyer for e in history if e.step in OUTCOMES} - taken
     died = buyers - len(finished)
     expected = min(on_sale, buyers - died)
     if len(sold) >= expected:

@@ -16,6 +16,7 @@ from ticketsim.core.events import (
     KILLED_ON_PURPOSE,
     Step,
     buyer_name,
+    planned,
 )
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.frozen import frozen
@@ -374,16 +375,16 @@ def build_report(result: RunResult) -> Report:
         schedule=str(from_history(history)),
         faults=result.faults,
         io_error=_io_error(history, config.db),
-        killed_on_purpose=tuple(e.name for e in history if e.step is Step.LOST and _planned(e)),
+        killed_on_purpose=tuple(
+            e.name for e in history if e.error == KILLED_ON_PURPOSE and planned(e)
+        ),
         died=_no_outcome(history, outcome, config.buyers),
         retries=sum(1 for e in history if e.step is Step.RETRY),
         gave_up=sum(1 for e in history if e.step is Step.FAIL and e.error is not None),
         hosts=result.hosts,
         system=result.system,
         cut_off=tuple(
-            dict.fromkeys(
-                e.name for e in history if e.step in ENDINGS and e.error == CUT_OFF_ON_PURPOSE
-            )
+            dict.fromkeys(e.name for e in history if e.error == CUT_OFF_ON_PURPOSE and planned(e))
         ),
     )
 
@@ -401,10 +402,6 @@ def _io_error(history: Sequence[Event], db: str) -> str | None:
     )
 
 
-def _planned(event: Event) -> bool:
-    return event.error in (KILLED_ON_PURPOSE, CUT_OFF_ON_PURPOSE)
-
-
 def _no_outcome(
     history: Sequence[Event], outcome: dict[int, Step], buyers: int
 ) -> tuple[NoOutcome, ...]:
@@ -419,7 +416,7 @@ def _no_outcome(
         if e.step in ENDINGS:
             ended.add(e.buyer)
         note = e.note or "no reason recorded"
-        if unknown and not _planned(e) and e.error != _WRITE_FAILED:
+        if unknown and not planned(e) and e.error != _WRITE_FAILED:
             why.setdefault(note, []).append(e.buyer)
     silent = [b for b in range(1, buyers + 1) if b not in ended]
     if silent:  # a history written by hand, or cut short: a buyer with no ending died

@@ -76,6 +76,17 @@ KILLED_ON_PURPOSE: Final = "killed-on-purpose"
 #: The ``error`` of an ``error`` or ``lost`` event of a buyer whose host was cut off on
 #: purpose (``--partition``) and whose outcome is therefore unknown: a planned fault.
 CUT_OFF_ON_PURPOSE: Final = "cut-off-on-purpose"
+
+
+def planned(event: Event) -> bool:
+    """Whether ``event`` is the unknown end of a buyer a planned fault took: killed on
+    purpose (its ``lost``), or cut off on purpose (its ``error`` or ``lost``). Such a
+    buyer is owed nothing, as one that died is; a buyer told an outcome never is one."""
+    if event.error == KILLED_ON_PURPOSE:
+        return event.step is Step.LOST
+    return event.error == CUT_OFF_ON_PURPOSE and event.step in (Step.ERROR, Step.LOST)
+
+
 #: The longest ``error`` an event carries (a class name, or a word like the one above).
 MAX_ERROR_CHARS: Final = 64
 
