@@ -176,3 +176,60 @@ def test_a_buyer_told_sold_out_is_never_a_planned_fault(tmp_path: Path) -> None:
     assert report.exit_code == ExitCode.VIOLATED, report.verdict
     assert Kind.UNDERSOLD in {v.kind for v in report.violations}
     assert report.cut_off == ()
+
+
+_READY_1 = {"buyer": 1, "step": "ready", "t": 1.0}
+_OK_1 = {"buyer": 1, "step": "ok", "t": 2.0, "seat": 1}
+
+
+@pytest.mark.parametrize(
+    ("events", "words"),
+    [
+        ((_READY_1, _OK_1, {"buyer": 1, "step": "fail", "t": 3.0}), "ends a second time"),
+        ((_READY_1, _OK_1, _OK_1), "ends a second time"),
+        ((_READY_1, _OK_1, {"buyer": 1, "step": "read", "t": 3.0}), "comes after its end"),
+        ((_OK_1,), "was never invoked"),
+    ],
+    ids=["two-outcomes", "a-line-twice", "a-step-after-its-end", "never-invoked"],
+)
+def test_a_history_whose_buyer_is_not_one_purchase_is_refused(
+    tmp_path: Path, events: tuple[dict[str, object], ...], words: str
+) -> None:
+    """Which of a buyer's two outcomes would a verdict believe? Such a history was
+    called OK (or oversold, for a line given twice): it is refused, naming its line."""
+    done = _check(_system_history(tmp_path, 1, 1, *events))
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert words in done.stderr
+    assert ": line " in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_history_whose_initial_or_final_db_cannot_be_its_sales_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An initial db with more left than it has tickets made an oversale look like two
+    sales of two; a final db with tickets the sale never had, or without a sale the
+    sale opened with, is not this sale's."""
+    path = _system_history(
+        tmp_path, 2, 1,
+        {"buyer": 1, "step": "ready", "t": 1.0}, {"buyer": 2, "step": "ready", "t": 1.0},
+        _OK_1, {"buyer": 2, "step": "ok", "t": 2.0, "seat": 2},
+    )  # fmt: skip
+    lines = path.read_text(encoding="utf-8").splitlines()
+    head = json.loads(lines[0])
+    variants = {
+        "remaining 2 of 1": {"tickets": 1, "remaining": 2},
+        "tickets=3, the sale tickets=1": {"tickets": 3, "remaining": 3},
+    }
+    for words, counts in variants.items():
+        initial = {"format": "ticketsim/1", "event": "Gig", "ledger": [], **counts}
+        path.write_text("\n".join([json.dumps({**head, "initial": initial}), *lines[1:]]) + "\n")
+        done = _check(path)
+        assert done.returncode == ExitCode.BAD_INPUT, (words, done.stdout + done.stderr)
+        assert "the initial db" in done.stderr, done.stderr
+    final = json.loads(lines[-1])
+    final["db"]["tickets"] = 5
+    path.write_text("\n".join([*lines[:-1], json.dumps(final)]) + "\n", encoding="utf-8")
+    done = _check(path)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert "the final db is not this sale's: it has tickets=5" in done.stderr

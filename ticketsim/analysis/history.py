@@ -12,17 +12,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import operator
 import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ticketsim.analysis.checker import check_db
 from ticketsim.core import db as dbfile
 from ticketsim.core._files import kind, open_regular
 from ticketsim.core._values import seconds
-from ticketsim.core.events import KILLED_ON_PURPOSE, Event, Step, from_json, to_jsonl
+from ticketsim.core.events import (
+    ENDINGS,
+    KILLED_ON_PURPOSE,
+    Event,
+    Step,
+    from_json,
+    to_jsonl,
+)
 from ticketsim.core.paths import GENERATOR, write_output
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
@@ -316,6 +323,14 @@ def load(
         initial = dbfile.parse(json.dumps(head.get("initial")), source=f"{path}: initial db")
     except DbError as exc:
         raise HistoryError(path, number, f"the initial db: {exc.reason}") from None
+    wrong = check_db(initial)
+    if wrong:  # what was on sale is what its count says: it must be the count's
+        raise HistoryError(path, number, f"the initial db: {wrong[0].explanation}")
+    if system is not None and initial.tickets != config.tickets:
+        raise HistoryError(
+            path, number, f"the initial db has tickets={initial.tickets}, the sale "
+            f"tickets={config.tickets}: give one number",
+        )  # fmt: skip
     opened_at, elapsed = seconds(head.get("opened_at")), seconds(head.get("elapsed_s"))
     startup = seconds(head.get("startup_s", 0.0))  # older histories lack it
     given = system is None or "opened_at" in head or "elapsed_s" in head
@@ -331,8 +346,13 @@ def load(
     stalled = head.get("stalled")
     if stalled is not None and not isinstance(stalled, str):
         raise HistoryError(path, number, "stalled must be null or a string")
-    events, told = _events(path, rows, config.buyers, head["format"], system is not None)
+    events, told, told_at = _events(path, rows, config.buyers, head["format"], system is not None)
     if system is not None:  # its own final state, or none: then the history alone
+        if told is not None and not initial.event:  # it named no event: its final does
+            initial = dataclasses.replace(initial, event=told.event)
+        foreign = None if told is None else _foreign(initial, told, events)
+        if foreign is not None:
+            raise HistoryError(path, told_at, f"the final db is not this sale's: {foreign}")
         final, final_error = told, None
         if opened_at is None or elapsed is None:
             opened_at = events[0].t if events else 0.0
@@ -372,7 +392,8 @@ def _first_line(
         return number, head, None, False
     system, safe, head = _system(path, number, head)
     if "initial" not in head and type(head.get("tickets")) is int:
-        head["initial"] = dbfile.TicketDB.fresh(head["tickets"]).to_json()
+        # Fresh tickets of no event's: a system's final state names its own.
+        head["initial"] = dbfile.TicketDB.fresh(head["tickets"], event="").to_json()
     return number, head, system, safe
 
 
@@ -382,13 +403,16 @@ def _events(
     buyers: int,
     form: str,
     of_a_system: bool,
-) -> tuple[list[Event], dbfile.TicketDB | None]:
-    """The events in time order, and a system's final state if its history gives one."""
+) -> tuple[list[Event], dbfile.TicketDB | None, int]:
+    """The events in time order, and a system's final state if its history gives one,
+    with the number of the line that gives it."""
     events: list[Event] = []
+    lines: list[int] = []
     told: dbfile.TicketDB | None = None
+    told_at = 0
     for number, row in rows:
         if of_a_system and row.get("type") == "final":
-            told = _told(path, number, row, told)
+            told, told_at = _told(path, number, row, told), number
             continue
         try:
             event = from_json(row)
@@ -397,8 +421,42 @@ def _events(
         if event.buyer > buyers:
             raise HistoryError(path, number, f"buyer={event.buyer} but the sale had {buyers}")
         events.append(_upgraded(event) if form == _FORMAT_1 else event)
-    events.sort(key=operator.attrgetter("t"))
-    return events, told
+        lines.append(number)
+    order = sorted(range(len(events)), key=lambda i: events[i].t)
+    _one_purchase_each(path, [(events[i], lines[i]) for i in order])
+    return [events[i] for i in order], told, told_at
+
+
+def _one_purchase_each(path: str, timed: list[tuple[Event, int]]) -> None:
+    """Each buyer's events, in time order, are one purchase: invoked (``ready``)
+    before it is told an outcome, ended once, and nothing after its end. A history
+    that says otherwise (an outcome given twice, a line repeated) cannot be checked:
+    which of its words would the verdict believe?"""
+    invoked: set[int] = set()
+    ended: dict[int, tuple[float, int]] = {}
+    for event, number in timed:
+        who = f"buyer {event.buyer}"
+        if event.buyer in ended:
+            at, first = ended[event.buyer]
+            if event.step in ENDINGS:
+                raise HistoryError(
+                    path, number, f"{who} ends a second time ({event.step.value}); its end "
+                    f"was on line {first}: give each buyer one",
+                )  # fmt: skip
+            if event.t > at:
+                raise HistoryError(
+                    path, number, f"{who}'s {event.step.value} comes after its end on line "
+                    f"{first}: a buyer does nothing once it has ended",
+                )  # fmt: skip
+        if event.step is Step.READY:
+            invoked.add(event.buyer)
+        elif event.step in (Step.OK, Step.FAIL) and event.buyer not in invoked:
+            raise HistoryError(
+                path, number, f"{who} is told {event.step.value} but was never invoked: "
+                "give its ready (type invoke) first",
+            )  # fmt: skip
+        if event.step in ENDINGS:
+            ended[event.buyer] = (event.t, number)
 
 
 def _told(
