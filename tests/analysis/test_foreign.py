@@ -233,3 +233,33 @@ def test_a_history_whose_initial_or_final_db_cannot_be_its_sales_is_refused(
     done = _check(path)
     assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
     assert "the final db is not this sale's: it has tickets=5" in done.stderr
+
+
+def test_a_seat_the_sale_does_not_have_is_a_violation_even_without_a_final_db(
+    tmp_path: Path,
+) -> None:
+    path = _system_history(tmp_path, 1, 1, _READY_1, {**_OK_1, "seat": 99})
+    lines = path.read_text(encoding="utf-8").splitlines()[:-1]  # no final state given
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = build_report(history.load(path))
+    assert report.exit_code == ExitCode.VIOLATED, report.verdict
+    assert [v.kind for v in report.violations] == [Kind.SEAT_CONFLICT]
+    assert "buyer-1 was told it got seat 99, outside seats 1-1" in report.violations[0].explanation
+
+
+def test_a_sale_made_in_the_name_of_a_buyer_told_sold_out_is_not_one_made_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """Sales the history does not report may be another program's, and count as sold;
+    but not one in the very name and process of a buyer the sale told "sold out"."""
+    path = _system_history(tmp_path, 1, 1, _READY_1, {"buyer": 1, "step": "fail", "t": 2.0})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    final = json.loads(lines[-1])
+    final["db"] |= {
+        "remaining": 0,
+        "ledger": [{"buyer": "buyer-1", "seat": 1, "pid": 7, "time": 1.0}],
+    }
+    path.write_text("\n".join([*lines[:-1], json.dumps(final)]) + "\n", encoding="utf-8")
+    report = build_report(history.load(path))
+    assert report.exit_code == ExitCode.VIOLATED, report.verdict
+    assert Kind.UNDERSOLD in {v.kind for v in report.violations}

@@ -190,6 +190,24 @@ def _double_booked(
     return found
 
 
+def _told_no_seat(initial: TicketDB, sold: list[Event]) -> list[Violation]:
+    """Buyers told they got a seat the sale does not have (or no seat at all): checked
+    on what they were told, not only on the ledger, which a history may not give."""
+    found = []
+    for e in sold:
+        if e.seat is None or not 1 <= e.seat <= initial.tickets:
+            said = "no seat" if e.seat is None else f"seat {e.seat}"
+            found.append(
+                Violation(
+                    Kind.SEAT_CONFLICT,
+                    f"{e.name} was told it got {said}, outside seats 1-{initial.tickets}",
+                    (e.name,),
+                    e.seat,
+                )
+            )
+    return found
+
+
 def _lost(final: TicketDB, sold: list[Event]) -> list[Violation]:
     recorded = {(s.buyer, s.seat, s.pid) for s in final.ledger}
     lost = [
@@ -234,7 +252,14 @@ def _undersold(
     if final is not None:
         known: set[tuple[str, int | None, int]] = {(s.buyer, s.seat, s.pid) for s in initial.ledger}
         known |= {(e.name, e.seat, e.pid) for e in sold}
-        elsewhere = sum(1 for s in final.ledger if (s.buyer, s.seat, s.pid) not in known)
+        # A sale in the name of a buyer told "sold out" was not made elsewhere: it is
+        # one the sale made and denied.
+        denied = {(e.name, e.pid) for e in history if e.step is Step.FAIL}
+        elsewhere = sum(
+            1
+            for s in final.ledger
+            if (s.buyer, s.seat, s.pid) not in known and (s.buyer, s.pid) not in denied
+        )
         if len(sold) + elsewhere >= expected:
             return []
     refused = [e.name for e in history if e.step is Step.FAIL]
@@ -281,6 +306,7 @@ def check(
     ok = Step.OK  # once: an enum member costs a class lookup each time it is named
     sold = [e for e in history if e.step is ok]
     found = _oversold(on_sale, sold) + _double_booked(initial, sold, history)
+    found += _told_no_seat(initial, sold)
     if not final_known:
         pass  # no final state was given: the history's own violations are all there is
     elif final is None:
