@@ -263,3 +263,24 @@ def test_a_sale_made_in_the_name_of_a_buyer_told_sold_out_is_not_one_made_elsewh
     report = build_report(history.load(path))
     assert report.exit_code == ExitCode.VIOLATED, report.verdict
     assert Kind.UNDERSOLD in {v.kind for v in report.violations}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("", "is empty"), ('{"type": "step"}\n', "line 1: the first line must describe the sale")],
+    ids=["empty", "no-sale-line"],
+)
+def test_check_names_what_is_wrong_with_the_history_before_looking_for_a_db(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    """No db was given, and none is needed until the history says it is ticketsim's:
+    a history that says nothing is refused for what it is, not for a missing db."""
+    path = tmp_path / "h.jsonl"
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [script(), "check", "--history", str(path)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.BAD_INPUT, done.stderr
+    assert f"--history={path}: {words}" in done.stderr
+    assert "--db" not in done.stderr

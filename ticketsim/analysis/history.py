@@ -275,10 +275,12 @@ MAX_SYSTEM_CHARS: Final = 100
 
 def names_a_system(history_path: str | os.PathLike[str]) -> bool:
     """Whether the history's first line names a system under test (``"system"``): one
-    another program wrote, which ticketsim checks without a db file of its own."""
+    another program wrote, which ticketsim checks without a db file of its own. A
+    history whose first line describes no sale is refused (:class:`HistoryError`)
+    here, before any db is looked for: that is what is wrong with the command."""
     path = os.fspath(history_path)
-    first = next(_lines(path), None)
-    return first is not None and first[1].get("system") is not None
+    _, _, system, _ = _first_line(path, _lines(path))
+    return system is not None
 
 
 def _system(path: str, number: int, head: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:
