@@ -11,6 +11,7 @@ regression fails instead of hanging.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -927,3 +928,18 @@ def test_a_history_line_with_a_key_given_twice_is_refused(
     result = invoke("check", "--history", str(doubled), "--db", str(good["--db"]))
     assert_refused(result.exit_code, result.stderr, "--history", "line 2: the key")
     assert "twice" in result.stderr
+
+
+def test_a_sqlite_store_the_machine_will_not_let_be_made_is_exit_4_not_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its folder was vetted: what refuses the file's making now is the machine (the
+    open-file limit, a disk gone bad), which is exit 4."""
+
+    def refused(path: str, flags: int, mode: int = 0o777) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    store = SqliteStore(str(tmp_path / "new.sqlite"))
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(errors.SystemRefused, match=r"could not be made \(Too many open files\); check the disk"):
+        store.load(dbfile.TicketDB.fresh(3))

@@ -247,10 +247,26 @@ def parse(text: str, *, source: str = "<db>") -> TicketDB:
     """Parse and validate the text of a ticket db; raise :class:`DbError` naming ``source``."""
     raw = _decode(text, source)
     head = _head(raw, source, required=_KEYS - {"format"})
+    _keepable(raw, source)
     ledger = raw["ledger"]
     if not isinstance(ledger, list):
         raise DbError(source, f"ledger must be a list, got {type(ledger).__name__}")
     return replace(head, ledger=tuple(_sale(source, i, sale) for i, sale in enumerate(ledger)))
+
+
+def _keepable(raw: dict[str, Any], source: str) -> None:
+    """What every store must keep of the head, checked when the whole db is (by the
+    parent, before and after a sale), not on a buyer's read of its first line: the event
+    as Unicode, and the keys kept for another program no deeper than a buyer can read."""
+    _unicode(source, "event", raw["event"])
+    for key, value in raw.items():
+        if key not in _KEYS and _nests_deeper(value, _MAX_DEPTH):
+            raise DbError(
+                source,
+                f"the key {json.dumps(key)} nests deeper than the {_MAX_DEPTH} levels "
+                "ticketsim keeps",
+                "flatten it, or keep it in a file of its own",
+            )
 
 
 def _decode(text: str, source: str) -> dict[str, Any]:
@@ -282,15 +298,6 @@ def _head(raw: dict[str, Any], source: str, required: frozenset[str]) -> TicketD
         raise DbError(source, f"format={fmt!r} is not {FORMAT!r}")
     if not isinstance(raw["event"], str):
         raise DbError(source, "event must be a string")
-    _unicode(source, "event", raw["event"])
-    for key, value in raw.items():
-        if key not in _KEYS and _nests_deeper(value, _MAX_DEPTH):
-            raise DbError(
-                source,
-                f"the key {json.dumps(key)} nests deeper than the {_MAX_DEPTH} levels "
-                "ticketsim keeps",
-                "flatten it, or keep it in a file of its own",
-            )
     return TicketDB(
         tickets=_int(source, "tickets", raw["tickets"]),
         remaining=_int(source, "remaining", raw["remaining"]),

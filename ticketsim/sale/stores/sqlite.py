@@ -312,8 +312,12 @@ class SqliteStore(DatabaseStore):
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return None
-        except OSError as exc:
-            raise _refused(self.path, sqlite3.OperationalError(exc.strerror)) from None
+        except OSError as exc:  # the folder was vetted: the machine refuses it (exit 4)
+            raise SystemRefused(
+                f"--store={self.url}",
+                f"it could not be made ({exc.strerror}); check the disk and the open-file "
+                "limit (ulimit -n), then run again",
+            ) from None
         try:
             made = os.fstat(fd)
         finally:
