@@ -941,5 +941,6 @@ def test_a_sqlite_store_the_machine_will_not_let_be_made_is_exit_4_not_an_intern
 
     store = SqliteStore(str(tmp_path / "new.sqlite"))
     monkeypatch.setattr(os, "open", refused)
-    with pytest.raises(errors.SystemRefused, match=r"could not be made \(Too many open files\); check the disk"):
+    made_not = r"could not be made \(Too many open files\); check the disk"
+    with pytest.raises(errors.SystemRefused, match=made_not):
         store.load(dbfile.TicketDB.fresh(3))
