@@ -141,6 +141,21 @@ class ServerUnavailable(TicketsimError, OSError):
         return type(self), (self.server, self.problem, self.advice)
 
 
+class NoVerdict(TicketsimError, RuntimeError):
+    """There was nothing to check, so no verdict is given (exit 3): a sale of several
+    hosts that no host joined. ``what`` names it, ``problem`` says why, ``advice``
+    what to do."""
+
+    def __init__(self, what: str, problem: str, advice: str) -> None:
+        self.what = what
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{what}: {problem}; {advice}")
+
+    def __reduce__(self) -> tuple[type[NoVerdict], tuple[str, str, str]]:
+        return type(self), (self.what, self.problem, self.advice)
+
+
 class StoreError(TicketsimError, ValueError):
     """A store that cannot be used as given (exit 2): a malformed ``--store`` URL, a
     store of the wrong kind for the strategy, a missing client package, or a database

@@ -28,7 +28,8 @@ from ticketsim.core.db import (
     write_atomic,
     write_naive,
 )
-from ticketsim.errors import ConfigError, DbError, GuardTimeout
+from ticketsim.errors import ConfigError, DbError, GuardTimeout, NoVerdict
+from ticketsim.sale.boards.base import UnreadableBoard
 from ticketsim.sale.stores import _ledger as ledger
 
 if TYPE_CHECKING:
@@ -697,6 +698,11 @@ def test_write_naive_writes_parseable_json(db_path: Path, db: TicketDB) -> None:
         (ConfigError("buyers", 0, "choose from 1 to 1000"), {"name", "value", "advice"}),
         (ConfigError("delay", [1.5], "must be a number"), {"name", "value", "advice"}),
         (GuardTimeout("file lock", 2.5), {"what", "seconds"}),
+        (NoVerdict("sale s-0000000a", "no host joined it", "join it"), {"what", "problem"}),
+        (
+            UnreadableBoard("redis://h/0", "holds a sale card ticketsim did not write", "open one"),
+            {"store", "problem", "advice"},
+        ),
     ],
     ids=[
         "db-error",
@@ -704,6 +710,8 @@ def test_write_naive_writes_parseable_json(db_path: Path, db: TicketDB) -> None:
         "config-error",
         "config-error-list-value",
         "guard-timeout",
+        "no-verdict",
+        "unreadable-board",
     ],
 )
 def test_errors_survive_pickle(error: Exception, attributes: set[str]) -> None:

@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import multiprocessing
 import pickle
 import re
+import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sales import SERVERS
+from typer.testing import CliRunner
 
+from ticketsim.cli import app
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import Event, Step
+from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import StoreKind
+from ticketsim.core.settings import RunConfig
+from ticketsim.engine import hosts as engine_hosts
 from ticketsim.engine.hosts import Place, open_sale
 from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.boards import board_for
-from ticketsim.sale.boards.base import Board, HostChannel
+from ticketsim.sale.boards.base import Board, HostChannel, UnreadableBoard
 from ticketsim.sale.boards.postgres import PostgresBoard
 from ticketsim.sale.stores import postgres as pgstore
 from ticketsim.sale.stores import redis as redisstore
@@ -455,3 +462,143 @@ def test_a_board_pickles_and_its_connection_is_not_shared(
         assert board.card() == card  # closing the clone leaves the original's connection
     finally:
         clone.close()
+
+
+# 9. What ticketsim did not write, where it keeps a sale.
+
+
+def _spoil(place: Place, what: str) -> None:
+    """Put into the store's sale something no ticketsim writes: ``what`` names where."""
+    if place.kind is StoreKind.POSTGRES:
+        sql = {
+            "card": "UPDATE ticketsim.board SET card = 'nope'",
+            "host": "INSERT INTO ticketsim.hosts (name, row)"
+            " VALUES ('h', '[1, 1000000000, 0, true]')",
+            "history": "INSERT INTO ticketsim.history (event) VALUES ('{}')",
+        }[what]
+        with contextlib.closing(pgstore.connect(place.where)) as db:
+            db.execute(sql)
+        return
+    client = redisstore.connect(place.where)
+    try:
+        {
+            "card": lambda: client.hset(redisstore.BOARD, "card", "[1, 2]"),
+            "host": lambda: client.hset(redisstore.HOSTS, "h", "xx"),
+            "history": lambda: client.xadd(redisstore.HISTORY, {"e": "[]"}),
+            "gate": lambda: client.hset(redisstore.BOARD, "started", "soon"),
+        }[what]()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "what", "read"),
+    [
+        (StoreKind.POSTGRES, "card", "card"),
+        (StoreKind.POSTGRES, "host", "hosts"),
+        (StoreKind.POSTGRES, "history", "history"),
+        (StoreKind.REDIS, "card", "card"),
+        (StoreKind.REDIS, "host", "hosts"),
+        (StoreKind.REDIS, "history", "history"),
+        (StoreKind.REDIS, "gate", "started"),
+        (StoreKind.REDIS, "gate", "start"),
+    ],
+    ids=lambda value: getattr(value, "value", value),
+)
+def test_what_ticketsim_did_not_write_on_a_board_is_refused_in_one_line(
+    place: Place, card: SaleCard, what: str, read: str
+) -> None:
+    """It was an internal error (exit 70) for every command that read it; a host row
+    that numbered a billion buyers had ``sale check`` compute for minutes."""
+    _spoil(place, what)
+    board = place.board()
+    try:
+        with pytest.raises(UnreadableBoard, match="that ticketsim did not write") as caught:
+            getattr(board, read)()
+        assert "sale open --replace" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    finally:
+        board.close()
+    result = CliRunner().invoke(
+        app, ["sale", "check", "--wait", "0", "--store", place.where], prog_name="ticketsim"
+    )
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "did not write" in result.stderr
+    # A card or host row that 'sale open' cannot read is not taken for no sale: only
+    # '--replace' replaces a sale whose hosts may not have reported.
+    result = CliRunner().invoke(
+        app, ["sale", "open", "--store", place.where, "--strategy", STRATEGIES[place.kind]]
+    )
+    refused = what in ("card", "host")
+    assert result.exit_code == (ExitCode.BAD_INPUT if refused else ExitCode.OK), result.output
+    result = CliRunner().invoke(
+        app,
+        ["sale", "open", "--store", place.where, "--strategy", STRATEGIES[place.kind], "--replace"],
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [("strategy", "zzz", "strategy='zzz'"), ("timeout", -1, "timeout=-1"), ("id", "x", "id='x'")],
+)
+@SERVER_KINDS
+def test_a_card_with_values_no_sale_can_have_is_refused(
+    place: Place, card: SaleCard, field: str, value: object, said: str
+) -> None:
+    raw = json.loads(card.to_text())
+    raw[field] = value
+    text = json.dumps(raw)
+    if place.kind is StoreKind.POSTGRES:
+        with contextlib.closing(pgstore.connect(place.where)) as db:
+            db.execute("UPDATE ticketsim.board SET card = %s", (text,))
+    else:
+        client = redisstore.connect(place.where)
+        try:
+            client.hset(redisstore.BOARD, "card", text)
+        finally:
+            client.close()
+    for command in (["sale", "start"], ["sale", "check", "--wait", "0"]):
+        result = CliRunner().invoke(app, [*command, "--store", place.where])
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert said in result.stderr, result.stderr
+        assert "did not write" in result.stderr
+
+
+@SERVER_KINDS
+def test_a_sale_no_host_joined_has_no_verdict_and_no_invented_buyer(
+    place: Place, card: SaleCard
+) -> None:
+    result = CliRunner().invoke(app, ["sale", "check", "--wait", "0", "--store", place.where])
+    assert result.exit_code == ExitCode.STALLED, result.output
+    assert result.stdout == ""  # no report, no buyer-1 that never was
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1, result.stderr
+    assert f"sale {card.id}: no host joined it" in said[0]
+    assert "ticketsim buyers" in said[0]
+
+
+@SERVER_KINDS
+def test_the_host_blamed_for_a_gate_never_opened_is_the_one_not_ready(
+    place: Place, card: SaleCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --hosts`` named host-1 whenever every host had joined, even when host-1's
+    buyers were all at the gate and host-2's were not."""
+    del card
+    board = place.board()
+    try:
+        for name in ("host-1", "host-2"):
+            first = board.join(name, 2)
+            board.update(HostRow(name, first, 2, ready=2 if name == "host-1" else 1))
+    finally:
+        board.close()
+    monkeypatch.setattr(engine_hosts, "START_TIMEOUT_S", 0.0)
+    agents = {n: subprocess.Popen(["sleep", "30"]) for n in (1, 2)}
+    try:
+        said = engine_hosts.open_gate(place, agents, RunConfig(timeout=1.0), str(tmp_path))
+    finally:
+        for agent in agents.values():
+            agent.kill()
+            agent.wait(10)
+    assert said == "host-2 was not ready in time before the sale opened"

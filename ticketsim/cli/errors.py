@@ -23,6 +23,7 @@ from ticketsim.errors import (
     ConfigError,
     DbError,
     DbWriteError,
+    NoVerdict,
     PathError,
     ServerUnavailable,
     StoreError,
@@ -91,6 +92,7 @@ def refusals() -> dict[type[Exception], Refusal]:
         StoreError: Refusal(ExitCode.BAD_INPUT, lambda exc: f"--store={exc}"),
         # A server that is down or cannot be started is the machine's fault, not the input's.
         ServerUnavailable: Refusal(ExitCode.IO_ERROR, str),
+        NoVerdict: Refusal(ExitCode.STALLED, str),
     }
 
 

@@ -10,6 +10,7 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from typing import Any, Final
@@ -27,6 +28,10 @@ CLOCKS: Final = {
 SALE_ID: Final = re.compile(r"s-[0-9a-f]{8}")
 #: A host's name as the history shows it: letters, digits, ``.``, ``_`` and ``-``.
 HOST_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+#: The most buyers one host may start (``ticketsim buyers --count``).
+MAX_HOST_BUYERS: Final = 120
+#: The highest buyer number a sale of several hosts may give: 1,000 hosts of the most.
+MAX_NUMBERED: Final = 1000 * MAX_HOST_BUYERS
 
 
 def new_sale_id() -> str:
@@ -61,14 +66,23 @@ class SaleCard:
 
     @classmethod
     def from_text(cls, text: str | bytes) -> SaleCard:
+        """The card :meth:`to_text` wrote; ``ValueError`` (or ``TypeError``,
+        ``KeyError``) for anything else. Whether its values make a sale ticketsim can
+        run is the engine's to check."""
         raw: dict[str, Any] = json.loads(text)
+        if not SALE_ID.fullmatch(raw["id"]):
+            raise ValueError(f"id={raw['id']!r} is not a sale's id")
+        try:
+            initial = dbfile.parse(raw["initial"], source="the sale's card")
+        except ValueError as exc:  # a DbError names a --db, which this is not
+            raise ValueError(f"its tickets: {exc}") from None
         return cls(
-            id=str(raw["id"]),
-            strategy=str(raw["strategy"]),
-            initial=dbfile.parse(str(raw["initial"]), source="the sale's card"),
-            delay=float(raw["delay"]),
-            seed=int(raw["seed"]),
-            timeout=float(raw["timeout"]),
+            id=raw["id"],
+            strategy=_text(raw["strategy"]),
+            initial=initial,
+            delay=_number(raw["delay"]),
+            seed=_whole(raw["seed"]),
+            timeout=_number(raw["timeout"]),
         )
 
 
@@ -93,8 +107,35 @@ class HostRow:
 
     @classmethod
     def from_text(cls, name: str, text: str | bytes) -> HostRow:
+        """The row :meth:`to_text` wrote for host ``name``; ``ValueError`` (or
+        ``TypeError``) for anything else, a count no host can have included."""
         first, count, ready, done = json.loads(text)
-        return cls(name, int(first), int(count), int(ready), bool(done))
+        if not HOST_NAME.fullmatch(name):
+            raise ValueError(f"host={name!r} is not a host's name")
+        first, count, ready = _whole(first), _whole(count), _whole(ready)
+        if not (1 <= first <= MAX_NUMBERED and 1 <= count <= MAX_HOST_BUYERS):
+            raise ValueError(f"host {name}: first={first}, count={count} are not a host's buyers")
+        if not 0 <= ready <= count or type(done) is not bool:
+            raise ValueError(f"host {name}: ready={ready!r}, done={done!r}")
+        return cls(name, first, count, ready, done)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value
+
+
+def _whole(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not a whole number")
+    return value
+
+
+def _number(value: object) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)  # type: ignore[arg-type]
 
 
 @frozen

@@ -55,10 +55,10 @@ from ticketsim.engine.runner import (
     prepare_db,
     window,
 )
-from ticketsim.errors import ServerUnavailable, StoreError
+from ticketsim.errors import ConfigError, NoVerdict, ServerUnavailable, StoreError
 from ticketsim.sale import _limits, _scratch
 from ticketsim.sale.boards import board_for
-from ticketsim.sale.boards.base import Board, HostChannel
+from ticketsim.sale.boards.base import Board, HostChannel, UnreadableBoard
 from ticketsim.sale.buyer import BuyerSpec, Pacer
 from ticketsim.sale.channel import EventChannel
 from ticketsim.sale.cut import CUT, HOLD
@@ -152,6 +152,8 @@ def _refuse_if_busy(at: Place) -> None:
     try:
         try:
             card = board.card()
+        except UnreadableBoard:
+            raise
         except StoreError:
             return  # no sale of several hosts there yet
         pending = [row.name for row in board.hosts() if not row.done] if card else []
@@ -189,6 +191,23 @@ def _card(board: Board, at: Place, sale: str | None) -> SaleCard:
             f"holds sale {card.id}, not sale={sale}",
             "give --sale as 'ticketsim sale open' printed it",
         )
+    try:  # the checks of 'sale open', on a card that another program may have written
+        RunConfig(
+            strategy=card.strategy,
+            tickets=card.initial.tickets,
+            delay=card.delay,
+            seed=card.seed,
+            timeout=card.timeout,
+            store=None if at.kind is StoreKind.FILE else at.where,
+        )
+        if at.kind is not StoreKind.FILE:
+            stores.require_match(card.strategy, stores.parse(at.where))
+    except (ConfigError, StoreError) as exc:
+        raise UnreadableBoard(
+            at.shown,
+            f"holds a sale card that ticketsim did not write ({exc})",
+            "open a new sale there: ticketsim sale open --replace",
+        ) from None
     return card
 
 
@@ -402,6 +421,13 @@ def check_sale(
         quiet = [row.name for row in rows if not row.done]
         started = board.started()
         history = in_store_order(board.history())
+        if not rows:  # no buyer at all: a report would have to invent one
+            raise NoVerdict(
+                f"sale {card.id}",
+                f"no host joined it within {patience:g} s, so nothing was sold or checked",
+                "join it with 'ticketsim buyers --store URL' on each host, then "
+                "'ticketsim sale start', then check it",
+            )
         buyers = {n: row.name for row in rows for n in row.buyers}
         gone = running is not None and not running()
         why = "its program ended first" if gone else f"no word from it within {patience:g} s"
@@ -418,7 +444,7 @@ def check_sale(
     finally:
         board.close()
     config = RunConfig(
-        buyers=max(1, len(buyers)),
+        buyers=len(buyers),
         tickets=card.initial.tickets,
         strategy=card.strategy,
         delay=card.delay,
@@ -553,7 +579,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             cut = dataclasses.replace(cut, lasting=max(PARTITION_S, idle[cut.host] + 1.0))
         faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind, idle)
         stack.callback(faults.done)
-        unready = _open_gate(at, card, machines, agents, config, logs)
+        unready = open_gate(at, agents, config, logs)
         if unready is None:
             faults.start()
         else:
@@ -683,13 +709,8 @@ def _close_links(links: dict[int, Link]) -> None:
         link.close()
 
 
-def _open_gate(
-    at: Place,
-    card: SaleCard,
-    machines: Machines,
-    agents: dict[int, subprocess.Popen[bytes]],
-    config: RunConfig,
-    logs: str,
+def open_gate(
+    at: Place, agents: dict[int, subprocess.Popen[bytes]], config: RunConfig, logs: str
 ) -> str | None:
     """Open the sale once every host's buyers wait at the gate; why not, if they never did."""
     board = at.board()
@@ -702,11 +723,16 @@ def _open_gate(
                 return None
             dead = [n for n, agent in agents.items() if agent.poll() is not None]
             if dead or time.monotonic() > deadline:
-                number = (
-                    dead[0]
-                    if dead
-                    else next((n for n in agents if host_name(n) not in {r.name for r in rows}), 1)
-                )
+                # The first that ended, else the first that never joined, else the first
+                # whose buyers were not all at the gate.
+                ready = {row.name for row in rows if row.ready == row.count}
+                joined = {row.name for row in rows}
+                late = sorted(agents, key=lambda n: (host_name(n) in joined, n))
+                late = [n for n in late if host_name(n) not in ready]
+                if not dead and not late:  # every host of ours was ready: not ours
+                    strangers = sorted(joined - {host_name(n) for n in agents})
+                    return f"host(s) this run did not start joined its sale: {', '.join(strangers)}"
+                number = dead[0] if dead else late[0]
                 said = _last_line(Path(logs, host_name(number) + ".log"))
                 what = "ended" if dead else "was not ready in time"
                 return f"{host_name(number)} {what} before the sale opened" + (

@@ -5,19 +5,61 @@ Buyer processes unpickle these, so this module uses the standard library only.
 
 from __future__ import annotations
 
+import functools
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from ticketsim.core.frozen import frozen, replace
-from ticketsim.errors import StoreError
+from ticketsim.errors import StoreError, TicketsimError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ticketsim.core.boards import HostRow, SaleCard
     from ticketsim.core.events import Event
     from ticketsim.sale.channel import Channel
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_B = TypeVar("_B", bound="Board")
+
+
+class UnreadableBoard(StoreError):
+    """The store holds, where ticketsim keeps a sale of several hosts, something
+    ticketsim did not write there: a sale card, a host's row, the gate's time or an
+    event it cannot read. Only a new sale (``sale open --replace``) replaces it."""
+
+
+def reads(
+    what: str,
+) -> Callable[[Callable[Concatenate[_B, _P], _R]], Callable[Concatenate[_B, _P], _R]]:
+    """A board's method that reads ``what`` back from the store: what it cannot read is
+    :class:`UnreadableBoard`, one line, where it was an internal error."""
+
+    def wrap(method: Callable[Concatenate[_B, _P], _R]) -> Callable[Concatenate[_B, _P], _R]:
+        @functools.wraps(method)
+        def reading(self: _B, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(self, *args, **kwargs)
+            except TicketsimError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+                raise UnreadableBoard(
+                    self.shown,
+                    f"holds a {what} that ticketsim did not write ({_reason(exc)})",
+                    "open a new sale there: ticketsim sale open --replace",
+                ) from None
+
+        return reading
+
+    return wrap
+
+
+def _reason(exc: BaseException) -> str:
+    said = " ".join(str(exc).split())
+    return said[:120] + "..." if len(said) > 120 else said or type(exc).__name__
 
 
 class Board(ABC):
@@ -31,6 +73,11 @@ class Board(ABC):
     #: The sale this board writes for, once :meth:`bound`: its joins, host rows and
     #: events go into that sale only, never into one opened over it.
     sale: str | None
+
+    @property
+    @abstractmethod
+    def shown(self) -> str:
+        """Where the board is, as a message names it (a URL without its password)."""
 
     def bound(self, sale: str) -> Board:
         """This board, writing for ``sale`` only."""

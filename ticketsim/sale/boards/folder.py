@@ -22,7 +22,7 @@ from filelock import FileLock
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.frozen import frozen
-from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
+from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,6 +40,10 @@ class FolderBoard(Board):
     folder: str
     #: The sale this board writes for (:meth:`Board.bound`); ``None``: whichever.
     sale: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return self.folder
 
     def _path(self, name: str) -> Path:
         return Path(self.folder, name)
@@ -65,10 +69,12 @@ class FolderBoard(Board):
             self._write("card.json", card.to_text())
             self._write("hosts.json", "[]")
 
+    @reads("sale card")
     def card(self) -> SaleCard | None:
         text = self._read("card.json")
         return None if text is None else SaleCard.from_text(text)
 
+    @reads("host's row")
     def _rows(self) -> list[HostRow]:
         raw = json.loads(self._read("hosts.json") or "[]")
         return [HostRow.from_text(name, json.dumps(row)) for name, row in raw]
@@ -96,10 +102,12 @@ class FolderBoard(Board):
             if self._ours():
                 self._save([row if r.name == row.name else r for r in self._rows()])
 
+    @reads("host's row")
     def hosts(self) -> tuple[HostRow, ...]:
         with self._lock():
             return tuple(self._rows())
 
+    @reads("gate's time")
     def start(self) -> float:
         with self._lock():
             started = self.started()
@@ -108,6 +116,7 @@ class FolderBoard(Board):
                 self._write("started", repr(started))
         return started
 
+    @reads("gate's time")
     def started(self) -> float | None:
         text = self._read("started")
         return None if text is None else float(text)
@@ -126,6 +135,7 @@ class FolderBoard(Board):
         finally:
             os.close(handle)
 
+    @reads("history event")
     def history(self) -> list[Event]:
         text = self._read("history.jsonl") or ""
         # A line still being appended (read mid-sale) has no newline yet: not an event.

@@ -20,7 +20,8 @@ from ticketsim.core.events import from_json
 from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable, StoreError
-from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
+from ticketsim.sale import _answer
+from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.postgres import SCHEMA, connect
 
@@ -45,7 +46,11 @@ class PostgresBoard(Board):
 
     @property
     def db(self) -> psycopg.Connection[Any]:
-        return self._connection.get(lambda: connect(self.url))
+        return self._connection.get(lambda: connect(self.url, answer_s=_answer.ANSWER_S))
+
+    @property
+    def shown(self) -> str:
+        return redacted(self.url)
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._said():
@@ -82,6 +87,7 @@ class PostgresBoard(Board):
                 (card.id, card.to_text()),
             )
 
+    @reads("sale card")
     def card(self) -> SaleCard | None:
         rows = self._run(f"SELECT card FROM {SCHEMA}.board")
         return SaleCard.from_text(rows[0][0]) if rows else None
@@ -116,12 +122,14 @@ class PostgresBoard(Board):
             (row.to_text(), row.name, self.sale),
         )
 
+    @reads("host's row")
     def hosts(self) -> tuple[HostRow, ...]:
         rows = self._run(f"SELECT name, row FROM {SCHEMA}.hosts WHERE row <> ''")
         # By their numbers: hosts that join at once may insert their rows in either order.
         found = [HostRow.from_text(name, text) for name, text in rows]
         return tuple(sorted(found, key=lambda row: row.first))
 
+    @reads("gate's time")
     def start(self) -> float:
         rows = self._run(
             f"UPDATE {SCHEMA}.board SET started = coalesce(started,"
@@ -129,6 +137,7 @@ class PostgresBoard(Board):
         )
         return float(rows[0][0])
 
+    @reads("gate's time")
     def started(self) -> float | None:
         rows = self._run(f"SELECT started FROM {SCHEMA}.board")
         return None if not rows or rows[0][0] is None else float(rows[0][0])
@@ -147,6 +156,7 @@ class PostgresBoard(Board):
         with self._said(), self.db.cursor() as cursor:
             cursor.executemany(sql, rows)
 
+    @reads("history event")
     def history(self) -> list[Event]:
         rows = self._run(f"SELECT at, event FROM {SCHEMA}.history ORDER BY at, n")
         return [_stamped(json.loads(text), at) for at, text in rows]

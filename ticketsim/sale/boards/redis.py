@@ -18,9 +18,9 @@ from ticketsim.core.events import from_json
 from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable
-from ticketsim.sale.boards.base import Board, host_taken, sale_moved_on
+from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
-from ticketsim.sale.stores.redis import BOARD, HISTORY, HOSTS, connect
+from ticketsim.sale.stores.redis import BOARD, HISTORY, HOSTS, connect, problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -75,6 +75,10 @@ class RedisBoard(Board):
         default_factory=ProcessConnection, compare=False, repr=False
     )
 
+    @property
+    def shown(self) -> str:
+        return redacted(self.url)
+
     def _run(self, call: Callable[[Any], Any]) -> Any:
         import redis  # noqa: PLC0415 - imported by the connection already
 
@@ -84,7 +88,7 @@ class RedisBoard(Board):
             self.close()
             raise ServerUnavailable(
                 redacted(self.url),
-                str(exc) or type(exc).__name__,
+                problem(exc),
                 "is the server up, and the network to it?",
             ) from None
 
@@ -97,6 +101,7 @@ class RedisBoard(Board):
 
         self._run(swap)
 
+    @reads("sale card")
     def card(self) -> SaleCard | None:
         text = self._run(lambda db: db.hget(BOARD, "card"))
         return None if text is None else SaleCard.from_text(text)
@@ -116,14 +121,17 @@ class RedisBoard(Board):
             lambda db: db.eval(_UPDATE, 2, BOARD, HOSTS, self.sale or "", row.name, row.to_text())
         )
 
+    @reads("host's row")
     def hosts(self) -> tuple[HostRow, ...]:
         found = self._run(lambda db: db.hgetall(HOSTS))
         rows = [HostRow.from_text(name.decode(), text) for name, text in found.items()]
         return tuple(sorted(rows, key=lambda row: row.first))
 
+    @reads("gate's time")
     def start(self) -> float:
         return float(self._run(lambda db: db.eval(_START, 1, BOARD)))
 
+    @reads("gate's time")
     def started(self) -> float | None:
         text = self._run(lambda db: db.hget(BOARD, "started"))
         return None if text is None else float(text)
@@ -134,6 +142,7 @@ class RedisBoard(Board):
         args = [self.sale or "", *lines]
         self._run(lambda db: db.register_script(_RECORD)(keys=[BOARD, HISTORY], args=args))
 
+    @reads("history event")
     def history(self) -> list[Event]:
         entries = self._run(lambda db: db.xrange(HISTORY))
         return [_stamped(key, fields[b"e"]) for key, fields in entries]

@@ -11,6 +11,7 @@ and psycopg (the ``postgres`` extra), and psycopg only when a buyer connects.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core import db as dbfile
@@ -18,6 +19,7 @@ from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
+from ticketsim.sale import _answer
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
@@ -171,18 +173,24 @@ _TCP_BOUNDS: Final = {
 }
 
 
-def connect(url: str) -> psycopg.Connection[Any]:
-    """A connection in autocommit mode: every transaction is begun by its own statement."""
+def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode: every transaction is begun by its own statement.
+
+    With ``answer_s``, a statement whose answer has not come within that many seconds
+    raises ``psycopg.OperationalError`` (:mod:`ticketsim.sale._answer`): ticketsim's own
+    statements, not a buyer's purchase, which the sale's stall watch bounds.
+    """
     try:
         import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
     except ImportError:
         raise StoreError(
             redacted(url), "needs psycopg", "install it: pip install 'ticketsim[postgres]'"
         ) from None
+    kind = psycopg.Connection if answer_s is None else _answering(answer_s)
     try:
         # Over TCP, a server cut off for good is given up on within minutes, not hours:
         # libpq has no timeout of its own on a statement whose answer never comes.
-        return psycopg.connect(
+        return kind.connect(
             url,
             autocommit=True,
             connect_timeout=10,
@@ -198,6 +206,23 @@ def connect(url: str) -> psycopg.Connection[Any]:
         raise ServerUnavailable(
             redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
         ) from None
+
+
+@functools.cache
+def _answering(seconds: float) -> type[psycopg.Connection[Any]]:
+    """psycopg's connection, each of whose waits for the server is bounded by ``seconds``."""
+    import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
+
+    class Answering(psycopg.Connection[Any]):
+        # Every statement, fetch and commit waits for the server in ``wait``.
+        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                with _answer.within(seconds):
+                    return super().wait(gen, *args, **kwargs)
+            except TimeoutError as exc:
+                raise psycopg.OperationalError(f"the server gave {exc}") from None
+
+    return Answering
 
 
 def model_of(plan: str | None) -> str:
@@ -394,7 +419,7 @@ class PostgresStore(DatabaseStore):
     # In the parent.
 
     def _admin(self) -> psycopg.Connection[Any]:
-        return connect(self.url)
+        return connect(self.url, answer_s=_answer.ANSWER_S)
 
     def _vet(self, db: psycopg.Connection[Any]) -> set[str] | None:
         """The tables of ticketsim's schema, ``None`` if there is none yet;

@@ -23,6 +23,7 @@ from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
+from ticketsim.sale import _answer
 from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
 from ticketsim.sale.stores.shared import counted
 
@@ -126,16 +127,25 @@ def connect(url: str) -> Any:
             redacted(url), "needs redis-py", "install it: pip install 'ticketsim[redis]'"
         ) from None
     try:
-        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+        client = redis.Redis.from_url(
+            url, socket_timeout=_answer.ANSWER_S, socket_connect_timeout=10
+        )
     except ValueError as exc:  # redis-py could not read the URL itself
         raise StoreError(redacted(url), str(exc).rstrip("."), "fix the URL") from None
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ServerUnavailable(
-            redacted(url), str(exc) or type(exc).__name__, "start it, or check the URL"
-        ) from None
+        raise ServerUnavailable(redacted(url), problem(exc), "start it, or check the URL") from None
     return client
+
+
+def problem(exc: BaseException) -> str:
+    """What went wrong, as redis-py's ``exc`` says it: its timeout in ticketsim's words."""
+    import redis  # noqa: PLC0415 - imported by the connection already
+
+    if isinstance(exc, redis.TimeoutError):
+        return f"the server gave no answer within {_answer.ANSWER_S:g} s"
+    return str(exc) or type(exc).__name__
 
 
 @frozen(slots=True)
