@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from ticketsim.cli import app
 from ticketsim.core.exits import ExitCode
+from ticketsim.core.settings import RunConfig
 
 
 def _refused(args: list[str], *words: str) -> None:
@@ -34,6 +35,18 @@ def _refused(args: list[str], *words: str) -> None:
         (
             ["--strategy", "pg-naive", "--slow-link", "host-1=5ms", "--slow-link", "host-1=6ms"],
             ["given twice"],
+        ),
+        (
+            ["--strategy", "pg-naive", "--partition", "host-1@1s", "--partition", "host-2@1s"],
+            ["--partition is given 2 times", "host-1@1s, host-2@1s", "give it once"],
+        ),
+        (
+            ["--strategy", "pg-update", "--slow-link", "host-2=1s"],
+            ["--slow-link='host-2=1s'", "host-2's buyers", "about 55 s", "--timeout to 55"],
+        ),
+        (
+            ["--strategy", "pg-update", "--slow-link", "host-2=1s", "--timeout", "54"],
+            ["--timeout to 55"],
         ),
         (["--strategy", "pg-naive", "--clock-skew", "host-2=2 days"], ["'2 days'", "+2s"]),
         (["--strategy", "pg-naive", "--clock-skew", "host-2=+61s"], ["at most 60"]),
@@ -75,3 +88,10 @@ def test_faults_between_hosts_need_hosts(fault: str) -> None:
 )
 def test_sale_commands_refuse(args: list[str], words: list[str]) -> None:
     _refused(args, *words)
+
+
+def test_a_slow_link_is_taken_with_the_time_its_buyers_need() -> None:
+    config = RunConfig(
+        hosts=2, strategy="pg-update", buyers=2, slow_link=("host-2=1s",), timeout=55.0
+    )
+    assert config.faults_between_hosts()[1] == {"host-2": 1.0}

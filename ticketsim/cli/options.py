@@ -165,7 +165,8 @@ HostMode = Annotated[
     typer.Option("--host-mode", help="How hosts are made: auto, namespace or process-group."),
 ]
 PartitionOpt = Annotated[
-    str | None,
+    # A list, so that a second --partition is refused rather than silently kept.
+    list[str] | None,
     typer.Option(
         "--partition",
         help=(

@@ -132,7 +132,7 @@ def run(
              "--kill": bool(kill), "--kill-holder": kill_holder, "--lockstep": lockstep,
              "--pause-holder": pause_holder, "--live": live,
              "--timeline": timeline is not None, "--show-timeline": show_timeline,
-             "--partition": partition is not None, "--slow-link": bool(slow_link),
+             "--partition": bool(partition), "--slow-link": bool(slow_link),
              "--clock-skew": bool(clock_skew), "--host-mode": host_mode != "auto",
              "--seed": seed is not None, "--delay": delay != 0.1, "--db": db != DEFAULT_DB,
              "--workers": workers is not WorkerKind.PROCESSES}
@@ -150,11 +150,17 @@ def run(
     if store is not None and store.lower() == store and store in _OWN_STORES:
         store = None  # ticketsim's own: the strategy says which, and it starts it
     _vet(db, chosen, outputs, keep=keep, store=store)
+    if partition is not None and len(partition) > 1:
+        raise BadInput(
+            f"--partition is given {len(partition)} times ({', '.join(partition)}); a sale "
+            "cuts one host off: give it once"
+        )
+    cut = partition[0] if partition else None
     config = settings.RunConfig(
         buyers=buyers, tickets=tickets, strategy=chosen, db_path=db, delay=delay, seed=seed,
         timeout=timeout, start_method=start_method_of(start_method), keep=keep,
         lockstep=lockstep, pool=pool, kill_holder=kill_holder, kill=kill, store=store,
-        pause_holder=pause_holder, hosts=hosts, host_mode=host_mode, partition=partition,
+        pause_holder=pause_holder, hosts=hosts, host_mode=host_mode, partition=cut,
         slow_link=tuple(slow_link or ()), clock_skew=tuple(clock_skew or ()),
         worker_kind=workers.value,
     )  # fmt: skip

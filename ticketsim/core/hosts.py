@@ -33,6 +33,33 @@ PARTITION_S: Final = 3.0
 #: (``idle_in_transaction_session_timeout``, set on each of its sessions): without it,
 #: a cut-off buyer's row lock is held until TCP gives the connection up.
 HOST_IDLE_S: Final = 2.0
+#: On a slow link, a buyer idle in its transaction waits for this many of the link's
+#: delays at most: the answer to its last statement on its way back, three of its steps
+#: recorded in the store (a round trip each: a sold-out buyer's enter, read and leave),
+#: and its next statement on its way out make 8; the rest is room.
+IDLE_DELAYS: Final = 12
+
+
+#: A host's buyers reach the sale's gate after about this many of its link's delays
+#: (measured: about 40, at 1 s each way): the host's connection and join, then each
+#: buyer's connection, its rehearsal and its ready step; and this many seconds more.
+READY_DELAYS: Final = 50
+READY_BASE_S: Final = 5.0
+
+
+def ready_within(delay: float) -> float:
+    """About how long a host whose link delays each way by ``delay`` takes to get its
+    buyers to the gate: the sale must wait at least that long for them."""
+    return READY_BASE_S + READY_DELAYS * delay
+
+
+def host_idle(window: float, delay: float) -> float:
+    """The ``idle_in_transaction_session_timeout`` of a host's sessions, in seconds: no
+    buyer that is not cut off stays idle in its transaction that long, with a race
+    window of at most ``window`` and a link that delays each way by ``delay``."""
+    return HOST_IDLE_S + window + IDLE_DELAYS * delay
+
+
 #: The most buyers of a sale over hosts: each is a process of its own with two
 #: connections to the store (its purchases and its history), and ticketsim's own
 #: PostgreSQL takes 300 connections.

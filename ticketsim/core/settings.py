@@ -9,6 +9,7 @@ words whoever passes it.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Final, cast
 
@@ -39,6 +40,9 @@ MAX_WORKERS: Final = 1000
 MAX_TICKETS: Final = 1_000_000
 MAX_DELAY_S: Final = 60.0
 MAX_TIMEOUT_S: Final = 3600.0
+#: Starting processes is slow under spawn on a busy machine, and not a stall: the sale
+#: waits this long (or --timeout, if longer) for the first buyers to be ready.
+START_TIMEOUT_S: Final = 30.0
 #: The shortest stall timeout: a buyer process must be able to start and take a step
 #: in it on a loaded 2-core machine, or every sale would "stall" before it began.
 MIN_TIMEOUT_S: Final = 1.0
@@ -251,7 +255,21 @@ class RunConfig:
                 f"{', '.join(alone)} drives the buyers of one machine; drop it, or drop --hosts "
                 "(between hosts, use --partition, --slow-link and --clock-skew)",
             )
-        self.faults_between_hosts()
+        self._check_links()
+
+    def _check_links(self) -> None:
+        """The faults between hosts: each one parses, and each host can still sell."""
+        _, slow, _ = self.faults_between_hosts()
+        for host, delay in slow.items():
+            need = host_specs.ready_within(delay)
+            if need > max(self.timeout, START_TIMEOUT_S):
+                raise ConfigError(
+                    "slow_link",
+                    ", ".join(self.slow_link),
+                    f"{host}'s buyers would need about {need:g} s to reach the gate over a "
+                    f"link this slow, longer than the sale waits for them; raise --timeout to "
+                    f"{math.ceil(need)} or more, or slow the link less",
+                )
         if self.strategy == StrategyName.FILELOCK.value:
             for name in ("partition", "slow_link"):
                 value = getattr(self, name)

@@ -39,7 +39,7 @@ from ticketsim.core import stores
 from ticketsim.core.boards import CLOCKS, HostRow, SaleCard, new_sale_id
 from ticketsim.core.events import CUT_OFF_ON_PURPOSE, ENDINGS, OUTCOMES, Event, Step
 from ticketsim.core.frozen import frozen
-from ticketsim.core.hosts import HOST_IDLE_S, PARTITION_S, Partition, host_name
+from ticketsim.core.hosts import PARTITION_S, Partition, host_idle, host_name
 from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.result import Hosts, RunResult
 from ticketsim.core.settings import JITTER, RunConfig
@@ -563,9 +563,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
         # On an error or an interrupt the hosts' programs are ended at once.
         stack.push(lambda kind, *_: _end_agents(agents, at_once=kind is not None))
         idle = {
-            host_name(n): HOST_IDLE_S
-            + config.delay * (1 + JITTER)
-            + 4 * slow.get(host_name(n), 0.0)
+            host_name(n): host_idle(config.delay * (1 + JITTER), slow.get(host_name(n), 0.0))
             for n in range(1, config.hosts + 1)
         }
         for number in range(1, config.hosts + 1):

@@ -25,7 +25,7 @@ from ticketsim.core import paths, schedule, stores
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.result import RunResult
-from ticketsim.core.settings import JITTER, MAX_TICKETS, RunConfig
+from ticketsim.core.settings import JITTER, MAX_TICKETS, START_TIMEOUT_S, RunConfig
 from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
 from ticketsim.engine.crews import crew_for
@@ -67,9 +67,6 @@ __all__ = [
     "window",
 ]
 
-#: Starting processes is slow under spawn on a busy machine, and not a stall: the sale
-#: waits this long (or --timeout, if longer) for the first buyers to be ready.
-START_TIMEOUT_S: Final = 30.0
 #: Buyers wait this many times the parent's stall timeout before giving up by
 #: themselves, so that a stall is always seen (and reported) by the parent first;
 #: their own limit only matters if the parent is gone.
