@@ -49,6 +49,7 @@ def _refused(args: list[str], *words: str) -> None:
             ["--timeout to 55"],
         ),
         (["--strategy", "pg-naive", "--clock-skew", "host-2=2 days"], ["'2 days'", "+2s"]),
+        (["--strategy", "pg-naive", "--slow-link", "host-2=\uff15ms"], ["not a duration"]),
         (["--strategy", "pg-naive", "--clock-skew", "host-2=+61s"], ["at most 60"]),
         (["--strategy", "pg-naive", "--buyers", "1"], ["--buyers 2"]),
         (["--strategy", "pg-naive", "--buyers", "121"], ["--buyers=121", "at most 120"]),
@@ -75,6 +76,10 @@ def test_faults_between_hosts_need_hosts(fault: str) -> None:
         (["buyers"], ["--store", "URL"]),
         (["buyers", "--store", "sqlite:///x.sqlite"], ["one machine", "postgresql://"]),
         (["buyers", "--store", "redis://127.0.0.1:1/0", "--host", "a/b"], ["'a/b'"]),
+        (
+            ["buyers", "--store", "redis://127.0.0.1:1/0", "--host", ".abc"],
+            ["'.abc'", "start with a letter or digit"],
+        ),
         (["buyers", "--store", "redis://127.0.0.1:1/0", "--clock-skew", "2 s"], ["'2 s'"]),
         (["buyers", "--store", "redis://127.0.0.1:1/0", "--count", "0"], ["--count"]),
         (["sale", "open", "--store", "mysql://x/y"], ["mysql://x/y"]),

@@ -23,6 +23,7 @@ from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import Event, Step
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.names import StoreKind
+from ticketsim.core.result import Hosts
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine import hosts as engine_hosts
 from ticketsim.engine.hosts import Place, open_sale
@@ -353,6 +354,9 @@ def test_a_board_whose_server_is_gone_raises_server_unavailable(kind: StoreKind)
             with pytest.raises(ServerUnavailable, match=re.escape("127.0.0.1:1")) as caught:
                 call()
             assert isinstance(caught.value, OSError), name
+            # Why (libpq's first line), and no tab or line of its second.
+            assert "refused" in str(caught.value).lower(), caught.value
+            assert not set(str(caught.value)) & {"\t", "\n"}, caught.value
             assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, OSError)
     finally:
         board.close()
@@ -602,3 +606,17 @@ def test_the_host_blamed_for_a_gate_never_opened_is_the_one_not_ready(
             agent.kill()
             agent.wait(10)
     assert said == "host-2 was not ready in time before the sale opened"
+
+
+@SERVER_KINDS
+def test_a_run_whose_sale_another_opened_over_says_so_not_give_sale(
+    place: Place, card: SaleCard
+) -> None:
+    """``run --hosts`` has no ``--sale`` to give: its advice is a store of its own."""
+    ours = Hosts(kind="process groups", count=2)
+    with pytest.raises(StoreError, match="another program opened a sale there") as caught:
+        engine_hosts.check_sale(place, "s-00000000", wait=0.0, hosts=ours)
+    assert card.id in str(caught.value)
+    assert "--sale" not in str(caught.value)
+    with pytest.raises(StoreError, match="give --sale"):
+        engine_hosts.check_sale(place, "s-00000000", wait=0.0)

@@ -202,7 +202,11 @@ def buyers(
 
     name = host if host is not None else socket.gethostname().split(".")[0] or "host"
     if not boards.HOST_NAME.fullmatch(name):
-        raise ConfigError("host", name, "use letters, digits, '.', '_' and '-' (at most 63)")
+        raise ConfigError(
+            "host",
+            name,
+            "start with a letter or digit, then use letters, digits, '.', '_' and '-' (at most 63)",
+        )
     skew = hostspecs.duration("clock_skew", clock_skew, clock_skew, signed=True)
     if store_on_stdin:
         store = hosts.store_from_stdin()

@@ -67,7 +67,7 @@ MAX_BUYERS: Final = 120
 #: The longest delay, skew or partition time: a sale of minutes, not days.
 MAX_FAULT_S: Final = 60.0
 #: A duration: ``50ms``, ``2s``, ``+2s``, ``-1.5s`` or bare seconds (``0.3``).
-_DURATION: Final = re.compile(r"([+-]?)(\d+(?:\.\d+)?|\.\d+)(ms|s)?")
+_DURATION: Final = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|s)?")
 #: Strategies that keep working across hosts: those of a server, which every host
 #: reaches over the network.
 _NETWORKED: Final = (StoreKind.POSTGRES, StoreKind.REDIS)

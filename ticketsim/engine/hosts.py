@@ -179,7 +179,8 @@ def store_from_stdin(timeout: float = START_TIMEOUT_S) -> str:
     return line
 
 
-def _card(board: Board, at: Place, sale: str | None) -> SaleCard:
+def _card(board: Board, at: Place, sale: str | None, ours: Hosts | None = None) -> SaleCard:
+    """The store's sale (``sale``, if given); ``ours``: the hosts of the run that opened it."""
     card = board.card()
     if card is None:
         raise StoreError(
@@ -189,7 +190,10 @@ def _card(board: Board, at: Place, sale: str | None) -> SaleCard:
         raise StoreError(
             at.shown,
             f"holds sale {card.id}, not sale={sale}",
-            "give --sale as 'ticketsim sale open' printed it",
+            "give --sale as 'ticketsim sale open' printed it"
+            if ours is None
+            else "another program opened a sale there during this run; give each run a "
+            "store of its own",
         )
     try:  # the checks of 'sale open', on a card that another program may have written
         RunConfig(
@@ -408,7 +412,7 @@ def check_sale(
     none does, a host that has not reported never will."""
     board = at.board()
     try:
-        card = _card(board, at, sale)
+        card = _card(board, at, sale, hosts)
         patience = card.timeout * BUYER_PATIENCE + START_TIMEOUT_S if wait is None else wait
         deadline = time.monotonic() + patience
         rows = board.hosts()

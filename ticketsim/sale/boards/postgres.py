@@ -23,7 +23,7 @@ from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale import _answer
 from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
-from ticketsim.sale.stores.postgres import SCHEMA, connect
+from ticketsim.sale.stores.postgres import SCHEMA, connect, one_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -74,7 +74,7 @@ class PostgresBoard(Board):
             self.close()
             raise ServerUnavailable(
                 redacted(self.url),
-                str(exc).strip().splitlines()[-1],
+                one_line(exc),
                 "is the server up, and the network to it?",
             ) from None
 

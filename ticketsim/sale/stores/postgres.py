@@ -201,10 +201,10 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
             tcp_user_timeout=_TCP_BOUNDS["tcp_user_timeout"],
         )
     except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
-        raise StoreError(redacted(url), _first_line(exc), "fix the URL") from None
+        raise StoreError(redacted(url), one_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
         raise ServerUnavailable(
-            redacted(url), _first_line(exc), "start it, or check the URL and its credentials"
+            redacted(url), one_line(exc), "start it, or check the URL and its credentials"
         ) from None
 
 
@@ -236,9 +236,10 @@ def _fetched(db: psycopg.Connection[Any], sql: str, into: list[Any]) -> bool:
     return True
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1].strip() if lines else type(exc).__name__
+def one_line(exc: BaseException) -> str:
+    """What psycopg says, on one line: libpq says why on one line and what to check on
+    the next (``\tIs the server running...``), and both matter."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @frozen
@@ -323,7 +324,7 @@ class PostgresStore(DatabaseStore):
                 raise GuardTimeout("a row lock", attempt.patience) from None
             if isinstance(exc, psycopg.OperationalError):
                 raise ServerUnavailable(
-                    "postgresql", _first_line(exc), "the server went away mid-sale"
+                    "postgresql", one_line(exc), "the server went away mid-sale"
                 ) from None
             raise
 
