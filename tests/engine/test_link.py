@@ -8,6 +8,7 @@ bounds far from what a broken link would take.
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import select
@@ -315,3 +316,49 @@ def test_the_link_dies_with_its_owner_even_killed() -> None:
             owner.stdout.close()
         if pid is not None and not _gone(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+#: A link started under an open-file limit too low for its connections: the limit is
+#: lowered for the link's process only (it inherits it), and put back for the clients.
+_STARVED = """
+import multiprocessing, resource, socket, time
+from ticketsim.engine.link import open_link
+store = socket.socket()
+store.bind(("127.0.0.1", 0))
+store.listen(100)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (24, hard))
+link = open_link(multiprocessing.get_context("fork"), "127.0.0.1", store.getsockname())
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+clients = []
+for _ in range(30):
+    try:
+        clients.append(socket.create_connection(link.address, timeout=5))
+    except OSError:
+        break
+    time.sleep(0.01)
+link.process.join(10)
+print(link.process.exitcode)
+print(link.refused())
+link.close()
+"""
+
+
+def test_a_link_the_machine_refuses_a_file_descriptor_says_so() -> None:
+    """It dropped the connection, as the store would if it refused it, and the sale
+    read as a store gone (exit 3), not as the open-file limit (exit 4)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STARVED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],  # where ticketsim imports from
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    code, refused = done.stdout.splitlines()
+    assert int(code) == errno.EMFILE
+    # The limit it names is this process's, which a run shares with its links.
+    assert "the open-file limit (ulimit -n: " in refused
+    assert "refused a connection" in refused
+    assert "raise the limit" in refused

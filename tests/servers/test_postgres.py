@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import resource
 import signal
 import subprocess
 import sys
@@ -419,3 +420,32 @@ def test_a_sigkilled_makers_template_is_swept_by_the_next_start(
     assert folder.exists()
     with RedisServer():
         assert not folder.exists()  # the next start swept it
+
+
+_LOW_SOFT_LIMIT = """
+import resource, psycopg
+from ticketsim.servers.postgres import PostgresServer
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, hard))
+with PostgresServer() as address, psycopg.connect(address.dsn) as db:
+    print(db.execute("SELECT 1").fetchone()[0])
+"""
+
+
+def test_a_low_soft_open_file_limit_does_not_keep_ticketsims_server_from_starting() -> None:
+    """Under ``ulimit -Sn 40`` PostgreSQL would not start ("System allows 37, we need
+    at least 58"), though the hard limit let it have thousands: a server of ticketsim's
+    starts with its soft limit raised towards the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 100:
+        pytest.fail(f"this test needs a hard open-file limit of 100 or more, not {hard}")
+    done = subprocess.run(
+        [sys.executable, "-c", _LOW_SOFT_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],  # where ticketsim imports from
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -593,15 +593,8 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
             running=lambda: any(agent.poll() is None for agent in agents.values()),
         )
-        holds = bool(strategies.get(config.strategy).info.holding)
-        said = faults.done() + faults.detected(
-            result.history, own_clock=config.store is None, holds=holds
-        )
-        if kind is StoreKind.FILE:
-            said += (
-                "each host sold from its own copy of the db, locked by a lock file on its "
-                "own disk: no host's lock kept another host's buyers out",
-            )
+        _refuse_if_refused(links)
+        said = _faults_said(faults, result, config, kind)
         if result.hosts is not None and faults.cut_at is not None and config.store is None:
             # The private server's clock is this machine's: the cut can be drawn on it.
             until = faults.healed_at or time.time()
@@ -704,6 +697,31 @@ def _hand_store(agent: subprocess.Popen[bytes], at: Place, link: Link | None, id
                 parsed, link.address, settings if at.kind is StoreKind.POSTGRES else {}
             )
             agent.stdin.write(url.encode() + b"\n")
+
+
+def _faults_said(
+    faults: _Faults, result: RunResult, config: RunConfig, kind: StoreKind
+) -> tuple[str, ...]:
+    """What the faults between hosts did, and what the history shows they did."""
+    holds = bool(strategies.get(config.strategy).info.holding)
+    said = faults.done() + faults.detected(
+        result.history, own_clock=config.store is None, holds=holds
+    )
+    if kind is StoreKind.FILE:
+        said += (
+            "each host sold from its own copy of the db, locked by a lock file on its "
+            "own disk: no host's lock kept another host's buyers out",
+        )
+    return said
+
+
+def _refuse_if_refused(links: dict[int, Link]) -> None:
+    """The machine's refusal of a link a file descriptor: it cut its host's connections,
+    which is neither the store's fault nor the sale's (:meth:`Link.refused`)."""
+    for link in links.values():
+        refused = link.refused()
+        if refused is not None:
+            raise refused
 
 
 def _close_links(links: dict[int, Link]) -> None:

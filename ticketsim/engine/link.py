@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.frozen import field, frozen
 from ticketsim.errors import SystemRefused
-from ticketsim.sale import _signals
+from ticketsim.sale import _limits, _signals
 
 if TYPE_CHECKING:
     import multiprocessing.context
@@ -70,6 +70,18 @@ class Link:
     def heal(self) -> None:
         """End the partition: what waited in the socket buffers goes through, in order."""
         _signal(self.process, signal.SIGCONT)
+
+    def refused(self) -> SystemRefused | None:
+        """Why the relay ended itself, if the machine refused it a file descriptor (its
+        connections were then cut, as the store's would be): ``None`` if it did not."""
+        code = self.process.exitcode
+        if code not in _limits.FILE_ERRNOS:
+            return None
+        limit = _limits.cause(OSError(code, os.strerror(code)))
+        return SystemRefused(
+            f"relaying a host's connections to the store ({self.address[0]})",
+            f"{limit} refused a connection; lower --buyers, or raise the limit",
+        )
 
     def close(self, timeout: float = _CLOSE_S) -> None:
         """End the relay, waiting at most ``timeout`` s at each step; again does nothing."""
@@ -211,7 +223,16 @@ async def _serve(
 
 
 def _ignore(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    del loop, context
+    del loop
+    _out_of_files(context.get("exception"))  # asyncio's accept() says it here
+
+
+def _out_of_files(exc: object) -> None:
+    """End the relay, its exit code the errno, if the machine refused it a file
+    descriptor: a link that drops connections would pass for a store gone, and the
+    sale for one that failed on its own (:meth:`Link.refused` says why instead)."""
+    if isinstance(exc, OSError) and exc.errno in _limits.FILE_ERRNOS:
+        os._exit(exc.errno)
 
 
 async def _connect(
@@ -227,7 +248,8 @@ async def _connect(
             server_in, server_out = await asyncio.open_unix_connection(target)
         else:
             server_in, server_out = await asyncio.open_connection(*target)
-    except OSError:
+    except OSError as exc:
+        _out_of_files(exc)
         client_out.close()  # as the store would look if it refused the connection
         return
     queues: tuple[asyncio.Queue[tuple[float, bytes]], ...] = (asyncio.Queue(), asyncio.Queue())
