@@ -76,6 +76,19 @@ def test_without_its_final_state_only_the_history_is_checked(tmp_path: Path) -> 
     assert report.remaining is None
 
 
+def test_a_final_line_with_a_field_it_does_not_have_is_refused(tmp_path: Path) -> None:
+    """It was taken, the extra field dropped; the schema allows none."""
+    path = _written(tmp_path, "--racy")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    final = json.loads(lines[-1])
+    assert final["type"] == "final"
+    lines[-1] = json.dumps({**final, "remaining": 0})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _check(path)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert f"line {len(lines)}: 'remaining' is not a field of the final line" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [

@@ -355,6 +355,12 @@ CASES = [
     ),
     Case("stalled-a-number", _header(stalled=3), 1, "stalled must be null or a string"),
     Case("event-a-list", _second_event(lambda row: [row]), 3, "must be a JSON object"),
+    Case(
+        "event-with-a-misspelt-field",
+        _event(sear=1),
+        3,
+        "'sear' is not a field of an event; use type, buyer, step, t",
+    ),
     Case("event-a-string", _second_event(lambda row: "ready"), 3, "must be a JSON object"),
     Case("unknown-step", _event(step="dance"), 3, "step='dance' is not one of the steps"),
     Case("no-step", _event(step=None), 3, "step=None is not one of the steps"),

@@ -467,6 +467,11 @@ def _told(
     """The final state a history of another program gives: a ``final`` line's ``db``."""
     if before is not None:
         raise HistoryError(path, number, "a second final line; give the final state once")
+    extra = sorted(repr(key) for key in row if key not in ("type", "db"))
+    if extra:
+        raise HistoryError(
+            path, number, f"{', '.join(extra)} is not a field of the final line; use type, db"
+        )
     try:
         return dbfile.parse(json.dumps(row.get("db")), source=f"{path}: line {number}")
     except DbError as exc:

@@ -212,6 +212,13 @@ def _opt_int(row: dict[str, Any], key: str) -> int | None:
     return value
 
 
+#: Every key an event's JSON may have (:meth:`Event.to_json`; the schema allows no other).
+_EVENT_ORDER: Final = (
+    "type", "buyer", "step", "t", "pid", "value", "seat", "note", "error", "host", "host_t"
+)  # fmt: skip
+_EVENT_KEYS: Final = frozenset(_EVENT_ORDER)
+
+
 def from_json(row: object) -> Event:
     """Rebuild an event from :meth:`Event.to_json`; raise ``ValueError`` naming the bad field."""
     if not isinstance(row, dict):
@@ -244,6 +251,10 @@ def from_json(row: object) -> Event:
         raise ValueError(f"host={host!r} must be a host's name")
     if host_t is not None and seconds(host_t) is None:
         raise ValueError(f"host_t={host_t!r} must be a number of seconds")
+    if not _EVENT_KEYS.issuperset(row):
+        # A misspelt "seat" would otherwise be dropped, and the checker not see the seat.
+        extra = ", ".join(sorted(repr(key) for key in row if key not in _EVENT_KEYS)[:3])
+        raise ValueError(f"{extra} is not a field of an event; use {', '.join(_EVENT_ORDER)}")
     return Event(
         buyer=buyer,
         step=step,
