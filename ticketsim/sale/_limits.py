@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import multiprocessing
+import os
 from typing import TYPE_CHECKING, Final
 
 from ticketsim.errors import SystemRefused
@@ -114,6 +115,27 @@ def context(start_method: str | None) -> BaseContext:
     if ctx.get_start_method() != "fork":
         from multiprocessing import resource_tracker  # noqa: PLC0415 - not for fork
 
-        with starting("multiprocessing's resource tracker", "lower --buyers"):
+        with starting("multiprocessing's resource tracker", "lower --buyers"), _quiet_tracker():
             resource_tracker.ensure_running()
     return ctx
+
+
+#: The tracker's warning, as ``PYTHONWARNINGS`` names it (its module, matched whole).
+_TRACKER_WARNING: Final = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+@contextlib.contextmanager
+def _quiet_tracker() -> Iterator[None]:
+    """Start the tracker with its leak warning off. When ticketsim is SIGKILLed the
+    tracker removes the semaphores it left, as it is there to, and then warned of
+    them on the terminal, after the shell's prompt: nothing the user can act on, as
+    nothing is left. The tracker reads its warnings from the environment it starts in."""
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = f"{before},{_TRACKER_WARNING}" if before else _TRACKER_WARNING
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = before
