@@ -42,11 +42,15 @@ def _refused(args: list[str], *words: str) -> None:
         ),
         (
             ["--strategy", "pg-update", "--slow-link", "host-2=1s"],
-            ["--slow-link='host-2=1s'", "host-2's buyers", "about 55 s", "--timeout to 55"],
+            ["--slow-link='host-2=1s'", "host-2's buyers", "about 42 s", "--timeout to 42"],
         ),
         (
-            ["--strategy", "pg-update", "--slow-link", "host-2=1s", "--timeout", "54"],
-            ["--timeout to 55"],
+            ["--strategy", "pg-update", "--slow-link", "host-2=1s", "--timeout", "41"],
+            ["--timeout to 42"],
+        ),
+        (
+            ["--strategy", "filelock", "--slow-link", "host-2=1s"],
+            ["filelock's hosts reach no store"],
         ),
         (["--strategy", "pg-naive", "--clock-skew", "host-2=2 days"], ["'2 days'", "+2s"]),
         (["--strategy", "pg-naive", "--slow-link", "host-2=\uff15ms"], ["not a duration"]),
@@ -97,6 +101,6 @@ def test_sale_commands_refuse(args: list[str], words: list[str]) -> None:
 
 def test_a_slow_link_is_taken_with_the_time_its_buyers_need() -> None:
     config = RunConfig(
-        hosts=2, strategy="pg-update", buyers=2, slow_link=("host-2=1s",), timeout=55.0
+        hosts=2, strategy="pg-update", buyers=2, slow_link=("host-2=1s",), timeout=42.0
     )
     assert config.faults_between_hosts()[1] == {"host-2": 1.0}

@@ -545,7 +545,14 @@ def test_what_ticketsim_did_not_write_on_a_board_is_refused_in_one_line(
 
 @pytest.mark.parametrize(
     ("field", "value", "said"),
-    [("strategy", "zzz", "strategy='zzz'"), ("timeout", -1, "timeout=-1"), ("id", "x", "id='x'")],
+    [
+        ("strategy", "zzz", "strategy='zzz'"),
+        ("timeout", -1, "timeout=-1"),
+        ("id", "x", "id='x'"),
+        ("initial", 5, "5 is not text"),
+        ("delay", 10**400, "is not a finite number"),
+    ],
+    ids=["strategy", "timeout", "id", "initial", "delay"],
 )
 @SERVER_KINDS
 def test_a_card_with_values_no_sale_can_have_is_refused(
@@ -620,3 +627,12 @@ def test_a_run_whose_sale_another_opened_over_says_so_not_give_sale(
     assert "--sale" not in str(caught.value)
     with pytest.raises(StoreError, match="give --sale"):
         engine_hosts.check_sale(place, "s-00000000", wait=0.0)
+
+
+@SERVER_KINDS
+def test_a_run_whose_hosts_never_joined_keeps_its_own_reason(place: Place, card: SaleCard) -> None:
+    """``run --hosts`` knows why no host joined (its host's program ended, say): the
+    check must not replace that with "join it with ticketsim buyers"."""
+    ours = Hosts(kind="process groups", count=2)
+    result = engine_hosts.check_sale(place, card.id, wait=0.0, hosts=ours)
+    assert list(result.history) == []

@@ -73,7 +73,7 @@ class SaleCard:
         if not SALE_ID.fullmatch(raw["id"]):
             raise ValueError(f"id={raw['id']!r} is not a sale's id")
         try:
-            initial = dbfile.parse(raw["initial"], source="the sale's card")
+            initial = dbfile.parse(_text(raw["initial"]), source="the sale's card")
         except ValueError as exc:  # a DbError names a --db, which this is not
             raise ValueError(f"its tickets: {exc}") from None
         return cls(
@@ -133,9 +133,12 @@ def _whole(value: object) -> int:
 
 
 def _number(value: object) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise ValueError(f"{value!r} is not a finite number")
-    return float(value)  # type: ignore[arg-type]
+    try:  # an int past a float's range overflows math.isfinite
+        if type(value) in (int, float) and math.isfinite(value):  # type: ignore[arg-type]
+            return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        pass
+    raise ValueError(f"{value!r:.40} is not a finite number")
 
 
 @frozen

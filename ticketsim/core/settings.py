@@ -259,17 +259,6 @@ class RunConfig:
 
     def _check_links(self) -> None:
         """The faults between hosts: each one parses, and each host can still sell."""
-        _, slow, _ = self.faults_between_hosts()
-        for host, delay in slow.items():
-            need = host_specs.ready_within(delay)
-            if need > max(self.timeout, START_TIMEOUT_S):
-                raise ConfigError(
-                    "slow_link",
-                    ", ".join(self.slow_link),
-                    f"{host}'s buyers would need about {need:g} s to reach the gate over a "
-                    f"link this slow, longer than the sale waits for them; raise --timeout to "
-                    f"{math.ceil(need)} or more, or slow the link less",
-                )
         if self.strategy == StrategyName.FILELOCK.value:
             for name in ("partition", "slow_link"):
                 value = getattr(self, name)
@@ -281,6 +270,17 @@ class RunConfig:
                         "filelock's hosts reach no store (each sells from its own file): there "
                         "is no link to cut or slow down; use a pg- or redis- strategy",
                     )
+        _, slow, _ = self.faults_between_hosts()
+        for host, delay in slow.items():
+            need = host_specs.ready_within(delay)
+            if need > max(self.timeout, START_TIMEOUT_S):
+                raise ConfigError(
+                    "slow_link",
+                    ", ".join(self.slow_link),
+                    f"{host}'s buyers would need about {need:g} s to reach the gate over a "
+                    f"link this slow, longer than the sale waits for them; raise --timeout to "
+                    f"{math.ceil(need)} or more, or slow the link less",
+                )
 
     def faults_between_hosts(
         self,

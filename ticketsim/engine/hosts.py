@@ -206,6 +206,8 @@ def _card(board: Board, at: Place, sale: str | None, ours: Hosts | None = None) 
         )
         if at.kind is not StoreKind.FILE:
             stores.require_match(card.strategy, stores.parse(at.where))
+        elif StoreKind.of(card.strategy) is not StoreKind.FILE:
+            raise ConfigError("strategy", card.strategy, "sells from a server, not a folder")
     except (ConfigError, StoreError) as exc:
         raise UnreadableBoard(
             at.shown,
@@ -425,7 +427,7 @@ def check_sale(
         quiet = [row.name for row in rows if not row.done]
         started = board.started()
         history = in_store_order(board.history())
-        if not rows:  # no buyer at all: a report would have to invent one
+        if not rows and hosts is None:  # no buyer at all: a report would have to invent one
             raise NoVerdict(
                 f"sale {card.id}",
                 f"no host joined it within {patience:g} s, so nothing was sold or checked",
@@ -448,7 +450,8 @@ def check_sale(
     finally:
         board.close()
     config = RunConfig(
-        buyers=len(buyers),
+        # run --hosts, whose hosts all failed to join, puts its own buyers in after.
+        buyers=max(1, len(buyers)),
         tickets=card.initial.tickets,
         strategy=card.strategy,
         delay=card.delay,
@@ -586,6 +589,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             faults.start()
         else:
             _end_agents(agents, at_once=True)
+        _refuse_if_refused(links)  # before the check, which may find no host joined
         result = check_sale(
             at,
             card.id,

@@ -4,7 +4,7 @@ A server that is stopped (``SIGSTOP``, a frozen VM), not gone, keeps its connect
 open: its kernel acknowledges every byte, so neither TCP keepalives nor libpq's
 ``tcp_user_timeout`` ever fire, and libpq has no timeout of its own on an answer. A
 client-side alarm is the only bound that holds, so ticketsim's own statements run
-under one (:func:`within`); a buyer's purchase does not, as the sale's stall watch
+under one (:func:`answer`); a buyer's purchase does not, as the sale's stall watch
 already ends a buyer that waits too long.
 
 The alarm is ``SIGALRM``, so the bound holds in the main thread only (where every
@@ -17,14 +17,13 @@ Buyer processes import this module, so it uses the standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
     from types import FrameType
 
 #: How long one statement of ticketsim's own may wait for its answer; Redis's client
@@ -32,39 +31,72 @@ if TYPE_CHECKING:
 ANSWER_S: Final = 30.0
 
 
+_R = TypeVar("_R")
+
+
 class _Rang(BaseException):
     """The alarm, raised into the wait it ended. A ``BaseException``, as
     ``KeyboardInterrupt`` is, so that no ``except Exception`` on the way swallows it."""
 
 
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Run the block; :class:`TimeoutError` if it is still waiting after ``seconds``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before, interval = signal.getitimer(signal.ITIMER_REAL)
-    if 0 < before <= seconds:  # someone else's alarm rings first: let it
-        yield
-        return
-    armed = [True]
+def answer(seconds: float, wait: Callable[[], _R]) -> _R:
+    """``wait()``; :class:`TimeoutError` if it is still waiting after ``seconds``."""
+    bound = _Bound(seconds)
+    try:
+        with bound:
+            return wait()
+    except _Rang:  # it rang on the way into the block, or out of it before its exit ran
+        bound.disarm()
+        raise TimeoutError(f"no answer within {seconds:g} s") from None
 
-    def ring(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        if armed[0]:  # not once the block has ended, on its way out
+
+class _Bound:
+    """The alarm of one :func:`answer`: set on entry, put back as it was on exit."""
+
+    __slots__ = ("_armed", "_before", "_began", "_installed", "_interval", "_previous", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._armed = self._installed = False
+        self._previous: Any = None
+        self._before = self._interval = self._began = 0.0
+
+    def _ring(self, signum: int, frame: FrameType | None) -> None:
+        del signum
+        # Not once the block has ended: its exit has begun, and the answer came in time.
+        if self._armed and (frame is None or frame.f_code not in _EXITS):
             raise _Rang
 
-    previous = signal.signal(signal.SIGALRM, ring)
-    began = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _Rang:
-        raise TimeoutError(f"no answer within {seconds:g} s") from None
-    finally:
-        armed[0] = False
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._before, self._interval = signal.getitimer(signal.ITIMER_REAL)
+        if 0 < self._before <= self.seconds:  # someone else's alarm rings first: let it
+            return
+        self._previous = signal.signal(signal.SIGALRM, self._ring)
+        self._installed = True
+        self._began = time.monotonic()
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, kind: type[BaseException] | None, value: object, tb: object) -> None:
+        self.disarm()
+        if kind is _Rang:
+            raise TimeoutError(f"no answer within {self.seconds:g} s") from None
+
+    def disarm(self) -> None:
+        """Put back the alarm and the handler as they were; again does nothing."""
+        self._armed = False
+        if not self._installed:
+            return
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
-        if before > 0:
-            left = before - (time.monotonic() - began)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
+        self._installed = False
+        # None: a handler not set from Python, which cannot be put back but as the default.
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if self._previous is None else self._previous)
+        if self._before > 0:
+            left = self._before - (time.monotonic() - self._began)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), self._interval)
+
+
+#: Where a ring means the block is over (Python runs a handler at a function's start).
+_EXITS: Final = frozenset((_Bound.__exit__.__code__, _Bound.disarm.__code__))

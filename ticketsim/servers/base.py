@@ -197,7 +197,7 @@ class Server(abc.ABC, Generic[AddressT]):
                     cwd=layout.run,
                     env={**os.environ, "LC_ALL": "C"},
                     start_new_session=True,
-                    preexec_fn=tie_to_this_thread(self.death_signal),  # noqa: PLW1509 - the only way to prctl
+                    preexec_fn=tie_to_this_thread(self.death_signal, server=True),  # noqa: PLW1509 - the only way to prctl
                     **as_user,
                 )
             except OSError as error:  # not there any more, not runnable, not for this user
@@ -343,12 +343,13 @@ def _wait_group_gone(process: subprocess.Popen[bytes], within: float) -> None:
         time.sleep(0.01)
 
 
-def tie_to_this_thread(death: signal.Signals) -> Callable[[], None]:
-    """What a server runs between fork and exec: die with this thread, and take the
-    signals ``held()`` holds (exec keeps the mask, and a server must hear them)."""
+def tie_to_this_thread(death: signal.Signals, *, server: bool = False) -> Callable[[], None]:
+    """What a program of ticketsim's runs between fork and exec: die with this thread,
+    and take the signals ``held()`` holds (exec keeps the mask, and a program must hear
+    them); a ``server`` also gets more open files (:func:`_files_wanted`)."""
     prctl = _libc_prctl()
     parent = os.getpid()
-    files = _files_wanted()
+    files = _files_wanted() if server else None
 
     def tie() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())

@@ -45,7 +45,9 @@ def reads(
                 return method(self, *args, **kwargs)
             except TicketsimError:
                 raise
-            except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            except (
+                ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError
+            ) as exc:  # fmt: skip
                 raise UnreadableBoard(
                     self.shown,
                     f"holds a {what} that ticketsim did not write ({_reason(exc)})",

@@ -177,8 +177,9 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
     """A connection in autocommit mode: every transaction is begun by its own statement.
 
     With ``answer_s``, a statement whose answer has not come within that many seconds
-    raises ``psycopg.OperationalError`` (:mod:`ticketsim.sale._answer`): ticketsim's own
-    statements, not a buyer's purchase, which the sale's stall watch bounds.
+    raises :class:`ServerUnavailable` and ends the connection
+    (:mod:`ticketsim.sale._answer`): ticketsim's own statements, not a buyer's
+    purchase, which the sale's stall watch bounds.
     """
     try:
         import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
@@ -190,7 +191,7 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
     try:
         # Over TCP, a server cut off for good is given up on within minutes, not hours:
         # libpq has no timeout of its own on a statement whose answer never comes.
-        return kind.connect(
+        made = kind.connect(
             url,
             autocommit=True,
             connect_timeout=10,
@@ -206,6 +207,9 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
         raise ServerUnavailable(
             redacted(url), one_line(exc), "start it, or check the URL and its credentials"
         ) from None
+    if answer_s is not None:
+        made.shown = redacted(url)  # type: ignore[attr-defined]
+    return made
 
 
 @functools.cache
@@ -214,13 +218,23 @@ def _answering(seconds: float) -> type[psycopg.Connection[Any]]:
     import psycopg  # noqa: PLC0415 - a buyer of another store never pays for it
 
     class Answering(psycopg.Connection[Any]):
+        #: The server, as a message names it (set by :func:`connect`).
+        shown = "postgresql"
+
         # Every statement, fetch and commit waits for the server in ``wait``.
         def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
             try:
-                with _answer.within(seconds):
-                    return super().wait(gen, *args, **kwargs)
+                return _answer.answer(
+                    seconds, functools.partial(super().wait, gen, *args, **kwargs)
+                )
             except TimeoutError as exc:
-                raise psycopg.OperationalError(f"the server gave {exc}") from None
+                # Its statement may still be running: the connection is good for nothing,
+                # and a transaction that finds it ended does not try to roll back (which
+                # would wait on it again, and warn on stderr).
+                self.pgconn.finish()
+                raise ServerUnavailable(
+                    self.shown, f"the server gave {exc}", "is it stopped, or the network to it?"
+                ) from None
 
     return Answering
 

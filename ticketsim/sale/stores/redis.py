@@ -143,7 +143,7 @@ def problem(exc: BaseException) -> str:
     """What went wrong, as redis-py's ``exc`` says it: its timeout in ticketsim's words."""
     import redis  # noqa: PLC0415 - imported by the connection already
 
-    if isinstance(exc, redis.TimeoutError):
+    if isinstance(exc, redis.TimeoutError) and "connecting" not in str(exc):
         return f"the server gave no answer within {_answer.ANSWER_S:g} s"
     return str(exc) or type(exc).__name__
 
