@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -167,3 +168,17 @@ def descendants(pid: int) -> list[int]:
             found += kids
             todo += kids
     return found
+
+
+def python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter that imports this checkout's ticketsim:
+    for what a test must not do to its own process (lower its limits, start a server
+    under them)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sales import python
 
 from ticketsim.engine.link import Link, open_link
 from ticketsim.errors import SystemRefused
@@ -347,14 +348,7 @@ link.close()
 def test_a_link_the_machine_refuses_a_file_descriptor_says_so() -> None:
     """It dropped the connection, as the store would if it refused it, and the sale
     read as a store gone (exit 3), not as the open-file limit (exit 4)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _STARVED],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],  # where ticketsim imports from
-        check=False,
-    )
+    done = python(_STARVED, timeout=60)
     assert done.returncode == 0, done.stderr
     code, refused = done.stdout.splitlines()
     assert int(code) == errno.EMFILE

@@ -10,12 +10,12 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 import redis
+from sales import descendants
 from typer.testing import CliRunner
 
 from ticketsim.cli import app, errors
@@ -38,22 +38,11 @@ BOUND_S = 1.0
 STRATEGIES = {StoreKind.POSTGRES: "pg-update", StoreKind.REDIS: "redis-lua"}
 
 
-def _processes(server: Server[Any]) -> list[int]:
-    """The server's program and every process it started (PostgreSQL's each make a
-    session of their own, so its process group is not enough)."""
-    assert server.pid is not None
-    found, todo = [], [server.pid]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                todo += [int(child) for child in task.read_text().split()]
-    return found
-
-
 def _signal(server: Server[Any], sent: signal.Signals) -> None:
-    for pid in _processes(server):
+    """``sent`` to the server's program and every process it started (PostgreSQL's each
+    make a session of their own, so its process group is not enough)."""
+    assert server.pid is not None
+    for pid in [server.pid, *descendants(server.pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sent)
 
@@ -152,12 +141,22 @@ def test_sale_check_on_a_server_that_stops_ends_in_one_line(
     assert took < 30, took  # not the 60 s it would wait for the host, nor forever
 
 
+@contextlib.contextmanager
+def _alarm_put_back() -> Iterator[None]:
+    """The alarm as it was before the block (pytest-timeout's), put back after it."""
+    outer = signal.getitimer(signal.ITIMER_REAL)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        left = outer[0] - (time.monotonic() - began)
+        signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3) if outer[0] > 0 else 0, outer[1])
+
+
 def test_the_bound_puts_back_a_later_alarm_and_leaves_a_sooner_one() -> None:
     # pytest-timeout's alarm, say: it must still ring after a bounded statement.
-    outer = signal.getitimer(signal.ITIMER_REAL)  # this test's own pytest-timeout's
-    began = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, 100)
-    try:
+    with _alarm_put_back():
+        signal.setitimer(signal.ITIMER_REAL, 100)
         _answer.answer(5, lambda: None)
         left, _ = signal.getitimer(signal.ITIMER_REAL)
         assert 99 < left <= 100
@@ -165,12 +164,6 @@ def test_the_bound_puts_back_a_later_alarm_and_leaves_a_sooner_one() -> None:
         _answer.answer(5, lambda: None)
         left, _ = signal.getitimer(signal.ITIMER_REAL)
         assert 1 < left <= 2
-    finally:
-        if outer[0] > 0:
-            left = outer[0] - (time.monotonic() - began)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer[1])
-        else:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _spin(until: float) -> None:
@@ -182,12 +175,10 @@ def test_an_alarm_as_the_block_ends_never_escapes_nor_loses_the_earlier_one() ->
     """Bounds that run out as their blocks end, thousands of times: a ring on the way
     out of the block escaped as a BaseException and left its handler in place, and the
     earlier alarm was lost (a generator's exit is not one step)."""
-    outer = signal.getitimer(signal.ITIMER_REAL)
-    began = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, 1000)
-    before = signal.getsignal(signal.SIGALRM)
     outcomes = {"ended": 0, "timed out": 0}
-    try:
+    with _alarm_put_back():
+        signal.setitimer(signal.ITIMER_REAL, 1000)
+        before = signal.getsignal(signal.SIGALRM)
         for n in range(5000):
             # Each ends within a tenth of the bound of its alarm, either side.
             end = time.monotonic() + 0.0005 * (0.9 + (n % 20) / 100)
@@ -198,12 +189,6 @@ def test_an_alarm_as_the_block_ends_never_escapes_nor_loses_the_earlier_one() ->
                 outcomes["timed out"] += 1
             assert signal.getsignal(signal.SIGALRM) is before, n
         assert 990 < signal.getitimer(signal.ITIMER_REAL)[0] <= 1000
-    finally:
-        if outer[0] > 0:
-            left = outer[0] - (time.monotonic() - began)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer[1])
-        else:
-            signal.setitimer(signal.ITIMER_REAL, 0)
     assert all(outcomes.values()), outcomes  # both ends were reached: the race was run
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from sales import script
+from sales import python, script
 from server_processes import Leftovers, recording_folders, tcp_listeners, users_of
 
 from ticketsim.errors import ServerUnavailable
@@ -439,13 +439,6 @@ def test_a_low_soft_open_file_limit_does_not_keep_ticketsims_server_from_startin
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 100:
         pytest.fail(f"this test needs a hard open-file limit of 100 or more, not {hard}")
-    done = subprocess.run(
-        [sys.executable, "-c", _LOW_SOFT_LIMIT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],  # where ticketsim imports from
-        check=False,
-    )
+    done = python(_LOW_SOFT_LIMIT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
