@@ -431,6 +431,43 @@ def _sigkill_a_sale(
     assert said == "", said
 
 
+_HANGING_SHOP = """
+import time
+
+
+def setup():
+    return "shop"
+
+
+def buy(handle, buyer):
+    time.sleep(300)  # no mark: nothing of ticketsim's runs in this buyer again
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_sigkilled_ticketsim_takes_your_own_hanging_buyers_with_it(
+    tmp_path: Path, method: str
+) -> None:
+    """Under forkserver the kernel tied a buyer to the forkserver, which outlived
+    ticketsim while its children held its pipe: buyer, forkserver and tracker lived on."""
+    (tmp_path / "hanging_shop.py").write_text(_HANGING_SHOP, encoding="utf-8")
+    program = subprocess.Popen(
+        _ticketsim("run", "--buyer", "hanging_shop:buy", "--setup", "hanging_shop:setup",
+                   "--buyers", "2", "--timeout", "60", "--start-method", method),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )  # fmt: skip
+    try:
+        pids = _tree_of(program, 2)
+        time.sleep(0.5)  # the buyers are in their sleep by now
+        program.kill()
+        program.wait(10)
+        _assert_all_gone(pids, within=2.0)
+    finally:
+        program.kill()
+        program.communicate(timeout=30)
+
+
 @pytest.mark.parametrize(("crew", "method"), [("manager", "spawn"), ("buyers", "forkserver")])
 def test_a_sigkilled_ticketsims_sockets_are_removed_by_the_next_sale(
     tmp_path: Path, crew: str, method: str

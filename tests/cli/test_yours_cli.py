@@ -110,3 +110,41 @@ def test_a_run_of_your_buyer_is_saved_and_checked_again(tmp_path: Path) -> None:
     assert checked.returncode == run.returncode, checked.stdout + checked.stderr
     report = json.loads(checked.stdout)
     assert report["system"] == "shop:buy"
+
+
+def test_a_replay_whose_turns_this_code_cannot_take_is_refused(tmp_path: Path) -> None:
+    """It played the turns that fitted, skipped the rest, and said OK and "reproduced
+    3/3" of a schedule it never played."""
+    done = _ticketsim(
+        tmp_path, "replay", "--buyer", "shop:buy_fixed", *WITH,
+        "--schedule", "2 1 1 1 1 1 1 1 2 2 2 2", "--repeat", "3",
+    )  # fmt: skip
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    said = done.stderr.strip().splitlines()
+    assert len(said) == 1, done.stderr
+    assert "--schedule='2 1 1 1 1 1 1 1 2 2 2 2': turn " in said[0]
+    assert "a move it could not make there" in said[0]
+    assert done.stdout == ""
+
+
+def test_what_the_shop_prints_does_not_break_the_json(tmp_path: Path) -> None:
+    """Printed output of the user's code went to stdout, before the JSON."""
+    loud = tmp_path / "loud"
+    loud.mkdir()
+    (loud / "loudshop.py").write_text(
+        "import sys\nsys.path.insert(0, " + repr(str(SHOP)) + ")\n"
+        "import shop\nprint('importing loudshop')\n"
+        "def buy(handle, buyer):\n"
+        "    print('buying', buyer)\n"
+        "    return shop.buy_fixed(handle, buyer)\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [script(), "run", "--buyer", "loudshop:buy", *WITH, "--json"],
+        cwd=loud, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    json.loads(done.stdout)
+    assert "importing loudshop" in done.stderr
+    assert done.stderr.count("buying") == 2  # the two buyers may print at once

@@ -8,6 +8,8 @@ import functools
 import os
 import sqlite3
 import tempfile
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,141 @@ def test_the_count_is_judged_only_when_the_store_gives_it() -> None:
     found = race.explore(given)
     assert found.report is not None
     assert Kind.COUNT_MISMATCH in {v.kind for v in found.report.violations}
+
+
+# --- hostile code of the user's (an adversarial pass's findings) ----------------------
+
+
+def buy_for_ever(path: str, buyer: int) -> int | None:
+    """Marks steps and never ends: a retry loop that never gives up."""
+    del path, buyer
+    while True:
+        race.step("retry")
+
+
+def buy_named_like_the_scheduler(path: str, buyer: int) -> int | None:
+    """Check, then act, with marks named as the scheduler's own words."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    remaining = int(db.execute("SELECT remaining FROM stock").fetchone()[0])
+    race.step("done", remaining)
+    if remaining <= 0:
+        return None
+    db.execute("UPDATE stock SET remaining = ?", (remaining - 1,))
+    db.execute("INSERT INTO sold VALUES (?, ?)", (buyer, TICKETS - remaining + 1))
+    race.step("blocked:lock")
+    return TICKETS - remaining + 1
+
+
+@pytest.mark.parametrize("schedule", [(), None], ids=["controlled", "free"])
+def test_a_buyer_that_marks_for_ever_is_ended_not_waited_for(schedule: Any) -> None:
+    """It kept the sale going for ever: each turn came well within --timeout."""
+    played = race.play(race.Race(buy_for_ever, make_shop, buyers=2, tickets=1), schedule)
+    ended = [e for e in played.result.history if e.step is Step.ERROR]
+    assert sorted(e.buyer for e in ended) == [1, 2]
+    assert {e.error for e in ended} == {"TooManySteps"}
+    assert not build_report(played.result).ok
+
+
+def test_a_mark_may_be_named_as_the_schedulers_words() -> None:
+    """A mark named "done" ended its buyer, "blocked:lock" made a false deadlock."""
+    played = race.play(race.Race(buy_named_like_the_scheduler, make_shop, sold=sold), (1, 2))
+    report = build_report(played.result)
+    assert Kind.OVERSOLD in {v.kind for v in report.violations}
+    assert [e.step for e in played.result.history].count(Step.OK) == 2
+
+
+class _Boom(BaseException):
+    """Not an Exception: what a user's code may raise all the same."""
+
+
+def _setup_raising_a_base_exception() -> str:
+    raise _Boom("no")
+
+
+def _setup_calling_os_exit() -> str:
+    os._exit(0)
+
+
+def _setup_that_hangs() -> str:
+    time.sleep(60)
+    return ""
+
+
+def _setup_that_prints() -> str:
+    print("hello from setup")
+    return make_shop()
+
+
+@pytest.mark.parametrize(
+    ("setup", "words"),
+    [
+        (_setup_raising_a_base_exception, r"setup=.*raised _Boom: no"),
+        (_setup_calling_os_exit, r"setup=.*called os._exit\(0\): return instead"),
+        (_setup_that_hangs, r"setup=.*did not return within 1 s"),
+    ],
+    ids=["base-exception", "os-exit", "hangs"],
+)
+def test_your_code_in_ticketsims_process_cannot_end_it_or_hang_it(setup: Any, words: str) -> None:
+    """A BaseException was a traceback and exit 1, os._exit(0) ended ticketsim with a
+    pass and no word, and a setup that hung hung ticketsim."""
+    began = time.monotonic()
+    with pytest.raises(ValueError, match=words):
+        race.play(race.Race(buy_racy, setup, timeout=1.0))
+    assert time.monotonic() - began < 10
+
+
+def test_what_your_code_prints_goes_to_stderr_not_the_report(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def noisy(path: str, buyer: int) -> int | None:
+        print("hello from buyer", buyer)
+        return buy_racy(path, buyer)
+
+    race.play(race.Race(noisy, _setup_that_prints, sold=sold), (1, 1, 1, 2, 2, 2))
+    out, err = capfd.readouterr()
+    assert "hello" not in out
+    assert "hello from setup" in err
+    assert "hello from buyer 1" in err
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_what_cannot_be_sent_to_a_buyer_process_is_your_error(start_method: str) -> None:
+    """A lambda buyer, or a handle holding a lock, was an internal error (exit 70)."""
+    lam: Any = lambda path, buyer: None  # noqa: E731 - the point: it does not pickle
+    with pytest.raises(ValueError, match=rf"buyer=.*cannot be sent .* under {start_method}"):
+        race.play(race.Race(lam, make_shop, start_method=start_method))
+    with pytest.raises(ValueError, match=r"setup=.*its handle cannot be sent"):
+        race.play(race.Race(buy_racy, threading.Lock, start_method=start_method))
+
+
+def buy_and_fork(path: str, buyer: int) -> int | None:
+    """Forks a child of its own that would sleep for minutes, and says its pid."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(300)
+        os._exit(0)
+    Path(path + f".child-{buyer}").write_text(str(child), encoding="utf-8")
+    return None
+
+
+def test_a_process_your_buyer_forks_ends_with_it() -> None:
+    shops: list[str] = []
+
+    def shop() -> str:
+        shops.append(make_shop())
+        return shops[-1]
+
+    race.play(race.Race(buy_and_fork, shop, buyers=1, tickets=1), (1,))
+    child = int(Path(shops[0] + ".child-1").read_text(encoding="utf-8"))
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -248,12 +248,24 @@ def _replay_yours(
     from ticketsim.analysis.report import build_report  # noqa: PLC0415 - start-up time
     from ticketsim.core.settings import PROCESS_PER_BUYER_MAX  # noqa: PLC0415
     from ticketsim.engine import yours as engine  # noqa: PLC0415 - start-up time
+    from ticketsim.errors import ConfigError  # noqa: PLC0415 - start-up time
 
     order = engine.parse_order(schedule, buyers if buyers is not None else PROCESS_PER_BUYER_MAX)
     many = buyers if buyers is not None else max(order, default=1)
     race = mine.race(many, tickets, start_method, timeout)
     played = [engine.play(race, order) for _ in range(repeat)]
     first = played[0]
+    taken = first.order[: len(order)]
+    if taken != order:  # a turn went elsewhere: this is not the schedule asked for
+        differ = (n for n, (a, b) in enumerate(zip(taken, order, strict=False)) if a != b)
+        turn = next(differ, len(taken))  # or the sale ended before the schedule did
+        raise ConfigError(
+            "schedule",
+            schedule,
+            f"turn {turn + 1} gives buyer {order[turn]} a move it could not make there (it "
+            f"had ended, or found its lock held); give a schedule this code takes, as "
+            f"ticketsim prints it, like {first.schedule()!r}",
+        )
     verdict = build_report(first.result).verdict
     same = sum(
         1 for p in played if p.order == first.order and build_report(p.result).verdict == verdict

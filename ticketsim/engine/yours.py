@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import sys
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.events import Event, Step, buyer_name
@@ -27,7 +29,7 @@ from ticketsim.core.frozen import field, frozen
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.errors import ConfigError
-from ticketsim.sale import _limits, _signals
+from ticketsim.sale import _answer, _limits, _signals
 from ticketsim.sale.yours import run_yours
 
 if TYPE_CHECKING:
@@ -36,7 +38,14 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
 #: Where a buyer's last turn takes it.
-_ENDED: Final = frozenset({"done", "sold out", "error"})
+_T = TypeVar("_T")
+#: Where a turn left its buyer: gone on to its next mark, waiting for a lock, or ended.
+_GOES, _WAITS, _ENDS = "goes", "waits", "ends"
+#: The most turns one buyer may take: a buyer that marks steps for ever (a retry loop
+#: that never ends) would keep a sale going, each turn well within --timeout.
+MAX_TURNS: Final = 1000
+#: How long importing the user's module may take in ticketsim's own process.
+IMPORT_S: Final = 60.0
 #: How a turn that ended with its buyer finding a lock held is named: ``blocked:lock``.
 _BLOCKED: Final = "blocked:"
 #: How long buyers have, all together, to exit by themselves once the sale is over.
@@ -156,7 +165,10 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
     it happens, not forced); the order they took is recorded all the same.
     """
     ctx = _limits.context(race.start_method)
-    handle = _yours("setup", race.setup)
+    handle = _yours("setup", race.setup, seconds=race.timeout)
+    if ctx.get_start_method() != "fork":  # each buyer process is sent them, pickled
+        _picklable("buyer", race.buy, race.buy, ctx.get_start_method())
+        _picklable("setup", race.setup, handle, ctx.get_start_method())
     lines: dict[int, Connection] = {}
     processes: dict[int, BaseProcess] = {}
     events: list[Event] = []
@@ -192,7 +204,7 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
     if race.remaining is None:
         result = dataclasses.replace(result, count_known=False)
     if race.invariant is not None:
-        said = _yours("invariant", race.invariant, handle)
+        said = _yours("invariant", race.invariant, handle, seconds=race.timeout)
         if said is not None and not isinstance(said, str):
             raise ConfigError(
                 "invariant", race.invariant, f"returned {said!r}: return None, or what broke"
@@ -203,12 +215,54 @@ def play(race: Race, schedule: Sequence[int] | None = ()) -> Played:
     return Played(result, tuple(order), tuple(choices), tuple(reached))
 
 
-def _yours(name: str, function: Callable[..., Any], *args: Any) -> Any:
-    """Call the user's ``function``: what it raises is the user's to fix (exit 2)."""
+def _yours(name: str, function: Callable[..., Any], *args: Any, seconds: float) -> Any:
+    """Call the user's ``function`` in ticketsim's own process (:func:`_theirs`)."""
+    return _theirs(name, _named(function), functools.partial(function, *args), seconds)
+
+
+def _theirs(name: str, named: str, call: Callable[[], _T], seconds: float) -> _T:
+    """Run the user's code in ticketsim's own process: what it raises, exits with or
+    prints, and how long it takes, are the user's to fix (exit 2, one line). What it
+    prints goes to stderr: stdout is the report's (``--json``)."""
+    real_exit = os._exit
+    os._exit = _exit_refused  # it would end ticketsim with the user's code, and no word
     try:
-        return function(*args)
-    except (Exception, SystemExit) as exc:  # their code, their error: said in one line
-        raise _raised(name, _named(function), exc) from None
+        with contextlib.redirect_stdout(sys.stderr):
+            return _answer.answer(seconds, call)
+    except _answer.NoAnswer:
+        raise ConfigError(
+            name, named, f"did not return within {seconds:g} s: a loop or a wait that never ends?"
+        ) from None
+    except KeyboardInterrupt:  # the user's Ctrl-C, or their code's: either way, stop
+        raise
+    except BaseException as exc:  # their code, their error: said in one line
+        raise _raised(name, named, exc) from None
+    finally:
+        os._exit = real_exit
+
+
+class _Exited(BaseException):
+    """The user's code called ``os._exit``, here refused."""
+
+
+def _exit_refused(status: int) -> NoReturn:
+    raise _Exited(status)
+
+
+def _picklable(name: str, function: Callable[..., Any], sent: object, method: str) -> None:
+    """Refuse what ``spawn`` and ``forkserver`` cannot send a buyer's process: a lambda,
+    a function defined in another, a handle holding a lock or an open file."""
+    try:
+        pickle.dumps(sent)
+    except Exception as exc:  # pickle raises what the object's own reduce raises
+        what = "its handle" if name == "setup" else "it"
+        raise ConfigError(
+            name,
+            _named(function),
+            f"{what} cannot be sent to a buyer's process under {method} ({type(exc).__name__}:"
+            f" {exc}): define functions at module level, and give the buyers a handle that "
+            "pickles (a path or a URL, not an open connection or a lock)",
+        ) from None
 
 
 def _raised(name: str, named: str, exc: BaseException) -> ConfigError:
@@ -216,6 +270,8 @@ def _raised(name: str, named: str, exc: BaseException) -> ConfigError:
     otherwise end ticketsim with the user's code, and say nothing."""
     if isinstance(exc, SystemExit):
         return ConfigError(name, named, f"called sys.exit({exc.code!r}): return instead")
+    if isinstance(exc, _Exited):
+        return ConfigError(name, named, f"called os._exit({exc.args[0]!r}): return instead")
     return ConfigError(name, named, f"raised {type(exc).__name__}: {exc}")
 
 
@@ -238,6 +294,7 @@ def _controlled(
     buyers only where it says: its preemptions are the ones it asks for."""
     order, choices, reached = kept
     waiting = set(lines)
+    turns = dict.fromkeys(lines, 0)
     # Buyers that found a lock held: tried again only once another buyer has moved.
     blocked: set[int] = set()
     while waiting:
@@ -253,13 +310,14 @@ def _controlled(
         order.append(chosen)
         with contextlib.suppress(OSError):  # a buyer gone already: its last word says why
             lines[chosen].send(None)
-        where = _moved(lines[chosen], chosen, pids[chosen], timeout, events)
+        where, state = _moved(lines[chosen], chosen, pids[chosen], timeout, events)
+        where, state = _counted(chosen, where, state, turns, pids, events)
         reached.append(where)
-        if where.startswith(_BLOCKED):
+        if state == _WAITS:
             blocked.add(chosen)
         else:
             blocked.clear()  # it may have let go of what the blocked ones wait for
-        if where in _ENDED:
+        if state == _ENDS:
             waiting.discard(chosen)
             # What only its exit lets go of (a file lock, a transaction) is let go of
             # before the next turn: the same schedule, the same sale, every time.
@@ -276,6 +334,9 @@ def _free(
     """Let every buyer go at once, and on from each mark as soon as it gets there."""
     order, _, reached = kept
     running = dict(lines)
+    turns = dict.fromkeys(lines, 0)
+    #: Since when each buyer has found its lock held, turn after turn.
+    waits: dict[int, float] = {}
     for line in running.values():
         line.send(None)
     while running:
@@ -289,16 +350,44 @@ def _free(
         for number, line in list(running.items()):
             if line not in ready:
                 continue
-            where = _moved(line, number, pids[number], timeout, events)
+            where, state = _moved(line, number, pids[number], timeout, events)
+            if state == _WAITS:
+                since = waits.setdefault(number, time.monotonic())
+                if time.monotonic() - since > timeout:  # held for good: a deadlock
+                    _deadlocked([number], pids, events)
+                    where, state = "error", _ENDS
+            else:
+                waits.pop(number, None)
+                where, state = _counted(number, where, state, turns, pids, events)
             order.append(number)
             reached.append(where)
-            if where in _ENDED:
+            if state == _ENDS:
                 del running[number]
             else:
-                if where.startswith(_BLOCKED):
+                if state == _WAITS:
                     time.sleep(0.001)  # the holder runs meanwhile: no turns to wait for
                 with contextlib.suppress(OSError):
                     line.send(None)
+
+
+def _counted(
+    number: int,
+    where: str,
+    state: str,
+    turns: dict[int, int],
+    pids: dict[int, int],
+    events: list[Event],
+) -> tuple[str, str]:
+    """One more turn of buyer ``number``: past :data:`MAX_TURNS` without an end, it is
+    ended, and its history says why."""
+    turns[number] += 1
+    if state == _ENDS or turns[number] < MAX_TURNS:
+        return where, state
+    note = f"{MAX_TURNS} steps and no end: a loop that never ends? (ticketsim ends it there)"
+    events.append(
+        Event(number, Step.ERROR, time.monotonic(), pids[number], note=note, error="TooManySteps")
+    )
+    return "error", _ENDS
 
 
 def _stuck(number: int, pid: int, timeout: float) -> Event:
@@ -324,37 +413,43 @@ def _deadlocked(stuck: list[int], pids: dict[int, int], events: list[Event]) -> 
 
 def _ready(line: Connection, number: int, timeout: float, events: list[Event]) -> int:
     kind, pid, _ = _said(line, number, timeout)
-    if kind != "ready":
-        raise RuntimeError(
-            f"buyer {number} did not start ({pid or 'it said nothing'}): under spawn and "
-            "forkserver every buyer imports your main module again, so define buy and setup "
-            'at module level and start the sale under `if __name__ == "__main__":`'
+    if kind != "ready":  # its process could not import or unpickle the user's code
+        raise ConfigError(
+            "buyer",
+            f"buyer-{number}",
+            f"did not start ({pid or 'it said nothing'}): under spawn and forkserver every "
+            "buyer imports your main module again, so define buy and setup at module level "
+            'and start the sale under `if __name__ == "__main__":`',
         )
     events.append(Event(number, Step.READY, time.monotonic(), int(pid)))
     return int(pid)
 
 
-def _moved(line: Connection, number: int, pid: int, timeout: float, events: list[Event]) -> str:
-    """Where buyer ``number``'s turn took it, recorded as its event."""
+def _moved(
+    line: Connection, number: int, pid: int, timeout: float, events: list[Event]
+) -> tuple[str, str]:
+    """Where buyer ``number``'s turn took it, in its words (a mark's name), and whether
+    it went on (:data:`_GOES`), found its lock held (:data:`_WAITS`) or ended
+    (:data:`_ENDS`): a mark may be named anything, "done" and "blocked:x" included."""
     kind, what, more = _said(line, number, timeout)
     now = time.monotonic()
     if kind == "stuck":
         events.append(_stuck(number, pid, timeout))
-        return "error"
+        return "error", _ENDS
     if kind == "blocked":
         events.append(Event(number, Step.WAIT, now, pid, note=str(what)))
-        return f"{_BLOCKED}{what}"
+        return f"{_BLOCKED}{what}", _WAITS
     if kind == "mark":
         events.append(Event(number, Step.MARK, now, pid, value=more, note=str(what)))
-        return str(what)
+        return str(what), _GOES
     if kind == "done" and what is not None:
         events.append(Event(number, Step.OK, now, pid, seat=int(what)))
-        return "done"
+        return "done", _ENDS
     if kind == "done":
         events.append(Event(number, Step.FAIL, now, pid))
-        return "sold out"
+        return "sold out", _ENDS
     events.append(Event(number, Step.ERROR, now, pid, note=str(what), error=str(more)[:64]))
-    return "error"
+    return "error", _ENDS
 
 
 def _said(line: Connection, number: int, timeout: float) -> tuple[str, Any, Any]:
@@ -384,18 +479,19 @@ def _final(
 ) -> dbfile.TicketDB | None:
     if race.sold is None:
         return None
-    said, named = _yours("sold", race.sold, handle), _named(race.sold)
+    said, named = _yours("sold", race.sold, handle, seconds=race.timeout), _named(race.sold)
     how = f"list (buyer, seat) pairs, buyers numbered 1 to {race.buyers}"
     if not isinstance(said, Iterable) or isinstance(said, (str, bytes)):
         raise ConfigError("sold", named, f"returned {said!r}: {how}")
-    try:  # any iterable of pairs will do, a generator's included, and it runs their code
-        listed = list(said)
-    except (Exception, SystemExit) as exc:
-        raise _raised("sold", named, exc) from None
+    # Any iterable of pairs will do, a generator's included, and reading it runs their
+    # code, as int() of what it gives does.
+    listed: list[Any] = _theirs("sold", named, functools.partial(list, said), race.timeout)
     try:
-        pairs = [(_whole(b), _whole(seat)) for b, seat in listed]
-    except (TypeError, ValueError):
-        raise ConfigError("sold", named, f"returned {listed!r}: {how}") from None
+        pairs = _theirs(
+            "sold", named, lambda: [(_whole(b), _whole(seat)) for b, seat in listed], race.timeout
+        )
+    except ConfigError:
+        raise ConfigError("sold", named, f"returned {listed!r:.200}: {how}") from None
     if any(not 1 <= b <= race.buyers for b, _ in pairs):
         raise ConfigError("sold", named, f"returned {listed!r}: {how}")
     at = {e.buyer: e.t for e in events if e.step is Step.OK}
@@ -403,10 +499,10 @@ def _final(
         dbfile.Sale(buyer_name(b), seat, pids.get(b, 0), at.get(b, 0.0)) for b, seat in pairs
     )
     if race.remaining is not None:
-        told = _yours("remaining", race.remaining, handle)
+        told = _yours("remaining", race.remaining, handle, seconds=race.timeout)
         try:
-            left = _whole(told)
-        except (TypeError, ValueError):
+            left = _theirs("remaining", _named(race.remaining), lambda: _whole(told), race.timeout)
+        except ConfigError:
             raise ConfigError(
                 "remaining", _named(race.remaining), f"returned {told!r}: return a whole number"
             ) from None
@@ -450,15 +546,30 @@ def load_function(name: str, spec: str) -> Callable[..., Any]:
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise ConfigError(name, spec, "give it as package.module:function, like shop:buy")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does, and so do spawned buyers
-    try:
-        module = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # its own import errors, they are the user's
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names:  # Python's own would be imported, not theirs
         raise ConfigError(
-            name, spec, f"cannot import {module_name!r} ({_raised(name, spec, exc).advice})"
-        ) from None
-    found = getattr(module, attribute, None)
+            name, spec, f"{top!r} is a module of Python's own: give your module another name"
+        )
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)  # as `python -m` does, and so do spawned buyers
+    try:
+        module = _theirs(
+            name, spec, functools.partial(importlib.import_module, module_name), IMPORT_S
+        )
+    except ConfigError as exc:  # its own import errors, they are the user's
+        raise ConfigError(name, spec, f"cannot import {module_name!r} ({exc.advice})") from None
+    finally:
+        # Last, once theirs is imported: a file of theirs named as a module of Python's
+        # (email.py beside it) must not stand in for the one ticketsim imports later.
+        if here in sys.path:
+            sys.path.remove(here)
+            sys.path.append(here)
+    try:
+        found = _theirs(name, spec, lambda: getattr(module, attribute, None), IMPORT_S)
+    except ConfigError:
+        found = None
     if not callable(found):
         raise ConfigError(name, spec, f"{module_name!r} has no function {attribute!r}")
     return found  # type: ignore[no-any-return]

@@ -34,20 +34,24 @@ ANSWER_S: Final = 30.0
 _R = TypeVar("_R")
 
 
+class NoAnswer(TimeoutError):
+    """What :func:`answer` raises: the bound ran out (not a TimeoutError of the call's own)."""
+
+
 class _Rang(BaseException):
     """The alarm, raised into the wait it ended. A ``BaseException``, as
     ``KeyboardInterrupt`` is, so that no ``except Exception`` on the way swallows it."""
 
 
 def answer(seconds: float, wait: Callable[[], _R]) -> _R:
-    """``wait()``; :class:`TimeoutError` if it is still waiting after ``seconds``."""
+    """``wait()``; :class:`NoAnswer` if it is still waiting after ``seconds``."""
     bound = _Bound(seconds)
     try:
         with bound:
             return wait()
     except _Rang:  # it rang on the way into the block, or out of it before its exit ran
         bound.disarm()
-        raise TimeoutError(f"no answer within {seconds:g} s") from None
+        raise NoAnswer(f"no answer within {seconds:g} s") from None
 
 
 class _Bound:
@@ -82,7 +86,7 @@ class _Bound:
     def __exit__(self, kind: type[BaseException] | None, value: object, tb: object) -> None:
         self.disarm()
         if kind is _Rang:
-            raise TimeoutError(f"no answer within {self.seconds:g} s") from None
+            raise NoAnswer(f"no answer within {self.seconds:g} s") from None
 
     def disarm(self) -> None:
         """Put back the alarm and the handler as they were; again does nothing."""

@@ -68,7 +68,9 @@ def tie_to_owner(*, kernel: bool = True) -> None:
         return  # not started by multiprocessing: nobody to outlive
     owner = parent.pid
     direct = os.getppid() == owner
-    if not (kernel and die_with_parent()):
+    # The kernel ties a process to its parent only: under forkserver, that is the
+    # forkserver, which outlives a SIGKILLed ticketsim while its children hold its pipe.
+    if not (kernel and direct and die_with_parent()):
         threading.Thread(
             target=_watch, args=(owner, direct), name="ticketsim-watch", daemon=True
         ).start()

@@ -13,7 +13,9 @@ Buyer processes import this module, so it uses the standard library only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -115,6 +117,12 @@ def run_yours(
     """The body of one buyer process: say it is ready, wait for its first turn, buy,
     and say how it ended; nothing escapes it (the scheduler records what happened)."""
     _signals.as_child()
+    # What the buyer prints goes to stderr: ticketsim's stdout is its report (--json).
+    with contextlib.suppress(OSError):
+        os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    # A process the buyer forks itself ends with it: nothing outlives the sale.
+    os.register_at_fork(after_in_child=functools.partial(_signals.tie_to_parent, os.getpid()))
     _here.control, _here.timeout = control, timeout
     said: tuple[str, Any, Any]
     try:
