@@ -72,6 +72,8 @@ def test_run_lets_the_buyers_race_freely(tmp_path: Path) -> None:
         (["run", "--buyer", "shop", "--setup", "shop:open_shop"], "package.module:function"),
         (["run", "--buyer", "shop:nope", "--setup", "shop:open_shop"], "no function 'nope'"),
         (["run", "--buyer", "gone:buy", "--setup", "shop:open_shop"], "cannot import 'gone'"),
+        # Python's own json, which ticketsim has imported, would be taken for theirs.
+        (["run", "--buyer", "json:buy", "--setup", "shop:open_shop"], "a module of Python's"),
         (["run", "--buyer", "shop:buy"], "--setup"),
         (["run", "--buyer", "shop:open_shop", *WITH], "calls it as buy(handle, buyer)"),
         (["explore", "--buyer", "shop:buy", *WITH, "--sold", "shop:buy"], "sold(handle)"),

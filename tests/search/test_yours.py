@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import multiprocessing
 import os
 import sqlite3
 import tempfile
@@ -505,3 +506,50 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def buy_crossed_unmarked(locks: tuple[object, object], buyer: int) -> int | None:
+    """Buyer 1 takes lock A then B, buyer 2 B then A, and marks no step of its own."""
+    first, second = locks if buyer == 1 else locks[::-1]
+    with race.locked(first, "first lock"), race.locked(second, "second lock"):
+        return buyer
+
+
+def test_taking_a_lock_is_a_step_so_a_deadlock_between_two_is_found() -> None:
+    """Taking a free lock sent no mark, so no schedule came between the two takes:
+    explore said every schedule kept every invariant, and a free run deadlocked."""
+    found = race.explore(race.Race(buy_crossed_unmarked, two_locks, buyers=2, tickets=2))
+    assert found.counterexample is not None
+    assert {e.error for e in found.counterexample.result.history if e.step is Step.LOST} == {
+        "Deadlock"
+    }
+
+
+def locks_and_a_meeting() -> tuple[object, object, object]:
+    ctx = multiprocessing.get_context("fork")
+    return ctx.Lock(), ctx.Lock(), ctx.Barrier(2)
+
+
+def buy_crossed_after_meeting(handle: tuple[Any, Any, Any], buyer: int) -> int | None:
+    """Each takes its first lock, waits until the other has too, then wants the other's."""
+    first, second = handle[:2] if buyer == 1 else handle[1::-1]
+    meeting = handle[2]
+    with race.locked(first, "first lock"):
+        meeting.wait(10)
+        with race.locked(second, "second lock"):
+            return buyer
+
+
+def test_a_free_sale_that_deadlocks_ends_within_its_timeout() -> None:
+    """In a free sale a blocked buyer is tried again every millisecond, which kept the
+    sale going for ever; a lock held past --timeout is a deadlock now."""
+    began = time.monotonic()
+    crossed = race.Race(
+        buy_crossed_after_meeting, locks_and_a_meeting, buyers=2, tickets=2, timeout=1.0
+    )
+    played = race.play(crossed, None)
+    assert time.monotonic() - began < 30
+    assert {e.buyer: e.error for e in played.result.history if e.step is Step.LOST} == {
+        1: "Deadlock",
+        2: "Deadlock",
+    }

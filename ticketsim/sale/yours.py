@@ -77,6 +77,7 @@ def locked(lock: Any, name: str = "lock") -> Iterator[None]:
     """``with locked(lock):`` is ``with lock:`` for a buyer under ticketsim's scheduler:
     taking it is a step, and a buyer that finds it held waits its turn instead of
     blocking. For any lock with ``acquire(False)`` and ``release()``, and filelock's."""
+    step(name)  # another buyer may come in before it is taken: a free lock's too
     wait_for(name, lambda: _try(lock))
     try:
         yield
