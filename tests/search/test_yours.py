@@ -553,3 +553,18 @@ def test_a_free_sale_that_deadlocks_ends_within_its_timeout() -> None:
         1: "Deadlock",
         2: "Deadlock",
     }
+
+
+def _setup_that_moves_away() -> str:
+    shop = make_shop()
+    os.chdir(Path(shop).parent)
+    return shop
+
+
+def test_your_setup_moving_to_another_folder_does_not_move_ticketsim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --history, vetted where it was given, was written where setup went."""
+    monkeypatch.chdir(tmp_path)
+    race.play(race.Race(buy_racy, _setup_that_moves_away), (1, 1, 1, 2, 2, 2))
+    assert Path.cwd() == tmp_path

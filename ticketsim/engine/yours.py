@@ -126,7 +126,7 @@ def _refusal(function: Callable[..., Any], arguments: int, *, follow_wrapped: bo
     (a builtin: its first call will say)."""
     try:
         signature = inspect.signature(function, follow_wrapped=follow_wrapped)
-    except (TypeError, ValueError):
+    except Exception:  # none to read, or a __signature__ that raises: its call will say
         return None
     try:
         signature.bind(*range(arguments))
@@ -224,7 +224,7 @@ def _theirs(name: str, named: str, call: Callable[[], _T], seconds: float) -> _T
     """Run the user's code in ticketsim's own process: what it raises, exits with or
     prints, and how long it takes, are the user's to fix (exit 2, one line). What it
     prints goes to stderr: stdout is the report's (``--json``)."""
-    real_exit = os._exit
+    real_exit, here = os._exit, os.getcwd()
     os._exit = _exit_refused  # it would end ticketsim with the user's code, and no word
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -239,6 +239,9 @@ def _theirs(name: str, named: str, call: Callable[[], _T], seconds: float) -> _T
         raise _raised(name, named, exc) from None
     finally:
         os._exit = real_exit
+        # Its os.chdir would move where ticketsim writes what was vetted (--history).
+        with contextlib.suppress(OSError):
+            os.chdir(here)
 
 
 class _Exited(BaseException):
