@@ -104,3 +104,14 @@ def test_a_slow_link_is_taken_with_the_time_its_buyers_need() -> None:
         hosts=2, strategy="pg-update", buyers=2, slow_link=("host-2=1s",), timeout=42.0
     )
     assert config.faults_between_hosts()[1] == {"host-2": 1.0}
+
+
+def test_the_most_buyers_a_host_may_start_is_the_most_a_host_row_may_hold() -> None:
+    """``buyers --count`` and the host rows the board reads back share one bound."""
+    from typing import get_args
+
+    from ticketsim.cli import hosts as cli_hosts
+    from ticketsim.core import boards
+
+    _, count = get_args(cli_hosts.Count)
+    assert count.max == boards.MAX_HOST_BUYERS

@@ -118,12 +118,11 @@ def sale_open(
     ] = False,
 ) -> None:
     """Put fresh tickets and a new sale in the store, and print the sale's id."""
-    from ticketsim.core import settings, stores  # noqa: PLC0415 - start-up time
+    from ticketsim.core import stores  # noqa: PLC0415 - start-up time
     from ticketsim.engine import hosts  # noqa: PLC0415 - start-up time
 
     at = hosts.place(store)
     chosen = strategy.value if strategy is not None else stores.NAIVE[at.kind].value
-    settings.RunConfig(strategy=chosen, tickets=tickets, delay=delay, timeout=timeout, store=store)
     card = hosts.open_sale(
         at, chosen, tickets, delay=delay, seed=None, timeout=timeout, replace=replace
     )

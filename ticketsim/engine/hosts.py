@@ -122,11 +122,10 @@ def open_sale(
     (:class:`StoreError`): their buyers would sell in the new sale. ``replace`` opens
     one anyway (a host that died never reports).
     """
+    require_sale(at, strategy, tickets, delay=delay, seed=seed, timeout=timeout)
     info = strategies.get(strategy).info
     if not replace:
         _refuse_if_busy(at)
-    if at.kind is not StoreKind.FILE:
-        stores.require_match(strategy, stores.parse(at.where))
     initial = dbfile.TicketDB.fresh(tickets)
     card = SaleCard(
         new_sale_id(),
@@ -145,6 +144,25 @@ def open_sale(
     finally:
         board.close()
     return card
+
+
+def require_sale(
+    at: Place, strategy: str, tickets: int, *, delay: float, seed: int | None, timeout: float
+) -> None:
+    """Refuse settings no sale of several hosts at ``at`` can have (:class:`ConfigError`,
+    :class:`StoreError`): those ``run`` refuses, and a strategy of another store."""
+    RunConfig(
+        strategy=strategy,
+        tickets=tickets,
+        delay=delay,
+        seed=seed,
+        timeout=timeout,
+        store=None if at.kind is StoreKind.FILE else at.where,
+    )
+    if at.kind is not StoreKind.FILE:
+        stores.require_match(strategy, stores.parse(at.where))
+    elif StoreKind.of(strategy) is not StoreKind.FILE:
+        raise ConfigError("strategy", strategy, "sells from a server, not a folder")
 
 
 def _refuse_if_busy(at: Place) -> None:
@@ -196,18 +214,14 @@ def _card(board: Board, at: Place, sale: str | None, ours: Hosts | None = None) 
             "store of its own",
         )
     try:  # the checks of 'sale open', on a card that another program may have written
-        RunConfig(
-            strategy=card.strategy,
-            tickets=card.initial.tickets,
+        require_sale(
+            at,
+            card.strategy,
+            card.initial.tickets,
             delay=card.delay,
             seed=card.seed,
             timeout=card.timeout,
-            store=None if at.kind is StoreKind.FILE else at.where,
         )
-        if at.kind is not StoreKind.FILE:
-            stores.require_match(card.strategy, stores.parse(at.where))
-        elif StoreKind.of(card.strategy) is not StoreKind.FILE:
-            raise ConfigError("strategy", card.strategy, "sells from a server, not a folder")
     except (ConfigError, StoreError) as exc:
         raise UnreadableBoard(
             at.shown,
@@ -589,7 +603,6 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             faults.start()
         else:
             _end_agents(agents, at_once=True)
-        _refuse_if_refused(links)  # before the check, which may find no host joined
         result = check_sale(
             at,
             card.id,

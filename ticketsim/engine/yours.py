@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-#: Where a buyer's last turn takes it.
 _T = TypeVar("_T")
 #: Where a turn left its buyer: gone on to its next mark, waiting for a lock, or ended.
 _GOES, _WAITS, _ENDS = "goes", "waits", "ends"
@@ -357,7 +356,11 @@ def _free(
             if state == _WAITS:
                 since = waits.setdefault(number, time.monotonic())
                 if time.monotonic() - since > timeout:  # held for good: a deadlock
-                    _deadlocked([number], pids, events)
+                    note = f"deadlock: its lock was held by another for more than {timeout:g} s"
+                    events.append(
+                        Event(number, Step.LOST, time.monotonic(), pids[number], note=note,
+                              error="Deadlock")
+                    )  # fmt: skip
                     where, state = "error", _ENDS
             else:
                 waits.pop(number, None)

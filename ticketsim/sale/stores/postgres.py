@@ -227,7 +227,7 @@ def _answering(seconds: float) -> type[psycopg.Connection[Any]]:
                 return _answer.answer(
                     seconds, functools.partial(super().wait, gen, *args, **kwargs)
                 )
-            except TimeoutError as exc:
+            except _answer.NoAnswer as exc:
                 # Its statement may still be running: the connection is good for nothing,
                 # and a transaction that finds it ended does not try to roll back (which
                 # would wait on it again, and warn on stderr).
