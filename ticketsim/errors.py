@@ -184,3 +184,10 @@ class Conflict(TicketsimError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[Conflict], tuple[str]]:
         return type(self), (self.why,)
+
+
+class SaleEnded(TicketsimError, RuntimeError):
+    """ticketsim ended the sale (an interrupt, a stall) while a buyer that is a thread or
+    an asyncio task was still buying: it stops before it writes. A process is killed
+    instead; a thread cannot be, so it is told, and its history ends as a killed
+    process's does, with a ``lost`` event."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +20,16 @@ from sales import assert_forced_race, assert_protocol, assert_safe_and_live, sal
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core import catalog
+from ticketsim.core import db as dbfile
 from ticketsim.core.catalog import CATALOG, WORLDS
-from ticketsim.core.events import Step
+from ticketsim.core.events import Event, Step
+from ticketsim.core.frozen import field, frozen
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine import worlds
 from ticketsim.engine.tasks import STOP_S
 from ticketsim.errors import ConfigError
+from ticketsim.sale.buyer import Lockstep
 from ticketsim.sale.steps import Pacer
 from ticketsim.sale.tasks import TaskPacer
 
@@ -436,6 +440,95 @@ def test_ctrl_c_ends_a_sale_of_threads_or_tasks_at_once(
     assert "interrupted" in lines[0]
     # Not every buyer's window in turn (a lock, or a loop blocked by each): at most one.
     assert took < window * buyers
+
+
+def _ctrl_c_once_a_buyer_has_read(event: Event) -> None:
+    """A watcher that is Ctrl-C at the first read: it lands while that buyer is in its
+    race window and the others wait behind it (for the lock, the office, the loop, their
+    turn) or have yet to read."""
+    if event.step is Step.READ:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("kind", "strategy", "lockstep"),
+    [
+        ("threads", "none", False),
+        ("threads", "none", True),
+        ("threads", "thread-lock", False),
+        ("threads", "thread-office", False),
+        ("asyncio", "task-none", False),
+        ("asyncio", "task-none", True),
+        ("asyncio", "task-no-await", False),
+        ("asyncio", "task-office", False),
+    ],
+)
+def test_an_interrupted_sale_of_threads_or_tasks_leaves_no_buyer_running(
+    db_path: Path, kind: str, strategy: str, lockstep: bool
+) -> None:
+    """A buyer process is killed; a thread cannot be, and one left in a 10 s window
+    would write its sale into the db after ticketsim had given it back."""
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        sale(
+            db_path,
+            strategy=strategy,
+            worker_kind=kind,
+            buyers=4,
+            tickets=4,
+            delay=10.0,
+            timeout=30.0,
+            lockstep=lockstep,
+            watch=_ctrl_c_once_a_buyer_has_read,
+        )
+    assert set(threading.enumerate()) - before == set()  # nothing left to write later
+    db = dbfile.load(db_path)
+    assert (db.remaining, db.ledger) == (4, ())  # nobody got past the window
+
+
+@frozen
+class _LastHeldBack(Lockstep):
+    """Threading's lockstep, with buyer ``last`` held before its check until the sale
+    is ended: the others read and wait at the barrier for a buyer that never comes."""
+
+    last: int = 0
+    aborted: threading.Event = field(default_factory=threading.Event)
+
+    def before_check(self, number: int, timeout: float) -> None:
+        if number == self.last:
+            self.aborted.wait(timeout)
+
+    def abort(self) -> None:
+        self.aborted.set()
+        super().abort()
+
+
+def _held_back(ctx: BaseContext, config: RunConfig) -> _LastHeldBack:
+    del ctx
+    cell = types.SimpleNamespace(value=1)
+    return _LastHeldBack(
+        threading.Barrier(config.buyers), cell, threading.Condition(), config.buyers
+    )
+
+
+def test_an_interrupt_lets_go_of_buyer_threads_waiting_at_the_lockstep_barrier(
+    db_path: Path,
+) -> None:
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        sale(
+            db_path,
+            strategy="none",
+            worker_kind="threads",
+            buyers=4,
+            tickets=4,
+            delay=1.0,
+            timeout=30.0,
+            pacer=_held_back,
+            watch=_ctrl_c_once_a_buyer_has_read,
+        )
+    assert set(threading.enumerate()) - before == set()
+    assert dbfile.load(db_path).ledger == ()
 
 
 @pytest.mark.parametrize(("kind", "strategy"), [("threads", "none"), ("asyncio", "task-none")])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.engine.crews import Crew
 from ticketsim.sale import _signals
-from ticketsim.sale.tasks import TaskPacer, run_task_buyer
+from ticketsim.sale.tasks import TaskEnding, TaskPacer, run_task_buyer
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -38,6 +38,8 @@ class TaskCrew(Crew):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self._started = threading.Event()
+        #: Set when ticketsim ends the sale early: it cuts a blocking race window short.
+        self.ended = threading.Event()
         #: Set once the parent ends the sale: what the loop meets after that (the gate's
         #: pipe closed under it by a Ctrl-C during the start) is no bug.
         self._ending = False
@@ -46,6 +48,7 @@ class TaskCrew(Crew):
         tools, channel, gate, pacer = args
         if isinstance(pacer, TaskPacer):  # a caller's own (run_sale's pacer=)
             self.pacer = pacer
+        self.pacer = TaskEnding(self.pacer, self.ended)
         self.specs = specs
         thread = threading.Thread(
             target=self._run,
@@ -113,6 +116,7 @@ class TaskCrew(Crew):
             return set()
         thread.join(0.0 if at_once else STOP_S)
         unfinished = {n for n, t in list(self.tasks.items()) if not t.done()}
+        self.ended.set()  # after the count: those it stops were ended by ticketsim
         if thread.is_alive() and loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 for task in list(self.tasks.values()):

@@ -1,7 +1,10 @@
 """Buyers as threads of ticketsim's own process (``--workers threads``).
 
-A thread cannot be killed: one that hangs is given a bounded join, then left behind as
-a daemon thread (it dies with the program), and its buyer's history says it was ended.
+A thread cannot be killed. When the sale ends early (an interrupt, a stall) every buyer
+thread is told (:class:`~ticketsim.sale.threads.Ending`): one in its race window stops
+at once, and none writes after that. One that hangs anyway is given a bounded join,
+then left behind as a daemon thread (it dies with the program), and its buyer's
+history says it was ended.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.engine.crews import Crew
 from ticketsim.sale import _signals
 from ticketsim.sale.buyer import run_buyer
+from ticketsim.sale.steps import Pacer
+from ticketsim.sale.threads import Ending
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -22,6 +27,9 @@ if TYPE_CHECKING:
 
 #: Grace given to the threads to finish once the sale is over.
 JOIN_S: Final = 5.0
+#: Grace given to the threads to stop once they are told the sale ended early: enough
+#: for those that hold a lock to let go of it without writing, and the next to do so.
+ENDING_S: Final = 1.0
 
 
 class ThreadCrew(Crew):
@@ -29,9 +37,13 @@ class ThreadCrew(Crew):
 
     def __init__(self) -> None:
         self.threads: list[threading.Thread] = []
+        #: The buyers' pacer, which tells them when ticketsim ends the sale early.
+        self.pacer = Ending(Pacer(), threading.Event())
 
     def start(self, specs: list[BuyerSpec], args: tuple[Any, ...]) -> None:
         tools: Tools = args[0]
+        self.pacer = Ending(args[-1], threading.Event())
+        args = (*args[:-1], self.pacer)
         # Once, for every thread: they share the process, and what it loads. What fails
         # here fails again in each buyer's first step, where it is recorded.
         with contextlib.suppress(Exception):
@@ -56,10 +68,21 @@ class ThreadCrew(Crew):
         return any(t.is_alive() for n, t in enumerate(self.threads, start=1) if n not in ended)
 
     def end(self, *, at_once: bool) -> set[int]:
-        deadline = time.monotonic() + (0.0 if at_once else JOIN_S)
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        if at_once:
+            # Those still buying are ended by ticketsim, however quickly they then stop.
+            ended = {n for n, t in enumerate(self.threads, start=1) if t.is_alive()}
+            self.pacer.end()
+            _join(self.threads, ENDING_S)
+            return ended
+        _join(self.threads, JOIN_S)
         return {n for n, t in enumerate(self.threads, start=1) if t.is_alive()}
 
     def exit_codes(self) -> tuple[int | None, ...]:
         return ()
+
+
+def _join(threads: list[threading.Thread], seconds: float) -> None:
+    """Join every thread, for ``seconds`` in all."""
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))

@@ -73,6 +73,10 @@ class Lockstep(Pacer):
             self.turn.value = number + 1
             self.changed.notify_all()
 
+    def abort(self) -> None:
+        # Those who wait for their turn to write are let go in turn by the others.
+        self.barrier.abort()
+
 
 #: Where a :class:`Killer` can strike, as its ``plan`` and ``killed`` cells number them.
 KILL_POINTS: Final = {
@@ -286,10 +290,13 @@ def run_buyer(
     except BaseException as exc:
         # The history, not stderr, must say why; nothing may escape a buyer. When the
         # pipe itself is gone, ticketsim has ended the sale (it is refused, interrupted
-        # or dead) and nobody is left to tell.
+        # or dead) and nobody is left to tell; a thread told the sale is over has no
+        # outcome of its own, and ticketsim records how it ended.
         error = exc
-        with contextlib.suppress(OSError):
-            record(Step.ERROR, note=f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
+        if not pacer.stopped():
+            with contextlib.suppress(OSError):
+                note = f"{type(exc).__name__}: {exc}"
+                record(Step.ERROR, note=note, error=type(exc).__name__)
     finally:
         pacer.finished(spec.number, error)
 

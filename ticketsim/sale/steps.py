@@ -56,6 +56,10 @@ class Pacer:
         right after its read, or (with the ticket office) once it has its answer."""
         del number, timeout
 
+    def race_window(self, seconds: float) -> None:
+        """The race window, between deciding and writing: the tutorial's sleep."""
+        time.sleep(seconds)
+
     def done(self, number: int) -> None:
         """Called once the buyer has written, or decided not to."""
         del number
@@ -63,6 +67,15 @@ class Pacer:
     def finished(self, number: int, error: BaseException | None) -> None:
         """Called last, once the buyer has its outcome (or ``error``)."""
         del number, error
+
+    def abort(self) -> None:
+        """Called in the parent when ticketsim ends a sale of threads early: let go of
+        the buyers this pacer keeps waiting (a process is killed instead)."""
+
+    def stopped(self) -> bool:
+        """Whether ticketsim has ended the sale early and told this buyer so (a thread):
+        what it then meets (a lock it gave up on) is not an outcome of its own."""
+        return False
 
 
 def take_ticket(
@@ -87,9 +100,8 @@ def take_ticket(
         if seen.remaining <= 0:
             return None
         if window:
-            # The race window: the tutorial's sleep between deciding and writing. Not
-            # even sleep(0) without one: that gives up the processor, which is a window.
-            time.sleep(window)
+            # Not even sleep(0) without one: that gives up the processor, which is a window.
+            pacer.race_window(window)
         store.sell(seen, Sale(buyer_name(number), seen.seat, pid, time.time()))
         record(Step.WRITE, value=seen.remaining - 1, seat=seen.seat)
         return seen.seat

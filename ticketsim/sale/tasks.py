@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from ticketsim.core.db import Sale
 from ticketsim.core.events import Step, buyer_name
 from ticketsim.core.frozen import field, frozen
-from ticketsim.errors import GuardTimeout
+from ticketsim.errors import GuardTimeout, SaleEnded
 from ticketsim.sale.channel import Channel, StepRecorder
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import AsyncIterator
 
     from ticketsim.core.events import Recorder
@@ -44,6 +45,31 @@ class TaskPacer:
 
     async def done(self, number: int) -> None:
         del number
+
+    def race_window(self, seconds: float) -> None:
+        """A race window that does not await: it blocks the loop, and every task on it."""
+        time.sleep(seconds)
+
+
+@frozen
+class TaskEnding(TaskPacer):
+    """``pacer``'s hooks, with a blocking race window that ends once ``ended`` is set:
+    a task is cancelled when ticketsim ends the sale early, but not while a blocking
+    sleep holds the loop, so that sleep is a wait on ``ended`` instead, and a task that
+    wakes from it to find the sale ended raises :class:`SaleEnded` instead of writing."""
+
+    pacer: TaskPacer
+    ended: threading.Event
+
+    async def after_read(self, number: int, timeout: float) -> None:
+        await self.pacer.after_read(number, timeout)
+
+    async def done(self, number: int) -> None:
+        await self.pacer.done(number)
+
+    def race_window(self, seconds: float) -> None:
+        if self.ended.wait(seconds):
+            raise SaleEnded("ticketsim ended the sale before this buyer wrote")
 
 
 class TaskBarrier:
@@ -110,7 +136,7 @@ async def take_ticket(
                 # run runs in it. That is the lesson, so it is there whatever --delay says.
                 await asyncio.sleep(window)
             elif window:
-                time.sleep(window)  # blocks the loop: no other task runs until it ends
+                pacer.race_window(window)  # blocks the loop: no other task runs until it ends
             store.sell(seen, Sale(buyer_name(number), seen.seat, os.getpid(), time.time()))
             record(Step.WRITE, value=seen.remaining - 1, seat=seen.seat)
             seat = seen.seat
@@ -286,7 +312,7 @@ async def run_task_buyer(
             record(Step.FAIL)
         else:
             record(Step.OK, seat=seat)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, SaleEnded):
         raise  # ticketsim ended the sale: the history says so with a lost event
     except Exception as exc:  # the history, not stderr, must say why
         with contextlib.suppress(OSError):

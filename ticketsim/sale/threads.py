@@ -12,15 +12,74 @@ import threading
 from typing import TYPE_CHECKING
 
 from ticketsim.core.frozen import field, frozen
-from ticketsim.errors import GuardTimeout
-from ticketsim.sale.steps import Tools, take_ticket
+from ticketsim.errors import GuardTimeout, SaleEnded
+from ticketsim.sale.steps import Pacer, Tools, take_ticket
 
 if TYPE_CHECKING:
     from ticketsim.core.events import Recorder
-    from ticketsim.sale.steps import BuyerSpec, Pacer
+    from ticketsim.sale.steps import BuyerSpec
 
-#: A request: the buyer, its pid, its recorder, where its answer goes; ``None`` stops.
-Request = tuple["BuyerSpec", int, "Recorder", "queue.Queue[int | BaseException | None]"]
+#: A request: the buyer, its pid, its recorder, its pacer, where its answer goes;
+#: ``None`` stops.
+Request = tuple["BuyerSpec", int, "Recorder", Pacer, "queue.Queue[int | BaseException | None]"]
+
+
+@frozen
+class Ending(Pacer):
+    """``pacer``'s hooks, for buyer threads that stop once ``ended`` is set.
+
+    A buyer process is killed when ticketsim ends a sale early; a thread cannot be, and
+    one left in its race window would write its sale after the sale was over (and kept
+    a Ctrl-C waiting for it). So the window is a wait on ``ended``, and a buyer that
+    finds it set before its write raises :class:`SaleEnded` instead of writing.
+    """
+
+    pacer: Pacer
+    ended: threading.Event
+
+    def _stop_if_ended(self) -> None:
+        if self.ended.is_set():
+            raise SaleEnded("ticketsim ended the sale before this buyer wrote")
+
+    def before_check(self, number: int, timeout: float) -> None:
+        self._stop_if_ended()
+        self.pacer.before_check(number, timeout)
+
+    def patience(self, timeout: float) -> float:
+        return self.pacer.patience(timeout)
+
+    def after_read(self, number: int, timeout: float) -> None:
+        self._stop_if_ended()
+        try:
+            self.pacer.after_read(number, timeout)
+        except Exception:
+            self._stop_if_ended()  # a wait the end broke (abort): the end is why
+            raise
+        self._stop_if_ended()
+
+    def race_window(self, seconds: float) -> None:
+        if self.ended.wait(seconds):
+            self._stop_if_ended()
+
+    def done(self, number: int) -> None:
+        self.pacer.done(number)
+
+    def finished(self, number: int, error: BaseException | None) -> None:
+        self.pacer.finished(number, error)
+
+    def stopped(self) -> bool:
+        return self.ended.is_set()
+
+    def end(self) -> None:
+        """In the parent: the sale is over early; stop every buyer thread."""
+        self.ended.set()
+        self.pacer.abort()
+
+
+def _writer_hooks(pacer: Pacer) -> Pacer:
+    """The office writer's hooks for one request: none of the asking buyer's own (it
+    runs them itself once answered), but the end of its sale."""
+    return Ending(Pacer(), pacer.ended) if isinstance(pacer, Ending) else Pacer()
 
 
 @frozen
@@ -32,9 +91,11 @@ class ThreadOfficeTools(Tools):
     def serve(self) -> None:
         """The writer thread's loop, until the pill (``None``)."""
         while (request := self.requests.get()) is not None:
-            spec, pid, record, answer = request
+            spec, pid, record, pacer, answer = request
             try:
-                seat = take_ticket(self.store, spec.number, pid, spec.window, record)
+                seat = take_ticket(
+                    self.store, spec.number, pid, spec.window, record, _writer_hooks(pacer)
+                )
             except Exception as exc:  # the buyer's to record
                 answer.put(exc)
             else:
@@ -52,7 +113,7 @@ class ThreadOfficeTools(Tools):
 
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         answer: queue.Queue[int | BaseException | None] = queue.Queue(maxsize=1)
-        self.requests.put((spec, pid, record, answer))
+        self.requests.put((spec, pid, record, pacer, answer))
         try:
             seat = answer.get(timeout=spec.timeout)
         except queue.Empty:
