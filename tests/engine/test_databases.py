@@ -37,7 +37,7 @@ from ticketsim.core.names import StoreKind, StrategyName
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.databases import PLANS, PrivateServers, make_store
 from ticketsim.engine.runner import run_sale
-from ticketsim.errors import ConfigError, StoreError
+from ticketsim.errors import ConfigError, ServerUnavailable, StoreError
 from ticketsim.sale.buyer import Lockstep
 from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import BuyerSpec, GuardedTools, Pacer, Tools
@@ -606,3 +606,84 @@ def test_only_the_keys_a_rehearsal_makes_count_as_ticketsims(key: str, ours: boo
     assert rd.is_rehearsal_key(key) is ours
     made = rd.Keys.rehearsal()
     assert all(rd.is_rehearsal_key(name) for name in made._names())
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script(), "run", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_redis_with_no_room_for_the_buyers_is_refused_before_anything_is_written(
+    db_path: Path,
+) -> None:
+    """Each buyer process holds a connection: on a server whose maxclients cannot take
+    them all, the latecomers would be turned away one by one and the sale end with them
+    unfinished. It is refused before the sale (exit 4, the system refused), the store
+    as it was; a crew of a few processes fits, and sells."""
+    url = SERVERS[StoreKind.REDIS] + "?db=8"
+    with contextlib.closing(rd.connect(url)) as db:
+        db.flushdb()
+        before = db.config_get("maxclients")["maxclients"]
+        try:
+            db.config_set("maxclients", 4)  # this client and 3 more
+            with pytest.raises(ServerUnavailable, match="maxclients is 4") as refused:
+                sale(db_path, strategy="redis-decr", tickets=3, buyers=4, store=url)
+            assert "need 4 at once" in str(refused.value)
+            assert "--pool N" in str(refused.value)
+            assert db.dbsize() == 0  # nothing of the sale was made
+            done = _run_cli("--strategy", "redis-decr", "--buyers", "4", "--store", url,
+                            "--db", str(db_path))  # fmt: skip
+            assert done.returncode == ExitCode.IO_ERROR, done.stderr
+            assert len(done.stderr.splitlines()) == 1
+            assert "3 more can connect" in done.stderr
+            report = build_report(
+                sale(db_path, strategy="redis-decr", tickets=3, buyers=4, pool=2, store=url)
+            )
+            assert report.ok, report.verdict
+            assert report.sold == 3
+        finally:
+            db.config_set("maxclients", before)
+            db.flushdb()
+
+
+@contextlib.contextmanager
+def _limited_role(limit: int) -> Iterator[str]:
+    """A PostgreSQL role that may have ``limit`` connections, and a database of its
+    own: its URL. Both are dropped afterwards."""
+    admin_url = SERVERS[StoreKind.POSTGRES]
+    with contextlib.closing(pg.connect(admin_url)) as admin:
+        admin.execute(f"CREATE ROLE ts_room LOGIN CONNECTION LIMIT {limit}")
+        try:
+            admin.execute("CREATE DATABASE ts_room OWNER ts_room")
+            try:
+                yield admin_url.replace("ticketsim@/postgres", "ts_room@/ts_room")
+            finally:
+                admin.execute("DROP DATABASE ts_room WITH (FORCE)")
+        finally:
+            admin.execute("DROP ROLE ts_room")
+
+
+def test_a_postgres_role_with_no_room_for_the_buyers_is_refused_before_anything_is_written(
+    db_path: Path,
+) -> None:
+    """The role's CONNECTION LIMIT binds as the server's max_connections does."""
+    with _limited_role(3) as url:
+        with pytest.raises(ServerUnavailable, match="role's CONNECTION LIMIT is 3") as refused:
+            sale(db_path, strategy="pg-update", tickets=2, buyers=4, store=url)
+        assert "3 more can connect; this sale's buyers need 4 at once" in str(refused.value)
+        with contextlib.closing(pg.connect(url)) as db:
+            made = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (pg.SCHEMA,))
+            assert made.fetchone() is None  # nothing of the sale was made
+        report = build_report(
+            sale(db_path, strategy="pg-update", tickets=2, buyers=4, pool=2, store=url)
+        )
+        assert report.ok, report.verdict
+        assert report.sold == 2
+        # Full when a buyer connects after all (another client came first): the buyer's
+        # history says what to do, which is not to start the server.
+        with contextlib.ExitStack() as others:
+            for _ in range(3):
+                others.enter_context(contextlib.closing(pg.connect(url)))
+            with pytest.raises(ServerUnavailable, match="raise that limit, lower --buyers"):
+                pg.connect(url)

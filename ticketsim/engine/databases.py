@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from ticketsim.core import paths, stores
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StoreKind, StrategyName
+from ticketsim.errors import ServerUnavailable
 from ticketsim.sale.guards import NoGuard
 from ticketsim.sale.steps import GuardedTools
 from ticketsim.sale.stores import STORES
+from ticketsim.sale.stores.database import NO_ROOM_ADVICE
 
 if TYPE_CHECKING:
     import os
@@ -108,6 +110,20 @@ def user_store(
     elif parsed.kind is StoreKind.SQLITE:
         paths.vet(paths.sqlite(parsed.location))
     return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
+
+
+def require_room(store: DatabaseStore, needed: int, shown: str) -> None:
+    """Refuse (:class:`ServerUnavailable`) a sale on the user's server that has no room
+    for ``needed`` more clients, before anything is written there: its buyers would
+    be turned away one by one as they connect, and the sale end with them unfinished."""
+    room = store.room()
+    if room is not None and room.free < needed:
+        raise ServerUnavailable(
+            shown,
+            f"{room.limit}, so {max(0, room.free)} more can connect; this sale's buyers "
+            f"need {needed} at once",
+            NO_ROOM_ADVICE,
+        )
 
 
 def _server(kind: StoreKind) -> Server[Any]:

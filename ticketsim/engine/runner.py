@@ -158,6 +158,10 @@ def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
 def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
     """The user's store as the sale opens: fresh tickets, or with ``keep``, as it is."""
     store = databases.user_store(config.store or "")
+    if config.strategy in databases.PLANS:  # its buyers connect to it, each on its own
+        databases.require_room(
+            store, config.workers or config.buyers, stores.parse(config.store or "").shown
+        )
     if config.keep:
         initial = store.snapshot()
         problems = check_db(initial)

@@ -16,7 +16,7 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ticketsim.core import db as dbfile
-from ticketsim.core.frozen import replace
+from ticketsim.core.frozen import frozen, replace
 from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale.stores.base import Store
 
@@ -53,6 +53,19 @@ class Purchase(Protocol):
     def lock(self, what: str, take: Callable[[float], bool]) -> None: ...
 
     def unlocked(self) -> None: ...
+
+
+#: What to do when a server has no room for the sale's buyers.
+NO_ROOM_ADVICE = "raise that limit, lower --buyers, or run the buyers on a few processes (--pool N)"
+
+
+@frozen
+class Room:
+    """How many more clients a server lets connect now, and the limit that says so."""
+
+    free: int
+    #: The limit and its use, in words: ``maxclients is 8 and 7 are connected``.
+    limit: str
 
 
 class DatabaseStore(Store):
@@ -106,6 +119,11 @@ class DatabaseStore(Store):
                 self.abandon()
 
     # In the parent, before and after the sale: each opens a connection of its own.
+
+    def room(self) -> Room | None:
+        """How many more clients the server takes now; ``None`` where it does not say
+        (SQLite has no clients to count; a managed server may keep its settings)."""
+        return None
 
     @abstractmethod
     def load(self, initial: TicketDB) -> None:

@@ -20,7 +20,12 @@ from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, GuardTimeout, ServerUnavailable, StoreError
 from ticketsim.sale import _answer
-from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
+from ticketsim.sale.stores.database import (
+    NO_ROOM_ADVICE,
+    DatabaseStore,
+    ProcessConnection,
+    Room,
+)
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
@@ -204,9 +209,10 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
     except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
         raise StoreError(redacted(url), one_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
-        raise ServerUnavailable(
-            redacted(url), one_line(exc), "start it, or check the URL and its credentials"
-        ) from None
+        # Full, the server answers: what to do is not to start it.
+        full = any(words in str(exc) for words in _FULL)
+        advice = NO_ROOM_ADVICE if full else "start it, or check the URL and its credentials"
+        raise ServerUnavailable(redacted(url), one_line(exc), advice) from None
     if answer_s is not None:
         made.shown = redacted(url)  # type: ignore[attr-defined]
     return made
@@ -254,6 +260,30 @@ def one_line(exc: BaseException) -> str:
     """What psycopg says, on one line: libpq says why on one line and what to check on
     the next (``\tIs the server running...``), and both matter."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+#: How the server refuses a connection it has no room for.
+_FULL: Final = ("too many clients", "connection slots are reserved", "too many connections")
+#: The limits on this session's connections: the server's, less the slots kept for
+#: superusers (and, from PostgreSQL 16, for pg_use_reserved_connections); the role's and
+#: the database's CONNECTION LIMIT (-1: none); none of which binds a superuser but the
+#: server's own. And the client connections each limit counts now, this one among them.
+_ROOM: Final = """
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int
+         + CASE WHEN to_regrole('pg_use_reserved_connections') IS NOT NULL
+                 AND pg_has_role(to_regrole('pg_use_reserved_connections'), 'MEMBER')
+                THEN 0
+                ELSE coalesce(current_setting('reserved_connections', true), '0')::int END,
+       r.rolsuper, r.rolconnlimit, d.datconnlimit,
+       count(*) FILTER (WHERE a.backend_type = 'client backend'),
+       count(*) FILTER (WHERE a.backend_type = 'client backend' AND a.usename = current_user),
+       count(*) FILTER (WHERE a.backend_type = 'client backend'
+                          AND a.datname = current_database())
+FROM pg_roles r, pg_database d, pg_stat_activity a
+WHERE r.rolname = current_user AND d.datname = current_database()
+GROUP BY r.rolsuper, r.rolconnlimit, d.datconnlimit
+"""
 
 
 @frozen
@@ -464,6 +494,31 @@ class PostgresStore(DatabaseStore):
                 "use another database; ticketsim never changes someone else's tables",
             )
         return tables
+
+    def room(self) -> Room | None:
+        with contextlib.closing(self._admin()) as db:
+            row = db.execute(_ROOM).fetchone()
+        if row is None:
+            return None
+        most, kept, superuser, role_limit, db_limit, *counts = row
+        # Not this connection, gone before the buyers connect.
+        used, role_used, db_used = (count - 1 for count in counts)
+        if superuser:
+            return Room(
+                most - used, f"max_connections is {most} and {used} other connection(s) are in use"
+            )
+        rooms = [
+            Room(
+                most - kept - used,
+                f"max_connections is {most} ({kept} kept in reserve) and {used} other "
+                "connection(s) are in use",
+            )
+        ]
+        for limit, has, whose in ((role_limit, role_used, "role"), (db_limit, db_used, "database")):
+            if limit >= 0:
+                words = f"the {whose}'s CONNECTION LIMIT is {limit} and {has} other(s) use it"
+                rooms.append(Room(limit - has, words))
+        return min(rooms, key=lambda room: room.free)
 
     def load(self, initial: dbfile.TicketDB) -> None:
         model = model_of(self.plan)

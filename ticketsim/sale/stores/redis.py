@@ -24,7 +24,12 @@ from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
 from ticketsim.errors import Conflict, ServerUnavailable, StoreError
 from ticketsim.sale import _answer
-from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
+from ticketsim.sale.stores.database import (
+    NO_ROOM_ADVICE,
+    DatabaseStore,
+    ProcessConnection,
+    Room,
+)
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
@@ -135,7 +140,12 @@ def connect(url: str) -> Any:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ServerUnavailable(redacted(url), problem(exc), "start it, or check the URL") from None
+        # Full, the server answers: what to do is not to start it.
+        full = "max number of clients" in str(exc)
+        advice = NO_ROOM_ADVICE.replace("that limit", "its maxclients") if full else None
+        raise ServerUnavailable(
+            redacted(url), problem(exc), advice or "start it, or check the URL"
+        ) from None
     return client
 
 
@@ -438,6 +448,18 @@ class RedisStore(DatabaseStore):
                 "use another Redis database (…/1, …/2); ticketsim never changes others' keys",
             )
         return found
+
+    def room(self) -> Room | None:
+        import redis  # noqa: PLC0415 - imported by the connection already
+
+        with contextlib.closing(connect(self.url)) as db:
+            try:
+                limit = int(db.config_get("maxclients")["maxclients"])
+                # Not this client, gone before the buyers connect.
+                used = int(db.info("clients")["connected_clients"]) - 1
+            except (redis.ResponseError, KeyError, ValueError):
+                return None  # CONFIG refused or renamed: a managed server's own business
+        return Room(limit - used, f"maxclients is {limit} and {used} other client(s) are connected")
 
     def load(self, initial: dbfile.TicketDB) -> None:
         with contextlib.closing(connect(self.url)) as db:
