@@ -55,6 +55,18 @@ def test_a_search_cut_short_says_so(tmp_path: Path) -> None:
     assert "were not checked" in done.stdout
 
 
+def test_a_search_within_a_preemption_bound_is_no_proof(tmp_path: Path) -> None:
+    """The buggy shop's serial schedules keep every invariant: with the bound at 0 the
+    search said every schedule did, exit 0, of a buyer that oversells."""
+    done = _ticketsim(
+        tmp_path, "explore", "--buyer", "shop:buy", *WITH, "--preemption-bound", "0", "--json"
+    )
+    assert done.returncode == ExitCode.STALLED, done.stdout + done.stderr
+    said = json.loads(done.stdout)
+    assert (said["complete"], said["bounded"]) == (False, True)
+    assert said["verdict"].startswith("INCOMPLETE: every schedule of shop:buy with at most 0")
+
+
 def test_run_lets_the_buyers_race_freely(tmp_path: Path) -> None:
     done = _ticketsim(tmp_path, "run", "--buyer", "shop:buy_fixed", *WITH, "--json")
     assert done.returncode == ExitCode.OK, done.stdout + done.stderr

@@ -126,9 +126,28 @@ def test_the_reduced_schedules_are_feasible_distinct_and_simplest_first(
 
 
 def test_a_preemption_bound_of_0_leaves_the_serial_order() -> None:
-    assert [str(c) for c in sched.reduced(3, UNGUARDED, preemption_bound=0)] == [
-        "1r 1w 2r 2w 3r 3w"
-    ]
+    made = sched.reduced(3, UNGUARDED, preemption_bound=0)
+    assert [str(c) for c in made] == ["1r 1w 2r 2w 3r 3w"]
+    assert made.bounded  # the other classes were left out
+
+
+@pytest.mark.parametrize(
+    ("model", "bound", "made", "bounded"),
+    [
+        (UNGUARDED, None, 6, False),
+        (UNGUARDED, 1, 4, True),
+        (UNGUARDED, 2, 6, False),
+        (GUARDED, 0, 1, False),
+    ],
+)
+def test_a_bound_that_leaves_classes_out_says_so(
+    model: Model, bound: int | None, made: int, bounded: bool
+) -> None:
+    """Three unlocked buyers' six classes need up to two preemptions; locked ones none."""
+    schedules = sched.reduced(3, model, preemption_bound=bound)
+    assert not schedules.bounded  # known once every schedule within the bound is made
+    assert len(list(schedules)) == made
+    assert schedules.bounded is bounded
 
 
 def test_the_classes_are_made_as_the_search_goes() -> None:

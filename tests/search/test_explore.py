@@ -264,6 +264,33 @@ def invoke(*args: str) -> Result:
     return runner.invoke(app, list(args), catch_exceptions=False, prog_name="ticketsim")
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "complete"),
+    [
+        (["--buyers", "2", "--preemption-bound", "0"], ExitCode.STALLED, False),
+        (["--buyers", "3", "--preemption-bound", "1", "--all"], ExitCode.VIOLATED, False),
+        (["--buyers", "3", "--preemption-bound", "0", "--lock"], ExitCode.OK, True),
+    ],
+    ids=["unlocked-bound-0", "unlocked-bound-1-all", "locked-bound-0"],
+)
+def test_a_preemption_bound_that_left_classes_out_is_no_proof(
+    db_path: Path, args: list[str], code: ExitCode, complete: bool
+) -> None:
+    """The unlocked sale's only serial class keeps every invariant: with the bound at 0,
+    the search that ran it said every class was run and none broke, exit 0. A bound
+    that leaves nothing out (locked buyers never preempt) proves what it says."""
+    result = invoke("explore", *args, "--json", "--db", str(db_path))
+    assert result.exit_code == code, result.stdout
+    found = json.loads(result.stdout)
+    assert (found["complete"], found["bounded"]) == (complete, not complete)
+    said = invoke("explore", *args, "--db", str(db_path)).stdout
+    assert ("Every class of orders was run" in said) is complete
+    if not complete:
+        assert "within --preemption-bound" in " ".join(said.split())
+    if code is ExitCode.STALLED:
+        assert "were left unrun (--preemption-bound)" in " ".join(said.split())
+
+
 def test_replay_json_has_runs_keys_and_reproduces(db_path: Path) -> None:
     result = invoke(
         "replay", "--schedule", "1r 2r 1w 2w", "--repeat", "3", "--json", "--db", str(db_path)

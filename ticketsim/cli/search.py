@@ -200,17 +200,24 @@ def _explore_yours(
     if found.counterexample is not None:
         searched = f"found in schedule {found.runs} played (fewest switches first)"
         reported_yours(mine, race, found.counterexample, json_out, searched=searched)
-    bounded = "" if preemptions is None else f" with at most {preemptions} preemption(s)"
-    said = (
-        f"every schedule of {mine.buyer}{bounded} ({found.runs}) kept every invariant"
-        if found.complete
-        else f"{found.runs} schedules of {mine.buyer} kept every invariant; the search stopped "
-        f"at --max-schedules {max_schedules} before the rest, which were not checked"
-    )
-    code = ExitCode.OK if found.complete else ExitCode.STALLED
+    if not found.complete:
+        said = (
+            f"{found.runs} schedules of {mine.buyer} kept every invariant; the search stopped "
+            f"at --max-schedules {max_schedules} before the rest, which were not checked"
+        )
+    elif found.bounded:
+        said = (
+            f"INCOMPLETE: every schedule of {mine.buyer} with at most {preemptions} "
+            f"preemption(s) ({found.runs}) kept every invariant; those with more were not "
+            "played (--preemption-bound), so nothing is claimed of them"
+        )
+    else:
+        said = f"every schedule of {mine.buyer} ({found.runs}) kept every invariant"
+    complete = found.complete and not found.bounded
+    code = ExitCode.OK if complete else ExitCode.STALLED
     if json_out:
-        output.echo_json({"runs": found.runs, "complete": found.complete, "verdict": said,
-                          "exit_code": int(code)})  # fmt: skip
+        output.echo_json({"runs": found.runs, "complete": complete, "bounded": found.bounded,
+                          "verdict": said, "exit_code": int(code)})  # fmt: skip
     else:
         typer.echo(said)
     raise typer.Exit(int(code))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
@@ -30,7 +31,7 @@ from ticketsim.core.frozen import frozen
 from ticketsim.errors import ScheduleError as ScheduleError  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Sequence
 
     from ticketsim.core.events import Event
 
@@ -234,9 +235,7 @@ def explain_blocked(schedule: Schedule, index: int) -> str:
     )
 
 
-def reduced(
-    buyers: int, model: Model, *, preemption_bound: int | None = None
-) -> Iterator[Schedule]:
+def reduced(buyers: int, model: Model, *, preemption_bound: int | None = None) -> Reduced:
     """One feasible schedule of every class of orders that can end differently, made as
     the search goes (its memory grows with the buyers, not with the orders), fewest
     preemptions first and, among those, the earliest preemption first: the first
@@ -252,15 +251,36 @@ def reduced(
       same thing), the one running, else the lowest. This also puts commuting reads in
       one order only, so each trace is made once.
 
-    With ``preemption_bound`` only the schedules with at most that many preemptions.
+    With ``preemption_bound`` only the schedules with at most that many preemptions;
+    once they are all made, :attr:`Reduced.bounded` says whether it left any out.
     """
-    level = 0
-    while True:
-        search = _Level(buyers, model, level)
-        yield from search.walk(None, 0, None, 0)
-        if not search.pruned or (preemption_bound is not None and level >= preemption_bound):
-            return
-        level += 1
+    return Reduced(buyers, model, preemption_bound)
+
+
+class Reduced(Iterator[Schedule]):
+    """The schedules :func:`reduced` makes, one at a time."""
+
+    def __init__(self, buyers: int, model: Model, preemption_bound: int | None) -> None:
+        self.buyers, self.model, self.preemption_bound = buyers, model, preemption_bound
+        #: Set once every schedule within the bound is made, if the bound left classes
+        #: out: a search that ran them all still did not run every class.
+        self.bounded = False
+        self._made = self._make()
+
+    def __next__(self) -> Schedule:
+        return next(self._made)
+
+    def _make(self) -> Iterator[Schedule]:
+        level = 0
+        while True:
+            search = _Level(self.buyers, self.model, level)
+            yield from search.walk(None, 0, None, 0)
+            if not search.pruned:
+                return
+            if self.preemption_bound is not None and level >= self.preemption_bound:
+                self.bounded = True
+                return
+            level += 1
 
 
 class _Level:

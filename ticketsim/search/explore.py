@@ -199,6 +199,8 @@ class Exploration:
     preemption_bound: int | None
     #: ``max_schedules`` stopped the search before every class was run.
     truncated: bool
+    #: ``preemption_bound`` left classes out: only those within it were run.
+    bounded: bool = False
     #: Schedules that did not run to their end (stalled, or a buyer died), with why:
     #: nothing was checked of them.
     stalled: tuple[str, ...] = ()
@@ -212,8 +214,9 @@ class Exploration:
 
     @property
     def exhausted(self) -> bool:
-        """Whether every class of orders was run (within the preemption bound)."""
-        return not self.truncated and not self.stopped_at_first
+        """Whether every class of orders was run: none left by the first counterexample,
+        ``max_schedules`` or the preemption bound."""
+        return not self.truncated and not self.stopped_at_first and not self.bounded
 
     @property
     def complete(self) -> bool:
@@ -244,6 +247,7 @@ class Exploration:
             "reproduced": self.reproduced,
             "preemption_bound": self.preemption_bound,
             "truncated": self.truncated,
+            "bounded": self.bounded,
             "stopped_at_first": self.stopped_at_first,
             "stalled": list(self.stalled),
             "complete": self.complete,
@@ -289,6 +293,7 @@ def explore(
         elapsed_s=search.elapsed_s,
         preemption_bound=preemption_bound,
         truncated=truncated,
+        bounded=schedules.bounded and not truncated and not search.stopped,
         stalled=tuple(search.stalled),
         stopped_at_first=search.stopped,
         replays=replays if search.found is not None else 0,

@@ -31,8 +31,11 @@ class Explored:
     report: Report | None
     #: Sales played.
     runs: int
-    #: Whether every schedule was played (nothing found then means none breaks one).
+    #: Whether every schedule within the bound of preemptions was played (nothing found
+    #: then means none of those breaks one).
     complete: bool
+    #: Whether the bound of preemptions left schedules out, unplayed.
+    bounded: bool = False
 
 
 def explore(race: Race, *, max_runs: int = 1000, preemptions: int | None = None) -> Explored:
@@ -42,7 +45,7 @@ def explore(race: Race, *, max_runs: int = 1000, preemptions: int | None = None)
     that retries for ever (a lease taken back and forth) has endless schedules, and
     most bugs need one or two preemptions (the bound ``complete`` is then about)."""
     queue: collections.deque[tuple[int, ...]] = collections.deque([()])
-    runs = 0
+    runs, bounded = 0, False
     while queue and runs < max_runs:
         prefix = queue.popleft()
         played = play(race, prefix)
@@ -59,7 +62,9 @@ def explore(race: Race, *, max_runs: int = 1000, preemptions: int | None = None)
                 cost = taken + (1 if turn and _interrupts(played, turn, other) else 0)
                 if preemptions is None or cost <= preemptions:
                     queue.append((*played.order[:turn], other))
-    return Explored(None, None, runs, complete=not queue)
+                else:
+                    bounded = True
+    return Explored(None, None, runs, complete=not queue, bounded=bounded)
 
 
 def _interrupts(played: Played, turn: int, other: int) -> bool:

@@ -242,6 +242,8 @@ def exploration_view(result: Exploration) -> RenderableType:
         ended = "; stopped at --max-schedules with classes left"
     elif result.stopped_at_first:
         ended = "; stopped at the first counterexample (--all runs every class)"
+    elif result.bounded:
+        ended = f"; every class within --preemption-bound {bound}, not every class"
     else:
         ended = "; that is every class"
     searched: list[RenderableType] = [
@@ -271,6 +273,10 @@ def exploration_view(result: Exploration) -> RenderableType:
         unchecked = []
         if result.truncated:
             unchecked.append("classes were left unrun (--max-schedules)")
+        if result.bounded:
+            unchecked.append(
+                f"classes with more than {bound} preemption(s) were left unrun (--preemption-bound)"
+            )
         if result.stalled:
             unchecked.append(f"{len(result.stalled)} schedule(s) did not finish")
         none_found = (
