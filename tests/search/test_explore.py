@@ -381,6 +381,7 @@ def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
         ("explore", ["--tickets", "-1"], "--tickets=-1"),
         ("hunt", ["--depth", "0"], "--depth=0"),
         ("hunt", ["--buyers", "0"], "--buyers=0"),
+        ("hunt", ["--max-examples", "0", "--pct-runs", "0"], "--max-examples=0: with no PCT"),
     ],
     ids=[
         "explore-too-big",
@@ -390,6 +391,7 @@ def test_the_replay_command_explore_prints_reproduces_it(db_path: Path) -> None:
         "negative-tickets",
         "depth-0",
         "no-buyers",
+        "hunt-of-nothing",
     ],
 )
 def test_search_commands_refuse_bad_settings(

@@ -497,6 +497,13 @@ def require_hunt(max_examples: object, pct_runs: object, depth: object, seed: ob
     """What hunt can search: a bounded number of schedules, a PCT depth and its seed."""
     require_int("max_examples", max_examples, 0, MAX_RUNS, "schedules")
     require_int("pct_runs", pct_runs, 0, MAX_RUNS, "schedules")
+    if max_examples == 0 and pct_runs == 0:  # a search of nothing finds nothing: no verdict
+        raise ConfigError(
+            "max_examples",
+            0,
+            "with no PCT runs either, the hunt would run no schedule and check nothing; "
+            "ask for at least 1 of one or the other",
+        )
     require_int("depth", depth, 1, MAX_RUNS, "(a PCT depth)")
     require_seed("seed", seed)
 
