@@ -4,6 +4,7 @@ breaks, and each right answer passes every interleaving (up to the bound)."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from sales import script
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.core.exits import ExitCode
+from ticketsim.engine import yours
 from ticketsim.errors import ConfigError
 from ticketsim.search.exercises import EXERCISES, check_file, exercise
 
@@ -112,5 +114,18 @@ def test_a_file_that_calls_sys_exit_as_it_is_imported_is_the_students_to_fix(
 ) -> None:
     """Its exit would end ticketsim with the student's code, and say nothing."""
     student = _student(tmp_path, "import sys\nsys.exit(9)\n")
-    with pytest.raises(ConfigError, match=r"cannot import it \(SystemExit: 9\)"):
+    with pytest.raises(ConfigError, match=r"cannot import it \(called sys.exit\(9\): return"):
         check_file(1, student)
+
+
+def test_a_file_whose_import_never_returns_is_the_students_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check waited for it for ever, as no other command that imports the user's
+    code does: they give it IMPORT_S (60 s, made 1 here)."""
+    monkeypatch.setattr(yours, "IMPORT_S", 1.0)
+    student = _student(tmp_path, "import time\ntime.sleep(30)\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"cannot import it \(did not return within 1 s"):
+        check_file(1, student)
+    assert time.monotonic() - started < 10

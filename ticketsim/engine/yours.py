@@ -33,6 +33,7 @@ from ticketsim.sale import _answer, _limits, _signals
 from ticketsim.sale.yours import run_yours
 
 if TYPE_CHECKING:
+    import types
     from collections.abc import Callable, Sequence
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
@@ -546,6 +547,13 @@ def _result(race: Race, events: list[Event], final: dbfile.TicketDB | None) -> R
     )
 
 
+def import_theirs(name: str, shown: str, module_name: str) -> types.ModuleType:
+    """Import the user's module ``module_name`` as :func:`_theirs` runs their code:
+    bounded by :data:`IMPORT_S`, what it raises or exits with a :class:`ConfigError`
+    that names ``name`` as ``shown``."""
+    return _theirs(name, shown, functools.partial(importlib.import_module, module_name), IMPORT_S)
+
+
 def load_function(name: str, spec: str) -> Callable[..., Any]:
     """The function ``spec`` names (``package.module:function``), imported as ``python
     -m`` would from the current folder; :class:`ConfigError` says what is wrong."""
@@ -561,9 +569,7 @@ def load_function(name: str, spec: str) -> Callable[..., Any]:
     if "" not in sys.path and here not in sys.path:
         sys.path.insert(0, here)  # as `python -m` does, and so do spawned buyers
     try:
-        module = _theirs(
-            name, spec, functools.partial(importlib.import_module, module_name), IMPORT_S
-        )
+        module = import_theirs(name, spec, module_name)
     except ConfigError as exc:  # its own import errors, they are the user's
         raise ConfigError(name, spec, f"cannot import {module_name!r} ({exc.advice})") from None
     finally:
