@@ -944,3 +944,32 @@ def test_a_sqlite_store_the_machine_will_not_let_be_made_is_exit_4_not_an_intern
     made_not = r"could not be made \(Too many open files\); check the disk"
     with pytest.raises(errors.SystemRefused, match=made_not):
         store.load(dbfile.TicketDB.fresh(3))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--delay", "0"],
+        ["replay", "--schedule", "1r 1w"],
+        ["explore", "--buyers", "1"],
+        ["hunt", "--buyers", "1", "--max-examples", "1", "--pct-runs", "0"],
+        ["compare", "--delay", "0"],
+    ],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_the_sqlite_file_beside_the_db_is_the_one_named_when_it_cannot_be_used(
+    tmp_path: Path, command: list[str], kind: str
+) -> None:
+    """A SQLite strategy sells from a file beside the db: when that is a FIFO or a
+    folder, explore, hunt and compare named the db (which did not exist) instead."""
+    db, beside = tmp_path / "tickets.json", tmp_path / "tickets.sqlite"
+    if kind == "fifo":
+        os.mkfifo(beside)
+    else:
+        beside.mkdir()
+    result = invoke(*command, "--strategy", "sqlite-naive", "--db", str(db), "--timeout", "5")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"ticketsim: error: --store={beside}: is a ")
+    assert len(result.stderr.splitlines()) == 1
+    assert not db.exists()

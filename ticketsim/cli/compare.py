@@ -22,7 +22,7 @@ from ticketsim.cli.options import (
     start_method_of,
 )
 from ticketsim.cli.root import command
-from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.names import DEFAULT_DB
 
 
 @command(
@@ -63,8 +63,9 @@ def compare_strategies(
         raise BadInput("--json and --csv both print the table; give one of them")
     if plot is not None and plot.suffix.lower() != ".svg":
         raise BadInput(f"--plot={plot}: give a .svg path")
-    filelock = not strategy or StrategyName.FILELOCK in strategy
-    paths.vet(paths.db(db, lock=filelock), paths.output("--plot", plot))
+    named = [s.value for s in strategy] if strategy else None
+    compared = comparing.strategy_names(named, store)
+    paths.vet(*paths.of_sales(db, compared, store=store), paths.output("--plot", plot))
     chosen = seed if seed is not None else random.SystemRandom().randrange(2**32)
     base = settings.RunConfig(
         buyers=buyers, tickets=tickets, delay=delay, seed=chosen, db_path=db,
@@ -77,7 +78,7 @@ def compare_strategies(
         base = dataclasses.replace(
             base, store=store, strategy=stores.NAIVE[stores.parse(store).kind]
         )
-    rows = comparing.compare(base, [s.value for s in strategy] if strategy else None)
+    rows = comparing.compare(base, named)
     title = f"{buyers} buyers, {tickets} tickets, delay {delay:g} s, seed {chosen}"
     if json_out:
         output.echo_json({"seed": chosen, "rows": [r.to_json() for r in rows]})

@@ -58,7 +58,7 @@ from ticketsim.cli.yours import (
     refuse_others,
     reported_yours,
 )
-from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
+from ticketsim.core.names import DEFAULT_DB, WorkerKind
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -278,17 +278,10 @@ def _vet(
     db: Path, strategy: str, outputs: Outputs, *, keep: bool = False, store: str | None = None
 ) -> None:
     """Refuse the paths of a sale before it starts (a ``PathError``)."""
-    from ticketsim.core import paths, stores  # noqa: PLC0415 - start-up time
+    from ticketsim.core import paths  # noqa: PLC0415 - start-up time
 
-    sqlite = stores.sqlite_file(store, strategy, db)
-    if store is None:  # with --store the db file is not used: not vetted, nor made
-        the_db = paths.db(db, keep=keep, lock=strategy == StrategyName.FILELOCK)
-        # A SQLite strategy's copy goes beside the db, in the folder the db may make.
-        stored = [the_db, paths.sqlite(sqlite, make_folder=the_db.make_folder)]
-    else:
-        stored = [paths.sqlite(sqlite)]
     paths.vet(
-        *stored,
+        *paths.of_sales(db, [strategy], keep=keep, store=store),
         paths.output("--history", outputs.history),
         paths.output("--timeline", outputs.timeline),
     )

@@ -282,7 +282,7 @@ def _searched(
     from ticketsim.core import paths  # noqa: PLC0415 - start-up time
 
     chosen = strategy_of(sale.strategy, sale.lock)
-    paths.vet(paths.db(sale.db, lock=chosen == StrategyName.FILELOCK))
+    paths.vet(*paths.of_sales(sale.db, [chosen]))
     check()
     scenario = scenario_of(
         chosen, sale.buyers, sale.tickets, sale.db, sale.start_method, sale.timeout

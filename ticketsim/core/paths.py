@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ticketsim.core._files import (
     kind,
@@ -29,9 +29,12 @@ from ticketsim.core._files import (
     temp_prefix,
 )
 from ticketsim.core.frozen import frozen
-from ticketsim.core.names import DEFAULT_DB
-from ticketsim.core.stores import SQLITE_SIDES
+from ticketsim.core.names import DEFAULT_DB, StrategyName
+from ticketsim.core.stores import SQLITE_SIDES, sqlite_file
 from ticketsim.errors import PathError, SystemRefused
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: What each way of not reaching a path means, and what to do about it.
 _UNREACHABLE: Final = {
@@ -117,6 +120,28 @@ def db(
         db=True,
         lock=lock,
     )
+
+
+def of_sales(
+    path: str | os.PathLike[str],
+    strategies: Iterable[str],
+    *,
+    keep: bool = False,
+    store: str | None = None,
+) -> list[Use]:
+    """What the sales of ``strategies`` on db ``path`` write: the db (not with the
+    user's ``store``, which is the record instead), and the SQLite file each SQLite
+    strategy sells from (beside the db, in the folder the db may make)."""
+    strategies = list(strategies)
+    uses = []
+    make_folder = False
+    if store is None:
+        the_db = db(path, keep=keep, lock=StrategyName.FILELOCK in strategies)
+        uses.append(the_db)
+        make_folder = the_db.make_folder
+    files = {sqlite_file(store, strategy, path) for strategy in strategies}
+    uses += [sqlite(file, make_folder=make_folder) for file in sorted(files, key=str) if file]
+    return uses
 
 
 def output(option: str, path: str | os.PathLike[str] | None) -> Use:

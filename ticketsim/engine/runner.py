@@ -125,15 +125,13 @@ def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
     if config.store is not None:
         return None  # the user's store: vetted by its own load, before it writes
     path = config.db_path
-    uses = [paths.db(path, keep=config.keep, lock=config.strategy == "filelock")]
-    beside = stores.sqlite_file(None, config.strategy, path)
-    if beside is not None:  # a SQLite strategy's copy, beside the db
-        uses.append(paths.sqlite(beside, make_folder=True))
     try:
-        paths.vet(*uses)
+        paths.vet(*paths.of_sales(path, [config.strategy], keep=config.keep))
     except PathError as exc:
+        if exc.option != "--db":
+            raise  # the SQLite file beside it, named as such
         raise DbError(config.db, exc.problem, exc.advice) from None
-    if beside is not None:
+    if stores.sqlite_file(None, config.strategy, path) is not None:
         databases.vet_sqlite_beside(path)
     if not config.keep:
         return None

@@ -84,7 +84,7 @@ class Row:
 COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Row))
 
 
-def _names(wanted: Sequence[str] | None, store: str | None = None) -> list[str]:
+def strategy_names(wanted: Sequence[str] | None, store: str | None = None) -> list[str]:
     """The strategies to run, by their command-line names; ConfigError for a bad list.
     None: the db file's, or with ``store`` (a ``--store`` URL), that store's."""
     if wanted is None:
@@ -126,7 +126,7 @@ def compare(
     schedule it cannot follow) raise :class:`ConfigError`, and a file a strategy could
     not use (:func:`~ticketsim.engine.runner.vet_db`) its error, and nothing runs.
     """
-    names = _names(strategies, base.store)
+    names = strategy_names(strategies, base.store)
     if base.keep:
         raise ConfigError(
             "keep", True, "each strategy must sell the same fresh tickets; drop --keep"
