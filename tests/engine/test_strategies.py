@@ -20,6 +20,7 @@ from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.db import Sale, TicketDB, load, write_atomic
+from ticketsim.core.events import Step
 from ticketsim.core.names import StoreKind
 
 if TYPE_CHECKING:
@@ -171,3 +172,25 @@ def test_a_safe_strategy_sells_the_free_seats_of_a_db_with_holes(
     final = load(db_path)
     assert sorted(s.seat for s in final.ledger) == [1, 2, 3, 4, 5]
     assert final.remaining == 0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kind"), [("office", "processes"), ("thread-office", "threads")]
+)
+def test_a_buyer_that_stops_waiting_for_the_office_is_sold_nothing_behind_its_back(
+    db_path: Path, strategy: str, kind: str
+) -> None:
+    """The office serves one request at a time: of 12 buyers whose windows last at
+    least 0.25 s each, the last cannot be answered within their patience (2 s), and
+    give up. The office went on to sell to them as the sale ended: the db held sales
+    that neither the history nor the report showed."""
+    result = sale(
+        db_path, strategy=strategy, worker_kind=kind, buyers=12, tickets=12, delay=0.25,
+        timeout=1.0,
+    )  # fmt: skip
+    report = build_report(result)
+    gave_up = [e for e in result.history if e.step is Step.ERROR]
+    assert gave_up  # the race against their patience is not run: it cannot be won
+    assert all("ticket office's answer" in (e.note or "") for e in gave_up)
+    writes = [e for e in result.history if e.step is Step.WRITE]
+    assert len(load(db_path).ledger) == len(writes) == report.sold == 12 - len(gave_up)

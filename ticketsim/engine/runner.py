@@ -30,7 +30,7 @@ from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
 from ticketsim.engine.crews import crew_for
 from ticketsim.errors import DbError, PathError, StoreError
-from ticketsim.sale import _limits, _scratch
+from ticketsim.sale import _limits, _scratch, _signals
 from ticketsim.sale.buyer import (
     BLOCKED,
     GONE,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ticketsim.core.names import StoreKind
     from ticketsim.engine.crews import Crew
     from ticketsim.engine.strategies import Strategy
+    from ticketsim.sale.steps import Tools
 
 __all__ = [
     "BUYER_PATIENCE",
@@ -317,7 +318,7 @@ def run_sale(
             interrupted = exc
             raise
         finally:
-            sale.end(interrupted)
+            sale.end(interrupted, tools)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
             tools.store.write_back(config.db, initial, sale.inbox.history)
     return sale.result(strategy.info, tools.store.final(config.db))
@@ -405,11 +406,17 @@ class _Sale:
         if driver is not None:
             driver.stop()
 
-    def end(self, interrupted: BaseException | None) -> None:
-        """End every process (at once if the sale did not end by itself), keep their last
-        words, and give each buyer whose history has no ending a ``lost`` one."""
+    def end(self, interrupted: BaseException | None, tools: Tools) -> None:
+        """End every process (at once if the sale did not end by itself), then what
+        works on their behalf; keep their last words, and give each buyer whose history
+        has no ending a ``lost`` one."""
         self.gate.end()  # the buyers' processes that wait for it go
-        ended = self.crew.end(at_once=interrupted is not None or self.stalled is not None)
+        # A second Ctrl-C must not cut this short: what it skipped would go on selling.
+        # It lands once the buyers are ended, which takes a second or two at most.
+        with _signals.held() if interrupted is not None else contextlib.nullcontext():
+            ended = self.crew.end(at_once=interrupted is not None or self.stalled is not None)
+            # An interrupted sale reports nothing: its office is not waited for.
+            tools.end_sale(0.0 if interrupted is not None else self.config.timeout)
         self.inbox.drain()
         why = "the run was interrupted" if interrupted else (self.stalled or "the sale ended")
         history = self.inbox.history

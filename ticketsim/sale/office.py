@@ -32,6 +32,11 @@ PENDING: Final = -1
 SOLD_OUT: Final = 0
 FAILED: Final = -2
 WRITE_FAILED: Final = -3
+#: Not replies but where a request stands: its buyer stopped waiting before the office
+#: took it up (or the sale is over), so the office does not serve it; the office is
+#: serving it, and the buyer waits for its answer.
+GAVE_UP: Final = -4
+SERVING: Final = -5
 
 
 #: A request on the office's pipe: buyer number (0: the poison pill), pid, race window.
@@ -68,10 +73,22 @@ class OfficeClient:
         os.write(self.requests.fileno(), _REQUEST.pack(number, pid, window))
 
     def receive(self, number: int, timeout: float) -> int | None:
-        """Wait for the office's answer: the seat sold, or ``None`` when sold out."""
+        """Wait for the office's answer: the seat sold, or ``None`` when sold out.
+
+        A buyer that stops waiting before the office took up its request leaves it
+        unserved: served later, its sale would be one its history never shows. One the
+        office is serving is waited for once more: it ends within its race window."""
+
+        def answered() -> bool:
+            return self.replies[number] not in (PENDING, SERVING)
+
         with self.answered:
-            if not self.answered.wait_for(lambda: self.replies[number] != PENDING, timeout):
-                raise GuardTimeout("ticket office's answer", timeout)
+            if not self.answered.wait_for(answered, timeout):
+                if self.replies[number] == PENDING:
+                    self.replies[number] = GAVE_UP
+                    raise GuardTimeout("ticket office's answer", timeout)
+                if not self.answered.wait_for(answered, timeout):
+                    raise GuardTimeout("ticket office's answer", timeout)
         reply: int = self.replies[number]
         if reply == WRITE_FAILED:
             # The buyer was not sold a ticket; the history's leave says why the write failed.
@@ -79,6 +96,21 @@ class OfficeClient:
         if reply == FAILED:
             raise RuntimeError("the ticket office could not serve this request")
         return None if reply == SOLD_OUT else reply
+
+    def close(self, timeout: float) -> None:
+        """In the parent, once every buyer has ended: no request still waiting is served,
+        and the one being served is waited for (``timeout`` at most), so that nothing
+        is sold after the history is read. A buyer killed holding the answers' lock
+        holds up the office as well: then there is nothing to stop."""
+        if not self.answered.acquire(timeout=timeout):
+            return
+        try:
+            for number in range(len(self.replies)):
+                if self.replies[number] == PENDING:
+                    self.replies[number] = GAVE_UP
+            self.answered.wait_for(lambda: SERVING not in self.replies[:], timeout)
+        finally:
+            self.answered.release()
 
 
 @frozen
@@ -91,6 +123,9 @@ class OfficeTools(Tools):
         # The office buys on the sale's own store, whatever store this buyer holds: a
         # rehearsal through it would be a sale.
         del spec, pid
+
+    def end_sale(self, timeout: float) -> None:
+        self.client.close(timeout)
 
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         record(Step.WAIT)  # queued at the office
@@ -135,6 +170,10 @@ def run_office(
     _signals.as_child()  # as for buyers: the parent ends the office, not a Ctrl-C mid-write
     store, pid = FileStore(db_path), os.getpid()
     for number, buyer_pid, window in _requests(requests, timeout):
+        with answered:
+            if replies[number] == GAVE_UP:
+                continue  # its buyer is not waiting: sold, it would be a sale nobody saw
+            replies[number] = SERVING
         record = StepRecorder(channel, number, pid)
         record(Step.ENTER)
         note = None

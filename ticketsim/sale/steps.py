@@ -149,6 +149,12 @@ class Tools(ABC):
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         """Buy one ticket for buyer ``spec``: the seat sold, or ``None`` if none was left."""
 
+    def end_sale(self, timeout: float) -> None:
+        """In the parent, once every buyer has ended and before the history is read:
+        stop what still works on the buyers' behalf (a ticket office's queue), so that
+        nothing is sold that the history does not show; waits ``timeout`` at most."""
+        del timeout
+
 
 @frozen
 class GuardedTools(Tools):

@@ -218,6 +218,11 @@ class TaskTools(ABC):
         """Coroutines to run beside the buyers for the sale (the office's writer)."""
         return ()
 
+    def end_sale(self, timeout: float) -> None:
+        """As :meth:`ticketsim.sale.steps.Tools.end_sale`: a task office's writer is a
+        task, ended with the buyers."""
+        del timeout
+
     @abstractmethod
     async def purchase(self, spec: BuyerSpec, record: Recorder, pacer: TaskPacer) -> int | None: ...
 
