@@ -28,10 +28,11 @@ from ticketsim.core.names import WorkerKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine import worlds
 from ticketsim.engine.tasks import STOP_S
-from ticketsim.errors import ConfigError
+from ticketsim.errors import ConfigError, SaleEnded
 from ticketsim.sale.buyer import Lockstep
 from ticketsim.sale.steps import Pacer
-from ticketsim.sale.tasks import TaskPacer
+from ticketsim.sale.stores import FileStore
+from ticketsim.sale.tasks import TaskEnding, TaskPacer, take_ticket
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -484,6 +485,51 @@ def test_an_interrupted_sale_of_threads_or_tasks_leaves_no_buyer_running(
     assert set(threading.enumerate()) - before == set()  # nothing left to write later
     db = dbfile.load(db_path)
     assert (db.remaining, db.ledger) == (4, ())  # nobody got past the window
+
+
+def test_a_thousand_tasks_woken_as_the_sale_ends_record_nothing_more(db_path: Path) -> None:
+    """Ctrl-C while the first of 1,000 no-await tasks blocks the loop in its window: each
+    task the loop then ran recorded its check and read before its window stopped it,
+    and 2,000 events filled the pipe nobody was reading while ticketsim waited for the
+    loop (5 s, then left it running)."""
+    before = set(threading.enumerate())
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sale(
+            db_path,
+            strategy="task-no-await",
+            worker_kind="asyncio",
+            buyers=1000,
+            tickets=1000,
+            delay=10.0,
+            timeout=30.0,
+            watch=_ctrl_c_once_a_buyer_has_read,
+        )
+    assert set(threading.enumerate()) - before == set()
+    assert time.monotonic() - started < STOP_S
+    assert dbfile.load(db_path).ledger == ()
+
+
+def test_a_task_told_the_sale_ended_in_its_awaited_window_does_not_write(
+    db_path: Path,
+) -> None:
+    """Not cancelled, as when a cancel was lost (asyncio.wait_for in 3.11 returns a lock
+    granted in the same turn): it looks for itself before it writes."""
+    dbfile.write_atomic(db_path, dbfile.TicketDB.fresh(1))
+    ended = threading.Event()
+    pacer = TaskEnding(TaskPacer(), ended)
+
+    async def buy() -> None:
+        asyncio.get_running_loop().call_later(0.05, ended.set)
+        await take_ticket(FileStore(str(db_path)), 1, 0.5, _nothing, pacer, 5.0, yields=True)
+
+    with pytest.raises(SaleEnded):
+        asyncio.run(buy())
+    assert dbfile.load(db_path).ledger == ()
+
+
+def _nothing(*args: object, **kwargs: object) -> None:
+    del args, kwargs
 
 
 @frozen

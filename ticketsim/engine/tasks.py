@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.engine.crews import Crew
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 #: How long ending the loop may take once its tasks are told to stop.
 STOP_S: Final = 5.0
+#: How often the tasks still running are cancelled again meanwhile.
+CANCEL_AGAIN_S: Final = 0.1
 
 
 class TaskCrew(Crew):
@@ -117,12 +120,15 @@ class TaskCrew(Crew):
         thread.join(0.0 if at_once else STOP_S)
         unfinished = {n for n, t in list(self.tasks.items()) if not t.done()}
         self.ended.set()  # after the count: those it stops were ended by ticketsim
-        if thread.is_alive() and loop is not None:
+        deadline = time.monotonic() + STOP_S
+        while thread.is_alive() and loop is not None and time.monotonic() < deadline:
+            # Again and again: a cancel can be lost (asyncio.wait_for in 3.11 returns a
+            # lock granted in the same turn). A task blocking the loop delays them all.
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 for task in list(self.tasks.values()):
-                    loop.call_soon_threadsafe(task.cancel)
-            # A task blocking the loop (a blocking sleep) delays the cancellation: bounded.
-            thread.join(STOP_S)
+                    if not task.done():
+                        loop.call_soon_threadsafe(task.cancel)
+            thread.join(CANCEL_AGAIN_S)
         return unfinished
 
     def exit_codes(self) -> tuple[int | None, ...]:

@@ -50,6 +50,9 @@ class TaskPacer:
         """A race window that does not await: it blocks the loop, and every task on it."""
         time.sleep(seconds)
 
+    def stop_if_ended(self) -> None:
+        """Raise :class:`SaleEnded` if ticketsim has ended the sale (this one never does)."""
+
 
 @frozen
 class TaskEnding(TaskPacer):
@@ -68,7 +71,13 @@ class TaskEnding(TaskPacer):
         await self.pacer.done(number)
 
     def race_window(self, seconds: float) -> None:
-        if self.ended.wait(seconds):
+        self.ended.wait(seconds)
+        self.stop_if_ended()
+
+    def stop_if_ended(self) -> None:
+        # A cancel can be lost (asyncio.wait_for in 3.11 returns a lock granted in the
+        # same turn), and tasks woken before it run first: each looks for itself.
+        if self.ended.is_set():
             raise SaleEnded("ticketsim ended the sale before this buyer wrote")
 
 
@@ -124,6 +133,7 @@ async def take_ticket(
 ) -> int | None:
     """Read, decide, wait out the race window, write; with ``yields`` the window is
     awaited (other tasks run in it), without, it is a blocking sleep (nothing runs)."""
+    pacer.stop_if_ended()
     seen = store.read(record)
     record(Step.READ, value=seen.remaining)
     try:
@@ -137,6 +147,7 @@ async def take_ticket(
                 await asyncio.sleep(window)
             elif window:
                 pacer.race_window(window)  # blocks the loop: no other task runs until it ends
+            pacer.stop_if_ended()
             store.sell(seen, Sale(buyer_name(number), seen.seat, os.getpid(), time.time()))
             record(Step.WRITE, value=seen.remaining - 1, seat=seen.seat)
             seat = seen.seat
@@ -311,6 +322,7 @@ async def run_task_buyer(
         except asyncio.TimeoutError:
             record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
             return
+        pacer.stop_if_ended()
         record(Step.CHECK, value=tools.store.peek(record))
         seat = await tools.purchase(spec, record, pacer)
         if seat is None:
