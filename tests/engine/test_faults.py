@@ -41,6 +41,8 @@ from ticketsim.core.names import StoreKind
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.engine.strategies import STRATEGIES
+from ticketsim.errors import ConfigError
+from ticketsim.sale.steps import Pacer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -675,3 +677,36 @@ def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strat
     assert 1 in {int(s.buyer.split("-")[1]) for s in result.final.ledger}  # its sale stands
     # It died before it removed the old db its write swapped out: the run did.
     assert not [p.name for p in db_path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+class _HangAfterWrite(Pacer):
+    """Buyer 1 hangs once it has written its sale, before it is told the outcome."""
+
+    def done(self, number: int) -> None:
+        if number == 1:
+            time.sleep(60)  # the stall guard ends it long before
+
+
+def test_a_stalled_buyer_that_wrote_its_sale_is_not_said_never_to_have_bought(
+    db_path: Path,
+) -> None:
+    result = sale(
+        db_path, strategy="lock", buyers=1, tickets=1, timeout=1.0,
+        pacer=lambda ctx, config: _HangAfterWrite(),
+    )  # fmt: skip
+    report = build_report(result)
+    assert result.stalled is not None
+    assert report.verdict.endswith(
+        "; 0 buyer(s) never got to buy, 1 wrote a sale and were never told its outcome"
+    ), report.verdict
+    assert report.wrote_unanswered == ("buyer-1",)
+
+
+def test_lockstep_task_no_await_buyers_whose_windows_outlast_the_timeout_are_refused() -> None:
+    """Their windows block the loop one after another, and none is told its outcome
+    before all have had theirs: the sale could only stall, said as no progress."""
+    with pytest.raises(ConfigError, match=r"^timeout=1\.0: with --lockstep, task-no-await"):
+        RunConfig(strategy="task-no-await", worker_kind="asyncio", lockstep=True,
+                  buyers=15, tickets=15, delay=0.1, timeout=1.0)  # fmt: skip
+    RunConfig(strategy="task-no-await", worker_kind="asyncio", lockstep=True,
+              buyers=15, tickets=15, delay=0.1, timeout=3.0)  # fmt: skip

@@ -111,6 +111,9 @@ class Report:
     #: The system under test a history of another program names (``strategy`` is then
     #: ``none``, a stand-in).
     system: str | None = None
+    #: Buyers that wrote a sale and were never told its outcome (a stall caught them
+    #: after their write): they did get to buy.
+    wrote_unanswered: tuple[str, ...] = ()
 
     @property
     def survivors(self) -> int:
@@ -167,8 +170,13 @@ class Report:
         """The verdict of a sale that did not run to its end: what is known, no more."""
         planned = self._planned()
         if self.stalled is not None:
-            never = self.unfinished - len(self.killed_on_purpose) - len(self.cut_off)
-            return f"STALLED: {self.stalled}{planned}; {never} buyer(s) never got to buy"
+            stopped = {*self.killed_on_purpose, *self.cut_off}
+            wrote = [name for name in self.wrote_unanswered if name not in stopped]
+            never = self.unfinished - len(stopped) - len(wrote)
+            verdict = f"STALLED: {self.stalled}{planned}; {never} buyer(s) never got to buy"
+            if wrote:
+                verdict += f", {len(wrote)} wrote a sale and were never told its outcome"
+            return verdict
         if self.survivors == 0:
             return (
                 f"INCOMPLETE: all {self.buyers} buyer(s) were killed on purpose "
@@ -385,6 +393,13 @@ def build_report(result: RunResult) -> Report:
         system=result.system,
         cut_off=tuple(
             dict.fromkeys(e.name for e in history if e.error == CUT_OFF_ON_PURPOSE and planned(e))
+        ),
+        wrote_unanswered=tuple(
+            dict.fromkeys(
+                e.name
+                for e in history
+                if e.step is Step.WRITE and outcome.get(e.buyer) not in (Step.OK, Step.FAIL)
+            )
         ),
     )
 

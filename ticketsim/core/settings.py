@@ -17,7 +17,7 @@ from ticketsim.core import catalog, schedule, stores
 from ticketsim.core import hosts as host_specs
 from ticketsim.core._values import seconds, unicode_text
 from ticketsim.core.frozen import frozen
-from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind
+from ticketsim.core.names import DEFAULT_DB, StrategyName, WorkerKind, WorldName
 from ticketsim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -155,6 +155,16 @@ class RunConfig:
                 f"under {self.strategy!r} a buyer that finds every free seat locked waits for "
                 "the others to write, so not every buyer can read before any writes; give at "
                 "least as many --tickets as --buyers",
+            )
+        longest = self.buyers * self.delay * (1 + JITTER)
+        if self.lockstep and self.strategy == WorldName.TASK_NO_AWAIT and self.timeout <= longest:
+            raise ConfigError(
+                "timeout",
+                self.timeout,
+                "with --lockstep, task-no-await's windows block the event loop one after "
+                f"another, and no buyer is told its outcome before all {self.buyers} have had "
+                f"theirs (up to {longest:g} s); raise --timeout above that, or lower --delay "
+                "or --buyers",
             )
         self._check_faults_and_forcing()
         self._check_hosts()
