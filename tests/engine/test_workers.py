@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sales import assert_forced_race, assert_protocol, assert_safe_and_live, sale
+from sales import assert_forced_race, assert_protocol, assert_safe_and_live, sale, script
 
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
@@ -352,6 +352,36 @@ def test_what_drives_buyer_processes_is_refused_with_threads_and_tasks(
     strategy = "thread-lock" if kind == "threads" else "task-lock"
     with pytest.raises(ConfigError, match=f"{flag} drives buyer processes"):
         RunConfig(strategy=strategy, worker_kind=kind, buyers=2, **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_a_store_with_threads_or_tasks_is_refused_as_such_whatever_the_strategy(
+    kind: str, tmp_path: Path
+) -> None:
+    """Refused for its strategy first, a store's strategy said to use a thread one, and a
+    thread one said not to sell on the store: each message sent the user to the other."""
+    with pytest.raises(ConfigError, match="--store drives buyer processes"):
+        RunConfig(strategy="redis-naive", worker_kind=kind, store="redis://localhost/0")
+    db = tmp_path / "t.json"
+    for strategy in ([], ["--strategy", "thread-lock" if kind == "threads" else "task-lock"]):
+        done = subprocess.run(
+            [script(), "run", "--workers", kind, "--store", "redis", *strategy, "--db", str(db)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"ticketsim: error: --store=redis: a store's buyers are processes, and --workers "
+            f"{kind} run in ticketsim's own process; drop --store, or drop --workers\n"
+        )
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("kind", [WorkerKind.THREADS, WorkerKind.ASYNCIO])
+def test_a_database_strategy_with_threads_or_tasks_is_refused_for_what_it_is(
+    kind: WorkerKind,
+) -> None:
+    with pytest.raises(ConfigError, match="pg-naive sells on a database, each buyer a process"):
+        RunConfig(strategy="pg-naive", worker_kind=kind.value)
 
 
 def test_an_unknown_kind_of_worker_is_refused() -> None:

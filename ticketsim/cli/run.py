@@ -146,6 +146,12 @@ def run(
         reported_yours(mine, race, engine.play(race, None), json_out, history=history, free=True)
 
     outputs = Outputs(json_out, history, timeline, show_timeline)
+    if store is not None and workers is not WorkerKind.PROCESSES:
+        # First: what a store's strategies would say points at strategies of processes.
+        raise BadInput(
+            f"--store={store}: a store's buyers are processes, and --workers {workers.value} "
+            "run in ticketsim's own process; drop --store, or drop --workers"
+        )
     chosen = store_strategy_of(run_strategy_of(strategy), lock, store)
     if store is not None and store.lower() == store and store in _OWN_STORES:
         store = None  # ticketsim's own: the strategy says which, and it starts it

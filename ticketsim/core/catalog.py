@@ -649,6 +649,8 @@ def refusal(name: str, workers: WorkerKind) -> str | None:
     why = _WHY[workers]
     if name in WORLDS.keys() and workers is not WorkerKind.PROCESSES:  # noqa: SIM118 - str keys
         why = f"is not made for {workers.value}"
+    elif info(name).store is not StoreKind.FILE:
+        why = "sells on a database, each buyer a process with a connection of its own"
     return f"--strategy {name} {why}; with --workers {workers.value} use --strategy {instead}"
 
 

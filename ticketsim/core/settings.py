@@ -178,11 +178,15 @@ class RunConfig:
         if self.worker_kind not in {kind.value for kind in WorkerKind}:
             choices = ", ".join(kind.value for kind in WorkerKind)
             raise ConfigError("workers", self.worker_kind, f"choose one of {choices}")
+        if self.kind is not WorkerKind.PROCESSES:
+            self._check_in_process()
+        # After the flags: a store's strategy, refused here, would point at --store.
         why = catalog.refusal(self.strategy, self.kind)
         if why is not None:
             raise ConfigError("workers", self.worker_kind, why)
-        if self.kind is WorkerKind.PROCESSES:
-            return
+
+    def _check_in_process(self) -> None:
+        """Buyers that are threads or tasks: none of what drives processes, and not too many."""
         alone = [
             flag
             for flag, on in (
