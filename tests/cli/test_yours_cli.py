@@ -162,3 +162,16 @@ def test_what_the_shop_prints_does_not_break_the_json(tmp_path: Path) -> None:
     json.loads(done.stdout)
     assert "importing loudshop" in done.stderr
     assert done.stderr.count("buying") == 2  # the two buyers may print at once
+
+
+@pytest.mark.parametrize("schedule", ["", "   "])
+def test_replay_of_an_empty_schedule_is_refused_as_the_built_in_one_is(
+    tmp_path: Path, schedule: str
+) -> None:
+    """It played the buyers freely and said they kept every invariant: a run, not a
+    replay of anything."""
+    done = _ticketsim(tmp_path, "replay", "--buyer", "shop:buy", *WITH, "--schedule", schedule)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert done.stderr == (
+        f"ticketsim: error: --schedule={schedule!r}: give who moves at each turn, like '1 2 2 1'\n"
+    )

@@ -590,6 +590,8 @@ def load_function(name: str, spec: str) -> Callable[..., Any]:
 def parse_order(spec: str, buyers: int) -> tuple[int, ...]:
     """A schedule as ``ticketsim`` prints it (``2:read 1:read 1:done``) or as buyer
     numbers (``2 1 1``): who moves at each turn."""
+    if not spec.split():  # nothing to force: that is a free run (run), not a replay
+        raise ConfigError("schedule", spec, "give who moves at each turn, like '1 2 2 1'")
     order = []
     for word in spec.split():
         number, _, _ = word.partition(":")
