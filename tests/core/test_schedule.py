@@ -18,6 +18,7 @@ from ticketsim.engine.strategies import STRATEGIES
 UNGUARDED = Model(guarded=False, reads_commute=True)
 GUARDED = Model(guarded=True, reads_commute=False)
 OFFICE = Model(guarded=False, reads_commute=False)
+SEATS = Model(guarded=False, reads_commute=True, locks_seats=True)  # pg-skip-locked's
 
 
 def s(text: str, buyers: int = 2) -> Schedule:
@@ -166,6 +167,16 @@ _WRITES = ("read-less-one", "decrement-now")
 def _sale(schedule: Schedule, model: Model, tickets: int, write: str) -> tuple[object, ...]:
     """A model of the sale under ``schedule``: what it ends with, whatever the buyers'
     names (the count, the seats sold with how often each, whether an invariant broke)."""
+    if model is SEATS:  # each read locks the lowest seat free of sales and locks
+        locked: dict[int, int] = {}
+        sold: list[int] = []
+        for action in schedule.actions:
+            free = [n for n in range(1, tickets + 1) if n not in sold and n not in locked.values()]
+            if action.move is Move.READ and free:
+                locked[action.buyer] = free[0]
+            elif action.move is Move.WRITE and action.buyer in locked:
+                sold.append(locked.pop(action.buyer))
+        return tickets - len(sold), tuple(sorted(sold)), len(set(sold)) < len(sold)
     remaining, seen, seats = tickets, {}, []
     for action in schedule.actions:
         purchase = action.move is Move.READ if model is OFFICE else action.move is Move.WRITE
@@ -181,7 +192,7 @@ def _sale(schedule: Schedule, model: Model, tickets: int, write: str) -> tuple[o
 @given(
     buyers=st.integers(1, 4),
     tickets=st.integers(0, 4),
-    model=st.sampled_from([UNGUARDED, GUARDED, OFFICE]),
+    model=st.sampled_from([UNGUARDED, GUARDED, OFFICE, SEATS]),
     write=st.sampled_from(_WRITES),
 )
 def test_the_reduced_search_ends_every_way_every_order_does(
@@ -189,12 +200,14 @@ def test_the_reduced_search_ends_every_way_every_order_does(
 ) -> None:
     """Over every order of up to 4 buyers' steps (2,520), the few explore runs end in
     every way some order ends: so it finds a violation whenever the full enumeration
-    does, and the first it finds is among the simplest."""
-    every = [s for s in sched.all_schedules(buyers) if model.blocked_at(s) is None]
+    does, and the first it finds is among the simplest. (With seats locked by reads,
+    which orders can run depends on the tickets.)"""
+    every = [s for s in sched.all_schedules(buyers) if model.blocked_at(s, tickets) is None]
     full = {_sale(s, model, tickets, write) for s in every}
-    reduced = list(sched.reduced(buyers, model))
+    reduced = list(sched.reduced(buyers, model, tickets=tickets))
+    assert all(model.blocked_at(s, tickets) is None for s in reduced)
     assert {_sale(s, model, tickets, write) for s in reduced} == full
-    assert len(every) == model.feasible(buyers)
+    assert len(every) == model.feasible(buyers, tickets)
     breaking = [s for s in every if _sale(s, model, tickets, write)[2]]
     found = next((s for s in reduced if _sale(s, model, tickets, write)[2]), None)
     assert (found is None) == (not breaking)
@@ -209,6 +222,23 @@ def test_the_lock_model_says_which_step_would_wait() -> None:
     assert sched.explain_blocked(schedule, 1) == (
         "step 2 (2r) would make buyer-2 wait for the lock buyer-1 holds until its step 1w"
     )
+    # The buyer that waits is not among those it waits for (it said buyer-2 held it).
+    assert sched.explain_blocked(s("1r 2r 2w 1w"), 2) == (
+        "step 3 (2w) would make buyer-2 wait for the lock buyer-1 holds until its step 1w"
+    )
+
+
+def test_the_seat_model_says_which_read_would_wait_and_for_whom() -> None:
+    """SKIP LOCKED: with one ticket, a second reader finds the only seat locked."""
+    schedule = s("1r 2r 2w 1w")
+    assert SEATS.blocked_at(schedule, tickets=1) == 1
+    assert SEATS.blocked_at(schedule, tickets=2) is None
+    assert SEATS.blocked_at(s("1r 1w 2r 2w"), tickets=1) is None  # sold out: no wait
+    assert SEATS.explain(schedule, 1, tickets=1) == (
+        "step 2 (2r) would make buyer-2 wait for a seat: every unsold one is locked, by "
+        "buyer-1, until their w"
+    )
+    assert [SEATS.feasible(3, t) for t in range(4)] == [90, 18, 18, 90]
 
 
 @pytest.mark.parametrize("strategy", [name.value for name in STRATEGIES])
@@ -219,10 +249,11 @@ def test_pct_schedules_are_complete_and_feasible(
     model = CATALOG[strategy].model()  # type: ignore[index]
     rng = random.Random(seed)
     draws = [rng.random() for _ in range(buyers + depth)]
-    schedule = sched.pct_schedule(buyers, depth, model, draws)
+    tickets = seed % (buyers + 1)
+    schedule = sched.pct_schedule(buyers, depth, model, draws, tickets)
     assert sched.parse(str(schedule), buyers) == schedule
-    assert model.blocked_at(schedule) is None
-    assert sched.pct_schedule(buyers, depth, model, draws) == schedule  # same draws, same order
+    assert model.blocked_at(schedule, tickets) is None
+    assert sched.pct_schedule(buyers, depth, model, draws, tickets) == schedule  # same draws
 
 
 def test_a_history_prints_as_the_schedule_it_followed() -> None:

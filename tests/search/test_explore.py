@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
+from sales import SERVERS
 from typer.testing import CliRunner
 
 from ticketsim.analysis.report import build_report
@@ -123,6 +124,25 @@ def _outcome(report: Report) -> tuple[object, ...]:
     )
 
 
+def test_skip_locked_runs_every_order_that_can_run_and_no_other(db_path: Path) -> None:
+    """Three buyers, one seat: a reader that finds it locked waits, so 18 of the 90
+    orders can run. The search ran them all as if reads only read, and every order in
+    which a second buyer read before the first wrote stalled (explore said INCOMPLETE,
+    replay ran it into its timeout)."""
+    scenario = Scenario(
+        strategy="pg-skip-locked", buyers=3, tickets=1, db_path=db_path, servers=SERVERS
+    )
+    model = CATALOG["pg-skip-locked"].model()  # type: ignore[index]
+    runnable = [order for order in all_schedules(3) if model.blocked_at(order, 1) is None]
+    assert len(runnable) == 18
+    every = {_outcome(scenario.run(order)) for order in runnable}
+    result = explore(scenario, every=True)
+    assert (result.feasible, result.stalled, result.complete) == (18, (), True)
+    assert result.counterexample is None
+    reduced = sched_reduced(3, model, tickets=1)
+    assert {_outcome(scenario.run(order)) for order in reduced} == every
+
+
 def test_the_reduced_search_reaches_every_outcome_of_every_order(db_path: Path) -> None:
     """Real sales: the classes explore runs end in every way that some order of the
     three buyers' steps ends (90 orders, each run). tests/core/test_schedule.py checks
@@ -142,12 +162,10 @@ def test_the_reduced_search_reaches_every_outcome_of_every_order(db_path: Path) 
 @pytest.mark.parametrize("strategy", EXPLORED)
 def test_no_order_breaks_a_safe_strategy(db_path: Path, strategy: str) -> None:
     # A database's strategies take two buyers (their lessons are forced one by one in
-    # tests/engine/test_databases.py). SKIP LOCKED holds a seat from the read on: a
-    # reader beyond the seats would wait for one to be let go, which the schedule model
-    # does not know (it would report those orders as not finished), so it gets a ticket
-    # for each buyer.
+    # tests/engine/test_databases.py). SKIP LOCKED holds a seat from the read on: the
+    # schedule model knows that a reader beyond the seats waits, and runs no such order.
     buyers = 3 if CATALOG[strategy].store is StoreKind.FILE else 2  # type: ignore[index]
-    tickets = buyers if strategy == "pg-skip-locked" else buyers - 1
+    tickets = buyers - 1
     scenario = Scenario(strategy=strategy, buyers=buyers, tickets=tickets, db_path=db_path)
     result = explore(scenario)
     assert result.counterexample is None

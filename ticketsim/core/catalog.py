@@ -81,6 +81,9 @@ class StrategyInfo:
     workers: tuple[WorkerKind, ...] = (WorkerKind.PROCESSES,)
     #: What the strategy teaches with each kind of worker, for the report.
     lessons: tuple[tuple[WorkerKind, str], ...] = ()
+    #: Whether a buyer's read locks one unsold seat (SKIP LOCKED), which its write
+    #: sells: one that finds every unsold seat locked waits (:class:`Model`).
+    locks_seats: bool = False
 
     def lesson(self, workers: WorkerKind) -> str | None:
         """What a sale of this strategy on ``workers`` shows, in words (``None``: nothing
@@ -94,7 +97,9 @@ class StrategyInfo:
 
     def model(self) -> Model:
         """How this strategy constrains the order of buyers' steps (for schedules)."""
-        return Model(guarded=self.guarded, reads_commute=not self.serialises)
+        return Model(
+            guarded=self.guarded, reads_commute=not self.serialises, locks_seats=self.locks_seats
+        )
 
     def describe(self) -> dict[str, Any]:
         """This strategy as one row of ``ticketsim strategies --json``."""
@@ -222,6 +227,7 @@ def _database(
     claims: Claims = _DB_SAFE,
     retries: bool = False,
     caveat: str = IN_STORE,
+    locks_seats: bool = False,
 ) -> StrategyInfo:
     return StrategyInfo(
         name=name,
@@ -233,6 +239,7 @@ def _database(
         how=how,
         caveat=caveat,
         retries=retries,
+        locks_seats=locks_seats,
     )
 
 
@@ -320,6 +327,7 @@ _DATABASES: Final = (
             "(none free but some locked: try again)."
         ),
         retries=True,
+        locks_seats=True,
     ),
     _database(
         StrategyName.PG_UNIQUE,

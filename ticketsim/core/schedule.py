@@ -19,6 +19,7 @@ schedule is *infeasible*: ``replay`` refuses it before running anything, and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -193,13 +194,22 @@ class Model:
     between their ``r`` and their ``w`` at once. ``reads_commute``: two buyers' ``r``
     steps only read, so their order does not matter (not with a lock, whose ``r``
     changes the lock; not with the office, whose ``r`` is the whole purchase).
+    ``locks_seats``: ``r`` locks one of the seats still unsold (SKIP LOCKED), which its
+    ``w`` sells; a buyer that finds every unsold seat locked by others waits. Which
+    orders can run then depends on the tickets: the methods that take ``tickets`` say.
     """
 
     guarded: bool
     reads_commute: bool
+    locks_seats: bool = False
 
-    def blocked_at(self, schedule: Schedule) -> int | None:
+    def blocked_at(self, schedule: Schedule, tickets: int | None = None) -> int | None:
         """The index of the first step that would wait for a lock, or ``None``."""
+        if self.locks_seats and tickets is not None:
+            seats = Seats(tickets)
+            return next(
+                (i for i, action in enumerate(schedule.actions) if not seats.take(action)), None
+            )
         if not self.guarded:
             return None
         holder: int | None = None
@@ -212,10 +222,75 @@ class Model:
                 holder = None
         return None
 
-    def feasible(self, buyers: int) -> int:
+    def explain(self, schedule: Schedule, index: int, tickets: int | None = None) -> str:
+        """Why step ``index`` of ``schedule`` cannot run (:meth:`blocked_at` said so)."""
+        action = schedule.actions[index]
+        if not (self.locks_seats and tickets is not None):
+            return explain_blocked(schedule, index)
+        seats = Seats(tickets)
+        for earlier in schedule.actions[:index]:
+            seats.take(earlier)
+        holders = ", ".join(f"buyer-{b}" for b in seats.holders())
+        return (
+            f"step {index + 1} ({action}) would make buyer-{action.buyer} wait for a seat: "
+            f"every unsold one is locked, by {holders}, until their w"
+        )
+
+    def feasible(self, buyers: int, tickets: int | None = None) -> int:
         """How many orders of ``buyers`` buyers' steps can run: under a lock, each
-        buyer's ``w`` comes straight after its ``r`` (``B!`` orders); else all of them."""
-        return math.factorial(buyers) if self.guarded else interleavings(buyers)
+        buyer's ``w`` comes straight after its ``r`` (``B!`` orders); else all of them,
+        but those in which a buyer would wait for a seat."""
+        if self.guarded:
+            return math.factorial(buyers)
+        if self.locks_seats and tickets is not None and tickets < buyers:
+            return _seat_orders(buyers, 0, 0, 0, tickets)
+        return interleavings(buyers)
+
+
+class Seats:
+    """The seats of a SKIP LOCKED sale, as its buyers' steps lock and sell them."""
+
+    def __init__(self, tickets: int) -> None:
+        self.unsold = tickets
+        self.locked: set[int] = set()
+
+    def free(self, action: Action) -> bool:
+        """Whether ``action`` can run now: a read finds an unsold seat nobody has locked
+        (or none unsold: it reads "sold out")."""
+        return action.move is Move.WRITE or self.unsold == 0 or len(self.locked) < self.unsold
+
+    def take(self, action: Action) -> bool:
+        """Run ``action`` if it can; whether it could."""
+        if not self.free(action):
+            return False
+        if action.move is Move.READ and self.unsold:
+            self.locked.add(action.buyer)
+        elif action.move is Move.WRITE and action.buyer in self.locked:
+            self.locked.remove(action.buyer)
+            self.unsold -= 1
+        return True
+
+    def holders(self) -> list[int]:
+        return sorted(self.locked)
+
+
+@functools.cache
+def _seat_orders(fresh: int, locking: int, told_none: int, sold: int, tickets: int) -> int:
+    """How many orders of the steps left can run: ``fresh`` buyers yet to read,
+    ``locking`` that read and hold a seat, ``told_none`` that read "sold out"."""
+    if not fresh and not locking and not told_none:
+        return 1
+    unsold = tickets - sold
+    orders = 0
+    if fresh and not unsold:
+        orders += fresh * _seat_orders(fresh - 1, locking, told_none + 1, sold, tickets)
+    elif fresh and locking < unsold:
+        orders += fresh * _seat_orders(fresh - 1, locking + 1, told_none, sold, tickets)
+    if locking:
+        orders += locking * _seat_orders(fresh, locking - 1, told_none, sold + 1, tickets)
+    if told_none:
+        orders += told_none * _seat_orders(fresh, locking, told_none - 1, sold, tickets)
+    return orders
 
 
 def explain_blocked(schedule: Schedule, index: int) -> str:
@@ -225,7 +300,9 @@ def explain_blocked(schedule: Schedule, index: int) -> str:
     holders = [
         a.buyer
         for a in earlier
-        if a.move is Move.READ and Action(a.buyer, Move.WRITE) not in earlier
+        if a.move is Move.READ
+        and a.buyer != action.buyer
+        and Action(a.buyer, Move.WRITE) not in earlier
     ]
     if not holders:
         return f"step {index + 1} ({action}) would make buyer-{action.buyer} wait for a lock"
@@ -235,7 +312,9 @@ def explain_blocked(schedule: Schedule, index: int) -> str:
     )
 
 
-def reduced(buyers: int, model: Model, *, preemption_bound: int | None = None) -> Reduced:
+def reduced(
+    buyers: int, model: Model, *, preemption_bound: int | None = None, tickets: int | None = None
+) -> Reduced:
     """One feasible schedule of every class of orders that can end differently, made as
     the search goes (its memory grows with the buyers, not with the orders), fewest
     preemptions first and, among those, the earliest preemption first: the first
@@ -252,16 +331,22 @@ def reduced(buyers: int, model: Model, *, preemption_bound: int | None = None) -
       one order only, so each trace is made once.
 
     With ``preemption_bound`` only the schedules with at most that many preemptions;
-    once they are all made, :attr:`Reduced.bounded` says whether it left any out.
+    once they are all made, :attr:`Reduced.bounded` says whether it left any out. With
+    ``tickets``, a model whose reads lock seats leaves out the orders in which a buyer
+    would wait for one (sound: swapping two reads, or renaming buyers, changes no count
+    of locked and unsold seats, so a class runs in all its orders or in none).
     """
-    return Reduced(buyers, model, preemption_bound)
+    return Reduced(buyers, model, preemption_bound, tickets)
 
 
 class Reduced(Iterator[Schedule]):
     """The schedules :func:`reduced` makes, one at a time."""
 
-    def __init__(self, buyers: int, model: Model, preemption_bound: int | None) -> None:
+    def __init__(
+        self, buyers: int, model: Model, preemption_bound: int | None, tickets: int | None = None
+    ) -> None:
         self.buyers, self.model, self.preemption_bound = buyers, model, preemption_bound
+        self.tickets = tickets
         #: Set once every schedule within the bound is made, if the bound left classes
         #: out: a search that ran them all still did not run every class.
         self.bounded = False
@@ -274,7 +359,9 @@ class Reduced(Iterator[Schedule]):
         level = 0
         while True:
             search = _Level(self.buyers, self.model, level)
-            yield from search.walk(None, 0, None, 0)
+            for schedule in search.walk(None, 0, None, 0):
+                if self.model.blocked_at(schedule, self.tickets) is None:
+                    yield schedule
             if not search.pruned:
                 return
             if self.preemption_bound is not None and level >= self.preemption_bound:
@@ -343,7 +430,13 @@ class _Level:
             self.epoch[buyer] = before
 
 
-def pct_schedule(buyers: int, depth: int, model: Model, rng_random: Sequence[float]) -> Schedule:
+def pct_schedule(
+    buyers: int,
+    depth: int,
+    model: Model,
+    rng_random: Sequence[float],
+    tickets: int | None = None,
+) -> Schedule:
     """A PCT schedule (Burckhardt et al.): random buyer priorities, ``depth - 1`` random
     points at which the running buyer drops to the lowest priority; at each step the
     highest-priority buyer that can move moves. ``rng_random`` supplies the draws."""
@@ -354,16 +447,20 @@ def pct_schedule(buyers: int, depth: int, model: Model, rng_random: Sequence[flo
     taken = dict.fromkeys(priority, 0)
     actions: list[Action] = []
     holder: int | None = None
+    seats = Seats(tickets) if model.locks_seats and tickets is not None else None
     for index in range(steps):
         movable = [
             b
             for b in priority
             if taken[b] < len(MOVES)
             and not (model.guarded and MOVES[taken[b]] is Move.READ and holder not in (None, b))
+            and (seats is None or seats.free(Action(b, MOVES[taken[b]])))
         ]
         buyer = max(movable, key=lambda b: priority[b])
         move = MOVES[taken[buyer]]
         actions.append(Action(buyer, move))
+        if seats is not None:
+            seats.take(actions[-1])
         taken[buyer] += 1
         if model.guarded:
             holder = buyer if move is Move.READ else None

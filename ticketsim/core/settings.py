@@ -63,7 +63,7 @@ def lockstep_possible(strategy: str, buyers: int, tickets: int) -> bool:
     """Whether every buyer can read before any writes under ``strategy`` (if it does not
     serialise its reads anyway): SKIP LOCKED locks a seat with the read, so a buyer
     beyond the seats waits for the others to let go of theirs."""
-    return strategy != StrategyName.PG_SKIP_LOCKED.value or tickets >= buyers
+    return not catalog.info(strategy).locks_seats or tickets >= buyers
 
 
 @frozen
@@ -396,12 +396,13 @@ class RunConfig:
             steps = schedule.parse(self.schedule, self.buyers)
         except schedule.ScheduleError as exc:
             raise ConfigError("schedule", self.schedule, str(exc)) from None
-        blocked = catalog.info(self.strategy).model().blocked_at(steps)
+        model = catalog.info(self.strategy).model()
+        blocked = model.blocked_at(steps, self.tickets)
         if blocked is not None:
             raise ConfigError(
                 "schedule",
                 self.schedule,
-                f"infeasible under {self.strategy}: {schedule.explain_blocked(steps, blocked)}",
+                f"infeasible under {self.strategy}: {model.explain(steps, blocked, self.tickets)}",
             )
         return steps
 

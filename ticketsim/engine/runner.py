@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.checker import check_db
+from ticketsim.core import catalog, paths, stores
 from ticketsim.core import db as dbfile
-from ticketsim.core import paths, schedule, stores
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.result import RunResult
@@ -460,6 +460,8 @@ class _ScheduleDriver:
     def __init__(self, conductor: Conductor, config: RunConfig) -> None:
         self.conductor = conductor
         self.steps = config.steps()
+        self.model = catalog.info(config.strategy).model()
+        self.tickets = config.tickets
         self.timeout = config.timeout
         self.reason: str | None = None
         self._stopped = threading.Event()
@@ -477,7 +479,8 @@ class _ScheduleDriver:
             if report is None:
                 self.reason = f"step {index + 1} ({action}) did not finish in {self.timeout:g} s"
             elif report == BLOCKED:
-                self.reason = f"schedule infeasible: {schedule.explain_blocked(self.steps, index)}"
+                why = self.model.explain(self.steps, index, self.tickets)
+                self.reason = f"schedule infeasible: {why}"
             elif report == GONE:
                 gone.add(action.buyer)
                 continue

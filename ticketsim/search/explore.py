@@ -279,13 +279,15 @@ def explore(
     model = catalog.info(scenario.strategy).model()
     with _served(scenario) as served:
         search = _Search(served, every)
-        schedules = sched.reduced(scenario.buyers, model, preemption_bound=preemption_bound)
+        schedules = sched.reduced(
+            scenario.buyers, model, preemption_bound=preemption_bound, tickets=scenario.tickets
+        )
         truncated = search.run(schedules, max_schedules)
         reproduced = search.replay(replays)
     return Exploration(
         scenario=scenario,
         interleavings=sched.interleavings(scenario.buyers),
-        feasible=model.feasible(scenario.buyers),
+        feasible=model.feasible(scenario.buyers, scenario.tickets),
         explored=search.explored,
         violating=search.violating,
         by_kind=dict(sorted(search.kinds.items())),
@@ -465,7 +467,7 @@ class _Trials:
             actions.append(sched.Action(buyer, sched.MOVES[taken[buyer]]))
             taken[buyer] += 1
         schedule = sched.Schedule(tuple(actions))
-        if self.model.blocked_at(schedule) is not None:
+        if self.model.blocked_at(schedule, tickets) is not None:
             return False
         key = (buyers, tickets, schedule)
         if key not in self.reports:
@@ -527,5 +529,5 @@ def _search_with_pct(trials: _Trials, runs: int, depth: int, seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(runs):
         draws = [rng.random() for _ in range(scenario.buyers + depth)]
-        schedule = sched.pct_schedule(scenario.buyers, depth, trials.model, draws)
+        schedule = sched.pct_schedule(scenario.buyers, depth, trials.model, draws, scenario.tickets)
         trials.breaks(scenario.buyers, scenario.tickets, [a.buyer for a in schedule.actions])
