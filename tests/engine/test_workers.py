@@ -37,6 +37,8 @@ from ticketsim.sale.tasks import TaskEnding, TaskPacer, take_ticket
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from ticketsim.engine.runner import PacerFactory
+
 #: Every strategy that can run on threads or tasks, and the global counter, with its kind.
 EVERY = [
     (kind, info.name.value)
@@ -499,22 +501,30 @@ def test_an_interrupted_sale_of_threads_or_tasks_leaves_no_buyer_running(
 ) -> None:
     """A buyer process is killed; a thread cannot be, and one left in a 10 s window
     would write its sale into the db after ticketsim had given it back."""
+    _interrupted_at_the_first_read(
+        db_path, strategy=strategy, worker_kind=kind, buyers=4, delay=10.0, lockstep=lockstep
+    )
+
+
+def _interrupted_at_the_first_read(
+    db_path: Path, buyers: int, pacer: PacerFactory | None = None, **options: object
+) -> None:
+    """A sale with ``options``, Ctrl-C as its first buyer has read: once it has ended,
+    no thread of it is left to write later, and nobody got past the race window."""
     before = set(threading.enumerate())
     with pytest.raises(KeyboardInterrupt):
         sale(
             db_path,
-            strategy=strategy,
-            worker_kind=kind,
-            buyers=4,
-            tickets=4,
-            delay=10.0,
+            buyers=buyers,
+            tickets=buyers,
             timeout=30.0,
-            lockstep=lockstep,
+            pacer=pacer,
             watch=_ctrl_c_once_a_buyer_has_read,
+            **options,
         )
-    assert set(threading.enumerate()) - before == set()  # nothing left to write later
+    assert set(threading.enumerate()) - before == set()
     db = dbfile.load(db_path)
-    assert (db.remaining, db.ledger) == (4, ())  # nobody got past the window
+    assert (db.remaining, db.ledger) == (buyers, ())
 
 
 def test_a_thousand_tasks_woken_as_the_sale_ends_record_nothing_more(db_path: Path) -> None:
@@ -522,22 +532,11 @@ def test_a_thousand_tasks_woken_as_the_sale_ends_record_nothing_more(db_path: Pa
     task the loop then ran recorded its check and read before its window stopped it,
     and 2,000 events filled the pipe nobody was reading while ticketsim waited for the
     loop (5 s, then left it running)."""
-    before = set(threading.enumerate())
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        sale(
-            db_path,
-            strategy="task-no-await",
-            worker_kind="asyncio",
-            buyers=1000,
-            tickets=1000,
-            delay=10.0,
-            timeout=30.0,
-            watch=_ctrl_c_once_a_buyer_has_read,
-        )
-    assert set(threading.enumerate()) - before == set()
+    _interrupted_at_the_first_read(
+        db_path, strategy="task-no-await", worker_kind="asyncio", buyers=1000, delay=10.0
+    )
     assert time.monotonic() - started < STOP_S
-    assert dbfile.load(db_path).ledger == ()
 
 
 def test_a_task_told_the_sale_ended_in_its_awaited_window_does_not_write(
@@ -590,21 +589,9 @@ def _held_back(ctx: BaseContext, config: RunConfig) -> _LastHeldBack:
 def test_an_interrupt_lets_go_of_buyer_threads_waiting_at_the_lockstep_barrier(
     db_path: Path,
 ) -> None:
-    before = set(threading.enumerate())
-    with pytest.raises(KeyboardInterrupt):
-        sale(
-            db_path,
-            strategy="none",
-            worker_kind="threads",
-            buyers=4,
-            tickets=4,
-            delay=1.0,
-            timeout=30.0,
-            pacer=_held_back,
-            watch=_ctrl_c_once_a_buyer_has_read,
-        )
-    assert set(threading.enumerate()) - before == set()
-    assert dbfile.load(db_path).ledger == ()
+    _interrupted_at_the_first_read(
+        db_path, strategy="none", worker_kind="threads", buyers=4, delay=1.0, pacer=_held_back
+    )
 
 
 @pytest.mark.parametrize(("kind", "strategy"), [("threads", "none"), ("asyncio", "task-none")])
