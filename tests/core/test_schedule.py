@@ -241,6 +241,17 @@ def test_the_seat_model_says_which_read_would_wait_and_for_whom() -> None:
     assert [SEATS.feasible(3, t) for t in range(4)] == [90, 18, 18, 90]
 
 
+def test_a_bound_that_leaves_out_only_orders_that_cannot_run_leaves_out_nothing() -> None:
+    """Two buyers, one seat: the one order with a preemption waits for the seat, so the
+    serial order, within a bound of 0, is every class there is."""
+    made = sched.reduced(2, SEATS, preemption_bound=0, tickets=1)
+    assert [str(c) for c in made] == ["1r 1w 2r 2w"]
+    assert not made.bounded
+    made = sched.reduced(2, SEATS, preemption_bound=0, tickets=2)
+    assert [str(c) for c in made] == ["1r 1w 2r 2w"]
+    assert made.bounded  # with two seats, 1r 2r 2w 1w runs and was left out
+
+
 @pytest.mark.parametrize("strategy", [name.value for name in STRATEGIES])
 @given(buyers=st.integers(1, 5), depth=st.integers(1, 4), seed=st.integers(0, 10**6))
 def test_pct_schedules_are_complete_and_feasible(

@@ -621,9 +621,9 @@ def test_a_redis_with_no_room_for_the_buyers_is_refused_before_anything_is_writt
     them all, the latecomers would be turned away one by one and the sale end with them
     unfinished. It is refused before the sale (exit 4, the system refused), the store
     as it was; a crew of a few processes fits, and sells."""
-    url = SERVERS[StoreKind.REDIS] + "?db=8"
-    with contextlib.closing(rd.connect(url)) as db:
-        db.flushdb()
+    # A server of its own: the count of clients must be this test's alone.
+    with PrivateServers() as own, contextlib.closing(rd.connect(own[StoreKind.REDIS])) as db:
+        url = own[StoreKind.REDIS]
         before = db.config_get("maxclients")["maxclients"]
         try:
             db.config_set("maxclients", 4)  # this client and 3 more
@@ -644,7 +644,13 @@ def test_a_redis_with_no_room_for_the_buyers_is_refused_before_anything_is_writt
             assert report.sold == 3
         finally:
             db.config_set("maxclients", before)
-            db.flushdb()
+
+
+def test_the_connections_a_sale_needs_at_once() -> None:
+    """One a buyer process, or a pool worker; over hosts, two a buyer and one a host."""
+    assert RunConfig(buyers=30, strategy="redis-decr", delay=0.0).connections == 30
+    assert RunConfig(buyers=30, pool=3, strategy="redis-decr", delay=0.0).connections == 3
+    assert RunConfig(buyers=5, hosts=2, strategy="redis-decr", delay=0.0).connections == 12
 
 
 @contextlib.contextmanager

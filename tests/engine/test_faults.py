@@ -697,7 +697,7 @@ def test_a_stalled_buyer_that_wrote_its_sale_is_not_said_never_to_have_bought(
     report = build_report(result)
     assert result.stalled is not None
     assert report.verdict.endswith(
-        "; 0 buyer(s) never got to buy, 1 wrote a sale and were never told its outcome"
+        "; 0 buyer(s) never got to buy, 1 got as far as their write and were never told more"
     ), report.verdict
     assert report.wrote_unanswered == ("buyer-1",)
 

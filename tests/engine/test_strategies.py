@@ -3,6 +3,7 @@ unsafe ones oversell exactly as predicted when the race is forced."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,6 +23,7 @@ from ticketsim.core.catalog import CATALOG
 from ticketsim.core.db import Sale, TicketDB, load, write_atomic
 from ticketsim.core.events import Step
 from ticketsim.core.names import StoreKind
+from ticketsim.sale.steps import Pacer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -194,3 +196,29 @@ def test_a_buyer_that_stops_waiting_for_the_office_is_sold_nothing_behind_its_ba
     assert all("ticket office's answer" in (e.note or "") for e in gave_up)
     writes = [e for e in result.history if e.step is Step.WRITE]
     assert len(load(db_path).ledger) == len(writes) == report.sold == 12 - len(gave_up)
+
+
+class _HangOnceAnswered(Pacer):
+    """Every buyer hangs once the office has answered it: no progress, so the stall
+    guard ends the sale (killing the buyers) while the office still serves the rest."""
+
+    def after_read(self, number: int, timeout: float) -> None:
+        del number, timeout
+        time.sleep(60)  # the stall guard ends it long before
+
+
+@pytest.mark.timeout(60)
+def test_an_office_sale_that_stalls_ends(db_path: Path) -> None:
+    """Buyers killed as they waited for their answers still count as waiters of the
+    answers' condition: the office's notify_all waits for them for ever, holding its
+    lock. The parent that then waited on the same condition to let the office finish
+    never got the lock back, and the run hung."""
+    started = time.monotonic()
+    result = sale(
+        db_path, strategy="office", buyers=6, tickets=6, delay=0.5, timeout=1.0,
+        pacer=lambda ctx, config: _HangOnceAnswered(),
+    )  # fmt: skip
+    assert result.stalled is not None
+    assert time.monotonic() - started < 30
+    writes = [e for e in result.history if e.step is Step.WRITE]
+    assert len(load(db_path).ledger) == len(writes)  # and nothing sold unseen

@@ -111,8 +111,8 @@ class Report:
     #: The system under test a history of another program names (``strategy`` is then
     #: ``none``, a stand-in).
     system: str | None = None
-    #: Buyers that wrote a sale and were never told its outcome (a stall caught them
-    #: after their write): they did get to buy.
+    #: Buyers that got as far as their write (committed or not) and were never told its
+    #: outcome (a stall caught them after it): they did get to buy.
     wrote_unanswered: tuple[str, ...] = ()
 
     @property
@@ -175,7 +175,7 @@ class Report:
             never = self.unfinished - len(stopped) - len(wrote)
             verdict = f"STALLED: {self.stalled}{planned}; {never} buyer(s) never got to buy"
             if wrote:
-                verdict += f", {len(wrote)} wrote a sale and were never told its outcome"
+                verdict += f", {len(wrote)} got as far as their write and were never told more"
             return verdict
         if self.survivors == 0:
             return (

@@ -365,9 +365,21 @@ class Reduced(Iterator[Schedule]):
             if not search.pruned:
                 return
             if self.preemption_bound is not None and level >= self.preemption_bound:
-                self.bounded = True
+                self.bounded = self._runs_beyond(level)
                 return
             level += 1
+
+    def _runs_beyond(self, level: int) -> bool:
+        """Whether a schedule with more than ``level`` preemptions can run: the bound left
+        it out. (Those it left out may all wait for a seat, and then it left out none.)"""
+        while True:
+            level += 1
+            search = _Level(self.buyers, self.model, level)
+            made = search.walk(None, 0, None, 0)
+            if any(self.model.blocked_at(s, self.tickets) is None for s in made):
+                return True
+            if not search.pruned:
+                return False
 
 
 class _Level:

@@ -365,6 +365,21 @@ class RunConfig:
         return auto_workers() if self.buyers > PROCESS_PER_BUYER_MAX else None
 
     @property
+    def seats(self) -> int | None:
+        """The tickets on sale as it opens, as far as the settings know: ``None`` with
+        ``keep`` (the db's own count, not ``tickets``)."""
+        return None if self.keep else self.tickets
+
+    @property
+    def connections(self) -> int:
+        """How many connections the buyers hold on a database store at once: one a buyer
+        process (or pool worker); over hosts, two a buyer (its purchases and its
+        history) and one a host (its board)."""
+        if self.hosts is not None:
+            return 2 * self.buyers + self.hosts
+        return self.workers or self.buyers
+
+    @property
     def crew(self) -> str:
         """Which processes run the buyers, in words, for the report."""
         if self.kind is WorkerKind.THREADS:
@@ -397,12 +412,12 @@ class RunConfig:
         except schedule.ScheduleError as exc:
             raise ConfigError("schedule", self.schedule, str(exc)) from None
         model = catalog.info(self.strategy).model()
-        blocked = model.blocked_at(steps, self.tickets)
+        blocked = model.blocked_at(steps, self.seats)
         if blocked is not None:
             raise ConfigError(
                 "schedule",
                 self.schedule,
-                f"infeasible under {self.strategy}: {model.explain(steps, blocked, self.tickets)}",
+                f"infeasible under {self.strategy}: {model.explain(steps, blocked, self.seats)}",
             )
         return steps
 

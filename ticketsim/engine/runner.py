@@ -158,9 +158,7 @@ def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
     """The user's store as the sale opens: fresh tickets, or with ``keep``, as it is."""
     store = databases.user_store(config.store or "")
     if config.strategy in databases.PLANS:  # its buyers connect to it, each on its own
-        databases.require_room(
-            store, config.workers or config.buyers, stores.parse(config.store or "").shown
-        )
+        databases.require_room(store, config.connections, stores.parse(config.store or "").shown)
     if config.keep:
         initial = store.snapshot()
         problems = check_db(initial)
@@ -318,9 +316,13 @@ def run_sale(
             interrupted = exc
             raise
         finally:
-            sale.end(interrupted, tools)
-            # Even on an interrupt: an in-memory strategy's sales must reach the db.
-            tools.store.write_back(config.db, initial, sale.inbox.history)
+            # A second Ctrl-C must not cut this short: what it skipped would go on
+            # selling, or an in-memory strategy's sales would not reach the db. It lands
+            # once the buyers are ended, a second or two at most.
+            with _signals.held() if interrupted is not None else contextlib.nullcontext():
+                sale.end(interrupted, tools)
+                # Even on an interrupt: an in-memory strategy's sales must reach the db.
+                tools.store.write_back(config.db, initial, sale.inbox.history)
     return sale.result(strategy.info, tools.store.final(config.db))
 
 
@@ -411,12 +413,9 @@ class _Sale:
         works on their behalf; keep their last words, and give each buyer whose history
         has no ending a ``lost`` one."""
         self.gate.end()  # the buyers' processes that wait for it go
-        # A second Ctrl-C must not cut this short: what it skipped would go on selling.
-        # It lands once the buyers are ended, which takes a second or two at most.
-        with _signals.held() if interrupted is not None else contextlib.nullcontext():
-            ended = self.crew.end(at_once=interrupted is not None or self.stalled is not None)
-            # An interrupted sale reports nothing: its office is not waited for.
-            tools.end_sale(0.0 if interrupted is not None else self.config.timeout)
+        ended = self.crew.end(at_once=interrupted is not None or self.stalled is not None)
+        # An interrupted sale reports nothing: its office is not waited for.
+        tools.end_sale(0.0 if interrupted is not None else self.config.timeout)
         self.inbox.drain()
         why = "the run was interrupted" if interrupted else (self.stalled or "the sale ended")
         history = self.inbox.history
@@ -461,7 +460,7 @@ class _ScheduleDriver:
         self.conductor = conductor
         self.steps = config.steps()
         self.model = catalog.info(config.strategy).model()
-        self.tickets = config.tickets
+        self.tickets = config.seats
         self.timeout = config.timeout
         self.reason: str | None = None
         self._stopped = threading.Event()

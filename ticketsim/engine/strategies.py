@@ -139,7 +139,9 @@ OFFICE_CLOSE_S: Final = 5.0
 def _office(setup: Setup) -> Iterator[Tools]:
     ctx = setup.ctx
     requests, writer = ctx.Pipe(duplex=False)
-    replies = ctx.Array("i", [PENDING] * (setup.buyers + 1))
+    # Guarded by ``answered`` alone: the array's own lock, held by a buyer killed as it
+    # read a cell, would hold up everyone, and without a bound.
+    replies = ctx.Array("i", [PENDING] * (setup.buyers + 1), lock=False)
     answered = ctx.Condition()
     office = ctx.Process(  # type: ignore[attr-defined]
         target=run_office,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.core.events import Step
@@ -39,6 +40,8 @@ GAVE_UP: Final = -4
 SERVING: Final = -5
 
 
+#: How often the parent looks whether the office has finished the request it serves.
+_CLOSE_POLL_S: Final = 0.005
 #: A request on the office's pipe: buyer number (0: the poison pill), pid, race window.
 _REQUEST: Final = struct.Struct("!Iqd")
 #: Requests the office reads from its pipe at once.
@@ -89,7 +92,7 @@ class OfficeClient:
                     raise GuardTimeout("ticket office's answer", timeout)
                 if not self.answered.wait_for(answered, timeout):
                     raise GuardTimeout("ticket office's answer", timeout)
-        reply: int = self.replies[number]
+            reply: int = self.replies[number]
         if reply == WRITE_FAILED:
             # The buyer was not sold a ticket; the history's leave says why the write failed.
             raise DbWriteError(self.db_path, "the ticket office could not write it")
@@ -97,20 +100,31 @@ class OfficeClient:
             raise RuntimeError("the ticket office could not serve this request")
         return None if reply == SOLD_OUT else reply
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float) -> bool:
         """In the parent, once every buyer has ended: no request still waiting is served,
-        and the one being served is waited for (``timeout`` at most), so that nothing
-        is sold after the history is read. A buyer killed holding the answers' lock
-        holds up the office as well: then there is nothing to stop."""
-        if not self.answered.acquire(timeout=timeout):
-            return
-        try:
-            for number in range(len(self.replies)):
-                if self.replies[number] == PENDING:
-                    self.replies[number] = GAVE_UP
-            self.answered.wait_for(lambda: SERVING not in self.replies[:], timeout)
-        finally:
-            self.answered.release()
+        and the one being served is waited for, ``timeout`` at most, so that nothing is
+        sold after the history is read; whether the office is idle.
+
+        The parent never waits on the answers' condition: a waiter of a
+        ``multiprocessing.Condition`` that dies (a buyer ended while it waited) is still
+        counted, the office's ``notify_all`` waits for it for ever, holding the lock, and
+        a parent waiting there too would never get it back. It takes the lock, bounded,
+        and looks."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.answered.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    cells = self.replies[:]
+                    for number, cell in enumerate(cells):
+                        if cell == PENDING:
+                            self.replies[number] = GAVE_UP
+                    if SERVING not in cells:
+                        return True
+                finally:
+                    self.answered.release()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_CLOSE_POLL_S)
 
 
 @frozen
@@ -125,7 +139,7 @@ class OfficeTools(Tools):
         del spec, pid
 
     def end_sale(self, timeout: float) -> None:
-        self.client.close(timeout)
+        self.client.close(timeout)  # an office still serving then is stuck: it is killed
 
     def purchase(self, spec: BuyerSpec, pid: int, record: Recorder, pacer: Pacer) -> int | None:
         record(Step.WAIT)  # queued at the office

@@ -8,6 +8,7 @@ goes in. Runs inside ticketsim's process; standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import TYPE_CHECKING
@@ -184,6 +185,8 @@ class ThreadOfficeTools(Tools):
         seat = answer.wait(spec.timeout)
         if isinstance(seat, BaseException):
             raise seat
-        pacer.after_read(spec.number, spec.timeout)
+        # Served, the buyer knows its outcome: a sale ended meanwhile changes nothing.
+        with contextlib.suppress(SaleEnded):
+            pacer.after_read(spec.number, spec.timeout)
         pacer.done(spec.number)
         return seat

@@ -496,8 +496,13 @@ class PostgresStore(DatabaseStore):
         return tables
 
     def room(self) -> Room | None:
+        import psycopg  # noqa: PLC0415 - imported by the connection already
+
         with contextlib.closing(self._admin()) as db:
-            row = db.execute(_ROOM).fetchone()
+            try:
+                row = db.execute(_ROOM).fetchone()
+            except psycopg.Error:  # a server that does not say (older, or only alike)
+                return None
         if row is None:
             return None
         most, kept, superuser, role_limit, db_limit, *counts = row

@@ -457,7 +457,7 @@ class RedisStore(DatabaseStore):
                 limit = int(db.config_get("maxclients")["maxclients"])
                 # Not this client, gone before the buyers connect.
                 used = int(db.info("clients")["connected_clients"]) - 1
-            except (redis.ResponseError, KeyError, ValueError):
+            except (redis.RedisError, KeyError, ValueError):
                 return None  # CONFIG refused or renamed: a managed server's own business
         return Room(limit - used, f"maxclients is {limit} and {used} other client(s) are connected")
 
