@@ -328,3 +328,21 @@ def test_two_filelock_programs_share_one_db_and_their_ledgers_add_up(db_path: Pa
     assert final.remaining == 0
     assert sorted(s.seat for s in final.ledger) == list(range(1, 11))
     assert len({(s.buyer, s.pid) for s in final.ledger}) == 10
+
+
+def test_the_ticket_office_waits_out_the_start_of_slow_buyers(db_path: Path) -> None:
+    """The office gave up after --timeout with no request, while the parent waits up to
+    30 s for slow buyers (spawn, a big sale) to be ready: a sale of 100 spawned buyers
+    with --timeout 1 opened on an office that had gone, and sold nothing."""
+    ctx = multiprocessing.get_context("fork")
+    initial = dbfile.TicketDB.fresh(2)
+    dbfile.write_atomic(db_path, initial)
+    channel = EventChannel(ctx)
+    setup = Setup(ctx, str(db_path), initial, 1, channel.sender, 1.0, servers=SERVERS)
+    try:
+        with STRATEGIES["office"].provide(setup) as tools:  # type: ignore[index]
+            time.sleep(2.0)  # the buyers still starting, twice the timeout
+            assert tools.purchase(BuyerSpec(1, 0.0, 5.0), os.getpid(), _noop, Pacer()) == 1
+    finally:
+        channel.close()
+    assert len(dbfile.load(db_path).ledger) == 1

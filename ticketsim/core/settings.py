@@ -374,9 +374,9 @@ class RunConfig:
     def connections(self) -> int:
         """How many connections the buyers hold on a database store at once: one a buyer
         process (or pool worker); over hosts, two a buyer (its purchases and its
-        history) and one a host (its board)."""
-        if self.hosts is not None:
-            return 2 * self.buyers + self.hosts
+        history), one a host (its board) and the parent's."""
+        if self.hosts is not None:  # and the parent's, that follows the hosts' table
+            return 2 * self.buyers + self.hosts + 1
         return self.workers or self.buyers
 
     @property

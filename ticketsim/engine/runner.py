@@ -296,7 +296,12 @@ def run_sale(
         store=config.store,
         servers=own if servers is None else servers,
     )
-    with contextlib.ExitStack() as stack:
+    # The outer stack holds a second Ctrl-C once the first has landed, until everything
+    # the sale started is closed (this one's callbacks, the strategy's processes): cut
+    # short, a Manager's server is left for the interpreter's exit to wait on for ever,
+    # buyers go on selling, an in-memory strategy's sales never reach the db. It lands
+    # once they are, a few seconds at most.
+    with contextlib.ExitStack() as holding, contextlib.ExitStack() as stack:
         stack.callback(own.stop)  # last, once the sale's store is read back
         # Last, once the strategy's own processes (the ticket office) are gone too: a
         # writer killed between its write and removing the old db (which a buyer does
@@ -314,15 +319,12 @@ def run_sale(
             sale.sell()
         except BaseException as exc:  # Ctrl-C, SIGTERM: end everything, keep every sale
             interrupted = exc
+            holding.enter_context(_signals.held())
             raise
         finally:
-            # A second Ctrl-C must not cut this short: what it skipped would go on
-            # selling, or an in-memory strategy's sales would not reach the db. It lands
-            # once the buyers are ended, a second or two at most.
-            with _signals.held() if interrupted is not None else contextlib.nullcontext():
-                sale.end(interrupted, tools)
-                # Even on an interrupt: an in-memory strategy's sales must reach the db.
-                tools.store.write_back(config.db, initial, sale.inbox.history)
+            sale.end(interrupted, tools)
+            # Even on an interrupt: an in-memory strategy's sales must reach the db.
+            tools.store.write_back(config.db, initial, sale.inbox.history)
     return sale.result(strategy.info, tools.store.final(config.db))
 
 
@@ -379,15 +381,16 @@ class _Sale:
         """Start every buyer, and open the sale once those running at once are ready."""
         config = self.config
         patience = config.timeout * BUYER_PATIENCE
+        # The parent waits this long for every buyer to be ready; the buyers, for it.
+        starting = max(config.timeout, START_TIMEOUT_S)
         specs = [
-            BuyerSpec(n, window(config.delay, self.seed, n), patience)
+            BuyerSpec(n, window(config.delay, self.seed, n), patience, starting + patience)
             for n in range(1, config.buyers + 1)
         ]
         self.started_at = time.monotonic()
         self.crew.start(specs, (tools, self.inbox.channel.sender, self.gate.gate, self.hooks.pacer))
         # Open the sale only when the buyers are waiting at the gate, so that
         # process start-up (slow under spawn) does not serialise them.
-        starting = max(config.timeout, START_TIMEOUT_S)
         self.stalled = self.inbox.wait_ready(starting, self.start_method)
         self.opened_at = time.monotonic()
         self.gate.set()

@@ -35,6 +35,7 @@ from ticketsim.core.catalog import StrategyInfo, info
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import StrategyName as StrategyName  # noqa: PLC0414 - re-exported
 from ticketsim.core.names import WorldName
+from ticketsim.core.settings import START_TIMEOUT_S
 from ticketsim.engine import databases
 from ticketsim.engine.setup import Setup as Setup  # noqa: PLC0414 - re-exported
 from ticketsim.errors import ConfigError
@@ -146,7 +147,16 @@ def _office(setup: Setup) -> Iterator[Tools]:
     office = ctx.Process(  # type: ignore[attr-defined]
         target=run_office,
         name="ticket-office",
-        args=(setup.db_path, requests, replies, answered, setup.channel, setup.timeout),
+        # Idle that long, the sale is over or abandoned: the buyers may take the whole
+        # start-up wait to be ready, then go quiet for the stall timeout.
+        args=(
+            setup.db_path,
+            requests,
+            replies,
+            answered,
+            setup.channel,
+            max(setup.timeout, START_TIMEOUT_S) + setup.timeout,
+        ),
         daemon=True,
     )
     # Daemonic and known once started: ended at exit if need be.

@@ -271,8 +271,8 @@ def run_buyer(
             tools.prepare()
             tools.rehearse(spec, pid)
         record(Step.READY)
-        if not gate.wait(spec.timeout):
-            record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
+        if not gate.wait(spec.opens_within):
+            record(Step.ERROR, note=f"the sale did not open within {spec.opens_within:g} s")
             return
         pacer.before_check(spec.number, spec.timeout)
         record(Step.CHECK, value=tools.store.peek(record))

@@ -32,8 +32,16 @@ class BuyerSpec:
     number: int
     #: Seconds between reading the db and writing it back: the race window.
     window: float
-    #: Longest wait for anything (the sale to open, a lock, a barrier).
+    #: Longest wait for anything (a lock, a barrier, and the sale to open unless below).
     timeout: float
+    #: Longest wait for the sale to open (0: ``timeout``): the parent may wait longer
+    #: than the timeout for the slowest buyer to start (spawn, a big sale).
+    opening: float = 0.0
+
+    @property
+    def opens_within(self) -> float:
+        """How long this buyer waits for the sale to open."""
+        return max(self.opening, self.timeout)
 
     @property
     def name(self) -> str:

@@ -318,9 +318,9 @@ async def run_task_buyer(
     try:
         record(Step.READY)
         try:
-            await asyncio.wait_for(gate.wait(), spec.timeout)
+            await asyncio.wait_for(gate.wait(), spec.opens_within)
         except asyncio.TimeoutError:
-            record(Step.ERROR, note=f"the sale did not open within {spec.timeout:g} s")
+            record(Step.ERROR, note=f"the sale did not open within {spec.opens_within:g} s")
             return
         pacer.stop_if_ended()
         record(Step.CHECK, value=tools.store.peek(record))
