@@ -38,6 +38,8 @@ from ticketsim.sale.stores import FileStore, NaiveFileStore
 from ticketsim.sale.stores._ledger import WholeSeen
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ticketsim.core.events import Step as StepType
 
 #: The stall guard in tests that kill buyers: long enough that a loaded 2-core machine
@@ -135,18 +137,23 @@ def _noop(step: StepType, **_: object) -> None:
     del step
 
 
-def _sale_is_in_the_file_at_once(db_path: Path, strategy: str) -> bool:
+@contextlib.contextmanager
+def _one_buyer(db_path: Path, timeout: float) -> Iterator[Setup]:
+    """What a strategy is set up with for one buyer of 2 tickets on a fresh db."""
     ctx = multiprocessing.get_context("fork")
     initial = dbfile.TicketDB.fresh(2)
     dbfile.write_atomic(db_path, initial)
     channel = EventChannel(ctx)
-    setup = Setup(ctx, str(db_path), initial, 1, channel.sender, 10.0, servers=SERVERS)
     try:
-        with STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
-            assert tools.purchase(BuyerSpec(1, 0.0, 10.0), os.getpid(), _noop, Pacer()) == 1
-            return len(dbfile.load(db_path).ledger) == 1
+        yield Setup(ctx, str(db_path), initial, 1, channel.sender, timeout, servers=SERVERS)
     finally:
         channel.close()
+
+
+def _sale_is_in_the_file_at_once(db_path: Path, strategy: str) -> bool:
+    with _one_buyer(db_path, 10.0) as setup, STRATEGIES[strategy].provide(setup) as tools:  # type: ignore[index]
+        assert tools.purchase(BuyerSpec(1, 0.0, 10.0), os.getpid(), _noop, Pacer()) == 1
+        return len(dbfile.load(db_path).ledger) == 1
 
 
 def _a_write_that_dies_halfway_leaves_the_db_whole(
@@ -334,15 +341,7 @@ def test_the_ticket_office_waits_out_the_start_of_slow_buyers(db_path: Path) -> 
     """The office gave up after --timeout with no request, while the parent waits up to
     30 s for slow buyers (spawn, a big sale) to be ready: a sale of 100 spawned buyers
     with --timeout 1 opened on an office that had gone, and sold nothing."""
-    ctx = multiprocessing.get_context("fork")
-    initial = dbfile.TicketDB.fresh(2)
-    dbfile.write_atomic(db_path, initial)
-    channel = EventChannel(ctx)
-    setup = Setup(ctx, str(db_path), initial, 1, channel.sender, 1.0, servers=SERVERS)
-    try:
-        with STRATEGIES["office"].provide(setup) as tools:  # type: ignore[index]
-            time.sleep(2.0)  # the buyers still starting, twice the timeout
-            assert tools.purchase(BuyerSpec(1, 0.0, 5.0), os.getpid(), _noop, Pacer()) == 1
-    finally:
-        channel.close()
+    with _one_buyer(db_path, 1.0) as setup, STRATEGIES["office"].provide(setup) as tools:  # type: ignore[index]
+        time.sleep(2.0)  # the buyers still starting, twice the timeout
+        assert tools.purchase(BuyerSpec(1, 0.0, 5.0), os.getpid(), _noop, Pacer()) == 1
     assert len(dbfile.load(db_path).ledger) == 1
