@@ -79,6 +79,18 @@ def tie_to_owner(*, kernel: bool = True) -> None:
         _die()
 
 
+def die_if_orphaned() -> None:
+    """End this process now if the ticketsim process that started it is gone: a wait
+    that ended with it (the gate's pipe hung up) would otherwise go on to tell nobody,
+    and a pool worker to hand its task back down a broken pipe, with a traceback on
+    the terminal, before its watch thread's next look."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return
+    if not owner_alive(parent.pid, direct=os.getppid() == parent.pid):
+        _die()
+
+
 def tie_to_parent(parent: int) -> None:
     """In a process a buyer forked itself (not through multiprocessing), first thing:
     end it when that buyer, ``parent``, is gone, as :func:`as_child` ties a buyer to

@@ -272,6 +272,7 @@ def run_buyer(
             tools.rehearse(spec, pid)
         record(Step.READY)
         if not gate.wait(spec.opens_within):
+            _signals.die_if_orphaned()  # the gate hung up as ticketsim died
             record(Step.ERROR, note=f"the sale did not open within {spec.opens_within:g} s")
             return
         pacer.before_check(spec.number, spec.timeout)
