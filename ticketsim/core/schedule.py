@@ -359,15 +359,20 @@ class Reduced(Iterator[Schedule]):
         level = 0
         while True:
             search = _Level(self.buyers, self.model, level)
-            for schedule in search.walk(None, 0, None, 0):
-                if self.model.blocked_at(schedule, self.tickets) is None:
-                    yield schedule
+            yield from filter(self._runs, search.walk(None, 0, None, 0))
             if not search.pruned:
                 return
             if self.preemption_bound is not None and level >= self.preemption_bound:
                 self.bounded = self._runs_beyond(level)
                 return
             level += 1
+
+    def _runs(self, schedule: Schedule) -> bool:
+        """Whether ``schedule``, made feasible under a lock by the walk, waits for no
+        seat either (only a model whose reads lock seats, given the tickets, asks)."""
+        if not (self.model.locks_seats and self.tickets is not None):
+            return True
+        return self.model.blocked_at(schedule, self.tickets) is None
 
     def _runs_beyond(self, level: int) -> bool:
         """Whether a schedule with more than ``level`` preemptions can run: the bound left
@@ -376,7 +381,7 @@ class Reduced(Iterator[Schedule]):
             level += 1
             search = _Level(self.buyers, self.model, level)
             made = search.walk(None, 0, None, 0)
-            if any(self.model.blocked_at(s, self.tickets) is None for s in made):
+            if any(map(self._runs, made)):
                 return True
             if not search.pruned:
                 return False
