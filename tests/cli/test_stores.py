@@ -111,6 +111,31 @@ def test_compare_runs_every_strategy_of_the_store(redis_url: str) -> None:
     assert all(r["ok"] for r in rows if r["strategy"] != "redis-naive")
 
 
+def test_a_postgres_store_counts_as_each_strategy_does(pg_url: str) -> None:
+    """The ledger's and the seats' strategies keep no count in the sale's row: loaded
+    for the naive one, the user's store read its stale count after their sale."""
+    safe = ["pg-update", "pg-unique", "pg-skip-locked", "pg-ledger-serializable"]
+    done = ticketsim(
+        "compare", "--store", pg_url, *(f"--strategy={name}" for name in safe),
+        "--buyers", "3", "--tickets", "2", "--delay", "0", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    assert [(r["strategy"], r["ok"], r["sold"]) for r in rows] == [(n, True, 2) for n in safe]
+    # A sale reset with no strategy, then kept for one that counts the ledger.
+    assert ticketsim("reset", "--store", pg_url, "--tickets", "3").returncode == 0
+    for sold in (2, 1):
+        kept = ticketsim(
+            "run", "--store", pg_url, "--strategy", "pg-unique", "--keep", "--buyers",
+            "2", "--delay", "0", "--json",
+        )  # fmt: skip
+        assert kept.returncode == 0, kept.stdout + kept.stderr
+        assert json.loads(kept.stdout)["sold"] == sold
+    shown = ticketsim("show", "--store", pg_url, "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert (json.loads(shown.stdout)["remaining"], json.loads(shown.stdout)["problems"]) == (0, [])
+
+
 def test_someone_elses_postgres_schema_is_refused_and_left_as_it_was(pg_url: str) -> None:
     other = _with_dbname(pg_url, "theirs")
     admin = pgstore.connect(pg_url)

@@ -97,19 +97,27 @@ def vet_sqlite_beside(db_path: str | os.PathLike[str]) -> None:
 
 
 def user_store(
-    url: str, initial: dbfile.TicketDB | None = None, *, reads_only: bool = False
+    url: str,
+    initial: dbfile.TicketDB | None = None,
+    *,
+    reads_only: bool = False,
+    strategy: str | None = None,
 ) -> DatabaseStore:
     """The user's ``--store``, the record of its sales; a SQLite path that names anything
     but a regular file (a FIFO would hang its read) is refused (:class:`PathError`).
     ``reads_only``: the command only reads it (``show``, ``check``), so a missing file
-    is said to be missing, wherever its folder is."""
+    is said to be missing, wherever its folder is. ``strategy``: the database strategy
+    about to sell there, whose plan the store is loaded for (a PostgreSQL sale records
+    whether its count is a column, the ledger's length or the free seats)."""
     parsed = stores.parse(url)
     if parsed.kind is StoreKind.SQLITE and reads_only:
         missing = "make it with 'ticketsim reset --store'"
         paths.vet(paths.Use("--store", parsed.location, missing=missing, writes=False))
     elif parsed.kind is StoreKind.SQLITE:
         paths.vet(paths.sqlite(parsed.location))
-    return make_store(parsed.kind, parsed.location, initial=initial, detached=True)
+    chosen = PLANS.get(StrategyName(strategy)) if strategy in PLANS else None
+    plan = chosen.plan if chosen is not None else None
+    return make_store(parsed.kind, parsed.location, plan=plan, initial=initial, detached=True)
 
 
 def require_room(store: DatabaseStore, needed: int, shown: str) -> None:

@@ -156,7 +156,7 @@ def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
 
 def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
     """The user's store as the sale opens: fresh tickets, or with ``keep``, as it is."""
-    store = databases.user_store(config.store or "")
+    store = databases.user_store(config.store or "", strategy=config.strategy)
     if config.strategy in databases.PLANS:  # its buyers connect to it, each on its own
         databases.require_room(store, config.connections, stores.parse(config.store or "").shown)
     if config.keep:
@@ -168,6 +168,7 @@ def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
                 problems[0].explanation,
                 "reset it (run without --keep)",
             )
+        store.keep(initial)
         return initial
     initial = dbfile.TicketDB.fresh(config.tickets)
     store.load(initial)

@@ -134,6 +134,12 @@ class DatabaseStore(Store):
     def snapshot(self) -> TicketDB:
         """The tickets, remaining count and ledger the store holds now."""
 
+    def keep(self, kept: TicketDB) -> None:
+        """Ready the sale the store holds (``kept``, its :meth:`snapshot`) for this
+        store's strategy, changing none of it: a store that records how its count is
+        kept (PostgreSQL) takes the strategy's way."""
+        del kept
+
     #: Whether the store is the record of the sale (the user's ``--store``), rather
     #: than a copy of the db file that is written back to it when the sale is over.
     detached: bool = False

@@ -558,6 +558,14 @@ class PostgresStore(DatabaseStore):
                     ],
                 )
 
+    def keep(self, kept: dbfile.TicketDB) -> None:
+        # A sale made for another model keeps its count where this strategy's buyers
+        # never look (a column the ledger strategies leave alone, seats nobody takes).
+        with contextlib.closing(self._admin()) as db:
+            row = db.execute(f"SELECT model FROM {SCHEMA}.sale").fetchone()
+        if row is None or row[0] != model_of(self.plan):
+            self.load(kept)
+
     def snapshot(self) -> dbfile.TicketDB:
         with contextlib.closing(self._admin()) as db:
             # One snapshot for the count and the ledger, even while buyers still write.
