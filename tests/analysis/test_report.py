@@ -56,6 +56,7 @@ JSON_KEYS = {
     "verdict",
     "exit_code",
     "stalled",
+    "final_unknown",
     "violations",
     "elapsed_s",
     "throughput",

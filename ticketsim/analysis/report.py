@@ -114,6 +114,8 @@ class Report:
     #: Buyers that got as far as their write (committed or not) and were never told its
     #: outcome (a stall caught them after it): they did get to buy.
     wrote_unanswered: tuple[str, ...] = ()
+    #: Why the state the sale left is unknown (its server went away), if it is.
+    final_unknown: str | None = None
 
     @property
     def survivors(self) -> int:
@@ -124,7 +126,12 @@ class Report:
     def complete(self) -> bool:
         """Whether the sale ran to its end: nothing stalled, no buyer died unplanned, and
         some buyer was left alive to buy. Liveness is only judged on a complete sale."""
-        return self.stalled is None and not self.died and self.survivors > 0
+        return (
+            self.stalled is None
+            and not self.died
+            and self.survivors > 0
+            and self.final_unknown is None
+        )
 
     @property
     def certain(self) -> tuple[Violation, ...]:
@@ -167,7 +174,20 @@ class Report:
         return self._judged() if self.complete else self._incomplete()
 
     def _incomplete(self) -> str:
-        """The verdict of a sale that did not run to its end: what is known, no more."""
+        """The verdict of a sale that did not run to its end, or whose end is unknown:
+        what is known, no more."""
+        if self.final_unknown is None:
+            return self._unfinished_sale()
+        unchecked = f"{self.final_unknown}, so what the db holds was not checked"
+        if self.stalled is None and not self.died and self.survivors > 0:
+            return (
+                f"INCOMPLETE: {self.sold} of {self.buyers} buyer(s) were told they got one of "
+                f"{self.tickets} ticket(s){self._planned()}; {unchecked}"
+            )
+        return f"{self._unfinished_sale()}; {unchecked}"
+
+    def _unfinished_sale(self) -> str:
+        """The verdict of a sale that stalled, or whose buyers died or were all killed."""
         planned = self._planned()
         if self.stalled is not None:
             stopped = {*self.killed_on_purpose, *self.cut_off}
@@ -256,6 +276,8 @@ class Report:
             clauses.append(
                 f"and {sum(len(d.buyers) for d in self.died)} buyer(s) ended without an outcome"
             )
+        if self.final_unknown is not None:
+            clauses.append(f"and {self.final_unknown}")
         return clauses
 
     def to_json(self) -> dict[str, Any]:
@@ -285,6 +307,7 @@ class Report:
             "verdict": self.verdict,
             "exit_code": int(self.exit_code),
             "stalled": self.stalled,
+            "final_unknown": self.final_unknown,
             "violations": [v.to_json() for v in self.violations],
             "elapsed_s": round(self.elapsed_s, 6),
             "startup_s": round(self.startup_s, 6),
@@ -337,7 +360,8 @@ def build_report(result: RunResult) -> Report:
         safe=result.safe,
         final_error=result.final_error,
         # Another program's history may leave its final state out: the history alone.
-        final_known=not (result.system is not None and result.final is None),
+        final_known=not (result.system is not None and result.final is None)
+        and result.final_unknown is None,
         count_known=result.count_known,
     )
     violations += [Violation(Kind.YOUR_INVARIANT, said) for said in result.broken]
@@ -401,6 +425,7 @@ def build_report(result: RunResult) -> Report:
                 if e.step is Step.WRITE and outcome.get(e.buyer) not in (Step.OK, Step.FAIL)
             )
         ),
+        final_unknown=result.final_unknown,
     )
 
 

@@ -112,6 +112,9 @@ class RunResult:
     #: Whether ``final``'s remaining count is the store's own (a user's store that
     #: lists only its ledger has none: what it leaves is not checked against it).
     count_known: bool = True
+    #: Why nobody can know the state the sale left (``final`` is then ``None``): the
+    #: private server it sold on went away with its sales. Not a finding about them.
+    final_unknown: str | None = None
 
     @property
     def safe(self) -> bool:

@@ -29,7 +29,7 @@ from ticketsim.core.settings import JITTER, MAX_TICKETS, START_TIMEOUT_S, RunCon
 from ticketsim.engine import databases, strategies
 from ticketsim.engine.collect import Inbox, Watcher, unready_because
 from ticketsim.engine.crews import crew_for
-from ticketsim.errors import DbError, PathError, StoreError
+from ticketsim.errors import DbError, PathError, ServerUnavailable, StoreError
 from ticketsim.sale import _limits, _scratch, _signals
 from ticketsim.sale.buyer import (
     BLOCKED,
@@ -315,6 +315,7 @@ def run_sale(
         ):
             tools = stack.enter_context(strategy.provide(setup))
         interrupted: BaseException | None = None
+        unknown: str | None = None
         try:
             sale.start(tools)
             sale.sell()
@@ -325,8 +326,13 @@ def run_sale(
         finally:
             sale.end(interrupted, tools)
             # Even on an interrupt: an in-memory strategy's sales must reach the db.
-            tools.store.write_back(config.db, initial, sale.inbox.history)
-    return sale.result(strategy.info, tools.store.final(config.db))
+            unknown = tools.store.write_back(config.db, initial, sale.inbox.history)
+    if unknown is None:
+        try:
+            return sale.result(strategy.info, tools.store.final(config.db))
+        except ServerUnavailable as exc:  # the user's store, down since its sales
+            unknown = f"{exc.server} could not be read back after the sale ({exc.problem})"
+    return sale.result(strategy.info, (None, None), unknown=unknown)
 
 
 def _strategy(config: RunConfig) -> Strategy:
@@ -428,9 +434,14 @@ class _Sale:
         history.sort(key=lambda e: e.t)
 
     def result(
-        self, strategy: StrategyInfo, final: tuple[dbfile.TicketDB | None, str | None]
+        self,
+        strategy: StrategyInfo,
+        final: tuple[dbfile.TicketDB | None, str | None],
+        *,
+        unknown: str | None = None,
     ) -> RunResult:
-        """What happened; ``final`` is the state the sale left, or why it is unreadable."""
+        """What happened; ``final`` is the state the sale left, or why it is unreadable;
+        ``unknown``, why nobody can know that state."""
         config, history = self.config, self.inbox.history
         outcomes = [e.t for e in history if e.step in OUTCOMES]
         ended_at = self.stopped_at if self.stalled or not outcomes else max(outcomes)
@@ -450,6 +461,7 @@ class _Sale:
             schedule=str(config.steps()) if config.schedule is not None else None,
             faults=self.hooks.faults(strategy),
             startup_s=max(0.0, self.opened_at - self.started_at),
+            final_unknown=unknown,
         )
 
 

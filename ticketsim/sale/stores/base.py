@@ -103,11 +103,14 @@ class Store(ABC):
         except DbError as exc:
             return None, exc.reason
 
-    def write_back(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
-        """In the parent, after the sale: bring the db file at ``path`` up to date."""
+    def write_back(
+        self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]
+    ) -> str | None:
+        """In the parent, after the sale: bring the db file at ``path`` up to date.
+        Returns why nobody can know the state the sale left (its store is gone), if so."""
         tally = self.tally(initial, history)
         if tally is None:
-            return
+            return None
         final = dbfile.TicketDB(
             tickets=initial.tickets,
             remaining=tally.remaining,
@@ -116,6 +119,7 @@ class Store(ABC):
             extra=initial.extra,  # keys ticketsim does not know are the user's: kept
         )
         dbfile.write_atomic(path, final)
+        return None
 
 
 def sales_written(history: Sequence[Event]) -> tuple[dbfile.Sale, ...]:

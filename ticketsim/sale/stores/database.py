@@ -146,8 +146,8 @@ class DatabaseStore(Store):
 
     def final(self, path: str) -> tuple[TicketDB | None, str | None]:
         """The state after the sale, for the checker, or why it cannot be read. The
-        user's store that is down is :class:`ServerUnavailable` (it may come back with
-        every sale); a copy's is the db file's."""
+        user's store that is down is :class:`ServerUnavailable`: its state is unknown,
+        not lost (it may come back with every sale); a copy's is the db file's."""
         if not self.detached:
             return super().final(path)
         try:
@@ -155,18 +155,20 @@ class DatabaseStore(Store):
         except StoreError as exc:
             return None, str(exc)
 
-    def write_back(self, path: str, initial: TicketDB, history: Sequence[Event]) -> None:
+    def write_back(self, path: str, initial: TicketDB, history: Sequence[Event]) -> str | None:
         """The db file takes the store's state (not with ``detached``: the store is the
-        record). A copy whose server went away leaves the db file as the sale opened it:
-        the checker then finds every sale a buyer was told of lost, as it was."""
+        record). A copy whose server went away leaves the db file as the sale opened it,
+        and what the sale left is unknown: the sales made there went with the server,
+        which is no lost update of the buyers' making."""
         del history
         if self.detached:
-            return
+            return None
         try:
             final = self.snapshot()
-        except ServerUnavailable:
-            return  # the buyers' errors say why
+        except ServerUnavailable as exc:
+            return f"the sale's server went away before its sales were read back ({exc.problem})"
         dbfile.write_atomic(path, replace(final, event=initial.event, extra=initial.extra))
+        return None
 
 
 class ProcessConnection(Generic[C]):

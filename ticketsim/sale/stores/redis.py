@@ -475,7 +475,9 @@ class RedisStore(DatabaseStore):
                     pipe.rpush(LEDGER, *(_entry(s) for s in initial.ledger))
                 pipe.execute()
 
-    def write_back(self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]) -> None:
+    def write_back(
+        self, path: str, initial: dbfile.TicketDB, history: Sequence[Event]
+    ) -> str | None:
         if self.detached:
             # The user's store outlives the run: what a killed buyer's rehearsal left
             # goes now (a private server goes with the run). Not reachable: the run's
@@ -488,7 +490,7 @@ class RedisStore(DatabaseStore):
             except Exception as exc:  # a client error mid-sweep, not a bug of ours
                 if not _client_error(exc):
                     raise
-        super().write_back(path, initial, history)
+        return super().write_back(path, initial, history)
 
     def snapshot(self) -> dbfile.TicketDB:
         with contextlib.closing(connect(self.url)) as db:
