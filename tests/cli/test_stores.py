@@ -21,7 +21,7 @@ from ticketsim.sale.stores import postgres as pgstore
 from ticketsim.sale.stores import redis as redisstore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -197,6 +197,8 @@ def test_a_sqlite_db_with_the_users_tables_is_refused(tmp_path: Path) -> None:
         ("sqlite:///:memory:", "in-memory database"),
         ("postgresql://h:notaport/x", "malformed"),
         ("redis://h/notanumber", "give a number"),
+        ("postgresql://127.0.0.1:1/x?sslmode=bogus", "invalid sslmode value"),
+        ("postgresql://127.0.0.1:1/x?port=notaport", "invalid integer value"),
     ],
 )
 def test_a_malformed_url_is_one_line_and_exit_2(url: str, words: str) -> None:
@@ -224,6 +226,14 @@ def test_a_password_is_never_printed() -> None:
     for url in ("postgresql://me:s3cret@127.0.0.1:1/x", "redis://me:s3cret@127.0.0.1:1/0"):
         done = ticketsim("show", "--store", url)
         _one_line_error(done, 4, "me:***@")
+        assert "s3cret" not in done.stderr + done.stdout
+    # Where libpq and redis-py take it as a query option too.
+    for url in (
+        "postgresql://127.0.0.1:1/x?user=me&password=s3cret",
+        "redis://127.0.0.1:1/0?password=s3cret",
+    ):
+        done = ticketsim("show", "--store", url)
+        _one_line_error(done, 4, "assword=***")
         assert "s3cret" not in done.stderr + done.stdout
 
 
@@ -323,3 +333,164 @@ def test_a_sqlite_file_another_program_keeps_locked_is_exit_4_and_left_as_it_was
     assert len(lines) == 1, done.stderr
     assert "stayed locked by another program for 0.2 s" in lines[0]
     assert (tmp_path / "mine.sqlite").read_bytes() == before
+
+
+def test_a_buyer_whose_name_holds_spaces_sells_on_redis(tmp_path: Path) -> None:
+    """A Redis ledger entry is the seat, the buyer, the pid and the time, spaces apart:
+    a name of the db's with a space in it split into five, an internal error (70)."""
+    db = tmp_path / "tickets.json"
+    sale = {"buyer": "Ann Lee", "seat": 1, "pid": 4242, "time": 1795000000.25}
+    db.write_text(json.dumps({"event": "Concert", "tickets": 3, "remaining": 2, "ledger": [sale]}))
+    done = ticketsim(
+        "run", "--db", str(db), "--strategy", "redis-decr", "--keep", "--buyers", "2",
+        "--delay", "0", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = json.loads(db.read_text())
+    assert after["ledger"][0]["buyer"] == "Ann Lee"
+    assert after["remaining"] == 0
+
+
+def _damaged(kind: str, url: str, damage: Callable[[], None]) -> None:
+    """``damage`` a fresh sale of ticketsim's in ``url``: show, run --keep and check each
+    refuse it in one line (exit 2), and leave it as it is."""
+    assert ticketsim("reset", "--store", url, "--tickets", "3").returncode == 0
+    damage()
+    strategy = {"sqlite": "sqlite-immediate", "pg": "pg-update", "redis": "redis-decr"}[kind]
+    for args in (
+        ("show", "--store", url),
+        ("run", "--store", url, "--keep", "--strategy", strategy, "--buyers", "2"),
+    ):
+        _one_line_error(ticketsim(*args), 2, "holds a sale ticketsim cannot read", "reset it")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM sale",
+        "UPDATE sale SET remaining = 'x'",
+        "UPDATE ledger SET seat = 'x'",
+        "UPDATE ledger SET buyer = ''",
+        "DROP TABLE ledger",
+    ],
+)
+def test_a_damaged_sqlite_store_is_refused_in_one_line(tmp_path: Path, statement: str) -> None:
+    path = tmp_path / "mine.sqlite"
+    url = _sqlite(path)
+
+    def damage() -> None:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("INSERT INTO ledger (seat, buyer, pid, at) VALUES (1, 'ann', 1, 1.5)")
+            db.execute(statement)
+
+    _damaged("sqlite", url, damage)
+    if statement == "UPDATE ledger SET seat = 'x'":
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT seat FROM ledger").fetchall() == [("x",)]
+
+
+@pytest.mark.parametrize(
+    "statement", ["DROP TABLE ticketsim.ledger", "UPDATE ticketsim.sale SET model = 'mine'"]
+)
+def test_a_damaged_postgres_store_is_refused_in_one_line(pg_url: str, statement: str) -> None:
+    def damage() -> None:
+        with contextlib.closing(pgstore.connect(pg_url)) as db:
+            db.execute(statement)
+
+    _damaged("pg", pg_url, damage)
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [["DEL", "ticketsim:tickets", "ticketsim:remaining", "ticketsim:event"]],
+        [["SET", "ticketsim:remaining", "x"]],
+        [["DEL", "ticketsim:ledger"], ["SET", "ticketsim:ledger", "x"]],
+        [["RPUSH", "ticketsim:ledger", "1 a"]],
+    ],
+    ids=["keys-gone", "count-no-number", "ledger-a-string", "entry-cut-short"],
+)
+def test_a_damaged_redis_store_is_refused_in_one_line(
+    redis_url: str, commands: list[list[str]]
+) -> None:
+    def damage() -> None:
+        with contextlib.closing(redisstore.connect(redis_url)) as db:
+            for command in commands:
+                db.execute_command(*command)
+
+    _damaged("redis", redis_url, damage)
+
+
+def test_a_ticketsim_schema_someone_else_made_with_no_table_is_refused(pg_url: str) -> None:
+    other = _with_dbname(pg_url, "their_schema")
+    with contextlib.closing(pgstore.connect(pg_url)) as admin:
+        admin.execute("DROP DATABASE IF EXISTS their_schema")
+        admin.execute("CREATE DATABASE their_schema")
+    with contextlib.closing(pgstore.connect(other)) as theirs:
+        theirs.execute("CREATE SCHEMA ticketsim")
+        theirs.execute(
+            "CREATE FUNCTION ticketsim.precious() RETURNS int LANGUAGE sql AS 'SELECT 42'"
+        )
+        theirs.execute("CREATE SEQUENCE ticketsim.mine")
+    done = ticketsim("reset", "--store", other, "--tickets", "3")
+    _one_line_error(done, 2, "function precious", "relation mine", "ticketsim did not make")
+    with contextlib.closing(pgstore.connect(other)) as theirs:
+        names = theirs.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'ticketsim'"
+        ).fetchall()
+        assert names == [("mine",)]
+        assert theirs.execute("SELECT ticketsim.precious()").fetchone() == (42,)
+
+
+def test_what_a_users_postgres_refuses_is_exit_4_in_one_line(pg_url: str) -> None:
+    """A role with no right to make the schema, or a read-only one: the server says no,
+    which is the machine's word (exit 4), not ticketsim's bug (it was exit 70)."""
+    lowly = _with_dbname(pg_url, "lowly_db")
+    parts = urlsplit(lowly)
+    as_lowly = urlunsplit(parts._replace(netloc="lowly:pw@" + parts.netloc.split("@")[-1]))
+    with contextlib.closing(pgstore.connect(pg_url)) as admin:
+        admin.execute("DROP DATABASE IF EXISTS lowly_db")
+        admin.execute("DROP ROLE IF EXISTS lowly")
+        admin.execute("CREATE ROLE lowly LOGIN PASSWORD 'pw'")
+        admin.execute("CREATE DATABASE lowly_db")
+    with contextlib.closing(pgstore.connect(lowly)) as db:
+        db.execute("REVOKE CREATE ON DATABASE lowly_db FROM PUBLIC")
+    for args in (("reset", "--store", as_lowly), ("run", "--store", as_lowly, "--buyers", "2")):
+        _one_line_error(ticketsim(*args), 4, "permission denied", "rights")
+
+
+def test_what_a_users_redis_refuses_is_exit_4_and_keeps_the_sale_there() -> None:
+    """A user its ACL keeps from SCAN, a server out of memory: exit 4 in one line (it was
+    exit 70), and a reset the full server refuses leaves the sale that was there (it
+    deleted it, then failed to write the new one)."""
+    from ticketsim.engine.databases import PrivateServers
+
+    with PrivateServers() as servers:
+        url = servers[StoreKind.REDIS]
+        assert ticketsim("reset", "--store", url, "--tickets", "2").returncode == 0
+        with contextlib.closing(redisstore.connect(url)) as admin:
+            before = {key: admin.dump(key) for key in admin.scan_iter()}
+            admin.execute_command(
+                "ACL", "SETUSER", "lowly", "on", ">pw", "~ticketsim:*", "+get", "+set",
+                "+ping", "+hello", "+client", "+select",
+            )  # fmt: skip
+            parts = urlsplit(url)
+            lowly = urlunsplit(parts._replace(netloc="lowly:pw@" + parts.netloc.split("@")[-1]))
+            _one_line_error(ticketsim("show", "--store", lowly), 4, "scan", "rights")
+            admin.config_set("maxmemory", 1)
+            admin.config_set("maxmemory-policy", "noeviction")
+            done = ticketsim("reset", "--store", url, "--tickets", "5")
+            admin.config_set("maxmemory", 0)
+            _one_line_error(done, 4, "maxmemory", "free its memory")
+            assert {key: admin.dump(key) for key in admin.scan_iter()} == before
+
+
+@pytest.mark.parametrize(
+    ("query", "words"), [("?foo=bar", "fix the URL"), ("?db=99", "no database of that number")]
+)
+def test_a_redis_url_the_client_or_server_cannot_take_is_exit_2(
+    redis_url: str, query: str, words: str
+) -> None:
+    url = redis_url.split("?", maxsplit=1)[0] + query
+    _one_line_error(ticketsim("show", "--store", url), 2, words)

@@ -45,7 +45,7 @@ from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.errors import DbError, DbWriteError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from io import BufferedReader
 
     from ticketsim.core._files import Buffer
@@ -217,7 +217,8 @@ def _unicode(source: str, where: str, text: str) -> None:
 def _int(source: str, where: str, value: object) -> int:
     # bool is an int subclass; a db that says "tickets": true is corrupt, not 1.
     if type(value) is not int:
-        raise DbError(source, f"{where} must be a whole number, got {json.dumps(value)}")
+        shown = json.dumps(value, default=repr)  # a store's value may be no JSON one
+        raise DbError(source, f"{where} must be a whole number, got {shown}")
     return value
 
 
@@ -252,6 +253,29 @@ def parse(text: str, *, source: str = "<db>") -> TicketDB:
     if not isinstance(ledger, list):
         raise DbError(source, f"ledger must be a list, got {type(ledger).__name__}")
     return replace(head, ledger=tuple(_sale(source, i, sale) for i, sale in enumerate(ledger)))
+
+
+def from_values(
+    source: str,
+    tickets: object,
+    remaining: object,
+    event: object,
+    ledger: Iterable[tuple[object, object, object, object]],
+) -> TicketDB:
+    """The db a store's values make (``ledger``: each sale's seat, buyer, pid and time),
+    checked as a db file's are: :class:`DbError` naming ``source`` for a value no db
+    holds (a count that is no whole number, a sale with no buyer)."""
+    head = _head(
+        {"tickets": tickets, "remaining": remaining, "event": event},
+        source,
+        required=_KEYS - {"format", "ledger"},
+    )
+    _unicode(source, "event", head.event)
+    sales = (
+        _sale(source, i, {"seat": seat, "buyer": buyer, "pid": pid, "time": at})
+        for i, (seat, buyer, pid, at) in enumerate(ledger)
+    )
+    return replace(head, ledger=tuple(sales))
 
 
 def _keepable(raw: dict[str, Any], source: str) -> None:

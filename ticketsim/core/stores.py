@@ -96,7 +96,9 @@ class StoreURL:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password, if it has one, as ``***``: what messages print."""
+    """``url`` with its password, if it has one, as ``***``: what messages print. It
+    may be in the query too (``?password=``), where libpq and redis-py take it."""
+    url = _query_password_hidden(url)
     try:
         password = urlsplit(url).password
     except ValueError:  # a malformed URL: it is shown as given, having no password
@@ -104,6 +106,21 @@ def redacted(url: str) -> str:
     if password is None:
         return url
     return url.replace(":" + password + "@", ":***@", 1)
+
+
+def _query_password_hidden(url: str) -> str:
+    # By hand, not with re: a buyer imports this module, and re is not cheap to import.
+    head, mark, query = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, fragment = query.partition("#")
+    options = [
+        option.partition("=")[0] + "=***"
+        if option.partition("=")[0].lower() == "password"
+        else option
+        for option in query.split("&")
+    ]
+    return f"{head}?{'&'.join(options)}{hash_mark}{fragment}"
 
 
 def sqlite_path(url: str) -> str:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ticketsim.core import db as dbfile
 from ticketsim.core.frozen import frozen, replace
-from ticketsim.errors import ServerUnavailable, StoreError
+from ticketsim.errors import DbError, ServerUnavailable, StoreError
 from ticketsim.sale.stores.base import Store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from ticketsim.core.db import Sale, TicketDB
     from ticketsim.core.events import Event, Recorder
@@ -169,6 +169,31 @@ class DatabaseStore(Store):
             return f"the sale's server went away before its sales were read back ({exc.problem})"
         dbfile.write_atomic(path, replace(final, event=initial.event, extra=initial.extra))
         return None
+
+
+def damaged(shown: str, what: str) -> StoreError:
+    """A store of ticketsim's whose sale is no longer one (a row or table gone, a count
+    that is no number): the user's to reset, not a fault of the machine or a bug."""
+    return StoreError(
+        shown,
+        f"holds a sale ticketsim cannot read ({what})",
+        "reset it with 'ticketsim reset --store'",
+    )
+
+
+def sale_of(
+    shown: str,
+    tickets: object,
+    remaining: object,
+    event: object,
+    ledger: Iterable[tuple[object, object, object, object]],
+) -> TicketDB:
+    """The sale a store's values make, checked as a db file is (one place says what a
+    db holds: :func:`ticketsim.core.db.from_values`); :func:`damaged` if it is none."""
+    try:
+        return dbfile.from_values(shown, tickets, remaining, event, ledger)
+    except DbError as exc:
+        raise damaged(shown, exc.problem) from None
 
 
 class ProcessConnection(Generic[C]):

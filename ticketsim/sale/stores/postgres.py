@@ -14,7 +14,6 @@ import contextlib
 import functools
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
@@ -25,12 +24,17 @@ from ticketsim.sale.stores.database import (
     DatabaseStore,
     ProcessConnection,
     Room,
+    damaged,
+    sale_of,
 )
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import psycopg
 
+    from ticketsim.core import db as dbfile
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
@@ -209,6 +213,8 @@ def connect(url: str, *, answer_s: float | None = None) -> psycopg.Connection[An
     except psycopg.ProgrammingError as exc:  # libpq could not read the URL itself
         raise StoreError(redacted(url), one_line(exc), "fix the URL") from None
     except psycopg.OperationalError as exc:
+        if any(words in str(exc) for words in _BAD_OPTION):  # libpq's, before it connects
+            raise StoreError(redacted(url), one_line(exc), "fix the URL") from None
         # Full, the server answers: what to do is not to start it.
         full = any(words in str(exc) for words in _FULL)
         advice = NO_ROOM_ADVICE if full else "start it, or check the URL and its credentials"
@@ -262,6 +268,8 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+#: How libpq refuses a query option's value (``sslmode=bogus``), which is no server's.
+_BAD_OPTION: Final = (" value: ", "for connection option")
 #: How the server refuses a connection it has no room for.
 _FULL: Final = ("too many clients", "connection slots are reserved", "too many connections")
 #: The limits on this session's connections: the server's, less the slots kept for
@@ -284,6 +292,45 @@ FROM pg_roles r, pg_database d, pg_stat_activity a
 WHERE r.rolname = current_user AND d.datname = current_database()
 GROUP BY r.rolsuper, r.rolconnlimit, d.datconnlimit
 """
+
+
+#: Everything a schema holds by name: relations (sequences, views, composite types),
+#: functions and procedures, and types of their own (enums, domains; not arrays).
+_OBJECTS: Final = """
+SELECT 'relation ' || c.relname FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s
+UNION ALL
+SELECT 'function ' || p.proname FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s
+UNION ALL
+SELECT 'type ' || t.typname FROM pg_type t
+  JOIN pg_namespace n ON n.oid = t.typnamespace
+  WHERE n.nspname = %s AND t.typrelid = 0 AND t.typcategory <> 'A'
+"""
+#: What the server answers that is the store's damage (a table or column of
+#: ticketsim's gone), and what is the server refusing (rights, a read-only session,
+#: its resources, an operator, its own system, the connection): by SQLSTATE.
+_DAMAGE: Final = ("42P01", "42703")
+_REFUSALS: Final = ("42501", "25006", "53", "57", "58", "08")
+
+
+@contextlib.contextmanager
+def _refusals(url: str) -> Iterator[None]:
+    """Around the parent's reads and writes of a sale: a table of ticketsim's gone is the
+    store's damage (:class:`StoreError`); what the server refuses is the server's
+    (:class:`ServerUnavailable`). Neither is a bug of ticketsim's."""
+    import psycopg  # noqa: PLC0415 - imported by the connection already
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        state = getattr(exc, "sqlstate", None) or ""
+        if state in _DAMAGE:
+            raise damaged(redacted(url), one_line(exc)) from None
+        if not state.startswith(_REFUSALS):
+            raise
+        advice = "give the role the rights ticketsim needs (or use another), or see the server"
+        raise ServerUnavailable(redacted(url), one_line(exc), advice) from None
 
 
 @frozen
@@ -493,6 +540,15 @@ class PostgresStore(DatabaseStore):
                 f"({', '.join(sorted(tables))})",
                 "use another database; ticketsim never changes someone else's tables",
             )
+        # A schema ticketsim did not make is someone else's, even with no table in it.
+        others = [] if marked else [row[0] for row in db.execute(_OBJECTS, (SCHEMA,) * 3)]
+        if others:
+            raise StoreError(
+                redacted(self.url),
+                f"its schema {SCHEMA!r} holds what ticketsim did not make "
+                f"({', '.join(sorted(others))})",
+                "use another database; ticketsim never changes someone else's schema",
+            )
         return tables
 
     def room(self) -> Room | None:
@@ -527,7 +583,7 @@ class PostgresStore(DatabaseStore):
 
     def load(self, initial: dbfile.TicketDB) -> None:
         model = model_of(self.plan)
-        with contextlib.closing(self._admin()) as db, db.transaction():
+        with contextlib.closing(self._admin()) as db, _refusals(self.url), db.transaction():
             tables = self._vet(db)
             if tables == set(TABLES):  # emptied: a search loads it once a schedule
                 names = ", ".join(f"{SCHEMA}.{table}" for table in TABLES)
@@ -561,41 +617,38 @@ class PostgresStore(DatabaseStore):
     def keep(self, kept: dbfile.TicketDB) -> None:
         # A sale made for another model keeps its count where this strategy's buyers
         # never look (a column the ledger strategies leave alone, seats nobody takes).
-        with contextlib.closing(self._admin()) as db:
+        with contextlib.closing(self._admin()) as db, _refusals(self.url):
             row = db.execute(f"SELECT model FROM {SCHEMA}.sale").fetchone()
         if row is None or row[0] != model_of(self.plan):
             self.load(kept)
 
     def snapshot(self) -> dbfile.TicketDB:
-        with contextlib.closing(self._admin()) as db:
+        shown = redacted(self.url)
+        with contextlib.closing(self._admin()) as db, _refusals(self.url):
             # One snapshot for the count and the ledger, even while buyers still write.
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             if self._vet(db) is None:
                 raise StoreError(
-                    redacted(self.url),
-                    f"has no schema {SCHEMA!r}",
-                    "make it with 'ticketsim reset --store'",
+                    shown, f"has no schema {SCHEMA!r}", "make it with 'ticketsim reset --store'"
                 )
             row = db.execute(
                 f"SELECT tickets, remaining, event, model FROM {SCHEMA}.sale"
             ).fetchone()
             if row is None:
-                raise StoreError(
-                    redacted(self.url), "holds no sale", "reset it with 'ticketsim reset --store'"
-                )
+                raise StoreError(shown, "holds no sale", "reset it with 'ticketsim reset --store'")
             tickets, remaining, event, model = row
-            ledger = tuple(
-                dbfile.Sale(buyer, seat, pid, at)
-                for seat, buyer, pid, at in db.execute(
-                    f"SELECT seat, buyer, pid, at FROM {SCHEMA}.ledger ORDER BY n"
-                )
-            )
-            if model == LEDGER:
-                remaining = tickets - len(ledger)
-            elif model == SEATS:
-                remaining = self._free_seats(db)
+            rows = db.execute(
+                f"SELECT seat, buyer, pid, at FROM {SCHEMA}.ledger ORDER BY n"
+            ).fetchall()
+            free = self._free_seats(db) if model == SEATS else 0
             db.execute("COMMIT")
-        return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
+        if model not in (COUNT, LEDGER, SEATS):
+            raise damaged(shown, f"its sale's model {model!r} is none of ticketsim's")
+        # The ledger's and the seats' strategies keep no count: theirs is worked out.
+        sale = sale_of(shown, tickets, remaining if model == COUNT else 0, event, rows)
+        if model == LEDGER:
+            return replace(sale, remaining=sale.tickets - len(sale.ledger))
+        return replace(sale, remaining=free) if model == SEATS else sale
 
     @staticmethod
     def _free_seats(db: psycopg.Connection[Any]) -> int:

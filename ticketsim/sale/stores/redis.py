@@ -18,7 +18,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core import db as dbfile
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.core.stores import redacted
@@ -29,12 +28,15 @@ from ticketsim.sale.stores.database import (
     DatabaseStore,
     ProcessConnection,
     Room,
+    damaged,
+    sale_of,
 )
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from ticketsim.core import db as dbfile
     from ticketsim.core.events import Event, Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
@@ -139,6 +141,14 @@ def connect(url: str) -> Any:
         raise StoreError(redacted(url), str(exc).rstrip("."), "fix the URL") from None
     try:
         client.ping()
+    except TypeError as exc:  # a query option redis-py does not know, met on connecting
+        raise StoreError(redacted(url), str(exc).rstrip("."), "fix the URL") from None
+    except redis.ResponseError as exc:
+        if "DB index is out of range" not in str(exc):
+            raise ServerUnavailable(redacted(url), problem(exc), _REFUSED) from None
+        raise StoreError(
+            redacted(url), "the server has no database of that number", "give a lower one"
+        ) from None
     except redis.RedisError as exc:
         # Full, the server answers: what to do is not to start it.
         full = "max number of clients" in str(exc)
@@ -147,6 +157,30 @@ def connect(url: str) -> Any:
             redacted(url), problem(exc), advice or "start it, or check the URL"
         ) from None
     return client
+
+
+#: What to do when the server is up and says no: a user without the rights, full memory.
+_REFUSED: Final = "give the user the rights ticketsim needs (or use another), or free its memory"
+
+
+@contextlib.contextmanager
+def _refusals(url: str) -> Iterator[None]:
+    """Around the parent's reads and writes of a sale: a key of ticketsim's that holds
+    another kind of value is the store's damage (:class:`StoreError`); a command the
+    server refuses (an ACL, full memory, a read-only replica) or a connection it drops
+    is the server's (:class:`ServerUnavailable`). Neither is a bug of ticketsim's."""
+    import redis  # noqa: PLC0415 - imported by the connection already
+
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if "WRONGTYPE" in str(exc):  # alone, or as a pipeline says which command met it
+            raise damaged(
+                redacted(url), "a key of ticketsim's holds another kind of value"
+            ) from None
+        raise ServerUnavailable(redacted(url), problem(exc), _REFUSED) from None
+    except redis.RedisError as exc:
+        raise ServerUnavailable(redacted(url), problem(exc), "start it, or check the URL") from None
 
 
 def problem(exc: BaseException) -> str:
@@ -239,9 +273,32 @@ def _entry(sale: dbfile.Sale) -> str:
     return f"{sale.seat} {sale.buyer} {sale.pid} {sale.time!r}"
 
 
-def _sale(entry: bytes) -> dbfile.Sale:
-    seat, buyer, pid, at = entry.decode().split(" ")
-    return dbfile.Sale(buyer, int(seat), int(pid), float(at))
+def _fields(entry: bytes) -> tuple[object, object, object, object]:
+    """A ledger entry's seat, buyer, pid and time (a buyer's name may hold spaces: the
+    seat comes first, the pid and time last). What is no number stays text, and an
+    entry of fewer fields lacks them, for :func:`sale_of` to name."""
+    seat, _, rest = entry.decode("utf-8", "backslashreplace").partition(" ")
+    fields = rest.rsplit(" ", 2)
+    if len(fields) < 3:
+        return _whole(seat), rest, None, None
+    buyer, pid, at = fields
+    try:
+        time_s: object = float(at)
+    except ValueError:
+        time_s = at
+    return _whole(seat), buyer, _whole(pid), time_s
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "backslashreplace")
+
+
+def _whole(text: str | None) -> object:
+    """``text`` as a whole number if it is one, else as it is."""
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return text
 
 
 @frozen
@@ -462,11 +519,13 @@ class RedisStore(DatabaseStore):
         return Room(limit - used, f"maxclients is {limit} and {used} other client(s) are connected")
 
     def load(self, initial: dbfile.TicketDB) -> None:
-        with contextlib.closing(connect(self.url)) as db:
+        with contextlib.closing(connect(self.url)) as db, _refusals(self.url):
             found = self._vet(db)
-            if found:
-                db.delete(*KEYS, *(key for key in found if is_rehearsal_key(key)))
+            # One transaction with the writes: a server that refuses them (full memory)
+            # refuses it whole, and the sale that was there stays.
             with db.pipeline() as pipe:
+                if found:
+                    pipe.delete(*KEYS, *(key for key in found if is_rehearsal_key(key)))
                 pipe.set(MADE_BY, "ticketsim")
                 pipe.set(TICKETS, initial.tickets)
                 pipe.set(REMAINING, initial.remaining)
@@ -493,7 +552,7 @@ class RedisStore(DatabaseStore):
         return super().write_back(path, initial, history)
 
     def snapshot(self) -> dbfile.TicketDB:
-        with contextlib.closing(connect(self.url)) as db:
+        with contextlib.closing(connect(self.url)) as db, _refusals(self.url):
             if not self._vet(db):
                 raise StoreError(
                     redacted(self.url),
@@ -504,7 +563,10 @@ class RedisStore(DatabaseStore):
                 tickets, remaining, event, entries = (
                     pipe.get(TICKETS).get(REMAINING).get(EVENT).lrange(LEDGER, 0, -1).execute()
                 )
-        ledger: Any = tuple(_sale(entry) for entry in entries)
-        return dbfile.TicketDB(
-            tickets=int(tickets), remaining=int(remaining), ledger=ledger, event=event.decode()
+        return sale_of(
+            redacted(self.url),
+            _whole(_text(tickets)),
+            _whole(_text(remaining)),
+            _text(event),
+            (_fields(entry) for entry in entries),
         )

@@ -15,7 +15,6 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core import db as dbfile
 from ticketsim.core._files import kind, open_regular
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import field, frozen, replace
@@ -27,12 +26,13 @@ from ticketsim.errors import (
     StoreError,
     SystemRefused,
 )
-from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection
+from ticketsim.sale.stores.database import DatabaseStore, ProcessConnection, damaged, sale_of
 from ticketsim.sale.stores.shared import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ticketsim.core import db as dbfile
     from ticketsim.core.events import Recorder
     from ticketsim.sale.stores.base import Seen
     from ticketsim.sale.stores.database import Purchase
@@ -346,17 +346,18 @@ class SqliteStore(DatabaseStore):
         self.vet()
         with _admin(self.path) as db:
             db.execute("BEGIN")
-            tickets, remaining, event = db.execute(
-                "SELECT tickets, remaining, event FROM sale"
-            ).fetchone()
-            ledger = tuple(
-                dbfile.Sale(buyer, seat, pid, at)
-                for seat, buyer, pid, at in db.execute(
-                    "SELECT seat, buyer, pid, at FROM ledger ORDER BY n"
-                )
-            )
+            try:
+                head = db.execute("SELECT tickets, remaining, event FROM sale").fetchone()
+                rows = db.execute("SELECT seat, buyer, pid, at FROM ledger ORDER BY n").fetchall()
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith(("no such table", "no such column")):
+                    raise  # busy, or the machine's: said where the store's errors are
+                raise damaged(self.url, str(exc)) from None
             db.execute("COMMIT")
-        return dbfile.TicketDB(tickets=tickets, remaining=remaining, ledger=ledger, event=event)
+        if head is None:
+            raise damaged(self.url, "its sale's row is gone")
+        tickets, remaining, event = head
+        return sale_of(self.url, tickets, remaining, event, rows)
 
 
 def _identity(path: str) -> tuple[int, int] | None:
