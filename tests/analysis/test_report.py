@@ -15,6 +15,7 @@ from ticketsim.core.events import Event, Step, buyer_name
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
+from ticketsim.engine.runner import run_sale
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -445,6 +446,17 @@ def test_to_json_violations_are_plain_data(db_path: Path) -> None:
     assert data["violations"][2]["buyers"] == ["buyer-1", "buyer-2"]
     assert data["db"] == str(db_path)
     assert isinstance(json.dumps(data), str)
+
+
+def test_a_sale_whose_buyers_were_all_cut_off_says_so(db_path: Path) -> None:
+    """Not "killed on purpose ()": a buyer cut off by a partition was not killed."""
+    report = build_report(run_sale(RunConfig(db_path=db_path, buyers=2, tickets=1, delay=0.0)))
+    cut = replace(report, cut_off=("buyer-1", "buyer-2"), stalled=None)
+    assert cut.verdict == (
+        "INCOMPLETE: all 2 buyer(s) were stopped on purpose; planned faults: 2 buyer(s) cut "
+        "off on purpose, outcome unknown (buyer-1 and buyer-2); no buyer was left to buy, so "
+        "nothing about the sale was checked"
+    )
 
 
 def test_report_is_frozen(db_path: Path) -> None:

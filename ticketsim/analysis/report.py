@@ -198,10 +198,15 @@ class Report:
                 verdict += f", {len(wrote)} got as far as their write and were never told more"
             return verdict
         if self.survivors == 0:
+            if not self.cut_off:
+                return (
+                    f"INCOMPLETE: all {self.buyers} buyer(s) were killed on purpose "
+                    f"({names(self.killed_on_purpose)}); no buyer was left to buy, so nothing "
+                    "about the sale was checked"
+                )
             return (
-                f"INCOMPLETE: all {self.buyers} buyer(s) were killed on purpose "
-                f"({names(self.killed_on_purpose)}); no buyer was left to buy, so nothing "
-                "about the sale was checked"
+                f"INCOMPLETE: all {self.buyers} buyer(s) were stopped on purpose{planned}; no "
+                "buyer was left to buy, so nothing about the sale was checked"
             )
         dead = sum(len(d.buyers) for d in self.died)
         finished = self.survivors - dead
