@@ -175,6 +175,10 @@ def _refuse_if_busy(at: Place) -> None:
         except StoreError:
             return  # no sale of several hosts there yet
         pending = [row.name for row in board.hosts() if not row.done] if card else []
+        if card is not None:
+            # Read, not used: what ticketsim did not write there, only --replace replaces.
+            board.started()
+            board.history()
     finally:
         board.close()
     if card is not None and pending:

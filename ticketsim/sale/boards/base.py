@@ -59,6 +59,16 @@ def reads(
     return wrap
 
 
+def gate_time(value: object) -> float:
+    """The gate's time as a board keeps it (seconds since the epoch): ``ValueError`` for
+    what no gate opened at (text, ``nan``, ``inf``, before the epoch), which a method that
+    :func:`reads` it says in one line."""
+    seconds = float(value)  # type: ignore[arg-type]
+    if not 0 < seconds < float("inf"):  # false for nan too
+        raise ValueError(f"{value!r} is no time a gate opened at")
+    return seconds
+
+
 def _reason(exc: BaseException) -> str:
     said = " ".join(str(exc).split())
     return said[:120] + "..." if len(said) > 120 else said or type(exc).__name__

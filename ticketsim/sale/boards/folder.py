@@ -22,7 +22,7 @@ from filelock import FileLock
 from ticketsim.core.boards import HostRow, SaleCard
 from ticketsim.core.events import from_json
 from ticketsim.core.frozen import frozen
-from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
+from ticketsim.sale.boards.base import Board, gate_time, host_taken, reads, sale_moved_on
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -119,7 +119,7 @@ class FolderBoard(Board):
     @reads("gate's time")
     def started(self) -> float | None:
         text = self._read("started")
-        return None if text is None else float(text)
+        return None if text is None else gate_time(text)
 
     def record(self, events: Sequence[Event]) -> None:
         if not self._ours():

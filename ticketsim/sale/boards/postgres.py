@@ -21,7 +21,7 @@ from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable, StoreError
 from ticketsim.sale import _answer
-from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
+from ticketsim.sale.boards.base import Board, gate_time, host_taken, reads, sale_moved_on
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.postgres import SCHEMA, connect, one_line
 
@@ -135,12 +135,12 @@ class PostgresBoard(Board):
             f"UPDATE {SCHEMA}.board SET started = coalesce(started,"
             " extract(epoch FROM clock_timestamp())) RETURNING started"
         )
-        return float(rows[0][0])
+        return gate_time(rows[0][0])
 
     @reads("gate's time")
     def started(self) -> float | None:
         rows = self._run(f"SELECT started FROM {SCHEMA}.board")
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
+        return None if not rows or rows[0][0] is None else gate_time(rows[0][0])
 
     def record(self, events: Sequence[Event]) -> None:
         # Into this board's sale only: a host of a sale opened over (--replace) writes

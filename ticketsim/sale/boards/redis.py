@@ -18,7 +18,14 @@ from ticketsim.core.events import from_json
 from ticketsim.core.frozen import field, frozen
 from ticketsim.core.stores import redacted
 from ticketsim.errors import ServerUnavailable
-from ticketsim.sale.boards.base import Board, host_taken, reads, sale_moved_on
+from ticketsim.sale.boards.base import (
+    Board,
+    UnreadableBoard,
+    gate_time,
+    host_taken,
+    reads,
+    sale_moved_on,
+)
 from ticketsim.sale.stores.database import ProcessConnection
 from ticketsim.sale.stores.redis import BOARD, HISTORY, HOSTS, connect, problem
 
@@ -84,6 +91,17 @@ class RedisBoard(Board):
 
         try:
             return call(self._connection.get(lambda: connect(self.url)))
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise ServerUnavailable(
+                    redacted(self.url), problem(exc), "is the server up, and the network to it?"
+                ) from None
+            # The server is up: a key of the sale's holds what ticketsim did not put there.
+            raise UnreadableBoard(
+                redacted(self.url),
+                "holds a key of the sale's of another kind than ticketsim's",
+                "open a new sale there: ticketsim sale open --replace",
+            ) from None
         except redis.RedisError as exc:
             self.close()
             raise ServerUnavailable(
@@ -129,12 +147,12 @@ class RedisBoard(Board):
 
     @reads("gate's time")
     def start(self) -> float:
-        return float(self._run(lambda db: db.eval(_START, 1, BOARD)))
+        return gate_time(self._run(lambda db: db.eval(_START, 1, BOARD)))
 
     @reads("gate's time")
     def started(self) -> float | None:
         text = self._run(lambda db: db.hget(BOARD, "started"))
-        return None if text is None else float(text)
+        return None if text is None else gate_time(text)
 
     def record(self, events: Sequence[Event]) -> None:
         lines = [json.dumps(event.to_json()) for event in events]
