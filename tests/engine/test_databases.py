@@ -724,6 +724,33 @@ def _limited_role(limit: int) -> Iterator[str]:
             admin.execute("DROP ROLE ts_room")
 
 
+def test_a_host_with_no_room_for_its_buyers_is_refused_before_it_joins(db_path: Path) -> None:
+    """'buyers' checked no room: it joined, wrote its row and an error a buyer, and said
+    the sale never started (exit 3); the room check of 'run --hosts' sent the user to
+    --pool, which it refuses."""
+    with _limited_role(4) as url:
+        opened = subprocess.run(
+            [script(), "sale", "open", "--store", url, "--strategy", "pg-update", "--tickets",
+             "2", "--timeout", "5"], capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert opened.returncode == 0, opened.stderr
+        joined = subprocess.run(
+            [script(), "buyers", "--store", url, "--count", "3", "--host", "ha"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert joined.returncode == ExitCode.IO_ERROR, joined.stdout + joined.stderr
+        assert len(joined.stderr.splitlines()) == 1, joined.stderr
+        assert "CONNECTION LIMIT is 4" in joined.stderr
+        assert "need 6 at once; raise that limit, or lower --count" in joined.stderr
+        with contextlib.closing(pg.connect(url)) as db:
+            assert db.execute(f"SELECT count(*) FROM {pg.SCHEMA}.hosts").fetchone() == (0,)
+        ran = _run_cli("--hosts", "2", "--strategy", "pg-update", "--buyers", "2",
+                       "--store", url, "--db", str(db_path))  # fmt: skip
+        assert ran.returncode == ExitCode.IO_ERROR, ran.stdout + ran.stderr
+        assert "raise that limit, or lower --buyers" in ran.stderr
+        assert "--pool" not in ran.stderr
+
+
 def test_a_postgres_role_with_no_room_for_the_buyers_is_refused_before_anything_is_written(
     db_path: Path,
 ) -> None:

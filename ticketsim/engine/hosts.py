@@ -278,6 +278,9 @@ def serve_buyers(
         card = _card(board, at, sale)
         if board.started() is not None:
             raise StoreError(at.shown, f"sale {card.id} has started", "join it before 'sale start'")
+        if at.kind is not StoreKind.FILE:  # each buyer holds two connections: see below
+            store = databases.user_store(at.where)
+            databases.require_room(store, 2 * count, at.shown, "raise that limit, or lower --count")
         # From here on it writes for this sale only: never into one opened over it.
         board = board.bound(card.id)
         first = board.join(host, count)
