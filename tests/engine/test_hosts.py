@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 import pytest
 from sales import SERVERS, script
 
+from ticketsim.analysis import history as historyfile
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
+from ticketsim.core import db as dbfile
 from ticketsim.core.events import CUT_OFF_ON_PURPOSE, OUTCOMES, Step
 from ticketsim.core.exits import ExitCode
 from ticketsim.core.hosts import HOST_IDLE_S
@@ -217,6 +219,13 @@ def test_filelock_cannot_lock_across_hosts(tmp_path: Path) -> None:
     assert _sold(result) == 2
     assert Kind.OVERSOLD in {v.kind for v in report.violations}
     assert any("its own copy of the db" in fault for fault in result.faults)
+    # The db the report names holds what it read: the copies' sales together (it was
+    # left as the sale opened it, and 'check' of the run's history refused it).
+    assert dbfile.load(tmp_path / "tickets.json") == result.final
+    saved = tmp_path / "history.jsonl"
+    historyfile.save(saved, result)
+    checked = _run("check", "--history", str(saved), "--db", str(tmp_path / "tickets.json"))
+    assert checked.returncode == report.exit_code, checked.stdout + checked.stderr
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

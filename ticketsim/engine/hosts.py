@@ -577,6 +577,8 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             # ticketsim's own server is nobody else's: a sale a killed run left is not news.
             replace=config.store is None,
         )
+        if kind is StoreKind.FILE:  # before the copies go, also when interrupted
+            stack.callback(_keep_copies, at, card, config.db_path)
         machines = stack.enter_context(Machines(config.hosts, config.host_mode))
         ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -641,6 +643,21 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
         config=config,
         start_method=config.start_method or multiprocessing.get_start_method(),
     )
+
+
+def _keep_copies(at: Place, card: SaleCard, db_path: Path) -> None:
+    """The db file takes what the hosts' copies hold together (as the report reads
+    them), before the copies go: the db a report of the sale names, and 'check' reads."""
+    board = at.board()
+    try:
+        rows = board.hosts()
+    except StoreError:
+        return  # the board's own error is the run's to say
+    finally:
+        board.close()
+    final, _ = _final(at, card, rows)
+    if final is not None:
+        dbfile.write_atomic(db_path, final)
 
 
 def _keep_sales(at: Place, db_path: Path) -> None:
