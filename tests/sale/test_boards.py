@@ -646,3 +646,29 @@ def test_a_run_whose_hosts_never_joined_keeps_its_own_reason(place: Place, card:
     ours = Hosts(kind="process groups", count=2)
     result = engine_hosts.check_sale(place, card.id, wait=0.0, hosts=ours)
     assert list(result.history) == []
+
+
+@SERVER_KINDS
+@pytest.mark.parametrize("forged", ["event", "row"])
+def test_rows_and_events_no_sale_leaves_together_are_refused(
+    place: Place, board: Board, forged: str
+) -> None:
+    """Each well formed, but no sale leaves them together: an ok of a buyer no host
+    numbered made 'sale check' say OVERSOLD (exit 1); a host's row past the buyers
+    that joined, that 6 of 5 buyers had no outcome."""
+    first = board.join("ha", 2)
+    hb = board.join("hb", 3)
+    board.start()
+    board.record(_events("ha", first))
+    board.update(HostRow("ha", first, 2, ready=2, done=True))
+    board.update(HostRow("hb", hb, 3, ready=3, done=True))
+    if forged == "event":
+        board.record([Event(999, Step.OK, t=0.0, pid=1, seat=1, host="ha", host_t=125.0)])
+        said = "buyer-999's, from host 'ha', which numbered no such buyer"
+    else:
+        board.update(HostRow("hb", hb + 47, 3, ready=3, done=True))
+        said = "host hb's buyers begin at 50, not 3"
+    result = CliRunner().invoke(app, ["sale", "check", "--wait", "0", "--store", place.where])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -66,7 +66,7 @@ from ticketsim.sale.gate import StartGate
 from ticketsim.servers.base import kill_group
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 #: How often a host looks at the store's gate, and the coordinator at the hosts.
 POLL_S: Final = 0.02
@@ -420,6 +420,33 @@ def _report_late(board: Board, host: str, history: list[Event], skew: float) -> 
         board.record(late)
 
 
+def _require_agreement(at: Place, rows: Sequence[HostRow], history: Sequence[Event]) -> None:
+    """Refuse (:class:`UnreadableBoard`) host rows and events that are each well formed
+    but that no sale of ticketsim's leaves together: hosts join one after another, each
+    numbering its buyers from where the last left off, and every event is a buyer's of
+    the host that numbered it."""
+    advice = "open a new sale there: ticketsim sale open --replace"
+    expected = 1
+    for row in rows:  # in the order of their numbers
+        if row.first != expected:
+            raise UnreadableBoard(
+                at.shown,
+                f"holds a host's row that ticketsim did not write (host {row.name}'s buyers "
+                f"begin at {row.first}, not {expected})",
+                advice,
+            )
+        expected += row.count
+    host_of = {n: row.name for row in rows for n in row.buyers}
+    for event in history:
+        if host_of.get(event.buyer) != event.host:
+            raise UnreadableBoard(
+                at.shown,
+                f"holds a history event that ticketsim did not write ({event.name}'s, from "
+                f"host {event.host!r}, which numbered no such buyer)",
+                advice,
+            )
+
+
 def check_sale(
     at: Place,
     sale: str | None,
@@ -448,6 +475,7 @@ def check_sale(
         quiet = [row.name for row in rows if not row.done]
         started = board.started()
         history = in_store_order(board.history())
+        _require_agreement(at, rows, history)
         if not rows and hosts is None:  # no buyer at all: a report would have to invent one
             raise NoVerdict(
                 f"sale {card.id}",
