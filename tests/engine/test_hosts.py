@@ -218,6 +218,8 @@ def test_filelock_cannot_lock_across_hosts(tmp_path: Path) -> None:
     # Each host sells its own copy's one ticket: two told yes, for one ticket.
     assert _sold(result) == 2
     assert Kind.OVERSOLD in {v.kind for v in report.violations}
+    assert result.startup_s is not None
+    assert result.startup_s > 0  # from the hosts' programs started to the gate open
     assert any("its own copy of the db" in fault for fault in result.faults)
     # The db the report names holds what it read: the copies' sales together (it was
     # left as the sale opened it, and 'check' of the run's history refused it).
@@ -273,6 +275,8 @@ def test_three_commands_on_two_shells(kind: StoreKind) -> None:
     assert report["buyers"] == 4
     assert report["hosts"]["count"] == 2
     assert {h["name"] for h in report["hosts"]["hosts"]} == {"alpha", "beta"}
+    # The hosts started their processes themselves: it said 0.000 s.
+    assert report["startup_s"] is None
     assert all(shell.returncode == 0 for shell in shells), said
     assert all("buyers" in out for out, _ in said), said
 

@@ -334,7 +334,9 @@ def load(
             f"tickets={config.tickets}: give one number",
         )  # fmt: skip
     opened_at, elapsed = seconds(head.get("opened_at")), seconds(head.get("elapsed_s"))
-    startup = seconds(head.get("startup_s", 0.0))  # older histories lack it
+    # Older histories lack it; a sale of hosts joined by hand does not know it (null).
+    unknown = head.get("startup_s", 0.0) is None and system is None
+    startup = 0.0 if unknown else seconds(head.get("startup_s", 0.0))
     given = system is None or "opened_at" in head or "elapsed_s" in head
     if given and (opened_at is None or elapsed is None or startup is None):
         raise HistoryError(
@@ -372,7 +374,7 @@ def load(
         opened_at=opened_at or 0.0,
         elapsed_s=elapsed or 0.0,
         stalled=stalled,
-        startup_s=startup or 0.0,
+        startup_s=None if unknown else startup or 0.0,
         schedule=config.schedule and str(config.steps()),
         system=system,
         system_safe=system_safe,

@@ -84,7 +84,7 @@ class Report:
     #: module's variable), when it shows something beyond its row.
     lesson: str | None = None
     #: Wall time from starting the first process to opening the sale.
-    startup_s: float = 0.0
+    startup_s: float | None = 0.0
     #: What a crash mid-sale would cost under this strategy, if anything.
     caveat: str | None = None
     #: What injected faults did, in words (``--kill-holder``, ``--kill``).
@@ -315,7 +315,7 @@ class Report:
             "final_unknown": self.final_unknown,
             "violations": [v.to_json() for v in self.violations],
             "elapsed_s": round(self.elapsed_s, 6),
-            "startup_s": round(self.startup_s, 6),
+            "startup_s": None if self.startup_s is None else round(self.startup_s, 6),
             "throughput": round(self.throughput, 3),
             "delay": self.delay,
             "seed": self.seed,

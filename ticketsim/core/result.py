@@ -98,8 +98,9 @@ class RunResult:
     #: What injected faults did (``--kill-holder``, ``--kill``), in words.
     faults: tuple[str, ...] = ()
     #: Wall time from starting the first process to opening the sale (every buyer, or
-    #: the first task of every pool worker, ready at the gate).
-    startup_s: float = 0.0
+    #: the first task of every pool worker, ready at the gate); ``None`` when nobody
+    #: knows (hosts that joined a sale by hand started their processes themselves).
+    startup_s: float | None = 0.0
     #: The hosts the buyers ran on, in a sale of several hosts.
     hosts: Hosts | None = None
     #: The system under test, named by a history another program wrote (``None``: one

@@ -530,6 +530,8 @@ def check_sale(
         else max(0.0, (max(outcomes) if outcomes else opened) - opened),
         stalled=stalled,
         faults=faults,
+        # Known to 'run --hosts', which started the hosts' programs (it sets it).
+        startup_s=None,
         hosts=dataclasses.replace(
             made,
             count=len(rows),
@@ -624,6 +626,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             host_name(n): host_idle(config.delay * (1 + JITTER), slow.get(host_name(n), 0.0))
             for n in range(1, config.hosts + 1)
         }
+        launched = time.monotonic()
         for number in range(1, config.hosts + 1):
             agents[number] = _launch(config, at, card, machines, number, skew, logs, cut)
             if kind is not StoreKind.FILE:
@@ -636,6 +639,7 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
         faults = _Faults(machines, links, cut, slow, skew, Path(logs), config.timeout, kind, idle)
         stack.callback(faults.done)
         unready = open_gate(at, agents, config, logs)
+        result_startup = time.monotonic() - launched
         if unready is None:
             faults.start()
         else:
@@ -647,29 +651,41 @@ def run_hosts(config: RunConfig, *, servers: Mapping[StoreKind, str] | None = No
             hosts=Hosts(kind=KIND_WORDS[machines.kind], count=config.hosts, why=machines.why),
             running=lambda: any(agent.poll() is None for agent in agents.values()),
         )
+        result = dataclasses.replace(result, startup_s=result_startup)
         _refuse_if_refused(links)
-        said = _faults_said(faults, result, config, kind)
-        if result.hosts is not None and faults.cut_at is not None and config.store is None:
-            # The private server's clock is this machine's: the cut can be drawn on it.
-            until = faults.healed_at or time.time()
-            cut_span = (cut.host if cut else "", faults.cut_at, until)
-            result = dataclasses.replace(
-                result, hosts=dataclasses.replace(result.hosts, cut=cut_span)
-            )
-        result = dataclasses.replace(
-            result,
-            faults=said,
-            stalled=unready or result.stalled,
-            history=_cut_off(
-                result.history,
-                cut.host if cut and faults.cut_at else None,
-                faults.cut_at if config.store is None else None,
-            ),
-        )
+        result = _as_run(result, config, faults, cut, unready)
     return dataclasses.replace(
         result,
         config=config,
         start_method=config.start_method or multiprocessing.get_start_method(),
+    )
+
+
+def _as_run(
+    result: RunResult,
+    config: RunConfig,
+    faults: _Faults,
+    cut: Partition | None,
+    unready: str | None,
+) -> RunResult:
+    """What ``run --hosts`` adds to the check of its sale: what its faults did, a cut
+    drawn on the history's clock, and the buyers it cut off on purpose."""
+    kind = StoreKind.of(config.strategy)
+    said = _faults_said(faults, result, config, kind)
+    if result.hosts is not None and faults.cut_at is not None and config.store is None:
+        # The private server's clock is this machine's: the cut can be drawn on it.
+        until = faults.healed_at or time.time()
+        cut_span = (cut.host if cut else "", faults.cut_at, until)
+        result = dataclasses.replace(result, hosts=dataclasses.replace(result.hosts, cut=cut_span))
+    return dataclasses.replace(
+        result,
+        faults=said,
+        stalled=unready or result.stalled,
+        history=_cut_off(
+            result.history,
+            cut.host if cut and faults.cut_at else None,
+            faults.cut_at if config.store is None else None,
+        ),
     )
 
 

@@ -143,8 +143,9 @@ def report_view(report: Report) -> RenderableType:
         ("saw a ticket, then refused", _count(report.saw_but_refused)),
         ("unfinished buyers", _count(report.unfinished, bad=True)),
         ("elapsed", Text(f"{report.elapsed_s:.3f} s")),
-        ("processes started in", Text(f"{report.startup_s:.3f} s")),
     ]
+    if report.startup_s is not None:  # hosts that joined by hand kept it to themselves
+        rows.append(("processes started in", Text(f"{report.startup_s:.3f} s")))
     for label, value in rows:
         table.add_row(label, value)
     parts: list[RenderableType] = [header, table]
