@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
+import sales
 from typer.testing import CliRunner
 
 from ticketsim.analysis import history
 from ticketsim.analysis.checker import check
 from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
+from ticketsim.core.catalog import CATALOG
 from ticketsim.core.db import Sale, TicketDB, write_atomic
 from ticketsim.core.events import Event, Step
 from ticketsim.core.result import RunResult
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
+from ticketsim.errors import DbError
 
 if TYPE_CHECKING:
     from typer.testing import Result
@@ -593,3 +596,35 @@ def test_a_history_of_the_first_format_reads_back_with_its_causes(tmp_path: Path
     head["format"] = history.FORMAT
     path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
     assert all(e.error is None for e in history.load(path, db_path).history)
+
+
+_EVERY_SALE = [(name.value, "processes") for name in CATALOG] + [
+    *((name, "threads") for name in ("none", "lock", "thread-office")),
+    *((name, "asyncio") for name in ("task-none", "task-lock", "task-office")),
+]
+
+
+@pytest.mark.parametrize(("strategy", "workers"), _EVERY_SALE, ids=str)
+def test_the_db_of_every_kind_of_sale_is_the_one_its_history_explains(
+    db_path: Path, strategy: str, workers: str
+) -> None:
+    """Each sale's own db is taken for its history's (the ledger's writers are the
+    history's buyers and processes), whoever wrote its sales (the office, a pool)."""
+    result = sales.sale(
+        db_path, strategy=strategy, tickets=2, buyers=3, worker_kind=workers, delay=0.001
+    )
+    path = db_path.parent / "sale.jsonl"
+    history.save(path, result)
+    loaded = history.load(path, db_path)
+    assert build_report(loaded).to_json() == build_report(result).to_json()
+
+
+def test_a_db_reset_and_sold_from_since_is_not_the_historys(db_path: Path) -> None:
+    """Its new sales are all by processes the history never saw: the history's lost
+    nothing, and 'check' said LOST UPDATE, exit 1."""
+    first = sale(db_path, strategy="lock", tickets=3, buyers=3)
+    path = db_path.parent / "sale.jsonl"
+    history.save(path, first)
+    sale(db_path, strategy="lock", tickets=3, buyers=3)  # resets the db, sells it again
+    with pytest.raises(DbError, match="none of the 3 sale"):
+        history.load(path, db_path)

@@ -249,6 +249,18 @@ def _foreign(initial: dbfile.TicketDB, final: dbfile.TicketDB, events: list[Even
             f"the history's buyers wrote {writes} sale(s), and the db has none since the "
             "sale opened (it was reset since, or is another db)"
         )
+    # Of a sale's writes the last one stays, whoever read before it: a ledger that holds
+    # none of them, only sales of processes the history never saw, is no verdict's. (A
+    # sale names its buyer's process, which the ticket office writes for.)
+    added = now - had
+    ours = {(e.name, e.pid) for e in events}
+    if writes and added and not any((buyer, pid) in ours for buyer, _, pid in added):
+        return (
+            f"none of the {writes} sale(s) the history's buyers wrote is in its ledger, "
+            f"whose {added.total()} new sale(s) are all by processes the history never saw "
+            "(it was reset and sold from since, is another db, or another program wrote "
+            "over every one of them)"
+        )
     return None
 
 
