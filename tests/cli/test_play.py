@@ -129,6 +129,23 @@ def test_play_refuses_a_stdin_that_is_not_a_terminal() -> None:
     assert "--moves" in result.stderr
 
 
+def test_play_and_the_demo_take_a_closed_stdin_for_no_terminal(tmp_path: Path) -> None:
+    """With fd 0 closed Python's ``sys.stdin`` is ``None``: asking it whether it was a
+    terminal was an internal error (exit 70) in 'play' and in 'demo'."""
+    closed = subprocess.run(
+        [TICKETSIM, "play", "--level", "1"], capture_output=True, text=True, timeout=60,
+        check=False, preexec_fn=lambda: os.close(0), cwd=tmp_path,
+    )  # fmt: skip
+    assert closed.returncode == 2, closed.stderr
+    assert closed.stderr.strip().count("\n") == 0
+    assert "stdin is not a terminal" in closed.stderr
+    from ticketsim.cli import output
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(sys, "stdin", None)
+        assert output.typed_into() is False
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

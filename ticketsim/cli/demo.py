@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 from ticketsim.cli import output
@@ -31,7 +30,7 @@ def demo(yes: Yes = False, db: Db = DEFAULT_DB) -> None:
     paths.vet(paths.db(db, lock=True))  # lessons 5 and 6 use a file lock
     console = output.console()
     with PrivateServers() as servers:
-        _lessons(console, lessons(db), servers, pause=not yes and sys.stdin.isatty())
+        _lessons(console, lessons(db), servers, pause=not yes and output.typed_into())
 
 
 def _lessons(

@@ -61,6 +61,15 @@ def terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
+def typed_into() -> bool:
+    """Whether a person can type into stdin: not when it is a file or a pipe, nor when
+    it is closed (``sys.stdin`` is then ``None``)."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed under Python's feet
+        return False
+
+
 def echo_json(data: Any) -> None:
     """Print ``data`` as the command's one JSON document."""
     typer.echo(json.dumps(data, indent=2))

@@ -76,7 +76,7 @@ def play(
         state = _scripted(chosen, moves)
         final = False
     else:
-        if not sys.stdin.isatty():
+        if not output.typed_into():
             raise BadInput(
                 "stdin is not a terminal: play reads its keys from one; run it in a "
                 "terminal, or give the moves with --moves '1 1 2 2'"
