@@ -644,6 +644,27 @@ def test_a_read_only_db_or_folder_is_refused_with_a_clear_message(what: str) -> 
         shutil.rmtree(folder)
 
 
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_read_only_db_or_folder_is_refused_even_to_root(tmp_path: Path, what: str) -> None:
+    """Root may write anything: a file or folder with no write bit was rewritten when
+    ticketsim ran as root (the tests do), where its owner had said keep it."""
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    db = folder / "tickets.json"
+    db.write_text(GOOD)
+    try:
+        db.chmod(0o444 if what == "file" else 0o644)
+        folder.chmod(0o555 if what == "folder" else 0o755)
+        result = invoke("run", "--keep", "--lock", "--buyers", "2", "--db", str(db), *FAST)
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert result.stderr.count("\n") == 1
+        assert ("the folder" if what == "folder" else "the file is read-only") in result.stderr
+        assert db.read_text() == GOOD
+        assert sorted(p.name for p in folder.iterdir()) == ["tickets.json"]
+    finally:
+        folder.chmod(0o755)
+
+
 @pytest.mark.parametrize("strategy", ["value", "array", "manager", "filelock", "office", "lock"])
 def test_a_buyer_killed_after_its_write_still_made_its_sale(db_path: Path, strategy: str) -> None:
     """The soak found this one: a Value's count went down, but the buyer died before

@@ -232,7 +232,7 @@ def _vet_one(use: Use) -> _Identity:
         raise not_regular(use.option, raw, found.st_mode)
     if use.writes:
         _vet_folder(use, raw, os.path.dirname(os.path.realpath(raw)))
-        if not os.access(raw, os.W_OK):
+        if not _writable(raw, found.st_mode, os.W_OK):
             raise PathError(
                 use.option,
                 raw,
@@ -299,6 +299,17 @@ def _vet_new(use: Use, raw: str) -> _Identity:
     return _identity(resolved)
 
 
+def _writable(path: str, mode: int, access: int) -> bool:
+    """Whether this process may write ``path``, as its owner meant: root may write
+    anything, so a file or folder with no write bit for anyone is read-only to it too
+    (``chmod a-w``: the user's way of saying keep it)."""
+    return os.access(path, access) and bool(mode & _WRITE_BITS)
+
+
+#: Write permission for the owner, the group and the others.
+_WRITE_BITS: Final = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
 def _vet_folder(use: Use, raw: str, folder: str) -> None:
     """The folder a written file goes in must exist (unless the command makes it) and
     take new files: every write goes through a temp file beside its target."""
@@ -322,7 +333,7 @@ def _vet_folder(use: Use, raw: str, folder: str) -> None:
             f"the folder {shown} is on a read-only file system; "
             f"pick another {use.option} on a writable one",
         )
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _writable(folder, found.st_mode, os.W_OK | os.X_OK):
         raise PathError(
             use.option,
             raw,
