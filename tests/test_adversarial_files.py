@@ -33,6 +33,7 @@ from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
 from ticketsim.core import _files
 from ticketsim.core import db as dbfile
+from ticketsim.core._files import sweep_temp_files
 from ticketsim.core.settings import RunConfig
 from ticketsim.engine.runner import run_sale
 from ticketsim.errors import DbError, StoreError
@@ -660,8 +661,29 @@ def test_the_sweep_still_removes_a_dead_writers_temp_file(db_path: Path) -> None
         os._exit(0)
     os.waitpid(pid, 0)
     (temp,) = [p.name for p in db_path.parent.iterdir() if p.name != db_path.name]
-    assert dbfile.sweep_temp_files(db_path) == [temp]
+    assert sweep_temp_files(db_path) == [temp]
     assert [p.name for p in db_path.parent.iterdir()] == [db_path.name]
+
+
+@pytest.mark.parametrize("option", ["--timeline", "--history"])
+def test_an_outputs_temp_file_a_killed_write_left_goes_with_the_next_write(
+    db_path: Path, option: str
+) -> None:
+    """A SIGKILL between an output's temp file and its rename left the temp file for
+    good: only the db's were ever swept."""
+    out = db_path.parent / "out"
+    out.mkdir()
+    target = out / ("t.html" if option == "--timeline" else "h.jsonl")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - a writer killed between its temp file and the swap
+        _files._create_temp(os.path.realpath(target))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert len(list(out.iterdir())) == 1  # the dead writer's temp file
+    args = ["run", "--lock", "--buyers", "2", "--delay", "0", "--db", str(db_path)]
+    result = invoke(*args, option, str(target))
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.iterdir()] == [target.name]
 
 
 def test_a_temp_name_is_short_and_tied_to_its_target() -> None:

@@ -34,6 +34,7 @@ from ticketsim.analysis.report import build_report
 from ticketsim.cli import app
 from ticketsim.core import _files
 from ticketsim.core import db as dbfile
+from ticketsim.core._files import sweep_temp_files
 from ticketsim.core.catalog import CATALOG
 from ticketsim.core.events import Step
 from ticketsim.core.exits import ExitCode
@@ -320,7 +321,7 @@ def test_a_writer_killed_at_random_instants_200_times_never_loses_an_acknowledge
     # the next run sweeps those of dead writers away.
     leftovers = {p.name for p in db_path.parent.iterdir()} - {db_path.name}
     assert all(_files.temp_owner(n, str(db_path)) for n in leftovers)
-    assert sorted(dbfile.sweep_temp_files(db_path)) == sorted(leftovers)
+    assert sorted(sweep_temp_files(db_path)) == sorted(leftovers)
     assert [p.name for p in db_path.parent.iterdir()] == [db_path.name]
 
 
@@ -334,7 +335,7 @@ def test_the_sweep_leaves_a_live_writers_temp_file(db_path: Path) -> None:
     other_name = f"{_files.temp_prefix(other_db)}0.tmp"
     other = db_path.parent / other_name.replace(f".{os.getpid()}.", ".999999999.")
     other.write_text("not ours")
-    assert dbfile.sweep_temp_files(db_path) == [dead.name]
+    assert sweep_temp_files(db_path) == [dead.name]
     assert live.exists()
     assert other.exists()
 

@@ -4,6 +4,7 @@ breaks, and each right answer passes every interleaving (up to the bound)."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -129,3 +130,31 @@ def test_a_file_whose_import_never_returns_is_the_students_to_fix(
     with pytest.raises(ConfigError, match=r"cannot import it \(did not return within 1 s"):
         check_file(1, student)
     assert time.monotonic() - started < 10
+
+
+def test_a_check_clears_the_shop_files_of_checks_that_were_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILLed check left its shop file in the temp folder for good: each check
+    removed only its own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    child = subprocess.Popen(["true"])
+    child.wait()  # its pid is a gone process's now
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        ends = ("", ".new", ".lock")
+        dead = [tmp_path / f"ticketsim-exercise-{child.pid}.json{end}" for end in ends]
+        kept = [
+            tmp_path / f"ticketsim-exercise-{sleeper.pid}.json",  # a running check's
+            tmp_path / "ticketsim-exercise-notes.json",  # no name the shop gives
+        ]
+        for path in (*dead, *kept):
+            path.write_text("{}")
+        checked = check_file(1, _student(tmp_path, exercise(1).right))
+        assert checked.broken is None
+        assert sorted(p for p in tmp_path.iterdir() if p.name.startswith("ticketsim-")) == sorted(
+            kept
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()

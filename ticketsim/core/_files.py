@@ -62,7 +62,7 @@ def _token() -> str:
 def temp_prefix(target: str) -> str:
     """The name this process's temp files for ``target`` start with; its pid is in it,
     so that a sweep can tell the leftovers of a dead writer
-    (:func:`ticketsim.core.db.sweep_temp_files`)."""
+    (:func:`sweep_temp_files`)."""
     return f".tsim-{_tag(os.path.basename(target))}.{os.getpid()}.{_token()}."
 
 
@@ -74,6 +74,45 @@ def temp_owner(name: str, target: str) -> int | None:
         return None
     pid = int(match[2])
     return pid if pid <= _MAX_PID else None
+
+
+def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files that writers of ``path`` (a db, or an output) left when they
+    were killed mid-write.
+
+    Only files whose names ticketsim makes (:func:`temp_owner`), for this target, and
+    whose writer process is gone are removed: another program may be in the middle of
+    a write, and a file of any other name is not ticketsim's. Returns the names removed.
+    """
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        pid = temp_owner(name, target)
+        if pid is None or not process_gone(pid):
+            continue
+        temp = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            # ticketsim makes regular files only: a folder or a link by that name is not ours.
+            if stat.S_ISREG(os.lstat(temp).st_mode):
+                os.unlink(temp)
+                removed.append(name)
+    return removed
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process has ``pid``: the writer of a file named by it is dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False  # alive and someone else's; or no pid at all: not ours to judge
+    return False  # alive (or its pid was reused): leave the file
 
 
 def kind(mode: int) -> str:

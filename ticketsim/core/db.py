@@ -32,14 +32,12 @@ Buyer processes import this module, so it uses the standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
-import stat
 from typing import TYPE_CHECKING, Any, Final
 
-from ticketsim.core._files import kind, open_regular, replace_bytes, temp_owner
+from ticketsim.core._files import kind, open_regular, replace_bytes, sweep_temp_files
 from ticketsim.core._values import seconds, unicode_text
 from ticketsim.core.frozen import field, frozen, replace
 from ticketsim.errors import DbError, DbWriteError
@@ -457,44 +455,6 @@ def make_room(path: str | os.PathLike[str]) -> None:
     writers that were killed removed (never a live one's)."""
     os.makedirs(os.path.dirname(os.path.realpath(path)), exist_ok=True)
     sweep_temp_files(path)
-
-
-def sweep_temp_files(path: str | os.PathLike[str]) -> list[str]:
-    """Remove the temp files that writers of this db left when they were killed mid-write.
-
-    Only files whose names ticketsim makes (:func:`ticketsim.core._files.temp_owner`), for
-    this db, and whose writer process is gone are removed: another program may be in
-    the middle of a write, and a file of any other name is not ticketsim's. Returns the
-    names removed.
-    """
-    target = os.path.realpath(path)
-    folder = os.path.dirname(target)
-    removed: list[str] = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        pid = temp_owner(name, target)
-        if pid is None or not _writer_gone(pid):
-            continue
-        temp = os.path.join(folder, name)
-        with contextlib.suppress(OSError):
-            # ticketsim makes regular files only: a folder or a link by that name is not ours.
-            if stat.S_ISREG(os.lstat(temp).st_mode):
-                os.unlink(temp)
-                removed.append(name)
-    return removed
-
-
-def _writer_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False  # alive and someone else's; or no pid at all: not ours to judge
-    return False  # alive (or its pid was reused): leave the file
 
 
 def write_naive(path: str | os.PathLike[str], db: TicketDB) -> None:

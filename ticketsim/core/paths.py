@@ -25,6 +25,7 @@ from ticketsim.core._files import (
     not_regular,
     open_regular,
     replace_text,
+    sweep_temp_files,
     temp_owner,
     temp_prefix,
 )
@@ -194,6 +195,7 @@ def write_output(option: str, path: str | os.PathLike[str], text: str) -> None:
     (:class:`PathError` if not); a write the system refuses (a full or read-only file
     system) is a :class:`SystemRefused`, and leaves neither a partial nor a temp file."""
     vet(output(option, path))
+    sweep_temp_files(path)  # of a write of this output killed mid-way (SIGKILL)
     try:
         replace_text(path, text, option=option)
     except OSError as exc:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ticketsim.analysis.checker import check_db
 from ticketsim.core import catalog, paths, stores
 from ticketsim.core import db as dbfile
+from ticketsim.core._files import sweep_temp_files
 from ticketsim.core.events import ENDINGS, KILLED_ON_PURPOSE, OUTCOMES, Event, Step
 from ticketsim.core.names import WorkerKind
 from ticketsim.core.result import RunResult
@@ -313,7 +314,7 @@ def run_sale(
         # Last, once the strategy's own processes (the ticket office) are gone too: a
         # writer killed between its write and removing the old db (which a buyer does
         # once it lets go of its lock) left that behind.
-        stack.callback(dbfile.sweep_temp_files, config.db_path)
+        stack.callback(sweep_temp_files, config.db_path)
         stack.callback(channel.close)
         stack.callback(gate.close)
         with _limits.starting(

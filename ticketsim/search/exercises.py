@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import multiprocessing
 import os
+import stat
 import sys
 import tempfile
 import textwrap
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ticketsim.analysis.report import build_report
+from ticketsim.core._files import process_gone
 from ticketsim.core.events import Step
 from ticketsim.core.frozen import frozen
 from ticketsim.engine.yours import Played, Race, import_theirs, takes
@@ -360,6 +362,7 @@ def check_file(number: int, path: str | os.PathLike[str], *, max_runs: int = 500
         sold=chosen.sold,
         name=f"exercise {number}: {Path(path).name}",
     )
+    _sweep()  # what a killed check left
     try:
         found = explore(race, max_runs=max_runs, preemptions=PREEMPTIONS)
     finally:
@@ -418,7 +421,14 @@ def _where_it_broke(played: Played) -> str:
 
 
 def _sweep() -> None:
-    """The shop files this process's sales left."""
-    for leftover in Path(tempfile.gettempdir()).glob(f"ticketsim-exercise-{os.getpid()}.json*"):
+    """The shop files this process's sales left, and those of checks that were killed
+    (SIGKILL) before they could: named by a process that is gone."""
+    for leftover in Path(tempfile.gettempdir()).glob("ticketsim-exercise-*.json*"):
+        pid, _, rest = leftover.name.removeprefix("ticketsim-exercise-").partition(".")
+        if not pid.isdigit() or rest not in ("json", "json.new", "json.lock"):
+            continue  # not a name the shop gives its files
+        if int(pid) != os.getpid() and not process_gone(int(pid)):
+            continue  # another check's, still running
         with contextlib.suppress(OSError):
-            leftover.unlink()
+            if stat.S_ISREG(leftover.lstat().st_mode):  # the shop makes regular files
+                leftover.unlink()
