@@ -615,6 +615,26 @@ def test_an_output_that_is_the_commands_own_stdout_is_refused(tmp_path: Path) ->
     assert not db.exists()
 
 
+@pytest.mark.parametrize("command", [["show"], ["check", "--history", "h.jsonl"]])
+def test_a_db_the_command_reads_that_is_its_own_stdout_is_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``ticketsim show --db X >> X`` printed its report into the db it read: the next
+    command found no db there."""
+    db = tmp_path / "tickets.json"
+    assert invoke("run", "--lock", "--buyers", "2", "--delay", "0", "--db", str(db),
+                  "--history", str(tmp_path / "h.jsonl")).exit_code == 0  # fmt: skip
+    before = db.read_bytes()
+    with db.open("a") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "ticketsim", *command, "--db", str(db)],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert_refused(done.returncode, done.stderr, "--db", "this command's stdout")
+    assert db.read_bytes() == before
+
+
 # --- what ticketsim did not create, it never deletes -----------------------------------------
 
 

@@ -175,7 +175,8 @@ def vet(*uses: Use) -> None:
     seen: list[tuple[Use, _Identity]] = []
     for use in given:
         identity = _vet_one(use)
-        if use.writes and identity in streams:
+        # Read or written: what the command prints would go into it (``show >> db``).
+        if identity in streams:
             raise _same(use, f"this command's {streams[identity]}")
         for other, known in seen:
             if identity == known:
