@@ -92,7 +92,11 @@ def _run_limited(
         text=True,
         timeout=60,
         cwd=tmp,
-        env=os.environ,
+        # Under a file size limit the interpreter itself, before ticketsim's code runs,
+        # would leave cut-short bytecode in the suite's shared cache.
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        if kind == resource.RLIMIT_FSIZE
+        else os.environ,
         check=False,
     )
     if prefix:
@@ -212,6 +216,35 @@ def test_the_file_size_limit_under_a_sqlite_store_is_exit_4_naming_it(tmp_path: 
     result, _ = _run_limited(folder, resource.RLIMIT_FSIZE, 8 * 1024, args)
     assert result.returncode == 4, result.stderr
     assert "ulimit -f" in _one_line(result.stderr)
+
+
+def test_a_run_under_a_file_size_limit_leaves_no_cut_short_bytecode(tmp_path: Path) -> None:
+    """Python ignores SIGXFSZ and writes a module's .pyc without checking the count: a
+    run under ``ulimit -f`` that compiled a module first left its .pyc cut short in the
+    cache, and every later run ended in "marshal data too short" (exit 70). The suite's
+    own runs met it, sharing one cache."""
+    cache = tmp_path / "pycache"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache)
+    args = ["--buyers", "3", "--strategy", "sqlite-update", *FAST]
+
+    def run(limited: bool) -> subprocess.CompletedProcess[str]:
+        def limit_it() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 1024, 8 * 1024))
+
+        return subprocess.run(
+            _ticketsim("run", "--db", str(tmp_path / "t.json"), *args),
+            preexec_fn=limit_it if limited else None, capture_output=True, text=True,
+            timeout=60, cwd=tmp_path, env=env, check=False,
+        )  # fmt: skip
+
+    # As an installed Python has them: what the interpreter imports before any of
+    # ticketsim's code runs is compiled already (ticketsim can do nothing for those).
+    subprocess.run([PYTHON, "-c", "import runpy"], env=env, check=True, timeout=60)
+    limited = run(limited=True)
+    assert "internal error" not in limited.stderr, limited.stderr
+    after = run(limited=False)
+    assert after.returncode == 0, after.stderr  # (Python itself could not start: 1)
 
 
 # --- class 3: stdout closed, broken or full; a terminal one column wide ------------------

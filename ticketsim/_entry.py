@@ -29,6 +29,26 @@ def _interrupted(signum: int, frame: object) -> None:
     os._exit(130)
 
 
+def _no_bytecode_under_a_size_limit() -> None:
+    """Under a file size limit (``ulimit -f``) write no bytecode, here or in the buyers.
+
+    Python ignores SIGXFSZ, so a write past the limit is cut short without an error,
+    and its import system does not check: the ``.pyc`` of a module compiled here would
+    be left truncated in the cache, and every later ``ticketsim`` (of any user, with no
+    limit) would end in "marshal data too short" when it imports that module.
+    """
+    try:
+        import resource  # noqa: PLC0415 - a built-in module, and only for this
+    except ImportError:  # pragma: no cover - Windows has no such limit
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        sys.dont_write_bytecode = True
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # for buyers that start afresh (spawn)
+
+
+_no_bytecode_under_a_size_limit()
+
 # From here until main() is called; not in a buyer importing this module (below).
 if "__mp_main__" not in sys.modules:
     signals.signal(signals.SIGINT, _interrupted)
