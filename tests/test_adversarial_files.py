@@ -1015,3 +1015,33 @@ def test_the_sqlite_file_beside_the_db_is_the_one_named_when_it_cannot_be_used(
     assert result.stderr.startswith(f"ticketsim: error: --store={beside}: is a ")
     assert len(result.stderr.splitlines()) == 1
     assert not db.exists()
+
+
+@pytest.mark.parametrize("command", [["reset"], ["run", "--lock", "--buyers", "2", "--delay", "0"]])
+@pytest.mark.parametrize(
+    ("content", "replaced"),
+    [
+        (b"my thesis, chapter 1\n", False),
+        (b'{"type": "sale", "format": "ticketsim-history/2", "generator": "ticketsim"}\n', False),
+        (b'{"name": "not tickets"}', False),
+        (b"", True),
+        (b'{\n  "format": "ticketsim/1",\n  "ev', True),  # what open('w') of `none` left
+        (b'{"event": "Mine", "tickets": 3, "remaining": 3, "ledger": []}', True),  # by hand
+    ],
+    ids=["notes", "history", "other-json", "empty", "torn", "made-by-hand"],
+)
+def test_a_db_that_is_no_ticket_db_is_never_replaced(
+    tmp_path: Path, command: list[str], content: bytes, replaced: bool
+) -> None:
+    """'reset --db notes.txt' made the user's notes a ticket db; a history given as --db
+    by mistake went the same way. A ticket db, or one a sale left torn, is reset."""
+    db = tmp_path / "named.txt"
+    db.write_bytes(content)
+    done = invoke(*command, "--db", str(db))
+    if replaced:
+        assert done.exit_code in (0, 1), done.output
+        assert dbfile.load(db).format == dbfile.FORMAT
+    else:
+        assert_refused(done.exit_code, done.stderr, "--db", "not a ticket db")
+        assert db.read_bytes() == content
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["named.txt"]

@@ -213,7 +213,10 @@ BAD_INPUT = [
 def test_bad_input_is_one_line_exit_2_and_leaves_the_db_alone(
     db_path: Path, args: list[str], message: str
 ) -> None:
-    db_path.write_text("not a db, and it must stay exactly like this\n")
+    # A db made by hand, which a run would reset (with --keep, one that is no db): it
+    # must stay exactly like this.
+    made = '{"event": "Mine", "tickets": 3, "remaining": 3, "ledger": []}\n'
+    db_path.write_text("not a db\n" if args == ["--keep"] else made)
     before = db_path.read_bytes()
     result = invoke("run", "--db", str(db_path), *args)
     assert result.exit_code == 2

@@ -32,7 +32,7 @@ from ticketsim.core._files import (
 from ticketsim.core.frozen import frozen
 from ticketsim.core.names import DEFAULT_DB, StrategyName
 from ticketsim.core.stores import SQLITE_SIDES, sqlite_file
-from ticketsim.errors import PathError, SystemRefused
+from ticketsim.errors import DbError, PathError, SystemRefused
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -248,6 +248,9 @@ def _vet_one(use: Use) -> _Identity:
 def _vet_mark(use: Use) -> None:
     """An existing output must be one ticketsim wrote (its mark near its start), or
     empty: anything else is the user's, and ticketsim never replaces it."""
+    if use.db and use.writes and use.missing is None:  # a db the command resets
+        _vet_replaceable_db(use)
+        return
     marks = _MARKS.get(use.option) if use.writes else None
     raw = os.fspath(use.path or "")
     if marks is None or not os.path.exists(raw):
@@ -264,6 +267,39 @@ def _vet_mark(use: Use) -> None:
             f"the file exists and is not {_WHAT[use.option]} ticketsim wrote",
             "give a new path, or move the file away",
         )
+
+
+def _vet_replaceable_db(use: Use) -> None:
+    """A db a command resets must be a ticket db (ticketsim's, or one made by hand),
+    one a sale of ticketsim's left empty or half written (``open('w')``), or nothing:
+    a file of anything else (notes, a history named by mistake) is the user's."""
+    raw = os.fspath(use.path or "")
+    if not os.path.exists(raw):
+        return
+    try:
+        with open_regular(raw, lambda mode: not_regular(use.option, raw, mode)) as file:
+            head = file.read(_MARK_WITHIN)
+    except OSError as exc:
+        raise _unreachable(use, raw, exc) from None
+    compact = b"".join(head.split())[: len(_DB_START)]
+    if _DB_START.startswith(compact):  # empty, or ticketsim's own, whole or torn
+        return
+    from ticketsim.core import db as dbfile  # noqa: PLC0415 - only for a db made by hand
+
+    try:
+        dbfile.load(raw)
+    except DbError:
+        raise PathError(
+            use.option,
+            raw,
+            "the file is not a ticket db, and ticketsim never replaces a file it did not make",
+            f"give another {use.option}, or move the file away",
+        ) from None
+
+
+#: How a db ticketsim writes begins, whitespace left out: the first line of every
+#: db it writes, and of what an ``open('w')`` of the ``none`` strategy left of one.
+_DB_START: Final = b'{"format":"ticketsim/'
 
 
 def _streams() -> dict[_Identity, str]:
