@@ -118,6 +118,12 @@ BAD_DBS: list[tuple[str, str | bytes | None, str]] = [
     ),
     ("missing-keys", '{"tickets": 3}', "lacks the key(s) event, ledger, remaining"),
     (
+        # A --keep run wrote the sale back without it: lost without a word.
+        "a-sale-key-not-kept",
+        _db(ledger=[{**json.loads(dbfile.dumps(SOLD))["ledger"][0], "email": "a@b"}]),
+        'ledger[0] has "email", which ticketsim does not keep in a sale',
+    ),
+    (
         "too-many-tickets",
         _db(tickets=10**30, remaining=10**30 - 1),
         f"tickets={10**30} is more than ticketsim sells (1000000)",

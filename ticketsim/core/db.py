@@ -227,6 +227,14 @@ def _sale(source: str, index: int, raw: object) -> Sale:
     missing = _SALE_KEYS - raw.keys()
     if missing:
         raise DbError(source, f"{where} lacks {', '.join(sorted(missing))}")
+    unknown = raw.keys() - _SALE_KEYS
+    if unknown:  # a sale is written back with its four fields: the rest would be lost
+        raise DbError(
+            source,
+            f"{where} has {', '.join(json.dumps(key) for key in sorted(unknown))}, which "
+            "ticketsim does not keep in a sale",
+            "remove it, or keep it in a file of its own",
+        )
     buyer, when = raw["buyer"], raw["time"]
     if not isinstance(buyer, str) or not buyer:
         raise DbError(source, f"{where}.buyer must be a non-empty string")
