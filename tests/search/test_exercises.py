@@ -158,3 +158,21 @@ def test_a_check_clears_the_shop_files_of_checks_that_were_killed(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ['open(path, "w").write("garbage")', "os.unlink(path)"],
+    ids=["garbled", "deleted"],
+)
+def test_a_buyer_that_breaks_the_shops_file_is_a_broken_fix(tmp_path: Path, damage: str) -> None:
+    """It was blamed on --sold, an option the student never gave (exit 2)."""
+    student = _student(
+        tmp_path,
+        f"import os\n\ndef buy(path, buyer):\n    {damage}\n    return None\n",
+    )
+    checked = check_file(1, student)
+    assert checked.report is not None
+    assert checked.report.exit_code == ExitCode.VIOLATED
+    said = [v.explanation for v in checked.report.violations]
+    assert any("the shop's file was left unreadable" in words for words in said), said

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from filelock import FileLock
 
@@ -64,6 +64,28 @@ def record_sale(path: str, buyer: int, seat: int) -> None:
 def sales(path: str) -> list[tuple[int, int]]:
     """Every sale the shop holds, as ``(buyer, seat)``."""
     return [(int(b), int(s)) for b, s in _load(path)["sold"]]
+
+
+#: What reading a shop's file raises when a buyer has deleted it or written over it.
+_UNREADABLE: Final = (OSError, ValueError, KeyError, TypeError)
+
+
+def sales_left(path: str) -> list[tuple[int, int]]:
+    """:func:`sales`, or none when a buyer left the file unreadable: :func:`intact`
+    says so, as a broken invariant of the buyer's, not of whoever lists the sales."""
+    try:
+        return sales(path)
+    except _UNREADABLE:
+        return []
+
+
+def intact(path: str) -> str | None:
+    """``None`` while the shop's file still holds a shop; else what a buyer did to it."""
+    try:
+        sales(path)
+    except _UNREADABLE as exc:
+        return f"the shop's file was left unreadable ({type(exc).__name__}: {exc})"
+    return None
 
 
 @contextlib.contextmanager
