@@ -341,7 +341,7 @@ class Report:
 _IN_WORDS: Final = {
     Kind.COUNT_MISMATCH: "the count disagrees with the ledger",
     Kind.NEGATIVE_REMAINING: "the count went below zero",
-    Kind.SEAT_CONFLICT: "the ledger holds a seat twice or one not on sale",
+    Kind.SEAT_CONFLICT: "a seat was sold twice, or a sale named no seat on sale",
     Kind.UNDERSOLD: "sold fewer tickets than it could",
     Kind.UNREADABLE_DB: "the db was left unreadable, so its sales are unknown",
     Kind.YOUR_INVARIANT: "your own invariant broke",
