@@ -250,7 +250,8 @@ def test_an_empty_path_or_one_ending_in_a_slash_is_refused(
     result = invoke(*_args(command, {"--db": spelling}))
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "--db" in result.stderr
+    assert f"--db={spelling!r}" in result.stderr  # echoed, even empty
+    assert "env var" not in result.stderr  # none was set: it is what was typed
     assert words in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing created
 

@@ -189,7 +189,9 @@ def usage(exc: Exception, args: Sequence[str] | None) -> int:
     message = error.format_message()
     param = getattr(exc, "param", None) if isinstance(exc, typer.BadParameter) else None
     opts = getattr(param, "opts", None) or []
-    given = next((v for v in (_given(o, args or sys.argv[1:]) for o in opts) if v), None)
+    given = next(
+        (v for v in (_given(o, args or sys.argv[1:]) for o in opts) if v is not None), None
+    )
     if given is not None:
         message = f"{opts[0]}={given!r}: {error.message}"
     fail(f"{message} (see '{where} --help')", error.exit_code)
