@@ -252,18 +252,13 @@ def _vet_mark(use: Use) -> None:
         _vet_replaceable_db(use)
         return
     marks = _MARKS.get(use.option) if use.writes else None
-    raw = os.fspath(use.path or "")
-    if marks is None or not os.path.exists(raw):
+    if marks is None:
         return
-    try:
-        with open_regular(raw, lambda mode: not_regular(use.option, raw, mode)) as file:
-            head = file.read(_MARK_WITHIN)
-    except OSError as exc:
-        raise _unreachable(use, raw, exc) from None
+    head = _head_of(use)
     if head and not any(all(text.encode() in head for text in mark) for mark in marks):
         raise PathError(
             use.option,
-            raw,
+            os.fspath(use.path or ""),
             f"the file exists and is not {_WHAT[use.option]} ticketsim wrote",
             "give a new path, or move the file away",
         )
@@ -274,13 +269,9 @@ def _vet_replaceable_db(use: Use) -> None:
     one a sale of ticketsim's left empty or half written (``open('w')``), or nothing:
     a file of anything else (notes, a history named by mistake) is the user's."""
     raw = os.fspath(use.path or "")
-    if not os.path.exists(raw):
+    head = _head_of(use)
+    if head is None:
         return
-    try:
-        with open_regular(raw, lambda mode: not_regular(use.option, raw, mode)) as file:
-            head = file.read(_MARK_WITHIN)
-    except OSError as exc:
-        raise _unreachable(use, raw, exc) from None
     compact = b"".join(head.split())[: len(_DB_START)]
     if _DB_START.startswith(compact):  # empty, or ticketsim's own, whole or torn
         return
@@ -295,6 +286,19 @@ def _vet_replaceable_db(use: Use) -> None:
             "the file is not a ticket db, and ticketsim never replaces a file it did not make",
             f"give another {use.option}, or move the file away",
         ) from None
+
+
+def _head_of(use: Use) -> bytes | None:
+    """The first bytes of the file ``use`` names, where its mark would be; ``None`` if
+    there is no file yet."""
+    raw = os.fspath(use.path or "")
+    if not os.path.exists(raw):
+        return None
+    try:
+        with open_regular(raw, lambda mode: not_regular(use.option, raw, mode)) as file:
+            return file.read(_MARK_WITHIN)
+    except OSError as exc:
+        raise _unreachable(use, raw, exc) from None
 
 
 #: How a db ticketsim writes begins, whitespace left out: the first line of every

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from ticketsim.core._files import process_gone
 from ticketsim.errors import ConfigError, SystemRefused
 from ticketsim.servers.base import tie_to_this_thread
 
@@ -86,16 +87,6 @@ def _run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[
     return done
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _links() -> list[str]:
     """The names of this machine's network links."""
     names = []
@@ -111,7 +102,7 @@ def sweep() -> list[str]:
     swept = []
     for link in _links():
         match = _VETH.fullmatch(link)
-        if match and not _alive(int(match.group(1))):
+        if match and process_gone(int(match.group(1))):
             _ip("link", "delete", link, check=False)
             swept.append(link)
     return swept
