@@ -299,3 +299,17 @@ def test_check_names_what_is_wrong_with_the_history_before_looking_for_a_db(
     assert done.returncode == ExitCode.BAD_INPUT, done.stderr
     assert f"--history={path}: {words}" in done.stderr
     assert "--db" not in done.stderr
+
+
+def test_a_final_ledger_whose_sales_no_event_names_is_not_the_sales(tmp_path: Path) -> None:
+    """A final ledger whose pids are not the ones the events gave the buyers holds
+    none of their sales: the checker called that a certain LOST UPDATE (exit 1)."""
+    write = {"buyer": 1, "step": "write", "t": 1.5, "seat": 1}
+    path = _system_history(tmp_path, 1, 1, _READY_1, write, _OK_1)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    final = json.loads(lines[-1])
+    final["db"]["ledger"][0]["pid"] = 4242  # the OS's pid; the events said 7
+    path.write_text("\n".join([*lines[:-1], json.dumps(final)]) + "\n", encoding="utf-8")
+    done = _check(path)
+    assert done.returncode == ExitCode.BAD_INPUT, done.stdout + done.stderr
+    assert "the final db is not this sale's: none of the 1 sale(s)" in done.stderr

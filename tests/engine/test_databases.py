@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from sales import SERVERS, assert_protocol, descendants, fresh_db, sale, script
 from server_processes import users_of
 
+from ticketsim.analysis import history as historyfile
 from ticketsim.analysis.checker import Kind
 from ticketsim.analysis.report import build_report
 from ticketsim.core import db as dbfile
@@ -391,6 +392,11 @@ def test_a_server_that_dies_after_the_sales_is_no_lost_update(db_path: Path, use
     assert report.exit_code is ExitCode.STALLED
     assert report.verdict.startswith("INCOMPLETE: 3 of 3 buyer(s) were told they got one")
     assert "could not be read back" in report.verdict if users else "went away" in report.verdict
+    # Its history checks the same later: the db file is not what the sale left.
+    saved = db_path.parent / "history.jsonl"
+    historyfile.save(saved, result)
+    again = build_report(historyfile.load(saved, db_path))
+    assert (again.verdict, again.exit_code) == (report.verdict, report.exit_code)
     assert report.to_json()["final_unknown"] == result.final_unknown
 
 

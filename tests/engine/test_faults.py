@@ -151,6 +151,17 @@ def test_a_bad_db_is_refused_and_left_as_it_was(
     assert (db_path.read_bytes() if db_path.exists() else None) == before
 
 
+def test_a_sale_key_ticketsim_does_not_keep_is_only_refused_where_it_would_be_lost(
+    db_path: Path,
+) -> None:
+    """Reading such a db loses nothing ('show', 'check'); a --keep run would."""
+    sale = {**json.loads(dbfile.dumps(SOLD))["ledger"][0], "email": "a@b"}
+    db_path.write_text(_db(ledger=[sale]))
+    assert invoke("show", "--db", str(db_path)).exit_code == 0
+    refused = invoke("run", "--keep", "--lock", "--db", str(db_path), *FAST)
+    assert refused.exit_code == ExitCode.BAD_INPUT
+
+
 def test_a_db_too_large_to_be_one(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db_path.write_text(GOOD)
     monkeypatch.setattr(dbfile, "MAX_DB_BYTES", 64)

@@ -73,6 +73,7 @@ def header(result: RunResult) -> dict[str, Any]:
         "elapsed_s": result.elapsed_s,
         "startup_s": result.startup_s,
         "stalled": result.stalled,
+        "final_unknown": result.final_unknown,
         "initial": result.initial.to_json(),
     }
 
@@ -228,7 +229,9 @@ def _foreign(initial: dbfile.TicketDB, final: dbfile.TicketDB, events: list[Even
     A history records no id of its db, so what it does record is compared: the event,
     the tickets put on sale, and the ledger the sale opened with, which a sale only
     ever adds to. Sales the db has beyond the history's are allowed: another program
-    may have sold from the same db at the same time.
+    may have sold from the same db at the same time; but at least one of the sales the
+    history's buyers wrote must be there, naming a buyer and pid its events name (the
+    last written stays, whoever read before it).
     """
     if final.event != initial.event:
         return f"its event is {final.event!r}, the sale's was {initial.event!r}"
@@ -359,9 +362,9 @@ def load(
             path, number, f"elapsed_s={elapsed} and startup_s={startup} are spans of time: "
             "neither can be negative",
         )  # fmt: skip
-    stalled = head.get("stalled")
-    if stalled is not None and not isinstance(stalled, str):
-        raise HistoryError(path, number, "stalled must be null or a string")
+    stalled = _text_or_null(path, number, head, "stalled")
+    # The sale's server went away with what it held: the db file is not its end.
+    final_unknown = None if system else _text_or_null(path, number, head, "final_unknown")
     events, told, told_at = _events(path, rows, config.buyers, head["format"], system is not None)
     if system is not None:  # its own final state, or none: then the history alone
         if told is not None and not initial.event:  # it named no event: its final does
@@ -373,6 +376,8 @@ def load(
         if opened_at is None or elapsed is None:
             opened_at = events[0].t if events else 0.0
             elapsed = (events[-1].t - opened_at) if events else 0.0
+    elif final_unknown is not None:
+        final, final_error = None, None
     else:
         final, final_error = _final(db_path or "", initial, events, store)
     return RunResult(
@@ -390,7 +395,15 @@ def load(
         schedule=config.schedule and str(config.steps()),
         system=system,
         system_safe=system_safe,
+        final_unknown=final_unknown,
     )
+
+
+def _text_or_null(path: str, number: int, head: dict[str, Any], key: str) -> str | None:
+    value = head.get(key)
+    if value is not None and not isinstance(value, str):
+        raise HistoryError(path, number, f"{key} must be null or a string")
+    return value
 
 
 def _first_line(

@@ -227,14 +227,6 @@ def _sale(source: str, index: int, raw: object) -> Sale:
     missing = _SALE_KEYS - raw.keys()
     if missing:
         raise DbError(source, f"{where} lacks {', '.join(sorted(missing))}")
-    unknown = raw.keys() - _SALE_KEYS
-    if unknown:  # a sale is written back with its four fields: the rest would be lost
-        raise DbError(
-            source,
-            f"{where} has {', '.join(json.dumps(key) for key in sorted(unknown))}, which "
-            "ticketsim does not keep in a sale",
-            "remove it, or keep it in a file of its own",
-        )
     buyer, when = raw["buyer"], raw["time"]
     if not isinstance(buyer, str) or not buyer:
         raise DbError(source, f"{where}.buyer must be a non-empty string")
@@ -250,15 +242,33 @@ def _sale(source: str, index: int, raw: object) -> Sale:
     )
 
 
-def parse(text: str, *, source: str = "<db>") -> TicketDB:
-    """Parse and validate the text of a ticket db; raise :class:`DbError` naming ``source``."""
+def parse(text: str, *, source: str = "<db>", keeping: bool = False) -> TicketDB:
+    """Parse and validate the text of a ticket db; raise :class:`DbError` naming ``source``.
+    ``keeping``: the db is to be written back (``--keep``), so a key of a sale's that
+    ticketsim does not know, which it would drop, is refused too."""
     raw = _decode(text, source)
     head = _head(raw, source, required=_KEYS - {"format"})
     _keepable(raw, source)
     ledger = raw["ledger"]
     if not isinstance(ledger, list):
         raise DbError(source, f"ledger must be a list, got {type(ledger).__name__}")
-    return replace(head, ledger=tuple(_sale(source, i, sale) for i, sale in enumerate(ledger)))
+    sales = tuple(_sale(source, i, sale) for i, sale in enumerate(ledger))
+    if keeping:
+        _kept_whole(source, ledger)
+    return replace(head, ledger=sales)
+
+
+def _kept_whole(source: str, ledger: list[dict[str, Any]]) -> None:
+    """A sale is written back with its four fields: any other key of one would be lost."""
+    for i, raw in enumerate(ledger):
+        unknown = raw.keys() - _SALE_KEYS
+        if unknown:
+            raise DbError(
+                source,
+                f"ledger[{i}] has {', '.join(json.dumps(key) for key in sorted(unknown))}, "
+                "which ticketsim does not keep in a sale",
+                "remove it, or keep it in a file of its own",
+            )
 
 
 def from_values(
@@ -428,9 +438,9 @@ def _utf8(source: str, data: bytes) -> str:
         raise DbError(source, "is not UTF-8 text") from None
 
 
-def load(path: str | os.PathLike[str]) -> TicketDB:
-    """Read and validate the db at ``path``."""
-    return parse(read_text(path), source=os.fspath(path))
+def load(path: str | os.PathLike[str], *, keeping: bool = False) -> TicketDB:
+    """Read and validate the db at ``path`` (``keeping``: see :func:`parse`)."""
+    return parse(read_text(path), source=os.fspath(path), keeping=keeping)
 
 
 def write_atomic(path: str | os.PathLike[str], db: TicketDB) -> None:

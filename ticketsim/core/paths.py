@@ -279,12 +279,14 @@ def _vet_replaceable_db(use: Use) -> None:
 
     try:
         dbfile.load(raw)
-    except DbError:
+    except DbError as exc:
+        # A ticket db made by hand with a slip in it is the user's to fix: said what.
         raise PathError(
             use.option,
             raw,
-            "the file is not a ticket db, and ticketsim never replaces a file it did not make",
-            f"give another {use.option}, or move the file away",
+            f"the file is not a ticket db ({exc.problem}), and ticketsim never replaces a "
+            "file it did not make",
+            f"fix it, give another {use.option}, or move the file away",
         ) from None
 
 

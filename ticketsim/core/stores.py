@@ -116,7 +116,7 @@ def _query_password_hidden(url: str) -> str:
     query, hash_mark, fragment = query.partition("#")
     options = [
         option.partition("=")[0] + "=***"
-        if option.partition("=")[0].lower() == "password"
+        if "password" in option.partition("=")[0].lower()  # sslpassword too
         else option
         for option in query.split("&")
     ]

@@ -475,7 +475,9 @@ def check_sale(
         quiet = [row.name for row in rows if not row.done]
         started = board.started()
         history = in_store_order(board.history())
-        _require_agreement(at, rows, history)
+        # The rows as they are now: a host that joined since they were read may have
+        # recorded events already (its row is written as it joins, before any).
+        _require_agreement(at, board.hosts(), history)
         if not rows and hosts is None:  # no buyer at all: a report would have to invent one
             raise NoVerdict(
                 f"sale {card.id}",

@@ -138,7 +138,7 @@ def vet_db(config: RunConfig) -> dbfile.TicketDB | None:
     if not config.keep:
         return None
     try:
-        initial = dbfile.load(path)
+        initial = dbfile.load(path, keeping=True)
     except DbError as exc:
         if exc.advice is not None:
             raise

@@ -327,9 +327,14 @@ def _refusals(url: str) -> Iterator[None]:
         state = getattr(exc, "sqlstate", None) or ""
         if state in _DAMAGE:
             raise damaged(redacted(url), one_line(exc)) from None
-        if not state.startswith(_REFUSALS):
+        # The connection lost (psycopg's own error, with no SQLSTATE) is the server's too.
+        if not state.startswith(_REFUSALS) and not isinstance(exc, psycopg.OperationalError):
             raise
-        advice = "give the role the rights ticketsim needs (or use another), or see the server"
+        advice = (
+            "give the role the rights ticketsim needs (or use another), or see the server"
+            if state
+            else "is the server up, and the network to it?"
+        )
         raise ServerUnavailable(redacted(url), one_line(exc), advice) from None
 
 
