@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from ticketsim.core import db as dbfile
 from ticketsim.core._files import (
     kind,
     not_regular,
@@ -275,8 +276,6 @@ def _vet_replaceable_db(use: Use) -> None:
     compact = b"".join(head.split())[: len(_DB_START)]
     if _DB_START.startswith(compact):  # empty, or ticketsim's own, whole or torn
         return
-    from ticketsim.core import db as dbfile  # noqa: PLC0415 - only for a db made by hand
-
     try:
         dbfile.load(raw)
     except DbError as exc:

@@ -120,20 +120,19 @@ def user_store(
     return make_store(parsed.kind, parsed.location, plan=plan, initial=initial, detached=True)
 
 
-def require_room(
-    store: DatabaseStore, needed: int, shown: str, advice: str = NO_ROOM_ADVICE
-) -> None:
+def require_room(store: DatabaseStore, needed: int, shown: str, advice: str | None = None) -> None:
     """Refuse (:class:`ServerUnavailable`) a sale on the user's server that has no room
     for ``needed`` more clients, before anything is written there: its buyers would
     be turned away one by one as they connect, and the sale end with them unfinished.
-    ``advice`` says what the command at hand can do about it."""
+    ``advice`` says what the command at hand can do about it (``None``: a sale on one
+    machine's, :data:`NO_ROOM_ADVICE`)."""
     room = store.room()
     if room is not None and room.free < needed:
         raise ServerUnavailable(
             shown,
             f"{room.limit}, so {max(0, room.free)} more can connect; this sale's buyers "
             f"need {needed} at once",
-            advice,
+            advice or NO_ROOM_ADVICE,
         )
 
 

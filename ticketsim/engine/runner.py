@@ -159,13 +159,10 @@ def _prepare_store(config: RunConfig) -> dbfile.TicketDB:
     """The user's store as the sale opens: fresh tickets, or with ``keep``, as it is."""
     store = databases.user_store(config.store or "", strategy=config.strategy)
     if config.strategy in databases.PLANS:  # its buyers connect to it, each on its own
-        shown = stores.parse(config.store or "").shown
         # Over hosts every buyer is a process of its own: --pool is refused there.
-        if config.hosts is None:
-            databases.require_room(store, config.connections, shown)
-        else:
-            advice = "raise that limit, or lower --buyers"
-            databases.require_room(store, config.connections, shown, advice)
+        advice = None if config.hosts is None else "raise that limit, or lower --buyers"
+        shown = stores.parse(config.store or "").shown
+        databases.require_room(store, config.connections, shown, advice)
     if config.keep:
         initial = store.snapshot()
         problems = check_db(initial)
